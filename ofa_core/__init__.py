@@ -1,0 +1,1 @@
+"""OFA models, tokenizers and processors."""
