@@ -10,6 +10,7 @@ from transformers.cache_utils import Cache, EncoderDecoderCache
 
 from ofa_core.configuration import OFAConfig
 from ofa_core.modeling.encoder import head_bias, relative_tables
+from ofa_core.modeling.drop_path import drop_path_rates
 from ofa_core.modeling.layers import OFADecoderLayer
 from ofa_core.modeling.positions import text_relative_buckets
 
@@ -61,7 +62,7 @@ class OFADecoder(nn.Module):
         self.cross_pos_q_linear = nn.Linear(d, d)
         self.cross_pos_k_linear = nn.Linear(d, d)
         self.pos_scaling = (d / heads * config.attn_scale_factor) ** -0.5
-        rates = torch.linspace(0, config.decoder_drop_path_rate, config.decoder_layers).tolist()
+        rates = drop_path_rates(config.decoder_drop_path_rate, config.decoder_layers)
         self.layers = nn.ModuleList(OFADecoderLayer(config, index, rate) for index, rate in enumerate(rates))
         self.layer_norm = nn.LayerNorm(d)
         self.token_rel_pos_table_list, self.image_rel_pos_table_list = relative_tables(

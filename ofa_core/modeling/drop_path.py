@@ -23,3 +23,10 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
+
+
+def drop_path_rates(rate: float, count: int) -> list[float]:
+    """Rates rising linearly from 0 to `rate` over `count` layers (plain floats: safe on the meta device)."""
+    if count == 1:
+        return [0.0]
+    return [rate * index / (count - 1) for index in range(count)]

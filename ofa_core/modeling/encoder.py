@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ofa_core.configuration import OFAConfig
+from ofa_core.modeling.drop_path import drop_path_rates
 from ofa_core.modeling.layers import OFAEncoderLayer
 from ofa_core.modeling.outputs import OFAEncoderOutput
 from ofa_core.modeling.resnet import ResNetTrunk
@@ -54,7 +55,7 @@ class OFAEncoder(nn.Module):
         self.pos_q_linear = nn.Linear(d, d)
         self.pos_k_linear = nn.Linear(d, d)
         self.pos_scaling = (d / heads * config.attn_scale_factor) ** -0.5
-        rates = torch.linspace(0, config.encoder_drop_path_rate, config.encoder_layers).tolist()
+        rates = drop_path_rates(config.encoder_drop_path_rate, config.encoder_layers)
         self.layers = nn.ModuleList(OFAEncoderLayer(config, rate) for rate in rates)
         self.layer_norm = nn.LayerNorm(d)
         self.token_rel_pos_table_list, self.image_rel_pos_table_list = relative_tables(

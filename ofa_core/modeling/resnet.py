@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ofa_core.modeling.drop_path import DropPath
+from ofa_core.modeling.drop_path import DropPath, drop_path_rates
 
 
 class Bottleneck(nn.Module):
@@ -55,7 +55,7 @@ class ResNetTrunk(nn.Module):
         channels = 64
         for index, (planes, count, stride) in enumerate(zip((64, 128, 256), blocks, (1, 2, 2)), start=1):
             # The first block of each stage never drops; the others ramp up to the rate.
-            rates = torch.linspace(0, drop_path_rate, count).tolist()
+            rates = drop_path_rates(drop_path_rate, count)
             stage = [Bottleneck(channels, planes, stride)]
             channels = planes * Bottleneck.expansion
             stage += [Bottleneck(channels, planes, drop_path=rates[i]) for i in range(1, count)]
