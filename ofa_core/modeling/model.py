@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from ofa_core.configuration import OFAConfig
+from ofa_core.generation.beam_search import AllowedTokensFn, BeamSearch, Hypothesis
+from ofa_core.generation.defaults import generation_config_for, to_search_settings
 from ofa_core.modeling.attention import OFAAttention
 from ofa_core.modeling.decoder import DecoderPositionBias, OFADecoder
 from ofa_core.modeling.encoder import OFAEncoder
@@ -128,6 +133,13 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
         self.model = OFAModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
+        ids = {
+            "bos_token_id": config.bos_token_id,
+            "eos_token_id": config.eos_token_id,
+            "pad_token_id": config.pad_token_id,
+            "decoder_start_token_id": config.decoder_start_token_id,
+        }
+        self.generation_config = generation_config_for("default", **ids)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.shared
@@ -188,3 +200,63 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
         )
+
+    # Options transformers' search understands and ours does not: they route to `super().generate`.
+    _HF_ONLY_OPTIONS = ("logits_processor", "stopping_criteria", "constraints", "assistant_model", "streamer")
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
+        prefix_allowed_tokens_fn: AllowedTokensFn | None = None,
+        **kwargs,
+    ):
+        """Generate with OFA's official (fairseq) search unless sampling or a transformers-only option is asked.
+
+        Inputs are the processor's: `input_ids`, `attention_mask`, `patch_images`, `patch_masks`.
+        Beam/greedy search ranks, normalises and stops exactly like fairseq; `max_new_tokens`
+        counts the EOS (fairseq `max_len_b` = `max_new_tokens - 1`) and `min_new_tokens` is
+        fairseq's `min_len`.  `prefix_allowed_tokens_fn(batch_id, tokens)` restricts each step
+        before normalisation, as OFA's constrained decoding does.
+        """
+        config = copy.deepcopy(generation_config or self.generation_config)
+        model_inputs = config.update(**kwargs)
+        if config.do_sample or any(model_inputs.get(name) is not None for name in self._HF_ONLY_OPTIONS):
+            return super().generate(
+                input_ids,
+                generation_config=config,
+                prefix_allowed_tokens_fn=prefix_allowed_tokens_fn,
+                **model_inputs,
+            )
+        return_dict = bool(config.return_dict_in_generate)
+        settings = to_search_settings(config)
+        if settings.num_return_sequences > settings.beam:
+            raise ValueError(
+                f"num_return_sequences ({settings.num_return_sequences}) cannot exceed num_beams ({settings.beam})"
+            )
+        search = BeamSearch(self, settings, prefix_allowed_tokens_fn)
+        finalized = search.run(
+            input_ids,
+            attention_mask=model_inputs.get("attention_mask"),
+            patch_images=model_inputs.get("patch_images"),
+            patch_masks=model_inputs.get("patch_masks"),
+            encoder_outputs=model_inputs.get("encoder_outputs"),
+        )
+        sequences, scores = self._pack(finalized, settings.num_return_sequences, input_ids.device)
+        if return_dict:
+            return GenerateBeamEncoderDecoderOutput(sequences=sequences, sequences_scores=scores)
+        return sequences
+
+    def _pack(
+        self, finalized: list[list[Hypothesis]], per_input: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hypotheses -> `[B * per_input, 1 + L]` ids (start token first, pad after EOS) and their scores."""
+        chosen = [hypothesis for hypotheses in finalized for hypothesis in hypotheses[:per_input]]
+        width = 1 + max(len(hypothesis.tokens) for hypothesis in chosen)
+        sequences = torch.full((len(chosen), width), self.config.pad_token_id, dtype=torch.long, device=device)
+        sequences[:, 0] = self.config.decoder_start_token_id
+        for row, hypothesis in enumerate(chosen):
+            sequences[row, 1 : 1 + len(hypothesis.tokens)] = hypothesis.tokens
+        scores = torch.tensor([hypothesis.score for hypothesis in chosen], device=device)
+        return sequences, scores
