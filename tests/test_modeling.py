@@ -277,3 +277,29 @@ def test_sampling_goes_through_transformers_generate_with_the_cache(model):
     torch.manual_seed(0)
     out = model.generate(input_ids=ids, patch_images=images, do_sample=True, num_beams=1, max_new_tokens=5)
     assert out.shape[0] == 2 and out.shape[1] <= 6 and bool((out[:, 0] == 0).all())
+
+
+def test_fast_mode_quantizes_the_decoder_and_still_generates(model):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    from ofa_core.generation.quantize import quantize_for_cpu
+
+    fast = quantize_for_cpu(model)
+    assert isinstance(fast.lm_head, DynamicInt8Linear)
+    assert isinstance(fast.model.decoder.layers[0].fc1, DynamicInt8Linear)
+    assert not isinstance(fast.model.encoder.layers[0].fc1, DynamicInt8Linear)
+    assert not isinstance(model.lm_head, DynamicInt8Linear)
+    ids, images = make_inputs(seed=12)
+    exact = model.generate(input_ids=ids, patch_images=images, num_beams=3, max_new_tokens=6)
+    quick = fast.generate(input_ids=ids, patch_images=images, num_beams=3, max_new_tokens=6)
+    assert quick.shape[0] == exact.shape[0]
+    agreement = (quick[:, :3] == exact[:, :3]).float().mean()
+    assert agreement > 0.5
+
+
+def test_transformers_search_is_available_on_request(model):
+    ids, images = make_inputs(seed=13)
+    out = model.generate(input_ids=ids, patch_images=images, num_beams=3, max_new_tokens=5, search="transformers")
+    assert out.shape[0] == 2 and bool((out[:, 0] == 0).all())
+    with pytest.raises(ValueError, match="search must be"):
+        model.generate(input_ids=ids, patch_images=images, search="greedy-ish")

@@ -210,9 +210,13 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
         input_ids: torch.Tensor | None = None,
         generation_config: GenerationConfig | None = None,
         prefix_allowed_tokens_fn: AllowedTokensFn | None = None,
+        search: str = "official",
         **kwargs,
     ):
-        """Generate with OFA's official (fairseq) search unless sampling or a transformers-only option is asked.
+        """Generate with OFA's official (fairseq) search; `search="transformers"` uses transformers' own.
+
+        Sampling and transformers-only options (logits processors, stopping criteria, ...)
+        always go to transformers' search.
 
         Inputs are the processor's: `input_ids`, `attention_mask`, `patch_images`, `patch_masks`.
         Beam/greedy search ranks, normalises and stops exactly like fairseq; `max_new_tokens`
@@ -222,7 +226,10 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
         """
         config = copy.deepcopy(generation_config or self.generation_config)
         model_inputs = config.update(**kwargs)
-        if config.do_sample or any(model_inputs.get(name) is not None for name in self._HF_ONLY_OPTIONS):
+        if search not in ("official", "transformers"):
+            raise ValueError(f"search must be 'official' or 'transformers', not {search!r}")
+        hf_only = any(model_inputs.get(name) is not None for name in self._HF_ONLY_OPTIONS)
+        if search == "transformers" or config.do_sample or hf_only:
             return super().generate(
                 input_ids,
                 generation_config=config,
