@@ -1,0 +1,40 @@
+"""From an imported checkpoint to a finished model directory: write, verify, then publish atomically."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ofa_core.convert.mapping import Converted
+from ofa_core.convert.to_fairseq import ORIGIN_FILE
+from ofa_core.convert.verify import VerifyResult, verify_directory
+from ofa_core.convert.writer import atomic_directory, build_model, write_preprocessing
+
+
+@dataclass
+class ConversionReport:
+    source: str
+    out: Path
+    converted: Converted
+    parameters: int
+    files: list[str]
+    tokenizer: str | None
+    verify: VerifyResult | None
+    notes: list[str] = field(default_factory=list)
+
+
+def convert_to_directory(converted: Converted, source: str, out: Path, *, tokenizer=None, tokenizer_source: str | None
+                         = None, verify: bool = True) -> ConversionReport:
+    """Write model.safetensors, config.json and preprocessing files into `out`; nothing appears on failure."""
+    notes = list(converted.notes)
+    with atomic_directory(out) as staging:
+        model = build_model(converted.config, converted.state_dict)
+        model.save_pretrained(staging)
+        if "fairseq_model_args" in converted.origin:
+            (staging / ORIGIN_FILE).write_text(json.dumps(converted.origin, indent=1, sort_keys=True, default=str),
+                                               encoding="utf-8")
+        files = write_preprocessing(staging, converted.config, tokenizer)
+        result = verify_directory(staging, model, converted.state_dict) if verify else None
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    return ConversionReport(source, out, converted, parameters, files, tokenizer_source, result, notes)
