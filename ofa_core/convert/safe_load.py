@@ -93,6 +93,8 @@ def _stub_class(module: str, name: str) -> type[Stub]:
 
 def resolve_global(module: str, name: str) -> Any:
     """The object an allowed pickle global stands for; raises `pickle.UnpicklingError` for anything else."""
+    if module == "__builtin__":  # protocol <= 2 pickles spell builtins the Python 2 way
+        module = "builtins"
     if (module, name) == ("argparse", "Namespace"):
         return argparse.Namespace
     if module == "collections" and name == "OrderedDict":

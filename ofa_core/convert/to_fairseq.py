@@ -45,7 +45,9 @@ def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[st
     sizes = {"encoder_embed_dim": config.d_model, "encoder_layers": config.encoder_layers,
              "decoder_layers": config.decoder_layers, "encoder_attention_heads": config.encoder_attention_heads,
              "decoder_attention_heads": config.decoder_attention_heads, "resnet_type": config.resnet_type}
-    arch = next((name for name, values in ARCH_SIZES.items() if values == sizes), "ofa_large")
+    # fairseq fills unset sizes from the arch; every size is set explicitly, so the name only needs to exist.
+    arch = (base or {}).get("arch") or next((name for name, values in ARCH_SIZES.items() if values == sizes),
+                                            "ofa_large")
     derived = {
         **sizes,
         "arch": arch,
