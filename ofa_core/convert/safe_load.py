@@ -11,6 +11,7 @@ is refused before anything is called.
 
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
 import builtins
 import collections
@@ -93,12 +94,15 @@ def _stub_class(module: str, name: str) -> type[Stub]:
 
 def resolve_global(module: str, name: str) -> Any:
     """The object an allowed pickle global stands for; raises `pickle.UnpicklingError` for anything else."""
-    if module == "__builtin__":  # protocol <= 2 pickles spell builtins the Python 2 way
-        module = "builtins"
+    # Protocol <= 2 pickles use Python 2 names (`__builtin__.long` for int); translate as pickle itself does.
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
     if (module, name) == ("argparse", "Namespace"):
         return argparse.Namespace
-    if module == "collections" and name == "OrderedDict":
-        return collections.OrderedDict
+    if module == "collections" and name in ("OrderedDict", "defaultdict"):
+        # A defaultdict's factory is itself a pickled global, so it passes through this allowlist too.
+        return getattr(collections, name)
     if module == "builtins" and name in _BUILTINS:
         return getattr(builtins, name)
     if (module, name) == ("_codecs", "encode"):

@@ -8,6 +8,7 @@ the converter is checked against the layout rather than against itself.
 from __future__ import annotations
 
 import argparse
+import collections
 import enum
 import json
 import math
@@ -179,7 +180,8 @@ def task_settings(vocab: int, **overrides) -> dict:
             "code_dict_size": 8 if small else 8192, **overrides}
 
 
-_FAKE_MODULES = ("fairseq", "fairseq.dataclass", "fairseq.dataclass.constants", "omegaconf", "omegaconf.dictconfig")
+_FAKE_MODULES = ("fairseq", "fairseq.dataclass", "fairseq.dataclass.constants", "omegaconf", "omegaconf.dictconfig",
+                 "omegaconf.nodes")
 
 
 def _fake_modules() -> dict[str, types.ModuleType]:
@@ -190,14 +192,26 @@ def _fake_modules() -> dict[str, types.ModuleType]:
         c10d = "c10d"
         no_c10d = "no_c10d"
 
-    class DictConfig:
-        def __init__(self, content: dict) -> None:
-            self._content = content
+    class AnyNode:
+        def __init__(self, value) -> None:
+            self._val = value
 
         def __getstate__(self) -> dict:
-            return {"_content": self._content, "_metadata": None, "_parent": None}
+            return {"_val": self._val, "_metadata": None, "_parent": None}
 
-    for cls, module in ((DDP_BACKEND_CHOICES, "fairseq.dataclass.constants"), (DictConfig, "omegaconf.dictconfig")):
+    class DictConfig:
+        """Pickles like OmegaConf's: value nodes inside `_content`, flags in a defaultdict."""
+
+        def __init__(self, content: dict) -> None:
+            self._content = {key: DictConfig(value) if isinstance(value, dict) else AnyNode(value)
+                             for key, value in content.items()}
+
+        def __getstate__(self) -> dict:
+            return {"_content": self._content, "_metadata": None, "_parent": None,
+                    "_flags": collections.defaultdict(int, readonly=0)}
+
+    for cls, module in ((DDP_BACKEND_CHOICES, "fairseq.dataclass.constants"), (DictConfig, "omegaconf.dictconfig"),
+                        (AnyNode, "omegaconf.nodes")):
         cls.__module__ = module
         cls.__qualname__ = cls.__name__
         setattr(modules[module], cls.__name__, cls)

@@ -198,3 +198,21 @@ def test_wrong_vocabulary_size(tiny_ckpt: Path, bert_vocab: Path, tmp_path: Path
     assert run_cli("convert", "fairseq", tiny_ckpt, "--out", tmp_path / "out", "--vocab", bert_vocab) == 2
     assert "tokens but the model has 300 embedding rows" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_scale_resids_and_frozen_batch_norm(tmp_path: Path, capsys) -> None:
+    """--scale-resids adds w_resid per layer; --freeze-resnet (FrozenBatchNorm) stores no batch counters."""
+    state = fairseq_model_state(TINY, seed=12, scale_resids=True)
+    for key in [k for k in state if k.endswith("num_batches_tracked")]:
+        del state[key]
+    ckpt = tmp_path / "resid.pt"
+    save_fairseq_checkpoint(ckpt, TINY, state=state, model_overrides={"scale_resids": True, "freeze_resnet": True})
+    out = tmp_path / "out"
+    assert run_cli("convert", "fairseq", ckpt, "--out", out) == 0
+    assert "num_batches_tracked counters" in capsys.readouterr().out
+    model = OFAForConditionalGeneration.from_pretrained(out)
+    assert model.config.scale_resids
+    assert torch.equal(model.state_dict()["model.decoder.layers.1.w_resid"], state["decoder.layers.1.w_resid"])
+    back = tmp_path / "back.pt"
+    assert run_cli("convert", "to-fairseq", out, "--out", back) == 0
+    assert set(load_checkpoint(back)["model"]) == set(state)
