@@ -8,6 +8,7 @@ and the benchmark reports its agreement with exact mode.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
@@ -23,4 +24,8 @@ def quantize_for_cpu(model: OFAForConditionalGeneration) -> OFAForConditionalGen
     """
     fast = copy.deepcopy(model).eval()
     targets = {"model.decoder.layers": default_dynamic_qconfig, "lm_head": default_dynamic_qconfig}
-    return quantize_dynamic(fast, qconfig_spec=targets, dtype=torch.qint8, inplace=True)
+    with warnings.catch_warnings():
+        # torch.ao's eager quantization is deprecated upstream in favour of torchao, but is what the pinned torch ships.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(fast, qconfig_spec=targets, dtype=torch.qint8, inplace=True)

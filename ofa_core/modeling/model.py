@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.utils import logging
 
 from ofa_core.configuration import OFAConfig
 from ofa_core.generation.beam_search import AllowedTokensFn, BeamSearch, Hypothesis
@@ -22,6 +24,8 @@ from ofa_core.modeling.encoder import OFAEncoder
 from ofa_core.modeling.layers import _LayerBase
 from ofa_core.modeling.outputs import OFAEncoderOutput
 
+logger = logging.get_logger(__name__)
+
 
 class OFAPreTrainedModel(PreTrainedModel):
     config_class = OFAConfig
@@ -31,6 +35,30 @@ class OFAPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _no_split_modules = ["OFAEncoderLayer", "OFADecoderLayer"]
     _keys_to_ignore_on_load_unexpected = [r"version$", r"rp_bucket$", r"image_position_idx$"]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Also loads the published transformers ports of OFA (OFA-Sys/ofa-*, YeungNLP/ofa-cn-*) directly.
+
+        A port directory is converted in memory; `python -m ofa_core convert port` saves the result once.
+        """
+        from ofa_core.convert.port import is_port_checkpoint, load_port
+
+        path = os.fspath(pretrained_model_name_or_path)
+        if not is_port_checkpoint(path):
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        config, state = load_port(path)
+        logger.warning_once(
+            f"{path} is a transformers port of OFA; converted it on the fly. "
+            f"Run `python -m ofa_core convert port {path} --out DIR` to convert it once."
+        )
+        if cls is OFAModel:
+            state = {key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")}
+        with torch.device("meta"):
+            model = cls(config)
+        model.load_state_dict(state, strict=True, assign=True)
+        model.tie_weights()
+        return model.eval()
 
     def _init_weights(self, module: nn.Module) -> None:
         """BERT-style normal init for linear/embedding, kaiming for convolutions, ones for scales."""

@@ -125,3 +125,19 @@ def test_hub_id_download_is_used(tmp_path: Path, monkeypatch) -> None:
 def test_not_a_port(tmp_path: Path, config: dict) -> None:
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert not is_port_checkpoint(tmp_path)
+
+
+def test_from_pretrained_converts_a_port_directory_on_the_fly(tmp_path: Path) -> None:
+    from transformers import AutoModelForSeq2SeqLM
+
+    src = tmp_path / "port"
+    state = write_port_dir(src, ZH, seed=10)
+    model = AutoModelForSeq2SeqLM.from_pretrained(src)
+    assert isinstance(model, OFAForConditionalGeneration) and not model.training
+    assert model.lm_head.weight is model.model.shared.weight
+    for key, tensor in _expected(state).items():
+        assert torch.equal(model.state_dict()[key], tensor), key
+    from ofa_core.modeling import OFAModel
+
+    base = OFAModel.from_pretrained(src)
+    assert torch.equal(base.shared.weight, state["encoder.embed_tokens.weight"])
