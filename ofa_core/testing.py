@@ -33,8 +33,8 @@ def randomize_(model: torch.nn.Module, seed: int = 0, scale: float = 0.5) -> tor
     return model
 
 
-def tiny_model(seed: int = 0, **overrides) -> OFAForConditionalGeneration:
-    """The `tiny-test` preset with seeded random weights, in eval mode."""
+def tiny_model(seed: int = 0, preset: str = "tiny-test", scale: float = 0.5, **overrides) -> OFAForConditionalGeneration:
+    """A preset (by default `tiny-test`) with seeded random weights, in eval mode."""
     torch.manual_seed(seed)
-    model = OFAForConditionalGeneration(OFAConfig.from_preset("tiny-test", **overrides))
-    return randomize_(model, seed).eval()
+    model = OFAForConditionalGeneration(OFAConfig.from_preset(preset, **overrides))
+    return randomize_(model, seed, scale).eval()
