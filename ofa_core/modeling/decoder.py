@@ -9,10 +9,10 @@ from torch import nn
 from transformers.cache_utils import Cache, EncoderDecoderCache
 
 from ofa_core.configuration import OFAConfig
-from ofa_core.modeling.encoder import head_bias, relative_tables
 from ofa_core.modeling.drop_path import drop_path_rates
 from ofa_core.modeling.layers import OFADecoderLayer
 from ofa_core.modeling.positions import text_relative_buckets
+from ofa_core.modeling.stack import OFAStack, head_bias
 
 
 @dataclass
@@ -36,7 +36,7 @@ class DecoderPositionBias:
         )
 
 
-class OFADecoder(nn.Module):
+class OFADecoder(OFAStack):
     """Decoder stack.
 
     `code_layernorm_embedding`, `embed_image_positions`, `image_pos_ln` and the image
@@ -45,29 +45,15 @@ class OFADecoder(nn.Module):
     """
 
     def __init__(self, config: OFAConfig, embed_tokens: nn.Embedding) -> None:
-        super().__init__()
-        d, heads = config.d_model, config.decoder_attention_heads
-        self.config = config
-        self.embed_tokens = embed_tokens
-        self.embed_scale = d**0.5 if config.scale_embedding else 1.0
-        self.dropout = nn.Dropout(config.dropout)
-        self.layernorm_embedding = nn.LayerNorm(d) if config.layernorm_embedding else None
+        super().__init__(config, embed_tokens, config.decoder_attention_heads, config.decoder_layers)
+        d = config.d_model
         self.code_layernorm_embedding = nn.LayerNorm(d) if config.code_layernorm_embedding else None
-        self.embed_positions = nn.Embedding(config.max_position_embeddings + 2, d)
-        self.embed_image_positions = nn.Embedding(config.image_bucket_size**2 + 1, d)
-        self.pos_ln = nn.LayerNorm(d)
-        self.image_pos_ln = nn.LayerNorm(d)
         self.self_pos_q_linear = nn.Linear(d, d)
         self.self_pos_k_linear = nn.Linear(d, d)
         self.cross_pos_q_linear = nn.Linear(d, d)
         self.cross_pos_k_linear = nn.Linear(d, d)
-        self.pos_scaling = (d / heads * config.attn_scale_factor) ** -0.5
         rates = drop_path_rates(config.decoder_drop_path_rate, config.decoder_layers)
         self.layers = nn.ModuleList(OFADecoderLayer(config, index, rate) for index, rate in enumerate(rates))
-        self.layer_norm = nn.LayerNorm(d)
-        self.token_rel_pos_table_list, self.image_rel_pos_table_list = relative_tables(
-            config, config.decoder_layers, heads
-        )
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], self.config.decoder_attention_heads, -1).transpose(0, 1)

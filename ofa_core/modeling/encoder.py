@@ -11,56 +11,24 @@ from ofa_core.modeling.drop_path import drop_path_rates
 from ofa_core.modeling.layers import OFAEncoderLayer
 from ofa_core.modeling.outputs import OFAEncoderOutput
 from ofa_core.modeling.resnet import ResNetTrunk
-from ofa_core.modeling.positions import (
-    image_position_ids,
-    image_relative_buckets,
-    num_image_relative_buckets,
-    text_relative_buckets,
-)
+from ofa_core.modeling.positions import image_position_ids, image_relative_buckets, text_relative_buckets
+from ofa_core.modeling.stack import OFAStack, head_bias
 
 RESNET_CHANNELS = 1024
 
 
-def relative_tables(config: OFAConfig, layers: int, heads: int) -> tuple[nn.ModuleList, nn.ModuleList]:
-    """One text and one image relative-position table per layer, each mapping a bucket to a bias per head."""
-    text = nn.ModuleList(nn.Embedding(2 * config.token_bucket_size - 1, heads) for _ in range(layers))
-    image = nn.ModuleList(
-        nn.Embedding(num_image_relative_buckets(config.image_bucket_size), heads) for _ in range(layers)
-    )
-    return text, image
-
-
-def head_bias(table: nn.Embedding, buckets: torch.Tensor) -> torch.Tensor:
-    """`[Q, K]` bucket ids -> `[H, Q, K]` biases."""
-    return F.embedding(buckets, table.weight).permute(2, 0, 1)
-
-
-class OFAEncoder(nn.Module):
+class OFAEncoder(OFAStack):
     def __init__(self, config: OFAConfig, embed_tokens: nn.Embedding) -> None:
-        super().__init__()
-        d, heads = config.d_model, config.encoder_attention_heads
-        self.config = config
-        self.embed_tokens = embed_tokens
-        self.embed_scale = d**0.5 if config.scale_embedding else 1.0
-        self.dropout = nn.Dropout(config.dropout)
-        self.layernorm_embedding = nn.LayerNorm(d) if config.layernorm_embedding else None
+        super().__init__(config, embed_tokens, config.encoder_attention_heads, config.encoder_layers)
+        d = config.d_model
         self.patch_layernorm_embedding = nn.LayerNorm(d) if config.patch_layernorm_embedding else None
         self.type_embedding = nn.Embedding(2, d) if config.add_type_embedding else None
         self.embed_images = ResNetTrunk(config.resnet_layers, config.resnet_drop_path_rate)
         self.image_proj = nn.Linear(RESNET_CHANNELS, d)
-        self.embed_positions = nn.Embedding(config.max_position_embeddings + 2, d)
-        self.embed_image_positions = nn.Embedding(config.image_bucket_size**2 + 1, d)
-        self.pos_ln = nn.LayerNorm(d)
-        self.image_pos_ln = nn.LayerNorm(d)
         self.pos_q_linear = nn.Linear(d, d)
         self.pos_k_linear = nn.Linear(d, d)
-        self.pos_scaling = (d / heads * config.attn_scale_factor) ** -0.5
         rates = drop_path_rates(config.encoder_drop_path_rate, config.encoder_layers)
         self.layers = nn.ModuleList(OFAEncoderLayer(config, rate) for rate in rates)
-        self.layer_norm = nn.LayerNorm(d)
-        self.token_rel_pos_table_list, self.image_rel_pos_table_list = relative_tables(
-            config, config.encoder_layers, heads
-        )
 
     def _embed_text(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         x = self.embed_scale * self.embed_tokens(input_ids)
