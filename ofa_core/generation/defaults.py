@@ -21,6 +21,16 @@ OFFICIAL_SEARCH: dict[str, SearchSettings] = {
 }
 
 
+# fairseq task names of the official checkpoints -> their evaluation search.
+_FAIRSEQ_TASKS = {"caption": "caption", "vqa_gen": "vqa", "refcoco": "grounding", "ocr": "ocr-zh"}
+
+
+def official_task_search(fairseq_task: str | None, language: str) -> str:
+    """Which `OFFICIAL_SEARCH` entry a checkpoint fine-tuned for `fairseq_task` is evaluated with."""
+    task = _FAIRSEQ_TASKS.get(fairseq_task or "", "default")
+    return "caption-zh" if task == "caption" and language == "zh" else task
+
+
 def to_generation_config(settings: SearchSettings, **ids) -> GenerationConfig:
     """transformers counts the EOS among new tokens, fairseq's `max_len_b` does not: hence the +1."""
     return GenerationConfig(
@@ -36,6 +46,12 @@ def to_generation_config(settings: SearchSettings, **ids) -> GenerationConfig:
         early_stopping=True,
         **ids,
     )
+
+
+def special_token_ids(config) -> dict[str, int]:
+    """The ids a `GenerationConfig` must carry, read from a model config."""
+    names = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    return {name: getattr(config, name) for name in names}
 
 
 def generation_config_for(task: str, **ids) -> GenerationConfig:

@@ -17,7 +17,7 @@ from transformers.utils import logging
 
 from ofa_core.configuration import OFAConfig
 from ofa_core.generation.beam_search import AllowedTokensFn, BeamSearch, Hypothesis
-from ofa_core.generation.defaults import generation_config_for, to_search_settings
+from ofa_core.generation.defaults import generation_config_for, special_token_ids, to_search_settings
 from ofa_core.modeling.attention import OFAAttention
 from ofa_core.modeling.decoder import DecoderPositionBias, OFADecoder
 from ofa_core.modeling.encoder import OFAEncoder
@@ -161,13 +161,7 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
         self.model = OFAModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
-        ids = {
-            "bos_token_id": config.bos_token_id,
-            "eos_token_id": config.eos_token_id,
-            "pad_token_id": config.pad_token_id,
-            "decoder_start_token_id": config.decoder_start_token_id,
-        }
-        self.generation_config = generation_config_for("default", **ids)
+        self.generation_config = generation_config_for("default", **special_token_ids(config))
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.shared

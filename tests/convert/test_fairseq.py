@@ -69,6 +69,20 @@ def test_tiny_config_comes_from_the_checkpoint(tiny_dir: Path) -> None:
     assert origin["fairseq_task"]["_name"] == "caption"
 
 
+def test_generation_defaults_follow_the_checkpoints_task(tiny_dir: Path) -> None:
+    """A Chinese caption fine-tune generates with MUGE's official search (beam 8, max_len_b 128, no-repeat 3)."""
+    from transformers import GenerationConfig
+
+    generation = GenerationConfig.from_pretrained(tiny_dir)
+    assert (generation.num_beams, generation.max_new_tokens, generation.no_repeat_ngram_size) == (8, 129, 3)
+    from ofa_core.generation.defaults import official_task_search
+
+    assert official_task_search("caption", "en") == "caption"
+    assert official_task_search("vqa_gen", "en") == "vqa"
+    assert official_task_search("refcoco", "zh") == "grounding"
+    assert official_task_search(None, "zh") == "default"
+
+
 def test_old_args_layout_gives_the_same_model(tmp_path: Path, tiny_dir: Path) -> None:
     ckpt = tmp_path / "old.pt"
     save_fairseq_checkpoint(ckpt, TINY, seed=1, layout="args")
