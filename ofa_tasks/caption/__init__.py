@@ -1,0 +1,1 @@
+"""Image captioning (MUGE in Chinese, COCO in English) as a built-in task plugin."""

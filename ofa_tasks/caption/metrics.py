@@ -1,0 +1,57 @@
+"""CIDEr-D, BLEU-4 and ROUGE-L for captions, scored by pycocoevalcap on pre-tokenised text.
+
+pycocoevalcap's scorers are the reference implementations used for COCO and MUGE results;
+they run in pure Python when given text already split into tokens (its Java tokenizer is
+never called).  Scores are reported x100, as papers and the MUGE leaderboard do.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ofa_tasks.caption.text import TOKENIZERS
+
+
+@attrs.frozen
+class CaptionMetricOptions:
+    """`tokenize`: 'zh' (MUGE: one token per CJK character) or 'en' (lower case, no punctuation)."""
+
+    tokenize: str = attrs.field(default="zh", validator=attrs.validators.in_(sorted(TOKENIZERS)))
+
+
+class CaptionScores:
+    """Collects predictions and references; `compute()` scores them all at once (CIDEr-D needs corpus statistics)."""
+
+    def __init__(self, options: CaptionMetricOptions) -> None:
+        self.tokenize = TOKENIZERS[options.tokenize]
+        self.predictions: list[str] = []
+        self.references: list[list[str]] = []
+
+    def update(self, predictions: list[str], references: list[list[str]]) -> None:
+        if len(predictions) != len(references):
+            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+        self.predictions += list(predictions)
+        self.references += [list(refs) for refs in references]
+
+    def state(self) -> dict:
+        return {"predictions": list(self.predictions), "references": [list(r) for r in self.references]}
+
+    def load_state(self, merged: dict) -> None:
+        self.predictions = list(merged["predictions"])
+        self.references = [list(r) for r in merged["references"]]
+
+    def compute(self) -> dict[str, float]:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        if not self.predictions:
+            return {"cider": 0.0, "bleu4": 0.0, "rouge_l": 0.0}
+        hypotheses, references = {}, {}
+        for index, (prediction, refs) in enumerate(zip(self.predictions, self.references)):
+            hypotheses[index] = [" ".join(self.tokenize(prediction))]
+            references[index] = [" ".join(self.tokenize(ref)) for ref in refs]
+        cider, _ = Cider().compute_score(references, hypotheses)
+        bleu, _ = Bleu(4).compute_score(references, hypotheses, verbose=0)
+        rouge, _ = Rouge().compute_score(references, hypotheses)
+        return {"cider": 100 * float(cider), "bleu4": 100 * float(bleu[3]), "rouge_l": 100 * float(rouge)}

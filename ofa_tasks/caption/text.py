@@ -1,0 +1,29 @@
+"""Caption text as the metrics see it: MUGE's Chinese tokenisation and the English convention.
+
+Chinese: generated text is joined without spaces, then every CJK character is one token, a run
+of ASCII letters/digits is one token and full-width punctuation is kept as its own token
+(whitespace-splitting Chinese would make each caption a single "word").  English: lower case,
+ASCII punctuation removed, split on whitespace, as OFA's caption evaluation does.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+_ZH_TOKEN = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def tokenize_zh(text: str) -> list[str]:
+    """'iPhone12 手机壳，红色' -> ['iPhone12', '手', '机', '壳', '，', '红', '色']; ASCII punctuation dropped."""
+    joined = "".join(text.split())
+    return [token for token in _ZH_TOKEN.findall(joined) if token not in string.punctuation]
+
+
+def tokenize_en(text: str) -> list[str]:
+    """'A dog, running!' -> ['a', 'dog', 'running']."""
+    return text.lower().translate(_ASCII_PUNCTUATION).split()
+
+
+TOKENIZERS = {"zh": tokenize_zh, "en": tokenize_en}
