@@ -1,0 +1,102 @@
+"""`TrainingConfig`: the recipe's `training` block, in transformers `TrainingArguments` vocabulary.
+
+Users arrive knowing the HF key names, so they are kept; validators reject impossible values
+before any compute (a typo in `lr_scheduler_type` must not surface after the first epoch).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+from attrs import validators as v
+
+_non_negative = v.ge(0)
+_positive = v.gt(0)
+
+
+def _probability(_instance, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{attribute.name} must lie in [0, 1), got {value}")
+
+
+def _resume(_instance, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{attribute.name} must be 'auto', a checkpoint path or null, got {value!r}")
+
+
+def _report_to(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """HF accepts a string, a list, 'none' or 'all'; store a tuple of backends."""
+    if value is None or value == "none":
+        return ()
+    if value == "all":
+        return ("tensorboard",)
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class TrainingConfig:
+    """How to train: optimisation, schedule, precision, freezing, evaluation, checkpoints, logging.
+
+    Batch sizes are per process; the global batch of one optimizer step is
+    `per_device_train_batch_size * gradient_accumulation_steps * world_size` samples.
+    """
+
+    output_dir: str = attrs.field(validator=v.instance_of(str))
+    num_train_epochs: float = attrs.field(default=3.0, converter=float, validator=_positive)
+    max_steps: int = attrs.field(default=-1, validator=v.instance_of(int))
+    """Optimizer steps to run; > 0 overrides `num_train_epochs`."""
+    per_device_train_batch_size: int = attrs.field(default=8, validator=[v.instance_of(int), _positive])
+    per_device_eval_batch_size: int = attrs.field(default=8, validator=[v.instance_of(int), _positive])
+    gradient_accumulation_steps: int = attrs.field(default=1, validator=[v.instance_of(int), _positive])
+    learning_rate: float = attrs.field(default=5e-5, converter=float, validator=_non_negative)
+    weight_decay: float = attrs.field(default=0.0, converter=float, validator=_non_negative)
+    adam_beta1: float = attrs.field(default=0.9, converter=float, validator=_probability)
+    adam_beta2: float = attrs.field(default=0.999, converter=float, validator=_probability)
+    adam_epsilon: float = attrs.field(default=1e-8, converter=float, validator=_positive)
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "polynomial"] = attrs.field(
+        default="linear", validator=v.in_(("linear", "cosine", "constant", "polynomial")))
+    warmup_steps: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])
+    warmup_ratio: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    """Used when `warmup_steps` is 0: warm up for this fraction of all steps (OFA's scripts use 0.06)."""
+    max_grad_norm: float = attrs.field(default=1.0, converter=float, validator=_non_negative)
+    """0 disables clipping (the norm is still measured and logged)."""
+    seed: int = attrs.field(default=42, validator=v.instance_of(int))
+    logging_steps: int = attrs.field(default=50, validator=[v.instance_of(int), _positive])
+    eval_strategy: Literal["no", "steps", "epoch"] = attrs.field(default="no", validator=v.in_(("no", "steps", "epoch")))
+    eval_steps: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), _positive]))
+    """Defaults to `logging_steps`, as in transformers."""
+    save_strategy: Literal["no", "steps", "epoch"] = attrs.field(default="steps", validator=v.in_(("no", "steps", "epoch")))
+    save_steps: int = attrs.field(default=500, validator=[v.instance_of(int), _positive])
+    save_total_limit: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), _positive]))
+    """Keep at most this many checkpoints; the best one (by `metric_for_best_model`) is never deleted."""
+    metric_for_best_model: str | None = attrs.field(default=None, validator=v.optional(v.instance_of(str)))
+    greater_is_better: bool | None = attrs.field(default=None, validator=v.optional(v.instance_of(bool)))
+    """None: take the metric's own `higher_is_better`."""
+    resume_from_checkpoint: str | None = attrs.field(default=None, validator=_resume)
+    """'auto' (newest complete checkpoint in `output_dir`, if any), a checkpoint path, or None."""
+    mixed_precision: Literal["no", "bf16", "fp16"] = attrs.field(default="no", validator=v.in_(("no", "bf16", "fp16")))
+    label_smoothing: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    """Used by the default loss when the recipe's loss block does not set it."""
+    freeze_encoder: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    """LiT: every encoder parameter, ResNet included (the shared word embedding stays as `freeze_word_embed` says)."""
+    freeze_word_embed: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    """The shared token embedding, which is also the output projection."""
+    freeze_image_backbone: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    freeze_patterns: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.deep_iterable(v.instance_of(str)))
+    """fnmatch patterns over parameter names, e.g. 'model.decoder.layers.0.*'."""
+    group_by_image: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    """With a frozen encoder, batch the samples of one image together and encode that image once."""
+    fsdp: bool | str = attrs.field(default=False, validator=v.instance_of((bool, str)))
+    """False, True / 'full_shard', or 'shard_grad_op': wrap the model in FSDP when distributed."""
+    report_to: tuple[str, ...] = attrs.field(default=("tensorboard",), converter=_report_to,
+                                              validator=v.deep_iterable(v.in_(("tensorboard",))))
+    dataloader_num_workers: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])
+    bad_images: Literal["skip", "error"] = attrs.field(default="skip", validator=v.in_(("skip", "error")))
+    """A record whose image cannot be decoded is skipped (and counted) or stops the run."""
+    num_sample_predictions: int = attrs.field(default=4, validator=[v.instance_of(int), _non_negative])
+    """Predictions written to TensorBoard as text at each evaluation."""
+
+    @property
+    def eval_interval(self) -> int:
+        return self.eval_steps or self.logging_steps
