@@ -280,8 +280,17 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
     def _pack(
         self, finalized: list[list[Hypothesis]], per_input: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hypotheses -> `[B * per_input, 1 + L]` ids (start token first, pad after EOS) and their scores."""
-        chosen = [hypothesis for hypotheses in finalized for hypothesis in hypotheses[:per_input]]
+        """Hypotheses -> `[B * per_input, 1 + L]` ids (start token first, pad after EOS) and their scores.
+
+        Under tight constraints a sentence can finish fewer hypotheses than asked for; its
+        missing rows are an empty output (start, EOS) scored -inf, so the shape stays fixed.
+        """
+        eos = self.config.eos_token_id
+        empty = Hypothesis(torch.tensor([eos], device=device), float("-inf"), torch.zeros(1, device=device))
+        chosen = [
+            (hypotheses[:per_input] + [empty] * per_input)[:per_input] for hypotheses in finalized
+        ]
+        chosen = [hypothesis for row in chosen for hypothesis in row]
         width = 1 + max(len(hypothesis.tokens) for hypothesis in chosen)
         sequences = torch.full((len(chosen), width), self.config.pad_token_id, dtype=torch.long, device=device)
         sequences[:, 0] = self.config.decoder_start_token_id
