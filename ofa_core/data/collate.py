@@ -1,0 +1,83 @@
+"""Groups of examples to model batches: one encoder row per group, right padding everywhere.
+
+`encoder_index[i]` names the encoder row of decoder row i, so a batch whose groups hold ten
+captions of one image runs the encoder on one row and shares it (see `grouping`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ofa_core.data.encode import IGNORE_INDEX, Example
+from ofa_core.errors import OFAError
+from ofa_core.image_processing import ImageError
+
+logger = logging.getLogger(__name__)
+
+
+class GroupDataset(torch.utils.data.Dataset):
+    """Item g = (examples of group g, its image tensor or None, whether the image decoded).
+
+    The image is decoded once per group. A bad image drops the group (counted by `collate`)
+    under the `skip` policy and raises under `error`.
+    """
+
+    def __init__(self, examples: Sequence[Example], groups: Sequence[Sequence[int]], image_processor: Any,
+                 bad_images: str = "skip") -> None:
+        self.examples = examples
+        self.groups = groups
+        self.image_processor = image_processor
+        self.bad_images = bad_images
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> tuple[list[Example], torch.Tensor | None, bool]:
+        members = [self.examples[i] for i in self.groups[index]]
+        image = members[0].image
+        if image is None:
+            return members, None, True
+        try:
+            return members, self.image_processor.to_tensor(image), True
+        except ImageError as err:
+            if self.bad_images == "error":
+                raise OFAError(f"example {members[0].id!r}: {err} (set training.bad_images to 'skip' to drop such records)") from None
+            logger.warning("skipping example %r: %s", members[0].id, err)
+            return members, None, False
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
+    for index, row in enumerate(rows):
+        out[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+class Collator:
+    """`collate(items)` -> dict of tensors plus `examples` and `num_dropped` (samples with bad images)."""
+
+    def __init__(self, pad_id: int, image_size: int) -> None:
+        self.pad_id = pad_id
+        self.image_size = image_size
+
+    def __call__(self, items: Sequence[tuple[list[Example], torch.Tensor | None, bool]]) -> dict[str, Any]:
+        kept = [item for item in items if item[2]]
+        dropped = sum(len(item[0]) for item in items if not item[2])
+        examples = [example for members, _, _ in kept for example in members]
+        batch: dict[str, Any] = {"examples": examples, "num_dropped": dropped}
+        if not kept:
+            return batch
+        sources = [members[0].source_ids for members, _, _ in kept]
+        batch["input_ids"] = _pad(sources, self.pad_id)
+        batch["attention_mask"] = batch["input_ids"].ne(self.pad_id).long()
+        blank = torch.zeros(3, self.image_size, self.image_size)
+        batch["patch_images"] = torch.stack([blank if image is None else image for _, image, _ in kept])
+        batch["patch_masks"] = torch.tensor([image is not None for _, image, _ in kept])
+        batch["decoder_input_ids"] = _pad([e.decoder_input_ids for e in examples], self.pad_id)
+        batch["labels"] = _pad([e.labels for e in examples], IGNORE_INDEX)
+        batch["encoder_index"] = torch.tensor([row for row, (members, _, _) in enumerate(kept) for _ in members])
+        return batch

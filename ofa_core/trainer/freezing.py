@@ -1,0 +1,57 @@
+"""Which parameters train: LiT (frozen encoder), frozen word embedding, frozen ResNet, name patterns."""
+
+from __future__ import annotations
+
+import fnmatch
+
+import attrs
+from torch import nn
+
+from ofa_core.errors import OFAError
+from ofa_core.trainer.config import TrainingConfig
+
+WORD_EMBED = "model.shared.weight"
+
+
+@attrs.frozen
+class FreezeSummary:
+    trainable: int
+    frozen: int
+    frozen_tensors: int
+
+    def __str__(self) -> str:
+        total = self.trainable + self.frozen
+        return (f"parameters: {self.trainable:,} trainable, {self.frozen:,} frozen "
+                f"({self.frozen_tensors} tensors; {100 * self.trainable / max(total, 1):.1f}% trainable)")
+
+
+def _is_frozen(name: str, config: TrainingConfig) -> bool:
+    if name == WORD_EMBED:
+        return config.freeze_word_embed
+    if config.freeze_encoder and name.startswith("model.encoder."):
+        return True
+    if config.freeze_image_backbone and name.startswith("model.encoder.embed_images."):
+        return True
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in config.freeze_patterns)
+
+
+def apply_freezing(model: nn.Module, config: TrainingConfig) -> FreezeSummary:
+    """Set `requires_grad` from the config; the shared embedding (tied to `lm_head`) follows `freeze_word_embed` only.
+
+    Tied weights are one tensor listed once by `named_parameters`, under `model.shared.weight`.
+    """
+    for pattern in config.freeze_patterns:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name, _ in model.named_parameters()):
+            raise OFAError(f"training.freeze_patterns: {pattern!r} matches no parameter (names look like 'model.decoder.layers.0.fc1.weight')")
+    trainable = frozen = tensors = 0
+    for name, parameter in model.named_parameters():
+        keep = not _is_frozen(name, config)
+        parameter.requires_grad_(keep)
+        if keep:
+            trainable += parameter.numel()
+        else:
+            frozen += parameter.numel()
+            tensors += 1
+    if not trainable:
+        raise OFAError("training: every parameter is frozen; unfreeze something (freeze_* options)")
+    return FreezeSummary(trainable, frozen, tensors)

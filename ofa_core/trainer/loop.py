@@ -1,0 +1,357 @@
+"""`Trainer`: the training loop every task shares, usable without recipes.
+
+One optimizer step = `gradient_accumulation_steps` micro-batches on each process. Losses are
+summed, gradients summed across processes, then divided by the step's global sample size
+(fairseq's contract), so the update does not depend on how the step was split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from ofa_core.data import Collator, Example, GroupDataset, epoch_batches, group_examples
+from ofa_core.errors import OFAError
+from ofa_core.modeling.outputs import OFAEncoderOutput
+from ofa_core.specs import LossOutput, Metric
+from ofa_core.trainer import checkpointing as ckpt
+from ofa_core.trainer.config import TrainingConfig
+from ofa_core.trainer.distributed import (World, all_reduce_gradients, barrier, device_for, gather_objects, init_world)
+from ofa_core.trainer.freezing import apply_freezing
+from ofa_core.trainer.losses import label_smoothed_cross_entropy
+from ofa_core.trainer.optim import build_optimizer, build_scheduler
+from ofa_core.trainer.reporting import Reporter
+
+LossFn = Callable[[Any, dict], LossOutput]
+
+
+def _say(world: World, text: str) -> None:
+    if world.is_main:
+        print(f"ofa: {text}", file=sys.stderr)
+
+
+def merge_states(states: Sequence[dict]) -> dict:
+    """Sum-merge metric states: numbers add, lists concatenate."""
+    merged = dict(states[0])
+    for state in states[1:]:
+        for key, value in state.items():
+            merged[key] = merged[key] + value if key in merged else value
+    return merged
+
+
+class Trainer:
+    """Trains and evaluates an OFA model on tokenized examples (see `ofa_core.data.encode_records`).
+
+    `metrics` maps a name to a factory of fresh `Metric`s; `higher_is_better` gives each one's
+    direction for `metric_for_best_model`. `postprocess(text, record)` turns generated text into
+    the prediction the metrics see.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: TrainingConfig, processor: Any, *,
+                 train_examples: Sequence[Example] = (), eval_examples: Sequence[Example] = (),
+                 loss_fn: LossFn | None = None, metrics: dict[str, Callable[[], Metric]] | None = None,
+                 higher_is_better: dict[str, bool] | None = None, generation_config: Any = None,
+                 postprocess: Callable[[str, dict], str] | None = None, world: World | None = None) -> None:
+        if config.fsdp:
+            raise OFAError("training.fsdp: FSDP is not available yet; data parallelism over torchrun (gloo/nccl) is")
+        self.world = world or init_world()
+        self.device = device_for(self.world)
+        if config.mixed_precision == "fp16" and self.device.type != "cuda":
+            raise OFAError("training.mixed_precision: fp16 needs a CUDA GPU (its GradScaler is CUDA-only); use 'bf16' or 'no' on CPU")
+        self.model = model.to(self.device)
+        self.config = config
+        self.processor = processor
+        self.train_examples = train_examples
+        self.eval_examples = eval_examples
+        self.loss_fn = loss_fn or (lambda out, batch: label_smoothed_cross_entropy(out.logits, batch["labels"], config.label_smoothing))
+        self.metrics = metrics or {}
+        self.higher_is_better = higher_is_better or {}
+        self.generation_config = generation_config
+        self.postprocess = postprocess or (lambda text, record: text)
+        self.output_dir = Path(config.output_dir)
+        self.collator = Collator(model.config.pad_token_id, processor.image_processor.patch_image_size)
+        self.frozen_encoder = config.freeze_encoder
+
+    # -- forward -------------------------------------------------------------------------------------
+
+    def _autocast(self):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.mixed_precision)
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+    def _encode(self, batch: dict) -> OFAEncoderOutput:
+        """One encoder pass per group, rows expanded to the decoder rows; no graph when the encoder is frozen."""
+        encoder = self.model.get_encoder()
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")}
+        with torch.no_grad() if self.frozen_encoder else contextlib.nullcontext():
+            out = encoder(**inputs)
+        index = batch["encoder_index"]
+        if index.numel() == out.last_hidden_state.shape[0]:
+            return out
+        return OFAEncoderOutput(last_hidden_state=out.last_hidden_state.index_select(0, index),
+                                padding_mask=out.padding_mask.index_select(0, index),
+                                position_embeddings=out.position_embeddings.index_select(0, index))
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.frozen_encoder:
+            self.model.get_encoder().eval()  # locked tower: no dropout, no BatchNorm statistic updates
+
+    # -- one optimizer step --------------------------------------------------------------------------
+
+    def _step(self, micro_batches: list[dict]) -> dict[str, float]:
+        model, config = self.model, self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        local = {"sample_size": 0.0, "loss_sum": 0.0, "num_dropped": 0.0, "nsamples": 0.0}
+        for batch in micro_batches:
+            local["num_dropped"] += batch["num_dropped"]
+            if "input_ids" not in batch:
+                continue
+            batch = self._to_device(batch)
+            with self._autocast():
+                output = model(decoder_input_ids=batch["decoder_input_ids"], encoder_outputs=self._encode(batch), use_cache=False)
+            loss = self.loss_fn(output, batch)
+            (self.scaler.scale(loss.loss_sum) if self.scaler else loss.loss_sum).backward()
+            local["sample_size"] += loss.sample_size
+            local["loss_sum"] += float(loss.loss_sum.detach())
+            local["nsamples"] += len(batch["examples"])
+            for key, value in loss.logs.items():
+                if key != "loss":
+                    local[key] = local.get(key, 0.0) + value
+        totals = merge_states(gather_objects(local, self.world))
+        params = self.trainable
+        all_reduce_gradients(params, self.world)
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        scale = 1.0 / max(totals["sample_size"], 1.0)
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        max_norm = config.max_grad_norm if config.max_grad_norm > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            totals["loss_scale"] = float(self.scaler.get_scale())
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        totals["grad_norm"] = grad_norm
+        return totals
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+
+    def _save(self, step: int, epoch: int, position: int, metrics: dict | None) -> Path:
+        state = {"step": step, "epoch": epoch, "batch_position": position, "world_size": self.world.size,
+                 "metrics": metrics or {}, "best_checkpoint": self.best_checkpoint, "best_metric": self.best_metric}
+        path = self.output_dir / f"checkpoint-{step}"
+        if self.world.is_main:
+            files = {"optimizer.pt": self.optimizer.state_dict(), "scheduler.pt": self.scheduler.state_dict(),
+                     "rng_state_0.pt": ckpt.rng_state()}
+            if self.scaler:
+                files["scaler.pt"] = self.scaler.state_dict()
+            best = self._is_best(metrics)
+            if best:
+                self.best_checkpoint, self.best_metric = str(path), metrics[self._best_name()]
+                state.update(best_checkpoint=self.best_checkpoint, best_metric=self.best_metric)
+            ckpt.write_checkpoint(self.output_dir, step, self.model, self.processor, files, state)
+            keep = Path(self.best_checkpoint) if self.best_checkpoint else None
+            ckpt.rotate(self.output_dir, self.config.save_total_limit, keep)
+        barrier(self.world)
+        if not self.world.is_main:
+            ckpt.write_rank_file(path, f"rng_state_{self.world.rank}.pt", ckpt.rng_state())
+        barrier(self.world)
+        return path
+
+    def _best_name(self) -> str | None:
+        return self.config.metric_for_best_model or next(iter(self.metrics), None)
+
+    def _is_best(self, metrics: dict | None) -> bool:
+        name = self._best_name()
+        if not metrics or name not in metrics:
+            return False
+        if self.best_metric is None:
+            return True
+        greater = self.config.greater_is_better
+        greater = self.higher_is_better.get(name, True) if greater is None else greater
+        return metrics[name] > self.best_metric if greater else metrics[name] < self.best_metric
+
+    def _resume(self, path: Path) -> dict:
+        state = ckpt.read_state(path)
+        if state["world_size"] != self.world.size:
+            raise OFAError(f"training.resume_from_checkpoint: {path} was written by {state['world_size']} processes, "
+                           f"this run has {self.world.size}; resume with the same number of processes")
+        weights = load_file(path / "model.safetensors", device=str(self.device))
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        tied = {"lm_head.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"}
+        if set(missing) - tied or unexpected:
+            raise OFAError(f"{path}: model weights do not match this model (missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
+        self.optimizer.load_state_dict(ckpt.load_file(path, "optimizer.pt"))
+        self.scheduler.load_state_dict(ckpt.load_file(path, "scheduler.pt"))
+        if self.scaler and (path / "scaler.pt").exists():
+            self.scaler.load_state_dict(ckpt.load_file(path, "scaler.pt"))
+        ckpt.set_rng_state(ckpt.load_file(path, f"rng_state_{self.world.rank}.pt"))
+        self.best_checkpoint, self.best_metric = state.get("best_checkpoint"), state.get("best_metric")
+        return state
+
+    # -- training ------------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        """Train to `max_steps` / `num_train_epochs`, evaluating and saving as configured; returns a summary."""
+        config, world = self.config, self.world
+        if not self.train_examples:
+            raise OFAError("training: the train split has no examples; check data.train and the reader")
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        summary = apply_freezing(self.model, config)
+        _say(world, str(summary))
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self._train_mode()
+        grouped = config.freeze_encoder and config.group_by_image
+        groups = group_examples(self.train_examples, grouped)
+        dataset = GroupDataset(self.train_examples, groups, self.processor.image_processor, config.bad_images)
+        def batches_of(epoch: int) -> list[list[int]]:
+            return epoch_batches(groups, config.per_device_train_batch_size, world.size, world.rank,
+                                 config.seed, epoch, shuffle=True, drop_last=True)
+        steps_per_epoch = math.ceil(len(batches_of(0)) / config.gradient_accumulation_steps)
+        if steps_per_epoch == 0:
+            raise OFAError(f"training: {len(self.train_examples)} examples make no batch for {world.size} processes")
+        total = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * steps_per_epoch)
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = build_scheduler(self.optimizer, config, total)
+        self.scaler = torch.amp.GradScaler("cuda") if config.mixed_precision == "fp16" else None
+        self.best_checkpoint, self.best_metric = None, None
+        step, epoch, position = 0, 0, 0
+        if world.is_main:
+            for leftover in self.output_dir.glob(".tmp-checkpoint-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        resume = ckpt.resolve_resume(config.resume_from_checkpoint, self.output_dir)
+        if resume is not None:
+            state = self._resume(resume)
+            step, epoch, position = state["step"], state["epoch"], state["batch_position"]
+            _say(world, f"resumed from {resume} at step {step}")
+        _say(world, f"{len(self.train_examples)} examples in {len(groups)} groups; {steps_per_epoch} steps/epoch, {total} steps")
+        reporter = Reporter(self.output_dir, config.report_to, total, step, world.is_main)
+        window: dict[str, float] = {}
+        window_start, started, last_metrics, saved_at = time.monotonic(), time.monotonic(), {}, -1
+        first_step = step
+        while step < total:
+            batches = batches_of(epoch)
+            loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[position:], collate_fn=self.collator,
+                                                 num_workers=config.dataloader_num_workers)
+            micro_iter = iter(loader)
+            epoch_done = False
+            while step < total:
+                micro = list(islice(micro_iter, config.gradient_accumulation_steps))
+                if not micro:
+                    epoch_done = True
+                    break
+                position += len(micro)
+                totals = self._step(micro)
+                step += 1
+                reporter.advance()
+                for key, value in totals.items():
+                    window[key] = window.get(key, 0.0) + value if key not in ("grad_norm", "loss_scale") else value
+                end_of_epoch = position >= len(batches)
+                if step % config.logging_steps == 0 or step == total:
+                    elapsed = time.monotonic() - window_start
+                    values = {"loss": window["loss_sum"] / max(window["sample_size"], 1.0),
+                              "lr": self.scheduler.get_last_lr()[0], "grad_norm": window["grad_norm"],
+                              "samples_per_s": window["nsamples"] / max(elapsed, 1e-9),
+                              "tokens_per_s": window["sample_size"] / max(elapsed, 1e-9),
+                              "dropped": window["num_dropped"], "epoch": epoch + position / len(batches)}
+                    if "nll_loss" in window:
+                        values["nll_loss"] = window["nll_loss"] / max(window["sample_size"], 1.0)
+                    if "loss_scale" in window:
+                        values["loss_scale"] = window["loss_scale"]
+                    reporter.log(step, values)
+                    window, window_start = {}, time.monotonic()
+                metrics = None
+                if self.eval_examples and (
+                        (config.eval_strategy == "steps" and step % config.eval_interval == 0)
+                        or (config.eval_strategy == "epoch" and end_of_epoch)):
+                    metrics = self._evaluate_during_training(step, reporter)
+                    last_metrics = metrics
+                if (config.save_strategy == "steps" and step % config.save_steps == 0) or (
+                        config.save_strategy == "epoch" and end_of_epoch):
+                    self._save(step, epoch, position, metrics)
+                    saved_at = step
+            if epoch_done or position >= len(batches):
+                epoch, position = epoch + 1, 0
+        if config.save_strategy != "no" and saved_at != step and step > first_step:
+            self._save(step, epoch, position, None)
+        reporter.close()
+        elapsed = time.monotonic() - started
+        result = {"steps": step, "epochs": epoch + position / max(len(batches_of(epoch)), 1),
+                  "train_seconds": round(elapsed, 3), "trainable_parameters": summary.trainable,
+                  "frozen_parameters": summary.frozen, "best_checkpoint": self.best_checkpoint,
+                  "best_metric": self.best_metric, "eval": last_metrics}
+        _say(world, "done: " + ", ".join(f"{k}={v}" for k, v in result.items() if v is not None))
+        return result
+
+    def _evaluate_during_training(self, step: int, reporter: Reporter) -> dict[str, float]:
+        metrics, samples = self.evaluate(return_samples=self.config.num_sample_predictions)
+        reporter.log(step, metrics, prefix="eval")
+        reporter.text(step, "eval/predictions", samples)
+        self._train_mode()
+        return metrics
+
+    # -- evaluation ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, examples: Sequence[Example] | None = None, return_samples: int = 0,
+                 predictions: list | None = None) -> tuple[dict[str, float], list[str]]:
+        """Generate for every example (split across processes), update the metrics, merge their states.
+
+        Returns the scores (identical on every process) and up to `return_samples` lines of
+        'prediction | references' from rank 0. With `predictions`, this process's
+        `{"id", "prediction", "references"}` rows are appended to it.
+        """
+        examples = self.eval_examples if examples is None else examples
+        self.model.eval()
+        world, config = self.world, self.config
+        groups = group_examples(examples, by_image=False)
+        dataset = GroupDataset(examples, groups, self.processor.image_processor, config.bad_images)
+        batches = epoch_batches(groups, config.per_device_eval_batch_size, world.size, world.rank, 0, 0, shuffle=False, drop_last=False)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=self.collator,
+                                             num_workers=config.dataloader_num_workers)
+        metrics = {name: factory() for name, factory in self.metrics.items()}
+        samples, dropped = [], 0
+        tokenizer = self.processor.tokenizer
+        for batch in loader:
+            dropped += batch["num_dropped"]
+            if "input_ids" not in batch:
+                continue
+            batch = self._to_device(batch)
+            with self._autocast():
+                sequences = self.model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
+                                                patch_images=batch["patch_images"], patch_masks=batch["patch_masks"],
+                                                generation_config=self.generation_config)
+            texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+            found = [self.postprocess(text, example.record) for text, example in zip(texts, batch["examples"])]
+            references = [list(example.references) for example in batch["examples"]]
+            for metric in metrics.values():
+                metric.update(found, references)
+            if predictions is not None:
+                predictions.extend({"id": e.id, "prediction": p, "references": r}
+                                   for e, p, r in zip(batch["examples"], found, references))
+            samples.extend(f"{p} | {' / '.join(r[:2])}" for p, r in zip(found, references))
+        scores: dict[str, float] = {}
+        for name, metric in metrics.items():
+            metric.load_state(merge_states(gather_objects(metric.state(), world)))
+            scores.update(metric.compute())
+        scores["dropped"] = float(sum(gather_objects(dropped, world)))
+        return scores, samples[:return_samples]

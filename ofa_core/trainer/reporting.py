@@ -1,0 +1,62 @@
+"""What a run shows: a JSONL log, TensorBoard scalars and text, a tqdm bar, all from rank 0 only."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tqdm.auto import tqdm
+
+
+class Reporter:
+    """Writes `log.jsonl` and (with 'tensorboard' in report_to) `runs/` under the output directory.
+
+    Non-main processes get a reporter that writes nothing, so the loop never branches on rank.
+    The bar is disabled when stderr is not a terminal (CI logs stay readable; the JSONL has it all).
+    """
+
+    def __init__(self, output_dir: Path, report_to: tuple[str, ...], total_steps: int, start_step: int, active: bool) -> None:
+        self.active = active
+        self.started = time.monotonic()
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not active or not sys.stderr.isatty(),
+                        dynamic_ncols=True, desc="train")
+        self.log_file = None
+        self.writer = None
+        if not active:
+            return
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(output_dir / "log.jsonl", "ab")
+        if "tensorboard" in report_to:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(output_dir / "runs"))
+
+    def log(self, step: int, values: dict[str, Any], prefix: str = "train") -> None:
+        """One JSONL line and one TensorBoard scalar per numeric value."""
+        if not self.active:
+            return
+        record = {"step": step, "split": prefix, "time": round(time.monotonic() - self.started, 3), **values}
+        self.log_file.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        self.log_file.flush()
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, step)
+        if prefix == "train" and "loss" in values:
+            self.bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
+
+    def text(self, step: int, tag: str, lines: list[str]) -> None:
+        if self.writer is not None and lines:
+            self.writer.add_text(tag, "\n\n".join(lines), step)
+
+    def advance(self) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.log_file is not None:
+            self.log_file.close()
+        if self.writer is not None:
+            self.writer.close()
