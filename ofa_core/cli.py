@@ -1,7 +1,8 @@
 """`ofa` / `python -m ofa_core`: one argparse program whose verbs live in their own modules.
 
 A verb module exposes `HELP` (one line), `add_arguments(parser, parents)` and `run(args) -> int`;
-adding a verb is one entry in `COMMANDS`. User errors (`OFAError`, or an OS error on a path
+adding a verb is one entry in `COMMANDS`. Plugins add verbs through the `ofa_register_commands`
+hook; `--plugins-dir` is read before parsing so folder plugins can add verbs too. User errors (`OFAError`, or an OS error on a path
 the user gave) print one `error: ...` line and exit 2; `--debug` shows the traceback instead.
 """
 
@@ -13,18 +14,33 @@ import sys
 from collections.abc import Sequence
 
 from ofa_core.errors import OFAError
+from ofa_core.plugins import Plugins, load_plugins
 
 # verb -> module implementing it.
 COMMANDS: dict[str, str] = {
     "convert": "ofa_core.convert.command",
+    "run": "ofa_core.commands.run",
+    "eval": "ofa_core.commands.evaluate",
+    "predict": "ofa_core.commands.predict",
+    "tasks": "ofa_core.commands.tasks",
+    "plugins": "ofa_core.commands.plugins",
+    "recipe": "ofa_core.commands.recipe",
+    "new-plugin": "ofa_core.commands.new_plugin",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # `--debug` is accepted before or after the verb; SUPPRESS keeps a later default from overwriting it.
-    debug = argparse.ArgumentParser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show the full traceback on errors")
+def _global_options() -> argparse.ArgumentParser:
+    # Accepted before or after the verb; SUPPRESS keeps a later default from overwriting a value.
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback on errors")
+    options.add_argument("--plugins-dir", action="append", default=argparse.SUPPRESS, metavar="DIR",
+                         help="load every plugin file/package in DIR (repeatable; also OFA_PLUGINS_DIR)")
+    return options
+
+
+def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
+    debug = _global_options()
     parser = argparse.ArgumentParser(prog="ofa", parents=[debug],
                                      description="OFA (One-For-All) vision-language models on PyTorch + transformers")
     verbs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -33,17 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, parents=[debug], help=module.HELP, description=module.HELP)
         module.add_arguments(sub, [debug])
         sub.set_defaults(run=module.run)
+    if plugins is not None:
+        plugins.add_commands(verbs)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    early, _ = _global_options().parse_known_args(argv)
+    debug = getattr(early, "debug", False)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help (0) and usage errors (2)
-        return int(exit_.code or 0)
-    debug = getattr(args, "debug", False)
-    try:
+        plugins = load_plugins(getattr(early, "plugins_dir", []))
+        parser = build_parser(plugins)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help (0) and usage errors (2)
+            return int(exit_.code or 0)
+        args.plugins = plugins
         return int(args.run(args) or 0)
     except OFAError as error:
         if debug:

@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LossOutput", "LossSpec", "Metric", "MetricSpec", "NoOptions", "PromptTemplate",
-    "ReaderSpec", "TaskSpec", "is_options_class",
+    "ReaderSpec", "TaskSpec", "is_options_class", "path_option",
 ]
+
+PATH_METADATA = "ofa_path"
+"""attrs metadata key marking an option as a file path (see `path_option`)."""
 
 
 @attrs.frozen
@@ -33,6 +36,16 @@ def is_options_class(value: Any) -> bool:
     any compute and unknown keys fail as unexpected keyword arguments.
     """
     return isinstance(value, type) and attrs.has(value) and getattr(value.__setattr__, "__name__", "") == "_frozen_setattrs"
+
+
+def path_option(*, default: str | None = None, must_exist: bool = True) -> Any:
+    """An options field holding a file path: recipes resolve it against the recipe's folder.
+
+    With `must_exist`, `ofa recipe validate` reports a missing file (with the JSON path) before
+    any compute, instead of the reader failing mid-run.
+    """
+    return attrs.field(default=default, metadata={PATH_METADATA: {"must_exist": must_exist}},
+                       validator=attrs.validators.optional(attrs.validators.instance_of(str)))
 
 
 def _options_class(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:

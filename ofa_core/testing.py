@@ -44,3 +44,121 @@ def tiny_model(seed: int = 0, preset: str = "tiny-test", scale: float = 0.5, **o
     torch.manual_seed(seed)
     model = OFAForConditionalGeneration(OFAConfig.from_preset(preset, **overrides))
     return randomize_(model, seed, scale).eval()
+
+
+# ---- helpers for plugin authors -----------------------------------------------------------------
+
+_TINY_CJK = "这段文字描述的是哪个区域图片中有什么一只猫狗红色的车在上下左右大小人"
+
+
+def tiny_vocabulary() -> list[str]:
+    """A BERT-style vocabulary of ASCII characters (plus `##` pieces) and a few Chinese characters.
+
+    Every English word tokenizes (character by character) without an [UNK], so tests are about the
+    plugin, not about a missing token.
+    """
+    ascii_pieces = [chr(c) for c in range(33, 127)]
+    words = ["the", "of", "what", "which", "region", "does", "text", "describe", "image"]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *ascii_pieces,
+            *(f"##{c}" for c in ascii_pieces if c.isalnum()), *words, *dict.fromkeys(_TINY_CJK), "，", "？"]
+
+
+def tiny_processor(code_dict_size: int = 16, num_bins: int = 1000, patch_image_size: int = 64):
+    """An OFAProcessor with the tiny vocabulary (language 'zh', BERT-style tokenization)."""
+    import tempfile
+    from pathlib import Path
+
+    from ofa_core.image_processing import OFAImageProcessor
+    from ofa_core.processing import OFAProcessor
+    from ofa_core.tokenization import OFATokenizer
+
+    with tempfile.TemporaryDirectory() as directory:
+        vocab = Path(directory) / "vocab.txt"
+        vocab.write_text("\n".join(tiny_vocabulary()) + "\n", encoding="utf-8")
+        tokenizer = OFATokenizer.from_bert_vocab(vocab, code_dict_size=code_dict_size, num_bins=num_bins)
+    config = OFAConfig.from_preset("tiny-test", patch_image_size=patch_image_size)
+    return OFAProcessor(OFAImageProcessor.from_config(config), tokenizer)
+
+
+def tiny_checkpoint(directory, seed: int = 0, num_bins: int = 1000):
+    """Save a tiny random model and its processor to `directory` (a `model.checkpoint` for recipes)."""
+    from pathlib import Path
+
+    code_dict_size = 16
+    processor = tiny_processor(code_dict_size=code_dict_size, num_bins=num_bins)
+    model = tiny_model(seed, vocab_size=len(processor.tokenizer), code_dict_size=code_dict_size, num_bins=num_bins)
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+def fake_image(seed: int = 0, size: tuple[int, int] = (40, 30)):
+    """A seeded random RGB PIL image of `size` = (width, height)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def tiny_dataset(directory, count: int = 4) -> list[dict]:
+    """Write `count` PNG images into `directory`; return records with `id`, `image` (path), `caption`, `references`."""
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    records = []
+    for index in range(count):
+        path = directory / f"image{index}.png"
+        fake_image(index).save(path)
+        caption = ["a red car", "a dog", "a cat", "the image"][index % 4]
+        records.append({"id": str(index), "image": str(path), "caption": caption, "references": [caption]})
+    return records
+
+
+def registry_with(*plugins, installed: bool = False):
+    """A registry from inline plugins (classes or modules with `@hookimpl` methods), for one test.
+
+    Errors in the plugins raise instead of being recorded, so a test sees them. With `installed`,
+    built-in and installed entry-point plugins are loaded first, as the CLI does.
+    """
+    from ofa_core.plugins import Plugins
+
+    loaded = Plugins(environ={})
+    if installed:
+        loaded.load_entry_points()
+    for index, plugin in enumerate(plugins):
+        name = getattr(plugin, "__name__", None) or f"inline{index}"
+        if not loaded.add(plugin, name, "inline"):
+            raise RuntimeError(f"inline plugin {name} is unusable: {loaded.failures[-1].error}")
+    return loaded.registry(strict=True)
+
+
+def run_recipe(recipe: dict, directory, max_steps: int = 2, plugins=()) -> dict:
+    """Train `recipe` (a dict, paths relative to `directory`) for `max_steps` with the real trainer.
+
+    The recipe is written to `directory/recipe.json`; installed plugins load as in the CLI, plus any
+    inline `plugins`. Returns what `ofa_core.trainer.run` returns.
+    """
+    from pathlib import Path
+
+    import orjson
+
+    from ofa_core import trainer
+    from ofa_core.plugins import Plugins
+    from ofa_core.recipe import load, resolve
+
+    directory = Path(directory)
+    path = directory / "recipe.json"
+    training = {"output_dir": "run", **recipe.get("training", {}), "max_steps": max_steps}
+    path.write_bytes(orjson.dumps({**recipe, "training": training}, option=orjson.OPT_INDENT_2))
+    loaded = Plugins(environ={})
+    loaded.load_entry_points()
+    for index, plugin in enumerate(plugins):
+        loaded.add(plugin, getattr(plugin, "__name__", None) or f"inline{index}", "inline")
+    resolved_recipe = load(path)
+    loaded.load_recipe_modules(resolved_recipe.spec.plugins.load, resolved_recipe.base_dir)
+    registry = loaded.registry(strict=True)
+    resolve(resolved_recipe, registry)
+    return trainer.run(resolved_recipe, registry)

@@ -1,0 +1,157 @@
+"""`ofa predict --model DIR --task NAME INPUT...`: generate for images, a folder or a TSV, write JSONL.
+
+Each input becomes a record (`id`, `image` and any `--field`/TSV columns); the task's prompt
+turns it into source text, the task's generation settings decode, and its `postprocess` turns the
+text into the prediction. Output goes to a temporary file renamed at the end, so an existing file
+is never half-overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from ofa_core.errors import OFAError
+
+HELP = "run a model on images, a folder of images or a TSV for a task, writing JSON lines"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, folders of images, or .tsv files with a header (an 'image' column plus record fields)")
+    parser.add_argument("--model", required=True, metavar="DIR", help="model directory (with its processor files)")
+    parser.add_argument("--task", required=True, help="registered task name (see 'ofa tasks')")
+    parser.add_argument("--lang", help="prompt language (default: the task's first)")
+    parser.add_argument("--field", action="append", default=[], metavar="KEY=VALUE",
+                        help="a record field for every input, e.g. --field text='a red car'")
+    parser.add_argument("--output", "-o", metavar="FILE", help="JSONL file to write (default: stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    parser.add_argument("--batch-size", type=int, default=8)
+
+
+def records(inputs: list[str], fields: dict[str, str]) -> Iterator[dict]:
+    """One record per image: files, images in folders (sorted), or TSV rows."""
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise OFAError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+            for image in images:
+                yield {"id": image.stem, "image": str(image), **fields}
+        elif path.suffix.lower() == ".tsv":
+            with path.open(newline="", encoding="utf-8") as handle:
+                for line, row in enumerate(csv.DictReader(handle, delimiter="\t"), start=2):
+                    if "image" not in row:
+                        raise OFAError(f"{path}: the header needs an 'image' column (found: {', '.join(row)})")
+                    image = row["image"]
+                    if image and not Path(image).is_absolute() and (path.parent / image).exists():
+                        image = str(path.parent / image)
+                    yield {"id": row.get("id") or f"{path.stem}:{line}", **fields, **row, "image": image or None}
+        elif path.is_file():
+            yield {"id": path.stem, "image": str(path), **fields}
+        else:
+            raise OFAError(f"{path}: no such file or folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    fields = {}
+    for assignment in args.field:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise OFAError(f"--field {assignment}: expected KEY=VALUE, e.g. --field text='a red car'")
+        fields[key] = value
+    output = Path(args.output) if args.output else None
+    if output is not None and output.exists() and not args.overwrite:
+        raise OFAError(f"{output}: already exists; pass --overwrite to replace it or choose another --output")
+    registry = args.plugins.registry()
+    task = registry.tasks.get(args.task)
+    lang = args.lang or next(iter(task.prompts))
+    if lang not in task.prompts:
+        raise OFAError(f"--lang {lang}: task '{args.task}' has prompts for {', '.join(task.prompts)}")
+    prompt = registry.prompts.get(task.prompts[lang])
+    if prompt.decoder_prefix:
+        raise OFAError(f"prompt '{prompt.name}' has a decoder_prefix, which predict does not support yet")
+    model_dir = Path(args.model)
+    if not model_dir.is_dir():
+        raise OFAError(f"{model_dir}: --model: no such directory")
+    predictor = Predictor(model_dir, task, prompt)
+    temporary = output.with_name(f".{output.name}.partial") if output else None
+    stream = temporary.open("wb") if temporary else sys.stdout.buffer
+    try:
+        batch: list[dict] = []
+        for record in records(args.inputs, fields):
+            batch.append(record)
+            if len(batch) == args.batch_size:
+                _write(stream, predictor(batch))
+                batch = []
+        if batch:
+            _write(stream, predictor(batch))
+    finally:
+        if temporary:
+            stream.close()
+    if temporary:
+        os.replace(temporary, output)
+        print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def _write(stream, rows: list[dict]) -> None:
+    for row in rows:
+        stream.write(orjson.dumps(row, default=str) + b"\n")
+    stream.flush()
+
+
+class Predictor:
+    """Model + processor + the task's prompt, generation settings and postprocess."""
+
+    def __init__(self, model_dir: Path, task, prompt) -> None:
+        import torch  # heavy imports only when predicting
+
+        from ofa_core.generation.defaults import generation_config_for, special_token_ids
+        from ofa_core.modeling import OFAForConditionalGeneration
+        from ofa_core.processing import OFAProcessor
+        from transformers import GenerationConfig
+
+        self.torch = torch
+        self.model = OFAForConditionalGeneration.from_pretrained(model_dir).eval()
+        self.processor = OFAProcessor.from_pretrained(model_dir)
+        ids = special_token_ids(self.model.config)
+        if isinstance(task.generation, str):
+            self.generation = generation_config_for(task.generation, **ids)
+        else:
+            self.generation = GenerationConfig(**{**ids, **task.generation})
+        self.task, self.prompt = task, prompt
+        self.options = task.options() if task.options else None
+
+    def __call__(self, batch: list[dict]) -> list[dict]:
+        records = []
+        for record in batch:
+            if self.task.preprocess is not None:
+                record = self.task.preprocess(dict(record), "test", self.options)
+            if record is not None:
+                records.append(record)
+        if not records:
+            return []
+        try:
+            sources = [self.prompt.source.format(**record) for record in records]
+        except KeyError as error:
+            raise OFAError(f"prompt '{self.prompt.name}' needs the field {error}; pass --field {error.args[0]}=... or a TSV column") from None
+        inputs = self.processor(text=sources, images=[record.get("image") for record in records])
+        with self.torch.no_grad():
+            output = self.model.generate(**inputs, generation_config=self.generation)
+        texts = self.processor.tokenizer.batch_decode(output, skip_special_tokens=True)
+        rows = []
+        for record, text in zip(records, texts):
+            text = text.strip()
+            prediction = self.task.postprocess(text, record, self.options) if self.task.postprocess else text
+            rows.append({"id": record.get("id"), "image": record.get("image") if isinstance(record.get("image"), str) else None,
+                         "source": self.prompt.source.format(**record), "text": text, "prediction": prediction})
+        return rows

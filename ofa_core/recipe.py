@@ -1,0 +1,408 @@
+"""Recipes: JSON files that pick model, task, data and training, validated before any compute.
+
+Loading is in three steps, each failing with one line that names the file and the JSON path:
+1. read the file and its `extends` parents (deep-merged: objects merge, other values replace),
+   apply `--set a.b=value` overrides, and remember where every value came from;
+2. type-check the merged JSON into the attrs classes below (`training` against the trainer's
+   `TrainingConfig`) and resolve relative paths against the recipe's folder;
+3. `resolve(recipe, registry)`: look up the task and its components in the registry and build
+   each component's options, so unknown names and bad options fail before the model loads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from ofa_core.errors import OFAError
+from ofa_core.recipe_schema import RecipeError, build, object_schema, schema_of
+from ofa_core.registry import Registry
+from ofa_core.specs import PATH_METADATA, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+
+SCHEMA_ID = "https://ofa-framework.invalid/schemas/recipe-v1.json"
+
+
+@attrs.frozen
+class Component:
+    """A reference to a registered component: `"name"` or `{"name": ..., **options}`."""
+
+    name: str
+    options: dict = attrs.field(factory=dict)
+
+    @classmethod
+    def from_json(cls, value: Any, path: str) -> Component:
+        if isinstance(value, str):
+            return cls(value)
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise RecipeError(f'{path}: expected a name or an object with a "name" key, got {orjson.dumps(value).decode()[:40]}')
+        options = {k: v for k, v in value.items() if k != "name"}
+        return cls(value["name"], options)
+
+    @staticmethod
+    def json_schema() -> dict:
+        return {"anyOf": [{"type": "string"}, {"type": "object", "required": ["name"],
+                                                "properties": {"name": {"type": "string"}}, "additionalProperties": True}]}
+
+
+@attrs.frozen
+class ModelSection:
+    """Which weights to start from."""
+
+    checkpoint: str = attrs.field(metadata={PATH_METADATA: {"must_exist": True},
+                                            "help": "model directory (from `ofa convert` or save_pretrained), relative to the recipe"})
+    overrides: dict = attrs.field(factory=dict, metadata={"help": "config overrides passed to from_pretrained, e.g. dropout"})
+
+
+@attrs.frozen
+class TaskSection:
+    """The task and its prompt language; `task: "name"` is short for `{"name": "name"}`."""
+
+    SHORTHAND = "name"
+    name: str
+    lang: str | None = attrs.field(default=None, metadata={"help": "language of the prompt; default: the task's first"})
+    prompt: str | None = attrs.field(default=None, metadata={"help": "registered prompt template replacing the task's"})
+    options: dict = attrs.field(factory=dict, metadata={"help": "options of the task's options class"})
+
+
+@attrs.frozen
+class DataSection:
+    """Where records come from and how long their token sequences may be."""
+
+    reader: Component | None = attrs.field(default=None, metadata={"help": "reader name or {name, ...options}; default: the task's"})
+    max_source_length: int = 80
+    max_target_length: int = 32
+    num_workers: int = 0
+
+
+@attrs.frozen
+class PluginsSection:
+    """Extra plugin modules this recipe needs."""
+
+    load: list[str] = attrs.field(factory=list, metadata={"help": "module names or paths relative to the recipe"})
+
+
+@attrs.frozen
+class RecipeFile:
+    """The top level of a recipe, as written (before `training` is checked against TrainingConfig)."""
+
+    JSON_NAMES = {"$schema": "schema"}
+    task: TaskSection
+    model: ModelSection
+    schema: str | None = None
+    name: str | None = None
+    description: str | None = None
+    extends: str | list[str] | None = attrs.field(default=None, metadata={"help": "parent recipe(s), relative to this file"})
+    plugins: PluginsSection = attrs.field(factory=PluginsSection)
+    data: DataSection = attrs.field(factory=DataSection)
+    loss: Component | None = None
+    metrics: list[Component] | None = None
+    generation: str | dict | None = attrs.field(default=None, metadata={"help": "an official search name or GenerationConfig kwargs"})
+    training: dict = attrs.field(factory=dict, metadata={"help": "TrainingArguments-style keys (see ofa_core.trainer.config)"})
+    output_dir: str | None = attrs.field(default=None, metadata={"help": "run directory, relative to the recipe; default runs/<name>"})
+
+
+@attrs.frozen
+class Recipe:
+    """A loaded, type-checked recipe: paths are absolute, `training` is a TrainingConfig."""
+
+    path: Path
+    spec: RecipeFile
+    training: Any
+    """`ofa_core.trainer.config.TrainingConfig` (or the raw dict while the trainer is not installed)."""
+    origins: dict[str, str]
+    """JSON path -> where its value came from: 'default', 'parent <file>', 'this file', '--set'."""
+    raw: dict
+    """The merged JSON, before defaults."""
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def error(self, message: str) -> OFAError:
+        """An error for this recipe: `<file>: <message>`."""
+        return OFAError(f"{self.path}: {message}")
+
+
+@attrs.frozen
+class Resolved:
+    """A recipe's components looked up in the registry, each with its options built."""
+
+    task_name: str
+    task: TaskSpec
+    task_options: Any
+    prompt: PromptTemplate
+    reader: ReaderSpec
+    reader_options: Any
+    loss: LossSpec
+    loss_options: Any
+    metrics: tuple[tuple[str, MetricSpec, Any], ...]
+    generation: str | dict
+
+
+# ---- step 1: files, extends, --set -------------------------------------------------------------
+
+def read_json(path: Path, what: str = "recipe") -> dict:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise OFAError(f"{path}: {what} not found; check the path (relative paths are relative to the recipe that names them)") from None
+    except orjson.JSONDecodeError as error:
+        raise OFAError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise OFAError(f"{path}: a recipe is a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _layers(path: Path, label: str, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str, Path]]:
+    """The recipe and its ancestors as (json, origin label, file), oldest ancestor first."""
+    path = path.resolve()
+    if path in seen:
+        raise OFAError(f"{seen[-1]}: extends: cycle through {path}")
+    data = read_json(path, "recipe" if not seen else "parent recipe")
+    parents = data.get("extends") or []
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise OFAError(f"{path}: extends: expected a path or a list of paths")
+    layers = []
+    for parent in parents:
+        parent_path = path.parent / parent
+        if not parent_path.is_file():
+            raise OFAError(f"{path}: extends: {parent_path} not found; paths are relative to {path.parent}")
+        layers += _layers(parent_path, f"parent {parent_path}", seen + (path,))
+    return layers + [(data, label, path)]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
+        return out
+    return {prefix: value}
+
+
+def _merge(base: dict, top: dict) -> dict:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _record(origins: dict[str, str], layer: dict, label: str) -> None:
+    for path in _flatten(layer):
+        for old in [p for p in origins if p.startswith(path + ".") or path.startswith(p + ".")]:
+            del origins[old]
+        origins[path] = label
+
+
+def parse_set(assignment: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (['a', 'b'], value); the value is JSON if it parses, else a string."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise OFAError(f"--set {assignment}: expected KEY.PATH=VALUE, e.g. --set training.learning_rate=1e-4")
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = text
+    return key.split("."), value
+
+
+def _set(data: dict, keys: list[str], value: Any) -> dict:
+    if len(keys) == 1:
+        return {**data, keys[0]: value}
+    child = data.get(keys[0])
+    return {**data, keys[0]: _set(child if isinstance(child, dict) else {}, keys[1:], value)}
+
+
+# ---- step 2: types and paths -------------------------------------------------------------------
+
+def training_config_class() -> type | None:
+    """The trainer's TrainingConfig, or None while `ofa_core.trainer` is not available."""
+    try:
+        return importlib.import_module("ofa_core.trainer.config").TrainingConfig
+    except ImportError:
+        return None
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read, merge, override and type-check a recipe; every error is one line naming file and field."""
+    path = Path(path)
+    layers = _layers(path, "this file")
+    merged: dict = {}
+    origins: dict[str, str] = {}
+    for data, label, _file in layers:
+        data = {k: v for k, v in data.items() if k != "extends"}
+        merged = _merge(merged, data)
+        _record(origins, data, label)
+    for assignment in overrides:
+        keys, value = parse_set(assignment)
+        merged = _set(merged, keys, value)
+        _record(origins, _set({}, keys, value), "--set")
+    path = path.resolve()
+
+    def fail(error: RecipeError) -> OFAError:
+        field = str(error).split(":", 1)[0]
+        origin = next((o for p, o in origins.items() if p == field or p.startswith(field + ".")), None) or origin_of(origins, field)
+        where = f" (value from {origin})" if origin and origin != "this file" else ""
+        return OFAError(f"{path}: {error}{where}")
+
+    try:
+        spec = build(RecipeFile, merged, "")
+        spec = _resolve_paths(spec, path.parent)
+        training = _training(spec, path)
+    except RecipeError as error:
+        raise fail(error) from None
+    return Recipe(path, spec, training, origins, merged)
+
+
+def _resolve_paths(spec: RecipeFile, base: Path) -> RecipeFile:
+    checkpoint = resolve_path(spec.model.checkpoint, base, "model.checkpoint", must_exist=True)
+    output_dir = spec.output_dir or spec.training.get("output_dir") or f"runs/{spec.name or spec.task.name}"
+    if not isinstance(output_dir, str):
+        raise RecipeError(f"training.output_dir: expected string, got {output_dir!r}")
+    return attrs.evolve(spec, model=attrs.evolve(spec.model, checkpoint=checkpoint),
+                        output_dir=str((base / output_dir).resolve()))
+
+
+def resolve_path(value: str, base: Path, field: str, *, must_exist: bool) -> str:
+    """`value` relative to the recipe folder; a missing required file is an error naming the field."""
+    resolved = (base / Path(value).expanduser()).resolve()
+    if must_exist and not resolved.exists():
+        raise RecipeError(f"{field}: {resolved} not found (relative paths are resolved against {base})")
+    return str(resolved)
+
+
+def _training(spec: RecipeFile, path: Path) -> Any:
+    values = {**spec.training, "output_dir": spec.output_dir}
+    config_class = training_config_class()
+    if config_class is None:
+        return values
+    if "resume_from_checkpoint" in values and values["resume_from_checkpoint"] not in (None, "auto") \
+            and isinstance(values["resume_from_checkpoint"], str):
+        values["resume_from_checkpoint"] = resolve_path(values["resume_from_checkpoint"], path.parent,
+                                                        "training.resume_from_checkpoint", must_exist=True)
+    return build(config_class, values, "training")
+
+
+# ---- step 3: components ------------------------------------------------------------------------
+
+def build_options(options_class: type | None, values: Mapping[str, Any], field: str, base: Path) -> Any:
+    """An instance of a component's options class from recipe JSON; path options resolved."""
+    if options_class is None:
+        if values:
+            raise RecipeError(f"{field}: this component takes no options, got {', '.join(values)}")
+        return None
+    options = build(options_class, dict(values), field)
+    changes = {}
+    for attribute in attrs.fields(options_class):
+        meta = attribute.metadata.get(PATH_METADATA)
+        value = getattr(options, attribute.name)
+        if meta is not None and isinstance(value, str):
+            changes[attribute.name] = resolve_path(value, base, f"{field}.{attribute.name}", must_exist=meta["must_exist"])
+    return attrs.evolve(options, **changes) if changes else options
+
+
+def resolve(recipe: Recipe, registry: Registry) -> Resolved:
+    """Look up every component the recipe names and build its options; errors name file and field."""
+    spec, base = recipe.spec, recipe.base_dir
+
+    def lookup(namespace, name: str, field: str):
+        if name not in namespace:
+            raise recipe.error(f"{field}: {namespace.unknown_message(name)}")
+        return namespace.get(name)
+
+    try:
+        task = lookup(registry.tasks, spec.task.name, "task.name")
+        lang = spec.task.lang or next(iter(task.prompts), None)
+        if spec.task.prompt is not None:
+            prompt_name = spec.task.prompt
+        elif lang in task.prompts:
+            prompt_name = task.prompts[lang]
+        else:
+            close = difflib.get_close_matches(str(lang), list(task.prompts), n=1)
+            hint = f"did you mean '{close[0]}'?; " if close else ""
+            raise recipe.error(f"task.lang: task '{spec.task.name}' has no '{lang}' prompt ({hint}languages: {', '.join(task.prompts)})")
+        prompt = lookup(registry.prompts, prompt_name, "task.prompt")
+        reader_ref = spec.data.reader or Component(task.reader)
+        reader = lookup(registry.readers, reader_ref.name, "data.reader")
+        loss_ref = spec.loss or Component(task.loss)
+        loss = lookup(registry.losses, loss_ref.name, "loss")
+        metric_refs = spec.metrics if spec.metrics is not None else [Component(m) for m in task.metrics]
+        metrics = []
+        for i, ref in enumerate(metric_refs):
+            metric = lookup(registry.metrics, ref.name, f"metrics[{i}]")
+            metrics.append((ref.name, metric, build_options(metric.options, ref.options, f"metrics[{i}]", base)))
+        return Resolved(
+            task_name=spec.task.name, task=task,
+            task_options=build_options(task.options, spec.task.options, "task.options", base),
+            prompt=prompt, reader=reader,
+            reader_options=build_options(reader.options, reader_ref.options, "data.reader", base),
+            loss=loss, loss_options=build_options(loss.options, loss_ref.options, "loss", base),
+            metrics=tuple(metrics),
+            generation=_generation(spec.generation if spec.generation is not None else task.generation),
+        )
+    except RecipeError as error:
+        raise recipe.error(str(error)) from None
+
+
+def _generation(value: str | dict) -> str | dict:
+    from ofa_core.generation import OFFICIAL_SEARCH
+
+    if isinstance(value, str) and value not in OFFICIAL_SEARCH:
+        close = difflib.get_close_matches(value, sorted(OFFICIAL_SEARCH), n=1)
+        hint = f"did you mean '{close[0]}'?; " if close else ""
+        raise RecipeError(f"generation: unknown official search '{value}' ({hint}known: {', '.join(sorted(OFFICIAL_SEARCH))})")
+    return value
+
+
+# ---- show and schema ---------------------------------------------------------------------------
+
+def resolved_values(recipe: Recipe) -> dict[str, tuple[Any, str]]:
+    """Every leaf of the resolved recipe with where it came from (default, a file, --set)."""
+    spec = attrs.asdict(recipe.spec, recurse=True)
+    spec.pop("schema", None)
+    spec.pop("extends", None)
+    training = recipe.training if isinstance(recipe.training, dict) else attrs.asdict(recipe.training)
+    spec["training"] = training
+    out = {}
+    for path, value in _flatten(spec).items():
+        # Component objects flatten to name/options; show them as the user wrote them.
+        json_path = path.replace(".options.", ".") if (".options." in path and not path.startswith("task.")) else path
+        origin = origin_of(recipe.origins, json_path)
+        if path in ("output_dir", "training.output_dir"):
+            origin = recipe.origins.get("output_dir") or recipe.origins.get("training.output_dir") or "default"
+        out[json_path] = (value, origin)
+    return out
+
+
+def origin_of(origins: Mapping[str, str], path: str) -> str:
+    """Where `path` got its value: its own entry, or that of the shorthand or object above it."""
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in origins:
+            return origins[".".join(parts[:end])]
+    return "default"
+
+
+def json_schema() -> dict:
+    """JSON Schema of recipe files (with the trainer's `training` keys when the trainer is installed)."""
+    definitions: dict[str, dict] = {}
+    top = object_schema(RecipeFile, definitions)
+    config_class = training_config_class()
+    if config_class is not None:
+        top["properties"]["training"] = schema_of(config_class, definitions)
+        training = definitions[config_class.__name__]
+        training.pop("required", None)  # output_dir may come from the top level
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
+            "title": "ofa recipe", **top, "$defs": definitions}
+
