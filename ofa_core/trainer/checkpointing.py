@@ -103,11 +103,10 @@ def load_file(checkpoint: Path, name: str) -> Any:
 
 
 def rotate(output_dir: Path, limit: int | None, keep: Path | None) -> None:
-    """Delete the oldest checkpoints beyond `limit`, never `keep` (the best one)."""
+    """Delete the oldest checkpoints beyond `limit`, never the newest nor `keep` (the best one)."""
     if not limit:
         return
     found = list_checkpoints(output_dir)
-    removable = [p for p in found if keep is None or p.resolve() != keep.resolve()]
-    excess = len(found) - limit
-    for path in removable[: max(excess, 0)]:
+    removable = [p for p in found[:-1] if keep is None or p.resolve() != keep.resolve()]
+    for path in removable[: max(len(found) - limit, 0)]:
         shutil.rmtree(path, ignore_errors=True)

@@ -41,6 +41,12 @@ def _say(world: World, text: str) -> None:
         print(f"ofa: {text}", file=sys.stderr)
 
 
+def _loader_generator() -> torch.Generator:
+    """A DataLoader draws a seed when iterated; from its own generator, so the model's RNG stream
+    (dropout) does not depend on where epochs start, which resume equality needs."""
+    return torch.Generator().manual_seed(0)
+
+
 def merge_states(states: Sequence[dict]) -> dict:
     """Sum-merge metric states: numbers add, lists concatenate."""
     merged = dict(states[0])
@@ -251,7 +257,7 @@ class Trainer:
         while step < total:
             batches = batches_of(epoch)
             loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[position:], collate_fn=self.collator,
-                                                 num_workers=config.dataloader_num_workers)
+                                                 num_workers=config.dataloader_num_workers, generator=_loader_generator())
             micro_iter = iter(loader)
             epoch_done = False
             while step < total:
@@ -327,7 +333,7 @@ class Trainer:
         dataset = GroupDataset(examples, groups, self.processor.image_processor, config.bad_images)
         batches = epoch_batches(groups, config.per_device_eval_batch_size, world.size, world.rank, 0, 0, shuffle=False, drop_last=False)
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=self.collator,
-                                             num_workers=config.dataloader_num_workers)
+                                             num_workers=config.dataloader_num_workers, generator=_loader_generator())
         metrics = {name: factory() for name, factory in self.metrics.items()}
         samples, dropped = [], 0
         tokenizer = self.processor.tokenizer

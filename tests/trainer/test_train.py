@@ -1,0 +1,183 @@
+"""Training end to end on tiny generated data: learning, freezing, resume, crash safety, evaluation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ofa_core.data import Collator, GroupDataset, group_examples
+from ofa_core.errors import OFAError
+from ofa_core.generation.beam_search import SearchSettings
+from ofa_core.generation.defaults import special_token_ids, to_generation_config
+from ofa_core.modeling import OFAForConditionalGeneration
+from ofa_core.testing import tiny_model
+from ofa_core.trainer import checkpointing as ckpt
+from ofa_core.trainer.config import TrainingConfig
+from ofa_core.trainer.loop import Trainer
+
+from .helpers import examples, make_processor
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_trainer(tmp_path: Path, model=None, images: int = 4, captions: int = 2, **options) -> Trainer:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    processor = make_processor(tmp_path)
+    settings = {"output_dir": str(tmp_path / "run"), "max_steps": 4, "per_device_train_batch_size": 4,
+                "learning_rate": 3e-3, "logging_steps": 1, "save_strategy": "no", "report_to": "none", **options}
+    model = model or tiny_model(patch_image_size=32, scale=0.1)
+    data = examples(processor, images, captions)
+    return Trainer(model, TrainingConfig(**settings), processor, train_examples=data, eval_examples=data[:: captions])
+
+
+def losses(output_dir: Path) -> dict[int, float]:
+    rows = [orjson.loads(line) for line in (output_dir / "log.jsonl").read_bytes().splitlines()]
+    return {row["step"]: row["loss"] for row in rows if row["split"] == "train"}
+
+
+def test_loss_falls_and_frozen_encoder_stays_bit_identical(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, max_steps=30, lr_scheduler_type="constant", freeze_encoder=True, freeze_patterns=["model.decoder.layers.0.*"])
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    result = trainer.train()
+    frozen = [n for n in before if n.startswith(("model.encoder.", "model.decoder.layers.0."))]
+    trainable = [n for n in before if n not in frozen]
+    params = dict(trainer.model.named_parameters())
+    assert all(torch.equal(params[n], before[n]) for n in frozen)
+    assert all(not torch.equal(params[n], before[n]) for n in ("model.shared.weight", "model.decoder.layer_norm.weight"))
+    assert result["trainable_parameters"] == sum(before[n].numel() for n in trainable)
+    assert result["frozen_parameters"] == sum(before[n].numel() for n in frozen)
+    steps = losses(tmp_path / "run")
+    assert sum(list(steps.values())[-3:]) < 0.6 * sum(list(steps.values())[:3])
+
+
+def test_freeze_word_embed_and_image_backbone(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, max_steps=1, freeze_word_embed=True, freeze_image_backbone=True)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    for name, parameter in trainer.model.named_parameters():
+        frozen = name == "model.shared.weight" or name.startswith("model.encoder.embed_images.")
+        assert parameter.requires_grad is not frozen and (not frozen or torch.equal(parameter, before[name]))
+    assert torch.equal(trainer.model.lm_head.weight, before["model.shared.weight"])  # tied
+
+
+def test_grouped_encoder_pass_gives_the_per_caption_logits(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, freeze_encoder=True)
+    data = trainer.train_examples
+    collate = Collator(1, 32)
+    outputs = []
+    for by_image in (True, False):
+        groups = group_examples(data, by_image)
+        dataset = GroupDataset(data, groups, trainer.processor.image_processor)
+        batch = collate([dataset[g] for g in range(len(groups))])
+        with torch.no_grad():
+            outputs.append(trainer.model(decoder_input_ids=batch["decoder_input_ids"], encoder_outputs=trainer._encode(batch)).logits)
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
+
+
+def test_resume_reproduces_the_uninterrupted_losses(tmp_path: Path) -> None:
+    options = {"max_steps": 6, "per_device_train_batch_size": 3, "gradient_accumulation_steps": 2, "save_strategy": "steps",
+               "save_steps": 3, "warmup_steps": 2, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+    make_trainer(tmp_path / "a", model=tiny_model(patch_image_size=32, dropout=0.1), **options).train()
+    full = losses(tmp_path / "a" / "run")
+    run = tmp_path / "a" / "run"
+    shutil.rmtree(run / "checkpoint-6")
+    (run / "log.jsonl").unlink()
+    resumed = make_trainer(tmp_path / "a", model=tiny_model(seed=7, patch_image_size=32, dropout=0.1),
+                           resume_from_checkpoint="auto", **options)
+    resumed.train()
+    assert set(losses(run)) == {4, 5, 6}
+    assert all(losses(run)[step] == full[step] for step in (4, 5, 6))
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from ofa_core.trainer import checkpointing
+    from trainer.test_train import make_trainer
+    original = checkpointing._fsync_dir
+    def slow(path):
+        original(path)
+        if path.name.startswith(".tmp-checkpoint-4"):
+            print("SAVING", flush=True)
+            time.sleep(60)
+    checkpointing._fsync_dir = slow
+    make_trainer(Path({tmp!r}), max_steps=4, save_strategy="steps", save_steps=2).train()
+""")
+
+
+def test_sigkill_while_saving_leaves_the_previous_checkpoint(tmp_path: Path) -> None:
+    script = KILLED_RUN.format(tests=str(REPO / "tests"), tmp=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO)
+    try:
+        assert process.stdout.readline().strip() == b"SAVING"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    run = tmp_path / "run"
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["checkpoint-2"]
+    assert list(run.glob(".tmp-checkpoint-4-*"))
+    assert ckpt.resolve_resume("auto", run) == run / "checkpoint-2"
+    OFAForConditionalGeneration.from_pretrained(run / "checkpoint-2")
+    result = make_trainer(tmp_path, max_steps=4, save_strategy="steps", save_steps=2, resume_from_checkpoint="auto").train()
+    assert result["steps"] == 4 and not list(run.glob(".tmp-checkpoint-*"))
+    steps = [orjson.loads(line)["step"] for line in (run / "log.jsonl").read_bytes().splitlines()]
+    assert steps == [1, 2, 3, 4, 3, 4]  # the killed run logged 3-4, the resumed run redid them
+
+
+class ScriptedMetric:
+    """Scores from a script, one per evaluation: what best-checkpoint bookkeeping needs."""
+
+    calls = 0
+    SCORES = (0.5, 0.9, 0.1)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def update(self, predictions, references) -> None:
+        self.count += len(predictions)
+
+    def state(self) -> dict:
+        return {"count": self.count}
+
+    def load_state(self, merged: dict) -> None:
+        self.count = merged["count"]
+
+    def compute(self) -> dict[str, float]:
+        ScriptedMetric.calls += 1
+        return {"score": self.SCORES[ScriptedMetric.calls - 1], "count": float(self.count)}
+
+
+def test_evaluation_best_checkpoint_and_rotation(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
+                           save_total_limit=1, metric_for_best_model="score", report_to="tensorboard")
+    trainer.metrics = {"scripted": ScriptedMetric}
+    trainer.generation_config = to_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1), **special_token_ids(trainer.model.config))
+    result = trainer.train()
+    run = tmp_path / "run"
+    assert result["best_metric"] == 0.9 and result["best_checkpoint"] == str(run / "checkpoint-4")
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["checkpoint-4", "checkpoint-6"]
+    assert result["eval"]["count"] == 4.0
+    assert list((run / "runs").glob("events.out.tfevents.*"))
+    state = ckpt.read_state(run / "checkpoint-6")
+    assert state["best_checkpoint"] == str(run / "checkpoint-4")
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state_0.pt"):
+        torch.load(run / "checkpoint-6" / name, weights_only=True)
+    assert set(load_file(run / "checkpoint-6" / "model.safetensors")) and (run / "checkpoint-6" / "tokenizer.json").exists()
+
+
+def test_bf16_autocast_on_cpu_and_fp16_refused(tmp_path: Path) -> None:
+    assert make_trainer(tmp_path, max_steps=1, mixed_precision="bf16").train()["steps"] == 1
+    if not torch.cuda.is_available():
+        with pytest.raises(OFAError, match="fp16 needs a CUDA GPU"):
+            make_trainer(tmp_path, mixed_precision="fp16")
