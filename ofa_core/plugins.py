@@ -88,8 +88,11 @@ class Plugins:
     def load_entry_points(self) -> None:
         """Built-ins (this distribution's entry points) first, then every other installed plugin."""
         points = {}
-        for point in importlib.metadata.entry_points(group=hookspecs.PROJECT):
-            points.setdefault(point.name, point)  # a distribution seen twice on sys.path counts once
+        # Every distribution, not entry_points(): a stale `*.egg-info` in the working directory
+        # would otherwise hide the installed metadata of the same name.
+        for distribution in importlib.metadata.distributions():
+            for point in distribution.entry_points.select(group=hookspecs.PROJECT):
+                points.setdefault(point.name, point)  # a distribution seen twice on sys.path counts once
         builtin = [p for p in points.values() if _distribution(p) == DISTRIBUTION]
         others = sorted((p for p in points.values() if _distribution(p) != DISTRIBUTION), key=lambda p: p.name)
         for point, origin in [(p, "builtin") for p in builtin] + [(p, "entrypoint") for p in others]:

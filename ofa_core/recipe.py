@@ -221,6 +221,8 @@ def _set(data: dict, keys: list[str], value: Any) -> dict:
     if len(keys) == 1:
         return {**data, keys[0]: value}
     child = data.get(keys[0])
+    if isinstance(child, str):  # the shorthand `"task": "caption"` means {"name": "caption"}
+        child = {"name": child}
     return {**data, keys[0]: _set(child if isinstance(child, dict) else {}, keys[1:], value)}
 
 
@@ -253,7 +255,7 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     def fail(error: RecipeError) -> OFAError:
         field = str(error).split(":", 1)[0]
         origin = next((o for p, o in origins.items() if p == field or p.startswith(field + ".")), None) or origin_of(origins, field)
-        where = f" (value from {origin})" if origin and origin != "this file" else ""
+        where = f" (value from {origin})" if origin not in (None, "this file", "default") else ""
         return OFAError(f"{path}: {error}{where}")
 
     try:

@@ -127,7 +127,8 @@ def build(cls: type, value: Any, path: str) -> Any:
         if name not in fields or name.startswith("_"):
             known = [k for k in list(aliases) + list(fields) if k not in aliases.values() and not k.startswith("_")]
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+            hint = (f"did you mean '{close[0]}'?" if close else
+                    f"known keys: {', '.join(known)}" if known else "this component takes no options")
             raise RecipeError(f"{_join(path, key)}: unknown key ({hint})")
         try:
             kwargs[name] = convert(item, hints[name], _join(path, key))

@@ -1,15 +1,13 @@
 """ofa plugin: visual grounding (RefCOCO-style), the box answered as `<bin_x0> <bin_y0> <bin_x1> <bin_y1>`.
 
-Registers the `grounding` task with its prompts, a JSONL reader, a label-smoothed cross-entropy
-loss and the Acc@0.5 metric. Importing this module stays light: torch is imported inside the
-loss only when it runs.
+Registers the `grounding` task with its prompts, a JSONL reader and the Acc@0.5 metric; the loss
+is the core's `label_smoothed_cross_entropy`. Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
 from ofa_core.hookspecs import hookimpl
-from ofa_core.specs import LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
-from ofa_plugin_grounding.loss import LossOptions, build_loss
+from ofa_core.specs import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
 from ofa_plugin_grounding.metric import MetricOptions, build_metric
 from ofa_plugin_grounding.reader import ReaderOptions, open_split
 from ofa_plugin_grounding.task import postprocess, preprocess
@@ -33,12 +31,6 @@ def ofa_register_readers(register):
 
 
 @hookimpl
-def ofa_register_losses(register):
-    register("grounding_ce", LossSpec(
-        options=LossOptions, build=build_loss, description="label-smoothed cross-entropy over the four box tokens"))
-
-
-@hookimpl
 def ofa_register_metrics(register):
     register("grounding_acc", MetricSpec(
         options=MetricOptions, build=build_metric, higher_is_better=True,
@@ -48,6 +40,6 @@ def ofa_register_metrics(register):
 @hookimpl
 def ofa_register_tasks(register):
     register("grounding", TaskSpec(
-        prompts={"en": "grounding.en", "zh": "grounding.zh"}, reader="grounding_jsonl", loss="grounding_ce",
+        prompts={"en": "grounding.en", "zh": "grounding.zh"}, reader="grounding_jsonl", loss="label_smoothed_cross_entropy",
         metrics=("grounding_acc",), generation="grounding", preprocess=preprocess, postprocess=postprocess,
         description="locate the region a phrase describes (RefCOCO-style visual grounding)"))

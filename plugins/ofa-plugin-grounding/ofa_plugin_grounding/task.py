@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import io
+
+from PIL import Image
+
 from ofa_core.boxes import box_to_text, text_to_box
-from ofa_core.image_processing import load_image
+
+
+def image_size(image) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels."""
+    if isinstance(image, Image.Image):
+        return image.size
+    with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as opened:
+        return opened.size
 
 
 def preprocess(record: dict, split: str, options: None) -> dict:
-    """Load the image once, keep its size, and write the target `region` as `<bin_*>` tokens."""
-    image = load_image(record["image"])
-    record = {**record, "image": image, "image_size": image.size}
+    """Keep the image size (boxes are quantised relative to it) and write the target `region` as `<bin_*>` tokens."""
+    size = image_size(record["image"])
+    record = {**record, "image_size": size}
     if "box" in record:
-        record["region"] = box_to_text(record["box"], image.size)
+        record["region"] = box_to_text(record["box"], size)
     return record
 
 
