@@ -60,10 +60,17 @@ def all_reduce_sum(values: list[float], world: World, device: torch.device) -> l
 
 
 def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world: World) -> None:
-    """Sum the gradients of every process in one flat buffer (missing gradients count as zero)."""
+    """Sum the gradients of every process in one flat buffer.
+
+    A parameter no process used (e.g. the decoder's image-code tables) keeps `grad=None`, so
+    AdamW skips it exactly as in a single process; one used elsewhere counts as zero here.
+    """
     if not world.distributed:
         return
     params = [p for p in parameters if p.requires_grad]
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=params[0].device)
+    dist.all_reduce(used)
+    params = [p for p, count in zip(params, used.tolist()) if count]
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)

@@ -23,11 +23,12 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps
     """`(1 - ε - ε_i)·nll + ε_i·Σ_v(−log p_v)` with `ε_i = ε/(V−1)`, summed over targets != -100.
 
     This is OFA's `adjust_label_smoothed_cross_entropy` without constraint masks: the smoothing
-    mass is spread over the other V−1 tokens, unlike torch's ε/V. Computed in fp32 (OFA's fp16
-    NaN history).
+    mass is spread over the other V−1 tokens, unlike torch's ε/V. Computed in fp32 or wider (OFA's
+    fp16 NaN history).
     """
     keep = labels.ne(IGNORE_INDEX)
-    lprobs = F.log_softmax(logits[keep].float(), dim=-1)
+    kept = logits[keep]
+    lprobs = F.log_softmax(kept if kept.dtype == torch.float64 else kept.float(), dim=-1)
     target = labels[keep]
     nll = -lprobs.gather(-1, target[:, None]).squeeze(-1)
     smooth = -lprobs.sum(-1)
