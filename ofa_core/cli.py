@@ -9,6 +9,7 @@ the user gave) print one `error: ...` line and exit 2; `--debug` shows the trace
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -51,6 +52,11 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
         sub.set_defaults(run=module.run)
     if plugins is not None:
         plugins.add_commands(verbs)
+        for name, sub in verbs.choices.items():  # plugin verbs accept the global options too
+            if name not in COMMANDS:
+                for action in debug._actions:
+                    with contextlib.suppress(argparse.ArgumentError):
+                        sub._add_action(action)
     return parser
 
 

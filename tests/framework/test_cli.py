@@ -1,0 +1,117 @@
+"""The framework's CLI verbs: help, listings, recipe checks, scaffolding, predict, plugin verbs."""
+
+import json
+import sys
+
+import orjson
+import pytest
+
+from ofa_core.cli import COMMANDS, main
+from ofa_core.plugins import import_path
+from ofa_core.recipe import json_schema
+from ofa_core.testing import fake_image, registry_with, tiny_checkpoint
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("verb", [*COMMANDS, "recipe validate", "recipe show", "recipe schema"])
+def test_every_verb_has_help(capsys, verb):
+    code, out, _ = run(capsys, *verb.split(), "--help")
+    assert code == 0 and "usage: ofa" in out
+
+
+def test_tasks_and_plugins_list_providers(capsys, grounding_installed):
+    code, out, _ = run(capsys, "tasks")
+    assert code == 0 and "grounding  [grounding 0.1.0, entrypoint]" in out
+    code, out, _ = run(capsys, "tasks", "--all", "--json")
+    listing = json.loads(out)
+    assert {"name": "label_smoothed_cross_entropy", "plugin": "core", "origin": "builtin"}.items() <= listing["losses"][0].items()
+    code, out, _ = run(capsys, "plugins")
+    assert "core 0.1.0 (builtin)  losses: label_smoothed_cross_entropy" in out
+    assert "grounding 0.1.0 (entrypoint)  tasks: grounding" in out
+
+
+def test_plugins_reports_failures_and_adds_plugin_verbs(capsys, tmp_path):
+    (tmp_path / "broken.py").write_text("raise RuntimeError('half-written plugin')\n")
+    (tmp_path / "hello.py").write_text(
+        "from ofa_core.hookspecs import hookimpl\n"
+        "@hookimpl\n"
+        "def ofa_register_commands(subparsers):\n"
+        "    parser = subparsers.add_parser('hello', help='say hello')\n"
+        "    parser.set_defaults(run=lambda args: print('hello from a plugin') or 0)\n")
+    code, out, err = run(capsys, "--plugins-dir", str(tmp_path), "plugins", "--errors")
+    assert code == 0
+    assert "FAILED broken (plugins-dir): RuntimeError: half-written plugin" in out and "Traceback" in out
+    assert "warning: plugin 'broken' (plugins-dir) failed to load" in err
+    code, out, _ = run(capsys, "hello", "--plugins-dir", str(tmp_path))
+    assert (code, out) == (0, "hello from a plugin\n")
+
+
+def test_recipe_errors_are_one_line_exit_2_and_debug_raises(capsys, tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_bytes(orjson.dumps({"task": "grounding", "model": {"checkpoint": "."}, "trainig": {}}))
+    code, out, err = run(capsys, "recipe", "validate", str(recipe))
+    assert code == 2 and err == f"error: {recipe}: trainig: unknown key (did you mean 'training'?)\n"
+    with pytest.raises(Exception, match="trainig"):
+        main(["recipe", "validate", str(recipe), "--debug"])
+
+
+def test_recipe_show_schema_and_run_dry_run(capsys, tmp_path, grounding_installed):
+    (tmp_path / "train.jsonl").write_text("")
+    recipe = tmp_path / "r.json"
+    recipe.write_bytes(orjson.dumps({"task": "grounding", "model": {"checkpoint": "."},
+                                     "data": {"reader": {"name": "grounding_jsonl", "train": "train.jsonl"}}}))
+    code, out, _ = run(capsys, "recipe", "show", str(recipe), "--set", "training.seed=3")
+    assert code == 0
+    assert "training.seed" in out and "= 3  # --set" in out and "# default" in out and "# this file" in out
+    assert "# task grounding: prompt grounding.en" in out
+    code, out, _ = run(capsys, "recipe", "schema")
+    assert json.loads(out) == json_schema()
+    code, out, _ = run(capsys, "run", str(recipe), "--dry-run")
+    assert code == 0 and out.startswith(f"{recipe}: ok")
+
+
+def test_new_plugin_scaffold_works_and_never_overwrites(capsys, tmp_path, monkeypatch):
+    code, out, _ = run(capsys, "new-plugin", "my_vqa", "--dir", str(tmp_path))
+    target = tmp_path / "ofa-plugin-my-vqa"
+    assert code == 0 and (target / "pyproject.toml").is_file()
+    assert 'my_vqa = "ofa_plugin_my_vqa"' in (target / "pyproject.toml").read_text()
+    module = import_path(target / "ofa_plugin_my_vqa.py")
+    registry = registry_with(module, installed=True)
+    assert registry.tasks.get("my_vqa").loss == "my_vqa_ce"
+    monkeypatch.syspath_prepend(str(target))
+    monkeypatch.setitem(sys.modules, "ofa_plugin_my_vqa", module)
+    tests = import_path(target / "tests" / "test_ofa_plugin_my_vqa.py")
+    tests.test_registers_a_complete_task()
+    tests.test_exact_match_state_merges_by_sum()
+    (target / "README.md").write_text("mine")
+    code, _, err = run(capsys, "new-plugin", "my_vqa", "--dir", str(tmp_path))
+    assert code == 2 and "already exists" in err and (target / "README.md").read_text() == "mine"
+    code, _, err = run(capsys, "new-plugin", "My-VQA", "--dir", str(tmp_path))
+    assert code == 2 and "lowercase letters" in err
+
+
+def test_predict_writes_jsonl_for_images_folders_and_tsv(capsys, tmp_path, grounding_installed):
+    model = tiny_checkpoint(tmp_path / "model")
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(3):
+        fake_image(index, (40 + index, 30)).save(images / f"{index}.png")
+    tsv = tmp_path / "inputs.tsv"
+    tsv.write_text("id\timage\ttext\nq1\timages/0.png\ta red car\n")
+    output = tmp_path / "out.jsonl"
+    code, _, err = run(capsys, "predict", "--model", str(model), "--task", "grounding", "--lang", "zh",
+                       "--field", "text=a dog", "--batch-size", "2", str(images), str(tsv), "-o", str(output))
+    assert code == 0, err
+    rows = [orjson.loads(line) for line in output.read_bytes().splitlines()]
+    assert [row["id"] for row in rows] == ["0", "1", "2", "q1"]
+    assert rows[0]["source"] == '这段文字" a dog "描述的是哪个区域？' and rows[3]["source"] == '这段文字" a red car "描述的是哪个区域？'
+    assert all(isinstance(row["prediction"], str) and "text" in row for row in rows)
+    code, _, err = run(capsys, "predict", "--model", str(model), "--task", "grounding", str(images), "-o", str(output))
+    assert code == 2 and "already exists; pass --overwrite" in err
+    code, _, err = run(capsys, "predict", "--model", str(model), "--task", "grounding", str(images / "0.png"))
+    assert code == 2 and "needs the field 'text'" in err
