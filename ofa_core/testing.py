@@ -129,6 +129,8 @@ def registry_with(*plugins, installed: bool = False):
     if installed:
         loaded.load_entry_points()
     for index, plugin in enumerate(plugins):
+        if loaded.manager.is_registered(plugin):  # already loaded through its installed entry point
+            continue
         name = getattr(plugin, "__name__", None) or f"inline{index}"
         if not loaded.add(plugin, name, "inline"):
             raise RuntimeError(f"inline plugin {name} is unusable: {loaded.failures[-1].error}")
