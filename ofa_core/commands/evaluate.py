@@ -15,6 +15,7 @@ HELP = "evaluate a checkpoint with the recipe's task, data, generation and metri
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
     add_recipe_arguments(parser)
     parser.add_argument("--checkpoint", required=True, metavar="DIR", help="model directory to evaluate")
+    parser.add_argument("--split", default="valid", choices=("valid", "test"), help="which split the reader opens")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,5 +23,5 @@ def run(args: argparse.Namespace) -> int:
     if not checkpoint.is_dir():
         raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model directory")
     recipe, registry, _resolved = prepare(args)
-    print_json(trainer_function("evaluate")(recipe, registry, checkpoint))
+    print_json(trainer_function("evaluate")(recipe, registry, checkpoint, args.split))
     return 0

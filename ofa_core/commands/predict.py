@@ -118,16 +118,15 @@ class Predictor:
         from ofa_core.generation.defaults import generation_config_for, special_token_ids
         from ofa_core.modeling import OFAForConditionalGeneration
         from ofa_core.processing import OFAProcessor
-        from transformers import GenerationConfig
 
         self.torch = torch
         self.model = OFAForConditionalGeneration.from_pretrained(model_dir).eval()
         self.processor = OFAProcessor.from_pretrained(model_dir)
         ids = special_token_ids(self.model.config)
-        if isinstance(task.generation, str):
-            self.generation = generation_config_for(task.generation, **ids)
-        else:
-            self.generation = GenerationConfig(**{**ids, **task.generation})
+        # A dict refines the official default search, as in evaluation (ofa_core.trainer.adapters).
+        self.generation = generation_config_for(task.generation if isinstance(task.generation, str) else "default", **ids)
+        if isinstance(task.generation, dict):
+            self.generation.update(**task.generation)
         self.task, self.prompt = task, prompt
         self.options = task.options() if task.options else None
 
