@@ -116,9 +116,7 @@ class Recipe:
     training: Any
     """`ofa_core.trainer.config.TrainingConfig` (or the raw dict while the trainer is not installed)."""
     origins: dict[str, str]
-    """JSON path -> where its value came from: 'default', 'parent <file>', 'this file', '--set'."""
-    raw: dict
-    """The merged JSON, before defaults."""
+    """JSON path -> where its value came from: 'parent <file>', 'this file', '--set' (absent: default)."""
 
     @property
     def base_dir(self) -> Path:
@@ -264,7 +262,7 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         training = _training(spec, path)
     except RecipeError as error:
         raise fail(error) from None
-    return Recipe(path, spec, training, origins, merged)
+    return Recipe(path, spec, training, origins)
 
 
 def _resolve_paths(spec: RecipeFile, base: Path) -> RecipeFile:

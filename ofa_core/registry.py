@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -124,12 +124,6 @@ class Namespace:
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 def _describe(entry: Entry) -> str:
     version = f" {entry.version}" if entry.version else ""
@@ -154,9 +148,6 @@ class Registry:
             if kind in (attribute, singular):
                 return getattr(self, attribute)
         raise KeyError(kind)
-
-    def plugin(self, name: str) -> PluginInfo | None:
-        return next((info for info in self.plugins if info.name == name), None)
 
 
 def build_registry(pm: pluggy.PluginManager, plugins: list[PluginInfo], failures: list[PluginFailure],
