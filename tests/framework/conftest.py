@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import site
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import attrs
@@ -71,6 +73,6 @@ def grounding_installed() -> None:
         command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(GROUNDING)]
         if subprocess.run([*command, "--no-build-isolation"], capture_output=True).returncode != 0:
             subprocess.run(command, check=True, capture_output=True)
+        site.addsitedir(sysconfig.get_paths()["purelib"])  # runs the new editable-install .pth in this process
         importlib.invalidate_caches()
-    sys.path_importer_cache.clear()
     importlib.import_module("ofa_plugin_grounding")
