@@ -1,4 +1,8 @@
-"""Helpers for tests of ofa_core and of plugins: tiny models with informative random weights."""
+"""Helpers for tests of ofa_core and of plugins.
+
+Tiny models with informative random weights, a tokenizer from a generated vocabulary, images and
+records, a registry from inline plugins, and a recipe runner; all fast on a CPU.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from ofa_core.errors import OFAError
 from ofa_core.recipe import Recipe, Resolved, load, resolve
 from ofa_core.registry import Registry
 
@@ -22,7 +23,10 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare(args: argparse.Namespace) -> tuple[Recipe, Registry, Resolved]:
     """Load the recipe, the plugins it names, and every component: all checks before any compute."""
     recipe = load(args.recipe, args.overrides)
-    args.plugins.load_recipe_modules(recipe.spec.plugins.load, recipe.base_dir)
+    try:
+        args.plugins.load_recipe_modules(recipe.spec.plugins.load, recipe.base_dir)
+    except OFAError as error:
+        raise recipe.error(str(error)) from error
     registry = args.plugins.registry()
     return recipe, registry, resolve(recipe, registry)
 

@@ -115,3 +115,14 @@ def test_predict_writes_jsonl_for_images_folders_and_tsv(capsys, tmp_path, groun
     assert code == 2 and "already exists; pass --overwrite" in err
     code, _, err = run(capsys, "predict", "--model", str(model), "--task", "grounding", str(images / "0.png"))
     assert code == 2 and "needs the field 'text'" in err
+
+
+def test_eval_and_run_errors_exit_2(capsys, tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_bytes(orjson.dumps({"task": "toy", "model": {"checkpoint": "."}, "plugins": {"load": ["gone.py"]}}))
+    code, _, err = run(capsys, "eval", str(recipe), "--checkpoint", str(tmp_path / "missing"))
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'missing'}: --checkpoint: no such directory")
+    code, _, err = run(capsys, "run", str(recipe))
+    assert code == 2 and err.startswith(f"error: {recipe}: plugins.load[0]: ") and "gone.py does not exist" in err
+    code, _, err = run(capsys, "run", str(tmp_path / "absent.json"))
+    assert code == 2 and "absent.json: recipe not found" in err
