@@ -6,6 +6,7 @@ import argparse
 
 from ofa_core.commands.common import print_json
 from ofa_core.registry import KINDS
+from ofa_core.specs import PromptTemplate
 
 HELP = "list registered tasks with the plugin that provides each (--all: every component kind)"
 
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     kinds = list(KINDS) if args.all else ["tasks"]
     listing = {
         kind: [{"name": e.name, "plugin": e.plugin, "version": e.version, "origin": e.origin,
-                "description": getattr(e.spec, "description", "")} for e in registry.namespace(kind).entries()]
+                "description": _describe(e.spec)} for e in registry.namespace(kind).entries()]
         for kind in kinds
     }
     if args.json:
@@ -36,3 +37,10 @@ def run(args: argparse.Namespace) -> int:
             description = f"  {entry['description']}" if entry["description"] else ""
             print(f"  {entry['name']}  [{entry['plugin']}{version}, {entry['origin']}]{description}")
     return 0
+
+
+def _describe(spec) -> str:
+    """A spec's description; for a prompt, its templates (leading spaces visible)."""
+    if isinstance(spec, PromptTemplate):
+        return f"{spec.lang}: {spec.source!r} -> {spec.target!r}"
+    return spec.description
