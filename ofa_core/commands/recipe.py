@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "validate":
         print(f"{recipe.path}: ok")
         return 0
-    values = resolved_values(recipe)
+    values = resolved_values(recipe, resolved)
     if args.json:
         print_json({path: {"value": value, "from": origin} for path, (value, origin) in values.items()})
         return 0

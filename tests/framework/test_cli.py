@@ -70,6 +70,11 @@ def test_recipe_show_schema_and_run_dry_run(capsys, tmp_path, grounding_installe
     assert code == 0
     assert "training.seed" in out and "= 3  # --set" in out and "# default" in out and "# this file" in out
     assert "# task grounding: prompt grounding.en" in out
+    lines = {line.split(" = ")[0].strip(): line.split(" = ")[1] for line in out.splitlines() if " = " in line}
+    assert lines["data.reader.train"] == f'"{tmp_path / "train.jsonl"}"  # this file'
+    assert lines["data.reader.valid"] == "null  # default"
+    assert lines["loss.name"] == '"label_smoothed_cross_entropy"  # task default'
+    assert lines["metrics[0].iou_threshold"] == "0.5  # default"
     code, out, _ = run(capsys, "recipe", "schema")
     assert json.loads(out) == json_schema()
     code, out, _ = run(capsys, "run", str(recipe), "--dry-run")
