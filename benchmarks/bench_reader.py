@@ -21,7 +21,7 @@ SIZES = (20_000, 40_000)
 READ = """
 import json, resource, sys, time
 from ofa_tasks.caption.readers import MugeOptions, read_muge
-options = MugeOptions(captions=sys.argv[1], images=sys.argv[2])
+options = MugeOptions(folder=sys.argv[1])
 start = time.perf_counter()
 rows = sum(1 for _ in read_muge(options, "valid"))
 seconds = time.perf_counter() - start
@@ -35,25 +35,27 @@ def make_muge(folder, count: int):
         buffer = io.BytesIO()
         Image.new("RGB", (256, 256), (shade * 30, 80, 160)).save(buffer, format="JPEG", quality=90)
         images.append(base64.b64encode(buffer.getvalue()).decode())
-    tsv, captions = folder / f"IC_{count}.tsv", folder / f"IC_{count}.jsonl"
+    folder = folder / str(count)
+    folder.mkdir()
+    tsv, captions = folder / "IC_valid.tsv", folder / "IC_valid.jsonl"
     with tsv.open("w") as rows, captions.open("w") as lines:
         for index in range(count):
             rows.write(f"{index:032x}\t{images[index % 8]}\n")
             lines.write(json.dumps({"image_id": f"{index:032x}", "text": [f"第{index}张图片"] * 10}, ensure_ascii=False) + "\n")
-    return captions, tsv
+    return folder, tsv
 
 
-def read_in_fresh_process(captions, tsv) -> dict:
-    output = subprocess.run([sys.executable, "-c", READ, str(captions), str(tsv)], capture_output=True, text=True, check=True)
+def read_in_fresh_process(folder) -> dict:
+    output = subprocess.run([sys.executable, "-c", READ, str(folder)], capture_output=True, text=True, check=True)
     return json.loads(output.stdout)
 
 
 @pytest.mark.parametrize("count", SIZES)
 def test_muge_reader_rows_per_second_and_peak_rss(tmp_path, report, count):
-    captions, tsv = make_muge(tmp_path, count)
+    folder, tsv = make_muge(tmp_path, count)
     size_mb = tsv.stat().st_size / 2**20
-    first = read_in_fresh_process(captions, tsv)
-    second = read_in_fresh_process(captions, tsv)
+    first = read_in_fresh_process(folder)
+    second = read_in_fresh_process(folder)
     assert first["rows"] == second["rows"] == count
     report(
         f"MUGE reader, {count} images ({size_mb:.0f} MB TSV): index build + read {count / first['seconds']:.0f} rows/s, "

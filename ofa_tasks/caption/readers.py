@@ -12,6 +12,7 @@ import binascii
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 import orjson
@@ -59,20 +60,28 @@ class _BadRows:
 
 @attrs.frozen
 class MugeOptions:
-    """MUGE files of one split: `IC_<split>.jsonl` captions and `IC_<split>.tsv` images."""
+    """A MUGE folder as downloaded: `IC_<split>.jsonl` captions and `IC_<split>.tsv` images per split."""
 
-    captions: str = path_option()
-    images: str = path_option()
+    folder: str = path_option()
     bad_records: str = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
+
+    def files(self, split: str) -> tuple[Path, Path]:
+        captions, images = Path(self.folder) / f"IC_{split}.jsonl", Path(self.folder) / f"IC_{split}.tsv"
+        for file in (captions, images):
+            if not file.is_file():
+                raise OFAError(f"data.reader.folder: {file} not found; MUGE's {split} split needs "
+                               f"IC_{split}.jsonl and IC_{split}.tsv in {self.folder}")
+        return captions, images
 
 
 def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
     """Training: one record per (image, caption), captions of an image adjacent; otherwise one per image."""
     bad = _BadRows(options.bad_records)
-    images = TsvIndex(options.images)
-    with open(options.captions, "rb") as handle:
+    captions_path, images_path = options.files(split)
+    images = TsvIndex(images_path)
+    with captions_path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
-            where = f"{options.captions}:{number}"
+            where = f"{captions_path}:{number}"
             if not line.strip():
                 continue
             try:
@@ -83,13 +92,13 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
                 bad(where, f"not a MUGE caption line ({error.__class__.__name__}: {error})")
                 continue
             if image_id not in images:
-                bad(where, f"image id {image_id} has no row in {options.images}")
+                bad(where, f"image id {image_id} has no row in {images_path}")
                 continue
             try:
                 row = images[image_id]
                 image = decode_image(row[1] if len(row) > 1 else "")
             except (ValueError, binascii.Error) as error:
-                bad(f"{options.images}:{images.line_number(image_id)}", f"image {image_id}: {error}")
+                bad(f"{images_path}:{images.line_number(image_id)}", f"image {image_id}: {error}")
                 continue
             if split == "train":
                 for index, caption in enumerate(captions):
@@ -100,7 +109,7 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
                        "caption": captions[0] if captions else "", "references": captions}
     images.close()
     if bad.skipped:
-        logger.warning("%s: skipped %d bad records in split %r", options.captions, bad.skipped, split)
+        logger.warning("%s: skipped %d bad records in split %r", captions_path, bad.skipped, split)
 
 
 @attrs.frozen

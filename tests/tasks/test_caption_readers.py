@@ -51,7 +51,9 @@ def muge(tmp_path):
         orjson.dumps({"image_id": "a3", "text": ["webp 图片"]}),
     ]
     captions.write_bytes(b"\n".join(lines) + b"\n")
-    return MugeOptions(captions=str(captions), images=str(tsv))
+    for name in ("IC_train.jsonl", "IC_train.tsv"):  # the same rows serve as the valid split
+        (tmp_path / name.replace("train", "valid")).write_bytes((tmp_path / name).read_bytes())
+    return MugeOptions(folder=str(tmp_path))
 
 
 def test_muge_training_records_keep_an_images_captions_together(muge, caplog):
@@ -74,30 +76,33 @@ def test_muge_eval_records_are_one_per_image(muge):
 
 
 def test_bad_record_policy_error_names_file_and_line(muge):
-    strict = MugeOptions(captions=muge.captions, images=muge.images, bad_records="error")
+    strict = MugeOptions(folder=muge.folder, bad_records="error")
     with pytest.raises(BadRecordError, match=r"IC_train\.jsonl:2: not a MUGE caption line.*bad_records"):
         list(read_muge(strict, "train"))
 
 
 def test_index_is_cached_and_rebuilt_when_the_tsv_changes(muge):
-    index = TsvIndex(muge.images)
+    images = muge.files("train")[1]
+    index = TsvIndex(images)
     cache = index.cache_path
     assert cache.name.endswith(INDEX_SUFFIX) and cache.exists()
     assert index["a2"][0] == "a2" and index.line_number("a3") == 3
     first = cache.stat().st_mtime_ns
-    TsvIndex(muge.images)
+    TsvIndex(images)
     assert cache.stat().st_mtime_ns == first  # reused, not rebuilt
-    with open(muge.images, "a", encoding="utf-8") as handle:
+    with open(images, "a", encoding="utf-8") as handle:
         handle.write(f"a9\t{encoded()}\n")
-    os.utime(muge.images, ns=(first + 10**9, first + 10**9))
-    assert "a9" in TsvIndex(muge.images)
+    os.utime(images, ns=(first + 10**9, first + 10**9))
+    assert "a9" in TsvIndex(images)
 
 
-def test_missing_tsv_is_a_one_line_error(tmp_path):
+def test_missing_files_are_one_line_errors(tmp_path):
     from ofa_core.errors import OFAError
 
     with pytest.raises(OFAError, match="no such file"):
         TsvIndex(tmp_path / "nope.tsv")
+    with pytest.raises(OFAError, match=r"data\.reader\.folder: .*IC_valid\.jsonl not found"):
+        list(read_muge(MugeOptions(folder=str(tmp_path)), "valid"))
 
 
 def test_official_caption_tsv_reader(tmp_path):

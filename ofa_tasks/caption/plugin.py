@@ -1,0 +1,58 @@
+"""The `caption` task: prompts, the MUGE and OFA-TSV readers and CIDEr-D/BLEU-4/ROUGE-L, via the plugin hooks.
+
+Prompts are the official strings, byte for byte: the English one starts with a space; the
+Chinese one ends with an ASCII '?', as the OFA-CN checkpoints were trained (OFA-Chinese's
+shorter "图片描述了什么?" differs).
+"""
+
+from __future__ import annotations
+
+from ofa_core.hookspecs import hookimpl
+from ofa_core.specs import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_tasks.caption.metrics import CaptionMetricOptions, CaptionScores
+from ofa_tasks.caption.readers import MugeOptions, OfaCaptionTsvOptions, read_muge, read_ofa_caption_tsv
+
+PROMPTS = {
+    "en": PromptTemplate(name="caption.en", lang="en", source=" what does the image describe?", target="{caption}"),
+    "zh": PromptTemplate(name="caption.zh", lang="zh", source="图片描述了什么内容?", target="{caption}"),
+}
+
+
+def preprocess(record: dict, split: str, options: None) -> dict | None:
+    """Training rows need a caption; evaluation rows keep every reference."""
+    caption = str(record.get("caption", "")).strip()
+    if split == "train" and not caption:
+        return None
+    return {**record, "caption": caption}
+
+
+def postprocess(text: str, record: dict, options: None) -> str:
+    return text.strip()
+
+
+@hookimpl
+def ofa_register_prompts(register):
+    for template in PROMPTS.values():
+        register(template.name, template)
+
+
+@hookimpl
+def ofa_register_readers(register):
+    register("muge", ReaderSpec(options=MugeOptions, open=read_muge,
+                                description="MUGE folder: IC_<split>.jsonl captions + IC_<split>.tsv base64 images"))
+    register("ofa_caption_tsv", ReaderSpec(options=OfaCaptionTsvOptions, open=read_ofa_caption_tsv,
+                                           description="official OFA caption TSV (uniq-id, image-id, caption, objects, image)"))
+
+
+@hookimpl
+def ofa_register_metrics(register):
+    register("caption", MetricSpec(options=CaptionMetricOptions, build=CaptionScores, higher_is_better=True,
+                                   description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'"))
+
+
+@hookimpl
+def ofa_register_tasks(register):
+    register("caption", TaskSpec(
+        prompts={"zh": "caption.zh", "en": "caption.en"}, reader="muge", loss="label_smoothed_cross_entropy",
+        metrics=("caption",), generation="caption", preprocess=preprocess, postprocess=postprocess,
+        description="describe an image (MUGE in Chinese, COCO-style in English)"))
