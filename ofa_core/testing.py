@@ -168,3 +168,27 @@ def run_recipe(recipe: dict, directory, max_steps: int = 2, plugins=()) -> dict:
     registry = loaded.registry(strict=True)
     resolve(resolved_recipe, registry)
     return trainer.run(resolved_recipe, registry)
+
+
+def check_metric(spec, predictions: list[str], references: list[list[str]], options=None) -> dict[str, float]:
+    """Assert `spec`'s metric merges across processes: two halves summed == all at once. Returns the scores.
+
+    Catches the usual mistake of keeping an average (or a set) in `state()`, which gives wrong
+    scores as soon as evaluation runs on more than one process.
+    """
+    options = spec.options() if options is None else options
+    half = len(predictions) // 2
+    parts = [spec.build(options), spec.build(options)]
+    parts[0].update(predictions[:half], references[:half])
+    parts[1].update(predictions[half:], references[half:])
+    states = [part.state() for part in parts]
+    for key, value in states[0].items():
+        if not isinstance(value, (int, float, list)) or isinstance(value, bool):
+            raise AssertionError(f"state()[{key!r}] is {type(value).__name__}; use numbers (added) or lists (concatenated)")
+    merged = spec.build(options)
+    merged.load_state({key: states[0][key] + states[1][key] for key in states[0]})
+    whole = spec.build(options)
+    whole.update(predictions, references)
+    if merged.compute() != whole.compute():
+        raise AssertionError(f"merged halves give {merged.compute()}, all at once gives {whole.compute()}; state() must add up")
+    return whole.compute()

@@ -8,7 +8,7 @@ import pytest
 
 import ofa_plugin_grounding
 from ofa_core.errors import OFAError
-from ofa_core.testing import fake_image, registry_with
+from ofa_core.testing import check_metric, fake_image, registry_with
 from ofa_plugin_grounding.metric import MetricOptions, build_metric
 from ofa_plugin_grounding.reader import ReaderOptions, open_split
 from ofa_plugin_grounding.task import postprocess, preprocess
@@ -48,6 +48,13 @@ def test_box_becomes_bins_and_back(tmp_path):
     box = [float(v) for v in postprocess(record["region"], record, None).split()]
     assert box == pytest.approx([20.0, 10.0, 120.0, 90.0], abs=0.3)
     assert postprocess("no box here", record, None) == ""
+
+
+def test_accuracy_merges_across_processes():
+    registry = registry_with(ofa_plugin_grounding, installed=True)
+    scores = check_metric(registry.metrics.get("grounding_acc"), ["0 0 10 10", "junk", "0 0 10 5", "5 5 9 9"],
+                          [["0 0 10 10"], ["0 0 10 10"], ["0 0 10 10"], ["0 0 1 1"]])
+    assert scores["acc@0.5"] == 0.5
 
 
 def test_accuracy_state_merges_by_sum():
