@@ -83,3 +83,17 @@ def test_training_on_muge_data_beats_the_untrained_model(muge_recipe, tmp_path, 
     after = evaluate(recipe_path, checkpoint, capsys)
     assert after["examples"] == before["examples"] == 3
     assert after["cider"] > before["cider"] + 50, (before, after)
+
+
+def test_muge_recipe_resolves_once_weights_and_data_exist(muge_recipe, tmp_path, capsys):
+    """recipes/muge_caption.json is the seed's LiT run: it validates against a converted model and MUGE folder."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "muge_caption.json"
+    settings = orjson.loads(recipe.read_bytes())["training"]
+    assert (settings["per_device_train_batch_size"], settings["learning_rate"], settings["warmup_steps"]) == (128, 5e-5, 3000)
+    assert settings["lr_scheduler_type"] == "cosine" and settings["freeze_encoder"] is True
+    overrides = ["--set", f'model.checkpoint="{tmp_path / "model"}"', "--set", f'data.reader.folder="{tmp_path / "muge"}"']
+    assert main(["run", str(recipe), "--dry-run", *overrides]) == 0
+    assert main(["run", str(recipe)]) == 2
+    assert "model.checkpoint" in capsys.readouterr().err
