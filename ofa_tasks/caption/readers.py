@@ -1,16 +1,10 @@
 """Caption data readers: MUGE (captions JSONL + image TSV) and the official OFA caption TSV.
 
-Bad rows (undecodable base64, images PIL cannot open, truncated JSON lines, image ids with no
-TSV row) are skipped and counted with a warning naming the file and line, or raise with
-`bad_records="error"`; a run never dies on row 40,000 of 55,000 without saying which.
+Bad rows are skipped or raise per `bad_records` (see `ofa_core.records`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,45 +12,9 @@ import attrs
 import orjson
 
 from ofa_core.errors import OFAError
+from ofa_core.records import BAD_RECORD_POLICIES, BadRows, decode_image
 from ofa_core.specs import path_option
 from ofa_core.tsv import TsvIndex
-
-logger = logging.getLogger(__name__)
-BAD_RECORD_POLICIES = ("skip", "error")
-
-
-class BadRecordError(OFAError):
-    """A data row could not be read and the recipe asked for `bad_records: "error"`."""
-
-
-def decode_image(text: str) -> bytes:
-    """Base64 (standard or URL-safe alphabet, as OFA's TSVs mix both) -> image bytes that PIL can open."""
-    from PIL import Image, UnidentifiedImageError
-
-    text = text.strip()
-    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"not a readable image ({error.__class__.__name__})") from error
-    return data
-
-
-class _BadRows:
-    """Applies the bad-record policy and counts what was skipped."""
-
-    def __init__(self, policy: str) -> None:
-        self.policy = policy
-        self.skipped = 0
-
-    def __call__(self, where: str, why: str) -> None:
-        message = f"{where}: {why}"
-        if self.policy == "error":
-            raise BadRecordError(f"{message}; fix or remove the row, or set data bad_records to \"skip\"")
-        self.skipped += 1
-        logger.warning("skipped %s", message)
-
 
 @attrs.frozen
 class MugeOptions:
@@ -76,7 +34,7 @@ class MugeOptions:
 
 def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
     """Training: one record per (image, caption), captions of an image adjacent; otherwise one per image."""
-    bad = _BadRows(options.bad_records)
+    bad = BadRows(options.bad_records)
     captions_path, images_path = options.files(split)
     images = TsvIndex(images_path)
     with captions_path.open("rb") as handle:
@@ -97,7 +55,7 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
             try:
                 row = images[image_id]
                 image = decode_image(row[1] if len(row) > 1 else "")
-            except (ValueError, binascii.Error) as error:
+            except ValueError as error:
                 bad(f"{images_path}:{images.line_number(image_id)}", f"image {image_id}: {error}")
                 continue
             if split == "train":
@@ -108,8 +66,7 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
                 yield {"id": image_id, "image_id": image_id, "image": image,
                        "caption": captions[0] if captions else "", "references": captions}
     images.close()
-    if bad.skipped:
-        logger.warning("%s: skipped %d bad records in split %r", captions_path, bad.skipped, split)
+    bad.summarise(captions_path, split)
 
 
 @attrs.frozen
@@ -122,7 +79,7 @@ class OfaCaptionTsvOptions:
 
 def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[dict]:
     """One record per row; references are the '&&'-separated captions of the row."""
-    bad = _BadRows(options.bad_records)
+    bad = BadRows(options.bad_records)
     with open(options.path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             fields = line.rstrip("\r\n").split("\t")
@@ -131,12 +88,11 @@ def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[
                 continue
             try:
                 image = decode_image(fields[4])
-            except (ValueError, binascii.Error) as error:
+            except ValueError as error:
                 bad(f"{options.path}:{number}", f"image: {error}")
                 continue
             references = [text for text in fields[2].split("&&") if text]
             row_id = fields[0] if split == "train" else fields[1]
             yield {"id": row_id, "image_id": fields[1], "image": image,
                    "caption": references[0] if references else "", "references": references}
-    if bad.skipped:
-        logger.warning("%s: skipped %d bad records in split %r", options.path, bad.skipped, split)
+    bad.summarise(options.path, split)

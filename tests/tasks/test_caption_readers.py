@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from ofa_core.tsv import INDEX_SUFFIX, TsvIndex
+from ofa_core.records import BadRecordError
 from ofa_tasks.caption.readers import (
-    BadRecordError,
     MugeOptions,
     OfaCaptionTsvOptions,
     read_muge,

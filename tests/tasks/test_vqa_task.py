@@ -1,0 +1,115 @@
+"""The built-in VQA task: answers, metric, readers and a recipe trained on generated data."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+
+import orjson
+import pytest
+from PIL import Image
+
+from ofa_core.cli import main
+from ofa_core.testing import registry_with, run_recipe, tiny_checkpoint
+from ofa_tasks.vqa.answers import decode, encode, normalise_question, parse_official
+from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
+from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv
+
+
+def png(colour, mode="RGB", fmt="PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (32, 24), colour).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_official_answer_format_and_question_cleanup():
+    assert parse_official("0.6|!+no&&1.0|!+yes&&0.3|!+no") == {"no": 0.6, "yes": 1.0}
+    assert decode(encode("two dogs", 0.9)) == ("two dogs", 0.9)
+    assert decode("plain") == ("plain", 1.0)
+    assert normalise_question("?What is the man-made / object") == "what is the man made object?"
+
+
+def test_soft_accuracy_and_exact_match_hand_computed():
+    metric = VqaAccuracy(VqaMetricOptions())
+    metric.update(["yes", "no", "cat"], [["1|!+yes", "0.3|!+no"], ["1|!+yes", "0.3|!+no"], ["0.9|!+dog"]])
+    # soft: (1.0 + 0.3 + 0) / 3; exact: only "yes" equals the best answer.
+    assert metric.compute() == pytest.approx({"vqa_acc": 100 * 1.3 / 3, "exact_match": 100 / 3})
+    other = VqaAccuracy(VqaMetricOptions())
+    other.update(["dog"], [["0.9|!+dog"]])
+    merged = {key: metric.state()[key] + other.state()[key] for key in metric.state()}
+    metric.load_state(merged)
+    assert metric.compute()["vqa_acc"] == pytest.approx(100 * 2.2 / 4)
+
+
+def test_jsonl_reader_accepts_paths_base64_tsv_ids_and_both_answer_forms(tmp_path, caplog):
+    (tmp_path / "red.png").write_bytes(png((255, 0, 0)))
+    tsv = tmp_path / "images.tsv"
+    tsv.write_text("img7\t" + base64.b64encode(png((0, 0, 255), "RGBA")).decode() + "\n", encoding="utf-8")
+    lines = [
+        {"id": "q1", "image": "red.png", "question": "what colour?", "answers": [{"answer": "red", "confidence": 1.0},
+                                                                             {"answer": "pink", "confidence": 0.3}]},
+        {"id": "q2", "image": base64.b64encode(png((0, 255, 0), fmt="WEBP")).decode(), "question": "colour?",
+         "answers": ["green", "green", "lime"]},
+        {"id": "q3", "image": "img7", "question": "colour?", "answers": ["blue"]},
+        {"id": "q4", "image": "missing.png", "question": "colour?", "answers": ["x"]},
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b'\n{"image": "red.png", "quest\n')
+    with caplog.at_level(logging.WARNING):
+        records = list(read_vqa_jsonl(VqaJsonlOptions(train=str(path), images=str(tsv)), "train"))
+    assert [r["id"] for r in records] == ["q1", "q2", "q3"]
+    assert records[0]["answer"] == "red" and records[0]["references"] == ["1|!+red", "0.3|!+pink"]
+    assert records[1]["references"] == ["1|!+green", "1|!+lime"]
+    assert "train.jsonl:4" in caplog.text and "train.jsonl:5" in caplog.text
+
+
+def test_official_tsv_reader(tmp_path):
+    image = base64.b64encode(png((9, 9, 9))).decode()
+    path = tmp_path / "vqa_val.tsv"
+    path.write_text(f"11\timg\tis it dark?\t1.0|!+yes&&0.3|!+no\tlamp\t{image}\n12\tshort\n", encoding="utf-8")
+    records = list(read_vqa_tsv(VqaTsvOptions(valid=str(path)), "valid"))
+    assert len(records) == 1 and records[0]["answer"] == "yes" and records[0]["id"] == "11"
+
+
+def test_vqa_components_are_registered():
+    from ofa_tasks.vqa import plugin
+
+    registry = registry_with(plugin)
+    assert registry.prompts.get("vqa.en").source == " {question_en}"
+    assert registry.tasks.get("vqa").metrics == ("vqa",)
+
+
+@pytest.fixture
+def vqa_recipe(tmp_path) -> dict:
+    colours = {"红色": (220, 30, 30), "大": (30, 200, 40), "小": (40, 40, 220)}
+    lines = []
+    for index in range(12):
+        answer, colour = list(colours.items())[index % 3]
+        (tmp_path / f"{index}.png").write_bytes(png(colour))
+        lines.append({"id": str(index), "image": f"{index}.png", "question": "图片中有什么",
+                      "answers": [{"answer": answer, "confidence": 1.0}]})
+    (tmp_path / "train.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    (tmp_path / "valid.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines[:3]))
+    tiny_checkpoint(tmp_path / "model")
+    return {
+        "name": "vqa_tiny",
+        "model": {"checkpoint": "model"},
+        "task": {"name": "vqa", "lang": "zh"},
+        "data": {"reader": {"name": "vqa_jsonl", "train": "train.jsonl", "valid": "valid.jsonl"}},
+        "generation": {"num_beams": 2, "max_new_tokens": 4},
+        "training": {"per_device_train_batch_size": 6, "per_device_eval_batch_size": 3, "learning_rate": 3e-3,
+                     "lr_scheduler_type": "constant", "logging_steps": 10, "save_steps": 1000, "report_to": [],
+                     "seed": 0},
+    }
+
+
+def test_training_on_generated_vqa_beats_the_untrained_model(vqa_recipe, tmp_path, capsys):
+    run_recipe(vqa_recipe, tmp_path, max_steps=40)
+    recipe_path = tmp_path / "recipe.json"
+    assert main(["eval", str(recipe_path), "--checkpoint", str(tmp_path / "model")]) == 0
+    before = orjson.loads(capsys.readouterr().out)
+    checkpoint = sorted((tmp_path / "run").glob("checkpoint-*"))[-1]
+    assert main(["eval", str(recipe_path), "--checkpoint", str(checkpoint)]) == 0
+    after = orjson.loads(capsys.readouterr().out)
+    assert after["vqa_acc"] > before["vqa_acc"] + 30, (before, after)
