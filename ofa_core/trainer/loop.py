@@ -83,6 +83,7 @@ class Trainer:
         self.loss_fn = loss_fn or (lambda out, batch: label_smoothed_cross_entropy(out.logits, batch["labels"], config.label_smoothing))
         self.metrics = metrics or {}
         self.higher_is_better = higher_is_better or {}
+        self.score_directions: dict[str, bool] = {}  # score key (e.g. 'cider') -> its metric's direction
         self.generation_config = generation_config
         self.postprocess = postprocess or (lambda text, record: text)
         self.output_dir = Path(config.output_dir)
@@ -171,7 +172,7 @@ class Trainer:
                 files["scaler.pt"] = self.scaler.state_dict()
             best = self._is_best(metrics)
             if best:
-                self.best_checkpoint, self.best_metric = str(path), metrics[self._best_name()]
+                self.best_checkpoint, self.best_metric = str(path), metrics[self._best_name(metrics)]
                 state.update(best_checkpoint=self.best_checkpoint, best_metric=self.best_metric)
             ckpt.write_checkpoint(self.output_dir, step, self.model, self.processor, files, state)
             keep = Path(self.best_checkpoint) if self.best_checkpoint else None
@@ -182,17 +183,18 @@ class Trainer:
         barrier(self.world)
         return path
 
-    def _best_name(self) -> str | None:
-        return self.config.metric_for_best_model or next(iter(self.metrics), None)
+    def _best_name(self, metrics: dict) -> str | None:
+        """`metric_for_best_model`, else the first score of the first metric."""
+        return self.config.metric_for_best_model or next((key for key in metrics if key != "dropped"), None)
 
     def _is_best(self, metrics: dict | None) -> bool:
-        name = self._best_name()
+        name = self._best_name(metrics or {})
         if not metrics or name not in metrics:
             return False
         if self.best_metric is None:
             return True
         greater = self.config.greater_is_better
-        greater = self.higher_is_better.get(name, True) if greater is None else greater
+        greater = self.score_directions.get(name, True) if greater is None else greater
         return metrics[name] > self.best_metric if greater else metrics[name] < self.best_metric
 
     def _resume(self, path: Path) -> dict:
@@ -358,6 +360,8 @@ class Trainer:
         scores: dict[str, float] = {}
         for name, metric in metrics.items():
             metric.load_state(merge_states(gather_objects(metric.state(), world)))
-            scores.update(metric.compute())
+            computed = metric.compute()
+            scores.update(computed)
+            self.score_directions.update(dict.fromkeys(computed, self.higher_is_better.get(name, True)))
         scores["dropped"] = float(sum(gather_objects(dropped, world)))
         return scores, samples[:return_samples]

@@ -159,6 +159,7 @@ class ScriptedMetric:
 
 
 def test_evaluation_best_checkpoint_and_rotation(tmp_path: Path) -> None:
+    ScriptedMetric.calls = 0
     trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
                            save_total_limit=1, metric_for_best_model="score", report_to="tensorboard")
     trainer.metrics = {"scripted": ScriptedMetric}
@@ -174,6 +175,15 @@ def test_evaluation_best_checkpoint_and_rotation(tmp_path: Path) -> None:
     for name in ("optimizer.pt", "scheduler.pt", "rng_state_0.pt"):
         torch.load(run / "checkpoint-6" / name, weights_only=True)
     assert set(load_file(run / "checkpoint-6" / "model.safetensors")) and (run / "checkpoint-6" / "tokenizer.json").exists()
+
+
+def test_best_checkpoint_follows_the_metrics_direction_by_default(tmp_path: Path) -> None:
+    ScriptedMetric.calls = 0
+    trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2)
+    trainer.metrics, trainer.higher_is_better = {"scripted": ScriptedMetric}, {"scripted": False}
+    trainer.generation_config = to_generation_config(SearchSettings(beam=1, max_len_b=2, min_len=1), **special_token_ids(trainer.model.config))
+    result = trainer.train()
+    assert result["best_metric"] == 0.1 and result["best_checkpoint"].endswith("checkpoint-6")
 
 
 def test_bf16_autocast_on_cpu_and_fp16_refused(tmp_path: Path) -> None:
