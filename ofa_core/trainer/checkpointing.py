@@ -46,13 +46,17 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def write_checkpoint(output_dir: Path, step: int, model, processor, trainer_files: dict[str, Any], state: dict) -> Path:
-    """Write `checkpoint-<step>` atomically; `trainer_files` maps file name -> object for `torch.save`."""
+def write_checkpoint(output_dir: Path, step: int, model, processor, trainer_files: dict[str, Any], state: dict,
+                     weights: dict | None = None) -> Path:
+    """Write `checkpoint-<step>` atomically; `trainer_files` maps file name -> object for `torch.save`.
+
+    `weights`: the full state dict of a sharded model (otherwise the model's own is saved).
+    """
     final = output_dir / f"checkpoint-{step}"
     tmp = output_dir / f".tmp-checkpoint-{step}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": weights} if weights is not None else {}))
     if processor is not None:
         processor.save_pretrained(tmp)
     for name, value in trainer_files.items():

@@ -87,8 +87,8 @@ class TrainingConfig:
     """fnmatch patterns over parameter names, e.g. 'model.decoder.layers.0.*'."""
     group_by_image: bool = attrs.field(default=True, validator=v.instance_of(bool))
     """With a frozen encoder, batch the samples of one image together and encode that image once."""
-    fsdp: bool | str = attrs.field(default=False, validator=v.instance_of((bool, str)))
-    """False, True / 'full_shard', or 'shard_grad_op': wrap the model in FSDP when distributed."""
+    fsdp: bool | str = attrs.field(default=False, validator=v.in_((False, True, "full_shard", "shard_grad_op")))
+    """False, True / 'full_shard', or 'shard_grad_op': shard the model with FSDP when distributed (no effect on one process)."""
     report_to: tuple[str, ...] = attrs.field(default=("tensorboard",), converter=_report_to,
                                               validator=v.deep_iterable(v.in_(("tensorboard",))))
     dataloader_num_workers: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])

@@ -26,6 +26,7 @@ from ofa_core.errors import OFAError
 from ofa_core.modeling.outputs import OFAEncoderOutput
 from ofa_core.specs import LossOutput, Metric
 from ofa_core.trainer import checkpointing as ckpt
+from ofa_core.trainer import sharding
 from ofa_core.trainer.config import TrainingConfig
 from ofa_core.trainer.distributed import (World, all_reduce_gradients, barrier, device_for, gather_objects, init_world)
 from ofa_core.trainer.freezing import apply_freezing
@@ -69,8 +70,6 @@ class Trainer:
                  loss_fn: LossFn | None = None, metrics: dict[str, Callable[[], Metric]] | None = None,
                  higher_is_better: dict[str, bool] | None = None, generation_config: Any = None,
                  postprocess: Callable[[str, dict], str] | None = None, world: World | None = None) -> None:
-        if config.fsdp:
-            raise OFAError("training.fsdp: FSDP is not available yet; data parallelism over torchrun (gloo/nccl) is")
         self.world = world or init_world()
         self.device = device_for(self.world)
         if config.mixed_precision == "fp16" and self.device.type != "cuda":
@@ -89,6 +88,8 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
         self.collator = Collator(model.config.pad_token_id, processor.image_processor.patch_image_size)
         self.frozen_encoder = config.freeze_encoder
+        self.sharded = bool(config.fsdp) and self.world.distributed
+        self.model_class = type(model)
 
     # -- forward -------------------------------------------------------------------------------------
 
@@ -97,10 +98,16 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
     def _encode(self, batch: dict) -> OFAEncoderOutput:
-        """One encoder pass per group, rows expanded to the decoder rows; no graph when the encoder is frozen."""
+        """One encoder pass per group, rows expanded to the decoder rows.
+
+        No graph when nothing in the encoder trains. The shared word embedding is also the
+        encoder's input embedding: while it trains, its gradient through the (frozen) encoder
+        flows back through the shared pass, summed over the group, as per-caption passes would.
+        """
         encoder = self.model.get_encoder()
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")}
-        with torch.no_grad() if self.frozen_encoder else contextlib.nullcontext():
+        needs_grad = any(p.requires_grad for p in encoder.parameters())
+        with contextlib.nullcontext() if needs_grad else torch.no_grad():
             out = encoder(**inputs)
         index = batch["encoder_index"]
         if index.numel() == out.last_hidden_state.shape[0]:
@@ -108,6 +115,28 @@ class Trainer:
         return OFAEncoderOutput(last_hidden_state=out.last_hidden_state.index_select(0, index),
                                 padding_mask=out.padding_mask.index_select(0, index),
                                 position_embeddings=out.position_embeddings.index_select(0, index))
+
+    def _forward(self, batch: dict):
+        if not self.sharded:
+            return self.model(decoder_input_ids=batch["decoder_input_ids"], encoder_outputs=self._encode(batch), use_cache=False)
+        # Sharded parameters are gathered only inside the root forward: no shared encoder pass here.
+        index = batch["encoder_index"]
+        inputs = {k: batch[k].index_select(0, index) for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")}
+        return self.model(**inputs, decoder_input_ids=batch["decoder_input_ids"], use_cache=False)
+
+    def _generation_model(self) -> torch.nn.Module:
+        """The model to generate with, in eval mode. A sharded model is gathered into a plain copy on
+        every process: each process generates a different number of steps, which per-layer
+        all-gathers could not follow."""
+        if not self.sharded:
+            return self.model.eval()
+        weights = sharding.full_model_state(self.model, everywhere=True)
+        with torch.device("meta"):  # no random init: fast, and the RNG stream stays the training run's
+            copy = self.model_class(self.model.config)
+        copy.load_state_dict(weights, strict=False, assign=True)
+        copy.tie_weights()
+        copy.generation_config = self.model.generation_config
+        return copy.to(self.device).eval()
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
@@ -129,7 +158,7 @@ class Trainer:
                 continue
             batch = self._to_device(batch)
             with self._autocast():
-                output = model(decoder_input_ids=batch["decoder_input_ids"], encoder_outputs=self._encode(batch), use_cache=False)
+                output = self._forward(batch)
             loss = self.loss_fn(output, batch)
             (self.scaler.scale(loss.loss_sum) if self.scaler else loss.loss_sum).backward()
             local["sample_size"] += loss.sample_size
@@ -140,15 +169,17 @@ class Trainer:
                     local[key] = local.get(key, 0.0) + value
         totals = merge_states(gather_objects(local, self.world))
         params = self.trainable
-        all_reduce_gradients(params, self.world)
+        if not self.sharded:  # FSDP has already reduce-scattered them, averaged over processes
+            all_reduce_gradients(params, self.world)
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        scale = 1.0 / max(totals["sample_size"], 1.0)
+        scale = (self.world.size if self.sharded else 1.0) / max(totals["sample_size"], 1.0)
         for p in params:
             if p.grad is not None:
                 p.grad.mul_(scale)
         max_norm = config.max_grad_norm if config.max_grad_norm > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
         if self.scaler:
             self.scaler.step(self.optimizer)
             totals["loss_scale"] = float(self.scaler.get_scale())
@@ -165,8 +196,12 @@ class Trainer:
         state = {"step": step, "epoch": epoch, "batch_position": position, "world_size": self.world.size,
                  "metrics": metrics or {}, "best_checkpoint": self.best_checkpoint, "best_metric": self.best_metric}
         path = self.output_dir / f"checkpoint-{step}"
+        weights, optimizer_state = None, None
+        if self.sharded:
+            weights = sharding.full_model_state(self.model)
+            optimizer_state = sharding.full_optimizer_state(self.model, self.optimizer)
         if self.world.is_main:
-            files = {"optimizer.pt": self.optimizer.state_dict(), "scheduler.pt": self.scheduler.state_dict(),
+            files = {"optimizer.pt": optimizer_state or self.optimizer.state_dict(), "scheduler.pt": self.scheduler.state_dict(),
                      "rng_state_0.pt": ckpt.rng_state()}
             if self.scaler:
                 files["scaler.pt"] = self.scaler.state_dict()
@@ -174,7 +209,7 @@ class Trainer:
             if best:
                 self.best_checkpoint, self.best_metric = str(path), metrics[self._best_name(metrics)]
                 state.update(best_checkpoint=self.best_checkpoint, best_metric=self.best_metric)
-            ckpt.write_checkpoint(self.output_dir, step, self.model, self.processor, files, state)
+            ckpt.write_checkpoint(self.output_dir, step, self.model, self.processor, files, state, weights)
             keep = Path(self.best_checkpoint) if self.best_checkpoint else None
             ckpt.rotate(self.output_dir, self.config.save_total_limit, keep)
         barrier(self.world)
@@ -203,11 +238,14 @@ class Trainer:
             raise OFAError(f"training.resume_from_checkpoint: {path} was written by {state['world_size']} processes, "
                            f"this run has {self.world.size}; resume with the same number of processes")
         weights = load_file(path / "model.safetensors", device=str(self.device))
-        missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        tied = {"lm_head.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"}
-        if set(missing) - tied or unexpected:
-            raise OFAError(f"{path}: model weights do not match this model (missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
-        self.optimizer.load_state_dict(ckpt.load_file(path, "optimizer.pt"))
+        if self.sharded:
+            sharding.load_full_state(self.model, self.optimizer, weights, ckpt.load_file(path, "optimizer.pt"))
+        else:
+            missing, unexpected = self.model.load_state_dict(weights, strict=False)
+            tied = {"lm_head.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"}
+            if set(missing) - tied or unexpected:
+                raise OFAError(f"{path}: model weights do not match this model (missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
+            self.optimizer.load_state_dict(ckpt.load_file(path, "optimizer.pt"))
         self.scheduler.load_state_dict(ckpt.load_file(path, "scheduler.pt"))
         if self.scaler and (path / "scaler.pt").exists():
             self.scaler.load_state_dict(ckpt.load_file(path, "scaler.pt"))
@@ -226,6 +264,8 @@ class Trainer:
         random.seed(config.seed)
         summary = apply_freezing(self.model, config)
         _say(world, str(summary))
+        if self.sharded:
+            sharding.shard(self.model, reshard_after_forward=self.config.fsdp != "shard_grad_op")
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self._train_mode()
         grouped = config.freeze_encoder and config.group_by_image
@@ -329,7 +369,7 @@ class Trainer:
         `{"id", "prediction", "references"}` rows are appended to it.
         """
         examples = self.eval_examples if examples is None else examples
-        self.model.eval()
+        model = self._generation_model()
         world, config = self.world, self.config
         groups = group_examples(examples, by_image=False)
         dataset = GroupDataset(examples, groups, self.processor.image_processor, config.bad_images)
@@ -345,7 +385,7 @@ class Trainer:
                 continue
             batch = self._to_device(batch)
             with self._autocast():
-                sequences = self.model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
+                sequences = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
                                                 patch_images=batch["patch_images"], patch_masks=batch["patch_masks"],
                                                 generation_config=self.generation_config)
             texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 from pathlib import Path
 
@@ -21,7 +22,7 @@ TEMPLATE = PromptTemplate(name="caption.zh", lang="zh", source="图片描述了�
 
 
 def make_processor(tmp_path: Path, image_size: int = 32) -> OFAProcessor:
-    vocab = tmp_path / "vocab.txt"
+    vocab = tmp_path / f"vocab-{os.getpid()}.txt"  # processes of one distributed test share tmp_path
     vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     return OFAProcessor(OFAImageProcessor(patch_image_size=image_size), OFATokenizer.from_bert_vocab(vocab))
 
