@@ -183,7 +183,7 @@ class TaskSpec:
     preprocess: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
     """`preprocess(record, split, options) -> record | None` (None drops the record); pure."""
     postprocess: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
-    """`postprocess(text, record, options) -> prediction string` applied to generated text; pure."""
+    """`postprocess(text, record, options) -> prediction string` applied to generated text (already stripped); pure."""
     closed_set: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
     """`closed_set(options) -> list[str] | None`: the allowed answers for constrained decoding."""
     description: str = ""

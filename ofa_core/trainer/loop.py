@@ -389,7 +389,7 @@ class Trainer:
                                                 patch_images=batch["patch_images"], patch_masks=batch["patch_masks"],
                                                 generation_config=self.generation_config)
             texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
-            found = [self.postprocess(text, example.record) for text, example in zip(texts, batch["examples"])]
+            found = [self.postprocess(text.strip(), example.record) for text, example in zip(texts, batch["examples"])]
             references = [list(example.references) for example in batch["examples"]]
             for metric in metrics.values():
                 metric.update(found, references)

@@ -26,10 +26,6 @@ def preprocess(record: dict, split: str, options: None) -> dict | None:
     return {**record, "caption": caption}
 
 
-def postprocess(text: str, record: dict, options: None) -> str:
-    return text.strip()
-
-
 @hookimpl
 def ofa_register_prompts(register):
     for template in PROMPTS.values():
@@ -54,5 +50,5 @@ def ofa_register_metrics(register):
 def ofa_register_tasks(register):
     register("caption", TaskSpec(
         prompts={"zh": "caption.zh", "en": "caption.en"}, reader="muge", loss="label_smoothed_cross_entropy",
-        metrics=("caption",), generation="caption", preprocess=preprocess, postprocess=postprocess,
+        metrics=("caption",), generation="caption", preprocess=preprocess,
         description="describe an image (MUGE in Chinese, COCO-style in English)"))

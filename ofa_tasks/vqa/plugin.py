@@ -24,10 +24,6 @@ def preprocess(record: dict, split: str, options: None) -> dict | None:
     return {**record, "question_en": normalise_question(record["question"])}
 
 
-def postprocess(text: str, record: dict, options: None) -> str:
-    return text.strip()
-
-
 @hookimpl
 def ofa_register_prompts(register):
     for template in PROMPTS.values():
@@ -52,5 +48,5 @@ def ofa_register_metrics(register):
 def ofa_register_tasks(register):
     register("vqa", TaskSpec(
         prompts={"en": "vqa.en", "zh": "vqa.zh"}, reader="vqa_jsonl", loss="label_smoothed_cross_entropy",
-        metrics=("vqa",), generation="vqa", preprocess=preprocess, postprocess=postprocess,
+        metrics=("vqa",), generation="vqa", preprocess=preprocess,
         description="answer a question about an image (open-ended generation)"))
