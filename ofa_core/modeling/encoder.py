@@ -72,7 +72,6 @@ class OFAEncoder(OFAStack):
         patch_images: torch.Tensor | None = None,
         patch_masks: torch.Tensor | None = None,
         output_hidden_states: bool = False,
-        return_dict: bool = True,
         **kwargs,
     ) -> OFAEncoderOutput:
         batch, text_len = input_ids.shape

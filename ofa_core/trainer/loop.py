@@ -149,7 +149,7 @@ class Trainer:
     # -- one optimizer step --------------------------------------------------------------------------
 
     def _step(self, micro_batches: list[dict]) -> dict[str, float]:
-        model, config = self.model, self.config
+        config = self.config
         self.optimizer.zero_grad(set_to_none=True)
         local = {"sample_size": 0.0, "loss_sum": 0.0, "num_dropped": 0.0, "nsamples": 0.0}
         for batch in micro_batches:
