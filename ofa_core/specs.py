@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "LossOutput", "LossSpec", "Metric", "MetricSpec", "NoOptions", "PromptTemplate",
+    "ClosedSet", "LossOutput", "LossSpec", "Metric", "MetricSpec", "NoOptions", "PromptTemplate",
     "ReaderSpec", "TaskSpec", "is_options_class", "path_option",
 ]
 
@@ -134,6 +134,10 @@ class Metric(Protocol):
 
     Each process calls `update`; the trainer sums the `state()` dicts of all processes (numbers
     add, lists concatenate), calls `load_state(merged)` on one metric, then `compute()`.
+
+    For a task with a `ClosedSet` of `top_k > 1`, the trainer also calls the metric's optional
+    `update_rankings(rankings, references)` with each example's `top_k` answers, best first
+    (top-k accuracy needs them; metrics without the method are not called).
     """
 
     def update(self, predictions: list[str], references: list[list[str]]) -> None:
@@ -163,6 +167,33 @@ class MetricSpec:
     """One line shown by `ofa plugins`."""
 
 
+def _answers(_instance: Any, _attribute: attrs.Attribute, value: tuple) -> None:
+    if not value or not all(isinstance(answer, str) and answer for answer in value):
+        raise ValueError("ClosedSet.answers must be a non-empty list of non-empty strings")
+    if len(set(value)) != len(value):
+        raise ValueError(f"ClosedSet.answers has duplicates: {sorted({a for a in value if value.count(a) > 1})[:5]}")
+
+
+@attrs.frozen
+class ClosedSet:
+    """A fixed set of answers (class labels, a VQA answer list) that decoding must stay inside.
+
+    Answers are tokenized like training targets and stored in a token trie. With `inference`
+    'rank' every answer is scored by its summed log-probability (teacher-forced, trie-masked) and
+    the best is the prediction: OFA's all-candidate inference, the official default for VQA and
+    ImageNet. With 'beam', beam search is constrained to the trie (OFA's `--beam-search-vqa-eval`).
+    """
+
+    answers: tuple[str, ...] = attrs.field(converter=tuple, validator=_answers)
+    """The allowed answers, as the target text the model is trained to emit."""
+    inference: str = attrs.field(default="rank", validator=attrs.validators.in_(("rank", "beam")))
+    """'rank' (score every answer) or 'beam' (trie-constrained beam search)."""
+    top_k: int = attrs.field(default=1, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    """Answers per example handed to metrics' `update_rankings` and written to predictions (scores every answer)."""
+    restrict_loss: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """Train with logits outside the trie masked and label smoothing spread over allowed tokens only (OFA's constraint masks)."""
+
+
 @attrs.frozen
 class TaskSpec:
     """A task ties registered components together by name; a recipe picks a task and may override any part."""
@@ -185,6 +216,6 @@ class TaskSpec:
     postprocess: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
     """`postprocess(text, record, options) -> prediction string` applied to generated text (already stripped); pure."""
     closed_set: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
-    """`closed_set(options) -> list[str] | None`: the allowed answers for constrained decoding."""
+    """`closed_set(options) -> ClosedSet | None`: answers decoding is constrained to (None: open-ended)."""
     description: str = ""
     """One line shown by `ofa tasks`."""
