@@ -23,8 +23,9 @@ from safetensors.torch import load_file
 
 from ofa_core.data import Collator, Example, GroupDataset, epoch_batches, group_examples
 from ofa_core.errors import OFAError
+from ofa_core.generation.closed_set import ClosedSetDecoder
 from ofa_core.modeling.outputs import OFAEncoderOutput
-from ofa_core.specs import LossOutput, Metric
+from ofa_core.specs import ClosedSet, LossOutput, Metric
 from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.trainer import sharding
 from ofa_core.trainer.config import TrainingConfig
@@ -62,14 +63,16 @@ class Trainer:
 
     `metrics` maps a name to a factory of fresh `Metric`s; `higher_is_better` gives each one's
     direction for `metric_for_best_model`. `postprocess(text, record)` turns generated text into
-    the prediction the metrics see.
+    the prediction the metrics see. With a `closed_set`, evaluation picks answers inside it (see
+    `ofa_core.generation.closed_set`) and, if it says so, the loss sees only the allowed tokens.
     """
 
     def __init__(self, model: torch.nn.Module, config: TrainingConfig, processor: Any, *,
                  train_examples: Sequence[Example] = (), eval_examples: Sequence[Example] = (),
                  loss_fn: LossFn | None = None, metrics: dict[str, Callable[[], Metric]] | None = None,
                  higher_is_better: dict[str, bool] | None = None, generation_config: Any = None,
-                 postprocess: Callable[[str, dict], str] | None = None, world: World | None = None) -> None:
+                 postprocess: Callable[[str, dict], str] | None = None, closed_set: ClosedSet | None = None,
+                 world: World | None = None) -> None:
         self.world = world or init_world()
         self.device = device_for(self.world)
         if config.mixed_precision == "fp16" and self.device.type != "cuda":
@@ -79,12 +82,14 @@ class Trainer:
         self.processor = processor
         self.train_examples = train_examples
         self.eval_examples = eval_examples
-        self.loss_fn = loss_fn or (lambda out, batch: label_smoothed_cross_entropy(out.logits, batch["labels"], config.label_smoothing))
+        self.loss_fn = loss_fn or (lambda out, batch: label_smoothed_cross_entropy(
+            out.logits, batch["labels"], config.label_smoothing, batch.get("constraint_mask")))
         self.metrics = metrics or {}
         self.higher_is_better = higher_is_better or {}
         self.score_directions: dict[str, bool] = {}  # score key (e.g. 'cider') -> its metric's direction
         self.generation_config = generation_config
         self.postprocess = postprocess or (lambda text, record: text)
+        self.closed_set_decoder = ClosedSetDecoder(closed_set, processor.tokenizer) if closed_set else None
         self.output_dir = Path(config.output_dir)
         self.collator = Collator(model.config.pad_token_id, processor.image_processor.patch_image_size)
         self.frozen_encoder = config.freeze_encoder
@@ -157,6 +162,8 @@ class Trainer:
             if "input_ids" not in batch:
                 continue
             batch = self._to_device(batch)
+            if self.closed_set_decoder is not None and self.closed_set_decoder.closed_set.restrict_loss:
+                batch["constraint_mask"] = self.closed_set_decoder.constraint_mask(batch["decoder_input_ids"], batch["labels"])
             with self._autocast():
                 output = self._forward(batch)
             loss = self.loss_fn(output, batch)
@@ -359,6 +366,19 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------------------------------
 
+    def _decode(self, model: torch.nn.Module, batch: dict) -> tuple[list[str], list | None]:
+        """Stripped generated texts, plus each example's top-k (answer, score) when a closed set ranks."""
+        with self._autocast():
+            if self.closed_set_decoder is not None:
+                decoded = self.closed_set_decoder.decode(model, batch, self.generation_config, self.processor.tokenizer)
+                rankings = [d.ranking for d in decoded] if decoded[0].ranking else None
+                return [d.text for d in decoded], rankings
+            sequences = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
+                                       patch_images=batch["patch_images"], patch_masks=batch["patch_masks"],
+                                       generation_config=self.generation_config)
+        texts = self.processor.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        return [text.strip() for text in texts], None
+
     @torch.no_grad()
     def evaluate(self, examples: Sequence[Example] | None = None, return_samples: int = 0,
                  predictions: list | None = None) -> tuple[dict[str, float], list[str]]:
@@ -366,7 +386,8 @@ class Trainer:
 
         Returns the scores (identical on every process) and up to `return_samples` lines of
         'prediction | references' from rank 0. With `predictions`, this process's
-        `{"id", "prediction", "references"}` rows are appended to it.
+        `{"id", "prediction", "references"}` rows are appended to it (plus `ranking`, the top-k
+        answers with their log-probabilities, when a closed set asks for top-k).
         """
         examples = self.eval_examples if examples is None else examples
         model = self._generation_model()
@@ -378,24 +399,23 @@ class Trainer:
                                              num_workers=config.dataloader_num_workers, generator=_loader_generator())
         metrics = {name: factory() for name, factory in self.metrics.items()}
         samples, dropped = [], 0
-        tokenizer = self.processor.tokenizer
         for batch in loader:
             dropped += batch["num_dropped"]
             if "input_ids" not in batch:
                 continue
             batch = self._to_device(batch)
-            with self._autocast():
-                sequences = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
-                                                patch_images=batch["patch_images"], patch_masks=batch["patch_masks"],
-                                                generation_config=self.generation_config)
-            texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
-            found = [self.postprocess(text.strip(), example.record) for text, example in zip(texts, batch["examples"])]
+            texts, rankings = self._decode(model, batch)
+            found = [self.postprocess(text, example.record) for text, example in zip(texts, batch["examples"])]
             references = [list(example.references) for example in batch["examples"]]
             for metric in metrics.values():
                 metric.update(found, references)
+                if rankings and hasattr(metric, "update_rankings"):
+                    metric.update_rankings([[answer for answer, _ in ranking] for ranking in rankings], references)
             if predictions is not None:
-                predictions.extend({"id": e.id, "prediction": p, "references": r}
-                                   for e, p, r in zip(batch["examples"], found, references))
+                rows = [{"id": e.id, "prediction": p, "references": r} for e, p, r in zip(batch["examples"], found, references)]
+                for row, ranking in zip(rows, rankings or ()):
+                    row["ranking"] = [{"answer": answer, "score": score} for answer, score in ranking]
+                predictions.extend(rows)
             samples.extend(f"{p} | {' / '.join(r[:2])}" for p, r in zip(found, references))
         scores: dict[str, float] = {}
         for name, metric in metrics.items():

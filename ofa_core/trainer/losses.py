@@ -19,20 +19,29 @@ from ofa_core.specs import LossOutput, LossSpec
 IGNORE_INDEX = -100
 
 
-def label_smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, epsilon: float) -> LossOutput:
+def label_smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, epsilon: float,
+                                 constraint_mask: torch.Tensor | None = None) -> LossOutput:
     """`(1 - ε - ε_i)·nll + ε_i·Σ_v(−log p_v)` with `ε_i = ε/(V−1)`, summed over targets != -100.
 
-    This is OFA's `adjust_label_smoothed_cross_entropy` without constraint masks: the smoothing
-    mass is spread over the other V−1 tokens, unlike torch's ε/V. Computed in fp32 or wider (OFA's
-    fp16 NaN history).
+    This is OFA's `adjust_label_smoothed_cross_entropy`: the smoothing mass is spread over the
+    other V−1 tokens, unlike torch's ε/V. With `constraint_mask` ([B, T, V] bool, a closed set's
+    allowed tokens) the other logits are -inf and the smoothing covers the allowed tokens only
+    (`ε_i = ε/(n_allowed−1)`). Computed in fp32 or wider (OFA's fp16 NaN history).
     """
     keep = labels.ne(IGNORE_INDEX)
     kept = logits[keep]
-    lprobs = F.log_softmax(kept if kept.dtype == torch.float64 else kept.float(), dim=-1)
+    kept = kept if kept.dtype == torch.float64 else kept.float()
+    if constraint_mask is not None:
+        allowed = constraint_mask[keep]
+        kept = kept.masked_fill(~allowed, float("-inf"))
+        others = (allowed.sum(-1) - 1).clamp(min=1).to(kept.dtype)
+    else:
+        others = torch.tensor(kept.shape[-1] - 1, dtype=kept.dtype)
+    lprobs = F.log_softmax(kept, dim=-1)
     target = labels[keep]
     nll = -lprobs.gather(-1, target[:, None]).squeeze(-1)
-    smooth = -lprobs.sum(-1)
-    eps_i = epsilon / (lprobs.shape[-1] - 1)
+    smooth = -lprobs.masked_fill(torch.isinf(lprobs), 0.0).sum(-1) if constraint_mask is not None else -lprobs.sum(-1)
+    eps_i = epsilon / others
     loss = ((1.0 - epsilon - eps_i) * nll + eps_i * smooth).sum()
     ntokens = int(keep.sum())
     return LossOutput(loss, ntokens, {"loss": float(loss.detach()), "nll_loss": float(nll.detach().sum()),
@@ -50,7 +59,8 @@ class LabelSmoothingOptions:
 def build_label_smoothed_ce(options: LabelSmoothingOptions):
     """`loss(model_output, batch) -> LossOutput` for the recipe's options."""
     def loss(model_output: Any, batch: Mapping[str, Any]) -> LossOutput:
-        return label_smoothed_cross_entropy(model_output.logits, batch["labels"], options.label_smoothing)
+        return label_smoothed_cross_entropy(model_output.logits, batch["labels"], options.label_smoothing,
+                                            batch.get("constraint_mask"))
     return loss
 
 

@@ -1,0 +1,144 @@
+"""Decoding and training inside a `ClosedSet` of answers (class labels, a VQA answer list).
+
+Two ways to pick an answer, as OFA has them:
+- rank: teacher-force every answer after the encoder ran once, with the logits of each step
+  masked to the trie's allowed tokens, and sum the log-probabilities of its tokens and EOS
+  (unnormalised). The argmax is the prediction; the sorted scores give top-k.
+- beam: beam search whose every step is restricted to the trie (`prefix_allowed_tokens_fn`).
+
+`constraint_mask` gives the per-position allowed tokens for training (OFA's constraint masks).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import torch
+
+from ofa_core.errors import OFAError
+from ofa_core.generation.constraints import CandidateTrie
+from ofa_core.modeling.outputs import OFAEncoderOutput
+from ofa_core.specs import ClosedSet
+
+IGNORE_INDEX = -100
+
+
+@attrs.frozen
+class Decoded:
+    """One example's answer and, when the closed set asks for top-k, its best answers with their log-probabilities."""
+
+    text: str
+    ranking: tuple[tuple[str, float], ...] = ()
+
+
+def _select(encoder_outputs: OFAEncoderOutput, index: torch.Tensor) -> OFAEncoderOutput:
+    return OFAEncoderOutput(last_hidden_state=encoder_outputs.last_hidden_state.index_select(0, index),
+                            padding_mask=encoder_outputs.padding_mask.index_select(0, index),
+                            position_embeddings=encoder_outputs.position_embeddings.index_select(0, index))
+
+
+class ClosedSetDecoder:
+    """A `ClosedSet` tokenized once: its trie, candidate tensors and the per-step masks scoring needs."""
+
+    def __init__(self, closed_set: ClosedSet, tokenizer: Any, chunk_size: int = 64) -> None:
+        self.closed_set = closed_set
+        self.answers = closed_set.answers
+        self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+        self.vocab_size = len(tokenizer)
+        sequences = [tuple(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in self.answers]
+        seen: dict[tuple[int, ...], str] = {}
+        for answer, ids in zip(self.answers, sequences):
+            if not ids:
+                raise OFAError(f"closed set: answer {answer!r} tokenizes to nothing; remove it from the answer list")
+            if ids in seen:
+                raise OFAError(f"closed set: answers {seen[ids]!r} and {answer!r} tokenize identically; keep one of them")
+            seen[ids] = answer
+        self.by_tokens = seen
+        self.trie = CandidateTrie(sequences, self.bos, self.eos)
+        self.chunk_size = chunk_size
+        self.max_length = max(len(ids) for ids in sequences) + 1  # answer tokens + EOS
+        self._chunks = [self._chunk(sequences[start:start + chunk_size]) for start in range(0, len(sequences), chunk_size)]
+
+    def _chunk(self, sequences: Sequence[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder inputs `[bos] + ids` and targets `ids + [eos]` (-100 padded); masks are built per use,
+        since all of them at once would be answers x length x vocabulary booleans."""
+        length = max(len(ids) for ids in sequences) + 1
+        inputs = torch.full((len(sequences), length), self.pad, dtype=torch.long)
+        targets = torch.full((len(sequences), length), IGNORE_INDEX, dtype=torch.long)
+        for row, ids in enumerate(sequences):
+            inputs[row, : len(ids) + 1] = torch.tensor((self.bos, *ids))
+            targets[row, : len(ids) + 1] = torch.tensor((*ids, self.eos))
+        return inputs, targets
+
+    def constraint_mask(self, decoder_input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """[B, T, V] bool: the tokens the trie allows after each decoder prefix.
+
+        A position whose label is ignored, or whose prefix or label has left the trie (an answer
+        outside the set), is left unconstrained rather than given an impossible target.
+        """
+        rows, length = labels.shape
+        mask = torch.ones(rows, length, self.vocab_size, dtype=torch.bool)
+        prefixes, labels_list = decoder_input_ids.tolist(), labels.tolist()
+        for row in range(rows):
+            node: dict | None = self.trie.root
+            for position in range(length):
+                node = node.get(prefixes[row][position]) if node is not None else None
+                label = labels_list[row][position]
+                if node is None or label == IGNORE_INDEX or label not in node:
+                    continue
+                mask[row, position] = False
+                mask[row, position, list(node)] = True
+        return mask.to(labels.device)
+
+    def score(self, model: Any, encoder_outputs: OFAEncoderOutput) -> torch.Tensor:
+        """[B, C] summed log-probabilities of every answer (tokens + EOS) under trie-masked softmaxes."""
+        batch = encoder_outputs.last_hidden_state.shape[0]
+        device = encoder_outputs.last_hidden_state.device
+        scores = []
+        for inputs, targets in self._chunks:
+            count = inputs.shape[0]
+            mask = self.constraint_mask(inputs, targets)
+            index = torch.arange(batch, device=device).repeat_interleave(count)
+            logits = model(decoder_input_ids=inputs.to(device).repeat(batch, 1),
+                           encoder_outputs=_select(encoder_outputs, index), use_cache=False).logits.float()
+            logits = logits.view(batch, count, *logits.shape[1:]).masked_fill(~mask.to(device), float("-inf"))
+            lprobs = torch.log_softmax(logits, dim=-1)
+            keep = targets.to(device).ne(IGNORE_INDEX)
+            picked = lprobs.gather(-1, targets.to(device).clamp(min=0)[None, :, :, None].expand(batch, -1, -1, 1)).squeeze(-1)
+            scores.append(picked.masked_fill(~keep, 0.0).sum(-1))
+        return torch.cat(scores, dim=1)
+
+    def _answer_of(self, tokens: list[int], tokenizer: Any) -> str:
+        ids = [token for token in tokens if token not in (self.bos, self.pad)]
+        if ids and ids[-1] == self.eos:
+            ids = ids[:-1]
+        return self.by_tokens.get(tuple(ids)) or tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    @torch.no_grad()
+    def decode(self, model: Any, inputs: dict, generation_config: Any, tokenizer: Any) -> list[Decoded]:
+        """Answers for a batch of processor inputs (`input_ids`, `attention_mask`, `patch_images`, `patch_masks`)."""
+        encoder_outputs = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                                              patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"))
+        closed_set, rankings = self.closed_set, None
+        if closed_set.inference == "rank" or closed_set.top_k > 1:
+            scores = self.score(model, encoder_outputs)
+            top = scores.topk(min(closed_set.top_k, len(self.answers)), dim=1)
+            rankings = [tuple((self.answers[i], float(s)) for i, s in zip(idx.tolist(), val.tolist()))
+                        for idx, val in zip(top.indices, top.values)]
+        if closed_set.inference == "rank":
+            texts = [ranking[0][0] for ranking in rankings]
+        else:
+            config = copy.deepcopy(generation_config)
+            config.max_new_tokens = max(config.max_new_tokens or 0, self.max_length)
+            config.num_return_sequences = 1
+            sequences = model.generate(inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                                       patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"),
+                                       encoder_outputs=encoder_outputs, generation_config=config,
+                                       prefix_allowed_tokens_fn=self.trie)
+            texts = [self._answer_of(row, tokenizer) for row in sequences.tolist()]
+        if closed_set.top_k == 1:
+            return [Decoded(text) for text in texts]
+        return [Decoded(text, ranking) for text, ranking in zip(texts, rankings)]
