@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from ofa_core.errors import OFAError
+from ofa_core.recipe import build_options
 
 HELP = "run a model on images, a folder of images or a TSV for a task, writing JSON lines"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     parser.add_argument("--lang", help="prompt language (default: the task's first)")
     parser.add_argument("--field", action="append", default=[], metavar="KEY=VALUE",
                         help="a record field for every input, e.g. --field text='a red car'")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a task option, as a recipe's task.options has them (JSON or plain text), "
+                             "e.g. --option labels_file=labels.txt or --option top_k=3")
     parser.add_argument("--output", "-o", metavar="FILE", help="JSONL file to write (default: stdout)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -61,13 +65,24 @@ def records(inputs: list[str], fields: dict[str, str]) -> Iterator[dict]:
             raise OFAError(f"{path}: no such file or folder")
 
 
-def run(args: argparse.Namespace) -> int:
-    fields = {}
-    for assignment in args.field:
+def _assignments(values: list[str], flag: str, example: str, parse_json: bool = False) -> dict:
+    parsed = {}
+    for assignment in values:
         key, sep, value = assignment.partition("=")
         if not sep or not key:
-            raise OFAError(f"--field {assignment}: expected KEY=VALUE, e.g. --field text='a red car'")
-        fields[key] = value
+            raise OFAError(f"{flag} {assignment}: expected KEY=VALUE, e.g. {flag} {example}")
+        if parse_json:
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                pass  # plain text, e.g. a path
+        parsed[key] = value
+    return parsed
+
+
+def run(args: argparse.Namespace) -> int:
+    fields = _assignments(args.field, "--field", "text='a red car'")
+    options = _assignments(args.option, "--option", "labels_file=labels.txt", parse_json=True)
     output = Path(args.output) if args.output else None
     if output is not None and output.exists() and not args.overwrite:
         raise OFAError(f"{output}: already exists; pass --overwrite to replace it or choose another --output")
@@ -82,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         raise OFAError(f"{model_dir}: --model: no such directory")
-    predictor = Predictor(model_dir, task, prompt)
+    predictor = Predictor(model_dir, task, prompt, build_options(task.options, options, "--option", Path.cwd()))
     temporary = output.with_name(f".{output.name}.partial") if output else None
     stream = temporary.open("wb") if temporary else sys.stdout.buffer
     try:
@@ -110,14 +125,16 @@ def _write(stream, rows: list[dict]) -> None:
 
 
 class Predictor:
-    """Model + processor + the task's prompt, generation settings and postprocess."""
+    """Model + processor + the task's prompt, generation settings, closed set and postprocess."""
 
-    def __init__(self, model_dir: Path, task, prompt) -> None:
+    def __init__(self, model_dir: Path, task, prompt, options=None) -> None:
         import torch  # heavy imports only when predicting
 
+        from ofa_core.generation.closed_set import ClosedSetDecoder
         from ofa_core.generation.defaults import generation_config_for, special_token_ids
         from ofa_core.modeling import OFAForConditionalGeneration
         from ofa_core.processing import OFAProcessor
+        from ofa_core.trainer.adapters import closed_set_of
 
         self.torch = torch
         self.model = OFAForConditionalGeneration.from_pretrained(model_dir).eval()
@@ -127,8 +144,9 @@ class Predictor:
         self.generation = generation_config_for(task.generation if isinstance(task.generation, str) else "default", **ids)
         if isinstance(task.generation, dict):
             self.generation.update(**task.generation)
-        self.task, self.prompt = task, prompt
-        self.options = task.options() if task.options else None
+        self.task, self.prompt, self.options = task, prompt, options
+        closed_set = closed_set_of(task, options, prompt)
+        self.closed_set = ClosedSetDecoder(closed_set, self.processor.tokenizer) if closed_set else None
 
     def __call__(self, batch: list[dict]) -> list[dict]:
         records = []
@@ -144,13 +162,21 @@ class Predictor:
         except KeyError as error:
             raise OFAError(f"prompt '{self.prompt.name}' needs the field {error}; pass --field {error.args[0]}=... or a TSV column") from None
         inputs = self.processor(text=sources, images=[record.get("image") for record in records])
+        tokenizer = self.processor.tokenizer
+        rankings = [()] * len(records)
         with self.torch.no_grad():
-            output = self.model.generate(**inputs, generation_config=self.generation)
-        texts = self.processor.tokenizer.batch_decode(output, skip_special_tokens=True)
+            if self.closed_set is not None:
+                decoded = self.closed_set.decode(self.model, inputs, self.generation, tokenizer)
+                texts, rankings = [d.text for d in decoded], [d.ranking for d in decoded]
+            else:
+                output = self.model.generate(**inputs, generation_config=self.generation)
+                texts = [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
         rows = []
-        for record, text in zip(records, texts):
-            text = text.strip()
+        for record, source, text, ranking in zip(records, sources, texts, rankings):
             prediction = self.task.postprocess(text, record, self.options) if self.task.postprocess else text
-            rows.append({"id": record.get("id"), "image": record.get("image") if isinstance(record.get("image"), str) else None,
-                         "source": self.prompt.source.format(**record), "text": text, "prediction": prediction})
+            row = {"id": record.get("id"), "image": record.get("image") if isinstance(record.get("image"), str) else None,
+                   "source": source, "text": text, "prediction": prediction}
+            if ranking:
+                row["ranking"] = [{"answer": answer, "score": score} for answer, score in ranking]
+            rows.append(row)
         return rows

@@ -1,13 +1,18 @@
 """The `vqa` task: a question about an image, answered in a few words; soft VQA accuracy and exact match.
 
 English questions get OFA's clean-up and its prompt `" {question}"` (leading space); Chinese
-questions are used as written.
+questions are used as written. Answers are generated freely, or, given a candidate answer list,
+picked from it (OFA's closed-set VQA: every candidate scored, or a trie-constrained beam search).
 """
 
 from __future__ import annotations
 
+import attrs
+
+from ofa_core.answer_lists import read_answer_list
+from ofa_core.errors import OFAError
 from ofa_core.hookspecs import hookimpl
-from ofa_core.specs import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec, path_option
 from ofa_tasks.vqa.answers import normalise_question
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
 from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv
@@ -18,7 +23,38 @@ PROMPTS = {
 }
 
 
-def preprocess(record: dict, split: str, options: None) -> dict | None:
+@attrs.frozen
+class VqaOptions:
+    """`task.options` of `vqa`: without answers it is open-ended; with them, closed-set."""
+
+    answers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """Candidate answers, listed in the recipe."""
+    answers_file: str | None = path_option()
+    """Candidate answers in a file: one per line (.txt), or a JSON list / object keyed by answer (.json)."""
+    inference: str = attrs.field(default="rank", validator=attrs.validators.in_(("rank", "beam")))
+    """'rank' scores every candidate (OFA's default all-candidate inference); 'beam' constrains beam search to them."""
+    top_k: int = attrs.field(default=1, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    """Best candidates written to each prediction's `ranking` (scores every candidate)."""
+    restrict_loss: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """Train with the logits outside the candidates masked (OFA's constraint masks)."""
+
+
+def closed_set(options: VqaOptions) -> ClosedSet | None:
+    if options.answers and options.answers_file:
+        raise OFAError("task.options: give either answers or answers_file, not both")
+    if options.answers_file:
+        answers = read_answer_list(options.answers_file, "task.options.answers_file")
+    elif options.answers:
+        answers = options.answers
+    else:
+        if options.restrict_loss or options.top_k > 1 or options.inference != "rank":
+            raise OFAError("task.options: inference, top_k and restrict_loss need candidate answers; "
+                           "add answers or answers_file")
+        return None
+    return ClosedSet(answers, inference=options.inference, top_k=options.top_k, restrict_loss=options.restrict_loss)
+
+
+def preprocess(record: dict, split: str, options: VqaOptions) -> dict | None:
     if split == "train" and not record.get("answer"):
         return None
     return {**record, "question_en": normalise_question(record["question"])}
@@ -48,5 +84,5 @@ def ofa_register_metrics(register):
 def ofa_register_tasks(register):
     register("vqa", TaskSpec(
         prompts={"en": "vqa.en", "zh": "vqa.zh"}, reader="vqa_jsonl", loss="label_smoothed_cross_entropy",
-        metrics=("vqa",), generation="vqa", preprocess=preprocess,
-        description="answer a question about an image (open-ended generation)"))
+        metrics=("vqa",), generation="vqa", options=VqaOptions, preprocess=preprocess, closed_set=closed_set,
+        description="answer a question about an image (open-ended, or picked from candidate answers)"))

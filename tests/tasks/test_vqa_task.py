@@ -113,3 +113,42 @@ def test_training_on_generated_vqa_beats_the_untrained_model(vqa_recipe, tmp_pat
     assert main(["eval", str(recipe_path), "--checkpoint", str(checkpoint)]) == 0
     after = orjson.loads(capsys.readouterr().out)
     assert after["vqa_acc"] > before["vqa_acc"] + 30, (before, after)
+
+
+def test_closed_set_evaluation_only_answers_candidates_and_ranks_them(vqa_recipe, tmp_path, capsys):
+    (tmp_path / "answers.txt").write_text("红色\n大\n小\n猫\n", encoding="utf-8")
+    vqa_recipe["task"]["options"] = {"answers_file": "answers.txt", "top_k": 2}
+    run_recipe(vqa_recipe, tmp_path, max_steps=1)
+    assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(tmp_path / "model")]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    rows = [orjson.loads(line) for line in open(result["predictions"], "rb")]
+    assert len(rows) == 3
+    for row in rows:
+        assert row["prediction"] in {"红色", "大", "小", "猫"}
+        assert [r["answer"] for r in row["ranking"]][0] == row["prediction"] and len(row["ranking"]) == 2
+
+
+def test_trie_restricted_training_with_beam_inference_learns_the_answers(vqa_recipe, tmp_path, capsys):
+    vqa_recipe["task"]["options"] = {"answers": ["红色", "大", "小", "猫"], "inference": "beam", "restrict_loss": True}
+    run_recipe(vqa_recipe, tmp_path, max_steps=25)
+    recipe_path = tmp_path / "recipe.json"
+    assert main(["eval", str(recipe_path), "--checkpoint", str(tmp_path / "model")]) == 0
+    before = orjson.loads(capsys.readouterr().out)
+    checkpoint = sorted((tmp_path / "run").glob("checkpoint-*"))[-1]
+    assert main(["eval", str(recipe_path), "--checkpoint", str(checkpoint)]) == 0
+    after = orjson.loads(capsys.readouterr().out)
+    assert after["vqa_acc"] > before["vqa_acc"] + 30, (before, after)
+    assert all(orjson.loads(line)["prediction"] in {"红色", "大", "小", "猫"} for line in open(after["predictions"], "rb"))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"answers": ["a"], "answers_file": "answers.txt"}, "either answers or answers_file"),
+    ({"restrict_loss": True}, "need candidate answers"),
+])
+def test_contradictory_closed_set_options_fail_in_one_line(vqa_recipe, tmp_path, capsys, options, message):
+    (tmp_path / "answers.txt").write_text("a\n", encoding="utf-8")
+    vqa_recipe["task"]["options"] = options
+    (tmp_path / "recipe.json").write_bytes(orjson.dumps(vqa_recipe))
+    assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
