@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a task option, as a recipe's task.options has them (JSON or plain text), "
                              "e.g. --option labels_file=labels.txt or --option top_k=3")
+    parser.add_argument("--generation", action="append", default=[], metavar="KEY=VALUE",
+                        help="a generation setting over the task's official search (JSON value), "
+                             "e.g. --generation num_beams=3 --generation max_new_tokens=20")
     parser.add_argument("--output", "-o", metavar="FILE", help="JSONL file to write (default: stdout)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -83,6 +86,7 @@ def _assignments(values: list[str], flag: str, example: str, parse_json: bool = 
 def run(args: argparse.Namespace) -> int:
     fields = _assignments(args.field, "--field", "text='a red car'")
     options = _assignments(args.option, "--option", "labels_file=labels.txt", parse_json=True)
+    generation = _assignments(args.generation, "--generation", "max_new_tokens=20", parse_json=True)
     output = Path(args.output) if args.output else None
     if output is not None and output.exists() and not args.overwrite:
         raise OFAError(f"{output}: already exists; pass --overwrite to replace it or choose another --output")
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         raise OFAError(f"{model_dir}: --model: no such directory")
-    predictor = Predictor(model_dir, task, prompt, build_options(task.options, options, "--option", Path.cwd()))
+    predictor = Predictor(model_dir, task, prompt, build_options(task.options, options, "--option", Path.cwd()), generation)
     temporary = output.with_name(f".{output.name}.partial") if output else None
     stream = temporary.open("wb") if temporary else sys.stdout.buffer
     try:
@@ -127,7 +131,7 @@ def _write(stream, rows: list[dict]) -> None:
 class Predictor:
     """Model + processor + the task's prompt, generation settings, closed set and postprocess."""
 
-    def __init__(self, model_dir: Path, task, prompt, options=None) -> None:
+    def __init__(self, model_dir: Path, task, prompt, options=None, generation: dict | None = None) -> None:
         import torch  # heavy imports only when predicting
 
         from ofa_core.generation.closed_set import ClosedSetDecoder
@@ -144,6 +148,9 @@ class Predictor:
         self.generation = generation_config_for(task.generation if isinstance(task.generation, str) else "default", **ids)
         if isinstance(task.generation, dict):
             self.generation.update(**task.generation)
+        unknown = self.generation.update(**(generation or {}))
+        if unknown:
+            raise OFAError(f"--generation {', '.join(unknown)}: not a generation setting; see transformers' GenerationConfig")
         self.task, self.prompt, self.options = task, prompt, options
         closed_set = closed_set_of(task, options, prompt)
         self.closed_set = ClosedSetDecoder(closed_set, self.processor.tokenizer) if closed_set else None

@@ -132,7 +132,7 @@ class ClosedSetDecoder:
             texts = [ranking[0][0] for ranking in rankings]
         else:
             config = copy.deepcopy(generation_config)
-            config.max_new_tokens = max(config.max_new_tokens or 0, self.max_length)
+            config.max_new_tokens = self.max_length  # every answer fits; beams left without one stop here
             config.num_return_sequences = 1
             sequences = model.generate(inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                                        patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"),
