@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import attrs
 import orjson
 
+from ofa_core.cache import CACHE_VARIABLE, cache_dir
 from ofa_core.errors import OFAError
 from ofa_core.recipe_schema import RecipeError, build, object_schema, schema_of
 from ofa_core.registry import Registry
@@ -30,7 +33,11 @@ SCHEMA_ID = "https://ofa-framework.invalid/schemas/recipe-v1.json"
 
 @attrs.frozen
 class Component:
-    """A reference to a registered component: `"name"` or `{"name": ..., **options}`."""
+    """A reference to a registered component: `"name"` or `{"name": ..., **options}`.
+
+    The options are those of the component's options class. `ofa tasks --all` lists the registered
+    names; `ofa recipe show RECIPE` lists every option of the components a recipe uses, defaults included.
+    """
 
     name: str
     options: dict = attrs.field(factory=dict)
@@ -64,7 +71,7 @@ class TaskSection:
     """The task and its prompt language; `task: "name"` is short for `{"name": "name"}`."""
 
     SHORTHAND = "name"
-    name: str
+    name: str = attrs.field(metadata={"help": "a registered task (see `ofa tasks`)"})
     lang: str | None = attrs.field(default=None, metadata={"help": "language of the prompt; default: the task's first"})
     prompt: str | None = attrs.field(default=None, metadata={"help": "registered prompt template replacing the task's"})
     options: dict = attrs.field(factory=dict, metadata={"help": "options of the task's options class"})
@@ -75,9 +82,9 @@ class DataSection:
     """Where records come from and how long their token sequences may be."""
 
     reader: Component | None = attrs.field(default=None, metadata={"help": "reader name or {name, ...options}; default: the task's"})
-    max_source_length: int = 80
-    max_target_length: int = 32
-    num_workers: int = 0
+    max_source_length: int = attrs.field(default=80, metadata={"help": "encoder tokens per sample, BOS and EOS included; longer prompts are cut"})
+    max_target_length: int = attrs.field(default=32, metadata={"help": "target tokens per sample, EOS excluded; longer targets are cut"})
+    num_workers: int = attrs.field(default=0, metadata={"help": "DataLoader worker processes; when > 0, replaces training.dataloader_num_workers"})
 
 
 @attrs.frozen
@@ -89,21 +96,22 @@ class PluginsSection:
 
 @attrs.frozen
 class RecipeFile:
-    """The top level of a recipe, as written (before `training` is checked against TrainingConfig)."""
+    """A recipe: the model, task, data, loss, metrics, generation and training of one run."""
 
     JSON_NAMES = {"$schema": "schema"}
     task: TaskSection
     model: ModelSection
-    schema: str | None = None
-    name: str | None = None
-    description: str | None = None
+    schema: str | None = attrs.field(default=None, metadata={"help": "path or URL of recipe.schema.json, for editors; ignored when loading"})
+    name: str | None = attrs.field(default=None, metadata={"help": "run name; the default output_dir is runs/<name>"})
+    description: str | None = attrs.field(default=None, metadata={"help": "free text for the people reading the recipe"})
     extends: str | list[str] | None = attrs.field(default=None, metadata={"help": "parent recipe(s), relative to this file"})
     plugins: PluginsSection = attrs.field(factory=PluginsSection)
     data: DataSection = attrs.field(factory=DataSection)
-    loss: Component | None = None
-    metrics: list[Component] | None = None
+    loss: Component | None = attrs.field(default=None, metadata={"help": "loss name or {name, ...options}; default: the task's"})
+    metrics: list[Component] | None = attrs.field(default=None, metadata={"help": "metric names or {name, ...options}; default: the task's"})
     generation: str | dict | None = attrs.field(default=None, metadata={"help": "an official search name or GenerationConfig kwargs"})
-    training: dict = attrs.field(factory=dict, metadata={"help": "TrainingArguments-style keys (see ofa_core.trainer.config)"})
+    training: dict = attrs.field(factory=dict, metadata={
+        "help": "transformers TrainingArguments names (ofa_core/trainer/config.py); a key described nowhere here means what it means there"})
     output_dir: str | None = attrs.field(default=None, metadata={"help": "run directory, relative to the recipe; default runs/<name>"})
 
 
@@ -125,6 +133,18 @@ class Recipe:
     def error(self, message: str) -> OFAError:
         """An error for this recipe: `<file>: <message>`."""
         return OFAError(f"{self.path}: {message}")
+
+    def missing(self, message: str) -> OFAError:
+        """An error for a weights or data path that is not there yet, with the recipe's `setup` instructions."""
+        return self.error(with_setup(message, self.spec.setup))
+
+
+class MissingPathError(RecipeError):
+    """A path the recipe needs does not exist (yet)."""
+
+
+def with_setup(message: str, setup: str | None) -> str:
+    return f"{message}. To set up this recipe: {setup}" if setup else message
 
 
 @attrs.frozen
@@ -254,7 +274,8 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         field = str(error).split(":", 1)[0]
         origin = next((o for p, o in origins.items() if p == field or p.startswith(field + ".")), None) or origin_of(origins, field)
         where = f" (value from {origin})" if origin not in (None, "this file", "default") else ""
-        return OFAError(f"{path}: {error}{where}")
+        setup = merged.get("setup") if isinstance(error, MissingPathError) else None
+        return OFAError(f"{path}: {with_setup(f'{error}{where}', setup)}")
 
     try:
         spec = build(RecipeFile, merged, "")
@@ -271,14 +292,34 @@ def _resolve_paths(spec: RecipeFile, base: Path) -> RecipeFile:
     if not isinstance(output_dir, str):
         raise RecipeError(f"training.output_dir: expected string, got {output_dir!r}")
     return attrs.evolve(spec, model=attrs.evolve(spec.model, checkpoint=checkpoint),
-                        output_dir=str((base / output_dir).resolve()))
+                        output_dir=resolve_path(output_dir, base, "output_dir", must_exist=False))
+
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def expand_variables(value: str, field: str) -> str:
+    """`$NAME` / `${NAME}` from the environment; `$OFA_CACHE_DIR` defaults to ~/.cache/ofa (`ofa_core.cache`)."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name == CACHE_VARIABLE:
+            return str(cache_dir())
+        if name not in os.environ:
+            raise RecipeError(f"{field}: environment variable ${name} in {value!r} is not set; set it or write the path out")
+        return os.environ[name]
+    return _VARIABLE.sub(replace, value)
 
 
 def resolve_path(value: str, base: Path, field: str, *, must_exist: bool) -> str:
-    """`value` relative to the recipe folder; a missing required file is an error naming the field."""
-    resolved = (base / Path(value).expanduser()).resolve()
+    """`value` (with `~` and `$VARIABLES` expanded) relative to the recipe folder; a missing required file is
+    an error naming the field. Paths inside the demo folder are generated on first use."""
+    resolved = (base / Path(expand_variables(value, field)).expanduser()).resolve()
     if must_exist and not resolved.exists():
-        raise RecipeError(f"{field}: {resolved} not found (relative paths are resolved against {base})")
+        from ofa_core.demo import create_on_first_use
+
+        create_on_first_use(resolved)
+        if not resolved.exists():
+            raise MissingPathError(f"{field}: {resolved} not found (relative paths are resolved against {base})")
     return str(resolved)
 
 
@@ -351,6 +392,8 @@ def resolve(recipe: Recipe, registry: Registry) -> Resolved:
             metrics=tuple(metrics),
             generation=_generation(spec.generation if spec.generation is not None else task.generation),
         )
+    except MissingPathError as error:
+        raise recipe.missing(str(error)) from None
     except RecipeError as error:
         raise recipe.error(str(error)) from None
 
@@ -432,7 +475,9 @@ def json_schema() -> dict:
     top = object_schema(RecipeFile, definitions)
     config_class = training_config_class()
     if config_class is not None:
-        top["properties"]["training"] = schema_of(config_class, definitions)
+        written = top["properties"]["training"]  # the RecipeFile field's description and default
+        top["properties"]["training"] = {**schema_of(config_class, definitions),
+                                         **{key: written[key] for key in ("description", "default")}}
         training = definitions[config_class.__name__]
         training.pop("required", None)  # output_dir may come from the top level
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,

@@ -1,19 +1,24 @@
 """JSON values into attrs classes, type-checked field by field, and the JSON Schema of those classes.
 
-One description (the attrs classes and their type hints) drives both validation and the exported
-schema, so the two cannot disagree. Errors carry the JSON path of the bad value; `recipe.py`
-prefixes the file name.
+One description (the attrs classes, their type hints, defaults and docstrings) drives validation,
+the exported schema and the reference docs rendered from it, so they cannot disagree. Errors carry
+the JSON path of the bad value; `recipe.py` prefixes the file name.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
+import inspect
 import re
+import textwrap
 import types
 import typing
 from typing import Any
 
 import attrs
+import orjson
 
 from ofa_core.errors import OFAError
 
@@ -31,7 +36,7 @@ def _join(path: str, key: str | int) -> str:
 def _type_name(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+        return " or ".join(dict.fromkeys(_type_name(a) for a in typing.get_args(hint)))
     if origin is typing.Literal:
         return " or ".join(repr(a) for a in typing.get_args(hint))
     if hint is type(None):
@@ -51,6 +56,39 @@ def _json_name(value: Any) -> str:
 def field_hints(cls: type) -> dict[str, Any]:
     """Resolved type hints of an attrs class's fields."""
     return typing.get_type_hints(cls)
+
+
+def json_hint(field: attrs.Attribute, hint: Any) -> Any:
+    """What a recipe may write for `field`: its converter's input type when the converter declares one.
+
+    A field stored as a tuple may accept a single string too (`report_to: "tensorboard"`); the
+    converter's annotation says so, and the schema must accept what loading accepts.
+    """
+    converter = field.converter
+    if not inspect.isfunction(converter):
+        return hint
+    parameters = list(inspect.signature(converter).parameters)
+    return typing.get_type_hints(converter).get(parameters[0], hint) if parameters else hint
+
+
+@functools.cache
+def field_docstrings(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal after a field), which Python itself discards."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not attrs.has(klass):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):  # defined where there is no source (a REPL, a generated class)
+            continue
+        body = ast.parse(source).body[0].body
+        for node, following in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)):
+                docs[node.target.id] = inspect.cleandoc(following.value.value)
+    return docs
 
 
 def convert(value: Any, hint: Any, path: str) -> Any:
@@ -130,10 +168,11 @@ def build(cls: type, value: Any, path: str) -> Any:
             hint = (f"did you mean '{close[0]}'?" if close else
                     f"known keys: {', '.join(known)}" if known else "this component takes no options")
             raise RecipeError(f"{_join(path, key)}: unknown key ({hint})")
+        accepted = json_hint(fields[name], hints[name])
         try:
-            kwargs[name] = convert(item, hints[name], _join(path, key))
+            kwargs[name] = convert(item, accepted, _join(path, key))
         except RecipeError:
-            if fields[name].converter is None:
+            if fields[name].converter is None or accepted is not hints[name]:  # a typed converter said no
                 raise
             kwargs[name] = _converted(fields[name], item, _join(path, key))
     for name, field in fields.items():
@@ -172,7 +211,11 @@ def schema_of(hint: Any, definitions: dict[str, dict]) -> dict:
     if hint is Any:
         return {}
     if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [schema_of(a, definitions) for a in typing.get_args(hint)]}
+        options: list[dict] = []
+        for option in (schema_of(a, definitions) for a in typing.get_args(hint)):
+            if option not in options:  # list[str] and tuple[str, ...] are both a JSON array of strings
+                options.append(option)
+        return {"anyOf": options} if len(options) > 1 else options[0]
     if origin is typing.Literal:
         return {"enum": list(typing.get_args(hint))}
     if hint is type(None) or hint is None:
@@ -180,7 +223,10 @@ def schema_of(hint: Any, definitions: dict[str, dict]) -> dict:
     if isinstance(hint, type) and attrs.has(hint):
         if hint.__name__ not in definitions:
             definitions[hint.__name__] = {}  # placeholder against recursion
-            definitions[hint.__name__] = hint.json_schema() if hasattr(hint, "json_schema") else object_schema(hint, definitions)
+            if hasattr(hint, "json_schema"):
+                definitions[hint.__name__] = {**_described(hint), **hint.json_schema()}
+            else:
+                definitions[hint.__name__] = object_schema(hint, definitions)
         reference = {"$ref": f"#/$defs/{hint.__name__}"}
         if getattr(hint, "SHORTHAND", None):
             return {"anyOf": [{"type": "string"}, reference]}
@@ -195,21 +241,48 @@ def schema_of(hint: Any, definitions: dict[str, dict]) -> dict:
 
 
 def object_schema(cls: type, definitions: dict[str, dict]) -> dict:
-    """Schema of one attrs class: its fields, required keys, and no others (unless it says so)."""
+    """Schema of one attrs class: its fields with their descriptions, defaults and allowed values,
+    required keys, and no others (unless it says so)."""
     hints = field_hints(cls)
+    docs = field_docstrings(cls)
     aliases = {field: key for key, field in getattr(cls, "JSON_NAMES", {}).items()}
     properties, required = {}, []
     for field in attrs.fields(cls):
         if field.name.startswith("_"):
             continue
         key = aliases.get(field.name, field.name)
-        properties[key] = schema_of(hints[field.name], definitions)
-        if "help" in field.metadata:
-            properties[key]["description"] = field.metadata["help"]
+        properties[key] = prop = schema_of(json_hint(field, hints[field.name]), definitions)
+        description = field.metadata.get("help") or docs.get(field.name)
+        if description:
+            prop["description"] = description
+        allowed = getattr(field.validator, "options", None)  # attrs.validators.in_
+        if isinstance(allowed, (tuple, list)) and "enum" not in prop:
+            prop["enum"] = list(allowed)
         if field.default is attrs.NOTHING:
             required.append(key)
-    schema = {"type": "object", "properties": properties,
+        else:
+            prop.update(_default(field.default))
+    schema = {**_described(cls), "type": "object", "properties": properties,
               "additionalProperties": bool(getattr(cls, "OPEN", False))}
     if required:
         schema["required"] = required
     return schema
+
+
+def _described(cls: type) -> dict:
+    """`{"description": <the class docstring>}`, or nothing for a class without one."""
+    return {"description": inspect.cleandoc(cls.__doc__)} if cls.__doc__ else {}
+
+
+def _default(default: Any) -> dict:
+    """`{"default": <JSON value>}` for a field default (factories called), or nothing if JSON cannot hold it."""
+    if isinstance(default, attrs.Factory):
+        if default.takes_self:
+            return {}
+        default = default.factory()
+    if attrs.has(type(default)):
+        default = attrs.asdict(default)
+    try:
+        return {"default": orjson.loads(orjson.dumps(default))}
+    except TypeError:
+        return {}

@@ -1,4 +1,4 @@
-"""`ofa recipe validate|show|schema`: check a recipe, show resolved values and their origins, export the schema."""
+"""`ofa recipe validate|show|schema|docs`: check a recipe, show resolved values and their origins, export the schema and its docs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import orjson
 
 from ofa_core.commands.common import add_recipe_arguments, prepare, print_json
 from ofa_core.recipe import json_schema, resolved_values
+from ofa_core.recipe_docs import COMMAND, render
 
-HELP = "validate a recipe, show its resolved values with their origins, or print the recipe JSON Schema"
+HELP = "validate a recipe, show its resolved values with their origins, or print the recipe JSON Schema or its reference"
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
@@ -20,11 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     add_recipe_arguments(show)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     actions.add_parser("schema", parents=parents, help="print the JSON Schema of recipe files")
+    actions.add_parser("docs", parents=parents, help=f"print the recipe reference in Markdown, made from the schema ({COMMAND})")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "schema":
         print(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if args.action == "docs":
+        print(render(json_schema()), end="")
         return 0
     recipe, _registry, resolved = prepare(args)
     if args.action == "validate":

@@ -34,6 +34,12 @@ def _report_to(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ..
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _backends(_instance, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    if any(backend != "tensorboard" for backend in value):
+        raise ValueError(f"{attribute.name} must be 'tensorboard', 'all', 'none' or a list of backends; "
+                         f"'tensorboard' is the only backend, got {list(value)}")
+
+
 @attrs.frozen(kw_only=True)
 class TrainingConfig:
     """How to train: optimisation, schedule, precision, freezing, evaluation, checkpoints, logging.
@@ -43,6 +49,7 @@ class TrainingConfig:
     """
 
     output_dir: str = attrs.field(validator=v.instance_of(str))
+    """The run directory; recipes usually set the top-level `output_dir` instead."""
     num_train_epochs: float = attrs.field(default=3.0, converter=float, validator=_positive)
     max_steps: int = attrs.field(default=-1, validator=v.instance_of(int))
     """Optimizer steps to run; > 0 overrides `num_train_epochs`."""
@@ -76,21 +83,23 @@ class TrainingConfig:
     resume_from_checkpoint: str | None = attrs.field(default=None, validator=_resume)
     """'auto' (newest complete checkpoint in `output_dir`, if any), a checkpoint path, or None."""
     mixed_precision: Literal["no", "bf16", "fp16"] = attrs.field(default="no", validator=v.in_(("no", "bf16", "fp16")))
+    """bf16: autocast on CPU or CUDA; fp16: autocast with a gradient scaler, CUDA only."""
     label_smoothing: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    """Used by the default loss when the recipe's loss block does not set it."""
+    """ε of `Trainer`'s own loss when it gets no `loss_fn`; recipes set ε in their `loss` block instead."""
     freeze_encoder: bool = attrs.field(default=False, validator=v.instance_of(bool))
     """LiT: every encoder parameter, ResNet included (the shared word embedding stays as `freeze_word_embed` says)."""
     freeze_word_embed: bool = attrs.field(default=False, validator=v.instance_of(bool))
     """The shared token embedding, which is also the output projection."""
     freeze_image_backbone: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    """The ResNet that embeds image patches."""
     freeze_patterns: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.deep_iterable(v.instance_of(str)))
     """fnmatch patterns over parameter names, e.g. 'model.decoder.layers.0.*'."""
     group_by_image: bool = attrs.field(default=True, validator=v.instance_of(bool))
     """With a frozen encoder, batch the samples of one image together and encode that image once."""
     fsdp: bool | str = attrs.field(default=False, validator=v.in_((False, True, "full_shard", "shard_grad_op")))
     """False, True / 'full_shard', or 'shard_grad_op': shard the model with FSDP when distributed (no effect on one process)."""
-    report_to: tuple[str, ...] = attrs.field(default=("tensorboard",), converter=_report_to,
-                                              validator=v.deep_iterable(v.in_(("tensorboard",))))
+    report_to: tuple[str, ...] = attrs.field(default=("tensorboard",), converter=_report_to, validator=_backends)
+    """Where metrics go besides `log.jsonl`: 'tensorboard' (also 'all'), 'none', or a list, as in transformers."""
     dataloader_num_workers: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])
     bad_images: Literal["skip", "error"] = attrs.field(default="skip", validator=v.in_(("skip", "error")))
     """A record whose image cannot be decoded is skipped (and counted) or stops the run."""

@@ -65,6 +65,8 @@ def test_extends_set_and_provenance(recipe, tmp_path):
     ({"model": {"checkpoint": "nowhere"}}, "recipe.json: model.checkpoint: "),
     ({"training": {"warmup_ratio": 2}}, "recipe.json: training.warmup_ratio: warmup_ratio must lie in [0, 1), got 2.0"),
     ({"extends": "missing.json"}, "recipe.json: extends: "),
+    ({"training": {"report_to": "wandb"}}, "recipe.json: training.report_to: report_to must be 'tensorboard', 'all', 'none' or a list"),
+    ({"training": {"report_to": 1}}, "recipe.json: training.report_to: expected string or list or null, got integer 1"),
 ])
 def test_one_line_errors_name_file_field_and_fix(recipe, change, expected):
     data = orjson.loads(recipe.read_bytes())
@@ -135,3 +137,17 @@ def test_schema_is_current_and_validates_every_recipe():
 def test_schema_rejects_unknown_keys():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"task": "x", "model": {"checkpoint": "m"}, "trainig": {}}, json_schema())
+
+
+@pytest.mark.parametrize(("value", "backends"), [
+    ("tensorboard", ("tensorboard",)), ("none", ()), ("all", ("tensorboard",)), (["tensorboard"], ("tensorboard",)), ([], ()),
+])
+def test_report_to_takes_a_string_or_a_list_as_in_transformers(tmp_path, value, backends):
+    (tmp_path / "model").mkdir()
+    data = {"task": "toy", "model": {"checkpoint": "model"}, "training": {"report_to": value}}
+    jsonschema.validate(data, json_schema())
+    assert load(write(tmp_path / "recipe.json", data)).training.report_to == backends
+
+
+def test_report_to_none_from_the_command_line(recipe):
+    assert load(recipe, ["training.report_to=none"]).training.report_to == ()
