@@ -1,0 +1,80 @@
+"""The `classification` task: an image's label from a fixed set, via the plugin hooks.
+
+The prompt is OFA's caption prompt, as the official ImageNet fine-tuning uses it; the target is
+the label. Decoding never leaves the label set (`closed_set`): by default every label is scored
+and the best wins, OFA's all-candidate inference.
+"""
+
+from __future__ import annotations
+
+from ofa_core.errors import OFAError
+from ofa_core.hookspecs import hookimpl
+from ofa_core.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_tasks.classification.labels import ClassificationOptions, label_set
+from ofa_tasks.classification.metrics import (
+    ClassificationMetricOptions,
+    ClassificationScores,
+)
+from ofa_tasks.classification.readers import (
+    ClassificationJsonlOptions,
+    ImageFolderOptions,
+    read_classification_jsonl,
+    read_image_folder,
+)
+
+PROMPTS = {
+    "zh": PromptTemplate(name="classification.zh", lang="zh", source="图片描述了什么内容?", target="{label}"),
+    "en": PromptTemplate(name="classification.en", lang="en", source=" what does the image describe?", target="{label}"),
+}
+
+
+def preprocess(record: dict, split: str, options: ClassificationOptions) -> dict:
+    """Every label must be one of the task's labels: a stray one means the data and the label set disagree.
+
+    Such a record is an error, not skipped, in every split: skipping would silently drop a whole
+    misspelt class from training, or score evaluation against labels the model can never emit.
+    Only test records may come without a label (prediction).
+    """
+    label = str(record.get("label") or "").strip()
+    if not label:
+        if split != "test":
+            raise OFAError(f"record {record.get('id')!r}: no label; every {split} record needs one")
+        return {**record, "label": "", "references": []}
+    label_set(options).check(label, record.get("id"))
+    return {**record, "label": label, "references": [label]}
+
+
+def closed_set(options: ClassificationOptions) -> ClosedSet:
+    labels = label_set(options).labels
+    return ClosedSet(answers=labels, inference=options.inference, top_k=min(options.top_k, len(labels)),
+                     restrict_loss=options.restrict_loss)
+
+
+@hookimpl
+def ofa_register_prompts(register):
+    for template in PROMPTS.values():
+        register(template.name, template)
+
+
+@hookimpl
+def ofa_register_readers(register):
+    register("image_folder", ReaderSpec(options=ImageFolderOptions, open=read_image_folder,
+                                        description="folder tree <root>/<train|valid|val|test>/<label>/<image files>"))
+    register("classification_jsonl", ReaderSpec(options=ClassificationJsonlOptions, open=read_classification_jsonl,
+                                                description="JSON lines: image (path, base64 or TSV id), label"))
+
+
+@hookimpl
+def ofa_register_metrics(register):
+    register("classification", MetricSpec(
+        options=ClassificationMetricOptions, build=ClassificationScores, higher_is_better=True,
+        description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)"))
+
+
+@hookimpl
+def ofa_register_tasks(register):
+    register("classification", TaskSpec(
+        prompts={"zh": "classification.zh", "en": "classification.en"}, reader="image_folder",
+        loss="label_smoothed_cross_entropy", metrics=("classification",), generation={"normalize_scores": False},
+        options=ClassificationOptions, preprocess=preprocess, closed_set=closed_set,
+        description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam inference"))

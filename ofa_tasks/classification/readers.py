@@ -1,0 +1,116 @@
+"""Classification readers: an image-folder tree (class name = label) and JSON lines.
+
+Both yield `{"id", "image", "label", "references": [label]}`; image files stay paths, decoded per
+batch. Bad rows are skipped or raise per `bad_records` (see `ofa_core.records`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from ofa_core.errors import OFAError
+from ofa_core.records import (
+    BAD_RECORD_POLICIES,
+    BadRows,
+    SplitFilesOptions,
+    image_reference,
+    jsonl_rows,
+    verified_image_file,
+)
+from ofa_core.specs import path_option
+
+SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val"), "test": ("test",)}
+"""Folder names accepted for each split, in `<root>/<split>/<class>/<image>`."""
+
+
+def _record(record_id: str, image: str | bytes, label: str | None) -> dict:
+    return {"id": record_id, "image": image, "label": label, "references": [label] if label is not None else []}
+
+
+@attrs.frozen
+class ImageFolderOptions:
+    """`root/<split>/<class name>/<image files>`: train, valid (or val) and test folders; the class folder names are the labels."""
+
+    root: str = path_option()
+    bad_records: Literal["skip", "error"] = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
+
+    def split_folder(self, split: str) -> Path:
+        names = SPLIT_FOLDERS.get(split, (split,))
+        found = [Path(self.root) / name for name in names if (Path(self.root) / name).is_dir()]
+        if len(found) > 1:
+            raise OFAError(f"data.reader.root: both {found[0]} and {found[1]} exist; keep one folder for the {split} split")
+        if not found:
+            raise OFAError(f"data.reader.root: no {' or '.join(names)} folder in {self.root} for the {split} split; "
+                           f"expected {self.root}/{names[0]}/<class name>/<images>")
+        return found[0]
+
+
+def _visible(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
+
+
+def read_image_folder(options: ImageFolderOptions, split: str) -> Iterator[dict]:
+    """One record per image file, classes and files in sorted order; ids are `<class>/<file name>`."""
+    folder = options.split_folder(split)
+    bad = BadRows(options.bad_records)
+    for class_folder in _visible(folder):
+        if not class_folder.is_dir():
+            bad(str(class_folder), f"not inside a class folder; images go in {folder}/<class name>/")
+            continue
+        label = class_folder.name.strip()
+        for path in _visible(class_folder):
+            if path.is_dir():
+                bad(str(path), f"a folder inside class folder {class_folder.name!r}; images go directly in {class_folder}")
+                continue
+            try:
+                image = verified_image_file(path)
+            except ValueError as error:
+                bad(str(path), f"image: {error}")
+                continue
+            yield _record(f"{class_folder.name}/{path.name}", image, label)
+    bad.summarise(folder, split)
+
+
+@attrs.frozen
+class ClassificationJsonlOptions(SplitFilesOptions):
+    """One JSONL per split: `{"id"?, "image": path relative to the file | base64 | id in images, "label"}`."""
+
+
+def _label(row: dict, split: str) -> str | None:
+    """The row's label (a number is read as its text); only the test split may leave it out."""
+    value = row.get("label")
+    if value is None and split == "test":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise ValueError(f"label is {value!r}; give the class label as text")
+    return str(value).strip()
+
+
+def read_classification_jsonl(options: ClassificationJsonlOptions, split: str) -> Iterator[dict]:
+    path = options.split_file(split)
+    images = options.image_index()
+    bad = BadRows(options.bad_records)
+    for number, row in jsonl_rows(path, bad):
+        where = f"{path}:{number}"
+        try:
+            image_value = row["image"]
+            if not isinstance(image_value, str):
+                raise TypeError(f"image is {image_value!r:.40}, not a string")
+            label = _label(row, split)
+        except (KeyError, TypeError, ValueError) as error:
+            bad(where, f"not a classification line ({error.__class__.__name__}: {error}); needs image and label")
+            continue
+        try:
+            image = image_reference(image_value, path.parent, images)
+        except ValueError as error:
+            bad(where, f"image: {error}")
+            continue
+        record_id = row.get("id")
+        yield _record(f"{path.stem}:{number}" if record_id is None else str(record_id), image, label)
+    if images is not None:
+        images.close()
+    bad.summarise(path, split)
