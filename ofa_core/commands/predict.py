@@ -9,7 +9,6 @@ is never half-overwritten.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import orjson
 
 from ofa_core.errors import OFAError
 from ofa_core.recipe import build_options
+from ofa_core.records import BadRows, image_reference
 
 HELP = "run a model on images, a folder of images or a TSV for a task, writing JSON lines"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -43,6 +43,36 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     parser.add_argument("--batch-size", type=int, default=8)
 
 
+def _tsv_records(path: Path, fields: dict[str, str], bad: BadRows) -> Iterator[dict]:
+    """Rows of a TSV with a header naming an 'image' column, or of a headerless `id<TAB>image` TSV
+    (MUGE's and OFA's image files). Images are paths (relative to the TSV) or base64."""
+    with path.open(encoding="utf-8", newline="\n") as handle:
+        first = handle.readline().rstrip("\r\n").split("\t")
+        if "image" in first:
+            header, start = first, 2
+        elif len(first) == 2:
+            header, start = ["id", "image"], 1
+            handle.seek(0)
+        else:
+            raise OFAError(f"{path}: expected a header with an 'image' column, or headerless 'id<TAB>base64 image' rows "
+                           f"(found {len(first)} columns: {', '.join(first)[:80]})")
+        for number, line in enumerate(handle, start=start):
+            values = line.rstrip("\r\n").split("\t")
+            if values == [""]:
+                continue
+            row = dict(zip(header, values))
+            if len(values) != len(header):
+                bad(f"{path}:{number}", f"{len(values)} columns, the header has {len(header)}")
+                continue
+            try:
+                image = image_reference(row["image"], path.parent) if row["image"] else None
+            except ValueError as error:
+                bad(f"{path}:{number}", str(error))
+                continue
+            yield {"id": row.get("id") or f"{path.stem}:{number}", **fields, **row, "image": image}
+    bad.summarise(path, "predict")
+
+
 def records(inputs: list[str], fields: dict[str, str]) -> Iterator[dict]:
     """One record per image: files, images in folders (sorted), or TSV rows."""
     for name in inputs:
@@ -54,14 +84,7 @@ def records(inputs: list[str], fields: dict[str, str]) -> Iterator[dict]:
             for image in images:
                 yield {"id": image.stem, "image": str(image), **fields}
         elif path.suffix.lower() == ".tsv":
-            with path.open(newline="", encoding="utf-8") as handle:
-                for line, row in enumerate(csv.DictReader(handle, delimiter="\t"), start=2):
-                    if "image" not in row:
-                        raise OFAError(f"{path}: the header needs an 'image' column (found: {', '.join(row)})")
-                    image = row["image"]
-                    if image and not Path(image).is_absolute() and (path.parent / image).exists():
-                        image = str(path.parent / image)
-                    yield {"id": row.get("id") or f"{path.stem}:{line}", **fields, **row, "image": image or None}
+            yield from _tsv_records(path, fields, BadRows("skip"))
         elif path.is_file():
             yield {"id": path.stem, "image": str(path), **fields}
         else:

@@ -111,3 +111,12 @@ def test_one_converted_directory_initialises_all_three_tasks(converted, images, 
         (tmp_path / task).mkdir()
         result = run_recipe(recipe, tmp_path / task, max_steps=2)
         assert result["steps"] == 2 and result["eval"], (task, result)
+
+
+def test_predict_reads_muge_headerless_image_tsv_and_skips_bad_rows(converted, images, tmp_path, caplog):
+    tsv = tmp_path / "IC_test.tsv"
+    encoded = [base64.b64encode((images / f"{i}.png").read_bytes()).decode() for i in range(2)]
+    tsv.write_text(f"img0\t{encoded[0]}\nbroken\tnot-an-image\nimg1\t{encoded[1]}\n", encoding="utf-8")
+    rows = predict(tmp_path, str(tsv), "--model", str(converted), "--task", "caption", "--lang", "zh")
+    assert [row["id"] for row in rows] == ["img0", "img1"]
+    assert f"{tsv}:2" in caplog.text
