@@ -87,14 +87,12 @@ def image_reference(value: str, folder: Path, images: TsvIndex | None = None) ->
 
 
 @attrs.frozen
-class SplitFilesOptions:
-    """Reader options for one data file per split, an optional TSV of images the rows may name by id, and the bad-record policy."""
+class PerSplitFiles:
+    """Reader options for one data file per split and the bad-record policy."""
 
     train: str | None = path_option()
     valid: str | None = path_option()
     test: str | None = path_option()
-    images: str | None = path_option()
-    """TSV of `id<TAB>base64 image` rows."""
     bad_records: Literal["skip", "error"] = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
 
     def split_file(self, split: str) -> Path:
@@ -104,16 +102,16 @@ class SplitFilesOptions:
             raise OFAError(f"data.reader.{split}: no file for the {split} split; add \"{split}\": \"path\" to the reader options")
         return Path(path)
 
+
+@attrs.frozen
+class SplitFilesOptions(PerSplitFiles):
+    """`PerSplitFiles` plus an optional TSV of images the rows may name by id."""
+
+    images: str | None = path_option()
+    """TSV of `id<TAB>base64 image` rows."""
+
     def image_index(self) -> TsvIndex | None:
         return TsvIndex(self.images) if self.images else None
-
-
-def image_field(value: str, folder: Path) -> bytes:
-    """An image given as a path (relative to the data file's folder) or as base64."""
-    path = folder / value
-    if len(value) < 1024 and path.is_file():
-        return verified_image(path.read_bytes())
-    return decode_image(value)
 
 
 class BadRows:
@@ -126,7 +124,7 @@ class BadRows:
     def __call__(self, where: str, why: str) -> None:
         message = f"{where}: {why}"
         if self.policy == "error":
-            raise BadRecordError(f"{message}; fix or remove the row, or set data bad_records to \"skip\"")
+            raise BadRecordError(f"{message}; fix or remove the row, or set data.reader.bad_records to \"skip\"")
         self.skipped += 1
         logger.warning("skipped %s", message)
 

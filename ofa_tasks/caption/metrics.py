@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_tasks.caption.text import TOKENIZERS
+from ofa_tasks.caption.text import TOKENIZERS, is_chinese
 
 
 @attrs.frozen
 class CaptionMetricOptions:
-    """`tokenize`: 'zh' (MUGE: one token per CJK character) or 'en' (lower case, no punctuation)."""
+    """How captions are split into tokens before scoring."""
 
-    tokenize: str = attrs.field(default="zh", validator=attrs.validators.in_(sorted(TOKENIZERS)))
+    tokenize: str = attrs.field(default="auto", validator=attrs.validators.in_(["auto", *sorted(TOKENIZERS)]))
+    """'zh' (MUGE: one token per CJK character), 'en' (lower case, no punctuation), or 'auto':
+    'zh' for an example whose references contain Chinese, else 'en'."""
 
 
 class CaptionScores:
     """Collects predictions and references; `compute()` scores them all at once (CIDEr-D needs corpus statistics)."""
 
     def __init__(self, options: CaptionMetricOptions) -> None:
-        self.tokenize = TOKENIZERS[options.tokenize]
+        self.tokenize = options.tokenize
         self.predictions: list[str] = []
         self.references: list[list[str]] = []
 
@@ -49,8 +51,10 @@ class CaptionScores:
             return {"cider": 0.0, "bleu4": 0.0, "rouge_l": 0.0}
         hypotheses, references = {}, {}
         for index, (prediction, refs) in enumerate(zip(self.predictions, self.references)):
-            hypotheses[index] = [" ".join(self.tokenize(prediction))]
-            references[index] = [" ".join(self.tokenize(ref)) for ref in refs]
+            language = self.tokenize if self.tokenize != "auto" else ("zh" if is_chinese(refs) else "en")
+            tokenize = TOKENIZERS[language]
+            hypotheses[index] = [" ".join(tokenize(prediction))]
+            references[index] = [" ".join(tokenize(ref)) for ref in refs]
         cider, _ = Cider().compute_score(references, hypotheses)
         bleu, _ = Bleu(4).compute_score(references, hypotheses, verbose=0)
         rouge, _ = Rouge().compute_score(references, hypotheses)

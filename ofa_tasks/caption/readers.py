@@ -12,7 +12,7 @@ import attrs
 import orjson
 
 from ofa_core.errors import OFAError
-from ofa_core.records import BAD_RECORD_POLICIES, BadRows, decode_image
+from ofa_core.records import BAD_RECORD_POLICIES, BadRows, PerSplitFiles, decode_image
 from ofa_core.specs import path_option
 from ofa_core.tsv import TsvIndex
 
@@ -45,7 +45,8 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
             try:
                 item = orjson.loads(line)
                 image_id = str(item["image_id"])
-                captions = [str(text) for text in item.get("text", [])]
+                texts = item.get("text", [])
+                captions = [texts] if isinstance(texts, str) else [str(text) for text in texts]
             except (orjson.JSONDecodeError, KeyError, TypeError) as error:
                 bad(where, f"not a MUGE caption line ({error.__class__.__name__}: {error})")
                 continue
@@ -70,29 +71,27 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
 
 
 @attrs.frozen
-class OfaCaptionTsvOptions:
-    """The official OFA caption TSV: uniq-id, image-id, caption (eval: references joined by '&&'), objects, image."""
-
-    path: str = path_option()
-    bad_records: str = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
+class OfaCaptionTsvOptions(PerSplitFiles):
+    """The official OFA caption TSV per split: uniq-id, image-id, caption (eval: references joined by '&&'), objects, image."""
 
 
 def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[dict]:
     """One record per row; references are the '&&'-separated captions of the row."""
+    path = options.split_file(split)
     bad = BadRows(options.bad_records)
-    with open(options.path, encoding="utf-8") as handle:
+    with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             fields = line.rstrip("\r\n").split("\t")
             if len(fields) < 5:
-                bad(f"{options.path}:{number}", f"expected 5 tab-separated columns, found {len(fields)}")
+                bad(f"{path}:{number}", f"expected 5 tab-separated columns, found {len(fields)}")
                 continue
             try:
                 image = decode_image(fields[4])
             except ValueError as error:
-                bad(f"{options.path}:{number}", f"image: {error}")
+                bad(f"{path}:{number}", f"image: {error}")
                 continue
             references = [text for text in fields[2].split("&&") if text]
             row_id = fields[0] if split == "train" else fields[1]
             yield {"id": row_id, "image_id": fields[1], "image": image,
                    "caption": references[0] if references else "", "references": references}
-    bad.summarise(options.path, split)
+    bad.summarise(path, split)

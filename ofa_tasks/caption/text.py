@@ -26,4 +26,12 @@ def tokenize_en(text: str) -> list[str]:
     return text.lower().translate(_ASCII_PUNCTUATION).split()
 
 
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+
+
+def is_chinese(texts: list[str]) -> bool:
+    """True when any of `texts` has a CJK character or full-width punctuation."""
+    return any(_CJK.search(text) for text in texts)
+
+
 TOKENIZERS = {"zh": tokenize_zh, "en": tokenize_en}

@@ -57,6 +57,9 @@ def closed_set(options: VqaOptions) -> ClosedSet | None:
 def preprocess(record: dict, split: str, options: VqaOptions) -> dict | None:
     if split == "train" and not record.get("answer"):
         return None
+    if not isinstance(record.get("question"), str):
+        raise OFAError(f"record {record.get('id')!r}: no 'question' text; the reader must give one "
+                       f"(with ofa predict: --field question='...' or a 'question' TSV column)")
     return {**record, "question_en": normalise_question(record["question"])}
 
 

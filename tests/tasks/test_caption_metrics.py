@@ -79,3 +79,11 @@ def test_mismatched_lengths_and_unknown_tokenizer_are_errors():
         CaptionScores(CaptionMetricOptions()).update(["a", "b"], [["a"]])
     with pytest.raises(ValueError):
         CaptionMetricOptions(tokenize="jieba")
+
+
+def test_auto_tokenization_follows_the_language_of_the_references():
+    english = [["A dog runs.", "a dog running"]]
+    assert scores(["a dog runs"], english, "auto") == scores(["a dog runs"], english, "en")
+    chinese = [["一只红色的鞋子", "红色鞋子"]]
+    assert scores(["红 色 的 鞋 子"], chinese, "auto") == scores(["红 色 的 鞋 子"], chinese, "zh")
+    assert scores(["a dog runs"], english, "auto") != scores(["a dog runs"], english, "zh")

@@ -113,6 +113,16 @@ def test_official_caption_tsv_reader(tmp_path):
         f"3\timg3\ta cat\tcat\t{encoded('L', 'PNG')}\n",
         encoding="utf-8",
     )
-    records = list(read_ofa_caption_tsv(OfaCaptionTsvOptions(path=str(path)), "valid"))
+    records = list(read_ofa_caption_tsv(OfaCaptionTsvOptions(valid=str(path)), "valid"))
     assert [r["id"] for r in records] == ["img1", "img3"]
     assert records[0]["references"] == ["a dog runs", "a running dog"]
+
+
+def test_official_caption_tsv_reads_the_file_of_each_split_and_muge_accepts_one_text(tmp_path):
+    from ofa_core.errors import OFAError
+
+    with pytest.raises(OFAError, match=r"data\.reader\.train: no file for the train split"):
+        list(read_ofa_caption_tsv(OfaCaptionTsvOptions(valid=str(tmp_path / "v.tsv")), "train"))
+    (tmp_path / "IC_valid.jsonl").write_text('{"image_id": "a", "text": "一只猫"}\n', encoding="utf-8")
+    (tmp_path / "IC_valid.tsv").write_text(f"a\t{encoded()}\n", encoding="utf-8")
+    assert next(read_muge(MugeOptions(folder=str(tmp_path)), "valid"))["references"] == ["一只猫"]

@@ -152,3 +152,22 @@ def test_contradictory_closed_set_options_fail_in_one_line(vqa_recipe, tmp_path,
     assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(tmp_path / "model")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_answers_as_one_string_and_bad_official_confidences(tmp_path, caplog):
+    (tmp_path / "red.png").write_bytes(png((255, 0, 0)))
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(orjson.dumps({"id": "q", "image": "red.png", "question": "colour?", "answers": "dark red"}))
+    assert next(read_vqa_jsonl(VqaJsonlOptions(train=str(path)), "train"))["references"] == ["1|!+dark red"]
+    image = base64.b64encode(png((9, 9, 9))).decode()
+    tsv = tmp_path / "vqa.tsv"
+    tsv.write_text(f"1\timg\tq?\tabc|!+yes\tx\t{image}\n2\timg\tq?\t0.5|!+no\tx\t{image}\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        records = list(read_vqa_tsv(VqaTsvOptions(train=str(tsv)), "train"))
+    assert [r["id"] for r in records] == ["2"] and f"{tsv}:1" in caplog.text
+
+
+def test_predict_without_a_question_says_how_to_give_one(vqa_recipe, tmp_path, capsys):
+    code = main(["predict", str(tmp_path / "0.png"), "--model", str(tmp_path / "model"), "--task", "vqa"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--field question=" in err and "Traceback" not in err
