@@ -208,7 +208,8 @@ class TaskSpec:
     metrics: tuple[str, ...] = attrs.field(converter=tuple, validator=attrs.validators.deep_iterable(attrs.validators.instance_of(str)))
     """Default metric names; the first is the default `metric_for_best_model`."""
     generation: str | dict = attrs.field(validator=attrs.validators.instance_of((str, dict)))
-    """A key of `ofa_core.generation.OFFICIAL_SEARCH` (e.g. 'caption') or GenerationConfig kwargs."""
+    """A key of `ofa_core.generation.OFFICIAL_SEARCH` (e.g. 'caption'; a language's own entry such as
+    'caption-zh' is used for that language's prompt) or GenerationConfig kwargs."""
     options: type | None = attrs.field(default=None, validator=attrs.validators.optional(_options_class))
     """Frozen attrs class for the recipe's `task.options`, passed to the callables below."""
     preprocess: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))

@@ -158,7 +158,7 @@ class Predictor:
         import torch  # heavy imports only when predicting
 
         from ofa_core.generation.closed_set import ClosedSetDecoder
-        from ofa_core.generation.defaults import generation_config_for, special_token_ids
+        from ofa_core.generation.defaults import generation_config_for, search_for_language, special_token_ids
         from ofa_core.modeling import OFAForConditionalGeneration
         from ofa_core.processing import OFAProcessor
         from ofa_core.trainer.adapters import closed_set_of
@@ -168,7 +168,8 @@ class Predictor:
         self.processor = OFAProcessor.from_pretrained(model_dir)
         ids = special_token_ids(self.model.config)
         # A dict refines the official default search, as in evaluation (ofa_core.trainer.adapters).
-        self.generation = generation_config_for(task.generation if isinstance(task.generation, str) else "default", **ids)
+        search = search_for_language(task.generation, prompt.lang) if isinstance(task.generation, str) else "default"
+        self.generation = generation_config_for(search, **ids)
         if isinstance(task.generation, dict):
             self.generation.update(**task.generation)
         unknown = self.generation.update(**(generation or {}))

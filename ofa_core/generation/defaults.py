@@ -25,10 +25,15 @@ OFFICIAL_SEARCH: dict[str, SearchSettings] = {
 _FAIRSEQ_TASKS = {"caption": "caption", "vqa_gen": "vqa", "refcoco": "grounding", "ocr": "ocr-zh"}
 
 
+def search_for_language(name: str, language: str | None) -> str:
+    """`name`'s settings for `language` where the official scripts differ by language ('caption' -> 'caption-zh')."""
+    specific = f"{name}-{language}"
+    return specific if language and specific in OFFICIAL_SEARCH else name
+
+
 def official_task_search(fairseq_task: str | None, language: str) -> str:
     """Which `OFFICIAL_SEARCH` entry a checkpoint fine-tuned for `fairseq_task` is evaluated with."""
-    task = _FAIRSEQ_TASKS.get(fairseq_task or "", "default")
-    return "caption-zh" if task == "caption" and language == "zh" else task
+    return search_for_language(_FAIRSEQ_TASKS.get(fairseq_task or "", "default"), language)
 
 
 def to_generation_config(settings: SearchSettings, **ids) -> GenerationConfig:

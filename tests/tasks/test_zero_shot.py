@@ -46,7 +46,8 @@ def predict(tmp_path: Path, *argv: str) -> list[dict]:
 
 
 def test_zero_shot_caption(converted, images, tmp_path):
-    rows = predict(tmp_path, str(images), "--model", str(converted), "--task", "caption", "--lang", "zh")
+    rows = predict(tmp_path, str(images), "--model", str(converted), "--task", "caption", "--lang", "zh",
+                   "--generation", "max_new_tokens=8")
     assert [row["id"] for row in rows] == ["0", "1", "2"]
     assert all(row["source"] == "图片描述了什么内容?" and isinstance(row["prediction"], str) for row in rows)
 
@@ -117,6 +118,20 @@ def test_predict_reads_muge_headerless_image_tsv_and_skips_bad_rows(converted, i
     tsv = tmp_path / "IC_test.tsv"
     encoded = [base64.b64encode((images / f"{i}.png").read_bytes()).decode() for i in range(2)]
     tsv.write_text(f"img0\t{encoded[0]}\nbroken\tnot-an-image\nimg1\t{encoded[1]}\n", encoding="utf-8")
-    rows = predict(tmp_path, str(tsv), "--model", str(converted), "--task", "caption", "--lang", "zh")
+    rows = predict(tmp_path, str(tsv), "--model", str(converted), "--task", "caption", "--lang", "zh",
+                   "--generation", "max_new_tokens=8")
     assert [row["id"] for row in rows] == ["img0", "img1"]
     assert f"{tsv}:2" in caplog.text
+
+
+def test_predict_decodes_with_the_official_search_of_the_prompt_language(converted):
+    from ofa_core.commands.predict import Predictor
+    from ofa_core.testing import registry_with
+    from ofa_tasks.caption import plugin
+
+    registry = registry_with(plugin)
+    task = registry.tasks.get("caption")
+    chinese = Predictor(converted, task, registry.prompts.get("caption.zh")).generation
+    english = Predictor(converted, task, registry.prompts.get("caption.en"), generation={"num_beams": 3}).generation
+    assert (chinese.num_beams, chinese.max_new_tokens) == (8, 129)  # MUGE's caption-zh
+    assert (english.num_beams, english.max_new_tokens) == (3, 17)  # COCO's caption, beams overridden
