@@ -105,3 +105,12 @@ def test_restricted_loss_smooths_over_allowed_tokens_only():
     assert logits.grad[0, 0, 3:].abs().sum() == 0, "masked logits get no gradient"
     plain = label_smoothed_cross_entropy(logits, labels, epsilon)
     assert math.isfinite(float(plain.loss_sum.detach())) and float(plain.loss_sum.detach()) != pytest.approx(float(expected))
+
+
+def test_scores_do_not_depend_on_how_many_answers_share_a_decoder_pass(processor):
+    model = model_for(processor, 3)
+    encoder_outputs = model.get_encoder()(**inputs_for(processor, 2))
+    one_by_one = ClosedSetDecoder(ClosedSet(ANSWERS), processor.tokenizer, max_rows=1).score(model, encoder_outputs)
+    all_at_once = ClosedSetDecoder(ClosedSet(ANSWERS), processor.tokenizer).score(model, encoder_outputs)
+    torch.testing.assert_close(one_by_one, all_at_once, rtol=1e-5, atol=1e-5)
+    assert one_by_one.shape == (2, len(ANSWERS)) and torch.isfinite(one_by_one).all()

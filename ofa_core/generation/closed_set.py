@@ -12,7 +12,6 @@ Two ways to pick an answer, as OFA has them:
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -43,7 +42,7 @@ def _select(encoder_outputs: OFAEncoderOutput, index: torch.Tensor) -> OFAEncode
 class ClosedSetDecoder:
     """A `ClosedSet` tokenized once: its trie, candidate tensors and the per-step masks scoring needs."""
 
-    def __init__(self, closed_set: ClosedSet, tokenizer: Any, chunk_size: int = 64) -> None:
+    def __init__(self, closed_set: ClosedSet, tokenizer: Any, max_rows: int = 256) -> None:
         self.closed_set = closed_set
         self.answers = closed_set.answers
         self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -58,20 +57,19 @@ class ClosedSetDecoder:
             seen[ids] = answer
         self.by_tokens = seen
         self.trie = CandidateTrie(sequences, self.bos, self.eos)
-        self.chunk_size = chunk_size
+        self.max_rows = max_rows
         self.max_length = max(len(ids) for ids in sequences) + 1  # answer tokens + EOS
-        self._chunks = [self._chunk(sequences[start:start + chunk_size]) for start in range(0, len(sequences), chunk_size)]
-
-    def _chunk(self, sequences: Sequence[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder inputs `[bos] + ids` and targets `ids + [eos]` (-100 padded); masks are built per use,
-        since all of them at once would be answers x length x vocabulary booleans."""
-        length = max(len(ids) for ids in sequences) + 1
-        inputs = torch.full((len(sequences), length), self.pad, dtype=torch.long)
-        targets = torch.full((len(sequences), length), IGNORE_INDEX, dtype=torch.long)
-        for row, ids in enumerate(sequences):
-            inputs[row, : len(ids) + 1] = torch.tensor((self.bos, *ids))
-            targets[row, : len(ids) + 1] = torch.tensor((*ids, self.eos))
-        return inputs, targets
+        # Decoder inputs `[bos] + ids` and targets `ids + [eos]` (-100 padded), answers sorted by
+        # length so that a slice pads little. Trie masks are built per slice: all of them at once
+        # would be answers x length x vocabulary booleans.
+        order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
+        self.order = torch.tensor(order)
+        self.inputs = torch.full((len(order), self.max_length), self.pad, dtype=torch.long)
+        self.targets = torch.full((len(order), self.max_length), IGNORE_INDEX, dtype=torch.long)
+        for row, index in enumerate(order):
+            ids = sequences[index]
+            self.inputs[row, : len(ids) + 1] = torch.tensor((self.bos, *ids))
+            self.targets[row, : len(ids) + 1] = torch.tensor((*ids, self.eos))
 
     def constraint_mask(self, decoder_input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """[B, T, V] bool: the tokens the trie allows after each decoder prefix.
@@ -94,22 +92,30 @@ class ClosedSetDecoder:
         return mask.to(labels.device)
 
     def score(self, model: Any, encoder_outputs: OFAEncoderOutput) -> torch.Tensor:
-        """[B, C] summed log-probabilities of every answer (tokens + EOS) under trie-masked softmaxes."""
+        """[B, C] summed log-probabilities of every answer (tokens + EOS) under trie-masked softmaxes.
+
+        Each decoder pass covers at most `max_rows` (image, answer) pairs, bounding the
+        rows x length x vocabulary logits for large label sets.
+        """
         batch = encoder_outputs.last_hidden_state.shape[0]
         device = encoder_outputs.last_hidden_state.device
-        scores = []
-        for inputs, targets in self._chunks:
+        per_pass = max(1, self.max_rows // batch)
+        scores = torch.empty(batch, len(self.answers), device=device)
+        for start in range(0, len(self.answers), per_pass):
+            targets = self.targets[start:start + per_pass]
+            length = int(targets.ne(IGNORE_INDEX).sum(1).max())
+            inputs, targets = self.inputs[start:start + per_pass, :length], targets[:, :length]
+            mask = self.constraint_mask(inputs, targets).to(device)
             count = inputs.shape[0]
-            mask = self.constraint_mask(inputs, targets)
             index = torch.arange(batch, device=device).repeat_interleave(count)
             logits = model(decoder_input_ids=inputs.to(device).repeat(batch, 1),
                            encoder_outputs=_select(encoder_outputs, index), use_cache=False).logits.float()
-            logits = logits.view(batch, count, *logits.shape[1:]).masked_fill(~mask.to(device), float("-inf"))
+            logits = logits.view(batch, count, length, -1).masked_fill(~mask, float("-inf"))
             lprobs = torch.log_softmax(logits, dim=-1)
-            keep = targets.to(device).ne(IGNORE_INDEX)
-            picked = lprobs.gather(-1, targets.to(device).clamp(min=0)[None, :, :, None].expand(batch, -1, -1, 1)).squeeze(-1)
-            scores.append(picked.masked_fill(~keep, 0.0).sum(-1))
-        return torch.cat(scores, dim=1)
+            targets = targets.to(device)
+            picked = lprobs.gather(-1, targets.clamp(min=0)[None, :, :, None].expand(batch, -1, -1, 1)).squeeze(-1)
+            scores[:, self.order[start:start + count].to(device)] = picked.masked_fill(targets.eq(IGNORE_INDEX), 0.0).sum(-1)
+        return scores
 
     def _answer_of(self, tokens: list[int], tokenizer: Any) -> str:
         ids = [token for token in tokens if token not in (self.bos, self.pad)]
