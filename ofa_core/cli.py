@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "plugins": "ofa_core.commands.plugins",
     "recipe": "ofa_core.commands.recipe",
     "new-plugin": "ofa_core.commands.new_plugin",
+    "demo-data": "ofa_core.commands.demo_data",
 }
 
 

@@ -33,6 +33,10 @@ PRESETS: dict[str, dict] = {
     "ofa-huge": {**_EN, **_size(1280, 5120, 16, 24, 12, "resnet152")},
     "ofa-cn-base": {**_ZH, **_size(768, 3072, 12, 6, 6, "resnet101")},
     "ofa-cn-large": {**_ZH, **_size(1024, 4096, 16, 12, 12, "resnet152")},
+    # The demo's from-scratch model (`ofa_core.demo`): learns the demo photos in minutes on 2 CPU cores. It has no
+    # LayerNorm after the patch projection: from random weights, the projection soon learns a part common to all
+    # photos, the LayerNorm scales the photo-specific rest down to little, and the ResNet stops learning shapes.
+    "ofa-demo": {**_ZH, **_size(128, 512, 4, 3, 3, "resnet18"), "patch_image_size": 64, "patch_layernorm_embedding": False},
     # Small enough to build and run in milliseconds; keeps the Chinese id layout.
     "tiny-test": {**_ZH, **_size(32, 64, 4, 2, 2, "resnet18"), "patch_image_size": 64},
 }

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import attrs
 import orjson
 
+from ofa_core.cache import CACHE_VARIABLE, cache_dir
 from ofa_core.errors import OFAError
 from ofa_core.recipe_schema import RecipeError, build, object_schema, schema_of
 from ofa_core.registry import Registry
@@ -59,7 +62,9 @@ class ModelSection:
     """Which weights to start from."""
 
     checkpoint: str = attrs.field(metadata={PATH_METADATA: {"must_exist": True},
-                                            "help": "model directory (from `ofa convert` or save_pretrained), relative to the recipe"})
+                                            "help": "model directory (from `ofa convert` or save_pretrained), or a run directory: its best "
+                                                    "checkpoint, else its newest. Relative to the recipe; `~` and `$VARIABLES` "
+                                                    "are expanded ($OFA_CACHE_DIR defaults to ~/.cache/ofa)"})
     overrides: dict = attrs.field(factory=dict, metadata={"help": "config overrides passed to from_pretrained, e.g. dropout"})
 
 
@@ -101,6 +106,9 @@ class RecipeFile:
     schema: str | None = attrs.field(default=None, metadata={"help": "path or URL of recipe.schema.json, for editors; ignored when loading"})
     name: str | None = attrs.field(default=None, metadata={"help": "run name; the default output_dir is runs/<name>"})
     description: str | None = attrs.field(default=None, metadata={"help": "free text for the people reading the recipe"})
+    setup: str | None = attrs.field(default=None, metadata={
+        "help": "how to get the weights and data the recipe needs (downloads, conversion, where to put them); "
+                "printed with the error when a path it names is missing"})
     extends: str | list[str] | None = attrs.field(default=None, metadata={"help": "parent recipe(s), relative to this file"})
     plugins: PluginsSection = attrs.field(factory=PluginsSection)
     data: DataSection = attrs.field(factory=DataSection)
@@ -130,6 +138,18 @@ class Recipe:
     def error(self, message: str) -> OFAError:
         """An error for this recipe: `<file>: <message>`."""
         return OFAError(f"{self.path}: {message}")
+
+    def missing(self, message: str) -> OFAError:
+        """An error for a weights or data path that is not there yet, with the recipe's `setup` instructions."""
+        return self.error(with_setup(message, self.spec.setup))
+
+
+class MissingPathError(RecipeError):
+    """A path the recipe needs does not exist (yet)."""
+
+
+def with_setup(message: str, setup: str | None) -> str:
+    return f"{message}. To set up this recipe: {setup}" if setup else message
 
 
 @attrs.frozen
@@ -259,7 +279,8 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         field = str(error).split(":", 1)[0]
         origin = next((o for p, o in origins.items() if p == field or p.startswith(field + ".")), None) or origin_of(origins, field)
         where = f" (value from {origin})" if origin not in (None, "this file", "default") else ""
-        return OFAError(f"{path}: {error}{where}")
+        setup = merged.get("setup") if isinstance(error, MissingPathError) else None
+        return OFAError(f"{path}: {with_setup(f'{error}{where}', setup)}")
 
     try:
         spec = build(RecipeFile, merged, "")
@@ -276,14 +297,34 @@ def _resolve_paths(spec: RecipeFile, base: Path) -> RecipeFile:
     if not isinstance(output_dir, str):
         raise RecipeError(f"training.output_dir: expected string, got {output_dir!r}")
     return attrs.evolve(spec, model=attrs.evolve(spec.model, checkpoint=checkpoint),
-                        output_dir=str((base / output_dir).resolve()))
+                        output_dir=resolve_path(output_dir, base, "output_dir", must_exist=False))
+
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def expand_variables(value: str, field: str) -> str:
+    """`$NAME` / `${NAME}` from the environment; `$OFA_CACHE_DIR` defaults to ~/.cache/ofa (`ofa_core.cache`)."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name == CACHE_VARIABLE:
+            return str(cache_dir())
+        if name not in os.environ:
+            raise RecipeError(f"{field}: environment variable ${name} in {value!r} is not set; set it or write the path out")
+        return os.environ[name]
+    return _VARIABLE.sub(replace, value)
 
 
 def resolve_path(value: str, base: Path, field: str, *, must_exist: bool) -> str:
-    """`value` relative to the recipe folder; a missing required file is an error naming the field."""
-    resolved = (base / Path(value).expanduser()).resolve()
+    """`value` (with `~` and `$VARIABLES` expanded) relative to the recipe folder; a missing required file is
+    an error naming the field. Paths inside the demo folder are generated on first use."""
+    resolved = (base / Path(expand_variables(value, field)).expanduser()).resolve()
     if must_exist and not resolved.exists():
-        raise RecipeError(f"{field}: {resolved} not found (relative paths are resolved against {base})")
+        from ofa_core.demo import create_on_first_use
+
+        create_on_first_use(resolved)
+        if not resolved.exists():
+            raise MissingPathError(f"{field}: {resolved} not found (relative paths are resolved against {base})")
     return str(resolved)
 
 
@@ -356,6 +397,8 @@ def resolve(recipe: Recipe, registry: Registry) -> Resolved:
             metrics=tuple(metrics),
             generation=_generation(spec.generation if spec.generation is not None else task.generation),
         )
+    except MissingPathError as error:
+        raise recipe.missing(str(error)) from None
     except RecipeError as error:
         raise recipe.error(str(error)) from None
 

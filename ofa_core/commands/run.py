@@ -1,8 +1,19 @@
-"""`ofa run RECIPE`: validate everything, then train with the trainer."""
+"""`ofa run RECIPE`: validate everything, train with the trainer, then score the best checkpoint.
+
+With evaluation on, the run ends by evaluating its best checkpoint (else its newest) on the
+validation split: the predictions land in `predictions-valid-<checkpoint>.jsonl` in the run
+directory, and a few of them are printed beside their references.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from itertools import islice
+from pathlib import Path
+
+import orjson
 
 from ofa_core.commands.common import add_recipe_arguments, prepare, print_json
 from ofa_core.errors import OFAError
@@ -20,8 +31,27 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{recipe.path}: ok (task {recipe.spec.task.name}, output {recipe.spec.output_dir})")
         return 0
-    print_json(trainer_function("run")(recipe, registry))
+    summary = trainer_function("run")(recipe, registry)
+    output_dir = Path(recipe.training.output_dir)
+    if recipe.training.eval_strategy != "no" and any(output_dir.glob("checkpoint-*")):
+        final = trainer_function("evaluate")(recipe, registry, output_dir)  # the run's best checkpoint
+        summary["final_eval"] = final
+        if os.environ.get("RANK", "0") == "0":
+            show_samples(final, recipe.training.num_sample_predictions)
+    print_json(summary)
     return 0
+
+
+def show_samples(result: dict, count: int) -> None:
+    """The headline scores of the final evaluation (not per-class ones) and its first predictions beside their
+    references, on stderr."""
+    scores = ", ".join(f"{key}={value:.2f}" for key, value in result.items()
+                       if isinstance(value, float) and key != "dropped" and "/" not in key)
+    print(f"ofa: {result['checkpoint']} on {result['split']}: {scores}; predictions in {result['predictions']}", file=sys.stderr)
+    with open(result["predictions"], "rb") as handle:
+        for line in islice(handle, count):
+            row = orjson.loads(line)
+            print(f"  {row['id']}: {row['prediction']}  <- references: {' / '.join(map(str, row['references'][:2]))}", file=sys.stderr)
 
 
 def trainer_function(name: str):

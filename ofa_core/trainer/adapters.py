@@ -22,6 +22,7 @@ from ofa_core.processing import OFAProcessor
 from ofa_core.recipe import Recipe, Resolved, resolve
 from ofa_core.registry import Registry
 from ofa_core.specs import ClosedSet, PromptTemplate, TaskSpec
+from ofa_core.trainer.checkpointing import NoModelError, model_directory
 from ofa_core.trainer.distributed import gather_objects, init_world
 from ofa_core.trainer.loop import Trainer
 
@@ -45,6 +46,8 @@ def closed_set_of(task: TaskSpec, options: Any, prompt: PromptTemplate) -> Close
 
 
 def _load(directory: str | Path, overrides: dict) -> tuple[OFAForConditionalGeneration, OFAProcessor]:
+    """A model directory, or a run directory's best (else newest) checkpoint, with its processor."""
+    directory = model_directory(directory)
     try:
         processor = OFAProcessor.from_pretrained(directory)
     except (OSError, ValueError) as err:
@@ -87,7 +90,10 @@ def _trainer(recipe: Recipe, resolved: Resolved, model, processor, splits: dict[
 def run(recipe: Recipe, registry: Registry) -> dict[str, Any]:
     """Train as the recipe says (evaluating on 'valid' when `eval_strategy` is set); returns the run summary."""
     resolved = resolve(recipe, registry)
-    model, processor = _load(recipe.spec.model.checkpoint, recipe.spec.model.overrides)
+    try:
+        model, processor = _load(recipe.spec.model.checkpoint, recipe.spec.model.overrides)
+    except NoModelError as error:
+        raise recipe.missing(f"model.checkpoint: {error}") from None
     splits = {"train": "train"}
     if recipe.training.eval_strategy != "no":
         splits["eval"] = "valid"
@@ -97,6 +103,7 @@ def run(recipe: Recipe, registry: Registry) -> dict[str, Any]:
 def evaluate(recipe: Recipe, registry: Registry, checkpoint: str | Path, split: str = "valid") -> dict[str, Any]:
     """Generate on `split` with the checkpoint and score it: the metrics (top level), plus the predictions file."""
     resolved = resolve(recipe, registry)
+    checkpoint = model_directory(checkpoint)
     model, processor = _load(checkpoint, recipe.spec.model.overrides)
     trainer = _trainer(recipe, resolved, model, processor, {"eval": split})
     rows: list[dict] = []

@@ -98,6 +98,28 @@ def resolve_resume(value: str | None, output_dir: Path) -> Path | None:
     return path
 
 
+class NoModelError(OFAError):
+    """A directory given as a model holds neither a model nor a finished checkpoint."""
+
+
+def model_directory(path: str | Path) -> Path:
+    """A model directory as is; a run directory (holding `checkpoint-<step>/`) -> its best checkpoint, else its newest.
+
+    The best checkpoint is looked up by name inside `path`, so a run directory that was moved still resolves.
+    """
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    found = list_checkpoints(path)
+    if not found:
+        raise NoModelError(f"{path}: neither a model directory (no config.json) nor a run directory with a finished "
+                           f"checkpoint-<step>/; train its recipe first (ofa run RECIPE) or give a converted model directory")
+    best = read_state(found[-1]).get("best_checkpoint")
+    if best and (path / Path(best).name / STATE_FILE).is_file():
+        return path / Path(best).name
+    return found[-1]
+
+
 def read_state(checkpoint: Path) -> dict:
     return orjson.loads((checkpoint / STATE_FILE).read_bytes())
 

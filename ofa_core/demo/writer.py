@@ -1,0 +1,114 @@
+"""Writing the demo folder: MUGE caption files, VQA and classification JSONL, and the model to start from.
+
+Layout (all JSON lines; photos as `id<TAB>base64 JPEG`):
+
+    demo.json                  what was generated: seed, sizes, counts, the files of each task
+    muge/IC_{train,valid}.jsonl + .tsv    captions (`{"image_id", "text": [...]}`) and photos, as MUGE ships them
+    images.tsv                 every photo once, for the readers that take one image TSV (VQA, classification)
+    vqa/{train,valid}.jsonl + answers.txt    `{"id", "image", "question", "answers"}`, `image` an id in images.tsv
+    classification/{train,valid}.jsonl + labels.txt    `{"id", "image", "label"}`
+    model/                     random `ofa-demo` weights + processor: `model.checkpoint` for training from scratch
+
+The folder is built under a temporary name and renamed into place, so it is either complete or absent.
+The same seed and sizes give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import shutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import attrs
+import orjson
+from tqdm.auto import tqdm
+
+from ofa_core.demo import MANIFEST, builtin_prompt_texts, texts
+from ofa_core.demo.images import draw_scene, jpeg_bytes
+from ofa_core.demo.model import write_initial_model
+from ofa_core.demo.scenes import Scene, sample_scene
+
+SPLITS = ("train", "valid")
+
+
+@attrs.frozen
+class DemoSizes:
+    """How much to generate. Training photos carry `train_captions` captions and `train_questions` questions
+    (rotating through the phrasings); validation photos carry every phrasing as references.
+
+    Many photos with one caption each teach the image side faster than few photos with many captions."""
+
+    train_images: int = attrs.field(default=3000, validator=attrs.validators.gt(0))
+    valid_images: int = attrs.field(default=60, validator=attrs.validators.gt(0))
+    train_captions: int = attrs.field(default=1, validator=[attrs.validators.gt(0), attrs.validators.le(len(texts.CAPTION_TEMPLATES))])
+    train_questions: int = attrs.field(default=2, validator=[attrs.validators.gt(0), attrs.validators.le(len(texts.QUESTION_TEMPLATES))])
+    seed: int = 0
+
+
+def _rotating(items: list, index: int, count: int) -> list:
+    """`count` consecutive items starting at `index` (cyclically), so every phrasing gets used."""
+    return [items[(index + offset) % len(items)] for offset in range(count)]
+
+
+def _jsonl(path: Path, rows: Iterable[dict]) -> int:
+    lines = [orjson.dumps(row) + b"\n" for row in rows]
+    path.write_bytes(b"".join(lines))
+    return len(lines)
+
+
+def _split(scenes: list[Scene], split: str, sizes: DemoSizes) -> dict[str, list[dict]]:
+    """The caption, VQA and classification rows of one split."""
+    train = split == "train"
+    captions, questions, labels = [], [], []
+    for index, scene in enumerate(scenes):
+        image_id = f"{split}-{index:05d}"
+        phrasings = texts.captions(scene)
+        captions.append({"image_id": image_id, "text": _rotating(phrasings, index, sizes.train_captions) if train else phrasings})
+        asked = texts.questions(scene)
+        for number, (question, answer) in enumerate(_rotating(asked, index, sizes.train_questions) if train else asked):
+            questions.append({"id": f"{image_id}-q{number}", "image": image_id, "question": question, "answers": [answer]})
+        labels.append({"id": image_id, "image": image_id, "label": texts.label(scene)})
+    return {"captions": captions, "questions": questions, "labels": labels}
+
+
+def generate(root: Path, sizes: DemoSizes = DemoSizes(), progress: bool = True) -> dict:
+    """Write the demo folder at `root` (replacing it); returns the manifest."""
+    root = Path(root)
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for folder in ("muge", "vqa", "classification"):
+        (tmp / folder).mkdir(parents=True)
+    rng = random.Random(sizes.seed)
+    counts: dict[str, int] = {"train_images": sizes.train_images, "valid_images": sizes.valid_images}
+    bar = tqdm(total=sizes.train_images + sizes.valid_images, desc="demo photos", unit="photo",
+               disable=not progress or not sys.stderr.isatty())
+    with open(tmp / "images.tsv", "wb") as all_images:
+        for split in SPLITS:
+            scenes = [sample_scene(rng) for _ in range(getattr(sizes, f"{split}_images"))]
+            rows = _split(scenes, split, sizes)
+            with open(tmp / "muge" / f"IC_{split}.tsv", "wb") as split_images:
+                for row, scene in zip(rows["captions"], scenes):
+                    line = row["image_id"].encode() + b"\t" + base64.b64encode(jpeg_bytes(draw_scene(scene))) + b"\n"
+                    split_images.write(line)
+                    all_images.write(line)
+                    bar.update(1)
+            _jsonl(tmp / "muge" / f"IC_{split}.jsonl", rows["captions"])
+            counts[f"{split}_captions"] = sum(len(row["text"]) for row in rows["captions"])
+            counts[f"{split}_questions"] = _jsonl(tmp / "vqa" / f"{split}.jsonl", rows["questions"])
+            _jsonl(tmp / "classification" / f"{split}.jsonl", rows["labels"])
+    bar.close()
+    (tmp / "classification" / "labels.txt").write_text("".join(f"{label}\n" for label in texts.LABELS), encoding="utf-8")
+    (tmp / "vqa" / "answers.txt").write_text("".join(f"{answer}\n" for answer in texts.ANSWERS), encoding="utf-8")
+    write_initial_model(tmp / "model", sizes.seed, builtin_prompt_texts())
+    manifest = {"sizes": attrs.asdict(sizes), "counts": counts,
+                "model": "model", "caption": "muge", "vqa": "vqa", "classification": "classification", "images": "images.tsv"}
+    (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, root)
+    return manifest
