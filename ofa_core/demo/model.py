@@ -37,7 +37,7 @@ def vocabulary(extra_text: Iterable[str] = ()) -> list[str]:
     return [*_BERT_SPECIALS, *ascii_characters, *(f"##{char}" for char in ascii_characters if char.isalnum()), *others]
 
 
-def processor_for(tokens: list[str], config: OFAConfig) -> OFAProcessor:
+def _processor(tokens: list[str], config: OFAConfig) -> OFAProcessor:
     with tempfile.TemporaryDirectory() as directory:
         vocab = Path(directory) / "vocab.txt"
         vocab.write_text("\n".join(tokens) + "\n", encoding="utf-8")
@@ -49,9 +49,10 @@ def write_initial_model(directory: Path, seed: int, extra_text: Iterable[str] = 
     """Save random weights of the `ofa-demo` preset with its processor: a `model.checkpoint` to train from scratch."""
     tokens = vocabulary(extra_text)
     config = OFAConfig.from_preset(PRESET, code_dict_size=CODE_DICT_SIZE)
-    processor = processor_for(tokens, config)
+    processor = _processor(tokens, config)
     config.vocab_size = len(processor.tokenizer)
-    torch.manual_seed(seed)
-    model = OFAForConditionalGeneration(config)
+    with torch.random.fork_rng():  # seeded weights without touching the caller's random state
+        torch.manual_seed(seed)
+        model = OFAForConditionalGeneration(config)
     model.save_pretrained(directory)
     processor.save_pretrained(directory)

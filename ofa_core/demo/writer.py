@@ -75,40 +75,47 @@ def _split(scenes: list[Scene], split: str, sizes: DemoSizes) -> dict[str, list[
     return {"captions": captions, "questions": questions, "labels": labels}
 
 
-def generate(root: Path, sizes: DemoSizes = DemoSizes(), progress: bool = True) -> dict:
+def generate(root: Path, sizes: DemoSizes = DemoSizes()) -> dict:
     """Write the demo folder at `root` (replacing it); returns the manifest."""
     root = Path(root)
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    for folder in ("muge", "vqa", "classification"):
-        (tmp / folder).mkdir(parents=True)
+    try:
+        manifest = _write(tmp, sizes)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if root.exists():
+        shutil.rmtree(root)
+    os.replace(tmp, root)
+    return manifest
+
+
+def _write(folder: Path, sizes: DemoSizes) -> dict:
+    for part in ("muge", "vqa", "classification"):
+        (folder / part).mkdir(parents=True)
     rng = random.Random(sizes.seed)
     counts: dict[str, int] = {"train_images": sizes.train_images, "valid_images": sizes.valid_images}
-    bar = tqdm(total=sizes.train_images + sizes.valid_images, desc="demo photos", unit="photo",
-               disable=not progress or not sys.stderr.isatty())
-    with open(tmp / "images.tsv", "wb") as all_images:
+    bar = tqdm(total=sizes.train_images + sizes.valid_images, desc="demo photos", unit="photo", disable=not sys.stderr.isatty())
+    with open(folder / "images.tsv", "wb") as all_images:
         for split in SPLITS:
             scenes = [sample_scene(rng) for _ in range(getattr(sizes, f"{split}_images"))]
             rows = _split(scenes, split, sizes)
-            with open(tmp / "muge" / f"IC_{split}.tsv", "wb") as split_images:
+            with open(folder / "muge" / f"IC_{split}.tsv", "wb") as split_images:
                 for row, scene in zip(rows["captions"], scenes):
                     line = row["image_id"].encode() + b"\t" + base64.b64encode(jpeg_bytes(draw_scene(scene))) + b"\n"
                     split_images.write(line)
                     all_images.write(line)
                     bar.update(1)
-            _jsonl(tmp / "muge" / f"IC_{split}.jsonl", rows["captions"])
+            _jsonl(folder / "muge" / f"IC_{split}.jsonl", rows["captions"])
             counts[f"{split}_captions"] = sum(len(row["text"]) for row in rows["captions"])
-            counts[f"{split}_questions"] = _jsonl(tmp / "vqa" / f"{split}.jsonl", rows["questions"])
-            _jsonl(tmp / "classification" / f"{split}.jsonl", rows["labels"])
+            counts[f"{split}_questions"] = _jsonl(folder / "vqa" / f"{split}.jsonl", rows["questions"])
+            _jsonl(folder / "classification" / f"{split}.jsonl", rows["labels"])
     bar.close()
-    (tmp / "classification" / "labels.txt").write_text("".join(f"{label}\n" for label in texts.LABELS), encoding="utf-8")
-    (tmp / "vqa" / "answers.txt").write_text("".join(f"{answer}\n" for answer in texts.ANSWERS), encoding="utf-8")
-    write_initial_model(tmp / "model", sizes.seed, builtin_prompt_texts())
+    (folder / "classification" / "labels.txt").write_text("".join(f"{label}\n" for label in texts.LABELS), encoding="utf-8")
+    (folder / "vqa" / "answers.txt").write_text("".join(f"{answer}\n" for answer in texts.ANSWERS), encoding="utf-8")
+    write_initial_model(folder / "model", sizes.seed, builtin_prompt_texts())
     manifest = {"sizes": attrs.asdict(sizes), "counts": counts,
                 "model": "model", "caption": "muge", "vqa": "vqa", "classification": "classification", "images": "images.tsv"}
-    (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    if root.exists():
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, root)
+    (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest
