@@ -395,12 +395,19 @@ def resolve(recipe: Recipe, registry: Registry) -> Resolved:
             reader_options=build_options(reader.options, reader_ref.options, "data.reader", base),
             loss=loss, loss_options=build_options(loss.options, loss_ref.options, "loss", base),
             metrics=tuple(metrics),
-            generation=_generation(spec.generation if spec.generation is not None else task.generation),
+            generation=_generation(spec.generation if spec.generation is not None else _task_search(task, prompt)),
         )
     except MissingPathError as error:
         raise recipe.missing(str(error)) from None
     except RecipeError as error:
         raise recipe.error(str(error)) from None
+
+
+def _task_search(task: TaskSpec, prompt: PromptTemplate) -> str | dict:
+    """The task's default search, in its prompt language's official variant where one exists."""
+    from ofa_core.generation.defaults import search_for_language
+
+    return search_for_language(task.generation, prompt.lang) if isinstance(task.generation, str) else task.generation
 
 
 def _generation(value: str | dict) -> str | dict:

@@ -97,3 +97,15 @@ def test_muge_recipe_resolves_once_weights_and_data_exist(muge_recipe, tmp_path,
     assert main(["run", str(recipe), "--dry-run", *overrides]) == 0
     assert main(["run", str(recipe)]) == 2
     assert "model.checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lang, search", [("zh", "caption-zh"), ("en", "caption")])
+def test_without_a_generation_key_captions_decode_with_the_languages_official_search(muge_recipe, tmp_path, lang, search):
+    from ofa_core import builtins
+    from ofa_core.recipe import load, resolve
+    from ofa_tasks.caption import plugin
+
+    recipe = {**muge_recipe, "task": {"name": "caption", "lang": lang}}
+    recipe.pop("generation", None)
+    (tmp_path / "recipe.json").write_bytes(orjson.dumps(recipe))
+    assert resolve(load(tmp_path / "recipe.json"), registry_with(builtins, plugin)).generation == search
