@@ -13,7 +13,8 @@ SEPARATOR = "|!+"
 
 
 def encode(answer: str, confidence: float) -> str:
-    return f"{confidence:g}{SEPARATOR}{answer}"
+    """'no', 0.6 -> '0.6|!+no'; a fully confident answer stays plain, so predictions files and samples read naturally."""
+    return answer if confidence == 1.0 else f"{confidence:g}{SEPARATOR}{answer}"
 
 
 def decode(reference: str) -> tuple[str, float]:

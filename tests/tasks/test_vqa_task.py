@@ -26,6 +26,7 @@ def png(colour, mode="RGB", fmt="PNG") -> bytes:
 def test_official_answer_format_and_question_cleanup():
     assert parse_official("0.6|!+no&&1.0|!+yes&&0.3|!+no") == {"no": 0.6, "yes": 1.0}
     assert decode(encode("two dogs", 0.9)) == ("two dogs", 0.9)
+    assert encode("yes", 1.0) == "yes" and decode(encode("yes", 1.0)) == ("yes", 1.0)
     assert decode("plain") == ("plain", 1.0)
     assert normalise_question("?What is the man-made / object") == "what is the man made object?"
 
@@ -59,8 +60,8 @@ def test_jsonl_reader_accepts_paths_base64_tsv_ids_and_both_answer_forms(tmp_pat
     with caplog.at_level(logging.WARNING):
         records = list(read_vqa_jsonl(VqaJsonlOptions(train=str(path), images=str(tsv)), "train"))
     assert [r["id"] for r in records] == ["q1", "q2", "q3"]
-    assert records[0]["answer"] == "red" and records[0]["references"] == ["1|!+red", "0.3|!+pink"]
-    assert records[1]["references"] == ["1|!+green", "1|!+lime"]
+    assert records[0]["answer"] == "red" and records[0]["references"] == ["red", "0.3|!+pink"]
+    assert records[1]["references"] == ["green", "lime"]
     assert "train.jsonl:4" in caplog.text and "train.jsonl:5" in caplog.text
 
 
@@ -158,7 +159,7 @@ def test_answers_as_one_string_and_bad_official_confidences(tmp_path, caplog):
     (tmp_path / "red.png").write_bytes(png((255, 0, 0)))
     path = tmp_path / "train.jsonl"
     path.write_bytes(orjson.dumps({"id": "q", "image": "red.png", "question": "colour?", "answers": "dark red"}))
-    assert next(read_vqa_jsonl(VqaJsonlOptions(train=str(path)), "train"))["references"] == ["1|!+dark red"]
+    assert next(read_vqa_jsonl(VqaJsonlOptions(train=str(path)), "train"))["references"] == ["dark red"]
     image = base64.b64encode(png((9, 9, 9))).decode()
     tsv = tmp_path / "vqa.tsv"
     tsv.write_text(f"1\timg\tq?\tabc|!+yes\tx\t{image}\n2\timg\tq?\t0.5|!+no\tx\t{image}\n", encoding="utf-8")
