@@ -45,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
 def show_samples(result: dict, count: int) -> None:
     """The headline scores of the final evaluation (not per-class ones) and its first predictions beside their
     references, on stderr."""
-    scores = ", ".join(f"{key}={value:.2f}" for key, value in result.items()
-                       if isinstance(value, float) and key != "dropped" and "/" not in key)
-    print(f"ofa: {result['checkpoint']} on {result['split']}: {scores}; predictions in {result['predictions']}", file=sys.stderr)
+    from ofa_core.trainer.reporting import headline
+
+    print(f"ofa: {result['checkpoint']} on {result['split']}: {headline(result)}; predictions in {result['predictions']}",
+          file=sys.stderr)
     with open(result["predictions"], "rb") as handle:
         for line in islice(handle, count):
             row = orjson.loads(line)

@@ -359,8 +359,7 @@ class Trainer:
 
     def _evaluate_during_training(self, step: int, reporter: Reporter) -> dict[str, float]:
         metrics, samples = self.evaluate(return_samples=self.config.num_sample_predictions)
-        reporter.log(step, metrics, prefix="eval")
-        reporter.text(step, "eval/predictions", samples)
+        reporter.evaluation(step, metrics, samples)
         self._train_mode()
         return metrics
 

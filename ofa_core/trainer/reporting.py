@@ -11,6 +11,12 @@ import orjson
 from tqdm.auto import tqdm
 
 
+def headline(scores: dict[str, Any]) -> str:
+    """'cider=445.90, bleu4=89.50': the float scores, without per-class keys ('class/<label>/f1') or counts."""
+    return ", ".join(f"{key}={value:.2f}" for key, value in scores.items()
+                     if isinstance(value, float) and key != "dropped" and "/" not in key)
+
+
 class Reporter:
     """Writes `log.jsonl` and (with 'tensorboard' in report_to) `runs/` under the output directory.
 
@@ -50,6 +56,17 @@ class Reporter:
     def text(self, step: int, tag: str, lines: list[str]) -> None:
         if self.writer is not None and lines:
             self.writer.add_text(tag, "\n\n".join(lines), step)
+
+    def evaluation(self, step: int, scores: dict[str, float], samples: list[str]) -> None:
+        """Log an evaluation and show it on stderr: headline scores (per-class keys left to the logs)
+        and sample predictions beside their references, so progress is visible without TensorBoard."""
+        self.log(step, scores, prefix="eval")
+        self.text(step, "eval/predictions", samples)
+        if not self.active:
+            return
+        tqdm.write(f"ofa: step {step} eval: {headline(scores)}", file=sys.stderr)
+        for line in samples:
+            tqdm.write(f"  {line}", file=sys.stderr)
 
     def advance(self) -> None:
         self.bar.update(1)

@@ -76,7 +76,10 @@ def evaluate(recipe_path, checkpoint, capsys) -> dict:
 
 
 def test_training_on_muge_data_beats_the_untrained_model(muge_recipe, tmp_path, capsys):
+    muge_recipe["training"].update(eval_strategy="steps", eval_steps=60, num_sample_predictions=2)
     run_recipe(muge_recipe, tmp_path, max_steps=60)
+    shown = capsys.readouterr().err
+    assert "step 60 eval: cider=" in shown and " | " in shown.split("step 60 eval:")[1], "evaluation shows scores and samples"
     recipe_path = tmp_path / "recipe.json"
     before = evaluate(recipe_path, tmp_path / "model", capsys)
     checkpoint = sorted((tmp_path / "run").glob("checkpoint-*"))[-1]
