@@ -27,7 +27,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders of images, or .tsv files with a header (an 'image' column plus record fields)")
-    parser.add_argument("--model", required=True, metavar="DIR", help="model directory (with its processor files)")
+    parser.add_argument("--model", required=True, metavar="DIR",
+                        help="model directory (with its processor files), or a run directory (its best checkpoint)")
     parser.add_argument("--task", required=True, help="registered task name (see 'ofa tasks')")
     parser.add_argument("--lang", help="prompt language (default: the task's first)")
     parser.add_argument("--field", action="append", default=[], metavar="KEY=VALUE",
@@ -124,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         raise OFAError(f"{model_dir}: --model: no such directory")
+    from ofa_core.trainer.checkpointing import model_directory
+
+    model_dir = model_directory(model_dir)
     predictor = Predictor(model_dir, task, prompt, build_options(task.options, options, "--option", Path.cwd()), generation)
     temporary = output.with_name(f".{output.name}.partial") if output else None
     stream = temporary.open("wb") if temporary else sys.stdout.buffer

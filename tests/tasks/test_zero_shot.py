@@ -112,6 +112,9 @@ def test_one_converted_directory_initialises_all_three_tasks(converted, images, 
         (tmp_path / task).mkdir()
         result = run_recipe(recipe, tmp_path / task, max_steps=2)
         assert result["steps"] == 2 and result["eval"], (task, result)
+    rows = predict(tmp_path, str(images), "--model", str(tmp_path / "classification" / "run"), "--task", "classification",
+                   "--option", f"labels={orjson.dumps(list(COLOURS)).decode()}")
+    assert all(row["prediction"] in COLOURS for row in rows), "a run directory predicts with its best checkpoint"
 
 
 def test_predict_reads_muge_headerless_image_tsv_and_skips_bad_rows(converted, images, tmp_path, caplog):
