@@ -9,7 +9,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import torch
 from PIL import Image
 
 from ofa_core.cli import main
@@ -250,15 +249,6 @@ def write_squares(root: Path, split: str, per_class: int) -> None:
 
 
 @pytest.fixture
-def one_thread():
-    """A tiny model trains several times faster on one intra-op thread than on a shared CPU's two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
 def squares_recipe(tmp_path) -> dict:
     write_squares(tmp_path / "squares", "train", 6)
     write_squares(tmp_path / "squares", "val", 2)
@@ -282,7 +272,7 @@ def evaluate(recipe_path: Path, checkpoint: Path, capsys, *overrides: str) -> tu
     return scores, rows
 
 
-def test_training_on_coloured_squares_beats_the_untrained_model(squares_recipe, tmp_path, capsys, one_thread):
+def test_training_on_coloured_squares_beats_the_untrained_model(squares_recipe, tmp_path, capsys):
     run_recipe(squares_recipe, tmp_path, max_steps=30)
     recipe_path = tmp_path / "recipe.json"
     before, _ = evaluate(recipe_path, tmp_path / "model", capsys)
