@@ -14,6 +14,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from transformers.utils import logging as transformers_logging
+
 from ofa_core.errors import OFAError
 from ofa_core.plugins import Plugins, load_plugins
 
@@ -63,6 +65,8 @@ def build_parser(plugins: Plugins | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # transformers' per-load and per-save bars would interleave with training output; ours say enough.
+    transformers_logging.disable_progress_bar()
     early, _ = _global_options().parse_known_args(argv)
     debug = getattr(early, "debug", False)
     try:
