@@ -26,7 +26,7 @@ from ofa_core.cache import CACHE_VARIABLE, cache_dir
 from ofa_core.errors import OFAError
 from ofa_core.recipe_schema import RecipeError, build, object_schema, schema_of
 from ofa_core.registry import Registry
-from ofa_core.specs import PATH_METADATA, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.specs import PATH_METADATA, ClosedSet, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
 
 SCHEMA_ID = "https://ofa-framework.invalid/schemas/recipe-v1.json"
 
@@ -166,6 +166,17 @@ class Resolved:
     loss_options: Any
     metrics: tuple[tuple[str, MetricSpec, Any], ...]
     generation: str | dict
+    closed_set: ClosedSet | None = None
+    """The task's answer set for these options (None: open-ended), read once, at validation."""
+
+
+def closed_set_of(task: TaskSpec, options: Any, prompt: PromptTemplate) -> ClosedSet | None:
+    """The task's closed set for these options; answers are scored right after BOS, so no decoder prefix."""
+    closed_set = task.closed_set(options) if task.closed_set is not None else None
+    if closed_set is not None and prompt.decoder_prefix:
+        raise OFAError(f"prompt '{prompt.name}' has a decoder_prefix, which closed-set decoding does not support; "
+                       f"use a prompt without one or drop the task's answer set")
+    return closed_set
 
 
 # ---- step 1: files, extends, --set -------------------------------------------------------------
@@ -388,14 +399,16 @@ def resolve(recipe: Recipe, registry: Registry) -> Resolved:
         for i, ref in enumerate(metric_refs):
             metric = lookup(registry.metrics, ref.name, f"metrics[{i}]")
             metrics.append((ref.name, metric, build_options(metric.options, ref.options, f"metrics[{i}]", base)))
+        task_options = build_options(task.options, spec.task.options, "task.options", base)
         return Resolved(
             task_name=spec.task.name, task=task,
-            task_options=build_options(task.options, spec.task.options, "task.options", base),
+            task_options=task_options,
             prompt=prompt, reader=reader,
             reader_options=build_options(reader.options, reader_ref.options, "data.reader", base),
             loss=loss, loss_options=build_options(loss.options, loss_ref.options, "loss", base),
             metrics=tuple(metrics),
             generation=_generation(spec.generation if spec.generation is not None else _task_search(task, prompt)),
+            closed_set=closed_set_of(task, task_options, prompt),
         )
     except MissingPathError as error:
         raise recipe.missing(str(error)) from None

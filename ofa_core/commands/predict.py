@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from ofa_core.errors import OFAError
-from ofa_core.recipe import build_options
+from ofa_core.recipe import build_options, closed_set_of
 from ofa_core.records import BadRows, image_reference
 
 HELP = "run a model on images, a folder of images or a TSV for a task, writing JSON lines"
@@ -165,7 +165,6 @@ class Predictor:
         from ofa_core.generation.defaults import generation_config_for, search_for_language, special_token_ids
         from ofa_core.modeling import OFAForConditionalGeneration
         from ofa_core.processing import OFAProcessor
-        from ofa_core.trainer.adapters import closed_set_of
 
         self.torch = torch
         self.model = OFAForConditionalGeneration.from_pretrained(model_dir).eval()

@@ -21,7 +21,6 @@ from ofa_core.modeling import OFAForConditionalGeneration
 from ofa_core.processing import OFAProcessor
 from ofa_core.recipe import Recipe, Resolved, resolve
 from ofa_core.registry import Registry
-from ofa_core.specs import ClosedSet, PromptTemplate, TaskSpec
 from ofa_core.trainer.checkpointing import NoModelError, model_directory
 from ofa_core.trainer.distributed import gather_objects, init_world
 from ofa_core.trainer.loop import Trainer
@@ -34,15 +33,6 @@ def _generation_config(value: str | dict, model_config: Any) -> GenerationConfig
     config = generation_config_for("default", **ids)
     config.update(**value)
     return config
-
-
-def closed_set_of(task: TaskSpec, options: Any, prompt: PromptTemplate) -> ClosedSet | None:
-    """The task's closed set for these options; answers are scored right after BOS, so no decoder prefix."""
-    closed_set = task.closed_set(options) if task.closed_set is not None else None
-    if closed_set is not None and prompt.decoder_prefix:
-        raise OFAError(f"prompt '{prompt.name}' has a decoder_prefix, which closed-set decoding does not support; "
-                       f"use a prompt without one or drop the task's answer set")
-    return closed_set
 
 
 def _load(directory: str | Path, overrides: dict) -> tuple[OFAForConditionalGeneration, OFAProcessor]:
@@ -72,7 +62,6 @@ def _trainer(recipe: Recipe, resolved: Resolved, model, processor, splits: dict[
     postprocess = None
     if task.postprocess is not None:
         postprocess = lambda text, record: task.postprocess(text, record, resolved.task_options)  # noqa: E731
-    closed_set = closed_set_of(task, resolved.task_options, resolved.prompt)
     return Trainer(
         model, config, processor,
         train_examples=_examples(recipe, resolved, processor, splits["train"]) if "train" in splits else (),
@@ -82,7 +71,7 @@ def _trainer(recipe: Recipe, resolved: Resolved, model, processor, splits: dict[
         higher_is_better={name: spec.higher_is_better for name, spec, _ in resolved.metrics},
         generation_config=_generation_config(resolved.generation, model.config),
         postprocess=postprocess,
-        closed_set=closed_set,
+        closed_set=resolved.closed_set,
         world=init_world(),
     )
 

@@ -298,3 +298,11 @@ def test_classification_recipe_validates_once_weights_and_data_exist(squares_rec
     assert main(["recipe", "validate", str(RECIPES / "classification.json"), *overrides]) == 0
     assert main(["recipe", "validate", str(RECIPES / "classification.json")]) == 2
     assert "model.checkpoint" in capsys.readouterr().err
+
+
+def test_recipe_validate_reads_the_labels_file(squares_recipe, tmp_path, capsys):
+    write(tmp_path / "labels.txt", "\n".join([*COLOURS, next(iter(COLOURS))]).encode())
+    (tmp_path / "recipe.json").write_bytes(orjson.dumps(squares_recipe))
+    assert main(["recipe", "validate", str(tmp_path / "recipe.json")]) == 2
+    err = capsys.readouterr().err
+    assert "labels.txt" in err and f"line {len(COLOURS) + 1} repeats" in err and "Traceback" not in err
