@@ -64,3 +64,22 @@ def test_the_main_recipe_without_weights_or_data_says_what_to_download_convert_a
                    "python -m ofa_core convert fairseq ofa_cn_base.pt --out checkpoints/ofa-cn-base",
                    "IC_train.jsonl", "data/MUGE", "python -m ofa_core run recipes/demo_caption.json"):
         assert needed in err, needed
+
+
+def test_processes_started_together_generate_the_demo_once(cache):
+    """As under torchrun: two processes reach a missing demo at the same time; one writes it, the other waits and reads it."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import functools, sys; from ofa_core import demo; from ofa_core.demo import writer; "
+              "from tests.demo.conftest import SMALL; writer.generate = functools.partial(writer.generate, sizes=SMALL); "
+              "demo.create_on_first_use(demo.demo_dir() / 'muge')")
+    root = RECIPES.parent
+    env = {**os.environ, "OFA_CACHE_DIR": str(cache), "PYTHONPATH": str(root)}
+    processes = [subprocess.Popen([sys.executable, "-c", script], cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    errors = [process.communicate(timeout=120)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], errors
+    assert sum("generating it" in err for err in errors) == 1, errors
+    assert (cache / "demo" / "demo.json").is_file() and not list(cache.glob(".demo.tmp-*"))
