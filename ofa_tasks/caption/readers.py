@@ -12,7 +12,7 @@ import attrs
 import orjson
 
 from ofa_core.errors import OFAError
-from ofa_core.records import BAD_RECORD_POLICIES, BadRows, PerSplitFiles, decode_image
+from ofa_core.records import BAD_RECORD_POLICIES, BadRows, PerSplitFiles, decode_image, tsv_rows
 from ofa_core.specs import path_option
 from ofa_core.tsv import TsvIndex
 
@@ -79,19 +79,14 @@ def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[
     """One record per row; references are the '&&'-separated captions of the row."""
     path = options.split_file(split)
     bad = BadRows(options.bad_records)
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.rstrip("\r\n").split("\t")
-            if len(fields) < 5:
-                bad(f"{path}:{number}", f"expected 5 tab-separated columns, found {len(fields)}")
-                continue
-            try:
-                image = decode_image(fields[4])
-            except ValueError as error:
-                bad(f"{path}:{number}", f"image: {error}")
-                continue
-            references = [text for text in fields[2].split("&&") if text]
-            row_id = fields[0] if split == "train" else fields[1]
-            yield {"id": row_id, "image_id": fields[1], "image": image,
-                   "caption": references[0] if references else "", "references": references}
+    for number, fields in tsv_rows(path, 5, bad):
+        try:
+            image = decode_image(fields[4])
+        except ValueError as error:
+            bad(f"{path}:{number}", f"image: {error}")
+            continue
+        references = [text for text in fields[2].split("&&") if text]
+        row_id = fields[0] if split == "train" else fields[1]
+        yield {"id": row_id, "image_id": fields[1], "image": image,
+               "caption": references[0] if references else "", "references": references}
     bad.summarise(path, split)

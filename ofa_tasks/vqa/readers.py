@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.records import BadRows, PerSplitFiles, SplitFilesOptions, decode_image, image_reference, jsonl_rows
+from ofa_core.records import BadRows, PerSplitFiles, SplitFilesOptions, decode_image, image_reference, jsonl_rows, tsv_rows
 from ofa_tasks.vqa.answers import encode, parse_official
 
 
@@ -50,6 +50,8 @@ def read_vqa_jsonl(options: VqaJsonlOptions, split: str) -> Iterator[dict]:
             bad(where, f"image: {error}")
             continue
         yield _record(str(row.get("id", f"{path.stem}:{number}")), image, question, scored)
+    if images is not None:
+        images.close()
     bad.summarise(path, split)
 
 
@@ -61,21 +63,16 @@ class VqaTsvOptions(PerSplitFiles):
 def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
     path = options.split_file(split)
     bad = BadRows(options.bad_records)
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.rstrip("\r\n").split("\t")
-            if len(fields) < 6:
-                bad(f"{path}:{number}", f"expected 6 tab-separated columns, found {len(fields)}")
-                continue
-            try:
-                answers = parse_official(fields[3])
-            except ValueError as error:
-                bad(f"{path}:{number}", f"answers {fields[3][:60]!r}: {error}; expected 'confidence|!+answer&&...'")
-                continue
-            try:
-                image = decode_image(fields[5])
-            except ValueError as error:
-                bad(f"{path}:{number}", f"image: {error}")
-                continue
-            yield _record(fields[0], image, fields[2], answers)
+    for number, fields in tsv_rows(path, 6, bad):
+        try:
+            answers = parse_official(fields[3])
+        except ValueError as error:
+            bad(f"{path}:{number}", f"answers {fields[3][:60]!r}: {error}; expected 'confidence|!+answer&&...'")
+            continue
+        try:
+            image = decode_image(fields[5])
+        except ValueError as error:
+            bad(f"{path}:{number}", f"image: {error}")
+            continue
+        yield _record(fields[0], image, fields[2], answers)
     bad.summarise(path, split)
