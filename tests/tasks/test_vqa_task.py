@@ -105,14 +105,19 @@ def vqa_recipe(tmp_path) -> dict:
     }
 
 
+def untrained_and_trained(tmp_path, capsys) -> tuple[dict, dict]:
+    """`ofa eval` results of the recipe at tmp_path: the starting model, then the run's last checkpoint."""
+    results = []
+    checkpoint = sorted((tmp_path / "run").glob("checkpoint-*"))[-1]
+    for model in (tmp_path / "model", checkpoint):
+        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
+        results.append(orjson.loads(capsys.readouterr().out))
+    return results[0], results[1]
+
+
 def test_training_on_generated_vqa_beats_the_untrained_model(vqa_recipe, tmp_path, capsys):
     run_recipe(vqa_recipe, tmp_path, max_steps=40)
-    recipe_path = tmp_path / "recipe.json"
-    assert main(["eval", str(recipe_path), "--checkpoint", str(tmp_path / "model")]) == 0
-    before = orjson.loads(capsys.readouterr().out)
-    checkpoint = sorted((tmp_path / "run").glob("checkpoint-*"))[-1]
-    assert main(["eval", str(recipe_path), "--checkpoint", str(checkpoint)]) == 0
-    after = orjson.loads(capsys.readouterr().out)
+    before, after = untrained_and_trained(tmp_path, capsys)
     assert after["vqa_acc"] > before["vqa_acc"] + 30, (before, after)
 
 
@@ -132,12 +137,7 @@ def test_closed_set_evaluation_only_answers_candidates_and_ranks_them(vqa_recipe
 def test_trie_restricted_training_with_beam_inference_learns_the_answers(vqa_recipe, tmp_path, capsys):
     vqa_recipe["task"]["options"] = {"answers": ["红色", "大", "小", "猫"], "inference": "beam", "restrict_loss": True}
     run_recipe(vqa_recipe, tmp_path, max_steps=25)
-    recipe_path = tmp_path / "recipe.json"
-    assert main(["eval", str(recipe_path), "--checkpoint", str(tmp_path / "model")]) == 0
-    before = orjson.loads(capsys.readouterr().out)
-    checkpoint = sorted((tmp_path / "run").glob("checkpoint-*"))[-1]
-    assert main(["eval", str(recipe_path), "--checkpoint", str(checkpoint)]) == 0
-    after = orjson.loads(capsys.readouterr().out)
+    before, after = untrained_and_trained(tmp_path, capsys)
     assert after["vqa_acc"] > before["vqa_acc"] + 30, (before, after)
     assert all(orjson.loads(line)["prediction"] in {"红色", "大", "小", "猫"} for line in open(after["predictions"], "rb"))
 
