@@ -407,7 +407,7 @@ def resolve(recipe: Recipe, registry: Registry) -> Resolved:
             reader_options=build_options(reader.options, reader_ref.options, "data.reader", base),
             loss=loss, loss_options=build_options(loss.options, loss_ref.options, "loss", base),
             metrics=tuple(metrics),
-            generation=_generation(spec.generation if spec.generation is not None else _task_search(task, prompt)),
+            generation=_generation(spec.generation if spec.generation is not None else task_search(task, prompt)),
             closed_set=closed_set_of(task, task_options, prompt),
         )
     except MissingPathError as error:
@@ -416,7 +416,7 @@ def resolve(recipe: Recipe, registry: Registry) -> Resolved:
         raise recipe.error(str(error)) from None
 
 
-def _task_search(task: TaskSpec, prompt: PromptTemplate) -> str | dict:
+def task_search(task: TaskSpec, prompt: PromptTemplate) -> str | dict:
     """The task's default search, in its prompt language's official variant where one exists."""
     from ofa_core.generation.defaults import search_for_language
 

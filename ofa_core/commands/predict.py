@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from ofa_core.errors import OFAError
-from ofa_core.recipe import build_options, closed_set_of
+from ofa_core.recipe import build_options, closed_set_of, task_search
 from ofa_core.records import BadRows, image_reference
 
 HELP = "run a model on images, a folder of images or a TSV for a task, writing JSON lines"
@@ -162,19 +162,14 @@ class Predictor:
         import torch  # heavy imports only when predicting
 
         from ofa_core.generation.closed_set import ClosedSetDecoder
-        from ofa_core.generation.defaults import generation_config_for, search_for_language, special_token_ids
+        from ofa_core.generation.defaults import generation_config_from, special_token_ids
         from ofa_core.modeling import OFAForConditionalGeneration
         from ofa_core.processing import OFAProcessor
 
         self.torch = torch
         self.model = OFAForConditionalGeneration.from_pretrained(model_dir).eval()
         self.processor = OFAProcessor.from_pretrained(model_dir)
-        ids = special_token_ids(self.model.config)
-        # A dict refines the official default search, as in evaluation (ofa_core.trainer.adapters).
-        search = search_for_language(task.generation, prompt.lang) if isinstance(task.generation, str) else "default"
-        self.generation = generation_config_for(search, **ids)
-        if isinstance(task.generation, dict):
-            self.generation.update(**task.generation)
+        self.generation = generation_config_from(task_search(task, prompt), **special_token_ids(self.model.config))
         unknown = self.generation.update(**(generation or {}))
         if unknown:
             raise OFAError(f"--generation {', '.join(unknown)}: not a generation setting; see transformers' GenerationConfig")

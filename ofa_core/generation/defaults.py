@@ -66,6 +66,15 @@ def generation_config_for(task: str, **ids) -> GenerationConfig:
     return to_generation_config(OFFICIAL_SEARCH[task], **ids)
 
 
+def generation_config_from(value: str | dict, **ids) -> GenerationConfig:
+    """An official search by name, or GenerationConfig keyword arguments refining the `default` search."""
+    if isinstance(value, str):
+        return generation_config_for(value, **ids)
+    config = generation_config_for("default", **ids)
+    config.update(**value)
+    return config
+
+
 def to_search_settings(config: GenerationConfig) -> SearchSettings:
     """Read a `GenerationConfig` (ours or a plain transformers one) as fairseq settings."""
     if config.max_new_tokens is not None:

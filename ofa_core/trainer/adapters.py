@@ -12,11 +12,10 @@ from typing import Any
 
 import attrs
 import orjson
-from transformers import GenerationConfig
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.errors import OFAError
-from ofa_core.generation.defaults import generation_config_for, special_token_ids
+from ofa_core.generation.defaults import generation_config_from, special_token_ids
 from ofa_core.modeling import OFAForConditionalGeneration
 from ofa_core.processing import OFAProcessor
 from ofa_core.recipe import Recipe, Resolved, resolve
@@ -24,15 +23,6 @@ from ofa_core.registry import Registry
 from ofa_core.trainer.checkpointing import NoModelError, model_directory
 from ofa_core.trainer.distributed import gather_objects, init_world
 from ofa_core.trainer.loop import Trainer
-
-
-def _generation_config(value: str | dict, model_config: Any) -> GenerationConfig:
-    ids = special_token_ids(model_config)
-    if isinstance(value, str):
-        return generation_config_for(value, **ids)
-    config = generation_config_for("default", **ids)
-    config.update(**value)
-    return config
 
 
 def _load(directory: str | Path, overrides: dict) -> tuple[OFAForConditionalGeneration, OFAProcessor]:
@@ -69,7 +59,7 @@ def _trainer(recipe: Recipe, resolved: Resolved, model, processor, splits: dict[
         loss_fn=resolved.loss.build(resolved.loss_options),
         metrics={name: functools.partial(spec.build, options) for name, spec, options in resolved.metrics},
         higher_is_better={name: spec.higher_is_better for name, spec, _ in resolved.metrics},
-        generation_config=_generation_config(resolved.generation, model.config),
+        generation_config=generation_config_from(resolved.generation, **special_token_ids(model.config)),
         postprocess=postprocess,
         closed_set=resolved.closed_set,
         world=init_world(),
