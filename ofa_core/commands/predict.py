@@ -9,6 +9,7 @@ is never half-overwritten.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -161,7 +162,7 @@ class Predictor:
     def __init__(self, model_dir: Path, task, prompt, options=None, generation: dict | None = None) -> None:
         import torch  # heavy imports only when predicting
 
-        from ofa_core.generation.closed_set import ClosedSetDecoder
+        from ofa_core.generation.closed_set import ClosedSetDecoder, decode_batch
         from ofa_core.generation.defaults import generation_config_from, special_token_ids
         from ofa_core.modeling import OFAForConditionalGeneration
         from ofa_core.processing import OFAProcessor
@@ -175,7 +176,9 @@ class Predictor:
             raise OFAError(f"--generation {', '.join(unknown)}: not a generation setting; see transformers' GenerationConfig")
         self.task, self.prompt, self.options = task, prompt, options
         closed_set = closed_set_of(task, options, prompt)
-        self.closed_set = ClosedSetDecoder(closed_set, self.processor.tokenizer) if closed_set else None
+        self.answers = functools.partial(  # (model, inputs) -> list[Decoded]
+            decode_batch, generation_config=self.generation, tokenizer=self.processor.tokenizer,
+            closed_set=ClosedSetDecoder(closed_set, self.processor.tokenizer) if closed_set else None)
 
     def __call__(self, batch: list[dict]) -> list[dict]:
         records = []
@@ -191,21 +194,15 @@ class Predictor:
         except KeyError as error:
             raise OFAError(f"prompt '{self.prompt.name}' needs the field {error}; pass --field {error.args[0]}=... or a TSV column") from None
         inputs = self.processor(text=sources, images=[record.get("image") for record in records])
-        tokenizer = self.processor.tokenizer
-        rankings = [()] * len(records)
         with self.torch.no_grad():
-            if self.closed_set is not None:
-                decoded = self.closed_set.decode(self.model, inputs, self.generation, tokenizer)
-                texts, rankings = [d.text for d in decoded], [d.ranking for d in decoded]
-            else:
-                output = self.model.generate(**inputs, generation_config=self.generation)
-                texts = [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+            decoded = self.answers(self.model, inputs)
         rows = []
-        for record, source, text, ranking in zip(records, sources, texts, rankings):
+        for record, source, answer in zip(records, sources, decoded):
+            text = answer.text
             prediction = self.task.postprocess(text, record, self.options) if self.task.postprocess else text
             row = {"id": record.get("id"), "image": record.get("image") if isinstance(record.get("image"), str) else None,
                    "source": source, "text": text, "prediction": prediction}
-            if ranking:
-                row["ranking"] = [{"answer": answer, "score": score} for answer, score in ranking]
+            if answer.ranking:
+                row["ranking"] = [{"answer": name, "score": score} for name, score in answer.ranking]
             rows.append(row)
         return rows

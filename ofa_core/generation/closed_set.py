@@ -148,3 +148,14 @@ class ClosedSetDecoder:
         if closed_set.top_k == 1:
             return [Decoded(text) for text in texts]
         return [Decoded(text, ranking) for text, ranking in zip(texts, rankings)]
+
+
+def decode_batch(model: Any, inputs: dict, generation_config: Any, tokenizer: Any,
+                 closed_set: ClosedSetDecoder | None = None) -> list[Decoded]:
+    """Stripped answers for a batch of processor inputs: inside `closed_set` when given, else from the search."""
+    if closed_set is not None:
+        return closed_set.decode(model, inputs, generation_config, tokenizer)
+    sequences = model.generate(inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                               patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"),
+                               generation_config=generation_config)
+    return [Decoded(text.strip()) for text in tokenizer.batch_decode(sequences, skip_special_tokens=True)]

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from ofa_core.data import Collator, Example, GroupDataset, epoch_batches, group_examples
 from ofa_core.errors import OFAError
-from ofa_core.generation.closed_set import ClosedSetDecoder
+from ofa_core.generation.closed_set import ClosedSetDecoder, decode_batch
 from ofa_core.modeling.outputs import OFAEncoderOutput
 from ofa_core.specs import ClosedSet, LossOutput, Metric
 from ofa_core.trainer import checkpointing as ckpt
@@ -368,15 +368,9 @@ class Trainer:
     def _decode(self, model: torch.nn.Module, batch: dict) -> tuple[list[str], list | None]:
         """Stripped generated texts, plus each example's top-k (answer, score) when a closed set ranks."""
         with self._autocast():
-            if self.closed_set_decoder is not None:
-                decoded = self.closed_set_decoder.decode(model, batch, self.generation_config, self.processor.tokenizer)
-                rankings = [d.ranking for d in decoded] if decoded[0].ranking else None
-                return [d.text for d in decoded], rankings
-            sequences = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
-                                       patch_images=batch["patch_images"], patch_masks=batch["patch_masks"],
-                                       generation_config=self.generation_config)
-        texts = self.processor.tokenizer.batch_decode(sequences, skip_special_tokens=True)
-        return [text.strip() for text in texts], None
+            decoded = decode_batch(model, batch, self.generation_config, self.processor.tokenizer, self.closed_set_decoder)
+        rankings = [d.ranking for d in decoded] if decoded and decoded[0].ranking else None
+        return [d.text for d in decoded], rankings
 
     @torch.no_grad()
     def evaluate(self, examples: Sequence[Example] | None = None, return_samples: int = 0,
