@@ -21,9 +21,9 @@ import time
 import pytest
 import torch
 
-from ofa_core.configuration import OFAConfig
-from ofa_core.generation.quantize import quantize_for_cpu
-from ofa_core.modeling import OFAForConditionalGeneration
+from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.quantize import quantize_for_cpu
+from ofa_core.model.modeling import OFAForConditionalGeneration
 
 PROMPT = [0, 1749, 4279, 2993, 6839, 753, 788, 724, 1083, 2163, 140, 2]  # "图片描述了什么内容?"
 RESOLUTION = 256

@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 
 from ofa_core.data import RecordEncoder, encode_records
-from ofa_core.specs import PromptTemplate
-from ofa_core.testing import tiny_model, tiny_processor
-from ofa_core.trainer.config import TrainingConfig
+from ofa_core.plugin.specs import PromptTemplate
+from ofa_core.plugin.testing import tiny_model, tiny_processor
+from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.loop import Trainer
 
 RESOLUTION = 256
@@ -86,9 +86,9 @@ CN_BASE_STEP = """
 import json, resource, sys, tempfile, time, torch
 sys.path.insert(0, {bench!r})
 from bench_train import make_trainer, muge_records
-from ofa_core.configuration import OFAConfig
-from ofa_core.modeling import OFAForConditionalGeneration
-from ofa_core.testing import tiny_processor
+from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.plugin.testing import tiny_processor
 torch.set_num_threads(2)
 torch.manual_seed(0)
 model = OFAForConditionalGeneration(OFAConfig.from_preset("ofa-cn-base", patch_image_size=256))

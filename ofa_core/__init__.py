@@ -1,13 +1,36 @@
 """ofa_core: the OFA unified vision-language Seq2Seq models on transformers, and the framework around them.
 
-Importing the package registers the OFA classes with transformers' Auto* loaders, so
-`AutoModelForSeq2SeqLM.from_pretrained(dir)` works on any directory this project writes.
+`import ofa_core` is light: it imports neither torch nor transformers. The model classes below load on
+first use, and the OFA classes are registered with transformers' Auto* loaders as soon as those are
+imported (`ofa_core.auto_registration`), so `AutoModelForSeq2SeqLM.from_pretrained(dir)` works on any
+directory this project writes. The package map is in docs/architecture.md.
 """
 
-from ofa_core.auto import register_auto_classes
-from ofa_core.configuration import OFAConfig
-from ofa_core.modeling import OFAForConditionalGeneration, OFAModel
+from __future__ import annotations
 
-register_auto_classes()
+import importlib
+from typing import Any
 
-__all__ = ["OFAConfig", "OFAForConditionalGeneration", "OFAModel", "register_auto_classes"]
+from ofa_core import auto_registration
+from ofa_core.auto_registration import register_auto_classes
+
+_MODEL_CLASSES = ("OFAConfig", "OFAForConditionalGeneration", "OFAImageProcessor", "OFAModel", "OFAProcessor",
+                  "OFATokenizer")
+
+__all__ = [*_MODEL_CLASSES, "register_auto_classes"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODEL_CLASSES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("ofa_core.model"), name)
+    register_auto_classes()
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+auto_registration.install()

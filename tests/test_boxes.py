@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ofa_core.boxes import (
+from ofa_core.model.boxes import (
     bins_to_box,
     bins_to_text,
     box_to_bins,
@@ -15,7 +15,7 @@ from ofa_core.boxes import (
     text_to_bins,
     text_to_box,
 )
-from ofa_core.tokenization import OFATokenizer
+from ofa_core.model.tokenization import OFATokenizer
 
 
 def test_official_formula_on_square_image() -> None:

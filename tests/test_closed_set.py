@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
-from ofa_core.errors import OFAError
+from ofa_core.model.errors import OFAError
 from ofa_core.generation.closed_set import ClosedSetDecoder
-from ofa_core.generation.defaults import generation_config_for, special_token_ids
-from ofa_core.specs import ClosedSet
-from ofa_core.testing import fake_image, tiny_model, tiny_processor
+from ofa_core.model.generation_config import official_generation_config
+from ofa_core.model.search import special_token_ids
+from ofa_core.plugin.specs import ClosedSet
+from ofa_core.plugin.testing import fake_image, tiny_model, tiny_processor
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
 
 ANSWERS = ("red", "rose", "blue", "猫", "一只狗", "ok")
@@ -50,7 +51,7 @@ def test_rank_and_exhaustive_beam_agree_on_random_models(processor):
     for seed in range(4):
         model = model_for(processor, seed)
         inputs = inputs_for(processor)
-        config = generation_config_for("default", **special_token_ids(model.config))
+        config = official_generation_config("default", **special_token_ids(model.config))
         config.update(num_beams=len(ANSWERS), length_penalty=0.0, no_repeat_ngram_size=0, max_new_tokens=8)
         ranked = ClosedSetDecoder(ClosedSet(ANSWERS, top_k=3), processor.tokenizer).decode(model, inputs, config, processor.tokenizer)
         beamed = ClosedSetDecoder(ClosedSet(ANSWERS, inference="beam"), processor.tokenizer).decode(model, inputs, config, processor.tokenizer)
@@ -63,7 +64,7 @@ def test_rank_and_exhaustive_beam_agree_on_random_models(processor):
 
 def test_beam_answers_are_always_in_the_set_even_with_a_short_length_budget(processor):
     model = model_for(processor, 2)
-    config = generation_config_for("default", **special_token_ids(model.config))
+    config = official_generation_config("default", **special_token_ids(model.config))
     config.update(num_beams=2, max_new_tokens=1)  # shorter than "一只狗" + EOS: the decoder extends it
     decoded = ClosedSetDecoder(ClosedSet(ANSWERS, inference="beam"), processor.tokenizer).decode(
         model, inputs_for(processor, 4), config, processor.tokenizer)

@@ -10,12 +10,13 @@ import jsonschema
 import orjson
 import pytest
 
-from ofa_core.generation import OFFICIAL_SEARCH
-from ofa_core.generation.defaults import generation_config_for
-from ofa_core.recipe import Component, RecipeFile, json_schema
-from ofa_core.recipe_schema import build
-from ofa_core.testing import registry_with
-from ofa_core.trainer.config import TrainingConfig
+from ofa_core.model.search import OFFICIAL_SEARCH
+from ofa_core.model.generation_config import official_generation_config
+from ofa_core.recipe.docs import json_schema
+from ofa_core.recipe.sections import Component, RecipeFile
+from ofa_core.recipe.schema import build
+from ofa_core.plugin.testing import registry_with
+from ofa_core.recipe.training import TrainingConfig
 
 DOCS = Path(__file__).parents[1] / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -109,7 +110,7 @@ def test_task_pages_name_registered_components_and_the_code_s_settings(page, reg
         for row, kind in [("readers", "reader"), ("metrics", "metric")]:
             assert all(found in registry.namespace(kind) for found in table[row]), (row, table[row])
     for search, *numbers in SEARCH_ROW.findall(text):
-        config = generation_config_for(search)
+        config = official_generation_config(search)
         assert numbers == [str(config.num_beams), str(config.max_new_tokens), str(config.min_new_tokens),
                            str(config.no_repeat_ngram_size), "yes" if config.normalize_scores else "no"], search
     for recipe in recipes(page):

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor
 
-from ofa_core.auto import register_auto_classes
-from ofa_core.configuration import OFAConfig
-from ofa_core.image_processing import ImageError, OFAImageProcessor
+from ofa_core.model.auto import register_auto_classes
+from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.image_processing import ImageError, OFAImageProcessor
 
 SIZE = 16
 

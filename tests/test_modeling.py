@@ -7,10 +7,10 @@ import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 import ofa_core  # noqa: F401  (registers the Auto classes)
-from ofa_core.configuration import OFAConfig
-from ofa_core.modeling import OFAForConditionalGeneration
-from ofa_core.modeling.positions import image_bucket_table, image_relative_buckets, text_relative_buckets
-from ofa_core.testing import tiny_model
+from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.model.modeling.positions import image_bucket_table, image_relative_buckets, text_relative_buckets
+from ofa_core.plugin.testing import tiny_model
 
 VOCAB = 300
 
@@ -255,11 +255,11 @@ def test_padded_prompts_give_the_same_outputs_as_each_row_alone(model):
 def test_official_generation_defaults_replace_transformers_defaults(model):
     config = model.generation_config
     assert config.num_beams == 5 and config.max_new_tokens == 201 and config.min_new_tokens == 1
-    from ofa_core.generation import generation_config_for
+    from ofa_core.model.generation_config import official_generation_config
 
-    muge = generation_config_for("caption-zh")
+    muge = official_generation_config("caption-zh")
     assert (muge.num_beams, muge.max_new_tokens, muge.no_repeat_ngram_size) == (8, 129, 3)
-    coco = generation_config_for("caption")
+    coco = official_generation_config("caption")
     assert (coco.num_beams, coco.max_new_tokens, coco.no_repeat_ngram_size) == (5, 17, 3)
 
 
@@ -282,7 +282,7 @@ def test_sampling_goes_through_transformers_generate_with_the_cache(model):
 def test_fast_mode_quantizes_the_decoder_and_still_generates(model):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
-    from ofa_core.generation.quantize import quantize_for_cpu
+    from ofa_core.model.quantize import quantize_for_cpu
 
     fast = quantize_for_cpu(model)
     assert isinstance(fast.lm_head, DynamicInt8Linear)

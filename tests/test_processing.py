@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer
 
-from ofa_core.auto import register_auto_classes
-from ofa_core.configuration import OFAConfig
-from ofa_core.image_processing import OFAImageProcessor
-from ofa_core.processing import OFAProcessor
-from ofa_core.tokenization import OFATokenizer
+from ofa_core.model.auto import register_auto_classes
+from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.image_processing import OFAImageProcessor
+from ofa_core.model.processing import OFAProcessor
+from ofa_core.model.tokenization import OFATokenizer
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", "图", "片", "描", "述", "了", "什", "么"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from ofa_core.auto import register_auto_classes
-from ofa_core.configuration import OFAConfig
-from ofa_core.tokenization import OFATokenizer, VocabularyError, bin_token, code_token
+from ofa_core.model.auto import register_auto_classes
+from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.tokenization import OFATokenizer, VocabularyError, bin_token, code_token
 
 SPEC = Path(__file__).resolve().parents[1].parent / "shared/spec"
 BERT_CN_VOCAB = SPEC / "BERT_CN_vocab.txt"

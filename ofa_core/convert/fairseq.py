@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ofa_core.configuration import EN_VOCAB_SIZE, RESNET_LAYERS, ZH_VOCAB_SIZE, OFAConfig
+from ofa_core.model.configuration import EN_VOCAB_SIZE, RESNET_LAYERS, ZH_VOCAB_SIZE, OFAConfig
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
     FAIRSEQ_POSITION_TAIL,

@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from ofa_core.modeling.positions import image_bucket_table, image_position_ids, token_bucket_table
+from ofa_core.model.modeling.positions import image_bucket_table, image_position_ids, token_bucket_table
 
 # fairseq layer sub-module name -> ofa_core / transformers-port name, per stack.
 LAYER_RENAMES: dict[str, dict[str, str]] = {

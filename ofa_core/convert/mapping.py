@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ofa_core.configuration import OFAConfig
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert.keys import OFA_EMBEDDINGS, OFA_SHARED
-from ofa_core.errors import OFAError
+from ofa_core.model.errors import OFAError
 
 
 class ConversionError(OFAError):
@@ -38,7 +38,7 @@ class Converted:
 
 def expected_shapes(config: OFAConfig) -> dict[str, torch.Size]:
     """Key -> shape of `OFAForConditionalGeneration(config)`, built on the meta device (no memory, no init)."""
-    from ofa_core.modeling import OFAForConditionalGeneration
+    from ofa_core.model.modeling import OFAForConditionalGeneration
 
     with torch.device("meta"):
         model = OFAForConditionalGeneration(config)

@@ -10,7 +10,8 @@ from ofa_core.convert.mapping import Converted
 from ofa_core.convert.to_fairseq import ORIGIN_FILE
 from ofa_core.convert.verify import VerifyResult, verify_directory
 from ofa_core.convert.writer import atomic_directory, build_model, write_preprocessing
-from ofa_core.generation.defaults import generation_config_for, official_task_search, special_token_ids
+from ofa_core.model.generation_config import official_generation_config
+from ofa_core.model.search import official_task_search, special_token_ids
 
 
 @dataclass
@@ -33,7 +34,7 @@ def convert_to_directory(converted: Converted, source: str, out: Path, *, tokeni
         model = build_model(converted.config, converted.state_dict)
         task = converted.origin.get("fairseq_task", {}).get("_name")
         search = official_task_search(task, converted.config.language)
-        model.generation_config = generation_config_for(search, **special_token_ids(converted.config))
+        model.generation_config = official_generation_config(search, **special_token_ids(converted.config))
         if search != "default":
             notes.append(f"generation defaults: the official {search!r} search (fairseq task {task!r})")
         model.save_pretrained(staging)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.utils import logging
 
-from ofa_core.configuration import EN_VOCAB_SIZE, RESNET_LAYERS, ZH_VOCAB_SIZE, OFAConfig
+from ofa_core.model.configuration import EN_VOCAB_SIZE, RESNET_LAYERS, ZH_VOCAB_SIZE, OFAConfig
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
     PORT_POSITION_TAIL,
@@ -26,7 +27,9 @@ from ofa_core.convert.keys import (
 )
 from ofa_core.convert.mapping import ConversionError, Converted, assemble
 from ofa_core.convert.safe_load import CheckpointError, load_checkpoint
-from ofa_core.errors import OFAError
+from ofa_core.model.errors import OFAError
+
+logger = logging.get_logger(__name__)
 
 # Resolution the ports' own examples preprocess with; the port config does not record one.
 PORT_PATCH_IMAGE_SIZE = 256
@@ -202,15 +205,29 @@ def read_port(path: str | Path) -> Converted:
     return Converted(config, state, sources, dtypes, notes + map_notes, origin={"port_config": raw})
 
 
-def load_port(path: str | Path) -> tuple[OFAConfig, dict[str, torch.Tensor]]:
-    """(config, ofa_core state dict) of a port directory, for loading it on the fly in `from_pretrained`."""
+def read_port_if_any(path: str) -> tuple[OFAConfig, dict[str, torch.Tensor]] | None:
+    """(config, ofa_core state dict) of a port directory, else None: the model's checkpoint reader for ports."""
+    if not is_port_checkpoint(path):
+        return None
     converted = read_port(path)
+    logger.warning_once(
+        f"{path} is a transformers port of OFA; converted it on the fly. "
+        f"Run `python -m ofa_core convert port {path} --out DIR` to convert it once."
+    )
     return converted.config, converted.state_dict
+
+
+def register_port_reader() -> None:
+    """Let `OFAForConditionalGeneration.from_pretrained` load port directories directly; idempotent."""
+    from ofa_core.model.modeling import OFAPreTrainedModel
+
+    if read_port_if_any not in OFAPreTrainedModel.checkpoint_readers:
+        OFAPreTrainedModel.checkpoint_readers.append(read_port_if_any)
 
 
 def port_tokenizer(directory: Path, config: OFAConfig):
     """The OFA tokenizer rebuilt from a port's own tokenizer files, or None when they are absent."""
-    from ofa_core.tokenization import OFATokenizer
+    from ofa_core.model.tokenization import OFATokenizer
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ofa_core.configuration import OFAConfig
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
@@ -30,7 +30,7 @@ from ofa_core.convert.keys import (
     port_to_fairseq,
 )
 from ofa_core.convert.writer import atomic_file
-from ofa_core.errors import OFAError
+from ofa_core.model.errors import OFAError
 
 # Written into converted directories: the fairseq model args and task settings they came from.
 ORIGIN_FILE = "fairseq_origin.json"
@@ -135,7 +135,7 @@ def _read_origin(directory: Path) -> dict[str, Any]:
 
 def export_fairseq(directory: str | Path, out: str | Path) -> dict[str, Any]:
     """Write `out` (atomically) from the model directory; returns a summary for the report."""
-    from ofa_core.modeling import OFAForConditionalGeneration
+    from ofa_core.model.modeling import OFAForConditionalGeneration
 
     directory, out = Path(directory), Path(out)
     if not (directory / "config.json").is_file():

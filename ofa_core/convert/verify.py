@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ofa_core.configuration import OFAConfig
-from ofa_core.errors import OFAError
+from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.errors import OFAError
 
 
 class VerificationError(OFAError):
@@ -50,7 +50,7 @@ def forward_logits(model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def verify_directory(directory: Path, source_model, state_dict: dict[str, torch.Tensor]) -> VerifyResult:
     """Reload `directory` and compare it with `state_dict` / `source_model`; raises `VerificationError`."""
-    from ofa_core.modeling import OFAForConditionalGeneration
+    from ofa_core.model.modeling import OFAForConditionalGeneration
 
     reloaded = OFAForConditionalGeneration.from_pretrained(directory).eval()
     loaded = reloaded.state_dict()

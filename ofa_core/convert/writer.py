@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ofa_core.configuration import OFAConfig
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert.keys import OFA_SHARED
-from ofa_core.errors import OFAError
+from ofa_core.model.errors import OFAError
 
 BPE_FILES = ("encoder.json", "vocab.bpe", "dict.txt")
 
@@ -77,7 +77,7 @@ def atomic_file(target: Path, write) -> None:
 
 def build_model(config: OFAConfig, state_dict: dict[str, torch.Tensor]):
     """The model holding exactly `state_dict`'s tensors (no random init, no copy), in eval mode."""
-    from ofa_core.modeling import OFAForConditionalGeneration
+    from ofa_core.model.modeling import OFAForConditionalGeneration
 
     with torch.device("meta"):
         model = OFAForConditionalGeneration(config)
@@ -92,7 +92,7 @@ def build_model(config: OFAConfig, state_dict: dict[str, torch.Tensor]):
 
 def build_tokenizer(language: str, config: OFAConfig, vocab: Path | None, bpe_dir: Path | None):
     """The OFA tokenizer from the user's vocabulary files, or None when none were given."""
-    from ofa_core.tokenization import OFATokenizer
+    from ofa_core.model.tokenization import OFATokenizer
 
     if vocab is not None and bpe_dir is not None:
         raise OutputError("--vocab (Chinese BERT vocab.txt) and --bpe-dir (English GPT-2 BPE) exclude each other; "
@@ -124,8 +124,8 @@ def build_tokenizer(language: str, config: OFAConfig, vocab: Path | None, bpe_di
 
 def write_preprocessing(directory: Path, config: OFAConfig, tokenizer) -> list[str]:
     """Save the processor (tokenizer + image processor) or, without a tokenizer, the image processor alone."""
-    from ofa_core.image_processing import OFAImageProcessor
-    from ofa_core.processing import OFAProcessor
+    from ofa_core.model.image_processing import OFAImageProcessor
+    from ofa_core.model.processing import OFAProcessor
 
     image_processor = OFAImageProcessor.from_config(config)
     if tokenizer is None:

@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
-from ofa_core.data.encode import IGNORE_INDEX, Example
-from ofa_core.errors import OFAError
-from ofa_core.image_processing import ImageError
+from ofa_core.data.encode import Example
+from ofa_core.model.labels import IGNORE_INDEX
+from ofa_core.model.errors import OFAError
+from ofa_core.model.image_processing import ImageError
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import attrs
 
-from ofa_core.errors import OFAError
-from ofa_core.specs import PromptTemplate
+from ofa_core.model.errors import OFAError
+from ofa_core.model.labels import IGNORE_INDEX
+from ofa_core.plugin.specs import PromptTemplate
 
-IGNORE_INDEX = -100
 
 
 class RecordError(OFAError):
@@ -26,7 +26,7 @@ class Example:
     """One training/evaluation sample, tokenized.
 
     source_ids: `[0] + ids + [2]`; decoder_input_ids: `[0] + prefix + target`;
-    labels: `prefix→-100 + target + [2]` (same length as decoder_input_ids).
+    labels: `prefix→IGNORE_INDEX + target + [2]` (same length as decoder_input_ids).
     """
 
     id: Any

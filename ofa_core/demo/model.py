@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from ofa_core.configuration import OFAConfig
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.demo.texts import all_text
-from ofa_core.image_processing import OFAImageProcessor
-from ofa_core.modeling import OFAForConditionalGeneration
-from ofa_core.processing import OFAProcessor
-from ofa_core.tokenization import OFATokenizer
+from ofa_core.model.image_processing import OFAImageProcessor
+from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.model.processing import OFAProcessor
+from ofa_core.model.tokenization import OFATokenizer
 
 PRESET = "ofa-demo"
 CODE_DICT_SIZE = 16

@@ -27,26 +27,25 @@ import attrs
 import orjson
 from tqdm.auto import tqdm
 
-from ofa_core.demo import MANIFEST, builtin_prompt_texts, texts
+from ofa_core.demo import texts
 from ofa_core.demo.images import draw_scene, jpeg_bytes
 from ofa_core.demo.model import write_initial_model
 from ofa_core.demo.scenes import Scene, sample_scene
+from ofa_core.demo.sizes import DemoSizes
 
 SPLITS = ("train", "valid")
 
+MANIFEST = "demo.json"
+"""Written last: a demo folder without it is incomplete."""
 
-@attrs.frozen
-class DemoSizes:
-    """How much to generate. Training photos carry `train_captions` captions and `train_questions` questions
-    (rotating through the phrasings); validation photos carry every phrasing as references.
 
-    Many photos with one caption each teach the image side faster than few photos with many captions."""
+def builtin_prompt_texts() -> list[str]:
+    """The prompts of the built-in tasks: the demo tokenizer must cover their characters too."""
+    from ofa_core.registry.discovery import PluginLoader
 
-    train_images: int = attrs.field(default=3000, validator=attrs.validators.gt(0))
-    valid_images: int = attrs.field(default=60, validator=attrs.validators.gt(0))
-    train_captions: int = attrs.field(default=1, validator=[attrs.validators.gt(0), attrs.validators.le(len(texts.CAPTION_TEMPLATES))])
-    train_questions: int = attrs.field(default=2, validator=[attrs.validators.gt(0), attrs.validators.le(len(texts.QUESTION_TEMPLATES))])
-    seed: int = 0
+    loader = PluginLoader(environ={"OFA_LOAD_PLUGINS": ""})  # this project's own plugins only: same vocabulary everywhere
+    loader.load_entry_points()
+    return [entry.spec.source + entry.spec.target for entry in loader.registry().prompts.entries()]
 
 
 def _rotating(items: list, index: int, count: int) -> list:

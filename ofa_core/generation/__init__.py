@@ -1,13 +1,4 @@
-"""Decoding: the fairseq-faithful beam search, official per-task settings, int8 fast mode."""
+"""Decoding for the framework: a task's generation settings, closed answer sets and the batch decoder.
 
-from ofa_core.generation.beam_search import BeamSearch, Hypothesis, SearchSettings
-from ofa_core.generation.defaults import OFFICIAL_SEARCH, generation_config_for, to_search_settings
-
-__all__ = [
-    "OFFICIAL_SEARCH",
-    "BeamSearch",
-    "Hypothesis",
-    "SearchSettings",
-    "generation_config_for",
-    "to_search_settings",
-]
+The official search itself belongs to the model (`ofa_core.model.search`, `ofa_core.model.modeling.beam_search`).
+"""

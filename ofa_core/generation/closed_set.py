@@ -17,12 +17,12 @@ from typing import Any
 import attrs
 import torch
 
-from ofa_core.errors import OFAError
-from ofa_core.generation.constraints import CandidateTrie
-from ofa_core.modeling.outputs import OFAEncoderOutput
-from ofa_core.specs import ClosedSet
+from ofa_core.model.errors import OFAError
+from ofa_core.model.labels import IGNORE_INDEX
+from ofa_core.generation.trie import CandidateTrie
+from ofa_core.model.modeling.outputs import OFAEncoderOutput
+from ofa_core.plugin.specs import ClosedSet
 
-IGNORE_INDEX = -100
 
 
 @attrs.frozen

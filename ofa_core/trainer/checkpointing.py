@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,9 @@ from typing import Any
 import orjson
 import torch
 
-from ofa_core.errors import OFAError
+from ofa_core.inference.loading import STATE_FILE, list_checkpoints, read_state
+from ofa_core.model.errors import OFAError
 
-STATE_FILE = "trainer_state.json"
-_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
 def rng_state() -> dict[str, Any]:
@@ -76,14 +74,6 @@ def write_rank_file(checkpoint: Path, name: str, value: Any) -> None:
     os.replace(tmp, checkpoint / name)
 
 
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest step first."""
-    if not output_dir.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := _NAME.match(p.name)) and (p / STATE_FILE).is_file()]
-    return [p for _, p in sorted(found)]
-
-
 def resolve_resume(value: str | None, output_dir: Path) -> Path | None:
     """`auto` -> newest complete checkpoint (or None for a fresh run); a path must be a complete checkpoint."""
     if value is None:
@@ -96,32 +86,6 @@ def resolve_resume(value: str | None, output_dir: Path) -> Path | None:
         raise OFAError(f"training.resume_from_checkpoint: {path} is not a complete checkpoint (no {STATE_FILE}); "
                        f"use 'auto' or a checkpoint-<step> directory")
     return path
-
-
-class NoModelError(OFAError):
-    """A directory given as a model holds neither a model nor a finished checkpoint."""
-
-
-def model_directory(path: str | Path) -> Path:
-    """A model directory as is; a run directory (holding `checkpoint-<step>/`) -> its best checkpoint, else its newest.
-
-    The best checkpoint is looked up by name inside `path`, so a run directory that was moved still resolves.
-    """
-    path = Path(path)
-    if (path / "config.json").is_file():
-        return path
-    found = list_checkpoints(path)
-    if not found:
-        raise NoModelError(f"{path}: neither a model directory (no config.json) nor a run directory with a finished "
-                           f"checkpoint-<step>/; train its recipe first (ofa run RECIPE) or give a converted model directory")
-    best = read_state(found[-1]).get("best_checkpoint")
-    if best and (path / Path(best).name / STATE_FILE).is_file():
-        return path / Path(best).name
-    return found[-1]
-
-
-def read_state(checkpoint: Path) -> dict:
-    return orjson.loads((checkpoint / STATE_FILE).read_bytes())
 
 
 def load_file(checkpoint: Path, name: str) -> Any:

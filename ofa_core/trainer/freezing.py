@@ -7,8 +7,8 @@ import fnmatch
 import attrs
 from torch import nn
 
-from ofa_core.errors import OFAError
-from ofa_core.trainer.config import TrainingConfig
+from ofa_core.model.errors import OFAError
+from ofa_core.recipe.training import TrainingConfig
 
 WORD_EMBED = "model.shared.weight"
 

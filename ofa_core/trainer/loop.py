@@ -22,13 +22,13 @@ import torch
 from safetensors.torch import load_file
 
 from ofa_core.data import Collator, Example, GroupDataset, epoch_batches, group_examples
-from ofa_core.errors import OFAError
+from ofa_core.model.errors import OFAError
 from ofa_core.generation.closed_set import ClosedSetDecoder, decode_batch
-from ofa_core.modeling.outputs import OFAEncoderOutput
-from ofa_core.specs import ClosedSet, LossOutput, Metric
+from ofa_core.model.modeling.outputs import OFAEncoderOutput
+from ofa_core.plugin.specs import ClosedSet, LossOutput, Metric
 from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.trainer import sharding
-from ofa_core.trainer.config import TrainingConfig
+from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.distributed import (World, all_reduce_gradients, barrier, device_for, gather_objects, init_world)
 from ofa_core.trainer.freezing import apply_freezing
 from ofa_core.trainer.losses import label_smoothed_cross_entropy

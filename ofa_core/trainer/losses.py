@@ -2,26 +2,22 @@
 
 Returned as a sum with its token count (`LossOutput`) so the trainer can divide by the token
 count of the whole step across accumulation and processes, which is fairseq's contract.
-Registration is the framework's job: it registers `LABEL_SMOOTHED_CE` under a name.
+`ofa_core.trainer.plugin` registers it as the `label_smoothed_cross_entropy` loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import attrs
 import torch
 import torch.nn.functional as F
 
-from ofa_core.specs import LossOutput, LossSpec
+from ofa_core.model.labels import IGNORE_INDEX
+from ofa_core.plugin.specs import LossOutput, LossSpec
 
-IGNORE_INDEX = -100
 
 
 def label_smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, epsilon: float,
                                  constraint_mask: torch.Tensor | None = None) -> LossOutput:
-    """`(1 - ε - ε_i)·nll + ε_i·Σ_v(−log p_v)` with `ε_i = ε/(V−1)`, summed over targets != -100.
+    """`(1 - ε - ε_i)·nll + ε_i·Σ_v(−log p_v)` with `ε_i = ε/(V−1)`, summed over targets != IGNORE_INDEX.
 
     This is OFA's `adjust_label_smoothed_cross_entropy`: the smoothing mass is spread over the
     other V−1 tokens, unlike torch's ε/V. With `constraint_mask` ([B, T, V] bool, a closed set's
@@ -46,26 +42,3 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps
     ntokens = int(keep.sum())
     return LossOutput(loss, ntokens, {"loss": float(loss.detach()), "nll_loss": float(nll.detach().sum()),
                                       "ntokens": float(ntokens), "nsentences": float(labels.shape[0])})
-
-
-@attrs.frozen
-class LabelSmoothingOptions:
-    """Options of the default loss."""
-
-    label_smoothing: float = attrs.field(default=0.1, converter=float, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
-    """ε; the official caption/VQA/RefCOCO fine-tunes use 0.1, SNLI-VE 0."""
-
-
-def build_label_smoothed_ce(options: LabelSmoothingOptions):
-    """`loss(model_output, batch) -> LossOutput` for the recipe's options."""
-    def loss(model_output: Any, batch: Mapping[str, Any]) -> LossOutput:
-        return label_smoothed_cross_entropy(model_output.logits, batch["labels"], options.label_smoothing,
-                                            batch.get("constraint_mask"))
-    return loss
-
-
-LABEL_SMOOTHED_CE = LossSpec(
-    options=LabelSmoothingOptions,
-    build=build_label_smoothed_ce,
-    description="label-smoothed cross entropy with fairseq's ε/(V−1) smoothing, padding ignored",
-)

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from ofa_core.trainer.config import TrainingConfig
+from ofa_core.recipe.training import TrainingConfig
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

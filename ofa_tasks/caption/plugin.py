@@ -7,8 +7,8 @@ shorter "图片描述了什么?" differs).
 
 from __future__ import annotations
 
-from ofa_core.hookspecs import hookimpl
-from ofa_core.specs import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.plugin.hooks import hookimpl
+from ofa_core.plugin.specs import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
 from ofa_tasks.caption.metrics import CaptionMetricOptions, CaptionScores
 from ofa_tasks.caption.readers import MugeOptions, OfaCaptionTsvOptions, read_muge, read_ofa_caption_tsv
 

@@ -1,6 +1,6 @@
 """Caption data readers: MUGE (captions JSONL + image TSV) and the official OFA caption TSV.
 
-Bad rows are skipped or raise per `bad_records` (see `ofa_core.records`).
+Bad rows are skipped or raise per `bad_records` (see `ofa_core.plugin.records`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.errors import OFAError
-from ofa_core.records import BAD_RECORD_POLICIES, BadRows, PerSplitFiles, decode_image, tsv_rows
-from ofa_core.specs import path_option
-from ofa_core.tsv import TsvIndex
+from ofa_core.model.errors import OFAError
+from ofa_core.plugin.records import BAD_RECORD_POLICIES, BadRows, PerSplitFiles, decode_image, tsv_rows
+from ofa_core.plugin.specs import path_option
+from ofa_core.plugin.tsv import TsvIndex
 
 @attrs.frozen
 class MugeOptions:

@@ -1,6 +1,6 @@
 """The task options: where the label set comes from and how predictions are made.
 
-Labels come from the recipe (`labels`) or a file (`labels_file`, read by `ofa_core.answer_lists`),
+Labels come from the recipe (`labels`) or a file (`labels_file`, read by `ofa_core.plugin.answer_lists`),
 never from the data: the label set must be known to validate a recipe, to evaluate a checkpoint
 on any split and to predict, none of which reads the training folder.
 """
@@ -13,9 +13,9 @@ from typing import Literal
 
 import attrs
 
-from ofa_core.answer_lists import read_answer_list
-from ofa_core.errors import OFAError
-from ofa_core.specs import path_option
+from ofa_core.plugin.answer_lists import read_answer_list
+from ofa_core.model.errors import OFAError
+from ofa_core.plugin.specs import path_option
 
 
 def _labels_tuple(value: object) -> tuple[str, ...] | None:

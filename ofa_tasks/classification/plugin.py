@@ -7,9 +7,9 @@ and the best wins, OFA's all-candidate inference.
 
 from __future__ import annotations
 
-from ofa_core.errors import OFAError
-from ofa_core.hookspecs import hookimpl
-from ofa_core.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.model.errors import OFAError
+from ofa_core.plugin.hooks import hookimpl
+from ofa_core.plugin.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
 from ofa_tasks.classification.labels import ClassificationOptions, label_set
 from ofa_tasks.classification.metrics import (
     ClassificationMetricOptions,

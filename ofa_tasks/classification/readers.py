@@ -1,7 +1,7 @@
 """Classification readers: an image-folder tree (class name = label) and JSON lines.
 
 Both yield `{"id", "image", "label", "references": [label]}`; image files stay paths, decoded per
-batch. Bad rows are skipped or raise per `bad_records` (see `ofa_core.records`).
+batch. Bad rows are skipped or raise per `bad_records` (see `ofa_core.plugin.records`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Literal
 
 import attrs
 
-from ofa_core.errors import OFAError
-from ofa_core.records import (
+from ofa_core.model.errors import OFAError
+from ofa_core.plugin.records import (
     BAD_RECORD_POLICIES,
     BadRows,
     SplitFilesOptions,
@@ -21,7 +21,7 @@ from ofa_core.records import (
     jsonl_rows,
     verified_image_file,
 )
-from ofa_core.specs import path_option
+from ofa_core.plugin.specs import path_option
 
 SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val"), "test": ("test",)}
 """Folder names accepted for each split, in `<root>/<split>/<class>/<image>`."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.answer_lists import read_answer_list
-from ofa_core.errors import OFAError
-from ofa_core.hookspecs import hookimpl
-from ofa_core.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec, path_option
+from ofa_core.plugin.answer_lists import read_answer_list
+from ofa_core.model.errors import OFAError
+from ofa_core.plugin.hooks import hookimpl
+from ofa_core.plugin.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec, path_option
 from ofa_tasks.vqa.answers import normalise_question
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
 from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.records import BadRows, PerSplitFiles, SplitFilesOptions, decode_image, image_reference, jsonl_rows, tsv_rows
+from ofa_core.plugin.records import BadRows, PerSplitFiles, SplitFilesOptions, decode_image, image_reference, jsonl_rows, tsv_rows
 from ofa_tasks.vqa.answers import encode, parse_official
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from ofa_core.configuration import OFAConfig
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert import pipeline
 from ofa_core.convert.fairseq import derive_config
 from ofa_core.convert.keys import FAIRSEQ_EMBEDDINGS, expected_buffers, fairseq_to_port, port_to_ofa
 from ofa_core.convert.mapping import assemble
 from ofa_core.convert.safe_load import load_checkpoint
 from ofa_core.convert.verify import fixed_inputs, forward_logits
-from ofa_core.modeling import OFAForConditionalGeneration
-from ofa_core.processing import OFAProcessor
+from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.model.processing import OFAProcessor
 
 from .conftest import run_cli
 from .fixtures import CN_BASE_NARROW, TINY, _port_name, fairseq_model_state, model_namespace, save_fairseq_checkpoint
@@ -75,7 +75,7 @@ def test_generation_defaults_follow_the_checkpoints_task(tiny_dir: Path) -> None
 
     generation = GenerationConfig.from_pretrained(tiny_dir)
     assert (generation.num_beams, generation.max_new_tokens, generation.no_repeat_ngram_size) == (8, 129, 3)
-    from ofa_core.generation.defaults import official_task_search
+    from ofa_core.model.search import official_task_search
 
     assert official_task_search("caption", "en") == "caption"
     assert official_task_search("vqa_gen", "en") == "vqa"

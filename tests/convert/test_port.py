@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ofa_core.configuration import OFAConfig
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert import port as port_module
-from ofa_core.convert.port import is_port_checkpoint, load_port
-from ofa_core.modeling import OFAForConditionalGeneration
-from ofa_core.processing import OFAProcessor
+from ofa_core.convert.port import is_port_checkpoint, read_port_if_any
+from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.model.processing import OFAProcessor
 
 from .conftest import run_cli
 from .fixtures import TINY, write_port_dir
@@ -77,10 +77,10 @@ def test_port_without_tokenizer_files(tmp_path: Path, capsys) -> None:
     assert "tokenizer    MISSING" in capsys.readouterr().out
 
 
-def test_load_port_for_from_pretrained(tmp_path: Path) -> None:
+def test_read_port_for_from_pretrained(tmp_path: Path) -> None:
     src = tmp_path / "port"
     state = write_port_dir(src, ZH, seed=8)
-    config, converted = load_port(src)
+    config, converted = read_port_if_any(str(src))
     model = OFAForConditionalGeneration(config)
     model.load_state_dict(converted, strict=True)
     for key, tensor in _expected(state).items():
@@ -137,7 +137,7 @@ def test_from_pretrained_converts_a_port_directory_on_the_fly(tmp_path: Path) ->
     assert model.lm_head.weight is model.model.shared.weight
     for key, tensor in _expected(state).items():
         assert torch.equal(model.state_dict()[key], tensor), key
-    from ofa_core.modeling import OFAModel
+    from ofa_core.model.modeling import OFAModel
 
     base = OFAModel.from_pretrained(src)
     assert torch.equal(base.shared.weight, state["encoder.embed_tokens.weight"])

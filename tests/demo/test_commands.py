@@ -72,9 +72,9 @@ def test_processes_started_together_generate_the_demo_once(cache):
     import subprocess
     import sys
 
-    script = ("import functools, sys; from ofa_core import demo; from ofa_core.demo import writer; "
+    script = ("import functools, sys; from ofa_core.demo import folder, writer; "
               "from tests.demo.conftest import SMALL; writer.generate = functools.partial(writer.generate, sizes=SMALL); "
-              "demo.create_on_first_use(demo.demo_dir() / 'muge')")
+              "folder.create_on_first_use(folder.demo_dir() / 'muge')")
     root = RECIPES.parent
     env = {**os.environ, "OFA_CACHE_DIR": str(cache), "PYTHONPATH": str(root)}
     processes = [subprocess.Popen([sys.executable, "-c", script], cwd=root, env=env, stderr=subprocess.PIPE, text=True)

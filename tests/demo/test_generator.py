@@ -7,11 +7,12 @@ import io
 import orjson
 from PIL import Image
 
-from ofa_core.demo import builtin_prompt_texts, texts
+from ofa_core.demo import texts
+from ofa_core.demo.writer import builtin_prompt_texts
 from ofa_core.demo.writer import DemoSizes, generate
-from ofa_core.processing import OFAProcessor
+from ofa_core.model.processing import OFAProcessor
 from ofa_core.recipe import build_options
-from ofa_core.testing import registry_with
+from ofa_core.plugin.testing import registry_with
 
 from .conftest import SMALL
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from ofa_core.cli import main
-from ofa_core.trainer.checkpointing import STATE_FILE, NoModelError, model_directory
+from ofa_core.inference.loading import STATE_FILE, NoModelError, model_directory
 
 from .conftest import RECIPES
 

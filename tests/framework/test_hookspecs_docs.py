@@ -4,7 +4,7 @@ import inspect
 import re
 from pathlib import Path
 
-from ofa_core import hookspecs
+from ofa_core.plugin import hooks as hookspecs
 
 DOC = Path(__file__).parents[2] / "docs" / "plugin-hooks.md"
 

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from ofa_core.errors import OFAError
-from ofa_core.plugins import Plugins, load_plugins
+from ofa_core.model.errors import OFAError
+from ofa_core.registry.discovery import PluginLoader, load_plugins
 
 PLUGIN = '''
-from ofa_core.hookspecs import hookimpl
-from ofa_core.specs import PromptTemplate
+from ofa_core.plugin.hooks import hookimpl
+from ofa_core.plugin.specs import PromptTemplate
 
 @hookimpl
 def ofa_register_prompts(register):
@@ -108,7 +108,7 @@ def test_broken_folder_plugin_and_missing_folder(site, tmp_path):
 
 
 def test_recipe_modules_fail_loudly(tmp_path):
-    plugins = Plugins(environ={})
+    plugins = PluginLoader(environ={})
     with pytest.raises(OFAError, match=r"plugins.load\[0\]: .*missing.py does not exist"):
         plugins.load_recipe_modules(["missing.py"], tmp_path)
     with pytest.raises(OFAError, match=r"plugins.load\[1\]: cannot import 'no_such_module_xyz': ModuleNotFoundError"):

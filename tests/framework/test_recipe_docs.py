@@ -5,10 +5,11 @@ from pathlib import Path
 import attrs
 
 from ofa_core.cli import main
-from ofa_core.recipe import DataSection, json_schema
-from ofa_core.recipe_docs import COMMAND, render
-from ofa_core.recipe_schema import field_docstrings
-from ofa_core.trainer.config import TrainingConfig
+from ofa_core.recipe.docs import json_schema
+from ofa_core.recipe.sections import DataSection
+from ofa_core.recipe.docs import COMMAND, render
+from ofa_core.recipe.schema import field_docstrings
+from ofa_core.recipe.training import TrainingConfig
 
 DOC = Path(__file__).parents[2] / "docs" / "recipe-reference.md"
 

@@ -2,12 +2,12 @@
 
 import pytest
 
-from ofa_core.errors import OFAError
-from ofa_core.hookspecs import hookimpl
-from ofa_core.plugins import Plugins
-from ofa_core.registry import DuplicateComponent, InvalidSpec, UnknownComponent
-from ofa_core.specs import NoOptions, PromptTemplate, TaskSpec
-from ofa_core.testing import registry_with
+from ofa_core.model.errors import OFAError
+from ofa_core.plugin.hooks import hookimpl
+from ofa_core.registry.discovery import PluginLoader
+from ofa_core.registry.components import DuplicateComponent, InvalidSpec, UnknownComponent
+from ofa_core.plugin.specs import NoOptions, PromptTemplate, TaskSpec
+from ofa_core.plugin.testing import registry_with
 
 from .conftest import Toy
 
@@ -17,7 +17,7 @@ def prompt(name: str) -> PromptTemplate:
 
 
 def test_provenance_records_plugin_version_and_origin():
-    plugins = Plugins(environ={})
+    plugins = PluginLoader(environ={})
     plugins.add(Toy, "toy-plugin", "entrypoint", "1.2")
     entry = plugins.registry().tasks.entry("toy")
     assert (entry.plugin, entry.version, entry.origin) == ("toy-plugin", "1.2", "entrypoint")
@@ -30,7 +30,7 @@ def test_duplicate_names_both_plugins_and_the_fix():
         def ofa_register_prompts(register):
             register("toy.en", prompt("toy.en"))
 
-    plugins = Plugins(environ={})
+    plugins = PluginLoader(environ={})
     plugins.add(Toy, "first", "builtin", "0.1")
     plugins.add(Other, "second", "plugins-dir")
     with pytest.raises(DuplicateComponent) as error:
@@ -57,7 +57,7 @@ def test_unknown_name_suggests_and_lists_failed_plugins():
         def ofa_register_readers(register):
             raise ModuleNotFoundError("No module named 'jieba'")
 
-    plugins = Plugins(environ={})
+    plugins = PluginLoader(environ={})
     plugins.add(Toy, "toy", "entrypoint")
     plugins.add(Broken, "zh-metrics", "entrypoint")
     registry = plugins.registry()
@@ -75,12 +75,12 @@ def test_wrong_spec_type_names_the_plugin_and_drops_only_it(capsys):
         def ofa_register_tasks(register):
             register("bad", {"prompts": {}})
 
-    plugins = Plugins(environ={})
+    plugins = PluginLoader(environ={})
     plugins.add(Wrong, "wrong-plugin", "entrypoint")
     plugins.add(Toy, "toy", "entrypoint")
     registry = plugins.registry()
     assert registry.tasks.names() == ["toy"]
-    assert "plugin 'wrong-plugin' registered task 'bad' as dict; expected ofa_core.specs.TaskSpec" in registry.failures[0].error
+    assert "plugin 'wrong-plugin' registered task 'bad' as dict; expected ofa_core.plugin.specs.TaskSpec" in registry.failures[0].error
     assert "wrong-plugin" in capsys.readouterr().err
     with pytest.raises(InvalidSpec):
         registry_with(Wrong)
@@ -93,7 +93,7 @@ def test_a_failing_hook_keeps_none_of_its_registrations():
             register("half.en", prompt("half.en"))
             raise RuntimeError("boom")
 
-    plugins = Plugins(environ={})
+    plugins = PluginLoader(environ={})
     plugins.add(Half, "half", "entrypoint")
     registry = plugins.registry()
     assert "half.en" not in registry.prompts
@@ -119,7 +119,7 @@ def test_misspelled_or_unmarked_hooks_are_reported():
         def ofa_register_tasks(register):
             pass
 
-    plugins = Plugins(environ={})
+    plugins = PluginLoader(environ={})
     assert not plugins.add(Misspelled, "misspelled", "plugins-dir")
     assert not plugins.add(Unmarked, "unmarked", "plugins-dir")
     errors = [f.error for f in plugins.failures]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.testing import registry_with, run_recipe, tiny_checkpoint
+from ofa_core.plugin.testing import registry_with, run_recipe, tiny_checkpoint
 
 # Three kinds of "product photo", each with its own captions (characters from the tiny vocabulary).
 KINDS = {
@@ -104,7 +104,7 @@ def test_muge_recipe_resolves_once_weights_and_data_exist(muge_recipe, tmp_path,
 
 @pytest.mark.parametrize("lang, search", [("zh", "caption-zh"), ("en", "caption")])
 def test_without_a_generation_key_captions_decode_with_the_languages_official_search(muge_recipe, tmp_path, lang, search):
-    from ofa_core import builtins
+    from ofa_core.trainer import plugin as builtins
     from ofa_core.recipe import load, resolve
     from ofa_tasks.caption import plugin
 

@@ -14,9 +14,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from ofa_core.generation.beam_search import SearchSettings
-from ofa_core.generation.defaults import special_token_ids, to_generation_config
-from ofa_core.testing import tiny_model
+from ofa_core.model.search import SearchSettings
+from ofa_core.model.generation_config import as_generation_config
+from ofa_core.model.search import special_token_ids
+from ofa_core.plugin.testing import tiny_model
 
 from .test_train import make_trainer
 
@@ -43,7 +44,7 @@ def _worker(rank: int, tmp: str, port: int, fsdp: bool, resume: str | None) -> N
         eval_options = {"eval_strategy": "steps", "eval_steps": 3} if fsdp else {}  # generation from gathered weights
         trainer = make_trainer(Path(tmp), model=model(), images=6, captions=3, per_device_train_batch_size=3,
                                fsdp=fsdp, resume_from_checkpoint=resume, **eval_options, **OPTIONS)
-        trainer.generation_config = to_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1),
+        trainer.generation_config = as_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1),
                                                          **special_token_ids(trainer.model.config))
         trainer.train()
     finally:

@@ -16,13 +16,14 @@ import torch
 from safetensors.torch import load_file
 
 from ofa_core.data import Collator, GroupDataset, group_examples
-from ofa_core.errors import OFAError
-from ofa_core.generation.beam_search import SearchSettings
-from ofa_core.generation.defaults import special_token_ids, to_generation_config
-from ofa_core.modeling import OFAForConditionalGeneration
-from ofa_core.testing import tiny_model
+from ofa_core.model.errors import OFAError
+from ofa_core.model.search import SearchSettings
+from ofa_core.model.generation_config import as_generation_config
+from ofa_core.model.search import special_token_ids
+from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.plugin.testing import tiny_model
 from ofa_core.trainer import checkpointing as ckpt
-from ofa_core.trainer.config import TrainingConfig
+from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.loop import Trainer
 
 from .helpers import examples, make_processor
@@ -163,7 +164,7 @@ def test_evaluation_best_checkpoint_and_rotation(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
                            save_total_limit=1, metric_for_best_model="score", report_to="tensorboard")
     trainer.metrics = {"scripted": ScriptedMetric}
-    trainer.generation_config = to_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1), **special_token_ids(trainer.model.config))
+    trainer.generation_config = as_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1), **special_token_ids(trainer.model.config))
     result = trainer.train()
     run = tmp_path / "run"
     assert result["best_metric"] == 0.9 and result["best_checkpoint"] == str(run / "checkpoint-4")
@@ -181,7 +182,7 @@ def test_best_checkpoint_follows_the_metrics_direction_by_default(tmp_path: Path
     ScriptedMetric.calls = 0
     trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2)
     trainer.metrics, trainer.higher_is_better = {"scripted": ScriptedMetric}, {"scripted": False}
-    trainer.generation_config = to_generation_config(SearchSettings(beam=1, max_len_b=2, min_len=1), **special_token_ids(trainer.model.config))
+    trainer.generation_config = as_generation_config(SearchSettings(beam=1, max_len_b=2, min_len=1), **special_token_ids(trainer.model.config))
     result = trainer.train()
     assert result["best_metric"] == 0.1 and result["best_checkpoint"].endswith("checkpoint-6")
 

@@ -1,0 +1,29 @@
+"""`ofa eval RECIPE --checkpoint DIR`: generate on the recipe's eval split and score it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
+from ofa_core.model.errors import OFAError
+
+HELP = "evaluate a checkpoint with the recipe's task, data, generation and metrics"
+
+
+def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
+    add_recipe_arguments(parser)
+    parser.add_argument("--checkpoint", required=True, metavar="DIR", help="model directory to evaluate")
+    parser.add_argument("--split", default="valid", choices=("valid", "test"), help="which split the reader opens")
+
+
+def run(args: argparse.Namespace) -> int:
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_dir():
+        raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model directory")
+    recipe, resolved = prepare(args)
+    from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
+
+    quiet_transformers()
+    print_json(from_recipe.evaluate(recipe, resolved, checkpoint, args.split))
+    return 0

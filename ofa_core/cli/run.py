@@ -1,0 +1,57 @@
+"""`ofa run RECIPE`: validate everything, train with the trainer, then score the best checkpoint.
+
+With evaluation on, the run ends by evaluating its best checkpoint (else its newest) on the
+validation split: the predictions land in `predictions-valid-<checkpoint>.jsonl` in the run
+directory, and a few of them are printed beside their references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from itertools import islice
+from pathlib import Path
+
+import orjson
+
+from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
+
+HELP = "train as a recipe says (validated first; --dry-run stops after validation)"
+
+
+def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
+    add_recipe_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true", help="validate the recipe, plugins and components, then stop")
+
+
+def run(args: argparse.Namespace) -> int:
+    recipe, resolved = prepare(args)
+    if args.dry_run:
+        print(f"{recipe.path}: ok (task {recipe.spec.task.name}, output {recipe.spec.output_dir})")
+        return 0
+    from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
+
+    quiet_transformers()
+    summary = from_recipe.train(recipe, resolved)
+    output_dir = Path(recipe.training.output_dir)
+    if recipe.training.eval_strategy != "no" and any(output_dir.glob("checkpoint-*")):
+        final = from_recipe.evaluate(recipe, resolved, output_dir)  # the run's best checkpoint
+        summary["final_eval"] = final
+        if os.environ.get("RANK", "0") == "0":
+            show_samples(final, recipe.training.num_sample_predictions)
+    print_json(summary)
+    return 0
+
+
+def show_samples(result: dict, count: int) -> None:
+    """The headline scores of the final evaluation (not per-class ones) and its first predictions beside their
+    references, on stderr."""
+    from ofa_core.trainer.reporting import headline
+
+    print(f"ofa: {result['checkpoint']} on {result['split']}: {headline(result)}; predictions in {result['predictions']}",
+          file=sys.stderr)
+    with open(result["predictions"], "rb") as handle:
+        for line in islice(handle, count):
+            row = orjson.loads(line)
+            print(f"  {row['id']}: {row['prediction']}  <- references: {' / '.join(map(str, row['references'][:2]))}", file=sys.stderr)

@@ -1,1 +1,0 @@
-"""The framework's CLI verbs, one module each (see `ofa_core.cli.COMMANDS`)."""

@@ -1,0 +1,68 @@
+"""Finding and loading a model: a model directory as is, or a run directory's best (else newest) checkpoint.
+
+Shared by `ofa predict`, evaluation and training, which all accept either kind of directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ofa_core.model.errors import OFAError
+
+STATE_FILE = "trainer_state.json"
+"""Written last into each `checkpoint-<step>/`: a checkpoint without it is incomplete."""
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest step first."""
+    if not output_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := _NAME.match(p.name)) and (p / STATE_FILE).is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def read_state(checkpoint: Path) -> dict:
+    return orjson.loads((checkpoint / STATE_FILE).read_bytes())
+
+
+class NoModelError(OFAError):
+    """A directory given as a model holds neither a model nor a finished checkpoint."""
+
+
+def model_directory(path: str | Path) -> Path:
+    """A model directory as is; a run directory (holding `checkpoint-<step>/`) -> its best checkpoint, else its newest.
+
+    The best checkpoint is looked up by name inside `path`, so a run directory that was moved still resolves.
+    """
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    found = list_checkpoints(path)
+    if not found:
+        raise NoModelError(f"{path}: neither a model directory (no config.json) nor a run directory with a finished "
+                           f"checkpoint-<step>/; train its recipe first (ofa run RECIPE) or give a converted model directory")
+    best = read_state(found[-1]).get("best_checkpoint")
+    if best and (path / Path(best).name / STATE_FILE).is_file():
+        return path / Path(best).name
+    return found[-1]
+
+
+
+
+def load_model(directory: str | Path, overrides: dict | None = None) -> tuple[Any, Any]:
+    """(model, processor) from a model directory or a run directory; the processor must be saved with the model."""
+    from ofa_core.model.modeling import OFAForConditionalGeneration
+    from ofa_core.model.processing import OFAProcessor
+
+    directory = model_directory(directory)
+    try:
+        processor = OFAProcessor.from_pretrained(directory)
+    except (OSError, ValueError) as err:
+        raise OFAError(f"{directory}: no processor (tokenizer + image processor) saved with the model ({err}); "
+                       f"convert with `ofa convert` or save one with processor.save_pretrained") from None
+    return OFAForConditionalGeneration.from_pretrained(directory, **(overrides or {})), processor

@@ -1,0 +1,65 @@
+"""`Predictor`: a model with a task's prompt, generation settings, closed set and postprocess, on batches of records.
+
+Used by `ofa predict`; everything task-specific comes from the task's spec, so any registered task predicts.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ofa_core.generation.closed_set import ClosedSetDecoder, decode_batch
+from ofa_core.generation.settings import generation_config
+from ofa_core.inference.loading import load_model
+from ofa_core.model.errors import OFAError
+from ofa_core.model.search import special_token_ids
+from ofa_core.plugin.specs import PromptTemplate, TaskSpec
+from ofa_core.recipe import closed_set_of, task_search
+
+
+class Predictor:
+    """Model + processor + the task's prompt, generation settings, closed set and postprocess."""
+
+    def __init__(self, model_dir: str | Path, task: TaskSpec, prompt: PromptTemplate, options: Any = None,
+                 generation: dict | None = None) -> None:
+        model, self.processor = load_model(model_dir)
+        self.model = model.eval()
+        self.generation = generation_config(task_search(task, prompt), **special_token_ids(self.model.config))
+        unknown = self.generation.update(**(generation or {}))
+        if unknown:
+            raise OFAError(f"--generation {', '.join(unknown)}: not a generation setting; see transformers' GenerationConfig")
+        self.task, self.prompt, self.options = task, prompt, options
+        closed_set = closed_set_of(task, options, prompt)
+        self.answers = functools.partial(  # (model, inputs) -> list[Decoded]
+            decode_batch, generation_config=self.generation, tokenizer=self.processor.tokenizer,
+            closed_set=ClosedSetDecoder(closed_set, self.processor.tokenizer) if closed_set else None)
+
+    def __call__(self, batch: list[dict]) -> list[dict]:
+        records = []
+        for record in batch:
+            if self.task.preprocess is not None:
+                record = self.task.preprocess(dict(record), "test", self.options)
+            if record is not None:
+                records.append(record)
+        if not records:
+            return []
+        try:
+            sources = [self.prompt.source.format(**record) for record in records]
+        except KeyError as error:
+            raise OFAError(f"prompt '{self.prompt.name}' needs the field {error}; pass --field {error.args[0]}=... or a TSV column") from None
+        inputs = self.processor(text=sources, images=[record.get("image") for record in records])
+        with torch.no_grad():
+            decoded = self.answers(self.model, inputs)
+        rows = []
+        for record, source, answer in zip(records, sources, decoded):
+            text = answer.text
+            prediction = self.task.postprocess(text, record, self.options) if self.task.postprocess else text
+            row = {"id": record.get("id"), "image": record.get("image") if isinstance(record.get("image"), str) else None,
+                   "source": source, "text": text, "prediction": prediction}
+            if answer.ranking:
+                row["ranking"] = [{"answer": name, "score": score} for name, score in answer.ranking]
+            rows.append(row)
+        return rows

@@ -1,0 +1,39 @@
+"""The OFA model family in transformers' shape: the bottom layer, importing no framework code.
+
+configuration (and named presets), tokenization, image processing, processing, modeling (the
+network and the official beam search), the official search settings, Auto registration, location
+tokens for boxes, int8 quantization, and `OFAError`, the error everything above raises too.
+
+Classes are imported on first use, so `ofa_core.model.errors` and `ofa_core.model.search` stay
+free of torch and transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "OFAConfig": "ofa_core.model.configuration",
+    "OFATokenizer": "ofa_core.model.tokenization",
+    "OFAImageProcessor": "ofa_core.model.image_processing",
+    "OFAProcessor": "ofa_core.model.processing",
+    "OFAModel": "ofa_core.model.modeling",
+    "OFAForConditionalGeneration": "ofa_core.model.modeling",
+    "OFAPreTrainedModel": "ofa_core.model.modeling",
+    "register_auto_classes": "ofa_core.model.auto",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,6 +1,0 @@
-"""The OFA model family as transformers models."""
-
-from ofa_core.modeling.model import OFAForConditionalGeneration, OFAModel, OFAPreTrainedModel
-from ofa_core.modeling.outputs import OFAEncoderOutput
-
-__all__ = ["OFAEncoderOutput", "OFAForConditionalGeneration", "OFAModel", "OFAPreTrainedModel"]

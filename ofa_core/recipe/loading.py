@@ -1,0 +1,159 @@
+"""Loading a recipe file: read it and its `extends` parents, apply `--set`, type-check, resolve paths.
+
+Every error is one line naming the file and the JSON path, and says where a bad value came from
+(a parent recipe, `--set`). Looking components up in the registry is the next step (`resolve`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from ofa_core.model.errors import OFAError
+from ofa_core.recipe.paths import MissingPathError, resolve_path
+from ofa_core.recipe.schema import RecipeError, build
+from ofa_core.recipe.sections import MissingRecipePath, Recipe, RecipeFile, with_setup
+from ofa_core.recipe.training import TrainingConfig
+
+
+def read_json(path: Path, what: str = "recipe") -> dict:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise OFAError(f"{path}: {what} not found; check the path (relative paths are relative to the recipe that names them)") from None
+    except orjson.JSONDecodeError as error:
+        raise OFAError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise OFAError(f"{path}: a recipe is a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _layers(path: Path, label: str, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str, Path]]:
+    """The recipe and its ancestors as (json, origin label, file), oldest ancestor first."""
+    path = path.resolve()
+    if path in seen:
+        raise OFAError(f"{seen[-1]}: extends: cycle through {path}")
+    data = read_json(path, "recipe" if not seen else "parent recipe")
+    parents = data.get("extends") or []
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise OFAError(f"{path}: extends: expected a path or a list of paths")
+    layers = []
+    for parent in parents:
+        parent_path = path.parent / parent
+        if not parent_path.is_file():
+            raise OFAError(f"{path}: extends: {parent_path} not found; paths are relative to {path.parent}")
+        layers += _layers(parent_path, f"parent {parent_path}", seen + (path,))
+    return layers + [(data, label, path)]
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else key))
+        return out
+    return {prefix: value}
+
+
+def _merge(base: dict, top: dict) -> dict:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _record(origins: dict[str, str], layer: dict, label: str) -> None:
+    for path in flatten(layer):
+        for old in [p for p in origins if p.startswith(path + ".") or path.startswith(p + ".")]:
+            del origins[old]
+        origins[path] = label
+
+
+def parse_set(assignment: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (['a', 'b'], value); the value is JSON if it parses, else a string."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise OFAError(f"--set {assignment}: expected KEY.PATH=VALUE, e.g. --set training.learning_rate=1e-4")
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = text
+    return key.split("."), value
+
+
+def _set(data: dict, keys: list[str], value: Any) -> dict:
+    if len(keys) == 1:
+        return {**data, keys[0]: value}
+    child = data.get(keys[0])
+    if isinstance(child, str):  # the shorthand `"task": "caption"` means {"name": "caption"}
+        child = {"name": child}
+    return {**data, keys[0]: _set(child if isinstance(child, dict) else {}, keys[1:], value)}
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read, merge, override and type-check a recipe; every error is one line naming file and field."""
+    path = Path(path)
+    layers = _layers(path, "this file")
+    merged: dict = {}
+    origins: dict[str, str] = {}
+    for data, label, _file in layers:
+        data = {k: v for k, v in data.items() if k != "extends"}
+        merged = _merge(merged, data)
+        _record(origins, data, label)
+    for assignment in overrides:
+        keys, value = parse_set(assignment)
+        merged = _set(merged, keys, value)
+        _record(origins, _set({}, keys, value), "--set")
+    path = path.resolve()
+
+    def fail(error: RecipeError) -> OFAError:
+        field = str(error).split(":", 1)[0]
+        origin = next((o for p, o in origins.items() if p == field or p.startswith(field + ".")), None) or origin_of(origins, field)
+        where = f" (value from {origin})" if origin not in (None, "this file", "default") else ""
+        if isinstance(error, MissingPathError):
+            return MissingRecipePath(f"{path}: {with_setup(f'{error}{where}', merged.get('setup'))}", error.path)
+        return OFAError(f"{path}: {error}{where}")
+
+    try:
+        spec = build(RecipeFile, merged, "")
+        spec = _resolve_paths(spec, path.parent)
+        training = _training(spec, path)
+    except RecipeError as error:
+        raise fail(error) from None
+    return Recipe(path, spec, training, origins)
+
+
+def _resolve_paths(spec: RecipeFile, base: Path) -> RecipeFile:
+    checkpoint = resolve_path(spec.model.checkpoint, base, "model.checkpoint", must_exist=True)
+    output_dir = spec.output_dir or spec.training.get("output_dir") or f"runs/{spec.name or spec.task.name}"
+    if not isinstance(output_dir, str):
+        raise RecipeError(f"training.output_dir: expected string, got {output_dir!r}")
+    return attrs.evolve(spec, model=attrs.evolve(spec.model, checkpoint=checkpoint),
+                        output_dir=resolve_path(output_dir, base, "output_dir", must_exist=False))
+
+
+def _training(spec: RecipeFile, path: Path) -> Any:
+    values = {**spec.training, "output_dir": spec.output_dir}
+    if "resume_from_checkpoint" in values and values["resume_from_checkpoint"] not in (None, "auto") \
+            and isinstance(values["resume_from_checkpoint"], str):
+        values["resume_from_checkpoint"] = resolve_path(values["resume_from_checkpoint"], path.parent,
+                                                        "training.resume_from_checkpoint", must_exist=True)
+    return build(TrainingConfig, values, "training")
+
+
+def origin_of(origins: Mapping[str, str], path: str) -> str:
+    """Where `path` got its value: its own entry, or that of the shorthand or object above it."""
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in origins:
+            return origins[".".join(parts[:end])]
+    return "default"
