@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
+from ofa_core.model.presets import EN_VOCAB_SIZE, PRESETS, ZH_VOCAB_SIZE
+
 # Bottleneck block counts of the three ResNet stages OFA keeps (no layer4).
 RESNET_LAYERS: dict[str, tuple[int, int, int]] = {
     "resnet18": (2, 2, 2),
@@ -16,11 +18,6 @@ RESNET_LAYERS: dict[str, tuple[int, int, int]] = {
     "resnet101": (3, 4, 23),
     "resnet152": (3, 8, 36),
 }
-
-# Vocabulary sizes of the official dictionaries (text + <mask> + 8192 codes + 1000 bins).
-EN_VOCAB_SIZE = 59457
-ZH_VOCAB_SIZE = 30325
-
 
 class OFAConfig(PreTrainedConfig):
     """Configuration of an OFA encoder-decoder (ResNet trunk + unified Transformer)."""
@@ -122,8 +119,6 @@ class OFAConfig(PreTrainedConfig):
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "OFAConfig":
         """A config for an official size (`ofa-base`, `ofa-cn-large`, ...) or `tiny-test`."""
-        from ofa_core.model.presets import PRESETS
-
         if name not in PRESETS:
             raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
         return cls(**{**PRESETS[name], **overrides})

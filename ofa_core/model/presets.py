@@ -6,7 +6,9 @@ models share the English architecture with the BERT-Chinese vocabulary.
 
 from __future__ import annotations
 
-from ofa_core.model.configuration import EN_VOCAB_SIZE, ZH_VOCAB_SIZE
+# Vocabulary sizes of the official dictionaries: text + <mask> + 8192 image codes + 1000 location bins.
+EN_VOCAB_SIZE = 59457
+ZH_VOCAB_SIZE = 30325
 
 
 def _size(d_model: int, ffn: int, heads: int, enc: int, dec: int, resnet: str) -> dict:

@@ -7,7 +7,7 @@ imports torch.
 """
 
 from ofa_core.recipe.loading import load
-from ofa_core.recipe.resolve import Resolved, build_options, closed_set_of, resolve, task_search
+from ofa_core.recipe.resolution import Resolved, build_options, closed_set_of, resolve, task_search
 from ofa_core.recipe.sections import MissingRecipePath, Recipe
 from ofa_core.recipe.training import TrainingConfig
 

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from ofa_core.recipe.loading import flatten, origin_of
-from ofa_core.recipe.resolve import Resolved
+from ofa_core.recipe.resolution import Resolved
 from ofa_core.recipe.sections import Component, Recipe
 
 
