@@ -86,11 +86,11 @@ def test_new_plugin_scaffold_works_and_never_overwrites(capsys, tmp_path, monkey
     target = tmp_path / "ofa-plugin-my-vqa"
     assert code == 0 and (target / "pyproject.toml").is_file()
     assert 'my_vqa = "ofa_plugin_my_vqa"' in (target / "pyproject.toml").read_text()
-    module = import_path(target / "ofa_plugin_my_vqa.py")
-    registry = registry_with(module, installed=True)
-    assert registry.tasks.get("my_vqa").loss == "my_vqa_ce"
     monkeypatch.syspath_prepend(str(target))
+    module = import_path(target / "ofa_plugin_my_vqa")
     monkeypatch.setitem(sys.modules, "ofa_plugin_my_vqa", module)
+    registry = registry_with(module, installed=True)
+    assert registry.tasks.get("my_vqa").loss == "label_smoothed_cross_entropy"
     tests = import_path(target / "tests" / "test_ofa_plugin_my_vqa.py")
     tests.test_registers_a_complete_task()
     tests.test_exact_match_state_merges_by_sum()
