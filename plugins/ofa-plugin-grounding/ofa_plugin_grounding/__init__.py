@@ -6,8 +6,7 @@ is the core's `label_smoothed_cross_entropy`. Importing this module does not imp
 
 from __future__ import annotations
 
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.plugin import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec, hookimpl
 from ofa_plugin_grounding.metric import MetricOptions, build_metric
 from ofa_plugin_grounding.reader import ReaderOptions, open_split
 from ofa_plugin_grounding.task import postprocess, preprocess

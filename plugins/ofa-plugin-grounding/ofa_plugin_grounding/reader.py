@@ -10,8 +10,7 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import path_option
+from ofa_core.plugin import OFAError, path_option
 
 
 @attrs.frozen

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 import ofa_plugin_grounding
-from ofa_core.model.errors import OFAError
+from ofa_core.plugin import OFAError
 from ofa_core.plugin.testing import check_metric, fake_image, registry_with
 from ofa_plugin_grounding.metric import MetricOptions, build_metric
 from ofa_plugin_grounding.reader import ReaderOptions, open_split

@@ -1,0 +1,5 @@
+"""Deprecated: import from `ofa_core.plugin` (or `ofa_core.plugin.specs`); this module goes away in the next release."""
+
+from ofa_core.plugin.deprecated import moved
+
+moved(globals(), "ofa_core.plugin.specs", via="ofa_core.plugin")
