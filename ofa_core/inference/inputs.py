@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ofa_core.model.errors import OFAError
-from ofa_core.plugin.records import BadRows, image_reference
+from ofa_core.plugin.records import BadRows, image_reference, tsv_rows
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -14,30 +14,25 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 def _tsv_records(path: Path, fields: dict[str, str], bad: BadRows) -> Iterator[dict]:
     """Rows of a TSV with a header naming an 'image' column, or of a headerless `id<TAB>image` TSV
     (MUGE's and OFA's image files). Images are paths (relative to the TSV) or base64."""
-    with path.open(encoding="utf-8", newline="\n") as handle:
+    with path.open(encoding="utf-8") as handle:
         first = handle.readline().rstrip("\r\n").split("\t")
-        if "image" in first:
-            header, start = first, 2
-        elif len(first) == 2:
-            header, start = ["id", "image"], 1
-            handle.seek(0)
-        else:
-            raise OFAError(f"{path}: expected a header with an 'image' column, or headerless 'id<TAB>base64 image' rows "
-                           f"(found {len(first)} columns: {', '.join(first)[:80]})")
-        for number, line in enumerate(handle, start=start):
-            values = line.rstrip("\r\n").split("\t")
-            if values == [""]:
-                continue
-            row = dict(zip(header, values))
-            if len(values) != len(header):
-                bad(f"{path}:{number}", f"{len(values)} columns, the header has {len(header)}")
-                continue
-            try:
-                image = image_reference(row["image"], path.parent) if row["image"] else None
-            except ValueError as error:
-                bad(f"{path}:{number}", str(error))
-                continue
-            yield {"id": row.get("id") or f"{path.stem}:{number}", **fields, **row, "image": image}
+    if "image" in first:
+        header = first
+    elif len(first) == 2:
+        header = ["id", "image"]
+    else:
+        raise OFAError(f"{path}: expected a header with an 'image' column, or headerless 'id<TAB>base64 image' rows "
+                       f"(found {len(first)} columns: {', '.join(first)[:80]})")
+    for number, values in tsv_rows(path, len(header), bad):
+        if header is first and number == 1:
+            continue
+        row = dict(zip(header, values))
+        try:
+            image = image_reference(row["image"], path.parent) if row["image"] else None
+        except ValueError as error:
+            bad(f"{path}:{number}", str(error))
+            continue
+        yield {"id": row.get("id") or f"{path.stem}:{number}", **fields, **row, "image": image}
     bad.summarise(path, "predict")
 
 

@@ -151,9 +151,12 @@ def jsonl_rows(path: Path, bad: BadRows) -> Iterator[tuple[int, dict]]:
 
 
 def tsv_rows(path: Path, columns: int, bad: BadRows) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) for each line of a tab-separated file with at least `columns` fields; shorter lines are bad rows."""
+    """(line number, fields) for each line of a tab-separated file with at least `columns` fields; shorter lines are
+    bad rows, blank lines are skipped."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
             fields = line.rstrip("\r\n").split("\t")
             if len(fields) < columns:
                 bad(f"{path}:{number}", f"expected {columns} tab-separated columns, found {len(fields)}")
