@@ -115,3 +115,101 @@ def test_task_pages_name_registered_components_and_the_code_s_settings(page, reg
                            str(config.no_repeat_ngram_size), "yes" if config.normalize_scores else "no"], search
     for recipe in recipes(page):
         check_components(recipe, registry)
+
+
+REPO = DOCS.parent
+# `ofa_core.plugin.hooks`, `ofa_core.model.search.OFFICIAL_SEARCH`: dotted names of this project's code.
+DOTTED = re.compile(r"\b((?:ofa_core|ofa_tasks)(?:\.[A-Za-z_]\w*)+)")
+# `ofa_core/recipe/training.py`, `benchmarks/bench_startup.py`: files of this repository.
+REPO_PATH = re.compile(r"(?<![\w/.~-])((?:ofa_core|ofa_tasks|benchmarks|recipes|plugins|tests)/[\w./-]*\w)")
+
+
+def resolves(dotted: str) -> bool:
+    """`dotted` is an importable module, or an attribute reachable from the longest importable prefix."""
+    import importlib
+    import warnings
+
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                value = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for attribute in parts[end:]:
+            if not hasattr(value, attribute):
+                return False
+            value = getattr(value, attribute)
+        return True
+    return False
+
+
+def fenced_blocks(page: Path) -> list[tuple[str, str]]:
+    """(language, text) of each fenced code block, fences paired in order."""
+    blocks, language, lines = [], None, []
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            if language is None:
+                language, lines = line.strip().strip("`").strip(), []
+            else:
+                blocks.append((language, "\n".join(lines)))
+                language = None
+        elif language is not None:
+            lines.append(line)
+    return blocks
+
+
+def commands(page: Path) -> list[list[str]]:
+    """Every `python -m ofa_core ...` / `ofa ...` command in the page's shell blocks, as argv after the program."""
+    import shlex
+
+    found = []
+    for language, block in fenced_blocks(page):
+        if language not in ("", "bash", "sh", "console"):
+            continue
+        for line in block.replace("\\\n", " ").splitlines():
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+            lexer.whitespace_split, lexer.commenters = True, "#"
+            words, command = list(lexer), []
+            for word in [*words, ";"]:
+                if word and set(word) <= set(";&|<>"):
+                    while command and "=" in command[0] and not command[0].startswith("-"):
+                        command = command[1:]  # VARIABLE=value prefixes
+                    if command[:3] == ["python", "-m", "ofa_core"]:
+                        found.append(command[3:])
+                    elif command[:1] == ["ofa"]:
+                        found.append(command[1:])
+                    command = []
+                    if word.startswith(">") or word.startswith("<"):
+                        break
+                else:
+                    command.append(word)
+    return found
+
+
+@pytest.mark.parametrize("page", [*PAGES, REPO / "README.md"], ids=lambda page: page.relative_to(REPO).as_posix())
+def test_code_the_page_names_exists(page):
+    """Every module, class or function and every repository file a page names exists, so a moved or renamed
+    piece of code cannot leave the docs pointing at nothing."""
+    text = page.read_text(encoding="utf-8")
+    dotted = set(DOTTED.findall(text))
+    paths = {path.rstrip(".") for path in REPO_PATH.findall(text)}
+    missing = sorted(name for name in dotted if not resolves(name.rstrip(".")))
+    # Paths with an example plugin name (`ofa new-plugin my_vqa` writes them) are the user's files, not ours.
+    missing += sorted(path for path in paths if not (REPO / path).exists() and not re.search(r"my[_-]", path))
+    assert not missing, f"{page.name} names code that does not exist: {missing}"
+
+
+@pytest.mark.parametrize("page", [*PAGES, REPO / "README.md"], ids=lambda page: page.relative_to(REPO).as_posix())
+def test_commands_the_page_shows_parse(page, capsys):
+    """Every `ofa` command line in a page's shell blocks names a real verb with real options."""
+    from ofa_core.cli.main import build_parser
+    from ofa_core.registry import load_plugins
+
+    parser = build_parser(load_plugins())
+    for argv in commands(page):
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exit_:
+            assert exit_.code == 0, f"{page.name}: `ofa {' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()}"

@@ -100,7 +100,7 @@ class RecipeFile:
     metrics: list[Component] | None = attrs.field(default=None, metadata={"help": "metric names or {name, ...options}; default: the task's"})
     generation: str | dict | None = attrs.field(default=None, metadata={"help": "an official search name or GenerationConfig kwargs"})
     training: dict = attrs.field(factory=dict, metadata={
-        "help": "transformers TrainingArguments names (ofa_core/trainer/config.py); a key described nowhere here means what it means there"})
+        "help": "transformers TrainingArguments names (ofa_core/recipe/training.py); a key described nowhere here means what it means there"})
     output_dir: str | None = attrs.field(default=None, metadata={"help": "run directory, relative to the recipe; default runs/<name>"})
 
 
