@@ -37,6 +37,17 @@ def test_a_demo_recipe_generates_the_missing_demo_data_on_first_use(cache, monke
     assert "generating" not in capsys.readouterr().err  # generated once
 
 
+def test_loading_a_recipe_has_no_side_effects_the_cli_generates_the_demo(cache, monkeypatch):
+    """`recipe.load` only reports the missing demo path (with the path, for the CLI); it never writes anything."""
+    from ofa_core.recipe import MissingRecipePath, load
+
+    monkeypatch.setattr(writer, "generate", lambda *args, **kwargs: pytest.fail("a recipe load generated the demo"))
+    with pytest.raises(MissingRecipePath, match="model.checkpoint") as error:
+        load(RECIPES / "demo_caption.json")
+    assert error.value.path == (cache / "demo" / "model").resolve()
+    assert not cache.exists()
+
+
 def test_recipe_paths_expand_environment_variables(tmp_path, cache, monkeypatch, capsys):
     (cache / "data").mkdir(parents=True)
     monkeypatch.setenv("MY_MODELS", str(tmp_path))
