@@ -50,15 +50,6 @@ def device_for(world: World) -> torch.device:
     return torch.device("cuda", world.local_rank) if torch.cuda.is_available() else torch.device("cpu")
 
 
-def all_reduce_sum(values: list[float], world: World, device: torch.device) -> list[float]:
-    """Element-wise sum over processes (float64, so token counts stay exact)."""
-    if not world.distributed:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
-
-
 def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world: World) -> None:
     """Sum the gradients of every process in one flat buffer.
 

@@ -34,6 +34,8 @@ from ofa_core.trainer.freezing import apply_freezing
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
 from ofa_core.trainer.optim import build_optimizer, build_scheduler
 from ofa_core.trainer.reporting import Reporter
+from ofa_core.trainer.schedule import due
+from ofa_core.trainer.state import TrainState
 
 LossFn = Callable[[Any, dict], LossOutput]
 
@@ -199,10 +201,9 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------
 
-    def _save(self, step: int, epoch: int, position: int, metrics: dict | None) -> Path:
-        state = {"step": step, "epoch": epoch, "batch_position": position, "world_size": self.world.size,
-                 "metrics": metrics or {}, "best_checkpoint": self.best_checkpoint, "best_metric": self.best_metric}
-        path = self.output_dir / f"checkpoint-{step}"
+    def _save(self, metrics: dict | None) -> Path:
+        """Write `checkpoint-<step>` for the current state; `metrics`: this step's evaluation, if any."""
+        path = self.output_dir / f"checkpoint-{self.state.step}"
         weights, optimizer_state = None, None
         if self.sharded:
             weights = sharding.full_model_state(self.model)
@@ -212,12 +213,11 @@ class Trainer:
                      "rng_state_0.pt": ckpt.rng_state()}
             if self.scaler:
                 files["scaler.pt"] = self.scaler.state_dict()
-            best = self._is_best(metrics)
-            if best:
-                self.best_checkpoint, self.best_metric = str(path), metrics[self._best_name(metrics)]
-                state.update(best_checkpoint=self.best_checkpoint, best_metric=self.best_metric)
-            ckpt.write_checkpoint(self.output_dir, step, self.model, self.processor, files, state, weights)
-            keep = Path(self.best_checkpoint) if self.best_checkpoint else None
+            if self._is_best(metrics):
+                self.state.best_checkpoint, self.state.best_metric = str(path), metrics[self._best_name(metrics)]
+            ckpt.write_checkpoint(self.output_dir, self.state.step, self.model, self.processor, files,
+                                  self.state.to_json(self.world.size, metrics), weights)
+            keep = Path(self.state.best_checkpoint) if self.state.best_checkpoint else None
             ckpt.rotate(self.output_dir, self.config.save_total_limit, keep)
         barrier(self.world)
         if not self.world.is_main:
@@ -233,16 +233,17 @@ class Trainer:
         name = self._best_name(metrics or {})
         if not metrics or name not in metrics:
             return False
-        if self.best_metric is None:
+        if self.state.best_metric is None:
             return True
         greater = self.config.greater_is_better
         greater = self.score_directions.get(name, True) if greater is None else greater
-        return metrics[name] > self.best_metric if greater else metrics[name] < self.best_metric
+        return metrics[name] > self.state.best_metric if greater else metrics[name] < self.state.best_metric
 
-    def _resume(self, path: Path) -> dict:
-        state = ckpt.read_state(path)
-        if state["world_size"] != self.world.size:
-            raise OFAError(f"training.resume_from_checkpoint: {path} was written by {state['world_size']} processes, "
+    def _resume(self, path: Path) -> TrainState:
+        """Load weights, optimizer, scheduler, scaler and this process's RNG from `path`; return its state."""
+        data = ckpt.read_state(path)
+        if data["world_size"] != self.world.size:
+            raise OFAError(f"training.resume_from_checkpoint: {path} was written by {data['world_size']} processes, "
                            f"this run has {self.world.size}; resume with the same number of processes")
         weights = load_file(path / "model.safetensors", device=str(self.device))
         if self.sharded:
@@ -257,111 +258,111 @@ class Trainer:
         if self.scaler and (path / "scaler.pt").exists():
             self.scaler.load_state_dict(ckpt.load_file(path, "scaler.pt"))
         ckpt.set_rng_state(ckpt.load_file(path, f"rng_state_{self.world.rank}.pt"))
-        self.best_checkpoint, self.best_metric = state.get("best_checkpoint"), state.get("best_metric")
-        return state
+        return TrainState.from_json(data)
 
     # -- training ------------------------------------------------------------------------------------
 
     def train(self) -> dict[str, Any]:
         """Train to `max_steps` / `num_train_epochs`, evaluating and saving as configured; returns a summary."""
+        self._prepare()
+        started = time.monotonic()
+        while self.state.step < self.total_steps:
+            self._train_epoch()
+        if self.config.save_strategy != "no" and self.saved_at != self.state.step and self.state.step > self.start_step:
+            self._save(None)
+        self.reporter.close()
+        result = self._summary(time.monotonic() - started)
+        _say(self.world, "done: " + ", ".join(f"{k}={v}" for k, v in result.items() if v is not None))
+        return result
+
+    def _prepare(self) -> None:
+        """Everything a run sets up before its first step: seeds, freezing, data, optimizer, resumed state, reporter."""
         config, world = self.config, self.world
         if not self.train_examples:
             raise OFAError("training: the train split has no examples; check data.train and the reader")
         torch.manual_seed(config.seed)
         random.seed(config.seed)
-        summary = apply_freezing(self.model, config)
-        _say(world, str(summary))
+        self.freezing = apply_freezing(self.model, config)
+        _say(world, str(self.freezing))
         if self.sharded:
-            sharding.shard(self.model, reshard_after_forward=self.config.fsdp != "shard_grad_op")
+            sharding.shard(self.model, reshard_after_forward=config.fsdp != "shard_grad_op")
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self._train_mode()
-        grouped = config.freeze_encoder and config.group_by_image
-        groups = group_examples(self.train_examples, grouped)
-        dataset = GroupDataset(self.train_examples, groups, self.processor.image_processor, config.bad_images)
-        def batches_of(epoch: int) -> list[list[int]]:
-            return epoch_batches(groups, config.per_device_train_batch_size, world.size, world.rank,
-                                 config.seed, epoch, shuffle=True, drop_last=True)
-        steps_per_epoch = math.ceil(len(batches_of(0)) / config.gradient_accumulation_steps)
+        self.groups = group_examples(self.train_examples, config.freeze_encoder and config.group_by_image)
+        self.dataset = GroupDataset(self.train_examples, self.groups, self.processor.image_processor, config.bad_images)
+        steps_per_epoch = math.ceil(len(self._epoch_batches(0)) / config.gradient_accumulation_steps)
         if steps_per_epoch == 0:
             raise OFAError(f"training: {len(self.train_examples)} examples make no batch for {world.size} processes")
-        total = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * steps_per_epoch)
+        self.total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * steps_per_epoch)
         self.optimizer = build_optimizer(self.model, config)
-        self.scheduler = build_scheduler(self.optimizer, config, total)
+        self.scheduler = build_scheduler(self.optimizer, config, self.total_steps)
         self.scaler = torch.amp.GradScaler("cuda") if config.mixed_precision == "fp16" else None
-        self.best_checkpoint, self.best_metric = None, None
-        step, epoch, position = 0, 0, 0
-        if world.is_main:
+        self._remove_unfinished_checkpoints()
+        resume = ckpt.resolve_resume(config.resume_from_checkpoint, self.output_dir)
+        self.state = self._resume(resume) if resume is not None else TrainState()
+        if resume is not None:
+            _say(world, f"resumed from {resume} at step {self.state.step}")
+        _say(world, f"{len(self.train_examples)} examples in {len(self.groups)} groups; "
+                    f"{steps_per_epoch} steps/epoch, {self.total_steps} steps")
+        self.reporter = Reporter(self.output_dir, config.report_to, self.total_steps, self.state.step, world.is_main)
+        self.start_step, self.saved_at, self.last_metrics = self.state.step, -1, {}
+
+    def _remove_unfinished_checkpoints(self) -> None:
+        """`.tmp-checkpoint-*` directories a killed run left behind."""
+        if self.world.is_main:
             for leftover in self.output_dir.glob(".tmp-checkpoint-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
-        resume = ckpt.resolve_resume(config.resume_from_checkpoint, self.output_dir)
-        if resume is not None:
-            state = self._resume(resume)
-            step, epoch, position = state["step"], state["epoch"], state["batch_position"]
-            _say(world, f"resumed from {resume} at step {step}")
-        _say(world, f"{len(self.train_examples)} examples in {len(groups)} groups; {steps_per_epoch} steps/epoch, {total} steps")
-        reporter = Reporter(self.output_dir, config.report_to, total, step, world.is_main)
-        window: dict[str, float] = {}
-        window_start, started, last_metrics, saved_at = time.monotonic(), time.monotonic(), {}, -1
-        first_step = step
-        while step < total:
-            batches = batches_of(epoch)
-            loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[position:], collate_fn=self.collator,
-                                                 num_workers=config.dataloader_num_workers, generator=_loader_generator())
-            micro_iter = iter(loader)
-            epoch_done = False
-            while step < total:
-                micro = list(islice(micro_iter, config.gradient_accumulation_steps))
-                if not micro:
-                    epoch_done = True
-                    break
-                position += len(micro)
-                totals = self._step(micro)
-                step += 1
-                reporter.advance()
-                for key, value in totals.items():
-                    window[key] = window.get(key, 0.0) + value if key not in ("grad_norm", "loss_scale") else value
-                end_of_epoch = position >= len(batches)
-                if step % config.logging_steps == 0 or step == total:
-                    elapsed = time.monotonic() - window_start
-                    values = {"loss": window["loss_sum"] / max(window["sample_size"], 1.0),
-                              "lr": self.scheduler.get_last_lr()[0], "grad_norm": window["grad_norm"],
-                              "samples_per_s": window["nsamples"] / max(elapsed, 1e-9),
-                              "tokens_per_s": window["sample_size"] / max(elapsed, 1e-9),
-                              "dropped": window["num_dropped"], "epoch": epoch + position / len(batches)}
-                    if "nll_loss" in window:
-                        values["nll_loss"] = window["nll_loss"] / max(window["sample_size"], 1.0)
-                    if "loss_scale" in window:
-                        values["loss_scale"] = window["loss_scale"]
-                    reporter.log(step, values)
-                    window, window_start = {}, time.monotonic()
-                metrics = None
-                if self.eval_examples and (
-                        (config.eval_strategy == "steps" and step % config.eval_interval == 0)
-                        or (config.eval_strategy == "epoch" and end_of_epoch)):
-                    metrics = self._evaluate_during_training(step, reporter)
-                    last_metrics = metrics
-                if (config.save_strategy == "steps" and step % config.save_steps == 0) or (
-                        config.save_strategy == "epoch" and end_of_epoch):
-                    self._save(step, epoch, position, metrics)
-                    saved_at = step
-            if epoch_done or position >= len(batches):
-                epoch, position = epoch + 1, 0
-        if config.save_strategy != "no" and saved_at != step and step > first_step:
-            self._save(step, epoch, position, None)
-        reporter.close()
-        elapsed = time.monotonic() - started
-        result = {"steps": step, "epochs": epoch + position / max(len(batches_of(epoch)), 1),
-                  "train_seconds": round(elapsed, 3), "trainable_parameters": summary.trainable,
-                  "frozen_parameters": summary.frozen, "best_checkpoint": self.best_checkpoint,
-                  "best_metric": self.best_metric, "eval": last_metrics}
-        _say(world, "done: " + ", ".join(f"{k}={v}" for k, v in result.items() if v is not None))
-        return result
 
-    def _evaluate_during_training(self, step: int, reporter: Reporter) -> dict[str, float]:
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This process's micro-batches (group indices) of `epoch`."""
+        config, world = self.config, self.world
+        return epoch_batches(self.groups, config.per_device_train_batch_size, world.size, world.rank,
+                             config.seed, epoch, shuffle=True, drop_last=True)
+
+    def _train_epoch(self) -> None:
+        """Optimizer steps through the rest of the current epoch, or until the last step."""
+        batches = self._epoch_batches(self.state.epoch)
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=batches[self.state.batch_position:],
+                                             collate_fn=self.collator, num_workers=self.config.dataloader_num_workers,
+                                             generator=_loader_generator())
+        micro_batches = iter(loader)
+        while self.state.step < self.total_steps:
+            micro = list(islice(micro_batches, self.config.gradient_accumulation_steps))
+            if not micro:
+                break
+            self._train_step(micro, len(batches))
+        if self.state.batch_position >= len(batches):
+            self.state.next_epoch()
+
+    def _train_step(self, micro: list[dict], epoch_length: int) -> None:
+        """One optimizer step, then whatever is due after it: a log line, an evaluation, a checkpoint."""
+        config, state = self.config, self.state
+        state.batch_position += len(micro)
+        totals = self._step(micro)
+        state.step += 1
+        self.reporter.step_done(totals)
+        end_of_epoch = state.batch_position >= epoch_length
+        if due("steps", config.logging_steps, state.step, end_of_epoch, last_step=state.step == self.total_steps):
+            self.reporter.log_window(state.step, self.scheduler.get_last_lr()[0], state.epoch + state.batch_position / epoch_length)
+        metrics = None
+        if self.eval_examples and due(config.eval_strategy, config.eval_interval, state.step, end_of_epoch):
+            metrics = self.last_metrics = self._evaluate_during_training()
+        if due(config.save_strategy, config.save_steps, state.step, end_of_epoch):
+            self._save(metrics)
+            self.saved_at = state.step
+
+    def _evaluate_during_training(self) -> dict[str, float]:
         metrics, samples = self.evaluate(return_samples=self.config.num_sample_predictions)
-        reporter.evaluation(step, metrics, samples)
+        self.reporter.evaluation(self.state.step, metrics, samples)
         self._train_mode()
         return metrics
+
+    def _summary(self, seconds: float) -> dict[str, Any]:
+        state = self.state
+        return {"steps": state.step, "epochs": state.epoch + state.batch_position / max(len(self._epoch_batches(state.epoch)), 1),
+                "train_seconds": round(seconds, 3), "trainable_parameters": self.freezing.trainable,
+                "frozen_parameters": self.freezing.frozen, "best_checkpoint": state.best_checkpoint,
+                "best_metric": state.best_metric, "eval": self.last_metrics}
 
     # -- evaluation ----------------------------------------------------------------------------------
 

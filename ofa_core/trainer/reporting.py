@@ -17,6 +17,42 @@ def headline(scores: dict[str, Any]) -> str:
                      if isinstance(value, float) and key != "dropped" and "/" not in key)
 
 
+class LogWindow:
+    """The step totals summed since the last train log line, and the values that line shows.
+
+    Totals are what `Trainer._step` returns: `loss_sum`, `sample_size` (tokens), `nsamples`,
+    `num_dropped` and the loss's own logs add up; `grad_norm` and `loss_scale` are per step, the
+    window keeps the latest.
+    """
+
+    LATEST = ("grad_norm", "loss_scale")
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.started = time.monotonic()
+
+    def add(self, totals: dict[str, float]) -> None:
+        for key, value in totals.items():
+            self.totals[key] = value if key in self.LATEST else self.totals.get(key, 0.0) + value
+
+    def values(self, lr: float, epoch: float) -> dict[str, float]:
+        """Per-token losses, throughput since the window opened, and `lr` / `epoch` as given."""
+        totals = self.totals
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        tokens = max(totals["sample_size"], 1.0)
+        values = {"loss": totals["loss_sum"] / tokens, "lr": lr, "grad_norm": totals["grad_norm"],
+                  "samples_per_s": totals["nsamples"] / elapsed, "tokens_per_s": totals["sample_size"] / elapsed,
+                  "dropped": totals["num_dropped"], "epoch": epoch}
+        if "nll_loss" in totals:
+            values["nll_loss"] = totals["nll_loss"] / tokens
+        if "loss_scale" in totals:
+            values["loss_scale"] = totals["loss_scale"]
+        return values
+
+    def reset(self) -> None:
+        self.totals, self.started = {}, time.monotonic()
+
+
 class Reporter:
     """Writes `log.jsonl` and (with 'tensorboard' in report_to) `runs/` under the output directory.
 
@@ -31,6 +67,7 @@ class Reporter:
                         dynamic_ncols=True, desc="train")
         self.log_file = None
         self.writer = None
+        self.window = LogWindow()
         if not active:
             return
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +107,16 @@ class Reporter:
 
     def advance(self) -> None:
         self.bar.update(1)
+
+    def step_done(self, totals: dict[str, float]) -> None:
+        """Count an optimizer step: the bar moves, its totals join the log window."""
+        self.advance()
+        self.window.add(totals)
+
+    def log_window(self, step: int, lr: float, epoch: float) -> None:
+        """The train line for the steps since the last one; the next window starts now."""
+        self.log(step, self.window.values(lr, epoch))
+        self.window.reset()
 
     def close(self) -> None:
         self.bar.close()
