@@ -40,11 +40,3 @@ class CandidateTrie:
     def __call__(self, batch_id: int, prefix: torch.Tensor) -> list[int]:
         return self.allowed(prefix.tolist())
 
-
-def closed_set_trie(tokenizer, answers: Iterable[str], *, leading_space: bool = False) -> CandidateTrie:
-    """Tokenise each answer (English OFA answers start with a space) without specials and build the trie."""
-    sequences = []
-    for answer in answers:
-        text = (" " + answer) if leading_space else answer
-        sequences.append(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return CandidateTrie(sequences, bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id)

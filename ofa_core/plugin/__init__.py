@@ -24,8 +24,10 @@ from ofa_core.plugin.records import (
     verified_image_file,
 )
 from ofa_core.plugin.specs import (
+    CLOSED_SET_FIELDS,
     IGNORE_INDEX,
     ClosedSet,
+    ClosedSetOptions,
     LossOutput,
     LossSpec,
     Metric,
@@ -34,15 +36,16 @@ from ofa_core.plugin.specs import (
     PromptTemplate,
     ReaderSpec,
     TaskSpec,
+    closed_set_fields_last,
     is_options_class,
     path_option,
 )
 from ofa_core.plugin.tsv import TsvError, TsvIndex
 
 __all__ = [
-    "BAD_RECORD_POLICIES", "IGNORE_INDEX", "PROJECT", "BadRecordError", "BadRows", "ClosedSet", "LossOutput",
-    "LossSpec", "Metric", "MetricSpec", "NoOptions", "OFAError", "PerSplitFiles", "PromptTemplate", "ReaderSpec",
-    "Register", "SplitFilesOptions", "TaskSpec", "TsvError", "TsvIndex", "decode_image", "hookimpl", "hookspec",
-    "image_reference", "is_options_class", "jsonl_rows", "path_option", "read_answer_list", "tsv_rows",
-    "verified_image", "verified_image_file",
+    "BAD_RECORD_POLICIES", "CLOSED_SET_FIELDS", "IGNORE_INDEX", "PROJECT", "BadRecordError", "BadRows", "ClosedSet",
+    "ClosedSetOptions", "LossOutput", "LossSpec", "Metric", "MetricSpec", "NoOptions", "OFAError", "PerSplitFiles",
+    "PromptTemplate", "ReaderSpec", "Register", "SplitFilesOptions", "TaskSpec", "TsvError", "TsvIndex",
+    "closed_set_fields_last", "decode_image", "hookimpl", "hookspec", "image_reference", "is_options_class",
+    "jsonl_rows", "path_option", "read_answer_list", "tsv_rows", "verified_image", "verified_image_file",
 ]

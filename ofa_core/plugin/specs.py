@@ -8,7 +8,7 @@ plugins stays fast; this module itself does not import torch.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "IGNORE_INDEX", "ClosedSet", "LossOutput", "LossSpec", "Metric", "MetricSpec", "NoOptions", "PromptTemplate",
-    "ReaderSpec", "TaskSpec", "is_options_class", "path_option",
+    "CLOSED_SET_FIELDS", "IGNORE_INDEX", "ClosedSet", "ClosedSetOptions", "LossOutput", "LossSpec", "Metric",
+    "MetricSpec", "NoOptions", "PromptTemplate", "ReaderSpec", "TaskSpec", "closed_set_fields_last",
+    "is_options_class", "path_option",
 ]
 
 PATH_METADATA = "ofa_path"
@@ -176,24 +177,57 @@ def _answers(_instance: Any, _attribute: attrs.Attribute, value: tuple) -> None:
         raise ValueError(f"ClosedSet.answers has duplicates: {sorted({a for a in value if value.count(a) > 1})[:5]}")
 
 
-@attrs.frozen
-class ClosedSet:
+CLOSED_SET_FIELDS = ("inference", "top_k", "restrict_loss")
+"""The fields of `ClosedSetOptions`, in the order they come after a subclass's own fields."""
+
+
+def closed_set_fields_last(_cls: type, fields: list[attrs.Attribute]) -> list[attrs.Attribute]:
+    """attrs `field_transformer` putting the `ClosedSetOptions` fields after a subclass's own.
+
+    attrs puts inherited fields first; with `@attrs.frozen(field_transformer=closed_set_fields_last)`
+    a task's options read in the order a recipe writes them (`answers`, then `inference`, `top_k`...),
+    and a subclass that redefines one of them (another default) keeps it in its place.
+    """
+    tail = {field.name: field for field in fields if field.name in CLOSED_SET_FIELDS}
+    return [field for field in fields if field.name not in tail] + [tail[name] for name in CLOSED_SET_FIELDS if name in tail]
+
+
+@attrs.frozen(field_transformer=closed_set_fields_last)
+class ClosedSetOptions:
+    """How a closed set of answers is used: the options every closed-set task (VQA, classification) shares.
+
+    A task's options class subclasses it, adds where its answers come from, and builds its
+    `ClosedSet` with `options.closed_set(answers)`. To change a default, redefine that one field
+    (e.g. `top_k: int = attrs.field(default=5, validator=attrs.fields(ClosedSetOptions).top_k.validator)`).
+    """
+
+    inference: Literal["rank", "beam"] = attrs.field(default="rank", validator=attrs.validators.in_(("rank", "beam")))
+    """'rank' scores every answer by its summed log-probability and takes the best (OFA's all-candidate inference);
+    'beam' constrains beam search to the answers' token trie."""
+    top_k: int = attrs.field(default=1, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    """Best answers per example handed to metrics' `update_rankings` and written to each prediction's `ranking` (scores every answer)."""
+    restrict_loss: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """Train with logits outside the answers' tokens masked and label smoothing spread over allowed tokens only (OFA's constraint masks)."""
+
+    def closed_set(self, answers: Iterable[str], *, top_k: int | None = None) -> ClosedSet:
+        """The `ClosedSet` of `answers` decoded with these options (`top_k` overrides, e.g. capped at len(answers))."""
+        return ClosedSet(answers, inference=self.inference, top_k=self.top_k if top_k is None else top_k,
+                         restrict_loss=self.restrict_loss)
+
+
+@attrs.frozen(field_transformer=closed_set_fields_last)
+class ClosedSet(ClosedSetOptions):
     """A fixed set of answers (class labels, a VQA answer list) that decoding must stay inside.
 
     Answers are tokenized like training targets and stored in a token trie. With `inference`
     'rank' every answer is scored by its summed log-probability (teacher-forced, trie-masked) and
     the best is the prediction: OFA's all-candidate inference, the official default for VQA and
     ImageNet. With 'beam', beam search is constrained to the trie (OFA's `--beam-search-vqa-eval`).
+    The other fields are those of `ClosedSetOptions`: `ClosedSet(answers, inference=..., top_k=..., restrict_loss=...)`.
     """
 
     answers: tuple[str, ...] = attrs.field(converter=tuple, validator=_answers)
     """The allowed answers, as the target text the model is trained to emit."""
-    inference: str = attrs.field(default="rank", validator=attrs.validators.in_(("rank", "beam")))
-    """'rank' (score every answer) or 'beam' (trie-constrained beam search)."""
-    top_k: int = attrs.field(default=1, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
-    """Answers per example handed to metrics' `update_rankings` and written to predictions (scores every answer)."""
-    restrict_loss: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    """Train with logits outside the trie masked and label smoothing spread over allowed tokens only (OFA's constraint masks)."""
 
 
 @attrs.frozen

@@ -154,33 +154,28 @@ def build_registry(pm: pluggy.PluginManager, plugins: list[PluginInfo], failures
                    *, strict: bool = False, warn: Callable[[str], None] | None = None) -> Registry:
     """Call every plugin's registering hooks one plugin at a time, each with its own `register`.
 
+    Each call goes through pluggy (a hook caller holding only that plugin's implementation), so
+    hook tracing (OFA_TRACE_PLUGINS) and call monitoring see it like any other hook call.
+
     Plugins are called in the order they were registered with `pm` (built-ins first), so a
     duplicate names the built-in first. A plugin whose hook raises is recorded in `failures` and
     its registrations are dropped, unless `strict`; a duplicate between two plugins always raises.
     """
     registry = Registry(plugins, failures)
     info_by_name = {info.name: info for info in plugins}
-    for plugin in _in_registration_order(pm):
+    ordered = _in_registration_order(pm)
+    for plugin in ordered:
         name = pm.get_name(plugin)
         info = info_by_name.get(name) or PluginInfo(name, None, "inline")
+        others = [other for other in ordered if other is not plugin]
         staged: list[tuple[Namespace, Entry, bool]] = []
         try:
             for attribute, (hook, _kind, _type) in KINDS.items():
-                impl = getattr(plugin, hook, None)
-                if impl is None or pm.parse_hookimpl_opts(plugin, hook) is None:
+                caller = pm.subset_hook_caller(hook, remove_plugins=others)
+                if not any(impl.plugin is plugin for impl in caller.get_hookimpls()):
                     continue
-                namespace = getattr(registry, attribute)
-
-                def register(entry_name: str, spec: Any, *, replace: bool = False, _ns: Namespace = namespace) -> None:
-                    if not isinstance(entry_name, str) or not entry_name:
-                        raise InvalidSpec(f"plugin '{info.name}' registered a {_ns.kind} with name {entry_name!r}; names are non-empty strings")
-                    if not isinstance(spec, _ns.spec_type):
-                        raise InvalidSpec(
-                            f"plugin '{info.name}' registered {_ns.kind} '{entry_name}' as {type(spec).__name__}; "
-                            f"expected ofa_core.plugin.specs.{_ns.spec_type.__name__}")
-                    staged.append((_ns, Entry(entry_name, spec, info.name, info.version, info.origin), replace))
-
-                impl(register=register)
+                # Through pluggy (not the function itself), so OFA_TRACE_PLUGINS traces the call.
+                caller(register=_Register(info, getattr(registry, attribute), staged))
         except Exception as exc:
             if strict:
                 raise
@@ -193,6 +188,26 @@ def build_registry(pm: pluggy.PluginManager, plugins: list[PluginInfo], failures
         for namespace, entry, replace in staged:
             namespace.add(entry, replace=replace)
     return registry
+
+
+class _Register:
+    """The `register` callback one plugin's hook receives: checks each spec and stages it under that plugin."""
+
+    def __init__(self, info: PluginInfo, namespace: Namespace, staged: list[tuple[Namespace, Entry, bool]]) -> None:
+        self.info, self.namespace, self.staged = info, namespace, staged
+
+    def __call__(self, name: str, spec: Any, *, replace: bool = False) -> None:
+        kind, plugin = self.namespace.kind, self.info.name
+        if not isinstance(name, str) or not name:
+            raise InvalidSpec(f"plugin '{plugin}' registered a {kind} with name {name!r}; names are non-empty strings")
+        if not isinstance(spec, self.namespace.spec_type):
+            raise InvalidSpec(f"plugin '{plugin}' registered {kind} '{name}' as {type(spec).__name__}; "
+                              f"expected ofa_core.plugin.{self.namespace.spec_type.__name__}")
+        self.staged.append((self.namespace, Entry(name, spec, plugin, self.info.version, self.info.origin), replace))
+
+    def __repr__(self) -> str:
+        # What a hook-call trace (OFA_TRACE_PLUGINS) shows for the `register` argument.
+        return f"<register of plugin '{self.info.name}'>"
 
 
 def _in_registration_order(pm: pluggy.PluginManager) -> list[Any]:

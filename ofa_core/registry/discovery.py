@@ -154,11 +154,17 @@ class PluginLoader:
 
     def add_commands(self, subparsers: Any) -> None:
         """Let each plugin add CLI verbs; one that raises is recorded and skipped."""
-        for impl in self.manager.hook.ofa_register_commands.get_hookimpls():
+        hook = "ofa_register_commands"
+        implementers: dict[str, Any] = {}
+        for impl in getattr(self.manager.hook, hook).get_hookimpls():
+            implementers.setdefault(impl.plugin_name, impl.plugin)
+        for name, plugin in implementers.items():
+            others = [other for other in implementers.values() if other is not plugin]
             try:
-                impl.function(subparsers=subparsers)
+                # Through pluggy, one plugin at a time: traced, and one that raises spares the rest.
+                self.manager.subset_hook_caller(hook, remove_plugins=others)(subparsers=subparsers)
             except Exception as exc:
-                self.fail(impl.plugin_name, "commands", exc)
+                self.fail(name, "commands", exc)
 
 
 def load_plugins(plugins_dirs: Iterable[str | Path] = (), *, environ: Mapping[str, str] | None = None) -> PluginLoader:
@@ -207,4 +213,4 @@ def _check_hook_names(manager: pluggy.PluginManager, plugin: Any) -> None:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise OFAError(f"unknown hook '{attribute}'{hint}")
         if manager.parse_hookimpl_opts(plugin, attribute) is None:
-            raise OFAError(f"'{attribute}' is not decorated with ofa_core.hookimpl, so it would never be called")
+            raise OFAError(f"'{attribute}' is not decorated with ofa_core.plugin.hookimpl, so it would never be called")

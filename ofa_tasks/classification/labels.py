@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import difflib
 import functools
-from typing import Literal
-
 import attrs
 
 from ofa_core.plugin.answer_lists import read_answer_list
 from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import path_option
+from ofa_core.plugin.specs import ClosedSetOptions, closed_set_fields_last, path_option
 
 
 def _labels_tuple(value: object) -> tuple[str, ...] | None:
@@ -40,21 +38,17 @@ def _check_inline(_instance: object, _attribute: attrs.Attribute, value: tuple |
         seen[label.strip()] = index
 
 
-@attrs.frozen
-class ClassificationOptions:
-    """Exactly one of `labels` / `labels_file`; `inference` 'rank' (score every label) or 'beam'."""
+@attrs.frozen(field_transformer=closed_set_fields_last)
+class ClassificationOptions(ClosedSetOptions):
+    """Exactly one of `labels` / `labels_file`; `inference` 'rank' (score every label) or 'beam'
+    (the closed-set fields are those of `ClosedSetOptions`, with `top_k` 5 by default)."""
 
     labels: tuple[str, ...] | None = attrs.field(default=None, converter=_labels_tuple, validator=_check_inline)
     """The class labels, as the text the model learns to emit (surrounding spaces are ignored)."""
     labels_file: str | None = path_option()
     """A UTF-8 file with one label per line (.txt) or a JSON list / object keyed by label (.json), relative to the recipe."""
-    inference: Literal["rank", "beam"] = attrs.field(default="rank", validator=attrs.validators.in_(("rank", "beam")))
-    """'rank': sum the log-probabilities of every label and take the best (OFA's ImageNet inference);
-    'beam': beam search constrained to the labels' token trie."""
-    top_k: int = attrs.field(default=5, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    top_k: int = attrs.field(default=5, validator=attrs.fields(ClosedSetOptions).top_k.validator)
     """Labels ranked per image for `top{k}_accuracy` and the predictions file; capped at the number of labels."""
-    restrict_loss: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    """Train with the output restricted to the labels' tokens (OFA's constraint masks)."""
 
     def __attrs_post_init__(self) -> None:
         if (self.labels is None) == (self.labels_file is None):

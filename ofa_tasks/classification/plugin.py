@@ -46,8 +46,7 @@ def preprocess(record: dict, split: str, options: ClassificationOptions) -> dict
 
 def closed_set(options: ClassificationOptions) -> ClosedSet:
     labels = label_set(options).labels
-    return ClosedSet(answers=labels, inference=options.inference, top_k=min(options.top_k, len(labels)),
-                     restrict_loss=options.restrict_loss)
+    return options.closed_set(labels, top_k=min(options.top_k, len(labels)))
 
 
 @hookimpl

@@ -12,7 +12,16 @@ import attrs
 from ofa_core.plugin.answer_lists import read_answer_list
 from ofa_core.model.errors import OFAError
 from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec, path_option
+from ofa_core.plugin.specs import (
+    ClosedSet,
+    ClosedSetOptions,
+    MetricSpec,
+    PromptTemplate,
+    ReaderSpec,
+    TaskSpec,
+    closed_set_fields_last,
+    path_option,
+)
 from ofa_tasks.vqa.answers import normalise_question
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
 from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv
@@ -23,20 +32,15 @@ PROMPTS = {
 }
 
 
-@attrs.frozen
-class VqaOptions:
-    """`task.options` of `vqa`: without answers it is open-ended; with them, closed-set."""
+@attrs.frozen(field_transformer=closed_set_fields_last)
+class VqaOptions(ClosedSetOptions):
+    """`task.options` of `vqa`: without answers it is open-ended; with them, closed-set
+    (`inference`, `top_k`, `restrict_loss`: see `ClosedSetOptions`)."""
 
     answers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     """Candidate answers, listed in the recipe."""
     answers_file: str | None = path_option()
     """Candidate answers in a file: one per line (.txt), or a JSON list / object keyed by answer (.json)."""
-    inference: str = attrs.field(default="rank", validator=attrs.validators.in_(("rank", "beam")))
-    """'rank' scores every candidate (OFA's default all-candidate inference); 'beam' constrains beam search to them."""
-    top_k: int = attrs.field(default=1, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
-    """Best candidates written to each prediction's `ranking` (scores every candidate)."""
-    restrict_loss: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    """Train with the logits outside the candidates masked (OFA's constraint masks)."""
 
 
 def closed_set(options: VqaOptions) -> ClosedSet | None:
@@ -51,7 +55,7 @@ def closed_set(options: VqaOptions) -> ClosedSet | None:
             raise OFAError("task.options: inference, top_k and restrict_loss need candidate answers; "
                            "add answers or answers_file")
         return None
-    return ClosedSet(answers, inference=options.inference, top_k=options.top_k, restrict_loss=options.restrict_loss)
+    return options.closed_set(answers)
 
 
 def preprocess(record: dict, split: str, options: VqaOptions) -> dict | None:

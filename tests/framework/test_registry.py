@@ -80,7 +80,7 @@ def test_wrong_spec_type_names_the_plugin_and_drops_only_it(capsys):
     plugins.add(Toy, "toy", "entrypoint")
     registry = plugins.registry()
     assert registry.tasks.names() == ["toy"]
-    assert "plugin 'wrong-plugin' registered task 'bad' as dict; expected ofa_core.plugin.specs.TaskSpec" in registry.failures[0].error
+    assert "plugin 'wrong-plugin' registered task 'bad' as dict; expected ofa_core.plugin.TaskSpec" in registry.failures[0].error
     assert "wrong-plugin" in capsys.readouterr().err
     with pytest.raises(InvalidSpec):
         registry_with(Wrong)
@@ -124,7 +124,7 @@ def test_misspelled_or_unmarked_hooks_are_reported():
     assert not plugins.add(Unmarked, "unmarked", "plugins-dir")
     errors = [f.error for f in plugins.failures]
     assert "unknown hook 'ofa_register_task' (did you mean 'ofa_register_tasks'?)" in errors[0]
-    assert "not decorated with ofa_core.hookimpl" in errors[1]
+    assert "not decorated with ofa_core.plugin.hookimpl" in errors[1]
 
 
 def test_registry_errors_are_user_errors():
