@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from ofa_core.model.boxes import box_to_text, text_to_box
+from ofa_core.plugin import box_to_text, text_to_box
 
 
 def image_size(image) -> tuple[int, int]:
