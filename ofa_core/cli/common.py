@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from ofa_core.model.errors import OFAError
-from ofa_core.recipe import MissingRecipePath, Recipe, Resolved, load, resolve
+from ofa_core.recipe import MissingRecipePath, Recipe, Resolved, load, resolve_tasks
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +19,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a recipe value, e.g. --set training.learning_rate=1e-4 (value parsed as JSON)")
 
 
-def prepare(args: argparse.Namespace) -> tuple[Recipe, Resolved]:
-    """Load the recipe, the plugins it names, and every component, once: all checks before any compute.
+def prepare(args: argparse.Namespace) -> tuple[Recipe, tuple[Resolved, ...]]:
+    """Load the recipe, the plugins it names, and every task's components, once: all checks before any compute.
 
     A missing path inside the demo folder makes the demo get generated (once) before trying again.
     """
@@ -34,13 +34,13 @@ def prepare(args: argparse.Namespace) -> tuple[Recipe, Resolved]:
     return _load_and_resolve(args)
 
 
-def _load_and_resolve(args: argparse.Namespace) -> tuple[Recipe, Resolved]:
+def _load_and_resolve(args: argparse.Namespace) -> tuple[Recipe, tuple[Resolved, ...]]:
     recipe = load(args.recipe, args.overrides)
     try:
         args.loader.load_recipe_modules(recipe.spec.plugins.load, recipe.base_dir)
     except OFAError as error:
         raise recipe.error(str(error)) from error
-    return recipe, resolve(recipe, args.loader.registry())
+    return recipe, resolve_tasks(recipe, args.loader.registry())
 
 
 def print_json(value: Any) -> None:

@@ -21,9 +21,9 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
         raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model directory")
-    recipe, resolved = prepare(args)
+    recipe, tasks = prepare(args)
     from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
 
     quiet_transformers()
-    print_json(from_recipe.evaluate(recipe, resolved, checkpoint, args.split))
+    print_json(from_recipe.evaluate(recipe, tasks, checkpoint, args.split))
     return 0

@@ -31,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "docs":
         print(render(json_schema()), end="")
         return 0
-    recipe, resolved = prepare(args)
+    recipe, tasks = prepare(args)
     if args.action == "validate":
         print(f"{recipe.path}: ok")
         return 0
-    values = resolved_values(recipe, resolved)
+    values = resolved_values(recipe, tasks)
     if args.json:
         print_json({path: {"value": value, "from": origin} for path, (value, origin) in values.items()})
         return 0
@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     for path, (value, origin) in values.items():
         text = orjson.dumps(value, default=str).decode()
         print(f"{path.ljust(width)} = {text}  # {origin}")
-    print(f"# task {resolved.task_name}: prompt {resolved.prompt.name} ({resolved.prompt.source!r} -> {resolved.prompt.target!r}), "
-          f"metrics {', '.join(n for n, _, _ in resolved.metrics) or 'none'}, generation {resolved.generation}")
+    for resolved in tasks:
+        label = f" ({resolved.label}, weight {resolved.weight:g})" if resolved.label else ""
+        print(f"# task {resolved.task_name}{label}: prompt {resolved.prompt.name} ({resolved.prompt.source!r} -> "
+              f"{resolved.prompt.target!r}), metrics {', '.join(n for n, _, _ in resolved.metrics) or 'none'}, "
+              f"generation {resolved.generation}")
     return 0

@@ -26,17 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe, resolved = prepare(args)
+    recipe, tasks = prepare(args)
     if args.dry_run:
-        print(f"{recipe.path}: ok (task {recipe.spec.task.name}, output {recipe.spec.output_dir})")
+        names = ", ".join(resolved.label or resolved.task_name for resolved in tasks)
+        print(f"{recipe.path}: ok (task{'s' if len(tasks) > 1 else ''} {names}, output {recipe.spec.output_dir})")
         return 0
     from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
 
     quiet_transformers()
-    summary = from_recipe.train(recipe, resolved)
+    summary = from_recipe.train(recipe, tasks)
     output_dir = Path(recipe.training.output_dir)
     if recipe.training.eval_strategy != "no" and any(output_dir.glob("checkpoint-*")):
-        final = from_recipe.evaluate(recipe, resolved, output_dir)  # the run's best checkpoint
+        final = from_recipe.evaluate(recipe, tasks, output_dir)  # the run's best checkpoint
         summary["final_eval"] = final
         if os.environ.get("RANK", "0") == "0":
             show_samples(final, recipe.training.num_sample_predictions)
@@ -45,13 +46,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show_samples(result: dict, count: int) -> None:
-    """The headline scores of the final evaluation (not per-class ones) and its first predictions beside their
-    references, on stderr."""
+    """The headline scores of the final evaluation (not per-class ones) and the first predictions of each task's
+    file beside their references, on stderr."""
     from ofa_core.trainer.reporting import headline
 
-    print(f"ofa: {result['checkpoint']} on {result['split']}: {headline(result)}; predictions in {result['predictions']}",
-          file=sys.stderr)
-    with open(result["predictions"], "rb") as handle:
-        for line in islice(handle, count):
-            row = orjson.loads(line)
-            print(f"  {row['id']}: {row['prediction']}  <- references: {' / '.join(map(str, row['references'][:2]))}", file=sys.stderr)
+    files = result["predictions"] if isinstance(result["predictions"], dict) else {"": result["predictions"]}
+    print(f"ofa: {result['checkpoint']} on {result['split']}: {headline(result)}; predictions in "
+          f"{', '.join(files.values())}", file=sys.stderr)
+    for label, path in files.items():
+        with open(path, "rb") as handle:
+            for line in islice(handle, count):
+                row = orjson.loads(line)
+                task = f"[{label}] " if label else ""
+                print(f"  {task}{row['id']}: {row['prediction']}  <- references: {' / '.join(map(str, row['references'][:2]))}",
+                      file=sys.stderr)

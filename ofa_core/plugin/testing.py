@@ -151,7 +151,7 @@ def run_recipe(recipe: dict, directory, max_steps: int = 2, plugins=()) -> dict:
 
     import orjson
 
-    from ofa_core.recipe import load, resolve
+    from ofa_core.recipe import load, resolve_tasks
     from ofa_core.registry.discovery import PluginLoader
     from ofa_core.trainer import from_recipe
 
@@ -165,7 +165,7 @@ def run_recipe(recipe: dict, directory, max_steps: int = 2, plugins=()) -> dict:
         loaded.add(plugin, getattr(plugin, "__name__", None) or f"inline{index}", "inline")
     resolved_recipe = load(path)
     loaded.load_recipe_modules(resolved_recipe.spec.plugins.load, resolved_recipe.base_dir)
-    return from_recipe.train(resolved_recipe, resolve(resolved_recipe, loaded.registry(strict=True)))
+    return from_recipe.train(resolved_recipe, resolve_tasks(resolved_recipe, loaded.registry(strict=True)))
 
 
 def check_metric(spec, predictions: list[str], references: list[list[str]], options=None) -> dict[str, float]:

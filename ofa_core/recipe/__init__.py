@@ -7,9 +7,10 @@ imports torch.
 """
 
 from ofa_core.recipe.loading import load
-from ofa_core.recipe.resolution import Resolved, build_options, closed_set_of, resolve, task_search
+from ofa_core.recipe.resolution import Resolved, build_options, closed_set_of, resolve, resolve_tasks, task_search
 from ofa_core.recipe.sections import MissingRecipePath, Recipe
 from ofa_core.recipe.training import TrainingConfig
 
 __all__ = ["MissingRecipePath", "Recipe", "Resolved", "TrainingConfig", "build_options", "closed_set_of", "load",
-           "resolve", "task_search"]
+           "resolve", "resolve_tasks",
+           "task_search"]

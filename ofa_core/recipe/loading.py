@@ -16,7 +16,7 @@ import orjson
 from ofa_core.model.errors import OFAError
 from ofa_core.recipe.paths import MissingPathError, resolve_path
 from ofa_core.recipe.schema import RecipeError, build
-from ofa_core.recipe.sections import MissingRecipePath, Recipe, RecipeFile, with_setup
+from ofa_core.recipe.sections import DataSection, MissingRecipePath, Recipe, RecipeFile, with_setup
 from ofa_core.recipe.training import TrainingConfig
 
 
@@ -125,6 +125,7 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
 
     try:
         spec = build(RecipeFile, merged, "")
+        _check_tasks(spec)
         spec = _resolve_paths(spec, path.parent)
         training = _training(spec, path)
     except RecipeError as error:
@@ -132,9 +133,34 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     return Recipe(path, spec, training, origins)
 
 
+def _check_tasks(spec: RecipeFile) -> None:
+    """Exactly one of `task` and `tasks`; a mixture keeps its per-task sections inside its entries, with unique labels."""
+    if (spec.task is None) == (spec.tasks is None):
+        given = "both task and tasks" if spec.task is not None else "neither task nor tasks"
+        raise RecipeError(f"task: {given} given; name one task with \"task\" or a mixture with \"tasks\": [...]")
+    if spec.tasks is None:
+        return
+    if not spec.tasks:
+        raise RecipeError("tasks: the list is empty; give at least one task")
+    for key in ("loss", "metrics", "generation"):
+        if getattr(spec, key) is not None:
+            raise RecipeError(f"{key}: a multi-task recipe sets it per task; move it into each entry of tasks")
+    if spec.data != DataSection():
+        raise RecipeError("data: a multi-task recipe sets data per task; move it into each entry of tasks")
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(spec.tasks):
+        if entry.name in seen:
+            raise RecipeError(f"tasks[{index}].label: '{entry.name}' is also the label of tasks[{seen[entry.name]}]; "
+                              f"give each entry a distinct label")
+        if "/" in entry.name:
+            raise RecipeError(f"tasks[{index}].label: '{entry.name}' contains '/', which separates a label from a metric name")
+        seen[entry.name] = index
+
+
 def _resolve_paths(spec: RecipeFile, base: Path) -> RecipeFile:
     checkpoint = resolve_path(spec.model.checkpoint, base, "model.checkpoint", must_exist=True)
-    output_dir = spec.output_dir or spec.training.get("output_dir") or f"runs/{spec.name or spec.task.name}"
+    default_name = spec.name or (spec.task.name if spec.task is not None else "multitask")
+    output_dir = spec.output_dir or spec.training.get("output_dir") or f"runs/{default_name}"
     if not isinstance(output_dir, str):
         raise RecipeError(f"training.output_dir: expected string, got {output_dir!r}")
     return attrs.evolve(spec, model=attrs.evolve(spec.model, checkpoint=checkpoint),

@@ -81,12 +81,45 @@ class PluginsSection:
 
 
 @attrs.frozen
+class TaskEntry:
+    """One task of a multi-task recipe: the same keys as a single-task recipe's task sections, plus its share of steps."""
+
+    task: TaskSection = attrs.field(metadata={"help": "the task: a name or {name, lang, prompt, options}"})
+    label: str | None = attrs.field(default=None, metadata={
+        "help": "name in logs, metrics (`<label>/cider`) and prediction files; default: the task's name"})
+    weight: float = attrs.field(default=1.0, converter=float, validator=attrs.validators.gt(0), metadata={
+        "help": "relative share of training steps (times the dataset size to the power 1/temperature with mixture.temperature)"})
+    data: DataSection = attrs.field(factory=DataSection)
+    loss: Component | None = attrs.field(default=None, metadata={"help": "loss name or {name, ...options}; default: the task's"})
+    metrics: list[Component] | None = attrs.field(default=None, metadata={"help": "metric names or {name, ...options}; default: the task's"})
+    generation: str | dict | None = attrs.field(default=None, metadata={"help": "an official search name or GenerationConfig kwargs"})
+
+    @property
+    def name(self) -> str:
+        return self.label or self.task.name
+
+
+@attrs.frozen
+class MixtureSection:
+    """How a multi-task recipe shares its training steps among its tasks."""
+
+    temperature: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)), metadata={
+        "help": "null: each step's task is drawn with probability proportional to its weight; T: proportional to "
+                "weight × (training examples)^(1/T), so 1 follows dataset sizes and larger T evens them out"})
+
+
+@attrs.frozen
 class RecipeFile:
-    """A recipe: the model, task, data, loss, metrics, generation and training of one run."""
+    """A recipe: the model, task (or tasks), data, loss, metrics, generation and training of one run."""
 
     JSON_NAMES = {"$schema": "schema"}
-    task: TaskSection
     model: ModelSection
+    task: TaskSection | None = attrs.field(default=None, metadata={
+        "help": "the task of a single-task recipe (give this or `tasks`)"})
+    tasks: list[TaskEntry] | None = attrs.field(default=None, metadata={
+        "help": "the tasks of a multi-task recipe, each with its own data, loss, metrics, generation and weight "
+                "(give this or `task`; the top-level data, loss, metrics and generation then stay unset)"})
+    mixture: MixtureSection = attrs.field(factory=MixtureSection)
     schema: str | None = attrs.field(default=None, metadata={"help": "path or URL of recipe.schema.json, for editors; ignored when loading"})
     name: str | None = attrs.field(default=None, metadata={"help": "run name; the default output_dir is runs/<name>"})
     description: str | None = attrs.field(default=None, metadata={"help": "free text for the people reading the recipe"})
@@ -102,6 +135,21 @@ class RecipeFile:
     training: dict = attrs.field(factory=dict, metadata={
         "help": "transformers TrainingArguments names (ofa_core/recipe/training.py); a key described nowhere here means what it means there"})
     output_dir: str | None = attrs.field(default=None, metadata={"help": "run directory, relative to the recipe; default runs/<name>"})
+
+    @property
+    def entries(self) -> list[TaskEntry]:
+        """The recipe's tasks with their fields; a single-task recipe is one entry without a label."""
+        if self.tasks is not None:
+            return list(self.tasks)
+        return [TaskEntry(task=self.task, data=self.data, loss=self.loss, metrics=self.metrics, generation=self.generation)]
+
+    @property
+    def multitask(self) -> bool:
+        return self.tasks is not None
+
+    def field(self, index: int, name: str) -> str:
+        """The JSON path of a task field: `data.reader` in a single-task recipe, `tasks[1].data.reader` in a mixture."""
+        return f"tasks[{index}].{name}" if self.multitask else name
 
 
 @attrs.frozen

@@ -25,6 +25,15 @@ def _resume(_instance, attribute: attrs.Attribute, value: str | None) -> None:
         raise ValueError(f"{attribute.name} must be 'auto', a checkpoint path or null, got {value!r}")
 
 
+def _best_model_metric(_instance, attribute: attrs.Attribute, value: str | dict | None) -> None:
+    if value is None or (isinstance(value, str) and value):
+        return
+    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(w, (int, float)) and not isinstance(w, bool)
+                                                 for k, w in value.items()):
+        return
+    raise ValueError(f"{attribute.name} must be a score name or an object of score names to weights, got {value!r}")
+
+
 def _report_to(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """HF accepts a string, a list, 'none' or 'all'; store a tuple of backends."""
     if value is None or value == "none":
@@ -77,7 +86,10 @@ class TrainingConfig:
     save_steps: int = attrs.field(default=500, validator=[v.instance_of(int), _positive])
     save_total_limit: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), _positive]))
     """Keep at most this many checkpoints; the best one (by `metric_for_best_model`) is never deleted."""
-    metric_for_best_model: str | None = attrs.field(default=None, validator=v.optional(v.instance_of(str)))
+    metric_for_best_model: str | dict[str, float] | None = attrs.field(default=None, validator=_best_model_metric)
+    """The score that picks the best checkpoint (`cider`; `caption/cider` in a multi-task recipe), or weights of
+    several scores whose sum picks it (`{"caption/cider": 0.01, "vqa/vqa_acc": 1}`, greater is better unless
+    `greater_is_better` is false); default: the first score of the first metric."""
     greater_is_better: bool | None = attrs.field(default=None, validator=v.optional(v.instance_of(bool)))
     """None: take the metric's own `higher_is_better`."""
     resume_from_checkpoint: str | None = attrs.field(default=None, validator=_resume)

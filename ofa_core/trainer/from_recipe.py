@@ -7,6 +7,7 @@ metrics, generation, postprocess); the Trainer itself never sees a recipe.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,39 +21,54 @@ from ofa_core.model.search import special_token_ids
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.trainer.distributed import gather_objects, init_world
 from ofa_core.trainer.loop import Trainer
+from ofa_core.trainer.tasks import TaskParts, mixture_probabilities
 
 
-def _examples(recipe: Recipe, resolved: Resolved, processor: Any, split: str) -> list:
-    data = recipe.spec.data
+def _examples(resolved: Resolved, processor: Any, split: str) -> list:
+    data = resolved.data
     encoder = RecordEncoder(processor.tokenizer, resolved.prompt, data.max_source_length, data.max_target_length)
     records = resolved.reader.open(resolved.reader_options, split)
     return encode_records(records, encoder, split, resolved.task.preprocess, resolved.task_options)
 
 
-def _trainer(recipe: Recipe, resolved: Resolved, model, processor, splits: dict[str, str], **changes) -> Trainer:
-    config = recipe.training
-    if recipe.spec.data.num_workers:
-        changes.setdefault("dataloader_num_workers", recipe.spec.data.num_workers)
-    config = attrs.evolve(config, **changes) if changes else config
+def _task_parts(resolved: Resolved, model: Any, processor: Any, splits: dict[str, str]) -> TaskParts:
     task = resolved.task
     postprocess = None
     if task.postprocess is not None:
-        postprocess = lambda text, record: task.postprocess(text, record, resolved.task_options)  # noqa: E731
-    return Trainer(
-        model, config, processor,
-        train_examples=_examples(recipe, resolved, processor, splits["train"]) if "train" in splits else (),
-        eval_examples=_examples(recipe, resolved, processor, splits["eval"]) if "eval" in splits else (),
+        postprocess = functools.partial(_postprocess, task.postprocess, options=resolved.task_options)
+    return TaskParts(
+        label=resolved.label,
+        train_examples=_examples(resolved, processor, splits["train"]) if "train" in splits else (),
+        eval_examples=_examples(resolved, processor, splits["eval"]) if "eval" in splits else (),
         loss_fn=resolved.loss.build(resolved.loss_options),
         metrics={name: functools.partial(spec.build, options) for name, spec, options in resolved.metrics},
         higher_is_better={name: spec.higher_is_better for name, spec, _ in resolved.metrics},
         generation_config=generation_config(resolved.generation, **special_token_ids(model.config)),
         postprocess=postprocess,
         closed_set=resolved.closed_set,
-        world=init_world(),
+        probability=resolved.weight,
     )
 
 
-def train(recipe: Recipe, resolved: Resolved) -> dict[str, Any]:
+def _postprocess(function: Any, text: str, record: dict, options: Any) -> str:
+    return function(text, record, options)
+
+
+def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits: dict[str, str], **changes) -> Trainer:
+    workers = max(resolved.data.num_workers for resolved in tasks)
+    if workers:
+        changes.setdefault("dataloader_num_workers", workers)
+    config = attrs.evolve(recipe.training, **changes) if changes else recipe.training
+    parts = [_task_parts(resolved, model, processor, splits) for resolved in tasks]
+    if "train" in splits and len(parts) > 1:
+        probabilities = mixture_probabilities([part.probability for part in parts], [len(part.train_examples) for part in parts],
+                                              recipe.spec.mixture.temperature)
+        for part, probability in zip(parts, probabilities):
+            part.probability = probability
+    return Trainer(model, config, processor, tasks=parts, world=init_world())
+
+
+def train(recipe: Recipe, tasks: Sequence[Resolved]) -> dict[str, Any]:
     """Train as the recipe says (evaluating on 'valid' when `eval_strategy` is set); returns the run summary."""
     try:
         model, processor = load_model(recipe.spec.model.checkpoint, recipe.spec.model.overrides)
@@ -61,20 +77,25 @@ def train(recipe: Recipe, resolved: Resolved) -> dict[str, Any]:
     splits = {"train": "train"}
     if recipe.training.eval_strategy != "no":
         splits["eval"] = "valid"
-    return _trainer(recipe, resolved, model, processor, splits).train()
+    return _trainer(recipe, tasks, model, processor, splits).train()
 
 
-def evaluate(recipe: Recipe, resolved: Resolved, checkpoint: str | Path, split: str = "valid") -> dict[str, Any]:
+def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str = "valid") -> dict[str, Any]:
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
-    plus the predictions file."""
+    plus the predictions file (one per task in a mixture: `predictions` maps each label to its file)."""
     checkpoint = model_directory(checkpoint)
     model, processor = load_model(checkpoint, recipe.spec.model.overrides)
-    trainer = _trainer(recipe, resolved, model, processor, {"eval": split})
+    trainer = _trainer(recipe, tasks, model, processor, {"eval": split})
     rows: list[dict] = []
     scores, _ = trainer.evaluate(predictions=rows)
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
-    out = Path(recipe.training.output_dir) / f"predictions-{split}-{Path(checkpoint).name}.jsonl"
+    stem = Path(recipe.training.output_dir) / f"predictions-{split}-{Path(checkpoint).name}"
+    labels = [resolved.label for resolved in tasks]
+    files = {label: stem.with_name(f"{stem.name}-{label}.jsonl" if label else f"{stem.name}.jsonl") for label in labels}
     if trainer.world.is_main:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(b"".join(orjson.dumps(row, default=str) + b"\n" for row in rows))
-    return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": str(out)}
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        for label, out in files.items():
+            chosen = [row for row in rows if row.get("task", "") == label]
+            out.write_bytes(b"".join(orjson.dumps(row, default=str) + b"\n" for row in chosen))
+    predictions = str(files[""]) if labels == [""] else {label: str(out) for label, out in files.items()}
+    return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions}

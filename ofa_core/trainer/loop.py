@@ -8,6 +8,7 @@ summed, gradients summed across processes, then divided by the step's global sam
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 import shutil
@@ -36,9 +37,7 @@ from ofa_core.trainer.optim import build_optimizer, build_scheduler
 from ofa_core.trainer.reporting import Reporter
 from ofa_core.trainer.schedule import due
 from ofa_core.trainer.state import TrainState
-
-LossFn = Callable[[Any, dict], LossOutput]
-
+from ofa_core.trainer.tasks import LossFn, TaskParts, task_for_step
 
 def _say(world: World, text: str) -> None:
     if world.is_main:
@@ -49,6 +48,15 @@ def _loader_generator() -> torch.Generator:
     """A DataLoader draws a seed when iterated; from its own generator, so the model's RNG stream
     (dropout) does not depend on where epochs start, which resume equality needs."""
     return torch.Generator().manual_seed(0)
+
+
+def _default_loss(output: Any, batch: dict, epsilon: float) -> LossOutput:
+    """`Trainer`'s own loss when a task gives none: label-smoothed cross entropy with `training.label_smoothing`."""
+    return label_smoothed_cross_entropy(output.logits, batch["labels"], epsilon, batch.get("constraint_mask"))
+
+
+def _unchanged(text: str, record: dict) -> str:
+    return text
 
 
 def merge_states(states: Sequence[dict]) -> dict:
@@ -63,10 +71,9 @@ def merge_states(states: Sequence[dict]) -> dict:
 class Trainer:
     """Trains and evaluates an OFA model on tokenized examples (see `ofa_core.data.encode_records`).
 
-    `metrics` maps a name to a factory of fresh `Metric`s; `higher_is_better` gives each one's
-    direction for `metric_for_best_model`. `postprocess(text, record)` turns generated text into
-    the prediction the metrics see. With a `closed_set`, evaluation picks answers inside it (see
-    `ofa_core.generation.closed_set`) and, if it says so, the loss sees only the allowed tokens.
+    One task's parts are given as keyword arguments (see `TaskParts` for their meaning), or several
+    tasks as `tasks`: each step then trains on one task, drawn by the tasks' probabilities, and each
+    evaluation scores every task with its own search and metrics (`<label>/<score>`).
     """
 
     def __init__(self, model: torch.nn.Module, config: TrainingConfig, processor: Any, *,
@@ -74,7 +81,7 @@ class Trainer:
                  loss_fn: LossFn | None = None, metrics: dict[str, Callable[[], Metric]] | None = None,
                  higher_is_better: dict[str, bool] | None = None, generation_config: Any = None,
                  postprocess: Callable[[str, dict], str] | None = None, closed_set: ClosedSet | None = None,
-                 world: World | None = None) -> None:
+                 tasks: Sequence[TaskParts] = (), world: World | None = None) -> None:
         self.world = world or init_world()
         self.device = device_for(self.world)
         if config.mixed_precision == "fp16" and self.device.type != "cuda":
@@ -82,16 +89,21 @@ class Trainer:
         self.model = model.to(self.device)
         self.config = config
         self.processor = processor
-        self.train_examples = train_examples
-        self.eval_examples = eval_examples
-        self.loss_fn = loss_fn or (lambda out, batch: label_smoothed_cross_entropy(
-            out.logits, batch["labels"], config.label_smoothing, batch.get("constraint_mask")))
-        self.metrics = metrics or {}
-        self.higher_is_better = higher_is_better or {}
+        single = TaskParts(train_examples=train_examples, eval_examples=eval_examples, loss_fn=loss_fn,
+                           metrics=metrics or {}, higher_is_better=higher_is_better or {},
+                           generation_config=generation_config, postprocess=postprocess, closed_set=closed_set)
+        if tasks and single != TaskParts():
+            raise ValueError("give the parts of one task as keyword arguments, or `tasks`, not both")
+        self.tasks: list[TaskParts] = list(tasks) or [single]
+        if len({task.label for task in self.tasks}) != len(self.tasks) or (len(self.tasks) > 1 and not all(
+                task.label for task in self.tasks)):
+            raise ValueError("the tasks of a mixture need distinct, non-empty labels")
+        for task in self.tasks:
+            task.loss_fn = task.loss_fn or functools.partial(_default_loss, epsilon=config.label_smoothing)
+            task.postprocess = task.postprocess or _unchanged
+        self.decoders = [ClosedSetDecoder(task.closed_set, processor.tokenizer) if task.closed_set else None
+                         for task in self.tasks]
         self.score_directions: dict[str, bool] = {}  # score key (e.g. 'cider') -> its metric's direction
-        self.generation_config = generation_config
-        self.postprocess = postprocess or (lambda text, record: text)
-        self.closed_set_decoder = ClosedSetDecoder(closed_set, processor.tokenizer) if closed_set else None
         self.output_dir = Path(config.output_dir)
         self.collator = Collator(model.config.pad_token_id, processor.image_processor.patch_image_size)
         self.frozen_encoder = config.freeze_encoder
@@ -155,8 +167,9 @@ class Trainer:
 
     # -- one optimizer step --------------------------------------------------------------------------
 
-    def _step(self, micro_batches: list[dict]) -> dict[str, float]:
-        config = self.config
+    def _step(self, micro_batches: list[dict], index: int) -> dict[str, float]:
+        """One optimizer step on micro-batches of task `index`; returns the step's totals over all processes."""
+        config, task, decoder = self.config, self.tasks[index], self.decoders[index]
         self.optimizer.zero_grad(set_to_none=True)
         local = {"sample_size": 0.0, "loss_sum": 0.0, "num_dropped": 0.0, "nsamples": 0.0}
         for batch in micro_batches:
@@ -164,11 +177,11 @@ class Trainer:
             if "input_ids" not in batch:
                 continue
             batch = self._to_device(batch)
-            if self.closed_set_decoder is not None and self.closed_set_decoder.closed_set.restrict_loss:
-                batch["constraint_mask"] = self.closed_set_decoder.constraint_mask(batch["decoder_input_ids"], batch["labels"])
+            if decoder is not None and decoder.closed_set.restrict_loss:
+                batch["constraint_mask"] = decoder.constraint_mask(batch["decoder_input_ids"], batch["labels"])
             with self._autocast():
                 output = self._forward(batch)
-            loss = self.loss_fn(output, batch)
+            loss = task.loss_fn(output, batch)
             (self.scaler.scale(loss.loss_sum) if self.scaler else loss.loss_sum).backward()
             local["sample_size"] += loss.sample_size
             local["loss_sum"] += float(loss.loss_sum.detach())
@@ -226,8 +239,11 @@ class Trainer:
         return path
 
     def _best_name(self, metrics: dict) -> str | None:
-        """`metric_for_best_model`, else the first score of the first metric."""
-        return self.config.metric_for_best_model or next((key for key in metrics if key != "dropped"), None)
+        """`metric_for_best_model` (`weighted` when it weighs several scores), else the first score of the first metric."""
+        chosen = self.config.metric_for_best_model
+        if isinstance(chosen, dict):
+            return "weighted"
+        return chosen or next((key for key in metrics if key != "dropped"), None)
 
     def _is_best(self, metrics: dict | None) -> bool:
         name = self._best_name(metrics or {})
@@ -245,6 +261,12 @@ class Trainer:
         if data["world_size"] != self.world.size:
             raise OFAError(f"training.resume_from_checkpoint: {path} was written by {data['world_size']} processes, "
                            f"this run has {self.world.size}; resume with the same number of processes")
+        state = TrainState.from_json(data)
+        labels = [task.label for task in self.tasks]
+        if sorted(state.positions) != sorted(labels):
+            raise OFAError(f"training.resume_from_checkpoint: {path} was written for the tasks "
+                           f"{sorted(state.positions) or ['(one task)']}, this run has {sorted(labels)}; resume with the same tasks "
+                           f"or start a new output_dir")
         weights = load_file(path / "model.safetensors", device=str(self.device))
         if self.sharded:
             sharding.load_full_state(self.model, self.optimizer, weights, ckpt.load_file(path, "optimizer.pt"))
@@ -258,7 +280,7 @@ class Trainer:
         if self.scaler and (path / "scaler.pt").exists():
             self.scaler.load_state_dict(ckpt.load_file(path, "scaler.pt"))
         ckpt.set_rng_state(ckpt.load_file(path, f"rng_state_{self.world.rank}.pt"))
-        return TrainState.from_json(data)
+        return state
 
     # -- training ------------------------------------------------------------------------------------
 
@@ -267,7 +289,7 @@ class Trainer:
         self._prepare()
         started = time.monotonic()
         while self.state.step < self.total_steps:
-            self._train_epoch()
+            self._train_step(task_for_step(self.state.step, self.probabilities, self.config.seed))
         if self.config.save_strategy != "no" and self.saved_at != self.state.step and self.state.step > self.start_step:
             self._save(None)
         self.reporter.close()
@@ -278,8 +300,14 @@ class Trainer:
     def _prepare(self) -> None:
         """Everything a run sets up before its first step: seeds, freezing, data, optimizer, resumed state, reporter."""
         config, world = self.config, self.world
-        if not self.train_examples:
-            raise OFAError("training: the train split has no examples; check data.train and the reader")
+        mixture = len(self.tasks) > 1
+        if mixture and "epoch" in (config.eval_strategy, config.save_strategy):
+            raise OFAError("training.eval_strategy / save_strategy: 'epoch' has no single meaning when several tasks "
+                           "share the steps; use 'steps' with eval_steps / save_steps")
+        for task in self.tasks:
+            if not task.train_examples:
+                where = f" of task '{task.label}'" if task.label else ""
+                raise OFAError(f"training: the train split{where} has no examples; check its data.reader and files")
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.freezing = apply_freezing(self.model, config)
@@ -288,22 +316,33 @@ class Trainer:
             sharding.shard(self.model, reshard_after_forward=config.fsdp != "shard_grad_op")
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self._train_mode()
-        self.groups = group_examples(self.train_examples, config.freeze_encoder and config.group_by_image)
-        self.dataset = GroupDataset(self.train_examples, self.groups, self.processor.image_processor, config.bad_images)
-        steps_per_epoch = math.ceil(len(self._epoch_batches(0)) / config.gradient_accumulation_steps)
-        if steps_per_epoch == 0:
-            raise OFAError(f"training: {len(self.train_examples)} examples make no batch for {world.size} processes")
-        self.total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * steps_per_epoch)
+        by_image = config.freeze_encoder and config.group_by_image
+        self.groups = [group_examples(task.train_examples, by_image) for task in self.tasks]
+        self.datasets = [GroupDataset(task.train_examples, groups, self.processor.image_processor, config.bad_images)
+                         for task, groups in zip(self.tasks, self.groups)]
+        self._epoch_cache: dict[int, tuple[int, list[list[int]]]] = {}
+        self._streams: list[Any] = [None] * len(self.tasks)
+        steps_per_epoch = [math.ceil(len(self._epoch_batches(index, 0)) / config.gradient_accumulation_steps)
+                           for index in range(len(self.tasks))]
+        for task, steps in zip(self.tasks, steps_per_epoch):
+            if steps == 0:
+                where = f"task '{task.label}': " if task.label else ""
+                raise OFAError(f"training: {where}{len(task.train_examples)} examples make no batch for {world.size} processes")
+        total = sum(steps_per_epoch)
+        self.total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * total)
+        self.probabilities = [task.probability for task in self.tasks]
         self.optimizer = build_optimizer(self.model, config)
         self.scheduler = build_scheduler(self.optimizer, config, self.total_steps)
         self.scaler = torch.amp.GradScaler("cuda") if config.mixed_precision == "fp16" else None
         self._remove_unfinished_checkpoints()
         resume = ckpt.resolve_resume(config.resume_from_checkpoint, self.output_dir)
-        self.state = self._resume(resume) if resume is not None else TrainState()
+        self.state = self._resume(resume) if resume is not None else TrainState.start([task.label for task in self.tasks])
         if resume is not None:
             _say(world, f"resumed from {resume} at step {self.state.step}")
-        _say(world, f"{len(self.train_examples)} examples in {len(self.groups)} groups; "
-                    f"{steps_per_epoch} steps/epoch, {self.total_steps} steps")
+        for task, groups, steps in zip(self.tasks, self.groups, steps_per_epoch):
+            share = f" ({task.label}, {task.probability:.0%} of steps)" if mixture else ""
+            _say(world, f"{len(task.train_examples)} examples in {len(groups)} groups; {steps} steps/epoch{share}")
+        _say(world, f"{self.total_steps} steps")
         self.reporter = Reporter(self.output_dir, config.report_to, self.total_steps, self.state.step, world.is_main)
         self.start_step, self.saved_at, self.last_metrics = self.state.step, -1, {}
 
@@ -313,43 +352,62 @@ class Trainer:
             for leftover in self.output_dir.glob(".tmp-checkpoint-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
 
-    def _epoch_batches(self, epoch: int) -> list[list[int]]:
-        """This process's micro-batches (group indices) of `epoch`."""
-        config, world = self.config, self.world
-        return epoch_batches(self.groups, config.per_device_train_batch_size, world.size, world.rank,
-                             config.seed, epoch, shuffle=True, drop_last=True)
+    def _epoch_batches(self, index: int, epoch: int) -> list[list[int]]:
+        """This process's micro-batches (group indices) of task `index` in `epoch`."""
+        cached = self._epoch_cache.get(index)
+        if cached is None or cached[0] != epoch:
+            config, world = self.config, self.world
+            cached = epoch, epoch_batches(self.groups[index], config.per_device_train_batch_size, world.size, world.rank,
+                                          config.seed, epoch, shuffle=True, drop_last=True)
+            self._epoch_cache[index] = cached
+        return cached[1]
 
-    def _train_epoch(self) -> None:
-        """Optimizer steps through the rest of the current epoch, or until the last step."""
-        batches = self._epoch_batches(self.state.epoch)
-        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=batches[self.state.batch_position:],
-                                             collate_fn=self.collator, num_workers=self.config.dataloader_num_workers,
-                                             generator=_loader_generator())
-        micro_batches = iter(loader)
-        while self.state.step < self.total_steps:
-            micro = list(islice(micro_batches, self.config.gradient_accumulation_steps))
-            if not micro:
-                break
-            self._train_step(micro, len(batches))
-        if self.state.batch_position >= len(batches):
-            self.state.next_epoch()
+    def _next_micro_batches(self, index: int) -> list[dict]:
+        """The next `gradient_accumulation_steps` micro-batches of task `index` (fewer where its epoch ends);
+        a task whose epoch is used up starts its next one."""
+        position = self.state.positions[self.tasks[index].label]
+        if self._streams[index] is None:
+            batches = self._epoch_batches(index, position.epoch)
+            loader = torch.utils.data.DataLoader(self.datasets[index], batch_sampler=batches[position.batch_position:],
+                                                 collate_fn=self.collator, num_workers=self.config.dataloader_num_workers,
+                                                 generator=_loader_generator())
+            self._streams[index] = iter(loader)
+        micro = list(islice(self._streams[index], self.config.gradient_accumulation_steps))
+        if micro:
+            return micro
+        position.next_epoch()
+        self._streams[index] = None
+        return self._next_micro_batches(index)
 
-    def _train_step(self, micro: list[dict], epoch_length: int) -> None:
-        """One optimizer step, then whatever is due after it: a log line, an evaluation, a checkpoint."""
-        config, state = self.config, self.state
-        state.batch_position += len(micro)
-        totals = self._step(micro)
+    def _train_step(self, index: int) -> None:
+        """One optimizer step on task `index`, then whatever is due after it: a log line, an evaluation, a checkpoint."""
+        config, state, task = self.config, self.state, self.tasks[index]
+        position = state.positions[task.label]
+        micro = self._next_micro_batches(index)
+        position.batch_position += len(micro)
+        totals = self._step(micro, index)
         state.step += 1
-        self.reporter.step_done(totals)
-        end_of_epoch = state.batch_position >= epoch_length
+        self.reporter.step_done(totals, task.label)
+        end_of_epoch = position.batch_position >= len(self._epoch_batches(index, position.epoch))
         if due("steps", config.logging_steps, state.step, end_of_epoch, last_step=state.step == self.total_steps):
-            self.reporter.log_window(state.step, self.scheduler.get_last_lr()[0], state.epoch + state.batch_position / epoch_length)
+            self.reporter.log_window(state.step, self.scheduler.get_last_lr()[0], self._epochs())
         metrics = None
-        if self.eval_examples and due(config.eval_strategy, config.eval_interval, state.step, end_of_epoch):
+        if any(task.eval_examples for task in self.tasks) and due(config.eval_strategy, config.eval_interval, state.step, end_of_epoch):
             metrics = self.last_metrics = self._evaluate_during_training()
         if due(config.save_strategy, config.save_steps, state.step, end_of_epoch):
             self._save(metrics)
             self.saved_at = state.step
+        if end_of_epoch:
+            position.next_epoch()
+            self._streams[index] = None
+
+    def _epochs(self) -> dict[str, float]:
+        """Each task's progress in epochs (whole epochs plus the consumed part of the current one)."""
+        epochs = {}
+        for index, task in enumerate(self.tasks):
+            position = self.state.positions[task.label]
+            epochs[task.label] = position.epoch + position.batch_position / max(len(self._epoch_batches(index, position.epoch)), 1)
+        return epochs
 
     def _evaluate_during_training(self) -> dict[str, float]:
         metrics, samples = self.evaluate(return_samples=self.config.num_sample_predictions)
@@ -359,47 +417,78 @@ class Trainer:
 
     def _summary(self, seconds: float) -> dict[str, Any]:
         state = self.state
-        return {"steps": state.step, "epochs": state.epoch + state.batch_position / max(len(self._epoch_batches(state.epoch)), 1),
+        epochs = self._epochs()
+        return {"steps": state.step, "epochs": epochs[""] if list(epochs) == [""] else epochs,
                 "train_seconds": round(seconds, 3), "trainable_parameters": self.freezing.trainable,
                 "frozen_parameters": self.freezing.frozen, "best_checkpoint": state.best_checkpoint,
                 "best_metric": state.best_metric, "eval": self.last_metrics}
 
     # -- evaluation ----------------------------------------------------------------------------------
 
-    def _decode(self, model: torch.nn.Module, batch: dict) -> tuple[list[str], list | None]:
+    def _decode(self, model: torch.nn.Module, batch: dict, index: int) -> tuple[list[str], list | None]:
         """Stripped generated texts, plus each example's top-k (answer, score) when a closed set ranks."""
+        task = self.tasks[index]
         with self._autocast():
-            decoded = decode_batch(model, batch, self.generation_config, self.processor.tokenizer, self.closed_set_decoder)
+            decoded = decode_batch(model, batch, task.generation_config, self.processor.tokenizer, self.decoders[index])
         rankings = [d.ranking for d in decoded] if decoded and decoded[0].ranking else None
         return [d.text for d in decoded], rankings
 
     @torch.no_grad()
     def evaluate(self, examples: Sequence[Example] | None = None, return_samples: int = 0,
                  predictions: list | None = None) -> tuple[dict[str, float], list[str]]:
-        """Generate for every example (split across processes), update the metrics, merge their states.
+        """Generate for every example of every task (split across processes), update each task's metrics, merge
+        their states.
 
-        Returns the scores (identical on every process) and up to `return_samples` lines of
-        'prediction | references' from rank 0. With `predictions`, this process's
-        `{"id", "prediction", "references"}` rows are appended to it (plus `ranking`, the top-k
-        answers with their log-probabilities, when a closed set asks for top-k).
+        Returns the scores (identical on every process; `<label>/<score>` in a mixture, plus `weighted` when
+        `metric_for_best_model` weighs several scores) and up to `return_samples` lines of 'prediction |
+        references' per task from rank 0. `examples` replaces a single task's evaluation examples. With
+        `predictions`, this process's `{"id", "prediction", "references"}` rows are appended to it (plus
+        `ranking`, the top-k answers with their log-probabilities, when a closed set asks for top-k, and `task`,
+        the task's label, in a mixture).
         """
-        examples = self.eval_examples if examples is None else examples
+        if examples is not None and len(self.tasks) > 1:
+            raise ValueError("evaluate(examples=...) replaces the examples of a single task; a mixture evaluates each task's own")
         model = self._generation_model()
-        world, config = self.world, self.config
+        scores: dict[str, float] = {}
+        samples: list[str] = []
+        dropped = 0.0
+        for index, task in enumerate(self.tasks):
+            task_examples = task.eval_examples if examples is None else examples
+            if not task_examples and len(self.tasks) > 1:
+                continue
+            task_scores, task_samples = self._evaluate_task(model, index, task_examples, return_samples, predictions)
+            dropped += task_scores.pop("dropped")
+            prefix = f"{task.label}/" if task.label else ""
+            scores.update({f"{prefix}{key}": value for key, value in task_scores.items()})
+            samples += [f"[{task.label}] {line}" if task.label else line for line in task_samples]
+        scores["dropped"] = dropped
+        weights = self.config.metric_for_best_model
+        if isinstance(weights, dict):
+            missing = [name for name in weights if name not in scores]
+            if missing:
+                raise OFAError(f"training.metric_for_best_model: no score named {', '.join(missing)} "
+                               f"(scores: {', '.join(key for key in scores if key != 'dropped')})")
+            scores["weighted"] = sum(weight * scores[name] for name, weight in weights.items())
+        return scores, samples
+
+    def _evaluate_task(self, model: torch.nn.Module, index: int, examples: Sequence[Example], return_samples: int,
+                       predictions: list | None) -> tuple[dict[str, float], list[str]]:
+        """One task's scores (unprefixed, with `dropped`) and sample lines."""
+        task, world, config = self.tasks[index], self.world, self.config
         groups = group_examples(examples, by_image=False)
         dataset = GroupDataset(examples, groups, self.processor.image_processor, config.bad_images)
         batches = epoch_batches(groups, config.per_device_eval_batch_size, world.size, world.rank, 0, 0, shuffle=False, drop_last=False)
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=self.collator,
                                              num_workers=config.dataloader_num_workers, generator=_loader_generator())
-        metrics = {name: factory() for name, factory in self.metrics.items()}
+        metrics = {name: factory() for name, factory in task.metrics.items()}
         samples, dropped = [], 0
         for batch in loader:
             dropped += batch["num_dropped"]
             if "input_ids" not in batch:
                 continue
             batch = self._to_device(batch)
-            texts, rankings = self._decode(model, batch)
-            found = [self.postprocess(text, example.record) for text, example in zip(texts, batch["examples"])]
+            texts, rankings = self._decode(model, batch, index)
+            found = [task.postprocess(text, example.record) for text, example in zip(texts, batch["examples"])]
             references = [list(example.references) for example in batch["examples"]]
             for metric in metrics.values():
                 metric.update(found, references)
@@ -409,13 +498,16 @@ class Trainer:
                 rows = [{"id": e.id, "prediction": p, "references": r} for e, p, r in zip(batch["examples"], found, references)]
                 for row, ranking in zip(rows, rankings or ()):
                     row["ranking"] = [{"answer": answer, "score": score} for answer, score in ranking]
+                if task.label:
+                    rows = [{"task": task.label, **row} for row in rows]
                 predictions.extend(rows)
             samples.extend(f"{p} | {' / '.join(r[:2])}" for p, r in zip(found, references))
         scores: dict[str, float] = {}
+        prefix = f"{task.label}/" if task.label else ""
         for name, metric in metrics.items():
             metric.load_state(merge_states(gather_objects(metric.state(), world)))
             computed = metric.compute()
             scores.update(computed)
-            self.score_directions.update(dict.fromkeys(computed, self.higher_is_better.get(name, True)))
+            self.score_directions.update(dict.fromkeys((f"{prefix}{key}" for key in computed), task.higher_is_better.get(name, True)))
         scores["dropped"] = float(sum(gather_objects(dropped, world)))
         return scores, samples[:return_samples]

@@ -12,9 +12,10 @@ from tqdm.auto import tqdm
 
 
 def headline(scores: dict[str, Any]) -> str:
-    """'cider=445.90, bleu4=89.50': the float scores, without per-class keys ('class/<label>/f1') or counts."""
+    """'cider=445.90, bleu4=89.50' ('caption/cider=...' in a mixture): the float scores, without per-class keys
+    ('class/<label>/f1') or counts."""
     return ", ".join(f"{key}={value:.2f}" for key, value in scores.items()
-                     if isinstance(value, float) and key != "dropped" and "/" not in key)
+                     if isinstance(value, float) and key != "dropped" and "/class/" not in f"/{key}")
 
 
 class LogWindow:
@@ -22,35 +23,49 @@ class LogWindow:
 
     Totals are what `Trainer._step` returns: `loss_sum`, `sample_size` (tokens), `nsamples`,
     `num_dropped` and the loss's own logs add up; `grad_norm` and `loss_scale` are per step, the
-    window keeps the latest.
+    window keeps the latest. In a mixture each step also counts toward its task's totals, shown as
+    `<label>/loss`, `<label>/samples_per_s` and `<label>/steps`.
     """
 
     LATEST = ("grad_norm", "loss_scale")
+    PER_TASK = ("loss_sum", "sample_size", "nsamples")
 
     def __init__(self) -> None:
         self.totals: dict[str, float] = {}
+        self.tasks: dict[str, dict[str, float]] = {}
         self.started = time.monotonic()
 
-    def add(self, totals: dict[str, float]) -> None:
+    def add(self, totals: dict[str, float], label: str = "") -> None:
         for key, value in totals.items():
             self.totals[key] = value if key in self.LATEST else self.totals.get(key, 0.0) + value
+        if label:
+            task = self.tasks.setdefault(label, dict.fromkeys((*self.PER_TASK, "steps"), 0.0))
+            for key in self.PER_TASK:
+                task[key] += totals.get(key, 0.0)
+            task["steps"] += 1
 
-    def values(self, lr: float, epoch: float) -> dict[str, float]:
-        """Per-token losses, throughput since the window opened, and `lr` / `epoch` as given."""
+    def values(self, lr: float, epochs: dict[str, float]) -> dict[str, float]:
+        """Per-token losses, throughput since the window opened, `lr`, and each task's epoch (`epoch` alone
+        for a single task, `<label>/epoch` in a mixture)."""
         totals = self.totals
         elapsed = max(time.monotonic() - self.started, 1e-9)
         tokens = max(totals["sample_size"], 1.0)
         values = {"loss": totals["loss_sum"] / tokens, "lr": lr, "grad_norm": totals["grad_norm"],
                   "samples_per_s": totals["nsamples"] / elapsed, "tokens_per_s": totals["sample_size"] / elapsed,
-                  "dropped": totals["num_dropped"], "epoch": epoch}
+                  "dropped": totals["num_dropped"]}
+        values.update({f"{label}/epoch" if label else "epoch": epoch for label, epoch in epochs.items()})
         if "nll_loss" in totals:
             values["nll_loss"] = totals["nll_loss"] / tokens
         if "loss_scale" in totals:
             values["loss_scale"] = totals["loss_scale"]
+        for label, task in self.tasks.items():
+            values[f"{label}/loss"] = task["loss_sum"] / max(task["sample_size"], 1.0)
+            values[f"{label}/samples_per_s"] = task["nsamples"] / elapsed
+            values[f"{label}/steps"] = task["steps"]
         return values
 
     def reset(self) -> None:
-        self.totals, self.started = {}, time.monotonic()
+        self.totals, self.tasks, self.started = {}, {}, time.monotonic()
 
 
 class Reporter:
@@ -108,14 +123,14 @@ class Reporter:
     def advance(self) -> None:
         self.bar.update(1)
 
-    def step_done(self, totals: dict[str, float]) -> None:
-        """Count an optimizer step: the bar moves, its totals join the log window."""
+    def step_done(self, totals: dict[str, float], label: str = "") -> None:
+        """Count an optimizer step (of task `label` in a mixture): the bar moves, its totals join the log window."""
         self.advance()
-        self.window.add(totals)
+        self.window.add(totals, label)
 
-    def log_window(self, step: int, lr: float, epoch: float) -> None:
+    def log_window(self, step: int, lr: float, epochs: dict[str, float]) -> None:
         """The train line for the steps since the last one; the next window starts now."""
-        self.log(step, self.window.values(lr, epoch))
+        self.log(step, self.window.values(lr, epochs))
         self.window.reset()
 
     def close(self) -> None:

@@ -8,27 +8,48 @@ import attrs
 
 
 @attrs.define
-class TrainState:
-    """The optimizer step, the epoch and the batches of it already consumed, and the best checkpoint so far.
+class Position:
+    """How far one task's data has been read: its epoch, and the micro-batches of it this process consumed."""
 
-    `batch_position` counts this process's micro-batches of `epoch`; a resumed run skips them.
-    """
-
-    step: int = 0
     epoch: int = 0
     batch_position: int = 0
-    best_checkpoint: str | None = None
-    best_metric: float | None = None
 
     def next_epoch(self) -> None:
         self.epoch, self.batch_position = self.epoch + 1, 0
 
+
+@attrs.define
+class TrainState:
+    """The optimizer step, each task's position in its data, and the best checkpoint so far.
+
+    A single-task run has one position, under the label ""; its JSON keeps `epoch` and `batch_position`
+    at the top level. A mixture stores one position per task label under `tasks`. The task of each step
+    is a function of the step (`tasks.task_for_step`), so nothing else is needed to resume exactly.
+    """
+
+    step: int = 0
+    positions: dict[str, Position] = attrs.field(factory=lambda: {"": Position()})
+    best_checkpoint: str | None = None
+    best_metric: float | None = None
+
+    @classmethod
+    def start(cls, labels: list[str]) -> TrainState:
+        return cls(positions={label: Position() for label in labels})
+
     def to_json(self, world_size: int, metrics: dict | None) -> dict[str, Any]:
         """The `trainer_state.json` object; `metrics` are the scores of the evaluation at this step, if any."""
-        return {"step": self.step, "epoch": self.epoch, "batch_position": self.batch_position, "world_size": world_size,
-                "metrics": metrics or {}, "best_checkpoint": self.best_checkpoint, "best_metric": self.best_metric}
+        if list(self.positions) == [""]:
+            where = attrs.asdict(self.positions[""])
+        else:
+            where = {"tasks": {label: attrs.asdict(position) for label, position in self.positions.items()}}
+        return {"step": self.step, **where, "world_size": world_size, "metrics": metrics or {},
+                "best_checkpoint": self.best_checkpoint, "best_metric": self.best_metric}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainState:
-        return cls(step=data["step"], epoch=data["epoch"], batch_position=data["batch_position"],
-                   best_checkpoint=data.get("best_checkpoint"), best_metric=data.get("best_metric"))
+        if "tasks" in data:
+            positions = {label: Position(**position) for label, position in data["tasks"].items()}
+        else:
+            positions = {"": Position(data["epoch"], data["batch_position"])}
+        return cls(step=data["step"], positions=positions, best_checkpoint=data.get("best_checkpoint"),
+                   best_metric=data.get("best_metric"))

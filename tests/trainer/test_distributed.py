@@ -44,7 +44,7 @@ def _worker(rank: int, tmp: str, port: int, fsdp: bool, resume: str | None) -> N
         eval_options = {"eval_strategy": "steps", "eval_steps": 3} if fsdp else {}  # generation from gathered weights
         trainer = make_trainer(Path(tmp), model=model(), images=6, captions=3, per_device_train_batch_size=3,
                                fsdp=fsdp, resume_from_checkpoint=resume, **eval_options, **OPTIONS)
-        trainer.generation_config = as_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1),
+        trainer.tasks[0].generation_config = as_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1),
                                                          **special_token_ids(trainer.model.config))
         trainer.train()
     finally:

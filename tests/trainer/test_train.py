@@ -73,7 +73,7 @@ def test_freeze_word_embed_and_image_backbone(tmp_path: Path) -> None:
 
 def test_grouped_encoder_pass_gives_the_per_caption_logits(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, freeze_encoder=True)
-    data = trainer.train_examples
+    data = trainer.tasks[0].train_examples
     collate = Collator(1, 32)
     outputs = []
     for by_image in (True, False):
@@ -163,8 +163,8 @@ def test_evaluation_best_checkpoint_and_rotation(tmp_path: Path) -> None:
     ScriptedMetric.calls = 0
     trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
                            save_total_limit=1, metric_for_best_model="score", report_to="tensorboard")
-    trainer.metrics = {"scripted": ScriptedMetric}
-    trainer.generation_config = as_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1), **special_token_ids(trainer.model.config))
+    trainer.tasks[0].metrics = {"scripted": ScriptedMetric}
+    trainer.tasks[0].generation_config = as_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1), **special_token_ids(trainer.model.config))
     result = trainer.train()
     run = tmp_path / "run"
     assert result["best_metric"] == 0.9 and result["best_checkpoint"] == str(run / "checkpoint-4")
@@ -181,8 +181,8 @@ def test_evaluation_best_checkpoint_and_rotation(tmp_path: Path) -> None:
 def test_best_checkpoint_follows_the_metrics_direction_by_default(tmp_path: Path) -> None:
     ScriptedMetric.calls = 0
     trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2)
-    trainer.metrics, trainer.higher_is_better = {"scripted": ScriptedMetric}, {"scripted": False}
-    trainer.generation_config = as_generation_config(SearchSettings(beam=1, max_len_b=2, min_len=1), **special_token_ids(trainer.model.config))
+    trainer.tasks[0].metrics, trainer.tasks[0].higher_is_better = {"scripted": ScriptedMetric}, {"scripted": False}
+    trainer.tasks[0].generation_config = as_generation_config(SearchSettings(beam=1, max_len_b=2, min_len=1), **special_token_ids(trainer.model.config))
     result = trainer.train()
     assert result["best_metric"] == 0.1 and result["best_checkpoint"].endswith("checkpoint-6")
 
