@@ -160,6 +160,24 @@ def fenced_blocks(page: Path) -> list[tuple[str, str]]:
     return blocks
 
 
+def python_imports(page: Path) -> set[str]:
+    """`module.name` for every `from ofa_core... import name` in the page's Python blocks."""
+    import ast
+
+    found = set()
+    for language, block in fenced_blocks(page):
+        if language != "python":
+            continue
+        try:
+            tree = ast.parse(block)
+        except SyntaxError:
+            continue  # a fragment; its dotted names are still checked
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("ofa_core", "ofa_tasks")):
+                found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
 def commands(page: Path) -> list[list[str]]:
     """Every `python -m ofa_core ...` / `ofa ...` command in the page's shell blocks, as argv after the program."""
     import shlex
@@ -193,7 +211,7 @@ def test_code_the_page_names_exists(page):
     """Every module, class or function and every repository file a page names exists, so a moved or renamed
     piece of code cannot leave the docs pointing at nothing."""
     text = page.read_text(encoding="utf-8")
-    dotted = set(DOTTED.findall(text))
+    dotted = set(DOTTED.findall(text)) | python_imports(page)
     paths = {path.rstrip(".") for path in REPO_PATH.findall(text)}
     missing = sorted(name for name in dotted if not resolves(name.rstrip(".")))
     # Paths with an example plugin name (`ofa new-plugin my_vqa` writes them) are the user's files, not ours.

@@ -21,10 +21,8 @@ def resolved_values(recipe: Recipe, resolved: Sequence[Resolved] | Resolved | No
     absolute). A mixture's rows are under `tasks[i].`.
     """
     spec = attrs.asdict(recipe.spec, recurse=True)
-    for key in ("schema", "extends", "tasks"):
+    for key in ("schema", "extends", "tasks", "task" if recipe.spec.multitask else "mixture"):
         spec.pop(key, None)
-    if not recipe.spec.multitask:
-        spec.pop("mixture", None)
     spec["training"] = attrs.asdict(recipe.training)
     out = {}
     for path, value in flatten(spec).items():

@@ -175,3 +175,25 @@ def test_two_processes_draw_the_same_tasks_and_match_one_process(tmp_path: Path)
     assert worst <= 1e-5, worst
     assert [row["loss"] for row in _log(tmp_path / "two" / "run")] == pytest.approx(
         [row["loss"] for row in _log(tmp_path / "one" / "run")], rel=1e-6)
+
+
+def test_one_task_as_a_mixture_trains_bit_identically_to_the_single_task_form(tmp_path: Path) -> None:
+    """The mixture machinery adds nothing to one task: same batches, same losses, same weights."""
+    import attrs
+
+    from .test_train import make_trainer
+
+    options = {"max_steps": 5, "gradient_accumulation_steps": 2, "per_device_train_batch_size": 2,
+               "save_strategy": "steps", "save_steps": 5}
+    single = make_trainer(tmp_path / "single", **options)
+    single.train()
+    config = attrs.evolve(single.config, output_dir=str(tmp_path / "labelled" / "run"))
+    labelled = Trainer(tiny_model(patch_image_size=32, scale=0.1), config, single.processor,
+                       tasks=[TaskParts(label="only", train_examples=single.tasks[0].train_examples)])
+    labelled.train()
+    one = {row["step"]: row["loss"] for row in _log(tmp_path / "single" / "run")}
+    two = {row["step"]: row["loss"] for row in _log(tmp_path / "labelled" / "run")}
+    assert one == two and len(one) == 5
+    first = load_file(tmp_path / "single" / "run" / "checkpoint-5" / "model.safetensors")
+    second = load_file(tmp_path / "labelled" / "run" / "checkpoint-5" / "model.safetensors")
+    assert all(torch.equal(first[name], second[name]) for name in first)

@@ -1,0 +1,156 @@
+"""Multi-task recipes: the form, its errors (with the JSON path of the entry), `recipe show`, and a third-party task
+trained in a mixture with a built-in one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+
+from ofa_core.cli import main
+from ofa_core.model.errors import OFAError
+from ofa_core.plugin.testing import fake_image, registry_with, run_recipe, tiny_checkpoint
+from ofa_core.recipe import load, resolve, resolve_tasks
+from ofa_core.recipe.docs import json_schema
+from ofa_core.recipe.show import resolved_values
+
+from .conftest import Toy
+
+RECIPES = Path(__file__).parents[2] / "recipes"
+
+
+def write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(data))
+    return path
+
+
+def toy_entry(**changes) -> dict:
+    return {"task": "toy", "data": {"reader": {"name": "toy_reader", "train": "train.txt"}}, **changes}
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "train.txt").write_text("")
+    return tmp_path
+
+
+def mixture(folder: Path, **top) -> Path:
+    return write(folder / "recipe.json", {"model": {"checkpoint": "model"}, "name": "mix", **top})
+
+
+def test_a_mixture_resolves_every_task_with_its_own_sections(folder):
+    path = mixture(folder, tasks=[toy_entry(label="a", weight=3), toy_entry(label="b", metrics=[], generation="vqa")],
+                   mixture={"temperature": 2})
+    recipe = load(path)
+    tasks = resolve_tasks(recipe, registry_with(Toy, installed=True))
+    assert [(t.label, t.weight, t.generation, len(t.metrics)) for t in tasks] == [("a", 3.0, "caption", 1), ("b", 1.0, "vqa", 0)]
+    assert recipe.spec.mixture.temperature == 2.0 and recipe.training.output_dir == str(folder / "runs" / "mix")
+    with pytest.raises(OFAError, match="use resolve_tasks"):
+        resolve(recipe, registry_with(Toy, installed=True))
+    values = resolved_values(recipe, tasks)
+    assert values["tasks[0].weight"] == (3.0, "this file") and values["tasks[1].generation"] == ("vqa", "this file")
+    assert values["tasks[0].data.reader.name"] == ("toy_reader", "this file") and "task.name" not in values
+    jsonschema.validate(orjson.loads(path.read_bytes()), json_schema())
+
+
+def test_a_single_task_recipe_resolves_as_one_unlabelled_task(folder):
+    path = write(folder / "single.json", {"model": {"checkpoint": "model"}, **toy_entry()})
+    (task,) = resolve_tasks(load(path), registry_with(Toy, installed=True))
+    assert (task.label, task.weight, task.task_name) == ("", 1.0, "toy")
+
+
+@pytest.mark.parametrize(("top", "message"), [
+    ({"task": "toy", "tasks": [toy_entry()]}, "task: both task and tasks given"),
+    ({}, "task: neither task nor tasks given"),
+    ({"tasks": []}, "tasks: the list is empty"),
+    ({"tasks": [toy_entry(), toy_entry()]}, "tasks[1].label: 'toy' is also the label of tasks[0]"),
+    ({"tasks": [toy_entry(label="a/b")]}, "tasks[0].label: 'a/b' contains '/'"),
+    ({"tasks": [toy_entry()], "loss": "label_smoothed_cross_entropy"}, "loss: a multi-task recipe sets it per task"),
+    ({"tasks": [toy_entry()], "data": {"max_source_length": 10}}, "data: a multi-task recipe sets data per task"),
+    ({"tasks": [toy_entry(weight=0)]}, "tasks[0].weight"),
+    ({"tasks": [toy_entry(label="x"), toy_entry(wieght=2)]}, "tasks[1].wieght: unknown key (did you mean 'weight'?"),
+])
+def test_mixture_mistakes_name_the_json_path(folder, top, message):
+    with pytest.raises(OFAError) as error:
+        load(mixture(folder, **top))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    (toy_entry(data={"reader": {"name": "toy_redaer", "train": "train.txt"}}), "tasks[1].data.reader: unknown reader 'toy_redaer' (did you mean 'toy_reader'?"),
+    (toy_entry(task={"name": "toy", "lang": "fr"}), "tasks[1].task.lang: task 'toy' has no 'fr' prompt"),
+    (toy_entry(data={"reader": {"name": "toy_reader", "train": "missing.txt"}}), "tasks[1].data.reader.train:"),
+    (toy_entry(generation="captoin"), "tasks[1].generation: unknown official search 'captoin' (did you mean 'caption'?"),
+    (toy_entry(metrics=["cuont"]), "tasks[1].metrics[0]: unknown metric 'cuont' (did you mean 'count'?"),
+])
+def test_a_bad_component_names_its_entry(folder, entry, message):
+    recipe = load(mixture(folder, tasks=[toy_entry(label="first"), {**entry, "label": "second"}]))
+    with pytest.raises(OFAError) as error:
+        resolve_tasks(recipe, registry_with(Toy, installed=True))
+    assert message in str(error.value)
+
+
+def test_recipe_show_and_validate_on_the_command_line(folder, capsys):
+    path = mixture(folder, tasks=[toy_entry(label="a"), toy_entry(label="b", weight=0.5)])
+    plugin_dir = folder / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "toy_plugin.py").write_text("from tests.framework.conftest import Toy\nglobals().update(vars(Toy))\n")
+    assert main(["--plugins-dir", str(plugin_dir), "recipe", "validate", str(path)]) == 0
+    assert main(["--plugins-dir", str(plugin_dir), "run", str(path), "--dry-run"]) == 0
+    assert "ok (tasks a, b," in capsys.readouterr().out
+    assert main(["--plugins-dir", str(plugin_dir), "recipe", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "tasks[1].weight" in out and "# task toy (b, weight 0.5)" in out
+
+
+def test_the_multitask_demo_recipe_is_valid():
+    jsonschema.validate(orjson.loads((RECIPES / "demo_multitask.json").read_bytes()), json_schema())
+
+
+@pytest.fixture
+def mixed_data(tmp_path) -> dict:
+    """A grounding task (the example third-party plugin) and captions (built-in), on the same four images."""
+    lines, images = [], []
+    for index in range(4):
+        path = tmp_path / "images" / f"{index}.png"
+        path.parent.mkdir(exist_ok=True)
+        fake_image(index, (48, 32)).save(path)
+        lines.append({"id": str(index), "image": f"images/{index}.png", "text": ["红色", "狗"][index % 2],
+                      "box": [2 + index, 3, 30, 20 + index]})
+    (tmp_path / "grounding.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    (tmp_path / "labels.txt").write_text("红色\n狗\n", encoding="utf-8")
+    (tmp_path / "classes.jsonl").write_bytes(b"\n".join(orjson.dumps({"id": str(i), "image": f"images/{i}.png",
+                                                                       "label": ["红色", "狗"][i % 2]}) for i in range(4)))
+    tiny_checkpoint(tmp_path / "model")
+    return {
+        "name": "mixed", "model": {"checkpoint": "model"},
+        "tasks": [
+            {"label": "grounding", "task": {"name": "grounding", "lang": "zh"}, "weight": 1,
+             "data": {"reader": {"name": "grounding_jsonl", "train": "grounding.jsonl", "valid": "grounding.jsonl"}},
+             "generation": {"num_beams": 2, "max_new_tokens": 5, "min_new_tokens": 4}},
+            {"label": "classification", "task": {"name": "classification", "lang": "zh", "options": {"labels_file": "labels.txt"}},
+             "weight": 1, "data": {"reader": {"name": "classification_jsonl", "train": "classes.jsonl", "valid": "classes.jsonl"}}},
+        ],
+        "training": {"per_device_train_batch_size": 2, "per_device_eval_batch_size": 2, "learning_rate": 1e-3,
+                     "logging_steps": 1, "save_steps": 4, "eval_strategy": "steps", "eval_steps": 4, "report_to": [], "seed": 0},
+    }
+
+
+def test_a_third_party_task_trains_in_a_mixture_with_a_built_in_one(grounding_installed, mixed_data, tmp_path, capsys):
+    summary = run_recipe(mixed_data, tmp_path, max_steps=4)
+    assert set(summary["epochs"]) == {"grounding", "classification"}
+    assert {"grounding/acc@0.5", "classification/accuracy"} <= set(summary["eval"])
+    rows = [orjson.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_bytes().splitlines()]
+    trained = {key.split("/")[0] for row in rows if row["split"] == "train" for key in row if key.endswith("/steps")}
+    assert trained == {"grounding", "classification"}
+    checkpoint = tmp_path / "run" / "checkpoint-4"
+    assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(checkpoint)]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert set(result["predictions"]) == {"grounding", "classification"}
+    for label, path in result["predictions"].items():
+        predictions = [orjson.loads(line) for line in open(path, "rb")]
+        assert len(predictions) == 4 and {row["task"] for row in predictions} == {label}
