@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
+import signal
 import socket
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -122,21 +125,46 @@ def test_a_mixture_refuses_epoch_strategies(tmp_path: Path) -> None:
         make_mixture(tmp_path, eval_strategy="epoch").train()
 
 
-def test_a_mixture_resumes_exactly(tmp_path: Path) -> None:
+KILLED_MIXTURE = textwrap.dedent("""
+    import sys, time
+    import torch
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from ofa_core.trainer import checkpointing
+    from trainer.test_mixture import make_mixture
+    torch.set_num_threads(1)  # as the test process runs, so the float sums agree bit for bit
+    original = checkpointing._fsync_dir
+    def slow(path):
+        original(path)
+        if path.name.startswith(".tmp-checkpoint-6"):
+            print("SAVING", flush=True)
+            time.sleep(60)
+    checkpointing._fsync_dir = slow
+    make_mixture(Path({tmp!r}), **{options!r}).train()
+""")
+
+
+def test_a_mixture_killed_mid_run_resumes_exactly(tmp_path: Path) -> None:
     options = {"max_steps": 7, "save_strategy": "steps", "save_steps": 3, "gradient_accumulation_steps": 2}
     make_mixture(tmp_path / "straight", **options).train()
-    make_mixture(tmp_path / "resumed", **options).train()
-    for late in ("checkpoint-6", "checkpoint-7"):
-        shutil.rmtree(tmp_path / "resumed" / "run" / late)
-    state = orjson.loads((tmp_path / "resumed" / "run" / "checkpoint-3" / "trainer_state.json").read_bytes())
-    assert set(state["tasks"]) == {"first", "second"}
-    (tmp_path / "resumed" / "run" / "log.jsonl").unlink()
-    make_mixture(tmp_path / "resumed", resume_from_checkpoint="auto", **options).train()
+    script = KILLED_MIXTURE.format(tests=str(Path(__file__).parents[1]), tmp=str(tmp_path / "killed"), options=options)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout.readline().strip() == b"SAVING"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    run = tmp_path / "killed" / "run"
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-3"]
+    assert set(orjson.loads((run / "checkpoint-3" / "trainer_state.json").read_bytes())["tasks"]) == {"first", "second"}
+    make_mixture(tmp_path / "killed", resume_from_checkpoint="auto", **options).train()
     straight = {row["step"]: row["loss"] for row in _log(tmp_path / "straight" / "run")}
-    resumed = {row["step"]: row["loss"] for row in _log(tmp_path / "resumed" / "run")}
-    assert resumed == {step: loss for step, loss in straight.items() if step > 3}
+    rows = _log(run)
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6, 4, 5, 6, 7]  # the killed run logged 1-6, the resumed run 4-7
+    assert [row["loss"] for row in rows[:6]] == [straight[step] for step in range(1, 7)]
+    assert {row["step"]: row["loss"] for row in rows[6:]} == {step: loss for step, loss in straight.items() if step > 3}
     one = load_file(tmp_path / "straight" / "run" / "checkpoint-7" / "model.safetensors")
-    two = load_file(tmp_path / "resumed" / "run" / "checkpoint-7" / "model.safetensors")
+    two = load_file(run / "checkpoint-7" / "model.safetensors")
     assert all(torch.equal(one[name], two[name]) for name in one)
 
 
