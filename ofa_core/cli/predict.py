@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.inference.predictor import Predictor  # torch: only once there is something to predict
 
     quiet_transformers()
-    predictor = Predictor(model_dir, task, prompt, build_options(task.options, options, "--option", Path.cwd()), generation)
+    predictor = Predictor.from_directory(model_dir, task, prompt, build_options(task.options, options, "--option", Path.cwd()),
+                                         generation)
     temporary = output.with_name(f".{output.name}.partial") if output else None
     stream = temporary.open("wb") if temporary else sys.stdout.buffer
     try:

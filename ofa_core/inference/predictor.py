@@ -21,21 +21,32 @@ from ofa_core.recipe import closed_set_of, task_search
 
 
 class Predictor:
-    """Model + processor + the task's prompt, generation settings, closed set and postprocess."""
+    """A model and its processor with one task's prompt, generation settings, closed set and postprocess.
 
-    def __init__(self, model_dir: str | Path, task: TaskSpec, prompt: PromptTemplate, options: Any = None,
+    Several predictors may share one loaded model (a server answering several tasks); `from_directory` loads one.
+    `generation` refines the task's search with `GenerationConfig` keyword arguments.
+    """
+
+    def __init__(self, model: Any, processor: Any, task: TaskSpec, prompt: PromptTemplate, options: Any = None,
                  generation: dict | None = None) -> None:
-        model, self.processor = load_model(model_dir)
-        self.model = model.eval()
-        self.generation = generation_config(task_search(task, prompt), **special_token_ids(self.model.config))
+        self.model, self.processor = model.eval(), processor
+        self.device = next(model.parameters()).device
+        self.generation = generation_config(task_search(task, prompt), **special_token_ids(model.config))
         unknown = self.generation.update(**(generation or {}))
         if unknown:
-            raise OFAError(f"--generation {', '.join(unknown)}: not a generation setting; see transformers' GenerationConfig")
+            raise OFAError(f"generation {', '.join(unknown)}: not a generation setting; see transformers' GenerationConfig")
         self.task, self.prompt, self.options = task, prompt, options
         closed_set = closed_set_of(task, options, prompt)
         self.answers = functools.partial(  # (model, inputs) -> list[Decoded]
-            decode_batch, generation_config=self.generation, tokenizer=self.processor.tokenizer,
-            closed_set=ClosedSetDecoder(closed_set, self.processor.tokenizer) if closed_set else None)
+            decode_batch, generation_config=self.generation, tokenizer=processor.tokenizer,
+            closed_set=ClosedSetDecoder(closed_set, processor.tokenizer) if closed_set else None)
+
+    @classmethod
+    def from_directory(cls, model_dir: str | Path, task: TaskSpec, prompt: PromptTemplate, options: Any = None,
+                       generation: dict | None = None, device: str | torch.device | None = None) -> Predictor:
+        """A predictor on the model in `model_dir` (a model or run directory), moved to `device` if given."""
+        model, processor = load_model(model_dir)
+        return cls(model.to(device) if device is not None else model, processor, task, prompt, options, generation)
 
     def __call__(self, batch: list[dict]) -> list[dict]:
         records = []
@@ -50,7 +61,7 @@ class Predictor:
             sources = [self.prompt.source.format(**record) for record in records]
         except KeyError as error:
             raise OFAError(f"prompt '{self.prompt.name}' needs the field {error}; pass --field {error.args[0]}=... or a TSV column") from None
-        inputs = self.processor(text=sources, images=[record.get("image") for record in records])
+        inputs = self.processor(text=sources, images=[record.get("image") for record in records]).to(self.device)
         with torch.no_grad():
             decoded = self.answers(self.model, inputs)
         rows = []

@@ -134,7 +134,7 @@ def test_predict_decodes_with_the_official_search_of_the_prompt_language(convert
 
     registry = registry_with(plugin)
     task = registry.tasks.get("caption")
-    chinese = Predictor(converted, task, registry.prompts.get("caption.zh")).generation
-    english = Predictor(converted, task, registry.prompts.get("caption.en"), generation={"num_beams": 3}).generation
+    chinese = Predictor.from_directory(converted, task, registry.prompts.get("caption.zh")).generation
+    english = Predictor.from_directory(converted, task, registry.prompts.get("caption.en"), generation={"num_beams": 3}).generation
     assert (chinese.num_beams, chinese.max_new_tokens) == (8, 129)  # MUGE's caption-zh
     assert (english.num_beams, english.max_new_tokens) == (3, 17)  # COCO's caption, beams overridden
