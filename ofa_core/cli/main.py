@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "recipe": "ofa_core.cli.recipe",
     "new-plugin": "ofa_core.cli.new_plugin",
     "demo-data": "ofa_core.cli.demo_data",
+    "serve": "ofa_core.cli.serve",
 }
 
 
