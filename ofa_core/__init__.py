@@ -3,7 +3,8 @@
 `import ofa_core` is light: it imports neither torch nor transformers. The model classes below load on
 first use, and the OFA classes are registered with transformers' Auto* loaders as soon as those are
 imported (`ofa_core.auto_registration`), so `AutoModelForSeq2SeqLM.from_pretrained(dir)` works on any
-directory this project writes. The package map is in docs/architecture.md.
+directory this project writes. `ofa_core.pipeline(task, model=DIR)` (docs/pipeline.md) loads on first use too.
+The package map is in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from ofa_core.auto_registration import register_auto_classes
 _MODEL_CLASSES = ("OFAConfig", "OFAForConditionalGeneration", "OFAImageProcessor", "OFAModel", "OFAProcessor",
                   "OFATokenizer")
 
-__all__ = [*_MODEL_CLASSES, "register_auto_classes"]
+__all__ = [*_MODEL_CLASSES, "pipeline", "register_auto_classes"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "pipeline":
+        value = importlib.import_module("ofa_core.inference.pipeline").pipeline
+        globals()[name] = value
+        return value
     if name not in _MODEL_CLASSES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module("ofa_core.model"), name)

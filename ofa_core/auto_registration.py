@@ -1,9 +1,12 @@
 """`import ofa_core` registers the OFA classes with transformers' Auto loaders, without importing torch itself.
 
+It also offers the OFA tasks to `transformers.pipeline(...)` as `ofa-caption`, `ofa-vqa` and
+`ofa-classification` (`ofa_core.inference.pipeline`; docs/pipeline.md says why not transformers' own names).
+
 Registering needs torch and transformers, which `import ofa_core.plugin` and the light CLI verbs must not
 pay for. So `import ofa_core` registers at once only when transformers' Auto loaders are already imported;
-otherwise a finder on `sys.meta_path` waits until they are. Registering imports transformers, the model
-and the port reader; it happens at the first moment none of those is half-initialised (so no import
+otherwise a finder on `sys.meta_path` waits until they are. Registering imports transformers, the model,
+the port reader and the pipeline adapters; it happens at the first moment none of those is half-initialised (so no import
 cycle can bite), checked each time one of them finishes importing. Then the finder removes itself.
 """
 
@@ -14,20 +17,23 @@ import sys
 import warnings
 from types import ModuleType
 
-_WATCHED = ("transformers.", "ofa_core.model", "ofa_core.convert")
+_WATCHED = ("transformers.", "ofa_core.model", "ofa_core.convert", "ofa_core.inference.pipeline")
 _AUTO_LOADERS = ("transformers.models.auto.configuration_auto", "transformers.models.auto.modeling_auto")
 _registered = False
 
 
 def register_auto_classes() -> None:
-    """Make `Auto*.from_pretrained(dir)` build OFA objects, and `from_pretrained` read the published
-    transformers ports of OFA; safe to call any number of times."""
+    """Make `Auto*.from_pretrained(dir)` build OFA objects, `from_pretrained` read the published
+    transformers ports of OFA, and `transformers.pipeline("ofa-caption"|"ofa-vqa"|"ofa-classification", ...)`
+    run OFA tasks; safe to call any number of times."""
     global _registered
     from ofa_core.convert.port import register_port_reader
+    from ofa_core.inference.pipeline import register_transformers_pipelines
     from ofa_core.model.auto import register_auto_classes as register_model_classes
 
     register_model_classes()
     register_port_reader()
+    register_transformers_pipelines()
     _registered = True
     _uninstall()
 
