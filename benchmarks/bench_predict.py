@@ -4,8 +4,8 @@ Run:  python -m pytest benchmarks/bench_predict.py
 
 Each setting runs as a fresh command, as a user starts it; reported are the wall time of the whole
 command and the decoding throughput `predict` prints (model loading excluded), on the demo model
-(`ofa-demo` shape, caption task). On a 2-core CPU two processes share the same two cores, so they
-show the cost of sharding rather than a speed-up; on GPUs each process gets its own device.
+(`ofa-demo` shape, caption task). On a CPU the two processes share its cores (torchrun gives each one
+thread); on GPUs each process gets its own device.
 """
 
 from __future__ import annotations
