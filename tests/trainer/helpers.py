@@ -48,3 +48,40 @@ def records(images: int, captions_per_image: int, seed: int = 0) -> list[dict]:
 
 def examples(processor: OFAProcessor, images: int, captions_per_image: int, seed: int = 0):
     return encode_records(records(images, captions_per_image, seed), RecordEncoder(processor.tokenizer, TEMPLATE), "train")
+
+
+KILLED_WHILE_SAVING = """
+import sys, time
+import torch
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from ofa_core.trainer import checkpointing
+from trainer.{module} import {function}
+torch.set_num_threads(1)  # as the test process runs, so float sums agree bit for bit
+original = checkpointing._fsync_dir
+def slow(path):
+    original(path)
+    if path.name.startswith(".tmp-checkpoint-{step}-"):
+        print("SAVING", flush=True)
+        time.sleep(60)
+checkpointing._fsync_dir = slow
+{function}(Path({tmp!r}), **{options!r}).train()
+"""
+
+
+def kill_while_saving(factory: str, directory: Path, step: int, **options) -> None:
+    """Train `factory(directory, **options)` ('module:function' of tests/trainer) in a subprocess and SIGKILL it
+    while it writes checkpoint-`step`, after the files are written and before the rename."""
+    import signal
+    import subprocess
+    import sys
+
+    module, function = factory.split(":")
+    script = KILLED_WHILE_SAVING.format(tests=str(Path(__file__).parents[1]), module=module, function=function,
+                                        step=step, tmp=str(directory), options=options)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout.readline().strip() == b"SAVING"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()

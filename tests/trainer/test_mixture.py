@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import signal
 import socket
-import subprocess
-import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -26,26 +23,8 @@ from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.loop import Trainer
 from ofa_core.trainer.tasks import TaskParts, mixture_probabilities, task_for_step
 
-from .helpers import examples, make_processor
-
-
-class Count:
-    """A metric counting predictions, so each task's score is known: its number of eval examples."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def update(self, predictions, references) -> None:
-        self.count += len(predictions)
-
-    def state(self) -> dict:
-        return {"count": self.count}
-
-    def load_state(self, merged: dict) -> None:
-        self.count = merged["count"]
-
-    def compute(self) -> dict[str, float]:
-        return {"count": float(self.count)}
+from framework.conftest import Counter as CountingMetric
+from .helpers import examples, kill_while_saving, make_processor
 
 
 def test_steps_follow_the_task_probabilities() -> None:
@@ -82,7 +61,9 @@ def make_mixture(tmp_path: Path, model=None, probabilities=(0.7, 0.3), **options
     tasks = []
     for index, (label, probability) in enumerate(zip(("first", "second"), probabilities)):
         data = examples(processor, 4, 2, seed=index)
-        tasks.append(TaskParts(label=label, train_examples=data, eval_examples=data[: 2 + index], metrics={"n": Count},
+        # The counting metric scores each task with its number of evaluation examples, known in advance.
+        tasks.append(TaskParts(label=label, train_examples=data, eval_examples=data[: 2 + index],
+                               metrics={"n": functools.partial(CountingMetric, None)},
                                generation_config=generation, probability=probability))
     return Trainer(model or _model(), TrainingConfig(**settings), processor, tasks=tasks)
 
@@ -125,35 +106,10 @@ def test_a_mixture_refuses_epoch_strategies(tmp_path: Path) -> None:
         make_mixture(tmp_path, eval_strategy="epoch").train()
 
 
-KILLED_MIXTURE = textwrap.dedent("""
-    import sys, time
-    import torch
-    sys.path.insert(0, {tests!r})
-    from pathlib import Path
-    from ofa_core.trainer import checkpointing
-    from trainer.test_mixture import make_mixture
-    torch.set_num_threads(1)  # as the test process runs, so the float sums agree bit for bit
-    original = checkpointing._fsync_dir
-    def slow(path):
-        original(path)
-        if path.name.startswith(".tmp-checkpoint-6"):
-            print("SAVING", flush=True)
-            time.sleep(60)
-    checkpointing._fsync_dir = slow
-    make_mixture(Path({tmp!r}), **{options!r}).train()
-""")
-
-
 def test_a_mixture_killed_mid_run_resumes_exactly(tmp_path: Path) -> None:
     options = {"max_steps": 7, "save_strategy": "steps", "save_steps": 3, "gradient_accumulation_steps": 2}
     make_mixture(tmp_path / "straight", **options).train()
-    script = KILLED_MIXTURE.format(tests=str(Path(__file__).parents[1]), tmp=str(tmp_path / "killed"), options=options)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert process.stdout.readline().strip() == b"SAVING"
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_while_saving("test_mixture:make_mixture", tmp_path / "killed", 6, **options)
     run = tmp_path / "killed" / "run"
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-3"]
     assert set(orjson.loads((run / "checkpoint-3" / "trainer_state.json").read_bytes())["tasks"]) == {"first", "second"}

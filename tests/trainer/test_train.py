@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import orjson
@@ -26,9 +21,8 @@ from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.loop import Trainer
 
-from .helpers import examples, make_processor
+from .helpers import examples, kill_while_saving, make_processor
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def make_trainer(tmp_path: Path, model=None, images: int = 4, captions: int = 2, **options) -> Trainer:
@@ -100,31 +94,8 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path: Path) -> None:
     assert all(losses(run)[step] == full[step] for step in (4, 5, 6))
 
 
-KILLED_RUN = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, {tests!r})
-    from pathlib import Path
-    from ofa_core.trainer import checkpointing
-    from trainer.test_train import make_trainer
-    original = checkpointing._fsync_dir
-    def slow(path):
-        original(path)
-        if path.name.startswith(".tmp-checkpoint-4"):
-            print("SAVING", flush=True)
-            time.sleep(60)
-    checkpointing._fsync_dir = slow
-    make_trainer(Path({tmp!r}), max_steps=4, save_strategy="steps", save_steps=2).train()
-""")
-
-
 def test_sigkill_while_saving_leaves_the_previous_checkpoint(tmp_path: Path) -> None:
-    script = KILLED_RUN.format(tests=str(REPO / "tests"), tmp=str(tmp_path))
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO)
-    try:
-        assert process.stdout.readline().strip() == b"SAVING"
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_while_saving("test_train:make_trainer", tmp_path, 4, max_steps=4, save_strategy="steps", save_steps=2)
     run = tmp_path / "run"
     assert [p.name for p in ckpt.list_checkpoints(run)] == ["checkpoint-2"]
     assert list(run.glob(".tmp-checkpoint-4-*"))
