@@ -78,6 +78,30 @@ def test_answers_that_tokenize_alike_or_to_nothing_are_refused(processor):
         ClosedSet(("red", "red"))
 
 
+def test_labels_of_characters_the_vocabulary_lacks_are_explained(processor):
+    """七 and 三 are not in the tiny vocabulary: both become [UNK], and the message says so in the recipe's words."""
+    message = ("closed set: labels '七' and '三' both become [UNK]: this model's vocabulary lacks 七, 三; "
+               "use labels written with characters it knows, or a model whose vocabulary has them")
+    with pytest.raises(OFAError) as raised:
+        ClosedSetDecoder(ClosedSet(("猫", "七", "三"), noun="labels"), processor.tokenizer)
+    assert str(raised.value) == message
+    with pytest.raises(OFAError, match=r"^closed set: answers '一七' and '一三' both become '一 \[UNK\]': .* lacks 七, 三; use answers "):
+        ClosedSetDecoder(ClosedSet(("一七", "一三")), processor.tokenizer)
+    with pytest.raises(OFAError, match="^closed set: labels 'red' and 'RED' tokenize identically; keep one of them$"):
+        ClosedSetDecoder(ClosedSet(("red", "RED"), noun="labels"), processor.tokenizer)
+
+
+def test_classification_names_its_answers_labels(processor):
+    from ofa_tasks.classification.labels import ClassificationOptions
+    from ofa_tasks.classification.plugin import closed_set
+
+    built = closed_set(ClassificationOptions(labels=("猫", "七", "三")))
+    assert built.noun == "labels" and built.answers == ("猫", "七", "三")
+    with pytest.raises(OFAError, match="^closed set: labels '七' and '三' both become \\[UNK\\]"):
+        ClosedSetDecoder(built, processor.tokenizer)
+    assert ClosedSet(("a", "b"), "beam", 2).noun == "answers"  # positional fields unchanged
+
+
 def test_constraint_mask_allows_trie_children_and_leaves_outsiders_free(processor):
     tokenizer = processor.tokenizer
     decoder = ClosedSetDecoder(ClosedSet(("red", "rose", "blue")), tokenizer)

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "predict": "ofa_core.cli.predict",
     "tasks": "ofa_core.cli.tasks",
     "plugins": "ofa_core.cli.plugins",
+    "doctor": "ofa_core.cli.doctor",
     "recipe": "ofa_core.cli.recipe",
     "new-plugin": "ofa_core.cli.new_plugin",
     "demo-data": "ofa_core.cli.demo_data",

@@ -1,4 +1,7 @@
-"""`ofa plugins`: which plugins loaded (version, origin, what they registered) and which failed."""
+"""`ofa plugins`: which plugins loaded (version, origin, what they registered) and which failed.
+
+Exits 1 when a plugin failed to load (after printing the whole listing), so CI catches a broken plugin.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import argparse
 from ofa_core.cli.common import print_json
 from ofa_core.registry.components import KINDS
 
-HELP = "list loaded plugins with versions, origins and registered names, and plugins that failed to load"
+HELP = "list loaded plugins with versions, origins and registered names, and plugins that failed to load (exit 1 if any)"
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
                 for f in registry.failures]
     if args.json:
         print_json({"plugins": plugins, "failures": failures})
-        return 0
+        return 1 if failures else 0
     if not plugins:
         print("no plugins loaded")
     for plugin in plugins:
@@ -38,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"FAILED {failure['name']} ({failure['origin']}): {failure['error']}")
         if args.errors:
             print(failure["traceback"].rstrip())
-    return 0
+    return 1 if failures else 0

@@ -39,6 +39,36 @@ def _select(encoder_outputs: OFAEncoderOutput, index: torch.Tensor) -> OFAEncode
                             position_embeddings=encoder_outputs.position_embeddings.index_select(0, index))
 
 
+def _singular(noun: str) -> str:
+    return noun[:-1] if noun.endswith("s") else noun
+
+
+def _unknown_ids(tokenizer: Any) -> set[int]:
+    """Ids the tokenizer gives text its vocabulary lacks: its unk token, and its model's own unknown piece
+    (a WordPiece vocabulary's `[UNK]`, which OFA's Chinese tokenizer keeps apart from `<unk>`)."""
+    ids = {tokenizer.unk_token_id}
+    model_unk = getattr(getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None), "unk_token", None)
+    if isinstance(model_unk, str):
+        ids.add(tokenizer.convert_tokens_to_ids(model_unk))
+    return {index for index in ids if isinstance(index, int)}
+
+
+def _identical(noun: str, first: str, second: str, ids: tuple[int, ...], tokenizer: Any) -> str:
+    """Why two answers of a closed set cannot be told apart: unknown characters when that is the cause."""
+    unknown = _unknown_ids(tokenizer)
+    if not unknown.intersection(ids):
+        return f"closed set: {noun} {first!r} and {second!r} tokenize identically; keep one of them"
+    lacking: list[str] = []
+    for character in dict.fromkeys(first + second):
+        if not character.isspace() and unknown.intersection(tokenizer(character, add_special_tokens=False)["input_ids"]):
+            lacking.append(character)
+    tokens = " ".join(tokenizer.convert_ids_to_tokens(list(ids)))
+    tokens = tokens if len(ids) == 1 else repr(tokens)
+    lacks = f"lacks {', '.join(lacking)}" if lacking else "lacks some of their characters"
+    return (f"closed set: {noun} {first!r} and {second!r} both become {tokens}: this model's vocabulary {lacks}; "
+            f"use {noun} written with characters it knows, or a model whose vocabulary has them")
+
+
 class ClosedSetDecoder:
     """A `ClosedSet` tokenized once: its trie, candidate tensors and the per-step masks scoring needs."""
 
@@ -48,12 +78,13 @@ class ClosedSetDecoder:
         self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
         self.vocab_size = len(tokenizer)
         sequences = [tuple(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in self.answers]
+        noun = closed_set.noun
         seen: dict[tuple[int, ...], str] = {}
         for answer, ids in zip(self.answers, sequences):
             if not ids:
-                raise OFAError(f"closed set: answer {answer!r} tokenizes to nothing; remove it from the answer list")
+                raise OFAError(f"closed set: {_singular(noun)} {answer!r} tokenizes to nothing; remove it from the {noun}")
             if ids in seen:
-                raise OFAError(f"closed set: answers {seen[ids]!r} and {answer!r} tokenize identically; keep one of them")
+                raise OFAError(_identical(noun, seen[ids], answer, ids, tokenizer))
             seen[ids] = answer
         self.by_tokens = seen
         self.trie = CandidateTrie(sequences, self.bos, self.eos)

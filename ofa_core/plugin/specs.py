@@ -228,6 +228,9 @@ class ClosedSet(ClosedSetOptions):
 
     answers: tuple[str, ...] = attrs.field(converter=tuple, validator=_answers)
     """The allowed answers, as the target text the model is trained to emit."""
+    noun: str = attrs.field(default="answers", kw_only=True, eq=False, validator=attrs.validators.instance_of(str))
+    """What the recipe calls the answers ('answers', 'labels'), as error messages name them; wording only, so not
+    compared (two sets that decode alike are equal)."""
 
 
 @attrs.frozen

@@ -7,6 +7,8 @@ and the best wins, OFA's all-candidate inference.
 
 from __future__ import annotations
 
+import attrs
+
 from ofa_core.model.errors import OFAError
 from ofa_core.plugin.hooks import hookimpl
 from ofa_core.plugin.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
@@ -46,7 +48,7 @@ def preprocess(record: dict, split: str, options: ClassificationOptions) -> dict
 
 def closed_set(options: ClassificationOptions) -> ClosedSet:
     labels = label_set(options).labels
-    return options.closed_set(labels, top_k=min(options.top_k, len(labels)))
+    return attrs.evolve(options.closed_set(labels, top_k=min(options.top_k, len(labels))), noun="labels")
 
 
 @hookimpl

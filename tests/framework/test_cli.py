@@ -45,9 +45,14 @@ def test_plugins_reports_failures_and_adds_plugin_verbs(capsys, tmp_path):
         "    parser = subparsers.add_parser('hello', help='say hello')\n"
         "    parser.set_defaults(run=lambda args: print('hello from a plugin') or 0)\n")
     code, out, err = run(capsys, "--plugins-dir", str(tmp_path), "plugins", "--errors")
-    assert code == 0
+    assert code == 1  # the listing is complete, and CI sees the broken plugin
+    assert "core 0.1.0 (builtin)" in out and "hello (plugins-dir)" in out
     assert "FAILED broken (plugins-dir): RuntimeError: half-written plugin" in out and "Traceback" in out
     assert "warning: plugin 'broken' (plugins-dir) failed to load" in err
+    code, out, _ = run(capsys, "--plugins-dir", str(tmp_path), "plugins", "--json")
+    listing = json.loads(out)
+    assert code == 1 and any(plugin["name"] == "core" for plugin in listing["plugins"])
+    assert [(f["name"], f["error"]) for f in listing["failures"]] == [("broken", "RuntimeError: half-written plugin")]
     code, out, _ = run(capsys, "hello", "--plugins-dir", str(tmp_path))
     assert (code, out) == (0, "hello from a plugin\n")
 
