@@ -1,10 +1,12 @@
-"""`ofa eval RECIPE --checkpoint DIR`: generate on the recipe's eval split and score it."""
+"""`ofa eval RECIPE --checkpoint DIR`: generate on the recipe's eval split and score it; the scores also go to
+`<output_dir>/log.jsonl` and (unless `training.report_to` is 'none') TensorBoard `eval/<score>` scalars."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ofa_core.cli.run import is_main_process
 from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
 from ofa_core.model.errors import OFAError
 
@@ -25,5 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
 
     quiet_transformers()
-    print_json(from_recipe.evaluate(recipe, tasks, checkpoint, args.split))
+    result = from_recipe.evaluate(recipe, tasks, checkpoint, args.split, report=True)
+    if is_main_process():  # under torchrun one process speaks; the others print only their errors
+        print_json(result)
     return 0

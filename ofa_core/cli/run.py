@@ -39,20 +39,28 @@ def run(args: argparse.Namespace) -> int:
     if recipe.training.eval_strategy != "no" and any(output_dir.glob("checkpoint-*")):
         final = from_recipe.evaluate(recipe, tasks, output_dir)  # the run's best checkpoint
         summary["final_eval"] = final
-        if os.environ.get("RANK", "0") == "0":
+        if is_main_process():
             show_samples(final, recipe.training.num_sample_predictions)
-    print_json(summary)
+    if is_main_process():  # under torchrun one process speaks; the others print only their errors
+        print_json(summary)
     return 0
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job (torchrun sets RANK), or a single process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def show_samples(result: dict, count: int) -> None:
-    """The headline scores of the final evaluation (not per-class ones) and the first predictions of each task's
-    file beside their references, on stderr."""
-    from ofa_core.trainer.reporting import headline
+    """The headline scores of the final evaluation, per-class scores (when a metric gives them) as a short
+    table, and the first predictions of each task's file beside their references, on stderr."""
+    from ofa_core.trainer.reporting import class_table, headline
 
     files = result["predictions"] if isinstance(result["predictions"], dict) else {"": result["predictions"]}
     print(f"ofa: {result['checkpoint']} on {result['split']}: {headline(result)}; predictions in "
           f"{', '.join(files.values())}", file=sys.stderr)
+    for line in class_table(result):
+        print(f"  {line}", file=sys.stderr)
     for label, path in files.items():
         with open(path, "rb") as handle:
             for line in islice(handle, count):

@@ -21,6 +21,7 @@ from ofa_core.model.search import special_token_ids
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.trainer.distributed import gather_objects, init_world
 from ofa_core.trainer.loop import Trainer
+from ofa_core.trainer.reporting import log_evaluation
 from ofa_core.trainer.tasks import TaskParts, mixture_probabilities
 
 
@@ -80,9 +81,14 @@ def train(recipe: Recipe, tasks: Sequence[Resolved]) -> dict[str, Any]:
     return _trainer(recipe, tasks, model, processor, splits).train()
 
 
-def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str = "valid") -> dict[str, Any]:
+def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str = "valid",
+             report: bool = False) -> dict[str, Any]:
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
-    plus the predictions file (one per task in a mixture: `predictions` maps each label to its file)."""
+    plus the predictions file (one per task in a mixture: `predictions` maps each label to its file).
+
+    With `report` (`ofa eval`), rank 0 also records the scores as training does: a `"split": "eval"` line in
+    `<output_dir>/log.jsonl` and, unless `training.report_to` is 'none', `eval/<score>` TensorBoard scalars under
+    `<output_dir>/runs`, at the checkpoint's step (its trainer_state.json; 0 for a plain model directory)."""
     checkpoint = model_directory(checkpoint)
     model, processor = load_model(checkpoint, recipe.spec.model.overrides)
     trainer = _trainer(recipe, tasks, model, processor, {"eval": split})
@@ -98,4 +104,15 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
             chosen = [row for row in rows if row.get("task", "") == label]
             out.write_bytes(b"".join(orjson.dumps(row, default=str) + b"\n" for row in chosen))
     predictions = str(files[""]) if labels == [""] else {label: str(out) for label, out in files.items()}
+    if report and trainer.world.is_main:
+        log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
+                       scores, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))
     return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions}
+
+
+def _checkpoint_step(checkpoint: Path) -> int:
+    """The step in the checkpoint's trainer_state.json; 0 for a model directory without one."""
+    try:
+        return int(orjson.loads((checkpoint / "trainer_state.json").read_bytes())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0

@@ -391,6 +391,8 @@ class Trainer:
         end_of_epoch = position.batch_position >= len(self._epoch_batches(index, position.epoch))
         if due("steps", config.logging_steps, state.step, end_of_epoch, last_step=state.step == self.total_steps):
             self.reporter.log_window(state.step, self.scheduler.get_last_lr()[0], self._epochs())
+        else:
+            self.reporter.heartbeat(state.step, self.scheduler.get_last_lr()[0])
         metrics = None
         if any(task.eval_examples for task in self.tasks) and due(config.eval_strategy, config.eval_interval, state.step, end_of_epoch):
             metrics = self.last_metrics = self._evaluate_during_training()
@@ -440,7 +442,7 @@ class Trainer:
         their states.
 
         Returns the scores (identical on every process; `<label>/<score>` in a mixture, plus `weighted` when
-        `metric_for_best_model` weighs several scores) and up to `return_samples` lines of 'prediction |
+        `metric_for_best_model` weighs several scores) and up to `return_samples` lines of 'id: prediction |
         references' per task from rank 0. `examples` replaces a single task's evaluation examples. With
         `predictions`, this process's `{"id", "prediction", "references"}` rows are appended to it (plus
         `ranking`, the top-k answers with their log-probabilities, when a closed set asks for top-k, and `task`,
@@ -501,7 +503,7 @@ class Trainer:
                 if task.label:
                     rows = [{"task": task.label, **row} for row in rows]
                 predictions.extend(rows)
-            samples.extend(f"{p} | {' / '.join(r[:2])}" for p, r in zip(found, references))
+            samples.extend(f"{e.id}: {p} | {' / '.join(r[:2])}" for e, p, r in zip(batch["examples"], found, references))
         scores: dict[str, float] = {}
         prefix = f"{task.label}/" if task.label else ""
         for name, metric in metrics.items():

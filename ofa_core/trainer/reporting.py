@@ -1,7 +1,9 @@
-"""What a run shows: a JSONL log, TensorBoard scalars and text, a tqdm bar, all from rank 0 only."""
+"""What a run shows: a JSONL log, TensorBoard scalars and text, a tqdm bar on a terminal or progress lines
+elsewhere (CI logs, nohup, `> log 2>&1`), all from rank 0 only."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -9,6 +11,25 @@ from typing import Any
 
 import orjson
 from tqdm.auto import tqdm
+
+
+PROGRESS_SECONDS = 30.0
+"""Without a terminal, a progress line is printed at least this often (besides every `logging_steps`)."""
+
+
+def _now() -> float:
+    """The clock of throughput, ETA and the progress interval (tests replace it)."""
+    return time.monotonic()
+
+
+def duration(seconds: float) -> str:
+    """'45s', '3m05s', '2h07m'."""
+    seconds = max(int(round(seconds)), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def headline(scores: dict[str, Any]) -> str:
@@ -33,7 +54,7 @@ class LogWindow:
     def __init__(self) -> None:
         self.totals: dict[str, float] = {}
         self.tasks: dict[str, dict[str, float]] = {}
-        self.started = time.monotonic()
+        self.started = _now()
 
     def add(self, totals: dict[str, float], label: str = "") -> None:
         for key, value in totals.items():
@@ -48,7 +69,7 @@ class LogWindow:
         """Per-token losses, throughput since the window opened, `lr`, and each task's epoch (`epoch` alone
         for a single task, `<label>/epoch` in a mixture)."""
         totals = self.totals
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        elapsed = max(_now() - self.started, 1e-9)
         tokens = max(totals["sample_size"], 1.0)
         values = {"loss": totals["loss_sum"] / tokens, "lr": lr, "grad_norm": totals["grad_norm"],
                   "samples_per_s": totals["nsamples"] / elapsed, "tokens_per_s": totals["sample_size"] / elapsed,
@@ -65,21 +86,28 @@ class LogWindow:
         return values
 
     def reset(self) -> None:
-        self.totals, self.tasks, self.started = {}, {}, time.monotonic()
+        self.totals, self.tasks, self.started = {}, {}, _now()
 
 
 class Reporter:
     """Writes `log.jsonl` and (with 'tensorboard' in report_to) `runs/` under the output directory.
 
     Non-main processes get a reporter that writes nothing, so the loop never branches on rank.
-    The bar is disabled when stderr is not a terminal (CI logs stay readable; the JSONL has it all).
+    On a terminal, progress is a tqdm bar. Elsewhere (CI logs, nohup, a redirected stderr) the bar is off
+    and each train log line, and at least one line every `PROGRESS_SECONDS`, is printed on stderr:
+    `ofa: step 120/1000 (12%) loss 2.3456 lr 4.9e-04 38.2 samples/s ETA 3m05s` (plus each task's loss in
+    a mixture).
     """
 
     def __init__(self, output_dir: Path, report_to: tuple[str, ...], total_steps: int, start_step: int, active: bool) -> None:
         self.active = active
-        self.started = time.monotonic()
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not active or not sys.stderr.isatty(),
+        self.started = _now()
+        terminal = _isatty(sys.stderr)
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not active or not terminal,
                         dynamic_ncols=True, desc="train")
+        self.lines = active and not terminal
+        self.total_steps, self.start_step, self.step = total_steps, start_step, start_step
+        self.printed_at = self.started
         self.log_file = None
         self.writer = None
         self.window = LogWindow()
@@ -95,7 +123,7 @@ class Reporter:
         """One JSONL line and one TensorBoard scalar per numeric value."""
         if not self.active:
             return
-        record = {"step": step, "split": prefix, "time": round(time.monotonic() - self.started, 3), **values}
+        record = {"step": step, "split": prefix, "time": round(_now() - self.started, 3), **values}
         self.log_file.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
         self.log_file.flush()
         if self.writer is not None:
@@ -122,6 +150,7 @@ class Reporter:
 
     def advance(self) -> None:
         self.bar.update(1)
+        self.step += 1
 
     def step_done(self, totals: dict[str, float], label: str = "") -> None:
         """Count an optimizer step (of task `label` in a mixture): the bar moves, its totals join the log window."""
@@ -129,9 +158,33 @@ class Reporter:
         self.window.add(totals, label)
 
     def log_window(self, step: int, lr: float, epochs: dict[str, float]) -> None:
-        """The train line for the steps since the last one; the next window starts now."""
-        self.log(step, self.window.values(lr, epochs))
+        """The train line for the steps since the last one (and its progress line without a terminal);
+        the next window starts now."""
+        values = self.window.values(lr, epochs)
+        self.log(step, values)
+        self.print_progress(step, values)
         self.window.reset()
+
+    def heartbeat(self, step: int, lr: float) -> None:
+        """Without a terminal: a progress line from the open window when none was printed for `PROGRESS_SECONDS`."""
+        if self.lines and self.window.totals and _now() - self.printed_at >= PROGRESS_SECONDS:
+            self.print_progress(step, self.window.values(lr, {}))
+
+    def print_progress(self, step: int, values: dict[str, Any]) -> None:
+        if not self.lines:
+            return
+        print(self.progress_line(step, values), file=sys.stderr, flush=True)
+        self.printed_at = _now()
+
+    def progress_line(self, step: int, values: dict[str, Any]) -> str:
+        """'ofa: step 120/1000 (12%) loss 2.3456 (caption 2.10 vqa 1.20) lr 4.9e-04 38.2 samples/s ETA 3m05s'."""
+        total = max(self.total_steps, 1)
+        tasks = " ".join(f"{key[:-len('/loss')]} {value:.2f}" for key, value in values.items() if key.endswith("/loss"))
+        done = step - self.start_step
+        elapsed = _now() - self.started
+        eta = duration((self.total_steps - step) * elapsed / done) if done > 0 and elapsed > 0 else "?"
+        return (f"ofa: step {step}/{self.total_steps} ({100 * step // total}%) loss {values['loss']:.4f}"
+                f"{f' ({tasks})' if tasks else ''} lr {values['lr']:.1e} {values['samples_per_s']:.1f} samples/s ETA {eta}")
 
     def close(self) -> None:
         self.bar.close()
@@ -139,3 +192,61 @@ class Reporter:
             self.log_file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or minimal stream
+        return False
+
+
+def log_evaluation(output_dir: Path, report_to: tuple[str, ...], step: int, scores: dict[str, Any], **extra: Any) -> None:
+    """`ofa eval`'s record of its scores, as training writes them: one `"split": "eval"` line appended to
+    `log.jsonl` (with `extra`, e.g. the checkpoint) and, with 'tensorboard' in `report_to`, one `eval/<score>`
+    scalar per numeric score at `step` under `runs/`. Call it on rank 0 only."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    record = {"step": step, "split": "eval", **scores, **extra}
+    with open(output_dir / "log.jsonl", "ab") as handle:
+        handle.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY, default=str) + b"\n")
+    if "tensorboard" not in report_to:
+        return
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(output_dir / "runs"))
+    try:
+        for key, value in scores.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                writer.add_scalar(f"eval/{key}", value, step)
+    finally:
+        writer.close()
+
+
+_CLASS_KEY = re.compile(r"^(?:([^/]+)/)?class/(.+)/(precision|recall|f1|support)$")
+
+
+def class_table(scores: dict[str, Any], limit: int = 10) -> list[str]:
+    """The per-class scores (`class/<label>/<score>` keys, `<task>/class/...` in a mixture) as aligned lines:
+    label, precision, recall, f1, support; the `limit` classes with the most support, then a count of the rest.
+    Empty without per-class keys."""
+    tables: dict[str, dict[str, dict[str, float]]] = {}
+    for key, value in scores.items():
+        found = _CLASS_KEY.match(key)
+        if found and isinstance(value, (int, float)):
+            task, label, name = found.groups()
+            tables.setdefault(f"{task}/" if task else "", {}).setdefault(label, {})[name] = value
+    lines: list[str] = []
+    columns = ("precision", "recall", "f1", "support")
+    for task, classes in tables.items():
+        chosen = sorted(classes.items(), key=lambda item: (-item[1].get("support", 0.0), item[0]))[:limit]
+        width = max(len("class"), *(len(label) for label, _ in chosen))
+        title = f"{task[:-1]}: " if task else ""
+        lines.append(f"{title}{'class':<{width}}  " + "  ".join(f"{name:>9}" for name in columns))
+        indent = " " * len(title)
+        for label, values in chosen:
+            cells = [f"{values.get(name, float('nan')):9.2f}" for name in columns[:3]]
+            cells.append(f"{int(values.get('support', 0)):9d}")
+            lines.append(f"{indent}{label:<{width}}  " + "  ".join(cells))
+        if len(classes) > len(chosen):
+            lines.append(f"{indent}... and {len(classes) - len(chosen)} more classes")
+    return lines
