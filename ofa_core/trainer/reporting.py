@@ -79,7 +79,7 @@ class LogWindow:
             values["nll_loss"] = totals["nll_loss"] / tokens
         if "loss_scale" in totals:
             values["loss_scale"] = totals["loss_scale"]
-        for label, task in self.tasks.items():
+        for label, task in sorted(self.tasks.items()):  # a stable order in logs and progress lines
             values[f"{label}/loss"] = task["loss_sum"] / max(task["sample_size"], 1.0)
             values[f"{label}/samples_per_s"] = task["nsamples"] / elapsed
             values[f"{label}/steps"] = task["steps"]
