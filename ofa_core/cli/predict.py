@@ -112,10 +112,14 @@ def run(args: argparse.Namespace) -> int:
     logger.addHandler(reporter)
     world.start()
     try:
-        return _predict(args, world, output, ids, order, done, fields, task, prompt, model_dir, options, generation)
+        code = _predict(args, world, output, ids, order, done, fields, task, prompt, model_dir, options, generation)
+    except BaseException:
+        world.stop(together=False)
+        raise
     finally:
-        world.stop()
         logger.removeHandler(reporter)
+    world.stop()
+    return code
 
 
 def _predict(args, world, output, ids, order, done, fields, task, prompt, model_dir, options, generation) -> int:

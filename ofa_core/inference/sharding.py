@@ -54,10 +54,14 @@ class World:
                 dist.init_process_group("gloo", timeout=TIMEOUT)
                 self._group = True
 
-    def stop(self) -> None:
+    def stop(self, together: bool = True) -> None:
+        """Leave the group; `together` (after a run every process finished) waits for the others first, since a
+        process tearing gloo down while a peer still uses it can abort that peer. A failing process leaves alone."""
         if self._group:
             import torch.distributed as dist
 
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
             self._group = False
 
