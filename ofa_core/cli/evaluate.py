@@ -25,9 +25,11 @@ def run(args: argparse.Namespace) -> int:
         raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model directory")
     recipe, tasks = prepare(args)
     from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
+    from ofa_core.trainer.distributed import leave_world
 
     quiet_transformers()
     result = from_recipe.evaluate(recipe, tasks, checkpoint, args.split, report=True)
     if is_main_process():  # under torchrun one process speaks; the others print only their errors
         print_json(result)
+    leave_world()
     return 0

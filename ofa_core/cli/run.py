@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{recipe.path}: ok (task{'s' if len(tasks) > 1 else ''} {names}, output {recipe.spec.output_dir})")
         return 0
     from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
+    from ofa_core.trainer.distributed import leave_world
 
     quiet_transformers()
     summary = from_recipe.train(recipe, tasks)
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             show_samples(final, recipe.training.num_sample_predictions)
     if is_main_process():  # under torchrun one process speaks; the others print only their errors
         print_json(summary)
+    leave_world()
     return 0
 
 

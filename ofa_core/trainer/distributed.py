@@ -85,3 +85,11 @@ def gather_objects(value, world: World) -> list:
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()
+
+
+def leave_world() -> None:
+    """After a command's work: wait for every process, then leave the process group. Processes that simply exit
+    while a peer still uses gloo can abort that peer ('terminate called without an active exception')."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
