@@ -23,8 +23,8 @@ import orjson
 from ofa_core.cli.common import quiet_transformers
 from ofa_core.inference import sharding
 from ofa_core.inference.inputs import entries, load, quiet_entries, unique_ids
+from ofa_core.inference.task_choice import choose_task
 from ofa_core.model.errors import OFAError
-from ofa_core.recipe import build_options
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise OFAError("--resume keeps the rows of --output and --overwrite replaces them; pass one of them")
     if output is not None and output.exists() and not (args.overwrite or args.resume):
         raise OFAError(f"{output}: already exists; pass --overwrite to replace it, --resume to complete it, or choose another --output")
-    registry = args.loader.registry()
-    task = registry.tasks.get(args.task)
-    lang = args.lang or next(iter(task.prompts))
-    if lang not in task.prompts:
-        raise OFAError(f"--lang {lang}: task '{args.task}' has prompts for {', '.join(task.prompts)}")
-    prompt = registry.prompts.get(task.prompts[lang])
-    if prompt.decoder_prefix:
-        raise OFAError(f"prompt '{prompt.name}' has a decoder_prefix, which predict does not support yet")
+    task, prompt, options = choose_task(args.loader.registry(), args.task, args.lang, options, caller="predict",
+                                        lang_name="--lang", options_name="--option")
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         raise OFAError(f"{model_dir}: --model: no such directory")
@@ -136,7 +130,7 @@ def _predict(args, world, output, ids, order, done, fields, task, prompt, model_
     from ofa_core.inference.predictor import Predictor  # torch: only once there is something to predict
 
     quiet_transformers()
-    predictor = Predictor.from_directory(model_dir, task, prompt, build_options(task.options, options, "--option", Path.cwd()),
+    predictor = Predictor.from_directory(model_dir, task, prompt, options,
                                          generation, device=world.device(args.device))
     started = time.perf_counter()
     part = sharding.part_path(output, tag, world.rank) if output is not None else None

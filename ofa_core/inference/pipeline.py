@@ -124,22 +124,11 @@ def _device(value: Any) -> torch.device:
 def resolve_task(task: str, lang: str | None = None, options: Mapping[str, Any] | None = None,
                  registry: Any = None) -> tuple[Any, Any, Any]:
     """(task spec, prompt, built options) of the registered task `task`; every settings error before any loading."""
-    from ofa_core.recipe import build_options
+    from ofa_core.inference.task_choice import choose_task
     from ofa_core.registry import load_plugins
 
     registry = registry if registry is not None else load_plugins().registry()
-    if task not in registry.tasks.names():
-        raise OFAError(registry.tasks.unknown_message(task))
-    spec = registry.tasks.get(task)
-    lang = lang or next(iter(spec.prompts))
-    if lang not in spec.prompts:
-        raise OFAError(f"lang {lang!r}: task '{task}' has prompts for {', '.join(spec.prompts)}")
-    prompt = registry.prompts.get(spec.prompts[lang])
-    if prompt.decoder_prefix:
-        raise OFAError(f"prompt '{prompt.name}' has a decoder_prefix, which the pipeline does not support yet")
-    if options is not None and not isinstance(options, Mapping):
-        raise OFAError(f"options: expected a dict of the task's options, e.g. {{'labels': [...]}}, got {options!r}")
-    return spec, prompt, build_options(spec.options, dict(options or {}), "options", Path.cwd())
+    return choose_task(registry, task, lang, options, caller="the pipeline")
 
 
 def pipeline(task: str, model: str | Path, device: Any = None, dtype: Any = None, lang: str | None = None,
