@@ -164,12 +164,13 @@ def _post(client, **extra):
 
 def test_full_queue_answers_503_with_retry_after(make_app):
     async def flood():
-        async with async_client(make_app(_slow(0.3), max_batch=1, max_queue=2, max_wait_ms=0)) as client:
+        async with async_client(make_app(_slow(1.0), max_batch=1, max_queue=2, max_wait_ms=0)) as client:
             return await asyncio.gather(*(_post(client) for _ in range(8)))
 
     answers = run_async(flood())
     statuses = sorted(a.status_code for a in answers)
-    assert statuses.count(200) >= 3 and statuses.count(503) >= 1 and set(statuses) == {200, 503}
+    # Two requests always fit the queue; a third fits only if the worker took the first one before the flood ended.
+    assert statuses.count(200) >= 2 and statuses.count(503) >= 1 and set(statuses) == {200, 503}
     for answer in answers:
         if answer.status_code == 503:
             assert int(answer.headers["retry-after"]) >= 1 and "queue is full" in answer.json()["error"]
