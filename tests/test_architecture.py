@@ -68,12 +68,26 @@ def test_light_modules_import_neither_torch_nor_transformers(module: str, tmp_pa
         {"torch": False, "transformers": False}
 
 
-def _light_recipe(folder: Path) -> Path:
-    model = folder / "model"
-    model.mkdir()
-    (model / "config.json").write_text("{}")
+@pytest.fixture(scope="module")
+def light_model(tmp_path_factory) -> Path:
+    """A saved tiny model: validation reads its files (not its weights), so it must be a real one."""
+    from ofa_core.plugin.testing import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("light") / "model")
+
+
+def _light_recipe(folder: Path, model: Path) -> Path:
+    import base64
+    import io
+
+    from ofa_core.plugin.testing import fake_image
+
+    png = io.BytesIO()
+    fake_image().save(png, format="PNG")
     (folder / "muge").mkdir()
-    recipe = {"task": {"name": "caption", "lang": "zh"}, "model": {"checkpoint": "model"},
+    (folder / "muge" / "IC_train.jsonl").write_text('{"image_id": "1", "text": ["一只猫"]}\n')
+    (folder / "muge" / "IC_train.tsv").write_text(f"1\t{base64.b64encode(png.getvalue()).decode()}\n")
+    recipe = {"task": {"name": "caption", "lang": "zh"}, "model": {"checkpoint": str(model)},
               "data": {"reader": {"name": "muge", "folder": "muge"}}}
     path = folder / "recipe.json"
     path.write_text(json.dumps(recipe))
@@ -84,8 +98,8 @@ def _light_recipe(folder: Path) -> Path:
     ["tasks", "--all"], ["plugins"], ["recipe", "validate", "RECIPE"], ["recipe", "show", "RECIPE"],
     ["recipe", "schema"], ["new-plugin", "light_task", "--dir", "PLUGINS"], ["run", "RECIPE", "--dry-run"], ["--help"],
 ])
-def test_light_commands_import_neither_torch_nor_transformers(argv: list[str], tmp_path: Path) -> None:
-    recipe = _light_recipe(tmp_path)
+def test_light_commands_import_neither_torch_nor_transformers(argv: list[str], tmp_path: Path, light_model: Path) -> None:
+    recipe = _light_recipe(tmp_path, light_model)
     argv = [str(recipe) if a == "RECIPE" else str(tmp_path / "plugins") if a == "PLUGINS" else a for a in argv]
     loaded = _modules_after(f"""
         import contextlib, io

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from ofa_core.model.errors import OFAError
-from ofa_core.recipe import MissingRecipePath, Recipe, Resolved, load, resolve_tasks
+from ofa_core.recipe import MissingRecipePath, Recipe, Resolved
+from ofa_core.recipe.loading import load_all
+from ofa_core.recipe.preflight import check
+from ofa_core.recipe.problems import problems_of, raise_problems
+from ofa_core.recipe.resolution import resolve_all
+from ofa_core.recipe.sections import SETUP
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,28 +25,74 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a recipe value, e.g. --set training.learning_rate=1e-4 (value parsed as JSON)")
 
 
-def prepare(args: argparse.Namespace) -> tuple[Recipe, tuple[Resolved, ...]]:
+def prepare(args: argparse.Namespace, preflight: bool = False) -> tuple[Recipe, tuple[Resolved, ...]]:
     """Load the recipe, the plugins it names, and every task's components, once: all checks before any compute.
+    With `preflight`, also everything else that would stop a run before its first step (`recipe.preflight`).
+    Every mistake found is raised together (`RecipeProblems`; one alone as itself).
 
     A missing path inside the demo folder makes the demo get generated (once) before trying again.
     """
     try:
-        return _load_and_resolve(args)
-    except MissingRecipePath as error:
+        return _load_and_resolve(args, preflight)
+    except OFAError as error:
         from ofa_core.demo.folder import create_on_first_use
 
-        if not create_on_first_use(error.path):
+        missing = [problem.path for problem in problems_of(error) if isinstance(problem, MissingRecipePath)]
+        if not any([create_on_first_use(path) for path in missing]):
             raise
-    return _load_and_resolve(args)
+    return _load_and_resolve(args, preflight)
 
 
-def _load_and_resolve(args: argparse.Namespace) -> tuple[Recipe, tuple[Resolved, ...]]:
-    recipe = load(args.recipe, args.overrides)
+def _load_and_resolve(args: argparse.Namespace, preflight: bool) -> tuple[Recipe, tuple[Resolved, ...]]:
+    recipe, problems = load_all(args.recipe, args.overrides)
+    if recipe is None:
+        raise_problems(problems)
     try:
         args.loader.load_recipe_modules(recipe.spec.plugins.load, recipe.base_dir)
     except OFAError as error:
-        raise recipe.error(str(error)) from error
-    return recipe, resolve_tasks(recipe, args.loader.registry())
+        raise_problems([*problems, recipe.error(str(error))])
+    resolution = resolve_all(recipe, args.loader.registry())
+    problems += resolution.problems
+    if preflight:
+        problems += _preflight(recipe, resolution.parts, problems)
+    raise_problems(problems)
+    return recipe, resolution.tasks
+
+
+def _preflight(recipe: Recipe, parts: tuple[dict[str, Any], ...], found: list[OFAError]) -> list[OFAError]:
+    """`recipe.preflight.check`, given the checkpoint's model directory and the checkpoint a run would resume from."""
+    from ofa_core.inference.loading import NoModelError, list_checkpoints, model_directory
+
+    problems: list[OFAError] = []
+    checkpoint = Path(recipe.spec.model.checkpoint)
+    model_dir = None
+    if checkpoint.is_dir():
+        try:
+            model_dir = model_directory(checkpoint)
+        except NoModelError as error:
+            problems.append(recipe.missing(f"model.checkpoint: {error}", checkpoint))
+    elif not any(isinstance(problem, MissingRecipePath) and problem.path == checkpoint for problem in found):
+        problems.append(recipe.missing(f"model.checkpoint: {checkpoint} is not a directory; give a model directory "
+                                       f"or a run directory", checkpoint))
+    resume = recipe.training.resume_from_checkpoint
+    if resume == "auto":
+        newest = list_checkpoints(Path(recipe.training.output_dir))
+        resume = newest[-1] if newest else None
+    return problems + check(recipe, parts, model_dir, Path(resume) if resume is not None else None)
+
+
+def report(error: OFAError, args: argparse.Namespace) -> int:
+    """Print each problem as its own `error:` line on stderr; exit status 2 (`--debug` raises instead)."""
+    if getattr(args, "debug", False):
+        raise error
+    lines, said = [], set()
+    for problem in reversed(problems_of(error)):  # a recipe's setup text once, after the last path it explains
+        message, marker, setup = str(problem).partition(SETUP)
+        lines.append(message if marker and setup in said else str(problem))
+        said.add(setup)
+    for line in reversed(lines):
+        print(f"error: {line}", file=sys.stderr)
+    return 2
 
 
 def print_json(value: Any) -> None:

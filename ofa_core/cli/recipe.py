@@ -6,8 +6,9 @@ import argparse
 
 import orjson
 
-from ofa_core.cli.common import add_recipe_arguments, prepare, print_json
+from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, report
 from ofa_core.recipe.docs import COMMAND, json_schema, render
+from ofa_core.recipe.problems import RecipeProblems
 from ofa_core.recipe.show import resolved_values
 
 HELP = "validate a recipe, show its resolved values with their origins, or print the recipe JSON Schema or its reference"
@@ -15,7 +16,8 @@ HELP = "validate a recipe, show its resolved values with their origins, or print
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    validate = actions.add_parser("validate", parents=parents, help="check keys, types, files, plugins and component names")
+    validate = actions.add_parser("validate", parents=parents, help="check everything a run needs before its first step (keys, types, "
+                                                                    "plugins, components, model files, data) and list every mistake")
     add_recipe_arguments(validate)
     show = actions.add_parser("show", parents=parents, help="print every resolved value and where it came from")
     add_recipe_arguments(show)
@@ -31,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "docs":
         print(render(json_schema()), end="")
         return 0
-    recipe, tasks = prepare(args)
+    try:
+        recipe, tasks = prepare(args, preflight=args.action == "validate")
+    except RecipeProblems as error:
+        return report(error, args)
     if args.action == "validate":
         print(f"{recipe.path}: ok")
         return 0

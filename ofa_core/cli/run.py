@@ -15,18 +15,22 @@ from pathlib import Path
 
 import orjson
 
-from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
+from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers, report
+from ofa_core.recipe.problems import RecipeProblems
 
 HELP = "train as a recipe says (validated first; --dry-run stops after validation)"
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true", help="validate the recipe, plugins and components, then stop")
+    parser.add_argument("--dry-run", action="store_true", help="validate the recipe, plugins, components, model files and data, then stop")
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe, tasks = prepare(args)
+    try:
+        recipe, tasks = prepare(args, preflight=True)
+    except RecipeProblems as error:
+        return report(error, args)
     if args.dry_run:
         names = ", ".join(resolved.label or resolved.task_name for resolved in tasks)
         print(f"{recipe.path}: ok (task{'s' if len(tasks) > 1 else ''} {names}, output {recipe.spec.output_dir})")

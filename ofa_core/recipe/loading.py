@@ -6,6 +6,7 @@ Every error is one line naming the file and the JSON path, and says where a bad 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import orjson
 
 from ofa_core.model.errors import OFAError
 from ofa_core.recipe.paths import MissingPathError, resolve_path
-from ofa_core.recipe.schema import RecipeError, build
+from ofa_core.recipe.problems import raise_problems
+from ofa_core.recipe.schema import RecipeError, build, errors_of
 from ofa_core.recipe.sections import DataSection, MissingRecipePath, Recipe, RecipeFile, with_setup
 from ofa_core.recipe.training import TrainingConfig
 
@@ -100,7 +102,18 @@ def _set(data: dict, keys: list[str], value: Any) -> dict:
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
-    """Read, merge, override and type-check a recipe; every error is one line naming file and field."""
+    """Read, merge, override and type-check a recipe; every error is one line naming file and field
+    (several mistakes: a `RecipeProblems` listing each)."""
+    recipe, problems = load_all(path, overrides)
+    raise_problems(problems)
+    return recipe
+
+
+def load_all(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Recipe | None, list[OFAError]]:
+    """The recipe and every mistake in it. A bad value is reported and its default used, so later checks still
+    run; the recipe is None only when its shape leaves nothing to check (no model, neither task nor tasks).
+
+    A file that is missing or not JSON, and a bad `extends` or `--set`, stop at once: there is nothing to check."""
     path = Path(path)
     layers = _layers(path, "this file")
     merged: dict = {}
@@ -116,21 +129,76 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     path = path.resolve()
 
     def fail(error: RecipeError) -> OFAError:
-        field = str(error).split(":", 1)[0]
+        field = error.field
         origin = next((o for p, o in origins.items() if p == field or p.startswith(field + ".")), None) or origin_of(origins, field)
         where = f" (value from {origin})" if origin not in (None, "this file", "default") else ""
         if isinstance(error, MissingPathError):
             return MissingRecipePath(f"{path}: {with_setup(f'{error}{where}', merged.get('setup'))}", error.path)
         return OFAError(f"{path}: {error}{where}")
 
-    try:
-        spec = build(RecipeFile, merged, "")
-        _check_tasks(spec)
-        spec = _resolve_paths(spec, path.parent)
-        training = _training(spec, path)
-    except RecipeError as error:
-        raise fail(error) from None
-    return Recipe(path, spec, training, origins)
+    errors: list[RecipeError] = []
+    spec = _build_reporting(RecipeFile, merged, "", errors)
+    if spec is not None:
+        try:
+            _check_tasks(spec)
+        except RecipeError as error:
+            errors.append(error)
+            spec = None
+    if spec is None:
+        return None, [fail(error) for error in errors]
+    spec = _resolve_paths(spec, path.parent, errors)
+    training = _training(spec, path, errors)
+    return Recipe(path, spec, training, origins), [fail(error) for error in errors]
+
+
+def _build_reporting(cls: type, data: dict, path: str, errors: list[RecipeError]) -> Any:
+    """`build`, with each bad value appended to `errors` and dropped (its default applies) until the rest builds;
+    None when what is left cannot build (a required key was bad)."""
+    reported: list[str] = []
+    for _ in range(len(flatten(data)) + 1):
+        try:
+            return build(cls, data, path)
+        except RecipeError as error:
+            found = [e for e in errors_of(error) if not any(_within(e.field, old) for old in reported)]
+            errors += found
+            reported += [e.field for e in found]
+            pruned = data
+            for single in errors_of(error):
+                pruned = _without(pruned, _keys(single.field, path))
+            if pruned == data:
+                return None
+            data = pruned
+    return None
+
+
+def _within(field: str, other: str) -> bool:
+    return field == other or field.startswith((other + ".", other + "["))
+
+
+_KEY = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _keys(field: str, prefix: str) -> list[str | int]:
+    """`data.reader.folder` -> ['data', 'reader', 'folder'], relative to the object at `prefix`."""
+    keys: list[str | int] = [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _KEY.finditer(field)]
+    depth = len(list(_KEY.finditer(prefix))) if prefix else 0
+    return keys[depth:]
+
+
+def _without(data: Any, keys: list[str | int]) -> Any:
+    """`data` with the value at `keys` removed (unchanged when it is not there)."""
+    if not keys:
+        return data
+    key, rest = keys[0], keys[1:]
+    if isinstance(data, dict) and isinstance(key, str) and key in data:
+        if not rest:
+            return {k: v for k, v in data.items() if k != key}
+        return {**data, key: _without(data[key], rest)}
+    if isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+        if not rest:
+            return data[:key] + data[key + 1:]
+        return data[:key] + [_without(data[key], rest)] + data[key + 1:]
+    return data
 
 
 def _check_tasks(spec: RecipeFile) -> None:
@@ -157,23 +225,37 @@ def _check_tasks(spec: RecipeFile) -> None:
         seen[entry.name] = index
 
 
-def _resolve_paths(spec: RecipeFile, base: Path) -> RecipeFile:
-    checkpoint = resolve_path(spec.model.checkpoint, base, "model.checkpoint", must_exist=True)
+def _resolve_paths(spec: RecipeFile, base: Path, errors: list[RecipeError]) -> RecipeFile:
+    """Absolute checkpoint and output paths; a missing checkpoint is reported and its path kept, so checks go on."""
+    try:
+        checkpoint = resolve_path(spec.model.checkpoint, base, "model.checkpoint", must_exist=True)
+    except RecipeError as error:
+        errors.append(error)
+        checkpoint = error.path if isinstance(error, MissingPathError) else spec.model.checkpoint
     default_name = spec.name or (spec.task.name if spec.task is not None else "multitask")
     output_dir = spec.output_dir or spec.training.get("output_dir") or f"runs/{default_name}"
     if not isinstance(output_dir, str):
-        raise RecipeError(f"training.output_dir: expected string, got {output_dir!r}")
-    return attrs.evolve(spec, model=attrs.evolve(spec.model, checkpoint=checkpoint),
-                        output_dir=resolve_path(output_dir, base, "output_dir", must_exist=False))
+        errors.append(RecipeError(f"training.output_dir: expected string, got {output_dir!r}"))
+        output_dir = f"runs/{default_name}"
+    try:
+        output_dir = resolve_path(output_dir, base, "output_dir", must_exist=False)
+    except RecipeError as error:
+        errors.append(error)
+    return attrs.evolve(spec, model=attrs.evolve(spec.model, checkpoint=str(checkpoint)), output_dir=output_dir)
 
 
-def _training(spec: RecipeFile, path: Path) -> Any:
+def _training(spec: RecipeFile, path: Path, errors: list[RecipeError]) -> TrainingConfig:
+    """The training block, bad values reported and replaced by their defaults."""
     values = {**spec.training, "output_dir": spec.output_dir}
     if "resume_from_checkpoint" in values and values["resume_from_checkpoint"] not in (None, "auto") \
             and isinstance(values["resume_from_checkpoint"], str):
-        values["resume_from_checkpoint"] = resolve_path(values["resume_from_checkpoint"], path.parent,
-                                                        "training.resume_from_checkpoint", must_exist=True)
-    return build(TrainingConfig, values, "training")
+        try:
+            values["resume_from_checkpoint"] = resolve_path(values["resume_from_checkpoint"], path.parent,
+                                                            "training.resume_from_checkpoint", must_exist=True)
+        except RecipeError as error:
+            errors.append(error)
+            del values["resume_from_checkpoint"]
+    return _build_reporting(TrainingConfig, values, "training", errors) or TrainingConfig(output_dir=spec.output_dir)
 
 
 def origin_of(origins: Mapping[str, str], path: str) -> str:

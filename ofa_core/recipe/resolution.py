@@ -16,6 +16,7 @@ from ofa_core.model.errors import OFAError
 from ofa_core.model.search import OFFICIAL_SEARCH, search_for_language
 from ofa_core.plugin.specs import PATH_METADATA, ClosedSet, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
 from ofa_core.recipe.paths import MissingPathError, resolve_path
+from ofa_core.recipe.problems import raise_problems
 from ofa_core.recipe.schema import RecipeError, build
 from ofa_core.recipe.sections import Component, DataSection, Recipe, TaskEntry
 from ofa_core.registry.components import Registry
@@ -46,11 +47,11 @@ class Resolved:
 
 
 def closed_set_of(task: TaskSpec, options: Any, prompt: PromptTemplate) -> ClosedSet | None:
-    """The task's closed set for these options; answers are scored right after BOS, so no decoder prefix."""
+    """The task's closed set for these options (answers are scored after the prompt's decoder part, if any)."""
     closed_set = task.closed_set(options) if task.closed_set is not None else None
-    if closed_set is not None and prompt.decoder_prefix:
-        raise OFAError(f"prompt '{prompt.name}' has a decoder_prefix, which closed-set decoding does not support; "
-                       f"use a prompt without one or drop the task's answer set")
+    if closed_set is not None and closed_set.inference == "beam" and prompt.prompt_type == "src":
+        raise OFAError(f"prompt '{prompt.name}' has prompt type 'src', whose answer is read by ranking: "
+                       f"set the task option inference to 'rank'")
     return closed_set
 
 
@@ -79,28 +80,98 @@ def resolve(recipe: Recipe, registry: Registry) -> Resolved:
 
 def resolve_tasks(recipe: Recipe, registry: Registry) -> tuple[Resolved, ...]:
     """Every task of the recipe with its components looked up and options built: one for a single-task recipe,
-    one per entry of `tasks` for a mixture. Errors name the file and the JSON path (`tasks[1].data.reader`)."""
-    try:
-        return tuple(_resolve_entry(recipe, registry, index, entry) for index, entry in enumerate(recipe.spec.entries))
-    except MissingPathError as error:
-        raise recipe.missing(str(error), error.path) from None
-    except RecipeError as error:
-        raise recipe.error(str(error)) from None
+    one per entry of `tasks` for a mixture. Errors name the file and the JSON path (`tasks[1].data.reader`);
+    several mistakes raise a `RecipeProblems` listing each."""
+    resolution = resolve_all(recipe, registry)
+    raise_problems(resolution.problems)
+    return resolution.tasks
 
 
-def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEntry) -> Resolved:
+@attrs.frozen
+class Resolution:
+    """What resolving a recipe found: its tasks, every mistake, and the parts of each entry that did resolve."""
+
+    tasks: tuple[Resolved, ...]
+    """The entries whose every component resolved."""
+    problems: list[OFAError]
+    parts: tuple[dict[str, Any], ...]
+    """Per entry, its components that resolved, by `Resolved` field name: a later check of one part (the answers
+    against the tokenizer, the reader's data) runs even when another part of the entry is wrong."""
+
+
+def resolve_all(recipe: Recipe, registry: Registry) -> Resolution:
+    """Every task and every mistake found in any of them (each component is checked even when another of its
+    task is wrong)."""
+    problems: list[OFAError] = []
+    parts = tuple(_resolve_entry(recipe, registry, index, entry, problems) for index, entry in enumerate(recipe.spec.entries))
+    tasks = tuple(Resolved(**found) for found in parts if len(found) == len(attrs.fields(Resolved)))
+    return Resolution(tasks, problems, parts)
+
+
+class _Failed:
+    """What a check that reported its problem leaves behind."""
+
+
+FAILED = _Failed()
+
+
+def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEntry,
+                   problems: list[OFAError]) -> dict[str, Any]:
+    """The entry's resolved parts by `Resolved` field name (all of them when nothing is wrong)."""
     base = recipe.base_dir
 
     def field(name: str) -> str:
         return recipe.spec.field(index, name)
+
+    def attempt(function, *args, prefixed: bool = False) -> Any:
+        """function(*args), or FAILED with its error in `problems` (`prefixed`: the message lacks the task's path)."""
+        try:
+            return function(*args)
+        except MissingPathError as error:
+            problems.append(recipe.missing(str(error), error.path))
+        except RecipeError as error:
+            problems.append(recipe.error(f"{field('')}{error}" if prefixed and recipe.spec.multitask else str(error)))
+        except OFAError as error:
+            problems.append(error)
+        return FAILED
 
     def lookup(namespace, name: str, at: str):
         if name not in namespace:
             raise recipe.error(f"{field(at)}: {namespace.unknown_message(name)}")
         return namespace.get(name)
 
+    def ok(*values: Any) -> bool:
+        return not any(value is FAILED for value in values)
+
     section = entry.task
-    task = lookup(registry.tasks, section.name, "task.name")
+    task = attempt(lookup, registry.tasks, section.name, "task.name")
+    prompt = attempt(_prompt, recipe, registry, task, section, field) if ok(task) else FAILED
+    reader_ref = entry.data.reader or (Component(task.reader) if ok(task) else None)
+    reader = attempt(lookup, registry.readers, reader_ref.name, "data.reader") if reader_ref else FAILED
+    reader_options = attempt(build_options, reader.options, reader_ref.options, field("data.reader"), base) if ok(reader) else FAILED
+    loss_ref = entry.loss or (Component(task.loss) if ok(task) else None)
+    loss = attempt(lookup, registry.losses, loss_ref.name, "loss") if loss_ref else FAILED
+    loss_options = attempt(build_options, loss.options, loss_ref.options, field("loss"), base) if ok(loss) else FAILED
+    metric_refs = entry.metrics if entry.metrics is not None else [Component(m) for m in task.metrics] if ok(task) else []
+    metrics = []
+    for i, ref in enumerate(metric_refs):
+        metric = attempt(lookup, registry.metrics, ref.name, f"metrics[{i}]")
+        options = attempt(build_options, metric.options, ref.options, field(f"metrics[{i}]"), base) if ok(metric) else FAILED
+        metrics.append((ref.name, metric, options))
+    task_options = attempt(build_options, task.options, section.options, field("task.options"), base) if ok(task) else FAILED
+    search = entry.generation if entry.generation is not None else task_search(task, prompt) if ok(task, prompt) else None
+    generation = attempt(_generation, search, prefixed=True) if search is not None else FAILED
+    closed_set = attempt(closed_set_of, task, task_options, prompt, prefixed=True) if ok(task, task_options, prompt) else FAILED
+    parts = dict(task_name=section.name, task=task, task_options=task_options, prompt=prompt, reader=reader,
+                 reader_options=reader_options, loss=loss, loss_options=loss_options, generation=generation,
+                 closed_set=closed_set, data=entry.data, label=entry.name if recipe.spec.multitask else "",
+                 weight=entry.weight)
+    if ok(*(value for metric in metrics for value in metric[1:])):
+        parts["metrics"] = tuple(metrics)
+    return {name: value for name, value in parts.items() if ok(value)}
+
+
+def _prompt(recipe: Recipe, registry: Registry, task: TaskSpec, section: Any, field: Any) -> PromptTemplate:
     lang = section.lang or next(iter(task.prompts), None)
     if section.prompt is not None:
         prompt_name = section.prompt
@@ -110,28 +181,9 @@ def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEn
         close = difflib.get_close_matches(str(lang), list(task.prompts), n=1)
         hint = f"did you mean '{close[0]}'?; " if close else ""
         raise recipe.error(f"{field('task.lang')}: task '{section.name}' has no '{lang}' prompt ({hint}languages: {', '.join(task.prompts)})")
-    prompt = lookup(registry.prompts, prompt_name, "task.prompt")
-    reader_ref = entry.data.reader or Component(task.reader)
-    reader = lookup(registry.readers, reader_ref.name, "data.reader")
-    loss_ref = entry.loss or Component(task.loss)
-    loss = lookup(registry.losses, loss_ref.name, "loss")
-    metric_refs = entry.metrics if entry.metrics is not None else [Component(m) for m in task.metrics]
-    metrics = []
-    for i, ref in enumerate(metric_refs):
-        metric = lookup(registry.metrics, ref.name, f"metrics[{i}]")
-        metrics.append((ref.name, metric, build_options(metric.options, ref.options, field(f"metrics[{i}]"), base)))
-    task_options = build_options(task.options, section.options, field("task.options"), base)
-    try:
-        generation = _generation(entry.generation if entry.generation is not None else task_search(task, prompt))
-        closed_set = closed_set_of(task, task_options, prompt)
-    except RecipeError as error:
-        raise RecipeError(f"{field('')}{error}" if recipe.spec.multitask else str(error)) from None
-    return Resolved(
-        task_name=section.name, task=task, task_options=task_options, prompt=prompt, reader=reader,
-        reader_options=build_options(reader.options, reader_ref.options, field("data.reader"), base),
-        loss=loss, loss_options=build_options(loss.options, loss_ref.options, field("loss"), base),
-        metrics=tuple(metrics), generation=generation, closed_set=closed_set, data=entry.data,
-        label=entry.name if recipe.spec.multitask else "", weight=entry.weight)
+    if prompt_name not in registry.prompts:
+        raise recipe.error(f"{field('task.prompt')}: {registry.prompts.unknown_message(prompt_name)}")
+    return registry.prompts.get(prompt_name)
 
 
 def task_search(task: TaskSpec, prompt: PromptTemplate) -> str | dict:

@@ -26,6 +26,29 @@ from ofa_core.model.errors import OFAError
 class RecipeError(OFAError):
     """A recipe value that is unknown, of the wrong type or otherwise invalid; names its JSON path."""
 
+    @property
+    def field(self) -> str:
+        """The JSON path the message starts with."""
+        return str(self).split(":", 1)[0]
+
+
+class RecipeErrors(RecipeError):
+    """Several bad values of one object, each its own `RecipeError`: a user fixes them all in one go."""
+
+    def __init__(self, errors: list[RecipeError]) -> None:
+        flat = [single for error in errors for single in errors_of(error)]
+        super().__init__("; ".join(map(str, flat)))
+        self.errors = tuple(flat)
+
+
+def errors_of(error: RecipeError) -> tuple[RecipeError, ...]:
+    """The single errors inside `error`."""
+    return error.errors if isinstance(error, RecipeErrors) else (error,)
+
+
+def one_or_all(errors: list[RecipeError]) -> RecipeError:
+    return errors[0] if len(errors) == 1 else RecipeErrors(errors)
+
 
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
@@ -159,7 +182,7 @@ def build(cls: type, value: Any, path: str) -> Any:
     fields = {f.name: f for f in attrs.fields(cls)}
     aliases = getattr(cls, "JSON_NAMES", {})  # json key -> field name, for keys like "$schema"
     hints = field_hints(cls)
-    kwargs = {}
+    kwargs, keys, errors = {}, {}, []
     for key, item in value.items():
         name = aliases.get(key, key)
         if name not in fields or name.startswith("_"):
@@ -167,24 +190,55 @@ def build(cls: type, value: Any, path: str) -> Any:
             close = difflib.get_close_matches(key, known, n=1)
             hint = (f"did you mean '{close[0]}'?" if close else
                     f"known keys: {', '.join(known)}" if known else "this component takes no options")
-            raise RecipeError(f"{_join(path, key)}: unknown key ({hint})")
+            errors.append(RecipeError(f"{_join(path, key)}: unknown key ({hint})"))
+            continue
         accepted = json_hint(fields[name], hints[name])
         try:
             kwargs[name] = convert(item, accepted, _join(path, key))
-        except RecipeError:
+        except RecipeError as error:
             if fields[name].converter is None or accepted is not hints[name]:  # a typed converter said no
-                raise
-            kwargs[name] = _converted(fields[name], item, _join(path, key))
+                errors.append(error)
+                continue
+            try:
+                kwargs[name] = _converted(fields[name], item, _join(path, key))
+            except RecipeError as converter_error:
+                errors.append(converter_error)
+                continue
+        keys[name] = key
+    given = {aliases.get(key, key) for key in value}
     for name, field in fields.items():
-        if name not in kwargs and field.default is attrs.NOTHING:
-            raise RecipeError(f"{_join(path, name)}: missing required key ({_type_name(hints[name])})")
+        if name not in given and field.default is attrs.NOTHING:
+            errors.append(RecipeError(f"{_join(path, name)}: missing required key ({_type_name(hints[name])})"))
+    if errors:
+        raise one_or_all(errors)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
+        found = _validator_errors(cls, kwargs, keys, path)
+        if found:
+            raise one_or_all(found) from error
         # attrs validators name their field in the message; point the JSON path at it.
         named = [name for name in kwargs if re.search(rf"\b{re.escape(name)}\b", str(error))]
         where = _join(path, max(named, key=len)) if named else (path or cls.__name__)
         raise RecipeError(f"{where}: {error}") from error
+
+
+def _validator_errors(cls: type, kwargs: dict[str, Any], keys: dict[str, str], path: str) -> list[RecipeError]:
+    """Every field whose own validator rejects its value: attrs stops at the first, a recipe author wants all.
+
+    Validators that look at other fields (the instance) cannot be run alone and are left to the class."""
+    errors = []
+    for field in attrs.fields(cls):
+        if field.name not in kwargs or field.validator is None:
+            continue
+        value = kwargs[field.name]
+        try:
+            field.validator(None, field, field.converter(value) if field.converter else value)
+        except (TypeError, ValueError) as error:
+            errors.append(RecipeError(f"{_join(path, keys[field.name])}: {error}"))
+        except AttributeError:
+            continue
+    return errors
 
 
 def _converted(field: attrs.Attribute, value: Any, path: str) -> Any:

@@ -185,5 +185,9 @@ class MissingRecipePath(OFAError):
         self.path = Path(path)
 
 
+SETUP = ". To set up this recipe: "
+"""Between a missing path's message and the recipe's `setup` text (the CLI prints the text once for several paths)."""
+
+
 def with_setup(message: str, setup: str | None) -> str:
-    return f"{message}. To set up this recipe: {setup}" if setup else message
+    return f"{message}{SETUP}{setup}" if setup else message

@@ -6,10 +6,14 @@ before any compute (a typo in `lr_scheduler_type` must not surface after the fir
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Literal
 
 import attrs
 from attrs import validators as v
+
+WORD_EMBED = "model.shared.weight"
+"""The shared token embedding's parameter name (tied to the encoder's, the decoder's and `lm_head`)."""
 
 _non_negative = v.ge(0)
 _positive = v.gt(0)
@@ -121,3 +125,14 @@ class TrainingConfig:
     @property
     def eval_interval(self) -> int:
         return self.eval_steps or self.logging_steps
+
+    def freezes(self, name: str) -> bool:
+        """Whether parameter `name` stays frozen. Pure, so a recipe's freezing is checked against the names in the
+        saved weights before any model loads; the shared embedding follows `freeze_word_embed` only."""
+        if name == WORD_EMBED:
+            return self.freeze_word_embed
+        if self.freeze_encoder and name.startswith("model.encoder."):
+            return True
+        if self.freeze_image_backbone and name.startswith("model.encoder.embed_images."):
+            return True
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.freeze_patterns)

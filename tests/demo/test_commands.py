@@ -70,7 +70,7 @@ def test_the_main_recipe_without_weights_or_data_says_what_to_download_convert_a
         pytest.skip("this checkout has the converted weights")
     assert main(["run", str(recipe)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert all(line.startswith(f"error: {recipe}: ") for line in err.splitlines()) and "Traceback" not in err
     for needed in ("model.checkpoint", "checkpoints/ofa-cn-base not found", "ofa_cn_base.pt", "https://",
                    "python -m ofa_core convert fairseq ofa_cn_base.pt --out checkpoints/ofa-cn-base",
                    "IC_train.jsonl", "data/MUGE", "python -m ofa_core run recipes/demo_caption.json"):

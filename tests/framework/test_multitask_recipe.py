@@ -99,9 +99,9 @@ def test_recipe_show_and_validate_on_the_command_line(folder, capsys):
     plugin_dir = folder / "plugins"
     plugin_dir.mkdir()
     (plugin_dir / "toy_plugin.py").write_text("from tests.framework.conftest import Toy\nglobals().update(vars(Toy))\n")
-    assert main(["--plugins-dir", str(plugin_dir), "recipe", "validate", str(path)]) == 0
-    assert main(["--plugins-dir", str(plugin_dir), "run", str(path), "--dry-run"]) == 0
-    assert "ok (tasks a, b," in capsys.readouterr().out
+    assert main(["--plugins-dir", str(plugin_dir), "recipe", "validate", str(path)]) == 2
+    err = capsys.readouterr().err  # the toy has neither a model nor records: each entry's empty file is named
+    assert "tasks[0].data.reader.train:" in err and "tasks[1].data.reader.train:" in err
     assert main(["--plugins-dir", str(plugin_dir), "recipe", "show", str(path)]) == 0
     out = capsys.readouterr().out
     assert "tasks[1].weight" in out and "# task toy (b, weight 0.5)" in out
