@@ -307,8 +307,9 @@ def resume_problems(checkpoint: Path, labels: list[str], world_size: int) -> lis
 
 
 def gpu_visible() -> bool:
-    """Whether a CUDA (or ROCm) device is there, judged from the device files and CUDA_VISIBLE_DEVICES, not torch."""
+    """Whether a CUDA (or ROCm) device is there, judged from the device files (Linux, WSL's /dev/dxg, ROCm's
+    /dev/kfd) and CUDA_VISIBLE_DEVICES, not torch."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
-    return any(Path(device).exists() for device in ("/dev/nvidiactl", "/dev/kfd"))
+    return any(Path(device).exists() for device in ("/dev/nvidiactl", "/dev/dxg", "/dev/kfd"))
 
