@@ -59,7 +59,11 @@ def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
 
 
 class Collator:
-    """`collate(items)` -> dict of tensors plus `examples` and `num_dropped` (samples with bad images)."""
+    """`collate(items)` -> dict of tensors plus `examples` and `num_dropped` (samples with bad images).
+
+    `decoder_prompts` ([rows, P], right-padded; decoding forces them) and `loss_weights` ([rows]) are present only
+    when some example has a prompt or a weight other than 1.
+    """
 
     def __init__(self, pad_id: int, image_size: int) -> None:
         self.pad_id = pad_id
@@ -80,5 +84,9 @@ class Collator:
         batch["patch_masks"] = torch.tensor([image is not None for _, image, _ in kept])
         batch["decoder_input_ids"] = _pad([e.decoder_input_ids for e in examples], self.pad_id)
         batch["labels"] = _pad([e.labels for e in examples], IGNORE_INDEX)
+        if any(e.decoder_prompt for e in examples):
+            batch["decoder_prompts"] = _pad([e.decoder_prompt for e in examples], self.pad_id)
+        if any(e.loss_weight != 1.0 for e in examples):
+            batch["loss_weights"] = torch.tensor([e.loss_weight for e in examples])
         batch["encoder_index"] = torch.tensor([row for row, (members, _, _) in enumerate(kept) for _ in members])
         return batch

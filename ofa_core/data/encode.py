@@ -25,8 +25,10 @@ class RecordError(OFAError):
 class Example:
     """One training/evaluation sample, tokenized.
 
-    source_ids: `[0] + ids + [2]`; decoder_input_ids: `[0] + prefix + target`;
-    labels: `prefix→IGNORE_INDEX + target + [2]` (same length as decoder_input_ids).
+    source_ids: `[0] + ids + [2]`; decoder_input_ids: `[0] + prompt + target`;
+    labels: `prompt→IGNORE_INDEX + target + [2]` (same length as decoder_input_ids).
+    `decoder_prompt` is the part of the decoder input decoding forces (no BOS); `loss_weight` scales the
+    example's loss (the record's `loss_weight`, e.g. a VQA answer's confidence).
     """
 
     id: Any
@@ -37,6 +39,8 @@ class Example:
     image_key: Any
     references: tuple[str, ...]
     record: dict
+    decoder_prompt: tuple[int, ...] = ()
+    loss_weight: float = 1.0
 
 
 def image_key(record: dict) -> Any:
@@ -69,26 +73,48 @@ class RecordEncoder:
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def encode(self, record: dict) -> Example:
-        tok = self.tokenizer
-        source = self._ids(_format(self.template.source, record, "source"))
+    def encode_source(self, record: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(encoder ids with BOS and EOS, decoder prompt without BOS) of a record, as its prompt type says.
+
+        'prev_output' prompts with the source tokens, 'src' with the source tokens and EOS (OFA's prompt types);
+        a template's `decoder_prefix` with its own text.
+        """
+        tok, template = self.tokenizer, self.template
+        source = self._ids(_format(template.source, record, "source"))
         if self.max_source_length:
             source = source[: self.max_source_length - 2]
+        bos, eos = tok.bos_token_id, tok.eos_token_id
+        if template.prompt_type == "prev_output":
+            prompt = tuple(source)
+        elif template.prompt_type == "src":
+            prompt = (*source, eos)
+        elif template.decoder_prefix:
+            prompt = tuple(self._ids(_format(template.decoder_prefix, record, "decoder prefix")))
+        else:
+            prompt = ()
+        return (bos, *source, eos), prompt
+
+    def encode(self, record: dict) -> Example:
+        source_ids, prompt = self.encode_source(record)
         target = self._ids(_format(self.template.target, record, "target"))
         if self.max_target_length:
             target = target[: self.max_target_length]
-        prefix = self._ids(_format(self.template.decoder_prefix, record, "decoder prefix")) if self.template.decoder_prefix else []
-        bos, eos = tok.bos_token_id, tok.eos_token_id
+        bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
         references = record.get("references") or ()
+        weight = record.get("loss_weight", 1.0)
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight >= 0:
+            raise RecordError(f"record {record.get('id')!r}: loss_weight must be a number >= 0, got {weight!r}; fix the reader")
         return Example(
             id=record.get("id"),
-            source_ids=(bos, *source, eos),
-            decoder_input_ids=(bos, *prefix, *target),
-            labels=(*([IGNORE_INDEX] * len(prefix)), *target, eos),
+            source_ids=source_ids,
+            decoder_input_ids=(bos, *prompt, *target),
+            labels=(*([IGNORE_INDEX] * len(prompt)), *target, eos),
             image=record.get("image"),
             image_key=image_key(record),
             references=tuple(references) if not isinstance(references, str) else (references,),
             record=record,
+            decoder_prompt=prompt,
+            loss_weight=float(weight),
         )
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import attrs
 import torch
 
-from ofa_core.model.errors import OFAError
 from ofa_core.model.labels import IGNORE_INDEX
+from ofa_core.generation.answer_tokens import answer_ids
 from ofa_core.generation.trie import CandidateTrie
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.plugin.specs import ClosedSet
@@ -39,36 +39,6 @@ def _select(encoder_outputs: OFAEncoderOutput, index: torch.Tensor) -> OFAEncode
                             position_embeddings=encoder_outputs.position_embeddings.index_select(0, index))
 
 
-def _singular(noun: str) -> str:
-    return noun[:-1] if noun.endswith("s") else noun
-
-
-def _unknown_ids(tokenizer: Any) -> set[int]:
-    """Ids the tokenizer gives text its vocabulary lacks: its unk token, and its model's own unknown piece
-    (a WordPiece vocabulary's `[UNK]`, which OFA's Chinese tokenizer keeps apart from `<unk>`)."""
-    ids = {tokenizer.unk_token_id}
-    model_unk = getattr(getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None), "unk_token", None)
-    if isinstance(model_unk, str):
-        ids.add(tokenizer.convert_tokens_to_ids(model_unk))
-    return {index for index in ids if isinstance(index, int)}
-
-
-def _identical(noun: str, first: str, second: str, ids: tuple[int, ...], tokenizer: Any) -> str:
-    """Why two answers of a closed set cannot be told apart: unknown characters when that is the cause."""
-    unknown = _unknown_ids(tokenizer)
-    if not unknown.intersection(ids):
-        return f"closed set: {noun} {first!r} and {second!r} tokenize identically; keep one of them"
-    lacking: list[str] = []
-    for character in dict.fromkeys(first + second):
-        if not character.isspace() and unknown.intersection(tokenizer(character, add_special_tokens=False)["input_ids"]):
-            lacking.append(character)
-    tokens = " ".join(tokenizer.convert_ids_to_tokens(list(ids)))
-    tokens = tokens if len(ids) == 1 else repr(tokens)
-    lacks = f"lacks {', '.join(lacking)}" if lacking else "lacks some of their characters"
-    return (f"closed set: {noun} {first!r} and {second!r} both become {tokens}: this model's vocabulary {lacks}; "
-            f"use {noun} written with characters it knows, or a model whose vocabulary has them")
-
-
 class ClosedSetDecoder:
     """A `ClosedSet` tokenized once: its trie, candidate tensors and the per-step masks scoring needs."""
 
@@ -77,16 +47,8 @@ class ClosedSetDecoder:
         self.answers = closed_set.answers
         self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
         self.vocab_size = len(tokenizer)
-        sequences = [tuple(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in self.answers]
-        noun = closed_set.noun
-        seen: dict[tuple[int, ...], str] = {}
-        for answer, ids in zip(self.answers, sequences):
-            if not ids:
-                raise OFAError(f"closed set: {_singular(noun)} {answer!r} tokenizes to nothing; remove it from the {noun}")
-            if ids in seen:
-                raise OFAError(_identical(noun, seen[ids], answer, ids, tokenizer))
-            seen[ids] = answer
-        self.by_tokens = seen
+        sequences = answer_ids(closed_set, tokenizer)
+        self.by_tokens = dict(zip(sequences, self.answers))
         self.trie = CandidateTrie(sequences, self.bos, self.eos)
         self.max_rows = max_rows
         self.max_length = max(len(ids) for ids in sequences) + 1  # answer tokens + EOS
@@ -103,18 +65,22 @@ class ClosedSetDecoder:
             self.targets[row, : len(ids) + 1] = torch.tensor((*ids, self.eos))
 
     def constraint_mask(self, decoder_input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """[B, T, V] bool: the tokens the trie allows after each decoder prefix.
+        """[B, T, V] bool: the tokens the trie allows at each answer position.
 
-        A position whose label is ignored, or whose prefix or label has left the trie (an answer
-        outside the set), is left unconstrained rather than given an impossible target.
+        A row's answer starts at its first label that is not ignored (after its decoder prompt, if any): there
+        the trie's root children are allowed, as after BOS. A position whose label is ignored, or whose prefix or
+        label has left the trie (an answer outside the set), is left unconstrained rather than given an
+        impossible target.
         """
         rows, length = labels.shape
         mask = torch.ones(rows, length, self.vocab_size, dtype=torch.bool)
         prefixes, labels_list = decoder_input_ids.tolist(), labels.tolist()
         for row in range(rows):
-            node: dict | None = self.trie.root
-            for position in range(length):
-                node = node.get(prefixes[row][position]) if node is not None else None
+            start = next((p for p, label in enumerate(labels_list[row]) if label != IGNORE_INDEX), length)
+            node: dict | None = self.trie.root.get(self.bos)
+            for position in range(start, length):
+                if position > start:
+                    node = node.get(prefixes[row][position]) if node is not None else None
                 label = labels_list[row][position]
                 if node is None or label == IGNORE_INDEX or label not in node:
                     continue
@@ -122,31 +88,52 @@ class ClosedSetDecoder:
                 mask[row, position, list(node)] = True
         return mask.to(labels.device)
 
-    def score(self, model: Any, encoder_outputs: OFAEncoderOutput) -> torch.Tensor:
+    def score(self, model: Any, encoder_outputs: OFAEncoderOutput, prompts: torch.Tensor | None = None) -> torch.Tensor:
         """[B, C] summed log-probabilities of every answer (tokens + EOS) under trie-masked softmaxes.
 
-        Each decoder pass covers at most `max_rows` (image, answer) pairs, bounding the
-        rows x length x vocabulary logits for large label sets.
+        With `prompts` ([B, P] decoder prompts, right-padded with pad) each answer follows its row's prompt, as
+        OFA's all-candidate evaluation does; only the answer's positions are scored. Each decoder pass covers at
+        most `max_rows` (image, answer) pairs, bounding the rows x length x vocabulary logits.
         """
         batch = encoder_outputs.last_hidden_state.shape[0]
         device = encoder_outputs.last_hidden_state.device
+        prompt_rows = [[] for _ in range(batch)] if prompts is None else \
+            [[token for token in row if token != self.pad] for row in prompts.tolist()]
+        offsets = torch.tensor([len(row) for row in prompt_rows], device=device)
         per_pass = max(1, self.max_rows // batch)
         scores = torch.empty(batch, len(self.answers), device=device)
         for start in range(0, len(self.answers), per_pass):
             targets = self.targets[start:start + per_pass]
             length = int(targets.ne(IGNORE_INDEX).sum(1).max())
-            inputs, targets = self.inputs[start:start + per_pass, :length], targets[:, :length]
-            mask = self.constraint_mask(inputs, targets).to(device)
-            count = inputs.shape[0]
+            answers, targets = self.inputs[start:start + per_pass, :length], targets[:, :length]
+            mask = self.constraint_mask(answers, targets).to(device)
+            count = answers.shape[0]
+            inputs = self._after_prompts(prompt_rows, answers).to(device)
             index = torch.arange(batch, device=device).repeat_interleave(count)
-            logits = model(decoder_input_ids=inputs.to(device).repeat(batch, 1),
-                           encoder_outputs=_select(encoder_outputs, index), use_cache=False).logits.float()
-            logits = logits.view(batch, count, length, -1).masked_fill(~mask, float("-inf"))
+            hidden = model.model(decoder_input_ids=inputs, encoder_outputs=_select(encoder_outputs, index),
+                                 use_cache=False).last_hidden_state
+            # The answer's k-th token is predicted at position prompt length + k of its row.
+            positions = (offsets.repeat_interleave(count)[:, None] + torch.arange(length, device=device)).clamp(max=inputs.shape[1] - 1)
+            hidden = hidden.gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
+            logits = model.lm_head(hidden).float().view(batch, count, length, -1).masked_fill(~mask, float("-inf"))
             lprobs = torch.log_softmax(logits, dim=-1)
             targets = targets.to(device)
             picked = lprobs.gather(-1, targets.clamp(min=0)[None, :, :, None].expand(batch, -1, -1, 1)).squeeze(-1)
             scores[:, self.order[start:start + count].to(device)] = picked.masked_fill(targets.eq(IGNORE_INDEX), 0.0).sum(-1)
         return scores
+
+    def _after_prompts(self, prompt_rows: list[list[int]], answers: torch.Tensor) -> torch.Tensor:
+        """[B * C, L] decoder inputs: BOS, the row's prompt, then the answer (answers' BOS dropped), right-padded."""
+        if not any(prompt_rows):
+            return answers.repeat(len(prompt_rows), 1)
+        width = max(len(row) for row in prompt_rows) + answers.shape[1]
+        out = torch.full((len(prompt_rows) * answers.shape[0], width), self.pad, dtype=torch.long)
+        for row, prompt in enumerate(prompt_rows):
+            block = out[row * answers.shape[0]:(row + 1) * answers.shape[0]]
+            block[:, 0] = self.bos
+            block[:, 1:1 + len(prompt)] = torch.tensor(prompt, dtype=torch.long)
+            block[:, 1 + len(prompt):len(prompt) + answers.shape[1]] = answers[:, 1:]
+        return out
 
     def _answer_of(self, tokens: list[int], tokenizer: Any) -> str:
         ids = [token for token in tokens if token not in (self.bos, self.pad)]
@@ -156,12 +143,14 @@ class ClosedSetDecoder:
 
     @torch.no_grad()
     def decode(self, model: Any, inputs: dict, generation_config: Any, tokenizer: Any) -> list[Decoded]:
-        """Answers for a batch of processor inputs (`input_ids`, `attention_mask`, `patch_images`, `patch_masks`)."""
+        """Answers for a batch of processor inputs (`input_ids`, `attention_mask`, `patch_images`, `patch_masks`,
+        optionally `decoder_prompts`)."""
         encoder_outputs = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                                               patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"))
+        prompts = inputs.get("decoder_prompts")
         closed_set, rankings = self.closed_set, None
         if closed_set.inference == "rank" or closed_set.top_k > 1:
-            scores = self.score(model, encoder_outputs)
+            scores = self.score(model, encoder_outputs, prompts)
             top = scores.topk(min(closed_set.top_k, len(self.answers)), dim=1)
             rankings = [tuple((self.answers[i], float(s)) for i, s in zip(idx.tolist(), val.tolist()))
                         for idx, val in zip(top.indices, top.values)]
@@ -169,24 +158,48 @@ class ClosedSetDecoder:
             texts = [ranking[0][0] for ranking in rankings]
         else:
             config = copy.deepcopy(generation_config)
-            config.max_new_tokens = self.max_length  # every answer fits; beams left without one stop here
+            # every answer fits after the longest prompt; beams left without one stop here
+            config.max_new_tokens = self.max_length + (prompts.shape[1] if prompts is not None else 0)
             config.num_return_sequences = 1
             sequences = model.generate(inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                                        patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"),
                                        encoder_outputs=encoder_outputs, generation_config=config,
-                                       prefix_allowed_tokens_fn=self.trie)
-            texts = [self._answer_of(row, tokenizer) for row in sequences.tolist()]
+                                       prefix_allowed_tokens_fn=self.trie, decoder_prompt_ids=prompts)
+            texts = [self._answer_of(row, tokenizer) for row in after_prompts(sequences, prompts, self.pad)]
         if closed_set.top_k == 1:
             return [Decoded(text) for text in texts]
         return [Decoded(text, ranking) for text, ranking in zip(texts, rankings)]
 
 
+def after_prompts(sequences: torch.Tensor, prompts: torch.Tensor | None, pad: int) -> list[list[int]]:
+    """Each generated row without its start token and its decoder prompt (what the answer is)."""
+    rows = sequences.tolist()
+    if prompts is None:
+        return [row[1:] for row in rows]
+    lengths = prompts.ne(pad).sum(1).tolist()
+    return [row[1 + length:] for row, length in zip(rows, lengths)]
+
+
+class AllowedTokens:
+    """`prefix_allowed_tokens_fn` of a task's `allowed_tokens`: the same token ids (plus EOS) at every step."""
+
+    def __init__(self, ids: Any, eos: int) -> None:
+        self.ids = sorted({int(index) for index in ids} | {eos})
+
+    def __call__(self, batch_id: int, prefix: torch.Tensor) -> list[int]:
+        return self.ids
+
+
 def decode_batch(model: Any, inputs: dict, generation_config: Any, tokenizer: Any,
-                 closed_set: ClosedSetDecoder | None = None) -> list[Decoded]:
-    """Stripped answers for a batch of processor inputs: inside `closed_set` when given, else from the search."""
+                 closed_set: ClosedSetDecoder | None = None, allowed_tokens: AllowedTokens | None = None) -> list[Decoded]:
+    """Stripped answers for a batch of processor inputs: inside `closed_set` when given, else from the search
+    (restricted to `allowed_tokens` when given). `inputs["decoder_prompts"]`, when present, are forced first."""
     if closed_set is not None:
         return closed_set.decode(model, inputs, generation_config, tokenizer)
+    prompts = inputs.get("decoder_prompts")
     sequences = model.generate(inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                                patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"),
-                               generation_config=generation_config)
-    return [Decoded(text.strip()) for text in tokenizer.batch_decode(sequences, skip_special_tokens=True)]
+                               generation_config=generation_config, decoder_prompt_ids=prompts,
+                               prefix_allowed_tokens_fn=allowed_tokens)
+    rows = after_prompts(sequences, prompts, tokenizer.pad_token_id)
+    return [Decoded(text.strip()) for text in tokenizer.batch_decode(rows, skip_special_tokens=True)]

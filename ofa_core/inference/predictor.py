@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from ofa_core.generation.closed_set import ClosedSetDecoder, decode_batch
+from ofa_core.data.encode import RecordEncoder
+from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder, decode_batch
 from ofa_core.generation.settings import generation_config
 from ofa_core.inference.loading import load_model
 from ofa_core.model.errors import OFAError
@@ -37,9 +38,12 @@ class Predictor:
             raise OFAError(f"generation {', '.join(unknown)}: not a generation setting; see transformers' GenerationConfig")
         self.task, self.prompt, self.options = task, prompt, options
         closed_set = closed_set_of(task, options, prompt)
+        tokenizer = processor.tokenizer
+        allowed = AllowedTokens(task.allowed_tokens(options, tokenizer), tokenizer.eos_token_id) if task.allowed_tokens else None
         self.answers = functools.partial(  # (model, inputs) -> list[Decoded]
-            decode_batch, generation_config=self.generation, tokenizer=processor.tokenizer,
-            closed_set=ClosedSetDecoder(closed_set, processor.tokenizer) if closed_set else None)
+            decode_batch, generation_config=self.generation, tokenizer=tokenizer,
+            closed_set=ClosedSetDecoder(closed_set, tokenizer) if closed_set else None, allowed_tokens=allowed)
+        self.encoder = RecordEncoder(tokenizer, prompt)
 
     @classmethod
     def from_directory(cls, model_dir: str | Path, task: TaskSpec, prompt: PromptTemplate, options: Any = None,
@@ -61,7 +65,12 @@ class Predictor:
             sources = [self.prompt.source.format(**record) for record in records]
         except KeyError as error:
             raise OFAError(f"prompt '{self.prompt.name}' needs the field {error}; pass --field {error.args[0]}=... or a TSV column") from None
-        inputs = self.processor(text=sources, images=[record.get("image") for record in records]).to(self.device)
+        inputs = self.processor(text=sources, images=[record.get("image") for record in records])
+        prompts = [self.encoder.encode_source(record)[1] for record in records]
+        if any(prompts):
+            width = max(len(prompt) for prompt in prompts)
+            inputs["decoder_prompts"] = torch.tensor([[*p, *[self.processor.tokenizer.pad_token_id] * (width - len(p))] for p in prompts])
+        inputs = inputs.to(self.device)
         with torch.no_grad():
             decoded = self.answers(self.model, inputs)
         rows = []

@@ -19,9 +19,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLOSED_SET_FIELDS", "IGNORE_INDEX", "ClosedSet", "ClosedSetOptions", "LossOutput", "LossSpec", "Metric",
-    "MetricSpec", "NoOptions", "PromptTemplate", "ReaderSpec", "TaskSpec", "closed_set_fields_last",
+    "MetricSpec", "NoOptions", "PROMPT_TYPES", "PromptTemplate", "ReaderSpec", "TaskSpec", "closed_set_fields_last",
     "is_options_class", "path_option",
 ]
+
+PROMPT_TYPES = ("none", "src", "prev_output")
+"""OFA's prompt types (`PromptTemplate.prompt_type`)."""
 
 PATH_METADATA = "ofa_path"
 """attrs metadata key marking an option as a file path (see `path_option`)."""
@@ -80,6 +83,14 @@ class PromptTemplate:
     """Decoder target template (what the loss is computed on)."""
     decoder_prefix: str | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)))
     """Optional decoder text forced before the target and excluded from the loss."""
+    prompt_type: Literal["none", "src", "prev_output"] = attrs.field(default="none", validator=attrs.validators.in_(PROMPT_TYPES))
+    """What the decoder sees before the target, as OFA's `--prompt-type`: 'none' only BOS; 'prev_output' the
+    whole source without its EOS (VQA and SNLI-VE fine-tunes); 'src' the whole source with its EOS (GLUE), the
+    answer then read at the last source position. The prompt is forced in decoding and masked out of the loss."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.decoder_prefix and self.prompt_type != "none":
+            raise ValueError(f"prompt {self.name!r}: give decoder_prefix or prompt_type {self.prompt_type!r}, not both")
 
 
 @attrs.frozen
@@ -257,5 +268,8 @@ class TaskSpec:
     """`postprocess(text, record, options) -> prediction string` applied to generated text (already stripped); pure."""
     closed_set: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
     """`closed_set(options) -> ClosedSet | None`: answers decoding is constrained to (None: open-ended)."""
+    allowed_tokens: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
+    """`allowed_tokens(options, tokenizer) -> token ids` open-ended decoding may emit (EOS is always allowed), e.g.
+    grounding's `<bin_*>` tokens; None: the whole vocabulary."""
     description: str = ""
     """One line shown by `ofa tasks`."""

@@ -10,7 +10,6 @@ from torch import nn
 from ofa_core.model.errors import OFAError
 from ofa_core.recipe.training import TrainingConfig
 
-WORD_EMBED = "model.shared.weight"
 
 
 @attrs.frozen
@@ -25,16 +24,6 @@ class FreezeSummary:
                 f"({self.frozen_tensors} tensors; {100 * self.trainable / max(total, 1):.1f}% trainable)")
 
 
-def _is_frozen(name: str, config: TrainingConfig) -> bool:
-    if name == WORD_EMBED:
-        return config.freeze_word_embed
-    if config.freeze_encoder and name.startswith("model.encoder."):
-        return True
-    if config.freeze_image_backbone and name.startswith("model.encoder.embed_images."):
-        return True
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in config.freeze_patterns)
-
-
 def apply_freezing(model: nn.Module, config: TrainingConfig) -> FreezeSummary:
     """Set `requires_grad` from the config; the shared embedding (tied to `lm_head`) follows `freeze_word_embed` only.
 
@@ -45,7 +34,7 @@ def apply_freezing(model: nn.Module, config: TrainingConfig) -> FreezeSummary:
             raise OFAError(f"training.freeze_patterns: {pattern!r} matches no parameter (names look like 'model.decoder.layers.0.fc1.weight')")
     trainable = frozen = tensors = 0
     for name, parameter in model.named_parameters():
-        keep = not _is_frozen(name, config)
+        keep = not config.freezes(name)
         parameter.requires_grad_(keep)
         if keep:
             trainable += parameter.numel()

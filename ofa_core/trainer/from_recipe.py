@@ -47,6 +47,7 @@ def _task_parts(resolved: Resolved, model: Any, processor: Any, splits: dict[str
         generation_config=generation_config(resolved.generation, **special_token_ids(model.config)),
         postprocess=postprocess,
         closed_set=resolved.closed_set,
+        allowed_tokens=task.allowed_tokens(resolved.task_options, processor.tokenizer) if task.allowed_tokens else None,
         probability=resolved.weight,
     )
 

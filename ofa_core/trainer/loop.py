@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from ofa_core.data import Collator, Example, GroupDataset, epoch_batches, group_examples
 from ofa_core.model.errors import OFAError
-from ofa_core.generation.closed_set import ClosedSetDecoder, decode_batch
+from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder, decode_batch
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.plugin.specs import ClosedSet, LossOutput, Metric
 from ofa_core.trainer import checkpointing as ckpt
@@ -52,7 +52,8 @@ def _loader_generator() -> torch.Generator:
 
 def _default_loss(output: Any, batch: dict, epsilon: float) -> LossOutput:
     """`Trainer`'s own loss when a task gives none: label-smoothed cross entropy with `training.label_smoothing`."""
-    return label_smoothed_cross_entropy(output.logits, batch["labels"], epsilon, batch.get("constraint_mask"))
+    return label_smoothed_cross_entropy(output.logits, batch["labels"], epsilon, batch.get("constraint_mask"),
+                                        batch.get("loss_weights"))
 
 
 def _unchanged(text: str, record: dict) -> str:
@@ -103,6 +104,8 @@ class Trainer:
             task.postprocess = task.postprocess or _unchanged
         self.decoders = [ClosedSetDecoder(task.closed_set, processor.tokenizer) if task.closed_set else None
                          for task in self.tasks]
+        self.allowed = [AllowedTokens(task.allowed_tokens, processor.tokenizer.eos_token_id)
+                        if task.allowed_tokens is not None else None for task in self.tasks]
         self.score_directions: dict[str, bool] = {}  # score key (e.g. 'cider') -> its metric's direction
         self.output_dir = Path(config.output_dir)
         self.collator = Collator(model.config.pad_token_id, processor.image_processor.patch_image_size)
@@ -431,7 +434,8 @@ class Trainer:
         """Stripped generated texts, plus each example's top-k (answer, score) when a closed set ranks."""
         task = self.tasks[index]
         with self._autocast():
-            decoded = decode_batch(model, batch, task.generation_config, self.processor.tokenizer, self.decoders[index])
+            decoded = decode_batch(model, batch, task.generation_config, self.processor.tokenizer, self.decoders[index],
+                                   self.allowed[index])
         rankings = [d.ranking for d in decoded] if decoded and decoded[0].ranking else None
         return [d.text for d in decoded], rankings
 

@@ -30,7 +30,7 @@ def build_label_smoothed_ce(options: LabelSmoothingOptions):
 
     def loss(model_output: Any, batch: Mapping[str, Any]) -> LossOutput:
         return label_smoothed_cross_entropy(model_output.logits, batch["labels"], options.label_smoothing,
-                                            batch.get("constraint_mask"))
+                                            batch.get("constraint_mask"), batch.get("loss_weights"))
     return loss
 
 

@@ -29,7 +29,7 @@ class TaskParts:
     `metrics` maps a name to a factory of fresh `Metric`s; `higher_is_better` gives each one's direction
     for `metric_for_best_model`. `postprocess(text, record)` turns generated text into the prediction the
     metrics see. With a `closed_set`, evaluation picks answers inside it and, if it says so, the loss sees
-    only the allowed tokens. `label` prefixes the task's scores and log keys in a mixture (`caption/cider`);
+    only the allowed tokens. `allowed_tokens` (token ids) restrict open-ended decoding (EOS stays allowed). `label` prefixes the task's scores and log keys in a mixture (`caption/cider`);
     `probability` is its share of training steps.
     """
 
@@ -42,6 +42,7 @@ class TaskParts:
     generation_config: Any = None
     postprocess: Callable[[str, dict], str] | None = None
     closed_set: ClosedSet | None = None
+    allowed_tokens: Sequence[int] | None = None
     probability: float = 1.0
 
 

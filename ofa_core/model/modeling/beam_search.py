@@ -79,23 +79,40 @@ class BeamSearch:
             raise ValueError(f"min_len {settings.min_len} is larger than the maximum length {max_len}")
         return max_len
 
-    def _log_probs(self, tokens: torch.Tensor, step: int, state: "_DecoderState", sentences: torch.Tensor):
+    def _log_probs(self, tokens: torch.Tensor, step: int, state: "_DecoderState", sentences: torch.Tensor,
+                   prompt_lengths: list[int] | None):
         hidden = state.step(tokens[:, step : step + 1], step)
         logits = project_to_vocabulary(self.model.lm_head, hidden[:, -1])
         if self.allowed_tokens_fn is not None:
-            # OFA masks disallowed tokens before normalising, so the allowed ones share all the mass.
+            # OFA masks disallowed tokens before normalising, so the allowed ones share all the mass. A row still
+            # in its decoder prompt is not restricted; after it, the function sees BOS + what follows the prompt.
             allowed = torch.zeros_like(logits, dtype=torch.bool)
             per_row = tokens.shape[0] // sentences.shape[0]
             for row in range(tokens.shape[0]):
                 sentence = int(sentences[row // per_row])
-                allowed[row, self.allowed_tokens_fn(sentence, tokens[row, : step + 1])] = True
+                prompt = prompt_lengths[sentence] if prompt_lengths else 0
+                if step < prompt:
+                    allowed[row] = True
+                    continue
+                generated = torch.cat([tokens[row, :1], tokens[row, prompt + 1 : step + 1]])
+                allowed[row, self.allowed_tokens_fn(sentence, generated)] = True
             logits = logits.masked_fill(~allowed, float("-inf"))
         return F.log_softmax(logits.float(), dim=-1)
 
-    def _constrain(self, lprobs: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int) -> torch.Tensor:
+    def _constrain(self, lprobs: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int,
+                   forced: torch.Tensor | None) -> torch.Tensor:
+        """fairseq's per-step rules; `forced` ([rows], pad = free) are this step's prompt tokens."""
         settings = self.settings
         lprobs[lprobs != lprobs] = float("-inf")
-        if step < settings.min_len:
+        if forced is not None:
+            # A prompt token keeps its own log-probability (it counts in the score) and excludes every other
+            # token; rows whose prompt has ended are free. min_len does not apply while prompts are forced.
+            rows = forced.ne(self.pad).nonzero(as_tuple=True)[0]
+            columns = forced[rows]
+            kept = lprobs[rows, columns]
+            lprobs[rows] = float("-inf")
+            lprobs[rows, columns] = kept
+        elif step < settings.min_len:
             lprobs[:, self.eos] = float("-inf")
         lprobs[:, self.pad] = float("-inf")
         if settings.unk_penalty:
@@ -116,11 +133,22 @@ class BeamSearch:
         patch_images: torch.Tensor | None = None,
         patch_masks: torch.Tensor | None = None,
         encoder_outputs: OFAEncoderOutput | None = None,
+        decoder_prompt_ids: torch.Tensor | None = None,
     ) -> list[list[Hypothesis]]:
+        """Hypotheses per input, best first; `decoder_prompt_ids` ([B, P], right-padded with pad) are forced
+        first, as fairseq's `prefix_tokens`: hypotheses hold them and scores include their log-probabilities."""
         beam = self.settings.beam
         batch = input_ids.shape[0]
         device = input_ids.device
         max_len = self._max_len(input_ids)
+        prompt_lengths = None
+        if decoder_prompt_ids is not None and decoder_prompt_ids.shape[1]:
+            decoder_prompt_ids = decoder_prompt_ids.to(device)
+            if bool(decoder_prompt_ids.eq(self.eos).any()):
+                raise ValueError("a decoder prompt that holds EOS (prompt type 'src') is read by ranking answers, not by generation")
+            prompt_lengths = decoder_prompt_ids.ne(self.pad).sum(1).tolist()
+        else:
+            decoder_prompt_ids = None
         if encoder_outputs is None:
             encoder_outputs = self.model.get_encoder()(
                 input_ids, attention_mask=attention_mask, patch_images=patch_images, patch_masks=patch_masks
@@ -137,8 +165,11 @@ class BeamSearch:
 
         for step in range(max_len + 1):
             live = sentences.shape[0]
-            lprobs = self._log_probs(tokens, step, state, sentences)
-            lprobs = self._constrain(lprobs, tokens, step, max_len)
+            lprobs = self._log_probs(tokens, step, state, sentences, prompt_lengths)
+            forced = None
+            if decoder_prompt_ids is not None and step < decoder_prompt_ids.shape[1] and step < max_len:
+                forced = decoder_prompt_ids[sentences, step].repeat_interleave(rows_per_sentence)
+            lprobs = self._constrain(lprobs, tokens, step, max_len, forced)
             vocab = lprobs.shape[1]
             if step > 0:
                 lprobs = lprobs + scores[:, step - 1 : step]

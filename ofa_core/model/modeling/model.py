@@ -235,6 +235,7 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
         generation_config: GenerationConfig | None = None,
         prefix_allowed_tokens_fn: AllowedTokensFn | None = None,
         search: str = "official",
+        decoder_prompt_ids: torch.Tensor | None = None,
         **kwargs,
     ):
         """Generate with OFA's official (fairseq) search; `search="transformers"` uses transformers' own.
@@ -246,7 +247,9 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
         Beam/greedy search ranks, normalises and stops exactly like fairseq; `max_new_tokens`
         counts the EOS (fairseq `max_len_b` = `max_new_tokens - 1`) and `min_new_tokens` is
         fairseq's `min_len`.  `prefix_allowed_tokens_fn(batch_id, tokens)` restricts each step
-        before normalisation, as OFA's constrained decoding does.
+        before normalisation, as OFA's constrained decoding does.  `decoder_prompt_ids` ([B, P], right-padded
+        with pad) are forced before the output as fairseq's `prefix_tokens` (OFA's `prev_output` prompts):
+        the returned sequences hold them, and `prefix_allowed_tokens_fn` sees only what follows them.
         """
         config = copy.deepcopy(generation_config or self.generation_config)
         model_inputs = config.update(**kwargs)
@@ -254,6 +257,8 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
             raise ValueError(f"search must be 'official' or 'transformers', not {search!r}")
         hf_only = any(model_inputs.get(name) is not None for name in self._HF_ONLY_OPTIONS)
         if search == "transformers" or config.do_sample or hf_only:
+            if decoder_prompt_ids is not None:
+                raise ValueError("decoder_prompt_ids are forced by the official search only; use search='official' without sampling")
             return super().generate(
                 input_ids,
                 generation_config=config,
@@ -273,6 +278,7 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
             patch_images=model_inputs.get("patch_images"),
             patch_masks=model_inputs.get("patch_masks"),
             encoder_outputs=model_inputs.get("encoder_outputs"),
+            decoder_prompt_ids=decoder_prompt_ids,
         )
         sequences, scores = self._pack(finalized, settings.num_return_sequences, input_ids.device)
         if return_dict:
