@@ -205,3 +205,16 @@ def test_constraint_mask_starts_the_trie_after_the_prompt(processor):
     answer = ids(processor, "一只狗")
     assert set(mask[prompt_length + 1].nonzero().flatten().tolist()) == {answer[1]}
     assert set(mask[prompt_length + len(answer)].nonzero().flatten().tolist()) == {tok.eos_token_id}
+
+
+def test_a_recipe_sets_the_prompt_type(tmp_path):
+    from ofa_core.recipe import load, resolve
+    from ofa_core.registry import load_plugins
+
+    registry = load_plugins().registry()
+    for prompt_type in ("prev_output", "src"):
+        path = tmp_path / f"{prompt_type}.json"
+        path.write_text('{"model": {"checkpoint": "."}, "task": {"name": "vqa", "lang": "en", "prompt_type": "%s"}}' % prompt_type)
+        resolved = resolve(load(path), registry)
+        assert resolved.prompt.prompt_type == prompt_type
+        assert resolved.prompt.source == registry.prompts.get("vqa.en").source

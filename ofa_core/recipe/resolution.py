@@ -183,7 +183,13 @@ def _prompt(recipe: Recipe, registry: Registry, task: TaskSpec, section: Any, fi
         raise recipe.error(f"{field('task.lang')}: task '{section.name}' has no '{lang}' prompt ({hint}languages: {', '.join(task.prompts)})")
     if prompt_name not in registry.prompts:
         raise recipe.error(f"{field('task.prompt')}: {registry.prompts.unknown_message(prompt_name)}")
-    return registry.prompts.get(prompt_name)
+    prompt = registry.prompts.get(prompt_name)
+    if section.prompt_type is None or section.prompt_type == prompt.prompt_type:
+        return prompt
+    if prompt.decoder_prefix:
+        raise recipe.error(f"{field('task.prompt_type')}: prompt '{prompt.name}' has its own decoder_prefix; "
+                           f"drop task.prompt_type or pick a prompt without one")
+    return attrs.evolve(prompt, prompt_type=section.prompt_type)
 
 
 def task_search(task: TaskSpec, prompt: PromptTemplate) -> str | dict:

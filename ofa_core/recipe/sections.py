@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import orjson
 
 from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import PATH_METADATA
+from ofa_core.plugin.specs import PATH_METADATA, PROMPT_TYPES
 from ofa_core.recipe.schema import RecipeError
 from ofa_core.recipe.training import TrainingConfig
 
@@ -60,6 +60,9 @@ class TaskSection:
     name: str = attrs.field(metadata={"help": "a registered task (see `ofa tasks`)"})
     lang: str | None = attrs.field(default=None, metadata={"help": "language of the prompt; default: the task's first"})
     prompt: str | None = attrs.field(default=None, metadata={"help": "registered prompt template replacing the task's"})
+    prompt_type: Literal["none", "src", "prev_output"] | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.in_(PROMPT_TYPES)), metadata={
+        "help": "what the decoder sees before the target, as OFA's --prompt-type: 'none' (BOS only), 'prev_output' (the "
+                "source, as the official VQA and SNLI-VE fine-tunes), 'src' (the source and its EOS, GLUE); default: the prompt's"})
     options: dict = attrs.field(factory=dict, metadata={"help": "options of the task's options class"})
 
 
