@@ -17,7 +17,7 @@ from ofa_core.plugin.hooks import hookimpl
 from ofa_core.plugin.specs import MetricSpec, NoOptions, PromptTemplate, ReaderSpec, TaskSpec, path_option
 
 REPO = Path(__file__).parents[2]
-GROUNDING = REPO / "plugins" / "ofa-plugin-grounding"
+COUNTING = REPO / "plugins" / "ofa-plugin-counting"
 
 
 @attrs.frozen
@@ -65,14 +65,14 @@ class Toy:
 
 
 @pytest.fixture(scope="session")
-def grounding_installed() -> None:
+def counting_installed() -> None:
     """pip-install the example plugin (editable, no dependencies) into this environment once."""
     try:
-        importlib.metadata.distribution("ofa-plugin-grounding")
+        importlib.metadata.distribution("ofa-plugin-counting")
     except importlib.metadata.PackageNotFoundError:
-        command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(GROUNDING)]
+        command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(COUNTING)]
         if subprocess.run([*command, "--no-build-isolation"], capture_output=True).returncode != 0:
             subprocess.run(command, check=True, capture_output=True)
         site.addsitedir(sysconfig.get_paths()["purelib"])  # runs the new editable-install .pth in this process
         importlib.invalidate_caches()
-    importlib.import_module("ofa_plugin_grounding")
+    importlib.import_module("ofa_plugin_counting")

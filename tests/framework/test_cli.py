@@ -24,16 +24,16 @@ def test_every_verb_has_help(capsys, verb):
     assert code == 0 and "usage: ofa" in out
 
 
-def test_tasks_and_plugins_list_providers(capsys, grounding_installed):
+def test_tasks_and_plugins_list_providers(capsys, counting_installed):
     code, out, _ = run(capsys, "tasks")
-    assert code == 0 and "grounding  [grounding 0.1.0, entrypoint]" in out
+    assert code == 0 and "counting  [counting 0.1.0, entrypoint]" in out and "grounding  [grounding 0.1.0, builtin]" in out
     code, out, _ = run(capsys, "tasks", "--all", "--json")
     listing = json.loads(out)
     [loss] = [entry for entry in listing["losses"] if entry["name"] == "label_smoothed_cross_entropy"]
     assert (loss["plugin"], loss["origin"]) == ("core", "builtin")
     code, out, _ = run(capsys, "plugins")
     assert "core 0.1.0 (builtin)  losses: label_smoothed_cross_entropy" in out
-    assert "grounding 0.1.0 (entrypoint)  tasks: grounding" in out
+    assert "counting 0.1.0 (entrypoint)  tasks: counting" in out
 
 
 def test_plugins_reports_failures_and_adds_plugin_verbs(capsys, tmp_path):
@@ -67,7 +67,7 @@ def test_recipe_errors_are_one_line_exit_2_and_debug_raises(capsys, tmp_path):
         main(["recipe", "validate", str(recipe), "--debug"])
 
 
-def test_recipe_show_schema_and_run_dry_run(capsys, tmp_path, grounding_installed):
+def test_recipe_show_schema_and_run_dry_run(capsys, tmp_path):
     (tmp_path / "train.jsonl").write_text("")
     recipe = tmp_path / "r.json"
     recipe.write_bytes(orjson.dumps({"task": "grounding", "model": {"checkpoint": "."},
@@ -107,7 +107,7 @@ def test_new_plugin_scaffold_works_and_never_overwrites(capsys, tmp_path, monkey
     assert code == 2 and "lowercase letters" in err
 
 
-def test_predict_writes_jsonl_for_images_folders_and_tsv(capsys, tmp_path, grounding_installed):
+def test_predict_writes_jsonl_for_images_folders_and_tsv(capsys, tmp_path):
     model = tiny_checkpoint(tmp_path / "model")
     images = tmp_path / "images"
     images.mkdir()

@@ -113,15 +113,15 @@ def test_the_multitask_demo_recipe_is_valid():
 
 @pytest.fixture
 def mixed_data(tmp_path) -> dict:
-    """A grounding task (the example third-party plugin) and captions (built-in), on the same four images."""
+    """A counting task (the example third-party plugin) and classification (built-in), on the same four images."""
     lines, images = [], []
     for index in range(4):
         path = tmp_path / "images" / f"{index}.png"
         path.parent.mkdir(exist_ok=True)
         fake_image(index, (48, 32)).save(path)
-        lines.append({"id": str(index), "image": f"images/{index}.png", "text": ["红色", "狗"][index % 2],
-                      "box": [2 + index, 3, 30, 20 + index]})
-    (tmp_path / "grounding.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+        lines.append({"id": str(index), "image": f"images/{index}.png", "object": ["红色", "狗"][index % 2],
+                      "count": index})
+    (tmp_path / "counting.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
     (tmp_path / "labels.txt").write_text("红色\n狗\n", encoding="utf-8")
     (tmp_path / "classes.jsonl").write_bytes(b"\n".join(orjson.dumps({"id": str(i), "image": f"images/{i}.png",
                                                                        "label": ["红色", "狗"][i % 2]}) for i in range(4)))
@@ -129,9 +129,8 @@ def mixed_data(tmp_path) -> dict:
     return {
         "name": "mixed", "model": {"checkpoint": "model"},
         "tasks": [
-            {"label": "grounding", "task": {"name": "grounding", "lang": "zh"}, "weight": 1,
-             "data": {"reader": {"name": "grounding_jsonl", "train": "grounding.jsonl", "valid": "grounding.jsonl"}},
-             "generation": {"num_beams": 2, "max_new_tokens": 5, "min_new_tokens": 4}},
+            {"label": "counting", "task": {"name": "counting", "lang": "zh", "options": {"max_count": 4}}, "weight": 1,
+             "data": {"reader": {"name": "counting_jsonl", "train": "counting.jsonl", "valid": "counting.jsonl"}}},
             {"label": "classification", "task": {"name": "classification", "lang": "zh", "options": {"labels_file": "labels.txt"}},
              "weight": 1, "data": {"reader": {"name": "classification_jsonl", "train": "classes.jsonl", "valid": "classes.jsonl"}}},
         ],
@@ -140,17 +139,17 @@ def mixed_data(tmp_path) -> dict:
     }
 
 
-def test_a_third_party_task_trains_in_a_mixture_with_a_built_in_one(grounding_installed, mixed_data, tmp_path, capsys):
+def test_a_third_party_task_trains_in_a_mixture_with_a_built_in_one(counting_installed, mixed_data, tmp_path, capsys):
     summary = run_recipe(mixed_data, tmp_path, max_steps=4)
-    assert set(summary["epochs"]) == {"grounding", "classification"}
-    assert {"grounding/acc@0.5", "classification/accuracy"} <= set(summary["eval"])
+    assert set(summary["epochs"]) == {"counting", "classification"}
+    assert {"counting/accuracy", "classification/accuracy"} <= set(summary["eval"])
     rows = [orjson.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_bytes().splitlines()]
     trained = {key.split("/")[0] for row in rows if row["split"] == "train" for key in row if key.endswith("/steps")}
-    assert trained == {"grounding", "classification"}
+    assert trained == {"counting", "classification"}
     checkpoint = tmp_path / "run" / "checkpoint-4"
     assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(checkpoint)]) == 0
     result = orjson.loads(capsys.readouterr().out)
-    assert set(result["predictions"]) == {"grounding", "classification"}
+    assert set(result["predictions"]) == {"counting", "classification"}
     for label, path in result["predictions"].items():
         predictions = [orjson.loads(line) for line in open(path, "rb")]
         assert len(predictions) == 4 and {row["task"] for row in predictions} == {label}

@@ -1,0 +1,82 @@
+"""Acc@0.5 as OFA scores RefCOCO, and mean IoU.
+
+A hit needs IoU >= the threshold and an intersection of positive width and height, with IoU
+computed as the official evaluation does (`inter / (area_pred + area_ref - inter + 1e-6)`), so
+scores compare with published numbers. A prediction that is no box counts as a miss with IoU 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+Box = tuple[float, float, float, float]
+
+
+@attrs.frozen
+class GroundingMetricOptions:
+    """`iou_threshold`: the smallest IoU that counts as a hit (0.5, the RefCOCO convention)."""
+
+    iou_threshold: float = attrs.field(default=0.5, converter=float,
+                                       validator=[attrs.validators.gt(0.0), attrs.validators.le(1.0)])
+
+
+def parse_box(text: str) -> Box | None:
+    """'x0 y0 x1 y1' (spaces or commas) -> four finite floats; None for anything else."""
+    parts = text.replace(",", " ").split()
+    if len(parts) != 4:
+        return None
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        return None
+    return values if all(math.isfinite(value) for value in values) else None  # type: ignore[return-value]
+
+
+def overlap(prediction: Box, reference: Box) -> tuple[float, bool]:
+    """(IoU, whether the intersection has positive width and height), with the official formula."""
+    width = min(prediction[2], reference[2]) - max(prediction[0], reference[0])
+    height = min(prediction[3], reference[3]) - max(prediction[1], reference[1])
+    area_prediction = (prediction[2] - prediction[0]) * (prediction[3] - prediction[1])
+    area_reference = (reference[2] - reference[0]) * (reference[3] - reference[1])
+    intersection = width * height
+    return intersection / (area_prediction + area_reference - intersection + 1e-6), width > 0 and height > 0
+
+
+class GroundingAccuracy:
+    """State: hits, examples and the IoU sum; all three add up across processes."""
+
+    def __init__(self, options: GroundingMetricOptions) -> None:
+        self.threshold = options.iou_threshold
+        self.hits = 0
+        self.count = 0
+        self.iou_sum = 0.0
+
+    def update(self, predictions: list[str], references: list[list[str]]) -> None:
+        if len(predictions) != len(references):
+            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+        for prediction, refs in zip(predictions, references):
+            box = parse_box(prediction)
+            best, hit = 0.0, False
+            for reference in filter(None, map(parse_box, refs)):
+                if box is None:
+                    break
+                iou, intersects = overlap(box, reference)
+                if intersects:
+                    best, hit = max(best, iou), hit or iou >= self.threshold
+            self.hits += hit
+            self.iou_sum += best
+            self.count += 1
+
+    def state(self) -> dict:
+        return {"hits": self.hits, "count": self.count, "iou_sum": self.iou_sum}
+
+    def load_state(self, merged: dict) -> None:
+        self.hits, self.count, self.iou_sum = int(merged["hits"]), int(merged["count"]), float(merged["iou_sum"])
+
+    def compute(self) -> dict[str, float]:
+        key = f"acc@{self.threshold:g}"
+        if not self.count:
+            return {key: 0.0, "miou": 0.0}
+        return {key: 100 * self.hits / self.count, "miou": 100 * self.iou_sum / self.count}

@@ -1,0 +1,137 @@
+"""The `grounding` task: the region of an image a referring expression describes, as four location tokens.
+
+The box is quantised as OFA's RefCOCO fine-tunes do: the image is resized to a square of
+`patch_image_size` (aspect not kept), the box scaled with it, divided by `max_image_size` and cut
+into `num_bins` bins, giving `<bin_x0> <bin_y0> <bin_x1> <bin_y1>`. Generated tokens are mapped
+back to pixels of the original image, which is what the references and Acc@0.5 use.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ofa_core.plugin import (
+    MetricSpec,
+    OFAError,
+    PromptTemplate,
+    ReaderSpec,
+    TaskSpec,
+    bin_token,
+    box_to_text,
+    hookimpl,
+    text_to_box,
+)
+from ofa_tasks.grounding.metrics import GroundingAccuracy, GroundingMetricOptions
+from ofa_tasks.grounding.readers import (
+    GroundingJsonlOptions,
+    GroundingTsvOptions,
+    image_size,
+    read_grounding_jsonl,
+    read_grounding_tsv,
+)
+from ofa_tasks.grounding.text import OFFICIAL_MAX_WORDS, clean_expression
+
+PROMPTS = {
+    "en": PromptTemplate(name="grounding.en", lang="en", source=' which region does the text " {expression} " describe?',
+                         target="{region}"),
+    "zh": PromptTemplate(name="grounding.zh", lang="zh", source='这段文字" {expression} "描述的是哪个区域？', target="{region}"),
+}
+
+_positive = [attrs.validators.instance_of(int), attrs.validators.gt(0)]
+
+
+@attrs.frozen
+class GroundingOptions:
+    """`task.options` of `grounding`: the box quantisation of the checkpoint and the decoding restriction."""
+
+    restrict_to_bins: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    """Decode only `<bin_*>` tokens (EOS stays allowed), so every prediction is a box; OFA's own evaluation has
+    no such restriction, and an undertrained model may then emit other tokens (a miss here)."""
+    num_bins: int = attrs.field(default=1000, validator=[attrs.validators.instance_of(int), attrs.validators.gt(1)])
+    """Location bins of the model's vocabulary (`--num-bins`)."""
+    patch_image_size: int = attrs.field(default=512, validator=_positive)
+    """Side of the square the checkpoint resizes images to (`--patch-image-size`); only its ratio to
+    max_image_size matters: 512 for the RefCOCO fine-tunes, 480 for the official zero-shot evaluation."""
+    max_image_size: int = attrs.field(default=512, validator=_positive)
+    """Divisor of the resized box before binning (`--max-image-size`, 512 in every official script)."""
+    max_words: int = attrs.field(default=OFFICIAL_MAX_WORDS, validator=_positive)
+    """Words of the expression kept after clean-up (`--max-src-length` of the official scripts)."""
+
+    def quantisation(self) -> dict[str, int]:
+        """Keyword arguments of the box helpers, so targets and predictions use the same quantisation."""
+        return {"patch_image_size": self.patch_image_size, "max_image_size": self.max_image_size, "num_bins": self.num_bins}
+
+
+def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
+    """The cleaned `expression`, the original image size, and for labelled records the target `region`."""
+    where = f"record {record.get('id')!r}"
+    if not isinstance(record.get("text"), str):
+        raise OFAError(f"{where}: grounding needs the field 'text' (the referring expression); with ofa predict "
+                       f"pass --field text='the man in red' or a 'text' TSV column, else give it in the reader")
+    if record.get("image") is None:
+        raise OFAError(f"{where}: no image; grounding needs one per record")
+    if record.get("width") and record.get("height"):
+        size = (int(record["width"]), int(record["height"]))
+    else:
+        try:
+            size = image_size(record["image"])
+        except OSError as error:
+            raise OFAError(f"{where}: cannot read the image size ({error}); give a readable image") from None
+    prepared = {**record, "expression": clean_expression(record["text"], options.max_words),
+                "width": size[0], "height": size[1]}
+    if record.get("box") is not None:
+        prepared["region"] = box_to_text(record["box"], size, **options.quantisation())
+    elif split != "test":
+        raise OFAError(f"{where}: no box; every {split} record needs one ([x0, y0, x1, y1] in pixels)")
+    return prepared
+
+
+def postprocess(text: str, record: dict, options: GroundingOptions) -> str:
+    """'x0 y0 x1 y1' in pixels of the original image from the first four `<bin_*>` tokens; '' when there are fewer."""
+    box = text_to_box(text, (record["width"], record["height"]), **options.quantisation())
+    return "" if box is None else " ".join(f"{value:.3f}" for value in box)
+
+
+def allowed_tokens(options: GroundingOptions, tokenizer) -> list[int]:
+    """The ids of `<bin_0>` .. `<bin_{num_bins-1}>`; every id of the vocabulary when `restrict_to_bins` is off."""
+    if not options.restrict_to_bins:
+        return list(range(len(tokenizer)))
+    model_bins = getattr(tokenizer, "num_bins", None)
+    if model_bins is not None and model_bins != options.num_bins:
+        raise OFAError(f"task.options.num_bins: {options.num_bins}, but the model's tokenizer has {model_bins} "
+                       f"location tokens; set num_bins to {model_bins}")
+    ids = tokenizer.convert_tokens_to_ids([bin_token(index) for index in range(options.num_bins)])
+    if any(found is None or found == tokenizer.unk_token_id for found in ids):
+        raise OFAError(f"task.options.restrict_to_bins: the model's vocabulary lacks {bin_token(0)} .. "
+                       f"{bin_token(options.num_bins - 1)}; use an OFA checkpoint with location tokens, "
+                       f"or set restrict_to_bins to false")
+    return list(ids)
+
+
+@hookimpl
+def ofa_register_prompts(register):
+    for template in PROMPTS.values():
+        register(template.name, template)
+
+
+@hookimpl
+def ofa_register_readers(register):
+    register("grounding_tsv", ReaderSpec(options=GroundingTsvOptions, open=read_grounding_tsv,
+                                         description="official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)"))
+    register("grounding_jsonl", ReaderSpec(options=GroundingJsonlOptions, open=read_grounding_jsonl,
+                                           description="JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels"))
+
+
+@hookimpl
+def ofa_register_metrics(register):
+    register("grounding", MetricSpec(options=GroundingMetricOptions, build=GroundingAccuracy, higher_is_better=True,
+                                     description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100"))
+
+
+@hookimpl
+def ofa_register_tasks(register):
+    register("grounding", TaskSpec(
+        prompts={"en": "grounding.en", "zh": "grounding.zh"}, reader="grounding_tsv", loss="label_smoothed_cross_entropy",
+        metrics=("grounding",), generation="grounding", options=GroundingOptions, preprocess=preprocess,
+        postprocess=postprocess, allowed_tokens=allowed_tokens,
+        description="locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box"))

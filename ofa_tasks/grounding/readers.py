@@ -1,0 +1,118 @@
+"""Grounding readers: the official RefCOCO TSVs (column order as `--selected-cols`) and JSON lines.
+
+Records carry the original image's `width` and `height`: the box is quantised relative to them,
+and predicted boxes are mapped back to them. In the official TSVs every expression repeats its
+image; identical image columns are decoded and kept once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Iterator, Sequence
+
+import attrs
+from PIL import Image
+
+from ofa_core.plugin import BadRows, PerSplitFiles, SplitFilesOptions, decode_image, image_reference, jsonl_rows, tsv_rows
+
+OFFICIAL_COLUMNS = (0, 4, 2, 3)
+"""uniq-id, image, expression, box: `selected_cols` of the official RefCOCO/+/g scripts (RefCOCO-CN: 0,3,1,2)."""
+
+
+def image_size(image) -> tuple[int, int]:
+    """(width, height) of a path, encoded bytes, PIL image or HxW(xC) array; files and bytes by their header only."""
+    if isinstance(image, Image.Image):
+        return image.size
+    if hasattr(image, "shape"):
+        return int(image.shape[1]), int(image.shape[0])
+    with Image.open(io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image) as opened:
+        return opened.size
+
+
+def parse_box(values: Sequence) -> list[float]:
+    """Four finite numbers x0, y0, x1, y1 (pixels of the original image), else ValueError."""
+    if isinstance(values, (str, bytes)) or len(values) != 4:
+        raise ValueError(f"a box is 4 numbers x0, y0, x1, y1, got {values!r}")
+    box = [float(value) for value in values]
+    if not all(math.isfinite(value) for value in box):
+        raise ValueError(f"box {values!r} has a value that is not a finite number")
+    return box
+
+
+def _record(record_id: str, image, size: tuple[int, int], text: str, box: list[float] | None) -> dict:
+    record = {"id": record_id, "image": image, "width": size[0], "height": size[1], "text": text,
+              "references": [" ".join(map(str, box))] if box is not None else []}
+    return record if box is None else {**record, "box": box}
+
+
+def _check_columns(instance, attribute, value: tuple[int, ...]) -> None:
+    if len(value) != 4 or len(set(value)) != 4 or any(not isinstance(v, int) or v < 0 for v in value):
+        raise ValueError(f"give 4 distinct column numbers (from 0) for uniq-id, image, "
+                         f"expression and box, as the official selected_cols; got {list(value)}")
+
+
+@attrs.frozen
+class GroundingTsvOptions(PerSplitFiles):
+    """The official RefCOCO/+/g or RefCOCO-CN TSV per split; `columns` as the official `selected_cols`."""
+
+    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    """Where uniq-id, image (base64), expression and box (`x0,y0,x1,y1`) are: [0, 4, 2, 3] for RefCOCO/+/g, [0, 3, 1, 2] for RefCOCO-CN."""
+
+
+def read_grounding_tsv(options: GroundingTsvOptions, split: str) -> Iterator[dict]:
+    path = options.split_file(split)
+    bad = BadRows(options.bad_records)
+    id_column, image_column, text_column, box_column = options.columns
+    images: dict[bytes, tuple[bytes, tuple[int, int]]] = {}
+    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
+        where = f"{path}:{number}"
+        try:
+            box = parse_box(fields[box_column].strip().split(","))
+        except ValueError as error:
+            bad(where, f"column {box_column}: {error}; check data.reader.columns")
+            continue
+        digest = hashlib.blake2b(fields[image_column].encode(), digest_size=16).digest()
+        if digest not in images:
+            try:
+                data = decode_image(fields[image_column])
+            except ValueError as error:
+                bad(where, f"column {image_column} (image): {error}; check data.reader.columns")
+                continue
+            images[digest] = (data, image_size(data))
+        image, size = images[digest]
+        yield _record(fields[id_column], image, size, fields[text_column], box)
+    bad.summarise(path, split)
+
+
+@attrs.frozen
+class GroundingJsonlOptions(SplitFilesOptions):
+    """One JSONL per split: `image` (path relative to the file, base64, or an id in `images`), `text`,
+    `box` [x0, y0, x1, y1] in pixels (optional in the test split), `id`."""
+
+
+def read_grounding_jsonl(options: GroundingJsonlOptions, split: str) -> Iterator[dict]:
+    path = options.split_file(split)
+    images = options.image_index()
+    bad = BadRows(options.bad_records)
+    for number, row in jsonl_rows(path, bad):
+        where = f"{path}:{number}"
+        if not isinstance(row.get("text"), str) or "image" not in row or (row.get("box") is None and split != "test"):
+            bad(where, "each line needs image, text and box [x0, y0, x1, y1] (box may be left out in the test split)")
+            continue
+        try:
+            box = parse_box(row["box"]) if row.get("box") is not None else None
+        except (TypeError, ValueError) as error:
+            bad(where, f"box: {error}")
+            continue
+        try:
+            image = image_reference(str(row["image"]), path.parent, images)
+            size = image_size(image)
+        except (ValueError, OSError) as error:
+            bad(where, f"image: {error}")
+            continue
+        yield _record(str(row.get("id", f"{path.stem}:{number}")), image, size, row["text"], box)
+    if images is not None:
+        images.close()
+    bad.summarise(path, split)

@@ -1,0 +1,80 @@
+"""ofa plugin: object counting, "how many cars are there?" answered with a number from 0 to `max_count`.
+
+Registers the `counting` task with its prompts, a JSONL reader and an accuracy metric; the loss is
+the core's `label_smoothed_cross_entropy`. The answers form a closed set, so decoding never leaves
+0..max_count. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ofa_core.plugin import (
+    ClosedSet,
+    ClosedSetOptions,
+    MetricSpec,
+    OFAError,
+    PromptTemplate,
+    ReaderSpec,
+    TaskSpec,
+    closed_set_fields_last,
+    hookimpl,
+)
+from ofa_plugin_counting.metric import CountingAccuracy, CountingMetricOptions
+from ofa_plugin_counting.reader import ReaderOptions, open_split
+
+__version__ = "0.1.0"
+
+
+@attrs.frozen(field_transformer=closed_set_fields_last)
+class CountingOptions(ClosedSetOptions):
+    """`task.options` of `counting`; `inference`, `top_k` and `restrict_loss` as for any closed set."""
+
+    max_count: int = attrs.field(default=10, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    """The largest count the model may answer; answers are 0..max_count."""
+
+
+def closed_set(options: CountingOptions) -> ClosedSet:
+    return options.closed_set([str(count) for count in range(options.max_count + 1)])
+
+
+def preprocess(record: dict, split: str, options: CountingOptions) -> dict:
+    """The count as target text; a count the closed set cannot answer is a data error, not a silent miss."""
+    count = record.get("count")
+    if count is None:
+        if split != "test":
+            raise OFAError(f"record {record.get('id')!r}: no count; every {split} record needs one")
+        return {**record, "count": "", "references": []}
+    if count > options.max_count:
+        raise OFAError(f"record {record.get('id')!r}: count {count} is above task.options.max_count "
+                       f"({options.max_count}); raise max_count or drop the record")
+    return {**record, "count": str(count), "references": [str(count)]}
+
+
+@hookimpl
+def ofa_register_prompts(register):
+    register("counting.en", PromptTemplate(name="counting.en", lang="en", source=" how many {object} are there?",
+                                           target="{count}"))
+    register("counting.zh", PromptTemplate(name="counting.zh", lang="zh", source="图片中有几个{object}？", target="{count}"))
+
+
+@hookimpl
+def ofa_register_readers(register):
+    register("counting_jsonl", ReaderSpec(
+        options=ReaderOptions, open=open_split,
+        description="JSON lines: image (path or base64), object, count (a whole number)"))
+
+
+@hookimpl
+def ofa_register_metrics(register):
+    register("counting", MetricSpec(
+        options=CountingMetricOptions, build=CountingAccuracy, higher_is_better=True,
+        description="exact count accuracy and accuracy within one, x100"))
+
+
+@hookimpl
+def ofa_register_tasks(register):
+    register("counting", TaskSpec(
+        prompts={"en": "counting.en", "zh": "counting.zh"}, reader="counting_jsonl", loss="label_smoothed_cross_entropy",
+        metrics=("counting",), generation="vqa", options=CountingOptions, preprocess=preprocess, closed_set=closed_set,
+        description="count the objects of a kind in an image (0..max_count)"))
