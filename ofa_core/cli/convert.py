@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     fairseq.add_argument("--ema", action="store_true",
                          help="take the EMA weights (extra_state['ema']); the official VQA evaluation uses them")
     _add_output_arguments(fairseq)
+    fairseq.add_argument("--no-tokenizer", action="store_true",
+                         help="write the model without a tokenizer when no --vocab / --bpe-dir is at hand (it cannot "
+                              "predict until converted again with one)")
     fairseq.set_defaults(handler=run_fairseq)
 
     port = kinds.add_parser(
@@ -65,10 +68,14 @@ def run_fairseq(args: argparse.Namespace) -> int:
     from ofa_core.convert.fairseq import read_fairseq
     from ofa_core.convert.pipeline import convert_to_directory
     from ofa_core.convert.report import format_report
-    from ofa_core.convert.writer import build_tokenizer, check_output_dir
+    from ofa_core.convert.writer import OutputError, build_tokenizer, check_output_dir, missing_vocabulary
 
     check_output_dir(args.out)
     converted = read_fairseq(args.checkpoint, ema=args.ema, language=args.lang)
+    if args.no_tokenizer and (args.vocab or args.bpe_dir):
+        raise OutputError("--no-tokenizer excludes --vocab and --bpe-dir; drop one of them")
+    if not (args.no_tokenizer or args.vocab or args.bpe_dir):
+        raise OutputError(missing_vocabulary(args.checkpoint, converted.config))
     tokenizer = build_tokenizer(converted.config.language, converted.config, args.vocab, args.bpe_dir)
     report = convert_to_directory(converted, str(args.checkpoint), args.out, tokenizer=tokenizer,
                                   tokenizer_source=str(args.vocab or args.bpe_dir) if tokenizer else None,

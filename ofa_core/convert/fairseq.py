@@ -24,6 +24,7 @@ from ofa_core.convert.keys import (
 )
 from ofa_core.convert.mapping import ConversionError, Converted, assemble
 from ofa_core.convert.safe_load import CheckpointError, load_checkpoint, plain
+from ofa_core.convert.task import checkpoint_task
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -258,4 +259,5 @@ def read_fairseq(path: str | Path, *, ema: bool = False, language: str | None = 
     if dtypes != ["float32"]:
         notes.append(f"source floats are {', '.join(dtypes)}; stored as float32 (exact)")
     notes += map_notes
-    return Converted(config, state, sources, dtypes, notes, origin={"fairseq_model_args": args, "fairseq_task": task})
+    return Converted(config, state, sources, dtypes, notes, origin={"fairseq_model_args": args, "fairseq_task": task},
+                     task=checkpoint_task(args, task, config, path, ema=ema))

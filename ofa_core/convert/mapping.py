@@ -16,6 +16,7 @@ import torch
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert.keys import OFA_EMBEDDINGS, OFA_SHARED
 from ofa_core.model.errors import OFAError
+from ofa_core.model.task_config import CheckpointTask
 
 
 class ConversionError(OFAError):
@@ -34,6 +35,8 @@ class Converted:
     notes: list[str] = field(default_factory=list)
     # Everything the source said about itself that an exporter may want back (fairseq args/task).
     origin: dict = field(default_factory=dict)
+    # The fine-tuning task a fairseq checkpoint records (written as ofa_task.json); ports record none.
+    task: CheckpointTask | None = None
 
 
 def expected_shapes(config: OFAConfig) -> dict[str, torch.Size]:

@@ -11,7 +11,8 @@ from ofa_core.convert.to_fairseq import ORIGIN_FILE
 from ofa_core.convert.verify import VerifyResult, verify_directory
 from ofa_core.convert.writer import atomic_directory, build_model, write_preprocessing
 from ofa_core.model.generation_config import official_generation_config
-from ofa_core.model.search import official_task_search, special_token_ids
+from ofa_core.model.search import special_token_ids
+from ofa_core.model.task_config import TASK_CONFIG_FILE
 
 
 @dataclass
@@ -32,12 +33,16 @@ def convert_to_directory(converted: Converted, source: str, out: Path, *, tokeni
     notes = list(converted.notes)
     with atomic_directory(out) as staging:
         model = build_model(converted.config, converted.state_dict)
-        task = converted.origin.get("fairseq_task", {}).get("_name")
-        search = official_task_search(task, converted.config.language)
+        task = converted.task
+        search = task.search if task else "default"
         model.generation_config = official_generation_config(search, **special_token_ids(converted.config))
-        if search != "default":
-            notes.append(f"generation defaults: the official {search!r} search (fairseq task {task!r})")
+        if task:
+            notes.append(f"task: fairseq {task.fairseq_task!r} -> {TASK_CONFIG_FILE} (prompt type {task.prompt_type}, "
+                         f"{task.patch_image_size}px, {task.inference or 'unknown'} inference); generation defaults: "
+                         f"the official {search!r} search")
         model.save_pretrained(staging)
+        if task:
+            task.write(staging)
         if "fairseq_model_args" in converted.origin:
             (staging / ORIGIN_FILE).write_text(json.dumps(converted.origin, indent=1, sort_keys=True, default=str),
                                                encoding="utf-8")

@@ -56,14 +56,20 @@ class SearchSettings:
 OFFICIAL_SEARCH: dict[str, SearchSettings] = {
     "default": SearchSettings(beam=5, max_len_b=200, min_len=1),
     "caption": SearchSettings(beam=5, max_len_b=16, min_len=1, no_repeat_ngram_size=3),
+    "caption-huge": SearchSettings(beam=10, max_len_b=16, min_len=1, lenpen=0.98, no_repeat_ngram_size=3),
     "caption-zh": SearchSettings(beam=8, max_len_b=128, min_len=1, no_repeat_ngram_size=3),
     "vqa": SearchSettings(beam=5, max_len_b=200, min_len=1, normalize_scores=False),
     "grounding": SearchSettings(beam=5, max_len_b=4, min_len=4, no_repeat_ngram_size=3),
     "ocr-zh": SearchSettings(beam=5, max_len_b=64, min_len=1),
+    "summarization": SearchSettings(beam=6, max_len_b=32, min_len=1, lenpen=0.7, no_repeat_ngram_size=3),
+    "gigaword": SearchSettings(beam=6, max_len_b=32, min_len=1, lenpen=0.7, no_repeat_ngram_size=3),
 }
 
-# fairseq task names of the official checkpoints -> their evaluation search.
-_FAIRSEQ_TASKS = {"caption": "caption", "vqa_gen": "vqa", "refcoco": "grounding", "ocr": "ocr-zh"}
+# fairseq task names of the official checkpoints -> their evaluation search. The evaluate scripts of snli_ve and
+# image_classify set no search flags (they score every candidate answer), and GLUE has no evaluate script (its
+# prediction is an arg-max over label tokens), so those tasks keep the `default` entry.
+_FAIRSEQ_TASKS = {"caption": "caption", "vqa_gen": "vqa", "refcoco": "grounding", "ocr": "ocr-zh",
+                  "gigaword": "gigaword"}
 
 
 def search_for_language(name: str, language: str | None) -> str:
@@ -72,9 +78,14 @@ def search_for_language(name: str, language: str | None) -> str:
     return specific if language and specific in OFFICIAL_SEARCH else name
 
 
-def official_task_search(fairseq_task: str | None, language: str) -> str:
-    """Which `OFFICIAL_SEARCH` entry a checkpoint fine-tuned for `fairseq_task` is evaluated with."""
-    return search_for_language(_FAIRSEQ_TASKS.get(fairseq_task or "", "default"), language)
+def official_task_search(fairseq_task: str | None, language: str, arch: str | None = None) -> str:
+    """Which `OFFICIAL_SEARCH` entry a checkpoint fine-tuned for `fairseq_task` is evaluated with.
+
+    `arch` (fairseq's `ofa_huge`, ...) picks a size's own entry where its script differs ('caption-huge').
+    """
+    name = search_for_language(_FAIRSEQ_TASKS.get(fairseq_task or "", "default"), language)
+    sized = f"{name}-{(arch or '').removeprefix('ofa_')}"
+    return sized if arch and sized in OFFICIAL_SEARCH else name
 
 
 def special_token_ids(config: Any) -> dict[str, int]:

@@ -86,7 +86,7 @@ def test_generation_defaults_follow_the_checkpoints_task(tiny_dir: Path) -> None
 def test_old_args_layout_gives_the_same_model(tmp_path: Path, tiny_dir: Path) -> None:
     ckpt = tmp_path / "old.pt"
     save_fairseq_checkpoint(ckpt, TINY, seed=1, layout="args")
-    assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "out", "--no-verify") == 0
+    assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "out", "--no-verify", "--no-tokenizer") == 0
     old = OFAConfig.from_pretrained(tmp_path / "out").to_dict()
     new = OFAConfig.from_pretrained(tiny_dir).to_dict()
     assert old == new
@@ -128,11 +128,11 @@ def test_full_size_cn_base_maps_completely_on_meta() -> None:
 def test_ema_weights(tmp_path: Path) -> None:
     ckpt = tmp_path / "ema.pt"
     state = save_fairseq_checkpoint(ckpt, TINY, seed=3, ema=True)
-    assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "ema", "--ema", "--no-verify") == 0
+    assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "ema", "--ema", "--no-verify", "--no-tokenizer") == 0
     model = OFAForConditionalGeneration.from_pretrained(tmp_path / "ema")
     key = "encoder.layers.0.fc1.weight"
     assert torch.equal(model.state_dict()["model." + key], state[key] + 1)
-    assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "plain", "--no-verify") == 0
+    assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "plain", "--no-verify", "--no-tokenizer") == 0
     assert torch.equal(OFAForConditionalGeneration.from_pretrained(tmp_path / "plain").state_dict()["model." + key],
                        state[key])
 
@@ -204,7 +204,7 @@ def test_failure_after_writing_leaves_nothing(tiny_ckpt: Path, tmp_path: Path, m
         raise VerificationError("simulated mismatch")
 
     monkeypatch.setattr(pipeline, "verify_directory", fail)
-    assert run_cli("convert", "fairseq", tiny_ckpt, "--out", tmp_path / "out") == 2
+    assert run_cli("convert", "fairseq", tiny_ckpt, "--out", tmp_path / "out", "--no-tokenizer") == 2
     assert list(tmp_path.iterdir()) == []
 
 
@@ -222,7 +222,7 @@ def test_scale_resids_and_frozen_batch_norm(tmp_path: Path, capsys) -> None:
     ckpt = tmp_path / "resid.pt"
     save_fairseq_checkpoint(ckpt, TINY, state=state, model_overrides={"scale_resids": True, "freeze_resnet": True})
     out = tmp_path / "out"
-    assert run_cli("convert", "fairseq", ckpt, "--out", out) == 0
+    assert run_cli("convert", "fairseq", ckpt, "--out", out, "--no-tokenizer") == 0
     assert "num_batches_tracked counters" in capsys.readouterr().out
     model = OFAForConditionalGeneration.from_pretrained(out)
     assert model.config.scale_resids
