@@ -1,0 +1,1 @@
+"""Chinese text recognition (OFA-OCR) as a built-in task plugin."""

@@ -1,0 +1,40 @@
+"""OCR scores: exact-match accuracy (what OFA's evaluation reports) and 1 - normalised edit distance
+(what its validation also logs), both on texts without spaces, x100."""
+
+from __future__ import annotations
+
+import Levenshtein
+
+from ofa_tasks.ocr.text import without_spaces
+
+
+class OcrScores:
+    """State: hits, the normalised-distance sum and the count; all add up across processes."""
+
+    def __init__(self, options) -> None:
+        self.hits = 0
+        self.distance_sum = 0.0
+        self.count = 0
+
+    def update(self, predictions: list[str], references: list[list[str]]) -> None:
+        if len(predictions) != len(references):
+            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+        for prediction, refs in zip(predictions, references):
+            hypothesis = without_spaces(prediction)
+            reference = without_spaces(refs[0]) if refs else ""
+            longest = max(len(hypothesis), len(reference))
+            self.hits += hypothesis == reference
+            # Two empty texts are equal (the official division would fail on them).
+            self.distance_sum += Levenshtein.distance(hypothesis, reference) / longest if longest else 0.0
+            self.count += 1
+
+    def state(self) -> dict:
+        return {"hits": self.hits, "distance_sum": self.distance_sum, "count": self.count}
+
+    def load_state(self, merged: dict) -> None:
+        self.hits, self.distance_sum, self.count = int(merged["hits"]), float(merged["distance_sum"]), int(merged["count"])
+
+    def compute(self) -> dict[str, float]:
+        if not self.count:
+            return {"accuracy": 0.0, "ned": 0.0}
+        return {"accuracy": 100 * self.hits / self.count, "ned": 100 * (1 - self.distance_sum / self.count)}

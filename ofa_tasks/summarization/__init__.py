@@ -1,0 +1,1 @@
+"""Abstractive summarization (Gigaword) as a built-in, text-only task plugin."""

@@ -1,0 +1,80 @@
+"""The `summarization` task: a one-sentence summary of an article, text only, as OFA's Gigaword fine-tune.
+
+Records have no image: the core feeds a blank one with its patch mask off, as the official text-only
+datasets do. The article is cleaned and put in the official prompt; the recipe's
+`data.max_source_length` cuts its BPE tokens (514 keeps the official 512 plus BOS and EOS).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ofa_core.plugin import MetricSpec, OFAError, PromptTemplate, ReaderSpec, TaskSpec, hookimpl
+from ofa_tasks.summarization.metrics import Rouge, RougeOptions
+from ofa_tasks.summarization.readers import SummaryJsonlOptions, SummaryTsvOptions, read_summary_jsonl, read_summary_tsv
+from ofa_tasks.summarization.text import OFFICIAL_SOURCE_WORDS, OFFICIAL_TARGET_WORDS, clean, official_hypothesis
+
+PROMPTS = {"en": PromptTemplate(name="summarization.en", lang="en",
+                                source=' what is the summary of article " {article} "?', target="{target}")}
+
+_positive = [attrs.validators.instance_of(int), attrs.validators.gt(0)]
+
+
+@attrs.frozen
+class SummarizationOptions:
+    """`task.options` of `summarization`: word limits of the clean-up, and whether to score as the official evaluation."""
+
+    max_source_words: int = attrs.field(default=OFFICIAL_SOURCE_WORDS, validator=_positive)
+    """Words of the article kept after clean-up (the official `--max-src-length`, 512)."""
+    max_target_words: int = attrs.field(default=OFFICIAL_TARGET_WORDS, validator=_positive)
+    """Words of the training summary kept after clean-up (the official `--max-tgt-length`, 64)."""
+    official_postprocess: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    """Rewrite predictions to Gigaword's tokenisation (lower case, PTB brackets and quotes, '1' as '#') before
+    scoring, as the official evaluation; off for other data, whose references are plain text."""
+
+
+def preprocess(record: dict, split: str, options: SummarizationOptions) -> dict:
+    """The cleaned `article`, the cleaned training `target`, and the lower-cased summary as the reference."""
+    where = f"record {record.get('id')!r}"
+    if not isinstance(record.get("source"), str):
+        raise OFAError(f"{where}: summarization needs the field 'source' (the article); with ofa predict pass "
+                       f"--field source='...' or a 'source' TSV column, else give it in the reader")
+    summary = record.get("summary")
+    if not isinstance(summary, str) and split != "test":
+        raise OFAError(f"{where}: no summary; every {split} record needs one as 'summary'")
+    prepared = {**record, "article": clean(record["source"], options.max_source_words)}
+    if not isinstance(summary, str):
+        return {**prepared, "target": "", "references": []}
+    return {**prepared, "target": clean(summary, options.max_target_words), "references": [summary.lower()]}
+
+
+def postprocess(text: str, record: dict, options: SummarizationOptions) -> str:
+    return official_hypothesis(text) if options.official_postprocess else text.strip()
+
+
+@hookimpl
+def ofa_register_prompts(register):
+    for template in PROMPTS.values():
+        register(template.name, template)
+
+
+@hookimpl
+def ofa_register_readers(register):
+    register("summary_tsv", ReaderSpec(options=SummaryTsvOptions, open=read_summary_tsv,
+                                       description="official OFA Gigaword TSV (article, summary; columns as selected_cols)"))
+    register("summary_jsonl", ReaderSpec(options=SummaryJsonlOptions, open=read_summary_jsonl,
+                                         description="JSON lines: source (the article), summary"))
+
+
+@hookimpl
+def ofa_register_metrics(register):
+    register("rouge", MetricSpec(options=RougeOptions, build=Rouge, higher_is_better=True,
+                                 description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100"))
+
+
+@hookimpl
+def ofa_register_tasks(register):
+    register("summarization", TaskSpec(
+        prompts={"en": "summarization.en"}, reader="summary_tsv", loss="label_smoothed_cross_entropy",
+        metrics=("rouge",), generation="summarization", options=SummarizationOptions, preprocess=preprocess,
+        postprocess=postprocess, description="summarise an article in one sentence (Gigaword), text only; ROUGE"))

@@ -1,0 +1,57 @@
+"""GLUE scores as OFA's tasks log them: accuracy, and on request F1 (MRPC, QQP) and Matthews correlation
+(CoLA) of the positive answer, all x100."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+
+@attrs.frozen
+class GlueMetricOptions:
+    """Which scores besides accuracy, and the answer they count as positive."""
+
+    f1: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """F1 of the positive answer (the official MRPC and QQP tasks report it)."""
+    mcc: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """Matthews correlation coefficient (the official CoLA task reports it)."""
+    positive: str = attrs.field(default="yes", validator=attrs.validators.instance_of(str))
+    """The positive answer of F1 and MCC ('yes' in every official binary task)."""
+
+
+class GlueScores:
+    """State: the confusion counts of the positive answer and the hits; all add up across processes."""
+
+    def __init__(self, options: GlueMetricOptions) -> None:
+        self.options = options
+        self.counts = {"hits": 0, "count": 0, "tp": 0, "fp": 0, "tn": 0, "fn": 0}
+
+    def update(self, predictions: list[str], references: list[list[str]]) -> None:
+        if len(predictions) != len(references):
+            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+        positive = self.options.positive
+        for prediction, refs in zip(predictions, references):
+            right = prediction in refs
+            self.counts["hits"] += right
+            self.counts["count"] += 1
+            kind = ("t" if right else "f") + ("p" if prediction == positive else "n")
+            self.counts[kind] += 1
+
+    def state(self) -> dict:
+        return dict(self.counts)
+
+    def load_state(self, merged: dict) -> None:
+        self.counts = {key: int(merged[key]) for key in self.counts}
+
+    def compute(self) -> dict[str, float]:
+        c = self.counts
+        scores = {"accuracy": 100 * c["hits"] / c["count"] if c["count"] else 0.0}
+        if self.options.f1:
+            denominator = 2 * c["tp"] + c["fp"] + c["fn"]
+            scores["f1"] = 100 * 2 * c["tp"] / denominator if denominator else 0.0
+        if self.options.mcc:
+            # Zero when a margin is empty (e.g. every prediction the same), where the official formula divides by zero.
+            denominator = math.sqrt((c["tp"] + c["fp"]) * (c["tp"] + c["fn"]) * (c["tn"] + c["fp"]) * (c["tn"] + c["fn"]))
+            scores["mcc"] = 100 * (c["tp"] * c["tn"] - c["fp"] * c["fn"]) / denominator if denominator else 0.0
+        return scores
