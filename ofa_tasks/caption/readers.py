@@ -15,6 +15,8 @@ from ofa_core.model.errors import OFAError
 from ofa_core.plugin.records import BAD_RECORD_POLICIES, BadRows, PerSplitFiles, decode_image, tsv_rows
 from ofa_core.plugin.specs import path_option
 from ofa_core.plugin.tsv import TsvIndex
+from ofa_tasks.caption.text import official_caption
+
 
 @attrs.frozen
 class MugeOptions:
@@ -72,11 +74,14 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
 
 @attrs.frozen
 class OfaCaptionTsvOptions(PerSplitFiles):
-    """The official OFA caption TSV per split: uniq-id, image-id, caption (eval: references joined by '&&'), objects, image."""
+    """The official OFA caption TSV per split: uniq-id, image-id, caption (eval: references joined by '&&'), objects, image.
+
+    Training rows are read as OFA's `selected_cols 0,4,2` (id = uniq-id), the others as `1,4,2` (id = image-id).
+    """
 
 
 def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[dict]:
-    """One record per row; references are the '&&'-separated captions of the row."""
+    """One record per row; references are the '&&'-separated captions of the row, cleaned as OFA's dataset does."""
     path = options.split_file(split)
     bad = BadRows(options.bad_records)
     for number, fields in tsv_rows(path, 5, bad):
@@ -85,7 +90,7 @@ def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[
         except ValueError as error:
             bad(f"{path}:{number}", f"image: {error}")
             continue
-        references = [text for text in fields[2].split("&&") if text]
+        references = [text for text in map(official_caption, fields[2].split("&&")) if text]
         row_id = fields[0] if split == "train" else fields[1]
         yield {"id": row_id, "image_id": fields[1], "image": image,
                "caption": references[0] if references else "", "references": references}

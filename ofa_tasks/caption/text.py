@@ -21,6 +21,12 @@ def tokenize_zh(text: str) -> list[str]:
     return [token for token in _ZH_TOKEN.findall(joined) if token not in string.punctuation]
 
 
+def official_caption(text: str) -> str:
+    """A caption as OFA's caption dataset keeps it for training and as a reference: ASCII punctuation removed,
+    whitespace collapsed; case and full-width punctuation kept."""
+    return " ".join(text.translate(_ASCII_PUNCTUATION).split())
+
+
 def tokenize_en(text: str) -> list[str]:
     """'A dog, running!' -> ['a', 'dog', 'running']."""
     return text.lower().translate(_ASCII_PUNCTUATION).split()
