@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from ofa_core.convert.fairseq import derive_config
+from ofa_core.convert.mapping import ConversionError
+from ofa_core.convert.task import checkpoint_task
 from ofa_core.model.search import official_task_search
 from ofa_core.model.task_config import TASK_CONFIG_FILE, CheckpointTask, TaskConfigError, read_checkpoint_task
 
 from .conftest import run_cli
-from .fixtures import TINY, save_fairseq_checkpoint
+from .fixtures import TINY, model_namespace, save_fairseq_checkpoint, task_settings
 
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 HALF = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
@@ -266,3 +269,28 @@ def test_no_tokenizer_excludes_the_vocabulary_options(tiny_ckpt: Path, bert_voca
     assert run_cli("convert", "fairseq", tiny_ckpt, "--out", tmp_path / "out", "--vocab", bert_vocab,
                    "--no-tokenizer") == 2
     assert "--no-tokenizer excludes --vocab and --bpe-dir" in capsys.readouterr().err
+
+
+def _task(**settings) -> CheckpointTask | None:
+    """The task record of a TINY checkpoint with these cfg.task settings, without writing a file."""
+    args = vars(model_namespace(TINY))
+    task = task_settings(300, **settings)
+    return checkpoint_task(args, task, derive_config(args, task, 300, "zh", Path("x.pt")), Path("x.pt"), ema=False)
+
+
+def test_vqa_trained_for_beam_search_or_open_ended_is_decoded_by_beam_search() -> None:
+    assert _task(_name="vqa_gen", val_inference_type="beamsearch").inference == "beam_search"
+    open_ended = _task(_name="vqa_gen", unconstrained_training=True, ans2label_dict='{"no": 0, "yes": 1}')
+    assert (open_ended.inference, open_ended.answers) == ("beam_search", None)
+    assert _task(_name="vqa_gen", val_inference_type="allcand").inference == "all_candidates"
+
+
+def test_unknown_tasks_and_settings() -> None:
+    pretrained = _task(_name="unify_task")
+    assert (pretrained.task, pretrained.inference, pretrained.search) == (None, None, "default")
+    ocr = _task(_name="ocr", is_document=True)
+    assert (ocr.search, ocr.is_document, ocr.inference) == ("ocr-zh", True, "beam_search")
+    with pytest.raises(ConversionError, match="cfg.task.prompt_type='prefix'"):
+        _task(_name="vqa_gen", prompt_type="prefix")
+    with pytest.raises(ConversionError, match="cfg.task.eval_args='{beam' is not JSON"):
+        _task(_name="caption", eval_args="{beam")
