@@ -16,12 +16,13 @@ from ofa_core.model.task_config import PROMPT_TYPES, CheckpointTask
 _TASKS: dict[str, tuple[str | None, str]] = {
     "caption": ("caption", "beam_search"),
     "refcoco": ("grounding", "beam_search"),
-    "ocr": (None, "beam_search"),
-    "gigaword": (None, "beam_search"),
+    "ocr": ("ocr", "beam_search"),
+    "gigaword": ("summarization", "beam_search"),
     "vqa_gen": ("vqa", "all_candidates"),
-    "snli_ve": (None, "all_candidates"),
+    "snli_ve": ("snli_ve", "all_candidates"),
     "image_classify": ("classification", "all_candidates"),
-    **{glue: (None, "last_position") for glue in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")},
+    **{glue: ("text_classification", "last_position")
+       for glue in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")},
 }
 
 

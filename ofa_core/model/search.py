@@ -62,14 +62,14 @@ OFFICIAL_SEARCH: dict[str, SearchSettings] = {
     "grounding": SearchSettings(beam=5, max_len_b=4, min_len=4, no_repeat_ngram_size=3),
     "ocr-zh": SearchSettings(beam=5, max_len_b=64, min_len=1),
     "summarization": SearchSettings(beam=6, max_len_b=32, min_len=1, lenpen=0.7, no_repeat_ngram_size=3),
-    "gigaword": SearchSettings(beam=6, max_len_b=32, min_len=1, lenpen=0.7, no_repeat_ngram_size=3),
+    "summarization": SearchSettings(beam=6, max_len_b=32, min_len=1, lenpen=0.7, no_repeat_ngram_size=3),
 }
 
 # fairseq task names of the official checkpoints -> their evaluation search. The evaluate scripts of snli_ve and
 # image_classify set no search flags (they score every candidate answer), and GLUE has no evaluate script (its
 # prediction is an arg-max over label tokens), so those tasks keep the `default` entry.
 _FAIRSEQ_TASKS = {"caption": "caption", "vqa_gen": "vqa", "refcoco": "grounding", "ocr": "ocr-zh",
-                  "gigaword": "gigaword"}
+                  "gigaword": "summarization"}
 
 
 def search_for_language(name: str, language: str | None) -> str:

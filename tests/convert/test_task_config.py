@@ -57,7 +57,7 @@ CASES = {
         {"_name": "snli_ve", "bpe": "gpt2", "patch_image_size": 480, "prompt_type": "prev_output", "add_caption": True,
          "ans2label_dict": '{"no": 0, "yes":1, "maybe": 2}'},
         False,
-        {"task": None, "search": "default", "inference": "all_candidates", "prompt_type": "prev_output",
+        {"task": "snli_ve", "search": "default", "inference": "all_candidates", "prompt_type": "prev_output",
          "add_caption": True, "add_object": False, "answers": ["no", "yes", "maybe"]},
         (480, *HALF),
         {"num_beams": 5, "max_new_tokens": 201, "min_new_tokens": 1, "no_repeat_ngram_size": 0},
@@ -74,14 +74,14 @@ CASES = {
     "gigaword": (
         {"_name": "gigaword", "bpe": "gpt2", "max_src_length": 512, "max_tgt_length": 32},
         False,
-        {"task": None, "search": "gigaword", "inference": "beam_search", "max_src_length": 512},
+        {"task": "summarization", "search": "summarization", "inference": "beam_search", "max_src_length": 512},
         (64, *HALF),
         {"num_beams": 6, "max_new_tokens": 33, "length_penalty": 0.7, "no_repeat_ngram_size": 3},
     ),
     "sst2": (
         {"_name": "sst2", "bpe": "gpt2", "prompt_type": "src", "ans2label_dict": '{"negative": 0, "positive":1}'},
         False,
-        {"task": None, "search": "default", "inference": "last_position", "prompt_type": "src",
+        {"task": "text_classification", "search": "default", "inference": "last_position", "prompt_type": "src",
          "answers": ["negative", "positive"]},
         (64, *HALF),
         {"num_beams": 5},
@@ -289,7 +289,7 @@ def test_unknown_tasks_and_settings() -> None:
     pretrained = _task(_name="unify_task")
     assert (pretrained.task, pretrained.inference, pretrained.search) == (None, None, "default")
     ocr = _task(_name="ocr", is_document=True)
-    assert (ocr.search, ocr.is_document, ocr.inference) == ("ocr-zh", True, "beam_search")
+    assert (ocr.task, ocr.search, ocr.is_document, ocr.inference) == ("ocr", "ocr-zh", True, "beam_search")
     with pytest.raises(ConversionError, match="cfg.task.prompt_type='prefix'"):
         _task(_name="vqa_gen", prompt_type="prefix")
     with pytest.raises(ConversionError, match="cfg.task.eval_args='{beam' is not JSON"):
