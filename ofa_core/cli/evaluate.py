@@ -17,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     add_recipe_arguments(parser)
     parser.add_argument("--checkpoint", required=True, metavar="DIR", help="model directory to evaluate")
     parser.add_argument("--split", default="valid", choices=("valid", "test"), help="which split the reader opens")
+    parser.add_argument("--predictions", metavar="OUT.jsonl", help="where the predictions go, one JSON line per row "
+                        "(`id`, `prediction`, `references`, and `ranking` for a closed set); default: "
+                        "<output_dir>/predictions-<split>-<checkpoint>.jsonl; a mixture writes OUT-<label>.jsonl per task")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing predictions file (refused otherwise)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.trainer.distributed import leave_world
 
     quiet_transformers()
-    result = from_recipe.evaluate(recipe, tasks, checkpoint, args.split, report=True)
+    result = from_recipe.evaluate(recipe, tasks, checkpoint, args.split, report=True,
+                                  predictions_path=args.predictions, overwrite=args.overwrite)
     if is_main_process():  # under torchrun one process speaks; the others print only their errors
         print_json(result)
     leave_world()

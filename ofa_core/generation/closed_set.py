@@ -142,16 +142,16 @@ class ClosedSetDecoder:
         return self.by_tokens.get(tuple(ids)) or tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     @torch.no_grad()
-    def decode(self, model: Any, inputs: dict, generation_config: Any, tokenizer: Any) -> list[Decoded]:
+    def decode(self, model: Any, inputs: dict, generation_config: Any, tokenizer: Any, rank_all: bool = False) -> list[Decoded]:
         """Answers for a batch of processor inputs (`input_ids`, `attention_mask`, `patch_images`, `patch_masks`,
-        optionally `decoder_prompts`)."""
+        optionally `decoder_prompts`); `ranking` holds the top_k answers, or with `rank_all` every answer."""
         encoder_outputs = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                                               patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"))
         prompts = inputs.get("decoder_prompts")
         closed_set, rankings = self.closed_set, None
-        if closed_set.inference == "rank" or closed_set.top_k > 1:
+        if closed_set.inference == "rank" or closed_set.top_k > 1 or rank_all:
             scores = self.score(model, encoder_outputs, prompts)
-            top = scores.topk(min(closed_set.top_k, len(self.answers)), dim=1)
+            top = scores.topk(len(self.answers) if rank_all else min(closed_set.top_k, len(self.answers)), dim=1)
             rankings = [tuple((self.answers[i], float(s)) for i, s in zip(idx.tolist(), val.tolist()))
                         for idx, val in zip(top.indices, top.values)]
         if closed_set.inference == "rank":
@@ -166,7 +166,7 @@ class ClosedSetDecoder:
                                        encoder_outputs=encoder_outputs, generation_config=config,
                                        prefix_allowed_tokens_fn=self.trie, decoder_prompt_ids=prompts)
             texts = [self._answer_of(row, tokenizer) for row in after_prompts(sequences, prompts, self.pad)]
-        if closed_set.top_k == 1:
+        if closed_set.top_k == 1 and not rank_all:
             return [Decoded(text) for text in texts]
         return [Decoded(text, ranking) for text, ranking in zip(texts, rankings)]
 
@@ -191,11 +191,13 @@ class AllowedTokens:
 
 
 def decode_batch(model: Any, inputs: dict, generation_config: Any, tokenizer: Any,
-                 closed_set: ClosedSetDecoder | None = None, allowed_tokens: AllowedTokens | None = None) -> list[Decoded]:
-    """Stripped answers for a batch of processor inputs: inside `closed_set` when given, else from the search
-    (restricted to `allowed_tokens` when given). `inputs["decoder_prompts"]`, when present, are forced first."""
+                 closed_set: ClosedSetDecoder | None = None, allowed_tokens: AllowedTokens | None = None,
+                 rank_all: bool = False) -> list[Decoded]:
+    """Stripped answers for a batch of processor inputs: inside `closed_set` when given (`rank_all`: every answer
+    ranked), else from the search (restricted to `allowed_tokens` when given). `inputs["decoder_prompts"]`, when
+    present, are forced first."""
     if closed_set is not None:
-        return closed_set.decode(model, inputs, generation_config, tokenizer)
+        return closed_set.decode(model, inputs, generation_config, tokenizer, rank_all)
     prompts = inputs.get("decoder_prompts")
     sequences = model.generate(inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                                patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"),

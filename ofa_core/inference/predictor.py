@@ -39,7 +39,8 @@ class Predictor:
         self.task, self.prompt, self.options = task, prompt, options
         closed_set = closed_set_of(task, options, prompt)
         tokenizer = processor.tokenizer
-        allowed = AllowedTokens(task.allowed_tokens(options, tokenizer), tokenizer.eos_token_id) if task.allowed_tokens else None
+        allowed_ids = task.allowed_tokens(options, tokenizer) if task.allowed_tokens else None
+        allowed = AllowedTokens(allowed_ids, tokenizer.eos_token_id) if allowed_ids is not None else None
         self.answers = functools.partial(  # (model, inputs) -> list[Decoded]
             decode_batch, generation_config=self.generation, tokenizer=tokenizer,
             closed_set=ClosedSetDecoder(closed_set, tokenizer) if closed_set else None, allowed_tokens=allowed)

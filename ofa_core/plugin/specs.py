@@ -269,7 +269,7 @@ class TaskSpec:
     closed_set: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
     """`closed_set(options) -> ClosedSet | None`: answers decoding is constrained to (None: open-ended)."""
     allowed_tokens: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
-    """`allowed_tokens(options, tokenizer) -> token ids` open-ended decoding may emit (EOS is always allowed), e.g.
-    grounding's `<bin_*>` tokens; None: the whole vocabulary."""
+    """`allowed_tokens(options, tokenizer) -> token ids | None`: what open-ended decoding may emit (EOS is always
+    allowed), e.g. grounding's `<bin_*>` tokens; a None function or result: the whole vocabulary."""
     description: str = ""
     """One line shown by `ofa tasks`."""

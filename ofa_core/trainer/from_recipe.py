@@ -17,6 +17,7 @@ import orjson
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
 from ofa_core.inference.loading import NoModelError, load_model, model_directory
+from ofa_core.model.errors import OFAError
 from ofa_core.model.search import special_token_ids
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.trainer.distributed import gather_objects, init_world
@@ -82,29 +83,58 @@ def train(recipe: Recipe, tasks: Sequence[Resolved]) -> dict[str, Any]:
     return _trainer(recipe, tasks, model, processor, splits).train()
 
 
+def prediction_files(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str,
+                     path: str | Path | None = None) -> dict[str, Path]:
+    """Where `evaluate` writes each task's predictions: `path` (`<stem>-<label>.jsonl` beside it per task of a
+    mixture), by default `<output_dir>/predictions-<split>-<checkpoint name>.jsonl`."""
+    chosen = Path(path) if path is not None else \
+        Path(recipe.training.output_dir) / f"predictions-{split}-{Path(checkpoint).name}.jsonl"
+    stem = chosen.with_suffix("") if chosen.suffix == ".jsonl" else chosen
+    labels = [resolved.label for resolved in tasks]
+    if labels == [""]:
+        return {"": chosen}
+    return {label: stem.with_name(f"{stem.name}-{label}.jsonl") for label in labels}
+
+
+def refuse_existing(files: dict[str, Path], option: str = "--predictions") -> None:
+    """An existing predictions file is kept: evaluating again must not silently replace it."""
+    for path in files.values():
+        if path.exists():
+            raise OFAError(f"{path}: {option}: the file exists; pass --overwrite to replace it, or another {option} path")
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    """All rows or none: a partial file never replaces a complete one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(b"".join(orjson.dumps(row, default=str) + b"\n" for row in rows))
+    partial.replace(path)
+
+
 def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str = "valid",
-             report: bool = False) -> dict[str, Any]:
+             report: bool = False, predictions_path: str | Path | None = None, overwrite: bool = True) -> dict[str, Any]:
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
-    plus the predictions file (one per task in a mixture: `predictions` maps each label to its file).
+    plus the predictions file (one per task in a mixture: `predictions` maps each label to its file; see
+    `prediction_files`). Rows are `{"id", "prediction", "references"}`, plus `ranking` (every answer with its
+    summed log-probability, best first) for a closed set. Without `overwrite`, an existing file is refused before
+    the model loads.
 
     With `report` (`ofa eval`), rank 0 also records the scores as training does: a `"split": "eval"` line in
     `<output_dir>/log.jsonl` and, unless `training.report_to` is 'none', `eval/<score>` TensorBoard scalars under
     `<output_dir>/runs`, at the checkpoint's step (its trainer_state.json; 0 for a plain model directory)."""
     checkpoint = model_directory(checkpoint)
+    files = prediction_files(recipe, tasks, checkpoint, split, predictions_path)
+    if not overwrite:
+        refuse_existing(files)
     model, processor = load_model(checkpoint, recipe.spec.model.overrides)
     trainer = _trainer(recipe, tasks, model, processor, {"eval": split})
     rows: list[dict] = []
     scores, _ = trainer.evaluate(predictions=rows)
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
-    stem = Path(recipe.training.output_dir) / f"predictions-{split}-{Path(checkpoint).name}"
-    labels = [resolved.label for resolved in tasks]
-    files = {label: stem.with_name(f"{stem.name}-{label}.jsonl" if label else f"{stem.name}.jsonl") for label in labels}
     if trainer.world.is_main:
-        stem.parent.mkdir(parents=True, exist_ok=True)
         for label, out in files.items():
-            chosen = [row for row in rows if row.get("task", "") == label]
-            out.write_bytes(b"".join(orjson.dumps(row, default=str) + b"\n" for row in chosen))
-    predictions = str(files[""]) if labels == [""] else {label: str(out) for label, out in files.items()}
+            _write_rows(out, [row for row in rows if row.get("task", "") == label])
+    predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
         log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
                        scores, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))

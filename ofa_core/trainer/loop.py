@@ -430,12 +430,13 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------------------------------
 
-    def _decode(self, model: torch.nn.Module, batch: dict, index: int) -> tuple[list[str], list | None]:
-        """Stripped generated texts, plus each example's top-k (answer, score) when a closed set ranks."""
+    def _decode(self, model: torch.nn.Module, batch: dict, index: int, rank_all: bool = False) -> tuple[list[str], list | None]:
+        """Stripped generated texts, plus each example's (answer, score) ranking when a closed set ranks: its top-k,
+        or with `rank_all` every answer."""
         task = self.tasks[index]
         with self._autocast():
             decoded = decode_batch(model, batch, task.generation_config, self.processor.tokenizer, self.decoders[index],
-                                   self.allowed[index])
+                                   self.allowed[index], rank_all)
         rankings = [d.ranking for d in decoded] if decoded and decoded[0].ranking else None
         return [d.text for d in decoded], rankings
 
@@ -448,9 +449,9 @@ class Trainer:
         Returns the scores (identical on every process; `<label>/<score>` in a mixture, plus `weighted` when
         `metric_for_best_model` weighs several scores) and up to `return_samples` lines of 'id: prediction |
         references' per task from rank 0. `examples` replaces a single task's evaluation examples. With
-        `predictions`, this process's `{"id", "prediction", "references"}` rows are appended to it (plus
-        `ranking`, the top-k answers with their log-probabilities, when a closed set asks for top-k, and `task`,
-        the task's label, in a mixture).
+        `predictions`, this process's `{"id", "prediction", "references"}` rows are appended to it (plus, for a
+        closed set, `ranking`: every answer with its summed log-probability, best first, and `task`, the task's
+        label, in a mixture).
         """
         if examples is not None and len(self.tasks) > 1:
             raise ValueError("evaluate(examples=...) replaces the examples of a single task; a mixture evaluates each task's own")
@@ -493,13 +494,14 @@ class Trainer:
             if "input_ids" not in batch:
                 continue
             batch = self._to_device(batch)
-            texts, rankings = self._decode(model, batch, index)
+            texts, rankings = self._decode(model, batch, index, rank_all=predictions is not None)
             found = [task.postprocess(text, example.record) for text, example in zip(texts, batch["examples"])]
             references = [list(example.references) for example in batch["examples"]]
+            top_k = task.closed_set.top_k if task.closed_set is not None else 1
             for metric in metrics.values():
                 metric.update(found, references)
-                if rankings and hasattr(metric, "update_rankings"):
-                    metric.update_rankings([[answer for answer, _ in ranking] for ranking in rankings], references)
+                if rankings and top_k > 1 and hasattr(metric, "update_rankings"):
+                    metric.update_rankings([[answer for answer, _ in ranking[:top_k]] for ranking in rankings], references)
             if predictions is not None:
                 rows = [{"id": e.id, "prediction": p, "references": r} for e, p, r in zip(batch["examples"], found, references)]
                 for row, ranking in zip(rows, rankings or ()):

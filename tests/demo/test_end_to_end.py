@@ -49,7 +49,7 @@ def test_the_demo_trains_captions_from_scratch_then_answers_and_classifies_from_
     for recipe, (metric, examples, count, extra) in later.items():
         path = str(RECIPES / f"{recipe}.json")
         init = ["--set", f"model.checkpoint={small_demo / 'model'}"]
-        untrained, _ = cli(["eval", path, "--checkpoint", str(small_demo / "model"), *init, "--set", f"output_dir={runs / 'untrained'}"], capsys)
+        untrained, _ = cli(["eval", path, "--checkpoint", str(small_demo / "model"), *init, "--set", f"output_dir={runs / f'untrained-{recipe}'}"], capsys)
         summary, _ = cli(["run", path, *SHORT, *steps(count), *extra, "--set", f"model.checkpoint={runs / 'demo_caption'}",
                           "--set", f"output_dir={runs / recipe}"], capsys)
         final = summary["final_eval"]

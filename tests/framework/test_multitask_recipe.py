@@ -85,7 +85,7 @@ def test_mixture_mistakes_name_the_json_path(folder, top, message):
     (toy_entry(task={"name": "toy", "lang": "fr"}), "tasks[1].task.lang: task 'toy' has no 'fr' prompt"),
     (toy_entry(data={"reader": {"name": "toy_reader", "train": "missing.txt"}}), "tasks[1].data.reader.train:"),
     (toy_entry(generation="captoin"), "tasks[1].generation: unknown official search 'captoin' (did you mean 'caption'?"),
-    (toy_entry(metrics=["cuont"]), "tasks[1].metrics[0]: unknown metric 'cuont' (did you mean 'count'?"),
+    (toy_entry(metrics=["cuont"]), "tasks[1].metrics[0]: unknown metric 'cuont' (did you mean 'count'"),
 ])
 def test_a_bad_component_names_its_entry(folder, entry, message):
     recipe = load(mixture(folder, tasks=[toy_entry(label="first"), {**entry, "label": "second"}]))
