@@ -37,7 +37,7 @@ def test_training_on_generated_articles_beats_the_untrained_model(tmp_path, caps
     before, after = evaluate(tmp_path / "model"), evaluate(checkpoint)
     assert after["examples"] == 4 and after["dropped"] == 0
     for key in ("rouge1", "rougeL"):
-        assert after[key] >= before[key] + 50, (before, after)
+        assert after[key] >= before[key] + 40, (before, after)  # 62.5 against 0 when written
 
     # `ofa predict` on text only: a TSV whose image column is empty.
     (tmp_path / "inputs.tsv").write_text(f"image\tsource\n\t{ROWS[0][0]}\n", encoding="utf-8")
