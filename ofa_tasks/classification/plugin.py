@@ -2,7 +2,8 @@
 
 The prompt is OFA's caption prompt, as the official ImageNet fine-tuning uses it; the target is
 the label. Decoding never leaves the label set (`closed_set`): by default every label is scored
-and the best wins, OFA's all-candidate inference.
+and the best wins, OFA's all-candidate inference. With `answer_space` and the `image_classify_tsv`
+reader it is OFA's `image_classify` task (recipes/official/imagenet.json).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from ofa_tasks.classification.metrics import (
 )
 from ofa_tasks.classification.readers import (
     ClassificationJsonlOptions,
+    ImageClassifyTsvOptions,
     ImageFolderOptions,
     read_classification_jsonl,
+    read_image_classify_tsv,
     read_image_folder,
 )
 
@@ -43,12 +46,18 @@ def preprocess(record: dict, split: str, options: ClassificationOptions) -> dict
             raise OFAError(f"record {record.get('id')!r}: no label; every {split} record needs one")
         return {**record, "label": "", "references": []}
     label_set(options).check(label, record.get("id"))
-    return {**record, "label": label, "references": [label]}
+    return {**record, "label": " " + label if options.answer_space else label, "references": [label]}
+
+
+def postprocess(text: str, record: dict, options: ClassificationOptions) -> str:
+    """The label without the space `answer_space` puts before candidates."""
+    return text.strip()
 
 
 def closed_set(options: ClassificationOptions) -> ClosedSet:
     labels = label_set(options).labels
-    return attrs.evolve(options.closed_set(labels, top_k=min(options.top_k, len(labels))), noun="labels")
+    answers = tuple(" " + label for label in labels) if options.answer_space else labels
+    return attrs.evolve(options.closed_set(answers, top_k=min(options.top_k, len(labels))), noun="labels")
 
 
 @hookimpl
@@ -63,6 +72,8 @@ def ofa_register_readers(register):
                                         description="folder tree <root>/<train|valid|val|test>/<label>/<image files>"))
     register("classification_jsonl", ReaderSpec(options=ClassificationJsonlOptions, open=read_classification_jsonl,
                                                 description="JSON lines: image (path, base64 or TSV id), label"))
+    register("image_classify_tsv", ReaderSpec(options=ImageClassifyTsvOptions, open=read_image_classify_tsv,
+                                              description="official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)"))
 
 
 @hookimpl
@@ -77,5 +88,5 @@ def ofa_register_tasks(register):
     register("classification", TaskSpec(
         prompts={"zh": "classification.zh", "en": "classification.en"}, reader="image_folder",
         loss="label_smoothed_cross_entropy", metrics=("classification",), generation={"normalize_scores": False},
-        options=ClassificationOptions, preprocess=preprocess, closed_set=closed_set,
+        options=ClassificationOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
         description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam inference"))

@@ -1,4 +1,4 @@
-"""Classification readers: an image-folder tree (class name = label) and JSON lines.
+"""Classification readers: an image-folder tree (class name = label), JSON lines and OFA's ImageNet TSV.
 
 Both yield `{"id", "image", "label", "references": [label]}`; image files stay paths, decoded per
 batch. Bad rows are skipped or raise per `bad_records` (see `ofa_core.plugin.records`).
@@ -16,9 +16,12 @@ from ofa_core.model.errors import OFAError
 from ofa_core.plugin.records import (
     BAD_RECORD_POLICIES,
     BadRows,
+    PerSplitFiles,
     SplitFilesOptions,
+    decode_image,
     image_reference,
     jsonl_rows,
+    tsv_rows,
     verified_image_file,
 )
 from ofa_core.plugin.specs import path_option
@@ -113,4 +116,41 @@ def read_classification_jsonl(options: ClassificationJsonlOptions, split: str) -
         yield _record(f"{path.stem}:{number}" if record_id is None else str(record_id), image, label)
     if images is not None:
         images.close()
+    bad.summarise(path, split)
+
+
+OFFICIAL_COLUMNS = (0, 2)
+"""image, label words: `selected_cols` of the official ImageNet scripts (the TSV's column 1 is the label index)."""
+
+
+def _check_columns(_instance, _attribute, value: tuple[int, ...]) -> None:
+    if len(value) != 2 or len(set(value)) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
+        raise ValueError(f"give 2 distinct column numbers (from 0) for the image and the label words, as the official "
+                         f"selected_cols; got {list(value)}")
+
+
+@attrs.frozen
+class ImageClassifyTsvOptions(PerSplitFiles):
+    """The official ImageNet TSV per split (imagenet_1k_train/val.tsv); `columns` as the official `selected_cols`."""
+
+    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    """Where the image (base64) and the label words are: [0, 2] in OFA's files."""
+
+
+def read_image_classify_tsv(options: ImageClassifyTsvOptions, split: str) -> Iterator[dict]:
+    """One record per row; its id is the row's index from 0, as OFA's `image_classify` numbers them."""
+    path = options.split_file(split)
+    bad = BadRows(options.bad_records)
+    image_column, label_column = options.columns
+    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
+        label = fields[label_column].strip()
+        if not label and split != "test":
+            bad(f"{path}:{number}", f"column {label_column} (label words) is empty; check data.reader.columns")
+            continue
+        try:
+            image = decode_image(fields[image_column])
+        except ValueError as error:
+            bad(f"{path}:{number}", f"column {image_column} (image): {error}; check data.reader.columns")
+            continue
+        yield _record(str(number - 1), image, label or None)
     bad.summarise(path, split)

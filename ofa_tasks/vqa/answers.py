@@ -1,4 +1,4 @@
-"""Answers with confidences, in OFA's `conf|!+answer` form, and question normalisation.
+"""Answers with confidences, in OFA's `conf|!+answer` form, question normalisation, object tags and answer files.
 
 OFA's VQA data scores each reference answer (`0.6|!+no&&1.0|!+yes`); soft accuracy credits a
 prediction with its answer's confidence.  References travel to the metric in that same form so
@@ -8,6 +8,9 @@ the score needs nothing but strings.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+from ofa_core.plugin import OFAError, read_answer_list
 
 SEPARATOR = "|!+"
 
@@ -41,3 +44,45 @@ def normalise_question(question: str, max_words: int = 80) -> str:
     words = text.split(" ")[:max_words]
     text = " ".join(words)
     return text if text.endswith("?") else text + "?"
+
+
+def object_tags(objects: str | list | tuple | None, max_objects: int) -> str:
+    """OFA's `--add-object` suffix: ' object: ' + the first `max_objects` labels joined by spaces.
+
+    A row without detections still gets ' object: ', as the official data does with an empty column.
+    The official TSV column is 'a&&b'; a list is taken as the labels themselves.
+    """
+    if objects is None:
+        labels: list[str] = []
+    elif isinstance(objects, str):
+        labels = objects.strip().split("&&")
+    else:
+        labels = [str(label) for label in objects]
+    return " object: " + " ".join(labels[:max_objects])
+
+
+def read_answers(path: str, field: str) -> tuple[str, ...]:
+    """Candidate answers in file order: `.txt` and `.json` as `read_answer_list`, `.tsv` as `answer<TAB>index` rows.
+
+    The `.tsv` form is an export of OFA's answer-to-label pickle (one `answer<TAB>index` row per entry, in the
+    pickle's order), which is never unpickled here: unpickling runs code.
+    """
+    if Path(path).suffix.lower() != ".tsv":
+        return read_answer_list(path, field)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise OFAError(f"{path}: {field}: cannot read the answer table ({error}); give a UTF-8 answer<TAB>index file") from None
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        answer = line.split("\t", 1)[0].strip()
+        if not answer:
+            raise OFAError(f"{path}: {field}: line {number} has no answer before its tab; remove it")
+        if answer in seen:
+            raise OFAError(f"{path}: {field}: line {number} repeats {answer!r} (line {seen[answer]}); keep one")
+        seen[answer] = number
+    if not seen:
+        raise OFAError(f"{path}: {field}: no answers in the file; write one answer<TAB>index row per answer")
+    return tuple(seen)

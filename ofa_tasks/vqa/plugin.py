@@ -3,13 +3,14 @@
 English questions get OFA's clean-up and its prompt `" {question}"` (leading space); Chinese
 questions are used as written. Answers are generated freely, or, given a candidate answer list,
 picked from it (OFA's closed-set VQA: every candidate scored, or a trie-constrained beam search).
+The options `add_object`, `answer_space` and `confidence_weight`, with the recipe's `task.prompt_type`
+'prev_output', give OFA's fine-tuned English VQA form (recipes/official/vqa.json).
 """
 
 from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin.answer_lists import read_answer_list
 from ofa_core.model.errors import OFAError
 from ofa_core.plugin.hooks import hookimpl
 from ofa_core.plugin.specs import (
@@ -22,7 +23,7 @@ from ofa_core.plugin.specs import (
     closed_set_fields_last,
     path_option,
 )
-from ofa_tasks.vqa.answers import normalise_question
+from ofa_tasks.vqa.answers import normalise_question, object_tags, read_answers
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
 from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv
 
@@ -40,14 +41,24 @@ class VqaOptions(ClosedSetOptions):
     answers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     """Candidate answers, listed in the recipe."""
     answers_file: str | None = path_option()
-    """Candidate answers in a file: one per line (.txt), or a JSON list / object keyed by answer (.json)."""
+    """Candidate answers in a file: one per line (.txt), a JSON list / object keyed by answer (.json, e.g. OFA's
+    ans2label exported), or `answer<TAB>index` rows (.tsv); candidates keep the file's order."""
+    add_object: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """OFA's `--add-object`: the English question is followed by ' object: ' and the record's `objects`."""
+    max_object_length: int = attrs.field(default=30, validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)])
+    """Object labels kept with `add_object` (OFA's `--max-object-length`)."""
+    answer_space: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """Targets and candidates are ' ' + answer, the tokens OFA's English checkpoints learn and score (GPT-2 BPE
+    tokens differ with the space); predictions are reported without it."""
+    confidence_weight: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """Scale each record's loss by its trained answer's confidence (OFA's `conf`)."""
 
 
 def closed_set(options: VqaOptions) -> ClosedSet | None:
     if options.answers and options.answers_file:
         raise OFAError("task.options: give either answers or answers_file, not both")
     if options.answers_file:
-        answers = read_answer_list(options.answers_file, "task.options.answers_file")
+        answers = read_answers(options.answers_file, "task.options.answers_file")
     elif options.answers:
         answers = options.answers
     else:
@@ -55,16 +66,30 @@ def closed_set(options: VqaOptions) -> ClosedSet | None:
             raise OFAError("task.options: inference, top_k and restrict_loss need candidate answers; "
                            "add answers or answers_file")
         return None
-    return options.closed_set(answers)
+    return options.closed_set(tuple(" " + answer for answer in answers) if options.answer_space else answers)
 
 
 def preprocess(record: dict, split: str, options: VqaOptions) -> dict | None:
+    """`question_en` (with its object tags under `add_object`), and the target and loss weight the options ask for."""
     if split == "train" and not record.get("answer"):
         return None
     if not isinstance(record.get("question"), str):
         raise OFAError(f"record {record.get('id')!r}: no 'question' text; the reader must give one "
                        f"(with ofa predict: --field question='...' or a 'question' TSV column)")
-    return {**record, "question_en": normalise_question(record["question"])}
+    question = normalise_question(record["question"])
+    if options.add_object:
+        question += object_tags(record.get("objects"), options.max_object_length)
+    prepared = {**record, "question_en": question}
+    if options.answer_space and record.get("answer"):
+        prepared["answer"] = " " + record["answer"]
+    if options.confidence_weight:
+        prepared["loss_weight"] = float(record.get("confidence", 1.0))
+    return prepared
+
+
+def postprocess(text: str, record: dict, options: VqaOptions) -> str:
+    """The answer without the space `answer_space` puts before candidates."""
+    return text.strip()
 
 
 @hookimpl
@@ -78,7 +103,7 @@ def ofa_register_readers(register):
     register("vqa_jsonl", ReaderSpec(options=VqaJsonlOptions, open=read_vqa_jsonl,
                                      description="JSON lines: image (path, base64 or TSV id), question, answers"))
     register("vqa_tsv", ReaderSpec(options=VqaTsvOptions, open=read_vqa_tsv,
-                                   description="official OFA VQA TSV (question-id, image-id, question, answers, objects, image)"))
+                                   description="official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)"))
 
 
 @hookimpl
@@ -91,5 +116,5 @@ def ofa_register_metrics(register):
 def ofa_register_tasks(register):
     register("vqa", TaskSpec(
         prompts={"en": "vqa.en", "zh": "vqa.zh"}, reader="vqa_jsonl", loss="label_smoothed_cross_entropy",
-        metrics=("vqa",), generation="vqa", options=VqaOptions, preprocess=preprocess, closed_set=closed_set,
+        metrics=("vqa",), generation="vqa", options=VqaOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
         description="answer a question about an image (open-ended, or picked from candidate answers)"))

@@ -10,16 +10,20 @@ from ofa_core.plugin.records import BadRows, PerSplitFiles, SplitFilesOptions, d
 from ofa_tasks.vqa.answers import encode, parse_official
 
 
-def _record(record_id: str, image: bytes | str, question: str, scored: dict[str, float]) -> dict:
+def _record(record_id: str, image: bytes | str, question: str, scored: dict[str, float], objects=None) -> dict:
+    """`answer` is the most confident answer (the first on ties, as OFA's `max`), `confidence` its score."""
     ranked = sorted(scored, key=scored.get, reverse=True)
-    return {"id": record_id, "image": image, "question": question, "answer": ranked[0] if ranked else "",
-            "references": [encode(answer, scored[answer]) for answer in ranked]}
+    record = {"id": record_id, "image": image, "question": question, "answer": ranked[0] if ranked else "",
+              "confidence": scored[ranked[0]] if ranked else 1.0,
+              "references": [encode(answer, scored[answer]) for answer in ranked]}
+    return record if objects is None else {**record, "objects": objects}
 
 
 @attrs.frozen
 class VqaJsonlOptions(SplitFilesOptions):
     """One JSONL per split: `image` (path relative to the file, base64, or an id in `images`), `question`,
-    `answers` as `[{"answer", "confidence"}]` or a plain list (each answer confidence 1)."""
+    `answers` as `[{"answer", "confidence"}]` or a plain list (each answer confidence 1), optional `objects`
+    (a list of detected object labels, or OFA's 'a&&b' text)."""
 
 
 def _answers(value) -> dict[str, float]:
@@ -41,6 +45,9 @@ def read_vqa_jsonl(options: VqaJsonlOptions, split: str) -> Iterator[dict]:
         try:
             question, image_value = str(row["question"]), str(row["image"])
             scored = _answers(row.get("answers"))
+            objects = row.get("objects")
+            if objects is not None and not isinstance(objects, (str, list)):
+                raise TypeError(f"objects is {objects!r:.40}, not a list of labels")
         except (KeyError, TypeError, ValueError) as error:
             bad(where, f"not a VQA line ({error.__class__.__name__}: {error}); needs image, question, answers")
             continue
@@ -49,30 +56,46 @@ def read_vqa_jsonl(options: VqaJsonlOptions, split: str) -> Iterator[dict]:
         except ValueError as error:
             bad(where, f"image: {error}")
             continue
-        yield _record(str(row.get("id", f"{path.stem}:{number}")), image, question, scored)
+        yield _record(str(row.get("id", f"{path.stem}:{number}")), image, question, scored, objects)
     if images is not None:
         images.close()
     bad.summarise(path, split)
 
 
+OFFICIAL_COLUMNS = (0, 5, 2, 3, 4)
+"""question-id, image, question, answers, objects: `selected_cols` of the official VQA scripts."""
+
+
+def _check_columns(_instance, _attribute, value: tuple[int, ...]) -> None:
+    if len(value) != 5 or len(set(value)) != 5 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
+        raise ValueError(f"give 5 distinct column numbers (from 0) for question-id, image, question, answers and "
+                         f"objects, as the official selected_cols; got {list(value)}")
+
+
 @attrs.frozen
 class VqaTsvOptions(PerSplitFiles):
-    """The official OFA VQA TSV per split: question-id, image-id, question, answers ('conf|!+ans&&...'), objects, image."""
+    """The official OFA VQA TSV per split; `columns` as the official `selected_cols`."""
+
+    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    """Where question-id, image (base64), question, answers ('conf|!+ans&&...') and objects ('a&&b') are:
+    [0, 5, 2, 3, 4] in OFA's vqa_train/val/test TSVs."""
 
 
 def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
     path = options.split_file(split)
     bad = BadRows(options.bad_records)
-    for number, fields in tsv_rows(path, 6, bad):
+    id_column, image_column, question_column, answers_column, objects_column = options.columns
+    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
         try:
-            answers = parse_official(fields[3])
+            answers = parse_official(fields[answers_column])
         except ValueError as error:
-            bad(f"{path}:{number}", f"answers {fields[3][:60]!r}: {error}; expected 'confidence|!+answer&&...'")
+            bad(f"{path}:{number}", f"column {answers_column} (answers) {fields[answers_column][:60]!r}: {error}; "
+                                    f"expected 'confidence|!+answer&&...', or check data.reader.columns")
             continue
         try:
-            image = decode_image(fields[5])
+            image = decode_image(fields[image_column])
         except ValueError as error:
-            bad(f"{path}:{number}", f"image: {error}")
+            bad(f"{path}:{number}", f"column {image_column} (image): {error}; check data.reader.columns")
             continue
-        yield _record(fields[0], image, fields[2], answers)
+        yield _record(fields[id_column], image, fields[question_column], answers, fields[objects_column])
     bad.summarise(path, split)

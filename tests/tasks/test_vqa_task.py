@@ -131,7 +131,7 @@ def test_closed_set_evaluation_only_answers_candidates_and_ranks_them(vqa_recipe
     assert len(rows) == 3
     for row in rows:
         assert row["prediction"] in {"红色", "大", "小", "猫"}
-        assert [r["answer"] for r in row["ranking"]][0] == row["prediction"] and len(row["ranking"]) == 2
+        assert [r["answer"] for r in row["ranking"]][0] == row["prediction"] and len(row["ranking"]) == 4  # every candidate
 
 
 def test_trie_restricted_training_with_beam_inference_learns_the_answers(vqa_recipe, tmp_path, capsys):

@@ -1,0 +1,1 @@
+"""Visual entailment (SNLI-VE): does the image, with its premise caption, imply a hypothesis; a built-in task plugin."""

@@ -1,0 +1,34 @@
+"""SNLI-VE accuracy: the share of predictions equal to the label (OFA's `snli_score`), x100."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class SnliVeMetricOptions:
+    """No options: the prediction and the label are compared after stripping surrounding spaces."""
+
+
+class SnliVeAccuracy:
+    """Sum-mergeable counts of hits and examples."""
+
+    def __init__(self, options: SnliVeMetricOptions) -> None:
+        self.hits = 0
+        self.count = 0
+
+    def update(self, predictions: list[str], references: list[list[str]]) -> None:
+        if len(predictions) != len(references):
+            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+        for prediction, refs in zip(predictions, references):
+            self.hits += int(bool(refs) and prediction.strip() == refs[0].strip())
+            self.count += 1
+
+    def state(self) -> dict:
+        return {"hits": self.hits, "count": self.count}
+
+    def load_state(self, merged: dict) -> None:
+        self.hits, self.count = merged["hits"], merged["count"]
+
+    def compute(self) -> dict[str, float]:
+        return {"accuracy": 100 * self.hits / self.count if self.count else 0.0}

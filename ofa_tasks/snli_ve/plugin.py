@@ -1,0 +1,96 @@
+"""The `snli_ve` task: does the image (and its premise caption) imply the hypothesis; yes, no or maybe.
+
+As OFA's SNLI-VE fine-tunes (`--prompt-type prev_output --add-caption`): the encoder reads the premise and the
+hypothesis, both cleaned as OFA's `pre_caption`; the decoder is prompted with that source and answers ' yes',
+' no' or ' maybe' (with the space, as OFA encodes targets). Every candidate is scored and the best wins, in
+the order no, yes, maybe. Without the premise (OFA's zero-shot form) pick the prompt `snli_ve.en_hypothesis`.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ofa_core.plugin import (
+    ClosedSet,
+    ClosedSetOptions,
+    MetricSpec,
+    OFAError,
+    PromptTemplate,
+    ReaderSpec,
+    TaskSpec,
+    closed_set_fields_last,
+    hookimpl,
+)
+from ofa_tasks.snli_ve.metrics import SnliVeAccuracy, SnliVeMetricOptions
+from ofa_tasks.snli_ve.readers import SnliVeTsvOptions, read_snli_ve_tsv
+from ofa_tasks.snli_ve.text import ANSWERS, LABEL_WORDS, OFFICIAL_MAX_WORDS, clean_caption
+
+PROMPTS = (
+    PromptTemplate(name="snli_ve.en", lang="en", source=' can image and text1 " {premise_en} " imply text2 " {hypothesis_en} "?',
+                   target=" {label}", prompt_type="prev_output"),
+    PromptTemplate(name="snli_ve.en_hypothesis", lang="en", source=' does the image describe " {hypothesis_en} "?',
+                   target=" {label}", prompt_type="prev_output"),
+)
+
+
+@attrs.frozen(field_transformer=closed_set_fields_last)
+class SnliVeOptions(ClosedSetOptions):
+    """`task.options` of `snli_ve`: the text clean-up, and how the three answers are used (see `ClosedSetOptions`)."""
+
+    max_words: int = attrs.field(default=OFFICIAL_MAX_WORDS, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)])
+    """Words kept of the premise and of the hypothesis (OFA's `--max-src-length`, 80 in its scripts)."""
+
+
+def closed_set(options: SnliVeOptions) -> ClosedSet:
+    """' no', ' yes', ' maybe': tokenized as the targets are, in OFA's candidate order."""
+    return options.closed_set(tuple(" " + answer for answer in ANSWERS))
+
+
+def preprocess(record: dict, split: str, options: SnliVeOptions) -> dict:
+    """The cleaned `hypothesis_en` and `premise_en`, and `label` as yes/no/maybe (SNLI's words are mapped)."""
+    where = f"record {record.get('id')!r}"
+    if not isinstance(record.get("hypothesis"), str):
+        raise OFAError(f"{where}: snli_ve needs the field 'hypothesis' (the text to check); with ofa predict pass "
+                       f"--field hypothesis='two dogs play' (and --field premise='...' for the default prompt)")
+    prepared = {**record, "hypothesis_en": clean_caption(record["hypothesis"], options.max_words)}
+    if isinstance(record.get("premise"), str):
+        prepared["premise_en"] = clean_caption(record["premise"], options.max_words)
+    label = LABEL_WORDS.get(record.get("label"), record.get("label"))
+    if label not in ANSWERS:
+        if split != "test" or label:
+            raise OFAError(f"{where}: label {label!r} is not entailment/yes, contradiction/no or neutral/maybe; "
+                           f"every {split} record needs one")
+        return {**prepared, "label": "", "references": []}
+    return {**prepared, "label": label, "references": [label]}
+
+
+def postprocess(text: str, record: dict, options: SnliVeOptions) -> str:
+    """The answer without the space the candidates carry."""
+    return text.strip()
+
+
+@hookimpl
+def ofa_register_prompts(register):
+    for template in PROMPTS:
+        register(template.name, template)
+
+
+@hookimpl
+def ofa_register_readers(register):
+    register("snli_ve_tsv", ReaderSpec(options=SnliVeTsvOptions, open=read_snli_ve_tsv,
+                                       description="official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)"))
+
+
+@hookimpl
+def ofa_register_metrics(register):
+    register("snli_ve", MetricSpec(options=SnliVeMetricOptions, build=SnliVeAccuracy, higher_is_better=True,
+                                   description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100"))
+
+
+@hookimpl
+def ofa_register_tasks(register):
+    register("snli_ve", TaskSpec(
+        prompts={"en": "snli_ve.en"}, reader="snli_ve_tsv", loss="label_smoothed_cross_entropy", metrics=("snli_ve",),
+        generation="default", options=SnliVeOptions, preprocess=preprocess, postprocess=postprocess,
+        closed_set=closed_set,
+        description="visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no or maybe"))

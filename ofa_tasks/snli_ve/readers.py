@@ -1,0 +1,49 @@
+"""The official SNLI-VE TSV reader: id, image, hypothesis, premise caption, label (columns as `selected_cols`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+
+from ofa_core.plugin import BadRows, OFAError, PerSplitFiles, decode_image, tsv_rows
+from ofa_tasks.snli_ve.text import LABEL_WORDS
+
+OFFICIAL_COLUMNS = (0, 2, 3, 4, 5)
+"""uniq-id, image, hypothesis, caption, label: `selected_cols` of the official SNLI-VE scripts."""
+
+
+def _check_columns(_instance, _attribute, value: tuple[int, ...]) -> None:
+    if len(value) != 5 or len(set(value)) != 5 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
+        raise ValueError(f"give 5 distinct column numbers (from 0) for uniq-id, image, hypothesis, caption and label, "
+                         f"as the official selected_cols; got {list(value)}")
+
+
+@attrs.frozen
+class SnliVeTsvOptions(PerSplitFiles):
+    """The official SNLI-VE TSV per split (snli_ve_train/dev/test.tsv); `columns` as the official `selected_cols`."""
+
+    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    """Where uniq-id, image (base64), hypothesis, premise caption and label are: [0, 2, 3, 4, 5] in OFA's files."""
+
+
+def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
+    """Records with `hypothesis`, `premise`, and `label` as yes/no/maybe; any other label is an error naming the row,
+    as OFA refuses it (an empty one is allowed in the test split)."""
+    path = options.split_file(split)
+    bad = BadRows(options.bad_records)
+    id_column, image_column, hypothesis_column, premise_column, label_column = options.columns
+    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
+        label = fields[label_column].strip()
+        if label not in LABEL_WORDS and not (split == "test" and not label):
+            raise OFAError(f"{path}:{number}: column {label_column} (label) is {label[:40]!r}, not entailment, "
+                           f"contradiction or neutral; fix the row or data.reader.columns")
+        try:
+            image = decode_image(fields[image_column])
+        except ValueError as error:
+            bad(f"{path}:{number}", f"column {image_column} (image): {error}; check data.reader.columns")
+            continue
+        word = LABEL_WORDS.get(label)
+        yield {"id": fields[id_column], "image": image, "hypothesis": fields[hypothesis_column],
+               "premise": fields[premise_column], "label": word, "references": [word] if word else []}
+    bad.summarise(path, split)
