@@ -19,6 +19,7 @@ TASK_CONFIG_FILE = "ofa_task.json"
 FORMAT = 1
 """Bumped when a field changes meaning; a reader refuses files newer than it knows."""
 PROMPT_TYPES = ("none", "src", "prev_output")
+"""OFA's prompt types: what the decoder sees before the target (`PromptTemplate.prompt_type`)."""
 INFERENCE_KINDS = ("beam_search", "all_candidates", "last_position")
 """How the official evaluation turns the model into predictions: beam search over the vocabulary, the best-scoring
 answer of a closed list (OFA's 'allcand'), or the arg-max over the candidates' tokens at the last source position

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import attrs
 
 from ofa_core.model.labels import IGNORE_INDEX
+from ofa_core.model.task_config import PROMPT_TYPES
 
 if TYPE_CHECKING:
     import torch
@@ -22,9 +23,6 @@ __all__ = [
     "MetricSpec", "NoOptions", "PROMPT_TYPES", "PromptTemplate", "ReaderSpec", "TaskSpec", "closed_set_fields_last",
     "is_options_class", "path_option",
 ]
-
-PROMPT_TYPES = ("none", "src", "prev_output")
-"""OFA's prompt types (`PromptTemplate.prompt_type`)."""
 
 PATH_METADATA = "ofa_path"
 """attrs metadata key marking an option as a file path (see `path_option`)."""
