@@ -6,7 +6,8 @@ text into the prediction. Inputs are listed first (ids checked unique, nothing d
 process (one, or several under torchrun) predicts its share, verifying every image before batching;
 unreadable images are skipped and reported (`--strict`: an error). Rows go to part files merged into
 `--output` in input order at the end, so an existing file is never half-overwritten, and `--resume`
-predicts only the ids the output (or an interrupted run's parts) lacks. See docs/predict.md.
+predicts only the ids the output (or an interrupted run's parts) lacks. `--precision` picks fp32 (exact), bf16, fp16
+or int8; it is recorded next to the output in `FILE.meta.json`. See docs/predict.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ofa_core.inference import sharding
 from ofa_core.inference.inputs import entries, load, quiet_entries, unique_ids
 from ofa_core.inference.task_choice import choose_task
 from ofa_core.model.errors import OFAError
+from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     parser.add_argument("--strict", action="store_true",
                         help="stop with an error at the first unreadable image or TSV row (default: skip and report it)")
     parser.add_argument("--device", help="torch device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     parser.add_argument("--progress-every", type=int, default=1000, metavar="N",
                         help="when stderr is not a terminal, a progress line every N images (and every 30 s)")
 
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise OFAError("--resume keeps the rows of --output and --overwrite replaces them; pass one of them")
     if output is not None and output.exists() and not (args.overwrite or args.resume):
         raise OFAError(f"{output}: already exists; pass --overwrite to replace it, --resume to complete it, or choose another --output")
+    if args.resume and output is not None:
+        _check_resumed_precision(output, args.precision)
     task, prompt, options = choose_task(args.loader.registry(), args.task, args.lang, options, caller="predict",
                                         lang_name="--lang", options_name="--option")
     model_dir = Path(args.model)
@@ -127,11 +132,16 @@ def _predict(args, world, output, ids, order, done, fields, task, prompt, model_
         print(f"resume: {len(ids) - remaining} of {len(ids)} inputs already predicted ({len(salvaged)} of them in an "
               f"interrupted run's part files); {remaining} to go", file=sys.stderr)
 
-    from ofa_core.inference.predictor import Predictor  # torch: only once there is something to predict
+    from ofa_core.inference.loading import load_for_inference  # torch: only once there is something to predict
+    from ofa_core.inference.predictor import Predictor
 
     quiet_transformers()
-    predictor = Predictor.from_directory(model_dir, task, prompt, options,
-                                         generation, device=world.device(args.device))
+    loaded = load_for_inference(model_dir, args.precision, world.device(args.device))
+    if loaded.precision.notice and world.main:
+        print(loaded.precision.notice, file=sys.stderr)
+    predictor = Predictor(loaded.model, loaded.processor, task, prompt, options, generation)
+    if output is not None and world.main:
+        _write_metadata(output, args, prompt.lang, loaded.precision)
     started = time.perf_counter()
     part = sharding.part_path(output, tag, world.rank) if output is not None else None
     stream = part.open("wb") if part is not None else sys.stdout.buffer
@@ -171,10 +181,34 @@ def _predict(args, world, output, ids, order, done, fields, task, prompt, model_
             leftover.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     print(f"{written} images in {seconds:.1f} s ({written / max(seconds, 1e-9):.2f} images/s, model loading excluded); "
-          f"{skipped} skipped", file=sys.stderr)
+          f"{skipped} skipped; precision {loaded.precision.precision}", file=sys.stderr)
     if output is not None:
         print(f"wrote {output}", file=sys.stderr)
     return 0
+
+
+def metadata_path(output: Path) -> Path:
+    """Where the settings of the run that wrote `output` are kept: `FILE.meta.json` beside it."""
+    return output.with_name(output.name + ".meta.json")
+
+
+def _write_metadata(output: Path, args: argparse.Namespace, lang: str, applied) -> None:
+    """Record how `output` was predicted, so that its answers can be told apart from another precision's."""
+    metadata = {"model": str(Path(args.model).resolve()), "task": args.task, "lang": lang,
+                "precision": applied.precision, "requested_precision": applied.requested,
+                "generation": _assignments(args.generation, "--generation", "max_new_tokens=20", parse_json=True)}
+    metadata_path(output).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _check_resumed_precision(output: Path, precision: str) -> None:
+    """A file is completed in the precision it was started in: mixed answers could not be told apart."""
+    path = metadata_path(output)
+    if not path.is_file():
+        return
+    recorded = orjson.loads(path.read_bytes()).get("requested_precision")
+    if recorded and recorded != precision:
+        raise OFAError(f"--resume: {output} was predicted with --precision {recorded} ({path}); pass --precision "
+                       f"{recorded} to complete it, or --overwrite to start again in {precision}")
 
 
 def _strict_row(where: str, why: str) -> None:

@@ -5,10 +5,12 @@ Shared by `ofa predict`, evaluation and training, which all accept either kind o
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 
 from ofa_core.model.errors import OFAError
@@ -52,17 +54,66 @@ def model_directory(path: str | Path) -> Path:
     return found[-1]
 
 
-
-
 def load_model(directory: str | Path, overrides: dict | None = None) -> tuple[Any, Any]:
-    """(model, processor) from a model directory or a run directory; the processor must be saved with the model."""
+    """(model, processor) from a model directory or a run directory; the processor must be saved with the model.
+
+    `overrides` go to `from_pretrained`, except `precision` (fp32, bf16, fp16, int8; see `ofa_core.model.precision`):
+    the model then comes back in that mode for the device inference would pick (a GPU when there is one), which is
+    how a recipe's `model.overrides.precision` reaches `ofa eval`. Its notice, if any, goes to the `ofa_core` logger.
+    """
     from ofa_core.model.modeling import OFAForConditionalGeneration
     from ofa_core.model.processing import OFAProcessor
 
+    settings = dict(overrides or {})
+    precision = settings.pop("precision", None)
     directory = model_directory(directory)
     try:
         processor = OFAProcessor.from_pretrained(directory)
     except (OSError, ValueError) as err:
         raise OFAError(f"{directory}: no processor (tokenizer + image processor) saved with the model ({err}); "
                        f"convert with `ofa convert` or save one with processor.save_pretrained") from None
-    return OFAForConditionalGeneration.from_pretrained(directory, **(overrides or {})), processor
+    if precision is not None:
+        from ofa_core.model.precision import check
+
+        check(precision, default_device(), "precision")
+    model = OFAForConditionalGeneration.from_pretrained(directory, **settings)
+    if precision is None:
+        return model, processor
+    from ofa_core.model.precision import apply
+
+    model, applied = apply(model, precision, default_device(), "precision")
+    if applied.notice:
+        logging.getLogger("ofa_core").warning(applied.notice)
+    return model, processor
+
+
+def default_device() -> Any:
+    """Where inference runs unless told otherwise: the first GPU when there is one, else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@attrs.frozen
+class Loaded:
+    """A model ready for inference, its processor, and the precision it runs in."""
+
+    model: Any
+    processor: Any
+    precision: Any
+    """`ofa_core.model.precision.Applied`: requested and applied mode, and the notice when they differ."""
+
+
+def load_for_inference(directory: str | Path, precision: str = "fp32", device: Any = None,
+                       option: str = "--precision") -> Loaded:
+    """The model in `directory` on `device` (default: `default_device()`) in `precision`, checked before loading.
+
+    `option` names the setting in messages (`--precision` for the CLI, `precision` for the Python API).
+    """
+    from ofa_core.model.precision import apply, check
+
+    device = default_device() if device is None else device
+    check(precision, device, option)
+    model, processor = load_model(directory)
+    model, applied = apply(model, precision, device, option)
+    return Loaded(model, processor, applied)

@@ -16,6 +16,7 @@ until a pipeline is built, so registering the transformers tasks stays cheap.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,10 @@ class OFAPipeline:
     a list gives one value per image. Records are decoded `batch_size` at a time; answers keep the input order.
     """
 
-    def __init__(self, predictor: Any, batch_size: int = 8, task: str | None = None) -> None:
-        """`task`: the registered name, for messages."""
+    def __init__(self, predictor: Any, batch_size: int = 8, task: str | None = None, precision: str | None = None) -> None:
+        """`task`: the registered name, for messages; `precision`: the mode the model runs in, when one was chosen."""
         self.predictor, self.batch_size = predictor, _checked_batch_size(batch_size)
-        self.task = task
+        self.task, self.precision = task, precision
 
     @property
     def model(self) -> Any:
@@ -70,8 +71,8 @@ class OFAPipeline:
         return answers
 
     def __repr__(self) -> str:
-        return (f"OFAPipeline(task={self.task!r}, device={str(self.predictor.device)!r}, "
-                f"dtype={str(self.model.dtype)!r}, batch_size={self.batch_size})")
+        mode = f"precision={self.precision!r}" if self.precision else f"dtype={str(self.model.dtype)!r}"
+        return f"OFAPipeline(task={self.task!r}, device={str(self.predictor.device)!r}, {mode}, batch_size={self.batch_size})"
 
 
 def _checked_batch_size(value: Any) -> int:
@@ -133,19 +134,28 @@ def resolve_task(task: str, lang: str | None = None, options: Mapping[str, Any] 
 
 def pipeline(task: str, model: str | Path, device: Any = None, dtype: Any = None, lang: str | None = None,
              options: Mapping[str, Any] | None = None, generation: Mapping[str, Any] | None = None,
-             batch_size: int = 8) -> OFAPipeline:
+             batch_size: int = 8, precision: str | None = None) -> OFAPipeline:
     """A callable answering the registered task `task` with the model in `model` (a model or run directory).
 
-    `device`: where the model runs (default: CUDA if available, else the CPU). `dtype`: cast the model, e.g.
-    `torch.bfloat16` (float16 needs a GPU). `lang`: the prompt language (default: the task's first). `options`: the
+    `device`: where the model runs (default: CUDA if available, else the CPU). `precision`: 'fp32' (exact), 'bf16'
+    (GPUs, CPUs with native bf16), 'fp16' (GPUs) or 'int8' (CPU), checked against the device before loading
+    (`ofa_core.model.precision`); int8 on a model too narrow for it to pay stays fp32 with a warning. `dtype`: cast
+    the model unchecked, e.g. `torch.bfloat16` (float16 needs a GPU); give one of `dtype` and `precision`.
+    `lang`: the prompt language (default: the task's first). `options`: the
     task's options as a recipe's `task.options` has them, e.g. `{"labels": ["cat", "dog"]}` for classification.
     `generation`: `GenerationConfig` settings over the task's search. `batch_size`: images decoded together.
     """
-    from ofa_core.inference.loading import load_model
+    from ofa_core.inference.loading import load_for_inference, load_model
     from ofa_core.inference.predictor import Predictor
+    from ofa_core.model.precision import check
 
     _checked_batch_size(batch_size)
     target, dtype = _device(device), _dtype(dtype)
+    if precision is not None:
+        if dtype is not None:
+            raise OFAError(f"dtype={dtype} and precision={precision!r}: give one of them (precision='bf16' is a "
+                           f"checked dtype=torch.bfloat16)")
+        check(precision, target, "precision")
     if dtype == torch.float16 and target.type == "cpu":
         raise OFAError("dtype float16 on the CPU: half precision needs a GPU (device='cuda'); "
                        "on the CPU use dtype=torch.bfloat16 or float32")
@@ -153,9 +163,15 @@ def pipeline(task: str, model: str | Path, device: Any = None, dtype: Any = None
     if not directory.is_dir():
         raise OFAError(f"{directory}: model: no such directory (give a model directory or a run directory)")
     spec, prompt, built = resolve_task(task, lang, options)
-    loaded, processor = load_model(directory, {"dtype": dtype} if dtype is not None else None)
-    predictor = Predictor(loaded.to(target), processor, spec, prompt, built, dict(generation or {}))
-    return OFAPipeline(predictor, batch_size, task)
+    if precision is None:
+        loaded, processor = load_model(directory, {"dtype": dtype} if dtype is not None else None)
+        predictor = Predictor(loaded.to(target), processor, spec, prompt, built, dict(generation or {}))
+        return OFAPipeline(predictor, batch_size, task)
+    ready = load_for_inference(directory, precision, target, "precision")
+    if ready.precision.notice:
+        warnings.warn(ready.precision.notice, stacklevel=2)
+    predictor = Predictor(ready.model, ready.processor, spec, prompt, built, dict(generation or {}))
+    return OFAPipeline(predictor, batch_size, task, ready.precision.precision)
 
 
 _KEPT_RUNNERS = 8

@@ -160,9 +160,11 @@ def _error(error: ApiError) -> JSONResponse:
 
 
 def create_app(model: Any, processor: Any, tasks: Mapping[str, ServedTask], settings: ServeSettings | None = None,
-               model_name: str = "model", predictor_factory: PredictorFactory | None = None) -> FastAPI:
+               model_name: str = "model", predictor_factory: PredictorFactory | None = None,
+               precision: str = "fp32") -> FastAPI:
     """The app serving `tasks` (see `requests.served_tasks`) with one loaded model and processor.
 
+    `precision`: the mode the model was loaded in (`ofa_core.model.precision`), reported by `/health`.
     `predictor_factory` replaces `inference.Predictor` (tests use slow or failing stubs).
     """
     settings = (settings or ServeSettings()).check()
@@ -200,7 +202,7 @@ def create_app(model: Any, processor: Any, tasks: Mapping[str, ServedTask], sett
     app = FastAPI(title="OFA inference", version="1", lifespan=lifespan,
                   description="Predictions from an OFA model for its registered tasks; see docs/serving.md.")
     app.state.settings, app.state.metrics, app.state.batcher, app.state.tasks = settings, metrics, batcher, tasks
-    app.state.model_name = model_name
+    app.state.model_name, app.state.precision = model_name, precision
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
@@ -228,7 +230,7 @@ def create_app(model: Any, processor: Any, tasks: Mapping[str, ServedTask], sett
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model": model_name, "tasks": list(tasks)}
+        return {"status": "ok", "model": model_name, "precision": precision, "tasks": list(tasks)}
 
     @app.get("/v1/tasks")
     async def list_tasks() -> dict:

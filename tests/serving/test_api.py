@@ -27,7 +27,7 @@ def client(make_app):
 def test_health(client):
     answer = client.get("/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "model": "tiny", "tasks": ["caption", "vqa", "classification"]}
+    assert answer.json() == {"status": "ok", "model": "tiny", "precision": "fp32", "tasks": ["caption", "vqa", "classification"]}
 
 
 def test_tasks_lists_fields_options_and_languages(client):
