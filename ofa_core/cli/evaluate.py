@@ -1,5 +1,6 @@
 """`ofa eval RECIPE --checkpoint DIR`: generate on the recipe's eval split and score it; the scores also go to
-`<output_dir>/log.jsonl` and (unless `training.report_to` is 'none') TensorBoard `eval/<score>` scalars."""
+`<output_dir>/log.jsonl` and (unless `training.report_to` is 'none') TensorBoard `eval/<score>` scalars.
+`--precision` reaches the model as the recipe's `model.overrides.precision` (see `inference.loading.load_model`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from ofa_core.cli.run import is_main_process
 from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
 from ofa_core.model.errors import OFAError
+from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 
 HELP = "evaluate a checkpoint with the recipe's task, data, generation and metrics"
 
@@ -21,12 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
                         "(`id`, `prediction`, `references`, and `ranking` for a closed set); default: "
                         "<output_dir>/predictions-<split>-<checkpoint>.jsonl; a mixture writes OUT-<label>.jsonl per task")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing predictions file (refused otherwise)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
         raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model directory")
+    if args.precision != "fp32":
+        from ofa_core.inference.loading import default_device
+        from ofa_core.model.precision import check
+
+        check(args.precision, default_device())  # before the recipe's data is read
+        args.overrides = [*args.overrides, f'model.overrides.precision="{args.precision}"']
     recipe, tasks = prepare(args)
     from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
     from ofa_core.trainer.distributed import leave_world
