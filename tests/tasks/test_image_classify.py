@@ -156,3 +156,16 @@ def test_training_in_the_official_form_beats_the_untrained_model(tmp_path, capsy
         assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
         scores.append(orjson.loads(capsys.readouterr().out)["accuracy"])
     assert scores[1] == 100.0 and scores[0] < 70, scores
+
+
+def test_the_official_recipe_validates_once_its_files_exist(tmp_path, capsys):
+    tiny_checkpoint(tmp_path / "model")
+    (tmp_path / "imagenet.tsv").write_text(f"{png((1, 2, 3))}\t0\tgoldfish\n", encoding="utf-8")
+    (tmp_path / "class2label.json").write_bytes(orjson.dumps({"goldfish": 0, "tench": 1}))
+    recipe = Path(__file__).resolve().parents[2] / "recipes/official/imagenet.json"
+    overrides = [f"model.checkpoint={tmp_path / 'model'}", f"task.options.labels_file={tmp_path / 'class2label.json'}",
+                 *[f"data.reader.{split}={tmp_path / 'imagenet.tsv'}" for split in ("train", "valid", "test")]]
+    assert main(["recipe", "validate", str(recipe), *[part for value in overrides for part in ("--set", value)]]) == 0
+    assert main(["recipe", "validate", str(recipe)]) == 2
+    assert "class2label_new.json" in capsys.readouterr().err  # the setup text says how to make it
+

@@ -134,3 +134,14 @@ def test_training_beats_the_untrained_model(tmp_path, capsys):
         assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
         scores.append(orjson.loads(capsys.readouterr().out)["accuracy"])
     assert scores[1] == 100.0 and scores[0] < 70, scores
+
+
+def test_the_official_recipe_validates_once_its_files_exist(tmp_path, capsys):
+    tiny_checkpoint(tmp_path / "model")
+    write_tsv(tmp_path / "snli.tsv", ROWS)
+    recipe = Path(__file__).resolve().parents[2] / "recipes/official/snli_ve.json"
+    overrides = [f"model.checkpoint={tmp_path / 'model'}", *[f"data.reader.{split}={tmp_path / 'snli.tsv'}" for split in ("train", "valid", "test")]]
+    assert main(["recipe", "validate", str(recipe), *[part for value in overrides for part in ("--set", value)]]) == 0
+    assert main(["recipe", "validate", str(recipe)]) == 2
+    assert "snli_ve_data.zip" in capsys.readouterr().err  # the setup text says where the data comes from
+

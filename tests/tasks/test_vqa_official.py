@@ -161,9 +161,26 @@ def test_training_in_the_official_form_beats_the_untrained_model(tmp_path, capsy
               "loss": OFFICIAL["loss"], "metrics": OFFICIAL["metrics"],
               "training": {"per_device_train_batch_size": 6, "per_device_eval_batch_size": 3, "learning_rate": 3e-3,
                            "lr_scheduler_type": "constant", "logging_steps": 10, "save_steps": 1000, "report_to": [], "seed": 0}}
-    run_recipe(recipe, tmp_path, max_steps=20)
+    run_recipe(recipe, tmp_path, max_steps=40)
     scores = []
     for model in (tmp_path / "model", max((tmp_path / "run").glob("checkpoint-*"))):
         assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
         scores.append(orjson.loads(capsys.readouterr().out)["vqa_acc"])
     assert scores[1] > scores[0] + 30 and scores[1] > 90, scores
+    # evaluate_vqa_beam*.sh: the prompt forced, then beam 5 inside the answers' trie
+    assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(max((tmp_path / "run").glob("checkpoint-*"))),
+                 "--set", "task.options.inference=beam", "--overwrite"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["vqa_acc"] > 90
+
+
+def test_the_official_recipe_validates_once_its_files_exist(tmp_path, capsys):
+    tiny_checkpoint(tmp_path / "model")
+    row = "\t".join((*ROWS[0], png((9, 9, 9)))) + "\n"
+    (tmp_path / "vqa.tsv").write_text(row, encoding="utf-8")
+    (tmp_path / "ans2label.json").write_bytes(orjson.dumps({"blue": 0, "red": 1}))
+    recipe = Path(__file__).resolve().parents[2] / "recipes/official/vqa.json"
+    paths = [f"data.reader.{split}={tmp_path / 'vqa.tsv'}" for split in ("train", "valid", "test")]
+    overrides = [f"model.checkpoint={tmp_path / 'model'}", f"task.options.answers_file={tmp_path / 'ans2label.json'}", *paths]
+    assert main(["recipe", "validate", str(recipe), *[part for value in overrides for part in ("--set", value)]]) == 0
+    assert main(["recipe", "validate", str(recipe)]) == 2
+    assert "trainval_ans2label.json" in capsys.readouterr().err  # the setup text says how to make it
