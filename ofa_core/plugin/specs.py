@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "CLOSED_SET_FIELDS", "IGNORE_INDEX", "ClosedSet", "ClosedSetOptions", "LossOutput", "LossSpec", "Metric",
+    "CLOSED_SET_FIELDS", "IGNORE_INDEX", "ClosedSet", "ClosedSetOptions", "LossContext", "LossOutput", "LossSpec", "Metric",
     "MetricSpec", "NoOptions", "PROMPT_TYPES", "PromptTemplate", "ReaderSpec", "TaskSpec", "closed_set_fields_last",
     "is_options_class", "path_option",
 ]
@@ -130,6 +130,10 @@ class LossSpec:
 
     `batch` is a dict holding the model inputs plus `labels` ([B, T], IGNORE_INDEX = no loss) and
     `target_mask`; `model_output` is transformers' Seq2SeqLMOutput (`.logits` is [B, T, V]).
+
+    A loss that must run the model itself (SCST generates, then re-scores its own candidates) sets the
+    attribute `drives_model = True` on the function it builds: the trainer then skips its teacher-forced
+    forward and calls `loss(model, batch, context)` with a `LossContext`.
     """
 
     options: type = attrs.field(validator=_options_class)
@@ -138,6 +142,25 @@ class LossSpec:
     """`build(options_instance)` -> the loss function."""
     description: str = ""
     """One line shown by `ofa plugins`."""
+
+
+@attrs.frozen
+class LossContext:
+    """What the trainer hands a loss with `drives_model`: the run's parts such a loss cannot build itself."""
+
+    tokenizer: Any
+    """The processor's tokenizer (to decode candidates and build targets)."""
+    encode: Callable[[Mapping[str, Any]], Any]
+    """`encode(batch)`: the trainer's encoder pass, one per encoder row, expanded by `batch['encoder_index']`;
+    without a graph when nothing in the encoder trains. A frozen encoder (LiT) stays in eval mode while training,
+    so one pass serves generation and scoring alike."""
+    train_mode: Callable[[], None]
+    """Puts the model back in training mode as the trainer does (a frozen encoder stays in eval mode)."""
+    metric: Callable[[str, Mapping[str, Any]], Metric]
+    """`metric(name, options)`: a fresh registered metric built with these options (e.g. a reward)."""
+    train_references: Callable[[], list[list[str]]]
+    """The references of the task's training data, one list per distinct input (image and source text),
+    for corpus statistics such as CIDEr-D's document frequencies."""
 
 
 @runtime_checkable
@@ -150,6 +173,10 @@ class Metric(Protocol):
     For a task with a `ClosedSet` of `top_k > 1`, the trainer also calls the metric's optional
     `update_rankings(rankings, references)` with each example's `top_k` answers, best first
     (top-k accuracy needs them; metrics without the method are not called).
+
+    A metric usable as a reward (the `scst` loss's `reward`) also has `rewards(candidates, references) -> list[float]`,
+    one score per candidate against its own reference list, and may have `fit(references, beside)` to compute corpus
+    statistics from the training references first (cached beside the file `beside`, when given).
     """
 
     def update(self, predictions: list[str], references: list[list[str]]) -> None:

@@ -14,7 +14,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from ofa_core.data import Collator, Example, GroupDataset, epoch_batches, group_
 from ofa_core.model.errors import OFAError
 from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder, decode_batch
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
-from ofa_core.plugin.specs import ClosedSet, LossOutput, Metric
+from ofa_core.plugin.specs import ClosedSet, LossContext, LossOutput, Metric
 from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.trainer import sharding
 from ofa_core.recipe.training import TrainingConfig
@@ -54,6 +54,26 @@ def _default_loss(output: Any, batch: dict, epsilon: float) -> LossOutput:
     """`Trainer`'s own loss when a task gives none: label-smoothed cross entropy with `training.label_smoothing`."""
     return label_smoothed_cross_entropy(output.logits, batch["labels"], epsilon, batch.get("constraint_mask"),
                                         batch.get("loss_weights"))
+
+
+def _registered_metric(name: str, options: Mapping[str, Any]) -> Metric:
+    """A fresh metric registered as `name`, built with `options` (a model-driven loss's reward)."""
+    from ofa_core.recipe.resolution import build_options
+    from ofa_core.registry import load_plugins
+
+    metrics = load_plugins().registry().metrics
+    if name not in metrics:
+        raise OFAError(f"loss.reward: {metrics.unknown_message(name)}")
+    spec = metrics.get(name)
+    return spec.build(build_options(spec.options, options, "loss.reward_options", Path.cwd()))
+
+
+def _references_per_input(examples: Sequence[Example]) -> list[list[str]]:
+    """The references of each distinct (image, source text), merged over its examples (one caption per row or all)."""
+    merged: dict[tuple, dict[str, None]] = {}
+    for example in examples:
+        merged.setdefault((example.image_key, example.source_ids), {}).update(dict.fromkeys(example.references))
+    return [list(references) for references in merged.values()]
 
 
 def _unchanged(text: str, record: dict) -> str:
@@ -112,6 +132,7 @@ class Trainer:
         self.frozen_encoder = config.freeze_encoder
         self.sharded = bool(config.fsdp) and self.world.distributed
         self.model_class = type(model)
+        self._loss_contexts: dict[int, LossContext] = {}
 
     # -- forward -------------------------------------------------------------------------------------
 
@@ -145,6 +166,18 @@ class Trainer:
         index = batch["encoder_index"]
         inputs = {k: batch[k].index_select(0, index) for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")}
         return self.model(**inputs, decoder_input_ids=batch["decoder_input_ids"], use_cache=False)
+
+    def _loss_context(self, index: int) -> LossContext:
+        """What a loss with `drives_model` gets besides model and batch; built once per task."""
+        if self.sharded:
+            raise OFAError("loss: a loss that runs the model itself (e.g. scst) cannot run under training.fsdp; "
+                           "set training.fsdp to false")
+        if index not in self._loss_contexts:
+            examples = self.tasks[index].train_examples
+            self._loss_contexts[index] = LossContext(
+                tokenizer=self.processor.tokenizer, encode=self._encode, train_mode=self._train_mode, metric=_registered_metric,
+                train_references=functools.partial(_references_per_input, examples))
+        return self._loss_contexts[index]
 
     def _generation_model(self) -> torch.nn.Module:
         """The model to generate with, in eval mode. A sharded model is gathered into a plain copy on
@@ -182,9 +215,13 @@ class Trainer:
             batch = self._to_device(batch)
             if decoder is not None and decoder.closed_set.restrict_loss:
                 batch["constraint_mask"] = decoder.constraint_mask(batch["decoder_input_ids"], batch["labels"])
-            with self._autocast():
-                output = self._forward(batch)
-            loss = task.loss_fn(output, batch)
+            if getattr(task.loss_fn, "drives_model", False):
+                with self._autocast():
+                    loss = task.loss_fn(self.model, batch, self._loss_context(index))
+            else:
+                with self._autocast():
+                    output = self._forward(batch)
+                loss = task.loss_fn(output, batch)
             (self.scaler.scale(loss.loss_sum) if self.scaler else loss.loss_sum).backward()
             local["sample_size"] += loss.sample_size
             local["loss_sum"] += float(loss.loss_sum.detach())

@@ -14,6 +14,7 @@ import attrs
 
 from ofa_core.plugin.hooks import hookimpl
 from ofa_core.plugin.specs import LossOutput, LossSpec
+from ofa_core.trainer.scst_options import SCST
 
 
 @attrs.frozen
@@ -44,3 +45,4 @@ LABEL_SMOOTHED_CE = LossSpec(
 @hookimpl
 def ofa_register_losses(register):
     register("label_smoothed_cross_entropy", LABEL_SMOOTHED_CE)
+    register("scst", SCST)

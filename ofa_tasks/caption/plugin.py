@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ofa_core.plugin.hooks import hookimpl
 from ofa_core.plugin.specs import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_tasks.caption.cider_d import CiderD, CiderDOptions
 from ofa_tasks.caption.metrics import CaptionMetricOptions, CaptionScores
 from ofa_tasks.caption.readers import MugeOptions, OfaCaptionTsvOptions, read_muge, read_ofa_caption_tsv
 
@@ -44,6 +45,8 @@ def ofa_register_readers(register):
 def ofa_register_metrics(register):
     register("caption", MetricSpec(options=CaptionMetricOptions, build=CaptionScores, higher_is_better=True,
                                    description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'"))
+    register("cider_d", MetricSpec(options=CiderDOptions, build=CiderD, higher_is_better=True,
+                                   description="CIDEr-D per caption with training-set document frequencies: the scst reward"))
 
 
 @hookimpl
