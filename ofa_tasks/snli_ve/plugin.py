@@ -3,7 +3,8 @@
 As OFA's SNLI-VE fine-tunes (`--prompt-type prev_output --add-caption`): the encoder reads the premise and the
 hypothesis, both cleaned as OFA's `pre_caption`; the decoder is prompted with that source and answers ' yes',
 ' no' or ' maybe' (with the space, as OFA encodes targets). Every candidate is scored and the best wins, in
-the order no, yes, maybe. Without the premise (OFA's zero-shot form) pick the prompt `snli_ve.en_hypothesis`.
+the order no, yes, maybe. The option `add_caption` (false: OFA's zero-shot form, the hypothesis alone) has
+OFA's flag name, so a converted checkpoint's `ofa_task.json` sets it.
 """
 
 from __future__ import annotations
@@ -25,18 +26,20 @@ from ofa_tasks.snli_ve.metrics import SnliVeAccuracy, SnliVeMetricOptions
 from ofa_tasks.snli_ve.readers import SnliVeTsvOptions, read_snli_ve_tsv
 from ofa_tasks.snli_ve.text import ANSWERS, LABEL_WORDS, OFFICIAL_MAX_WORDS, clean_caption
 
-PROMPTS = (
-    PromptTemplate(name="snli_ve.en", lang="en", source=' can image and text1 " {premise_en} " imply text2 " {hypothesis_en} "?',
-                   target=" {label}", prompt_type="prev_output"),
-    PromptTemplate(name="snli_ve.en_hypothesis", lang="en", source=' does the image describe " {hypothesis_en} "?',
-                   target=" {label}", prompt_type="prev_output"),
-)
+WITH_CAPTION = ' can image and text1 " {premise} " imply text2 " {hypothesis} "?'
+"""OFA's source with `--add-caption` (the fine-tunes)."""
+WITHOUT_CAPTION = ' does the image describe " {hypothesis} "?'
+"""OFA's source without it (its zero-shot script)."""
+
+PROMPTS = (PromptTemplate(name="snli_ve.en", lang="en", source="{statement_en}", target=" {label}", prompt_type="prev_output"),)
 
 
 @attrs.frozen(field_transformer=closed_set_fields_last)
 class SnliVeOptions(ClosedSetOptions):
     """`task.options` of `snli_ve`: the text clean-up, and how the three answers are used (see `ClosedSetOptions`)."""
 
+    add_caption: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    """OFA's `--add-caption`: the source names the premise caption and the hypothesis; false: the hypothesis alone."""
     max_words: int = attrs.field(default=OFFICIAL_MAX_WORDS, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)])
     """Words kept of the premise and of the hypothesis (OFA's `--max-src-length`, 80 in its scripts)."""
 
@@ -47,14 +50,21 @@ def closed_set(options: SnliVeOptions) -> ClosedSet:
 
 
 def preprocess(record: dict, split: str, options: SnliVeOptions) -> dict:
-    """The cleaned `hypothesis_en` and `premise_en`, and `label` as yes/no/maybe (SNLI's words are mapped)."""
+    """`statement_en`, OFA's source from the cleaned premise and hypothesis, and `label` as yes/no/maybe (SNLI's
+    words are mapped)."""
     where = f"record {record.get('id')!r}"
     if not isinstance(record.get("hypothesis"), str):
         raise OFAError(f"{where}: snli_ve needs the field 'hypothesis' (the text to check); with ofa predict pass "
-                       f"--field hypothesis='two dogs play' (and --field premise='...' for the default prompt)")
-    prepared = {**record, "hypothesis_en": clean_caption(record["hypothesis"], options.max_words)}
-    if isinstance(record.get("premise"), str):
-        prepared["premise_en"] = clean_caption(record["premise"], options.max_words)
+                       f"--field hypothesis='two dogs play' (and --field premise='...' unless add_caption is false)")
+    hypothesis = clean_caption(record["hypothesis"], options.max_words)
+    if not options.add_caption:
+        statement = WITHOUT_CAPTION.format(hypothesis=hypothesis)
+    elif isinstance(record.get("premise"), str):
+        statement = WITH_CAPTION.format(premise=clean_caption(record["premise"], options.max_words), hypothesis=hypothesis)
+    else:
+        raise OFAError(f"{where}: snli_ve needs the field 'premise' (the image's caption); with ofa predict pass "
+                       f"--field premise='...', or set the task option add_caption to false")
+    prepared = {**record, "statement_en": statement}
     label = LABEL_WORDS.get(record.get("label"), record.get("label"))
     if label not in ANSWERS:
         if split != "test" or label:

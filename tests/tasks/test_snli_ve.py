@@ -73,23 +73,22 @@ def test_text_is_cleaned_as_pre_caption_and_cut_to_max_words():
     assert clean_caption(" ".join(f"w{i}" for i in range(100))) == " ".join(f"w{i}" for i in range(80))
     record = preprocess({"id": 1, "hypothesis": "one two three", "premise": "Four", "label": "neutral"}, "train",
                         attrs.evolve(OPTIONS, max_words=2))
-    assert (record["hypothesis_en"], record["premise_en"], record["label"]) == ("one two", "four", "maybe")
+    assert record["statement_en"] == ' can image and text1 " four " imply text2 " one two "?' and record["label"] == "maybe"
 
 
 def test_prompts_decoder_prompt_and_labels_are_ofas_token_ids(tmp_path, en):
     registry = registry_with(plugin)
-    record = preprocess(next(read_snli_ve_tsv(SnliVeTsvOptions(train=str(write_tsv(tmp_path / "t.tsv", ROWS))), "train")),
-                        "train", OPTIONS)
-    caption = registry.prompts.get(registry.tasks.get("snli_ve").prompts["en"])
-    hypothesis_only = registry.prompts.get("snli_ve.en_hypothesis")
-    assert caption.prompt_type == hypothesis_only.prompt_type == "prev_output"
+    row = next(read_snli_ve_tsv(SnliVeTsvOptions(train=str(write_tsv(tmp_path / "t.tsv", ROWS))), "train"))
+    prompt_template = registry.prompts.get(registry.tasks.get("snli_ve").prompts["en"])
+    assert prompt_template.prompt_type == "prev_output" and OFFICIAL["task"]["options"]["add_caption"]
+    encoder = RecordEncoder(en, prompt_template, OFFICIAL["data"]["max_source_length"])
+    example = encoder.encode(preprocess(row, "train", OPTIONS))
     text = ' can image and text1 " two dogs cats play outside " imply text2 " a person is running fast. "?'
-    example = RecordEncoder(en, caption, OFFICIAL["data"]["max_source_length"]).encode(record)
     assert example.source_ids == (0, *en(text, add_special_tokens=False)["input_ids"], 2)
     prompt = example.source_ids[1:-1]
     assert example.decoder_prompt == prompt and example.decoder_input_ids == (0, *prompt, 4420)  # ' yes'
     assert example.labels == (*[IGNORE_INDEX] * len(prompt), 4420, 2)
-    alone = RecordEncoder(en, hypothesis_only).encode(record)
+    alone = encoder.encode(preprocess(row, "train", attrs.evolve(OPTIONS, add_caption=False)))  # the zero-shot form
     assert alone.source_ids == (0, *en(' does the image describe " a person is running fast. "?', add_special_tokens=False)["input_ids"], 2)
 
 
@@ -109,9 +108,11 @@ def test_accuracy_hand_computed_and_mergeable():
 def test_records_without_a_hypothesis_or_with_a_stray_label_fail_in_one_line():
     with pytest.raises(OFAError, match="--field hypothesis="):
         preprocess({"id": 3, "premise": "p"}, "test", OPTIONS)
+    with pytest.raises(OFAError, match="--field premise=.*add_caption to false"):
+        preprocess({"id": 3, "hypothesis": "h"}, "test", OPTIONS)
     with pytest.raises(OFAError, match="record 4: label 'perhaps'"):
-        preprocess({"id": 4, "hypothesis": "h", "label": "perhaps"}, "valid", OPTIONS)
-    assert preprocess({"id": 5, "hypothesis": "h"}, "test", OPTIONS)["references"] == []
+        preprocess({"id": 4, "hypothesis": "h", "premise": "p", "label": "perhaps"}, "valid", OPTIONS)
+    assert preprocess({"id": 5, "hypothesis": "h", "premise": "p"}, "test", OPTIONS)["references"] == []
 
 
 LABELS = {"entailment": (220, 30, 30), "contradiction": (30, 200, 40), "neutral": (40, 40, 220)}
