@@ -1,6 +1,8 @@
-"""`ofa predict --model DIR --task NAME INPUT...`: generate for images, folders or TSVs, write JSONL.
+"""`ofa predict --model DIR --task NAME INPUT...`: generate for images, folders, TSVs or JSONL records, write JSONL.
 
-Each input becomes a record (`id`, `image` and any `--field`/TSV columns); the task's prompt
+Each input becomes a record (`id`, `image` and any `--field`/TSV/JSONL fields; no image: a text-only record, and
+no INPUT at all: one record of the `--field` values). A converted official checkpoint's `ofa_task.json` supplies
+the task, language, prompt type and options the user leaves out. The task's prompt
 turns it into source text, the task's generation settings decode, and its `postprocess` turns the
 text into the prediction. Inputs are listed first (ids checked unique, nothing decoded), then each
 process (one, or several under torchrun) predicts its share, verifying every image before batching;
@@ -27,6 +29,7 @@ from ofa_core.inference.inputs import entries, load, quiet_entries, unique_ids
 from ofa_core.inference.task_choice import choose_task
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
+from ofa_core.model.task_config import PROMPT_TYPES, read_checkpoint_task
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +37,16 @@ HELP = "run a model on images, a folder of images or a TSV for a task, writing J
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="image files, folders of images, or .tsv files with a header (an 'image' column plus record fields)")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="image files, folders of images, .tsv files with a header (record fields, an optional 'image' "
+                             "column) or .jsonl files of records; none: one record made of the --field values (text-only tasks)")
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="model directory (with its processor files), or a run directory (its best checkpoint)")
-    parser.add_argument("--task", required=True, help="registered task name (see 'ofa tasks')")
-    parser.add_argument("--lang", help="prompt language (default: the task's first)")
+    parser.add_argument("--task", help="registered task name (see 'ofa tasks'); default: the task a converted official "
+                                       "checkpoint's ofa_task.json names, with its language, prompt type and options")
+    parser.add_argument("--lang", help="prompt language (default: the checkpoint's, else the task's first)")
+    parser.add_argument("--prompt-type", choices=PROMPT_TYPES, help="what the decoder sees before the answer, as OFA's "
+                        "--prompt-type (default: the checkpoint's, else the task prompt's)")
     parser.add_argument("--field", action="append", default=[], metavar="KEY=VALUE",
                         help="a record field for every input, e.g. --field text='a red car'")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -92,11 +99,14 @@ def run(args: argparse.Namespace) -> int:
         raise OFAError(f"{output}: already exists; pass --overwrite to replace it, --resume to complete it, or choose another --output")
     if args.resume and output is not None:
         _check_resumed_precision(output, args.precision)
-    task, prompt, options = choose_task(args.loader.registry(), args.task, args.lang, options, caller="predict",
-                                        lang_name="--lang", options_name="--option")
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         raise OFAError(f"{model_dir}: --model: no such directory")
+    recorded = read_checkpoint_task(model_dir)
+    task, prompt, options = choose_task(args.loader.registry(), args.task, args.lang, options, caller="predict",
+                                        lang_name="--lang", options_name="--option", prompt_type=args.prompt_type,
+                                        checkpoint=recorded, task_name="--task")
+    args.task = args.task or recorded.task
 
     # List every input (cheap: no image is opened) on every process: ids, their order and what is already done.
     bad_rows = _strict_row if args.strict else (None if world.main else _ignore)

@@ -1,4 +1,4 @@
-"""Records to predict on, from what a user points at: image files, folders of images, or TSVs.
+"""Records to predict on, from what a user points at: image files, folders of images, TSVs or JSON lines.
 
 Listing and loading are separate steps so that `ofa predict` can list millions of inputs cheaply (ids and
 where each comes from, no image decoded), shard them over processes, and open only its own share:
@@ -8,7 +8,8 @@ where each comes from, no image decoded), shard them over processes, and open on
 - `load(entry)`: the record with its image verified (PIL open + verify), or `ValueError` saying why not.
 
 Ids: a file inside a folder input -> its path relative to that folder, without the suffix (`cats/0001`);
-a single image file -> its name without the suffix; a TSV row -> its `id` column (else `<tsv stem>:<line>`).
+a single image file -> its name without the suffix; a TSV or JSONL row -> its `id` (else `<file stem>:<line>`).
+TSV and JSONL rows without an image are text-only records (a blank image, patch mask off: OFA's text-only form).
 Folders are read recursively, in sorted order of the relative paths; hidden files and folders are ignored.
 """
 
@@ -18,6 +19,8 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+import orjson
 
 from ofa_core.model.errors import OFAError
 from ofa_core.plugin.records import BadRows, image_reference, tsv_rows, verified_image_file
@@ -44,17 +47,11 @@ class _Quiet:
 
 
 def _tsv_entries(path: Path, fields: dict[str, str], bad) -> Iterator[Entry]:
-    """Rows of a TSV with a header naming an 'image' column, or of a headerless `id<TAB>image` TSV
-    (MUGE's and OFA's image files). Images are paths (relative to the TSV) or base64."""
+    """Rows of a TSV with a header (its 'image' column, when there is one, holds paths relative to the TSV or
+    base64; without one the rows are texts), or of a headerless `id<TAB>image` TSV (MUGE's and OFA's image files)."""
     with path.open(encoding="utf-8") as handle:
         first = handle.readline().rstrip("\r\n").split("\t")
-    if "image" in first:
-        header = first
-    elif len(first) == 2:
-        header = ["id", "image"]
-    else:
-        raise OFAError(f"{path}: expected a header with an 'image' column, or headerless 'id<TAB>base64 image' rows "
-                       f"(found {len(first)} columns: {', '.join(first)[:80]})")
+    header = ["id", "image"] if len(first) == 2 and "image" not in first and first[0] != "id" else first
     for number, values in tsv_rows(path, len(header), bad):
         if header is first and number == 1:
             continue
@@ -62,14 +59,37 @@ def _tsv_entries(path: Path, fields: dict[str, str], bad) -> Iterator[Entry]:
         yield Entry(row.get("id") or f"{path.stem}:{number}", f"{path}:{number}", {**fields, **row}, path.parent)
 
 
+def _jsonl_entries(path: Path, fields: dict[str, str], bad) -> Iterator[Entry]:
+    """Lines of JSON objects: the record's fields, `image` optional (a path relative to the file, or base64)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as error:
+                bad(f"{path}:{number}", f"not JSON ({error})")
+                continue
+            if not isinstance(row, dict):
+                bad(f"{path}:{number}", "not a JSON object of record fields")
+                continue
+            key = row.get("id")
+            yield Entry(str(key) if key is not None else f"{path.stem}:{number}", f"{path}:{number}", {**fields, **row}, path.parent)
+
+
 def _hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
 
 
-def entries(inputs: Iterable[str], fields: dict[str, str], bad=None) -> Iterator[Entry]:
+def entries(inputs: list[str], fields: dict[str, str], bad=None) -> Iterator[Entry]:
     """One entry per image, in input order: files, images in folders (recursively, sorted by relative path),
-    TSV rows. `bad` receives TSV rows with too few columns (default: skipped with a warning)."""
+    TSV and JSONL rows; no inputs at all: one record of `fields` alone (id '0'; e.g. a text to classify). `bad`
+    receives TSV rows with too few columns and JSONL lines that are not objects (default: skipped with a warning)."""
     bad = BadRows("skip") if bad is None else bad
+    if not inputs:
+        if not fields:
+            raise OFAError("INPUT: none given; pass images, folders, .tsv or .jsonl files, or the record's fields with --field")
+        yield Entry("0", "--field", dict(fields), Path.cwd())
     for name in inputs:
         path = Path(name)
         if path.is_dir():
@@ -83,13 +103,15 @@ def entries(inputs: Iterable[str], fields: dict[str, str], bad=None) -> Iterator
                 yield Entry(relative.with_suffix("").as_posix(), str(image), {"id": None, "image": str(image), **fields})
         elif path.suffix.lower() == ".tsv":
             yield from _tsv_entries(path, fields, bad)
+        elif path.suffix.lower() == ".jsonl":
+            yield from _jsonl_entries(path, fields, bad)
         elif path.is_file():
             yield Entry(path.stem, str(path), {"id": None, "image": str(path), **fields})
         else:
             raise OFAError(f"{path}: no such file or folder")
 
 
-def quiet_entries(inputs: Iterable[str], fields: dict[str, str]) -> Iterator[Entry]:
+def quiet_entries(inputs: list[str], fields: dict[str, str]) -> Iterator[Entry]:
     """`entries` a second time: the same entries, without reporting bad TSV rows again."""
     return entries(inputs, fields, _Quiet())
 

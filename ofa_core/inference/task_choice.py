@@ -23,10 +23,14 @@ _INFERENCE_OPTION = {"all_candidates": "rank", "beam_search": "beam", "last_posi
 """How the official evaluation picked answers, as a closed-set task's `inference` option."""
 
 
-def checkpoint_options(spec: TaskSpec, found: CheckpointTask) -> dict[str, Any]:
+_ANSWER_OPTIONS = ("answers", "answers_file", "labels", "labels_file")
+
+
+def checkpoint_options(spec: TaskSpec, found: CheckpointTask, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The task options an official checkpoint's config decides: every field of the task's options class that
     `ofa_task.json` also records under the same name (e.g. VQA's `add_object`, an inline `answers` list, which a
-    task with `labels` takes as those), and a closed set's `inference` from the official evaluation's kind."""
+    task with `labels` takes as those), and, when there are answers (recorded or `given`), a closed set's
+    `inference` from the official evaluation's kind; an open-ended checkpoint decodes freely."""
     if spec.options is None:
         return {}
     names = {field.name for field in attrs.fields(spec.options)}
@@ -34,7 +38,8 @@ def checkpoint_options(spec: TaskSpec, found: CheckpointTask) -> dict[str, Any]:
               if name != "inference" and getattr(found, name) is not None}
     if found.answers is not None and "answers" not in names and "labels" in names:  # classification calls them labels
         values["labels"] = found.answers
-    if "inference" in names and found.inference in _INFERENCE_OPTION:
+    has_answers = any(name in values or name in (given or {}) for name in _ANSWER_OPTIONS)
+    if "inference" in names and found.inference in _INFERENCE_OPTION and has_answers:
         values["inference"] = _INFERENCE_OPTION[found.inference]
     return values
 
@@ -71,5 +76,5 @@ def choose_task(registry: Any, task: str | None, lang: str | None = None, option
         prompt = attrs.evolve(prompt, prompt_type=prompt_type)
     if options is not None and not isinstance(options, Mapping):
         raise OFAError(f"{options_name}: expected a dict of the task's options, e.g. {{'labels': [...]}}, got {options!r}")
-    values = {**(checkpoint_options(spec, checkpoint) if from_checkpoint else {}), **dict(options or {})}
+    values = {**(checkpoint_options(spec, checkpoint, options) if from_checkpoint else {}), **dict(options or {})}
     return spec, prompt, build_options(spec.options, values, options_name, Path.cwd())
