@@ -1,10 +1,9 @@
 """The `scst` loss on a tiny model: baseline, the loss it returns, one encoder pass per image with a frozen
-encoder, the trainer's seam (default path untouched), resume."""
+encoder, the trainer's seam (default path untouched), resume after a kill, two processes."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,14 @@ from safetensors.torch import load_file
 
 from ofa_core.model.errors import OFAError
 from ofa_core.plugin.specs import LossContext
-from ofa_core.plugin.testing import tiny_model
 from ofa_core.registry import load_plugins
+from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.trainer.scst import ScstLoss, advantages, inputs_of
 from ofa_core.trainer.scst_options import ScstOptions, build_scst
 
 from .test_distributed import OPTIONS, _free_port
 from .test_distributed import model as float64_model
+from .helpers import kill_while_saving
 from .test_train import losses, make_trainer
 
 
@@ -126,19 +126,23 @@ def test_reward_must_be_a_reward_metric(tmp_path: Path) -> None:
         trainer.train()
 
 
-def test_resume_reproduces_the_uninterrupted_scst_losses(tmp_path: Path) -> None:
+def killable_scst_trainer(tmp_path: Path, **options):
+    """`scst_trainer` for `kill_while_saving`, which builds a trainer from a 'module:function' name."""
+    return scst_trainer(tmp_path, **options)[0]
+
+
+def test_resume_after_a_kill_reproduces_the_uninterrupted_scst_losses(tmp_path: Path) -> None:
     options = {"max_steps": 4, "per_device_train_batch_size": 3, "save_strategy": "steps", "save_steps": 2,
                "lr_scheduler_type": "cosine", "warmup_steps": 1}
-    scst_trainer(tmp_path / "a", model=tiny_model(patch_image_size=32, scale=0.1, dropout=0.1), **options)[0].train()
-    run = tmp_path / "a" / "run"
-    full = losses(run)
-    shutil.rmtree(run / "checkpoint-4")
-    (run / "log.jsonl").unlink()
-    resumed, _ = scst_trainer(tmp_path / "a", model=tiny_model(seed=7, patch_image_size=32, scale=0.1, dropout=0.1),
-                              resume_from_checkpoint="auto", **options)
-    resumed.train()
-    assert set(losses(run)) == {3, 4} and any(full[step] != 0.0 for step in (3, 4))
-    assert all(losses(run)[step] == full[step] for step in (3, 4))
+    killable_scst_trainer(tmp_path / "full", **options).train()
+    full = losses(tmp_path / "full" / "run")
+    kill_while_saving("test_scst:killable_scst_trainer", tmp_path / "cut", 4, **options)
+    run = tmp_path / "cut" / "run"
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["checkpoint-2"]
+    killable_scst_trainer(tmp_path / "cut", resume_from_checkpoint="auto", **options).train()
+    resumed = losses(run)  # the resumed run's lines come after the killed run's
+    assert any(full[step] != 0.0 for step in (3, 4))
+    assert all(resumed[step] == full[step] for step in (3, 4))
 
 
 def _worker(rank: int, tmp: str, port: int) -> None:
