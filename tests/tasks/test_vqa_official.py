@@ -24,7 +24,7 @@ from ofa_core.plugin.testing import registry_with, run_recipe, tiny_checkpoint
 from ofa_tasks.vqa import plugin
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
 from ofa_tasks.vqa.plugin import VqaOptions, closed_set, postprocess, preprocess
-from ofa_tasks.vqa.readers import VqaTsvOptions, read_vqa_tsv
+from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv
 
 BPE_EN = Path(__file__).resolve().parents[2].parent / "shared/spec/BPE_EN"
 OFFICIAL = orjson.loads((Path(__file__).resolve().parents[2] / "recipes/official/vqa.json").read_bytes())
@@ -91,6 +91,15 @@ def test_question_object_tags_target_and_weight(records):
     assert two["question_en"].endswith(" object: shirt man")
     plain = preprocess(records[0], "train", VqaOptions())  # the task's defaults are unchanged
     assert plain["question_en"] == "what color is the t shirt?" and plain["answer"] == "blue" and "loss_weight" not in plain
+
+
+def test_json_lines_give_objects_as_a_list(tmp_path):
+    lines = [{"id": "a", "image": png((1, 1, 1)), "question": "what?", "answers": ["cat"], "objects": ["cat", "sofa"]},
+             {"id": "b", "image": png((1, 1, 1)), "question": "what?", "answers": ["cat"], "objects": 3}]
+    (tmp_path / "train.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    records = list(read_vqa_jsonl(VqaJsonlOptions(train=str(tmp_path / "train.jsonl")), "train"))
+    assert [r["id"] for r in records] == ["a"]  # objects that are not a list or text make a bad row
+    assert preprocess(records[0], "train", official_options())["question_en"] == "what? object: cat sofa"
 
 
 def test_source_prompt_and_labels_are_ofas_token_ids(records, en):
