@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from ofa_core.inference.task_choice import choose_task
@@ -40,7 +41,9 @@ def test_what_the_user_gives_wins(registry):
 def test_the_prompt_type_comes_from_the_checkpoint_or_the_caller(registry):
     found = checkpoint(fairseq_task="vqa_gen", task="vqa", prompt_type="prev_output", answers=["yes", "no"])
     _, prompt, options = choose_task(registry, None, checkpoint=found, caller="predict")
-    assert prompt.prompt_type == "prev_output" and list(options.answers) == ["yes", "no"]
+    assert prompt.prompt_type == "prev_output" and list(options.answers) == ["yes", "no"] and not options.answer_space
+    _, _, english = choose_task(registry, None, checkpoint=attrs.evolve(found, answer_space=True), caller="predict")
+    assert english.answer_space
     _, plain, _ = choose_task(registry, "vqa", options={"answers": ["yes"]}, prompt_type="none", checkpoint=found, caller="predict")
     assert plain.prompt_type == "none"
 

@@ -80,6 +80,7 @@ def checkpoint_task(args: dict[str, Any], task: dict[str, Any], config: OFAConfi
         prompt_type=prompt_type,
         add_object=bool(settings.get("add_object")),
         add_caption=bool(settings.get("add_caption")),
+        answer_space=config.language == "en" and ofa_task in ("vqa", "classification"),
         max_object_length=settings.get("max_object_length") if name == "vqa_gen" else None,
         max_image_size=settings.get("max_image_size") if name == "refcoco" else None,
         answers=_answers(settings, path),

@@ -152,7 +152,7 @@ class ClosedSetDecoder:
         if closed_set.inference == "rank" or closed_set.top_k > 1 or rank_all:
             scores = self.score(model, encoder_outputs, prompts)
             top = scores.topk(len(self.answers) if rank_all else min(closed_set.top_k, len(self.answers)), dim=1)
-            rankings = [tuple((self.answers[i], float(s)) for i, s in zip(idx.tolist(), val.tolist()))
+            rankings = [tuple((self.answers[i].strip(), float(s)) for i, s in zip(idx.tolist(), val.tolist()))
                         for idx, val in zip(top.indices, top.values)]
         if closed_set.inference == "rank":
             texts = [ranking[0][0] for ranking in rankings]

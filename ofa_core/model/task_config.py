@@ -56,6 +56,8 @@ class CheckpointTask:
     """VQA: the source ends with " object: " and the row's object labels."""
     add_caption: bool = False
     """SNLI-VE: the premise caption is part of the prompt."""
+    answer_space: bool = False
+    """Candidates are encoded as ' ' + answer, as OFA's English (GPT-2 BPE) VQA and ImageNet fine-tunes do."""
     max_object_length: int | None = None
     max_image_size: int | None = None
     """Grounding: the size boxes are divided by before binning (512 in the official fine-tunes)."""
