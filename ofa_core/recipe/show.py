@@ -69,10 +69,12 @@ def _entry_rows(recipe: Recipe, index: int, entry: TaskEntry, resolved: Resolved
     return out
 
 
-def _component_rows(path: str, given: Component | None, name: str, options: Any, origins: Mapping[str, str]) -> dict:
+def _component_rows(path: str, given: Component | None, default: str, options: Any, origins: Mapping[str, str]) -> dict:
+    """The component the recipe names (else the task's `default`) with every option."""
     json_path = path.replace("[", ".").replace("]", "")  # origins use dots for list indices too
-    origin = origin_of(origins, f"{json_path}.name") if given is not None else "task default"
-    return {f"{path}.name": (name, origin), **_option_rows(path, options, given.options if given else {}, origins)}
+    if given is None:
+        return {f"{path}.name": (default, "task default"), **_option_rows(path, options, {}, origins)}
+    return {f"{path}.name": (given.name, origin_of(origins, f"{json_path}.name")), **_option_rows(path, options, given.options, origins)}
 
 
 def _option_rows(path: str, options: Any, given: Mapping[str, Any], origins: Mapping[str, str]) -> dict:

@@ -80,6 +80,9 @@ def test_recipe_show_schema_and_run_dry_run(capsys, tmp_path):
     assert lines["data.reader.train"] == f'"{tmp_path / "train.jsonl"}"  # this file'
     assert lines["data.reader.valid"] == "null  # default"
     assert lines["loss.name"] == '"label_smoothed_cross_entropy"  # task default'
+    code, out, _ = run(capsys, "recipe", "show", str(recipe), "--set", 'loss={"name": "scst", "candidates": 3}')
+    lines = {line.split(" = ")[0].strip(): line.split(" = ")[1] for line in out.splitlines() if " = " in line}
+    assert code == 0 and lines["loss.name"] == '"scst"  # --set' and lines["loss.candidates"] == "3  # --set"
     assert lines["metrics[0].iou_threshold"] == "0.5  # default"
     code, out, _ = run(capsys, "recipe", "schema")
     assert json.loads(out) == json_schema()
