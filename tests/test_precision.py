@@ -133,7 +133,7 @@ def test_int8_on_a_narrow_model_is_left_in_fp32_with_a_notice():
     same, applied = precision.apply(model, "int8", "cpu")
     assert same is model and applied.precision == "fp32" and applied.requested == "int8"
     assert applied.notice == ("--precision int8: left in fp32: this model's width (32) is below 256, where int8 "
-                              "decoding is slower than fp32")
+                              "decoding is no faster than fp32")
 
 
 def test_int8_quantizes_encoder_decoder_and_projection_of_a_copy(int8_from_width):

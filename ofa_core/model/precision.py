@@ -20,8 +20,9 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 """The floating-point modes' torch dtypes by name; int8 keeps fp32 outside its quantized linears."""
 INT8_MIN_D_MODEL = 256
-"""Below this width int8 decoding is slower than fp32 on CPU (quantizing each step's activations costs more than the
-smaller weights save): benchmarks/bench_generate.py measures fp32 and int8 at the widths on either side."""
+"""int8 is applied from this width (`ofa-tiny`'s, the narrowest official size) up. On the trained demo model (width
+128) it was no faster than fp32 (0.90x at batch 1, 1.06x at batch 8): quantizing each step's activations costs about
+what the smaller weights save. benchmarks/bench_generate.py measures both sides."""
 HELP = (f"fp32: exact (default); bf16: GPUs and CPUs with native bf16; fp16: GPUs; int8: CPU, models of width "
         f"{INT8_MIN_D_MODEL} or more (docs/predict.md has what each costs in answers)")
 """The `--precision` help of every command that takes it."""
@@ -88,7 +89,7 @@ def apply(model: Any, precision: str, device: Any, option: str = "--precision") 
     if precision == "int8":
         if not int8_pays(model.config):
             notice = (f"{option} int8: left in fp32: this model's width ({model.config.d_model}) is below "
-                      f"{INT8_MIN_D_MODEL}, where int8 decoding is slower than fp32")
+                      f"{INT8_MIN_D_MODEL}, where int8 decoding is no faster than fp32")
             return model.to(device), Applied(precision, "fp32", notice)
         return quantize_for_cpu(model.to(torch.float32), encoder=True).to(device), Applied(precision, precision)
     return model.to(device=device, dtype=getattr(torch, DTYPE_NAMES[precision])), Applied(precision, precision)
