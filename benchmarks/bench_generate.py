@@ -6,8 +6,9 @@ Per mode and batch it reports ms per image, the share spent in the encoder, and 
 measured in the same run. Speed only: the weights are random, with nearly flat output distributions, so whether a
 mode's answers match fp32's says nothing about a trained model's; benchmarks/bench_precision.py measures that on the
 trained demo model. bf16 runs where the CPU has native bf16 (and on a GPU), fp16 on a GPU only; elsewhere they are
-skipped with the reason. `test_int8_break_even` measures fp32 and int8 on the widths either side of
-`ofa_core.model.precision.INT8_MIN_D_MODEL`, below which `--precision int8` leaves a model in fp32.
+skipped with the reason. `test_int8_on_the_trained_demo_model` and `test_int8_at_tiny_width` measure fp32 and int8
+on either side of `ofa_core.model.precision.INT8_MIN_D_MODEL`, below which `--precision int8` leaves a model in fp32:
+the trained demo model (width 128) on its validation photos, and the `ofa-tiny` shape (width 256, random weights).
 
 With `OFA_FAIRSEQ_BENCH` set to a command that runs the official fairseq generator on a checkpoint (it receives the
 path of an official-layout `.pt` written from the same weights and prints JSON `{"1": ms_per_image, "8":
@@ -26,6 +27,7 @@ import time
 import pytest
 import torch
 
+from bench_precision import demo  # noqa: F401 - the trained demo model fixture
 from ofa_core.model import precision
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.errors import OFAError
@@ -98,35 +100,61 @@ def test_generate_speed(benchmark, report, models, mode, batch):
     report(line)
 
 
-@pytest.mark.parametrize("preset", ["ofa-demo", "ofa-tiny"])
-def test_int8_break_even(report, preset):
-    """fp32 and int8 on one model, rounds interleaved so that both see the same machine load; median of 5."""
+def interleaved(run_fp32, run_int8, rounds: int = 5) -> tuple[float, float]:
+    """Median seconds of each, their rounds interleaved so that both see the same machine load."""
+    seconds: dict[str, list[float]] = {"fp32": [], "int8": []}
+    run_fp32(), run_int8()  # warm-up
+    for _ in range(rounds):
+        for name, run in (("fp32", run_fp32), ("int8", run_int8)):
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return sorted(seconds["fp32"])[rounds // 2], sorted(seconds["int8"])[rounds // 2]
+
+
+def test_int8_on_the_trained_demo_model(report, demo):
+    """Where int8 does not pay: the demo model (width 128), trained, with its recipe's search, on its photos."""
+    from bench_precision import RECIPE
+    from ofa_core.inference.loading import load_model
+    from ofa_core.inference.predictor import Predictor
+    from ofa_core.inference.task_choice import choose_task
+    from ofa_core.model.quantize import quantize_for_cpu
+    from ofa_core.registry import load_plugins
+
+    torch.set_num_threads(2)
+    run, records, _ = demo
+    model, processor = load_model(run)
+    task, prompt, options = choose_task(load_plugins().registry(), "caption", "zh", {}, caller="the benchmark")
+    generation = json.loads(RECIPE.read_text(encoding="utf-8"))["generation"]
+    fp32 = Predictor(model.eval(), processor, task, prompt, options, generation)
+    int8 = Predictor(quantize_for_cpu(model, encoder=True), processor, task, prompt, options, generation)
+    assert not precision.int8_pays(model.config)
+    for batch, count in ((1, 16), (8, len(records))):
+        chosen = records[:count]
+
+        def decode(predictor):
+            return lambda: [predictor(chosen[start:start + batch]) for start in range(0, count, batch)]
+
+        fp32_s, int8_s = interleaved(decode(fp32), decode(int8), rounds=3)
+        report(f"trained demo model (width 128), batch {batch}, {count} photos: fp32 {fp32_s / count * 1000:.1f}, int8 "
+               f"{int8_s / count * 1000:.1f} ms/image: int8 {fp32_s / int8_s:.2f}x fp32 (--precision int8: left in fp32)")
+
+
+def test_int8_at_tiny_width(report):
+    """The narrowest official shape, `ofa-tiny` (width 256, random weights), where --precision int8 applies."""
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    config = OFAConfig.from_preset(preset)
+    config = OFAConfig.from_preset("ofa-tiny")
     fp32 = OFAForConditionalGeneration(config).eval()
-    int8 = precision.apply(copy.deepcopy(fp32), "int8", "cpu")[0] if precision.int8_pays(config) else None
-    if int8 is None:
-        from ofa_core.model.quantize import quantize_for_cpu
-
-        int8 = quantize_for_cpu(fp32, encoder=True)  # what --precision int8 would run, were the model not left in fp32
-    resolution = min(RESOLUTION, config.patch_image_size * 4)
+    int8, applied = precision.apply(copy.deepcopy(fp32), "int8", "cpu")
+    assert applied.precision == "int8"
     for batch in (1, 8):
-        batch_inputs = inputs(batch, resolution)
-        seconds: dict[str, list[float]] = {"fp32": [], "int8": []}
+        batch_inputs = inputs(batch)
         with torch.no_grad():
-            for model in (fp32, int8):
-                model.generate(**batch_inputs, **SETTINGS)
-            for _ in range(5):
-                for name, model in (("fp32", fp32), ("int8", int8)):
-                    start = time.perf_counter()
-                    out = model.generate(**batch_inputs, **SETTINGS)
-                    seconds[name].append(time.perf_counter() - start)
-        assert out.shape == (batch, NEW_TOKENS + 2)
-        median = {name: sorted(values)[2] / batch * 1000 for name, values in seconds.items()}
-        left = "applied" if precision.int8_pays(config) else "left in fp32"
-        report(f"{preset} (width {config.d_model}, {resolution} px) batch {batch}: fp32 {median['fp32']:.1f}, int8 "
-               f"{median['int8']:.1f} ms/image: int8 {median['fp32'] / median['int8']:.2f}x fp32 (--precision int8: {left})")
+            fp32_s, int8_s = interleaved(lambda: fp32.generate(**batch_inputs, **SETTINGS),
+                                         lambda: int8.generate(**batch_inputs, **SETTINGS))
+        report(f"ofa-tiny shape (width 256, {RESOLUTION} px) batch {batch}: fp32 {fp32_s / batch * 1000:.1f}, int8 "
+               f"{int8_s / batch * 1000:.1f} ms/image: int8 {fp32_s / int8_s:.2f}x fp32 (--precision int8: applied)")
 
 
 def test_speedup_over_fairseq(report, exact, tmp_path):
