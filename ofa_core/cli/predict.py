@@ -204,7 +204,9 @@ def metadata_path(output: Path) -> Path:
 
 def _write_metadata(output: Path, args: argparse.Namespace, lang: str, applied) -> None:
     """Record how `output` was predicted, so that its answers can be told apart from another precision's."""
-    metadata = {"model": str(Path(args.model).resolve()), "task": args.task, "lang": lang,
+    from ofa_core.inference.loading import model_directory
+
+    metadata = {"model": str(model_directory(args.model).resolve()), "task": args.task, "lang": lang,
                 "precision": applied.precision, "requested_precision": applied.requested,
                 "generation": _assignments(args.generation, "--generation", "max_new_tokens=20", parse_json=True)}
     metadata_path(output).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2) + b"\n")
