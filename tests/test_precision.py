@@ -4,7 +4,6 @@ be slow or wrong, is recorded with the predictions, and the agreement report beh
 from __future__ import annotations
 
 import copy
-import logging
 from pathlib import Path
 
 import orjson
@@ -165,15 +164,6 @@ def test_load_for_inference_reports_what_was_applied(model_dir):
     loaded = load_for_inference(model_dir, "int8", "cpu")
     assert loaded.precision.precision == "fp32" and "left in fp32" in loaded.precision.notice
     assert loaded.processor is not None and not loaded.model.training
-
-
-def test_model_overrides_carry_the_precision_for_eval(model_dir, native_bf16, caplog):
-    native_bf16(True)
-    model, _ = load_model(model_dir, {"precision": "bf16"})
-    assert model.dtype == torch.bfloat16 and "precision" not in model.config.to_dict()
-    with caplog.at_level(logging.WARNING, logger="ofa_core"):
-        load_model(model_dir, {"precision": "int8"})
-    assert "precision int8: left in fp32" in caplog.text
 
 
 def test_predict_records_the_precision_and_reports_images_per_second(model_dir, photos, tmp_path, capsys):

@@ -1,6 +1,6 @@
 """`ofa eval RECIPE --checkpoint DIR`: generate on the recipe's eval split and score it; the scores also go to
 `<output_dir>/log.jsonl` and (unless `training.report_to` is 'none') TensorBoard `eval/<score>` scalars.
-`--precision` reaches the model as the recipe's `model.overrides.precision` (see `inference.loading.load_model`)."""
+`--precision` is checked against the device before the recipe's data is read, and recorded beside the predictions."""
 
 from __future__ import annotations
 
@@ -35,14 +35,13 @@ def run(args: argparse.Namespace) -> int:
         from ofa_core.model.precision import check
 
         check(args.precision, default_device())  # before the recipe's data is read
-        args.overrides = [*args.overrides, f'model.overrides.precision="{args.precision}"']
     recipe, tasks = prepare(args)
     from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
     from ofa_core.trainer.distributed import leave_world
 
     quiet_transformers()
     result = from_recipe.evaluate(recipe, tasks, checkpoint, args.split, report=True,
-                                  predictions_path=args.predictions, overwrite=args.overwrite)
+                                  predictions_path=args.predictions, overwrite=args.overwrite, precision=args.precision)
     if is_main_process():  # under torchrun one process speaks; the others print only their errors
         print_json(result)
     leave_world()

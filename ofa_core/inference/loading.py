@@ -5,7 +5,6 @@ Shared by `ofa predict`, evaluation and training, which all accept either kind o
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -57,34 +56,18 @@ def model_directory(path: str | Path) -> Path:
 def load_model(directory: str | Path, overrides: dict | None = None) -> tuple[Any, Any]:
     """(model, processor) from a model directory or a run directory; the processor must be saved with the model.
 
-    `overrides` go to `from_pretrained`, except `precision` (fp32, bf16, fp16, int8; see `ofa_core.model.precision`):
-    the model then comes back in that mode for the device inference would pick (a GPU when there is one), which is
-    how a recipe's `model.overrides.precision` reaches `ofa eval`. Its notice, if any, goes to the `ofa_core` logger.
+    `overrides` go to `from_pretrained` (config overrides such as dropout).
     """
     from ofa_core.model.modeling import OFAForConditionalGeneration
     from ofa_core.model.processing import OFAProcessor
 
-    settings = dict(overrides or {})
-    precision = settings.pop("precision", None)
     directory = model_directory(directory)
     try:
         processor = OFAProcessor.from_pretrained(directory)
     except (OSError, ValueError) as err:
         raise OFAError(f"{directory}: no processor (tokenizer + image processor) saved with the model ({err}); "
                        f"convert with `ofa convert` or save one with processor.save_pretrained") from None
-    if precision is not None:
-        from ofa_core.model.precision import check
-
-        check(precision, default_device(), "precision")
-    model = OFAForConditionalGeneration.from_pretrained(directory, **settings)
-    if precision is None:
-        return model, processor
-    from ofa_core.model.precision import apply
-
-    model, applied = apply(model, precision, default_device(), "precision")
-    if applied.notice:
-        logging.getLogger("ofa_core").warning(applied.notice)
-    return model, processor
+    return OFAForConditionalGeneration.from_pretrained(directory, **dict(overrides or {})), processor
 
 
 def default_device() -> Any:

@@ -7,6 +7,7 @@ metrics, generation, postprocess); the Trainer itself never sees a recipe.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ import orjson
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
-from ofa_core.inference.loading import NoModelError, load_model, model_directory
+from ofa_core.inference.loading import NoModelError, default_device, load_model, model_directory
 from ofa_core.model.errors import OFAError
+from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.trainer.distributed import gather_objects, init_world
@@ -112,12 +114,14 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 
 
 def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str = "valid",
-             report: bool = False, predictions_path: str | Path | None = None, overwrite: bool = True) -> dict[str, Any]:
+             report: bool = False, predictions_path: str | Path | None = None, overwrite: bool = True,
+             precision: str = "fp32") -> dict[str, Any]:
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
     plus the predictions file (one per task in a mixture: `predictions` maps each label to its file; see
     `prediction_files`). Rows are `{"id", "prediction", "references"}`, plus `ranking` (every answer with its
     summed log-probability, best first) for a closed set. Without `overwrite`, an existing file is refused before
-    the model loads.
+    the model loads. `precision` (fp32, bf16, fp16, int8) is the inference mode, recorded with what was applied in
+    the result and in each predictions file's `<file>.meta.json`.
 
     With `report` (`ofa eval`), rank 0 also records the scores as training does: a `"split": "eval"` line in
     `<output_dir>/log.jsonl` and, unless `training.report_to` is 'none', `eval/<score>` TensorBoard scalars under
@@ -127,18 +131,27 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     if not overwrite:
         refuse_existing(files)
     model, processor = load_model(checkpoint, recipe.spec.model.overrides)
+    model, applied = apply_precision(model, precision, default_device(), "--precision")
     trainer = _trainer(recipe, tasks, model, processor, {"eval": split})
+    if applied.notice and trainer.world.is_main:
+        print(f"ofa: {applied.notice}", file=sys.stderr)
     rows: list[dict] = []
     scores, _ = trainer.evaluate(predictions=rows)
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
     if trainer.world.is_main:
+        metadata = {"checkpoint": str(checkpoint), "split": split, "precision": applied.precision,
+                    "requested_precision": applied.requested}
         for label, out in files.items():
             _write_rows(out, [row for row in rows if row.get("task", "") == label])
+            task = next(resolved.task_name for resolved in tasks if resolved.label == label)
+            out.with_name(out.name + ".meta.json").write_bytes(
+                orjson.dumps({**metadata, "task": task}, option=orjson.OPT_INDENT_2) + b"\n")
     predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
         log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
                        scores, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))
-    return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions}
+    return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions,
+            "precision": applied.precision}
 
 
 def _checkpoint_step(checkpoint: Path) -> int:

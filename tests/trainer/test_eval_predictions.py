@@ -75,3 +75,14 @@ def test_an_existing_predictions_file_is_kept_unless_overwrite(tmp_path: Path, c
     before = default.read_bytes()
     code, _, err = _eval(recipe, tmp_path, capsys)
     assert code == 2 and "--overwrite" in err and default.read_bytes() == before
+
+
+def test_the_precision_is_applied_and_recorded_beside_the_predictions(tmp_path: Path, capsys) -> None:
+    recipe = _recipe(tmp_path)
+    out = tmp_path / "int8.jsonl"
+    code, stdout, err = _eval(recipe, tmp_path, capsys, "--predictions", str(out), "--precision", "int8")
+    assert code == 0 and "left in fp32" in err  # the tiny model is too narrow for int8 to pay
+    assert orjson.loads(stdout)["precision"] == "fp32"
+    metadata = orjson.loads((tmp_path / "int8.jsonl.meta.json").read_bytes())
+    assert metadata["precision"] == "fp32" and metadata["requested_precision"] == "int8"
+    assert metadata["task"] == "classification" and metadata["checkpoint"] == str(tmp_path / "model")
