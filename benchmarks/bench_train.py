@@ -17,7 +17,6 @@ import json
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -112,39 +111,3 @@ def test_cn_base_training_step(report, lit):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     report(f"CN-base @256px {'LiT (grouped, 10 captions/image)' if lit else 'full fine-tune'}, batch {batch}, fp32, 2 threads: "
            f"{figures['samples_per_s']:.2f} samples/s, peak RSS {figures['peak_rss_mb']:.0f} MB")
-
-
-def test_fused_adamw_step(benchmark, report):
-    """One AdamW step over the demo-shaped model's parameters: torch's per-tensor loop (its CPU default) against the
-    fused kernel the trainer uses (`trainer.optim.can_fuse`); both alternate within each round."""
-    from ofa_core.demo.model import CODE_DICT_SIZE, PRESET, vocabulary
-    from ofa_core.model.configuration import OFAConfig
-    from ofa_core.model.modeling import OFAForConditionalGeneration
-    from ofa_core.trainer.optim import can_fuse
-
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    config = OFAConfig.from_preset(PRESET, code_dict_size=CODE_DICT_SIZE)
-    config.vocab_size = len(vocabulary()) + 4 + CODE_DICT_SIZE + config.num_bins  # roughly the demo's; the step cost is per tensor
-    model = OFAForConditionalGeneration(config)
-    parameters = list(model.parameters())
-    assert can_fuse(parameters)
-    for parameter in parameters:
-        parameter.grad = torch.randn_like(parameter)
-    optimizers = {name: torch.optim.AdamW(parameters, lr=1e-4, fused=fused) for name, fused in (("per-tensor", None), ("fused", True))}
-    seconds: dict[str, list[float]] = {name: [] for name in optimizers}
-
-    def both() -> None:
-        for name, optimizer in optimizers.items():
-            started = time.perf_counter()
-            for _ in range(5):
-                optimizer.step()
-            seconds[name].append((time.perf_counter() - started) / 5)
-
-    both()
-    benchmark.pedantic(both, rounds=5, iterations=1)
-    best = {name: min(times[1:]) for name, times in seconds.items()}
-    report(f"AdamW step, demo model ({sum(p.numel() for p in parameters) / 1e6:.1f} M parameters in {len(parameters)} tensors), "
-           f"2 threads: per-tensor {best['per-tensor'] * 1000:.0f} ms, fused {best['fused'] * 1000:.0f} ms, "
-           f"{best['per-tensor'] / best['fused']:.1f}x")
-    assert best["per-tensor"] / best["fused"] > 1.5
