@@ -20,6 +20,7 @@ import attrs
 import orjson
 
 from ofa_core.model.errors import OFAError
+from ofa_tasks.caption.metrics import CollectedCaptions
 from ofa_tasks.caption.text import TOKENIZERS, is_chinese
 
 END = "<eos>"
@@ -103,15 +104,13 @@ def cached_document_frequency(beside: Path, tokenize: str, compute: Callable[[],
     return frequency
 
 
-class CiderD:
+class CiderD(CollectedCaptions):
     """CIDEr-D with document frequencies from `fit` (the training references) or, unfitted, from the
     references scored; `compute()` reports the mean x100 as `cider_d`, `rewards()` each caption's raw score."""
 
     def __init__(self, options: CiderDOptions) -> None:
-        self.tokenize = options.tokenize
+        super().__init__(options.tokenize)
         self.frequency: DocumentFrequency | None = None
-        self.predictions: list[str] = []
-        self.references: list[list[str]] = []
 
     def _tokens(self, text: str, language: str) -> list[str]:
         return [*TOKENIZERS[language](text), END]
@@ -156,19 +155,6 @@ class CiderD:
         vectors = {refs: [self._vector(tokens, frequency) for tokens in self._tokenised([refs])[0]] for refs in distinct}
         return [self._score(self._vector(self._tokens(text, self._language(refs)), frequency), vectors[tuple(refs)])
                 for text, refs in zip(candidates, references)]
-
-    def update(self, predictions: list[str], references: list[list[str]]) -> None:
-        if len(predictions) != len(references):
-            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
-        self.predictions += list(predictions)
-        self.references += [list(refs) for refs in references]
-
-    def state(self) -> dict:
-        return {"predictions": list(self.predictions), "references": [list(r) for r in self.references]}
-
-    def load_state(self, merged: dict) -> None:
-        self.predictions = list(merged["predictions"])
-        self.references = [list(r) for r in merged["references"]]
 
     def compute(self) -> dict[str, float]:
         if not self.predictions:

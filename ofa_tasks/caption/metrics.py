@@ -21,11 +21,12 @@ class CaptionMetricOptions:
     'zh' for an example whose references contain Chinese, else 'en'."""
 
 
-class CaptionScores:
-    """Collects predictions and references; `compute()` scores them all at once (CIDEr-D needs corpus statistics)."""
+class CollectedCaptions:
+    """Predictions and their references, collected as they come and merged across processes by concatenation;
+    `compute()` scores them all at once (CIDEr-D needs corpus statistics)."""
 
-    def __init__(self, options: CaptionMetricOptions) -> None:
-        self.tokenize = options.tokenize
+    def __init__(self, tokenize: str) -> None:
+        self.tokenize = tokenize
         self.predictions: list[str] = []
         self.references: list[list[str]] = []
 
@@ -41,6 +42,13 @@ class CaptionScores:
     def load_state(self, merged: dict) -> None:
         self.predictions = list(merged["predictions"])
         self.references = [list(r) for r in merged["references"]]
+
+
+class CaptionScores(CollectedCaptions):
+    """CIDEr-D, BLEU-4 and ROUGE-L of the collected captions."""
+
+    def __init__(self, options: CaptionMetricOptions) -> None:
+        super().__init__(options.tokenize)
 
     def compute(self) -> dict[str, float]:
         from pycocoevalcap.bleu.bleu import Bleu
