@@ -51,7 +51,8 @@ class GroupDataset(torch.utils.data.Dataset):
             return members, None, False
 
 
-def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+def pad_rows(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    """Token rows as one right-padded [N, longest] tensor."""
     out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
     for index, row in enumerate(rows):
         out[index, : len(row)] = torch.tensor(row, dtype=torch.long)
@@ -77,15 +78,15 @@ class Collator:
         if not kept:
             return batch
         sources = [members[0].source_ids for members, _, _ in kept]
-        batch["input_ids"] = _pad(sources, self.pad_id)
+        batch["input_ids"] = pad_rows(sources, self.pad_id)
         batch["attention_mask"] = batch["input_ids"].ne(self.pad_id).long()
         blank = torch.zeros(3, self.image_size, self.image_size)
         batch["patch_images"] = torch.stack([blank if image is None else image for _, image, _ in kept])
         batch["patch_masks"] = torch.tensor([image is not None for _, image, _ in kept])
-        batch["decoder_input_ids"] = _pad([e.decoder_input_ids for e in examples], self.pad_id)
-        batch["labels"] = _pad([e.labels for e in examples], IGNORE_INDEX)
+        batch["decoder_input_ids"] = pad_rows([e.decoder_input_ids for e in examples], self.pad_id)
+        batch["labels"] = pad_rows([e.labels for e in examples], IGNORE_INDEX)
         if any(e.decoder_prompt for e in examples):
-            batch["decoder_prompts"] = _pad([e.decoder_prompt for e in examples], self.pad_id)
+            batch["decoder_prompts"] = pad_rows([e.decoder_prompt for e in examples], self.pad_id)
         if any(e.loss_weight != 1.0 for e in examples):
             batch["loss_weights"] = torch.tensor([e.loss_weight for e in examples])
         batch["encoder_index"] = torch.tensor([row for row, (members, _, _) in enumerate(kept) for _ in members])

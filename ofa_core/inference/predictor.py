@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ofa_core.data.collate import pad_rows
 from ofa_core.data.encode import RecordEncoder
 from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder, decode_batch
 from ofa_core.generation.settings import generation_config
@@ -66,12 +67,14 @@ class Predictor:
             sources = [self.prompt.source.format(**record) for record in records]
         except KeyError as error:
             raise OFAError(f"prompt '{self.prompt.name}' needs the field {error}; pass --field {error.args[0]}=... or a TSV column") from None
-        inputs = self.processor(text=sources, images=[record.get("image") for record in records])
-        prompts = [self.encoder.encode_source(record)[1] for record in records]
-        if any(prompts):
-            width = max(len(prompt) for prompt in prompts)
-            inputs["decoder_prompts"] = torch.tensor([[*p, *[self.processor.tokenizer.pad_token_id] * (width - len(p))] for p in prompts])
-        inputs = inputs.to(self.device)
+        encoded = [self.encoder.encode_source(record) for record in records]  # (source ids, decoder prompt)
+        pad = self.processor.tokenizer.pad_token_id
+        inputs = dict(self.processor.image_processor([record.get("image") for record in records]))
+        inputs["input_ids"] = pad_rows([source for source, _ in encoded], pad)
+        inputs["attention_mask"] = inputs["input_ids"].ne(pad).long()
+        if any(prompt for _, prompt in encoded):
+            inputs["decoder_prompts"] = pad_rows([prompt for _, prompt in encoded], pad)
+        inputs = {key: value.to(self.device) for key, value in inputs.items()}
         with torch.no_grad():
             decoded = self.answers(self.model, inputs)
         rows = []
