@@ -38,6 +38,7 @@ from ofa_core.trainer.reporting import Reporter
 from ofa_core.trainer.schedule import due
 from ofa_core.trainer.state import TrainState
 from ofa_core.trainer.tasks import LossFn, TaskParts, task_for_step
+from ofa_core.trainer.timing import PhaseTimes, breakdown_line
 
 def _say(world: World, text: str) -> None:
     if world.is_main:
@@ -205,30 +206,39 @@ class Trainer:
 
     def _step(self, micro_batches: list[dict], index: int) -> dict[str, float]:
         """One optimizer step on micro-batches of task `index`; returns the step's totals over all processes."""
-        config, task, decoder = self.config, self.tasks[index], self.decoders[index]
+        task, decoder = self.tasks[index], self.decoders[index]
         self.optimizer.zero_grad(set_to_none=True)
         local = {"sample_size": 0.0, "loss_sum": 0.0, "num_dropped": 0.0, "nsamples": 0.0}
         for batch in micro_batches:
             local["num_dropped"] += batch["num_dropped"]
             if "input_ids" not in batch:
                 continue
-            batch = self._to_device(batch)
-            if decoder is not None and decoder.closed_set.restrict_loss:
-                batch["constraint_mask"] = decoder.constraint_mask(batch["decoder_input_ids"], batch["labels"])
-            if getattr(task.loss_fn, "drives_model", False):
-                with self._autocast():
-                    loss = task.loss_fn(self.model, batch, self._loss_context(index))
-            else:
-                with self._autocast():
-                    output = self._forward(batch)
-                loss = task.loss_fn(output, batch)
-            (self.scaler.scale(loss.loss_sum) if self.scaler else loss.loss_sum).backward()
+            with self.times.phase("forward"):
+                batch = self._to_device(batch)
+                if decoder is not None and decoder.closed_set.restrict_loss:
+                    batch["constraint_mask"] = decoder.constraint_mask(batch["decoder_input_ids"], batch["labels"])
+                if getattr(task.loss_fn, "drives_model", False):
+                    with self._autocast():
+                        loss = task.loss_fn(self.model, batch, self._loss_context(index))
+                else:
+                    with self._autocast():
+                        output = self._forward(batch)
+                    loss = task.loss_fn(output, batch)
+            with self.times.phase("backward"):
+                (self.scaler.scale(loss.loss_sum) if self.scaler else loss.loss_sum).backward()
             local["sample_size"] += loss.sample_size
             local["loss_sum"] += float(loss.loss_sum.detach())
             local["nsamples"] += len(batch["examples"])
             for key, value in loss.logs.items():
                 if key != "loss":
                     local[key] = local.get(key, 0.0) + value
+        with self.times.phase("optimizer"):
+            totals = self._update(local)
+        return totals
+
+    def _update(self, local: dict[str, float]) -> dict[str, float]:
+        """Gradients summed over processes, divided by the step's sample size, clipped, applied; the step's totals."""
+        config = self.config
         totals = merge_states(gather_objects(local, self.world))
         params = self.trainable
         if not self.sharded:  # FSDP has already reduce-scattered them, averaged over processes
@@ -331,10 +341,12 @@ class Trainer:
         while self.state.step < self.total_steps:
             self._train_step(task_for_step(self.state.step, self.probabilities, self.config.seed))
         if self.config.save_strategy != "no" and self.saved_at != self.state.step and self.state.step > self.start_step:
-            self._save(None)
+            with self.times.phase("checkpoints"):
+                self._save(None)
         self.reporter.close()
         result = self._summary(time.monotonic() - started)
-        _say(self.world, "done: " + ", ".join(f"{k}={v}" for k, v in result.items() if v is not None))
+        _say(self.world, "time by phase: " + breakdown_line(result["seconds_by_phase"]))
+        _say(self.world, "done: " + ", ".join(f"{k}={v}" for k, v in result.items() if v is not None and k != "seconds_by_phase"))
         return result
 
     def _prepare(self) -> None:
@@ -385,6 +397,7 @@ class Trainer:
         _say(world, f"{self.total_steps} steps")
         self.reporter = Reporter(self.output_dir, config.report_to, self.total_steps, self.state.step, world.is_main)
         self.start_step, self.saved_at, self.last_metrics = self.state.step, -1, {}
+        self.times = PhaseTimes(self.device)
 
     def _remove_unfinished_checkpoints(self) -> None:
         """`.tmp-checkpoint-*` directories a killed run left behind."""
@@ -423,7 +436,8 @@ class Trainer:
         """One optimizer step on task `index`, then whatever is due after it: a log line, an evaluation, a checkpoint."""
         config, state, task = self.config, self.state, self.tasks[index]
         position = state.positions[task.label]
-        micro = self._next_micro_batches(index)
+        with self.times.phase("data"):
+            micro = self._next_micro_batches(index)
         position.batch_position += len(micro)
         totals = self._step(micro, index)
         state.step += 1
@@ -435,9 +449,11 @@ class Trainer:
             self.reporter.heartbeat(state.step, self.scheduler.get_last_lr()[0])
         metrics = None
         if any(task.eval_examples for task in self.tasks) and due(config.eval_strategy, config.eval_interval, state.step, end_of_epoch):
-            metrics = self.last_metrics = self._evaluate_during_training()
+            with self.times.phase("evaluation"):
+                metrics = self.last_metrics = self._evaluate_during_training()
         if due(config.save_strategy, config.save_steps, state.step, end_of_epoch):
-            self._save(metrics)
+            with self.times.phase("checkpoints"):
+                self._save(metrics)
             self.saved_at = state.step
         if end_of_epoch:
             position.next_epoch()
@@ -461,7 +477,8 @@ class Trainer:
         state = self.state
         epochs = self._epochs()
         return {"steps": state.step, "epochs": epochs[""] if list(epochs) == [""] else epochs,
-                "train_seconds": round(seconds, 3), "trainable_parameters": self.freezing.trainable,
+                "train_seconds": round(seconds, 3), "seconds_by_phase": self.times.summary(seconds),
+                "trainable_parameters": self.freezing.trainable,
                 "frozen_parameters": self.freezing.frozen, "best_checkpoint": state.best_checkpoint,
                 "best_metric": state.best_metric, "eval": self.last_metrics}
 

@@ -17,7 +17,7 @@ from ofa_core.cli.run import show_samples
 from ofa_core.model.generation_config import as_generation_config
 from ofa_core.model.search import SearchSettings, special_token_ids
 from ofa_core.plugin.testing import tiny_checkpoint
-from ofa_core.trainer import reporting
+from ofa_core.trainer import reporting, timing
 
 from .test_mixture import make_mixture
 from .test_recipe import write_muge
@@ -55,6 +55,32 @@ def test_a_progress_line_at_least_every_30_seconds(tmp_path: Path, capsys, monke
     lines = progress(capsys.readouterr().err)
     assert [int(m[1]) for m in lines] == [2, 4, 6]  # 32 s after the start, 32 s later, the last step's log line
     assert lines[0][7] == "0.2" and lines[0][8] == "1m04s"  # 8 samples in 32 s; 4 steps left at 16 s each
+
+
+def test_the_summary_says_where_the_time_went(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Each phase is charged for its own work: an evaluation that takes 5 s of the clock is 5 s of `evaluation`."""
+    offset = [0.0]
+    real_clock = timing.time.perf_counter
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: real_clock() + offset[0])
+    trainer = make_trainer(tmp_path, max_steps=4, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=4)
+    evaluate = trainer._evaluate_during_training
+
+    def slow_evaluation():
+        offset[0] += 5.0
+        return evaluate()
+
+    monkeypatch.setattr(trainer, "_evaluate_during_training", slow_evaluation)
+    result = trainer.train()
+    phases = result["seconds_by_phase"]
+    assert list(phases) == [*timing.PHASES, "other"]
+    assert 10.0 <= phases["evaluation"] <= 10.0 + result["train_seconds"]  # two evaluations of 5 s, plus their own work
+    assert max(phases[name] for name in phases if name != "evaluation") < 5.0
+    assert all(phases[name] > 0 for name in ("data", "forward", "backward", "optimizer", "checkpoints"))
+    assert all(value >= 0 for value in phases.values())
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ofa: time by phase: ")]
+    shown = re.findall(r"(\w+) (\d+\.\d) s \((\d+)%\)", line)
+    assert [name for name, _, _ in shown] == list(phases)
+    assert 98 <= sum(int(share) for _, _, share in shown) <= 102
 
 
 def test_a_mixture_line_shows_each_task_loss(tmp_path: Path, capsys) -> None:
