@@ -7,12 +7,14 @@ feeds the model becomes [UNK].
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.demo.texts import all_text
@@ -54,5 +56,17 @@ def write_initial_model(directory: Path, seed: int, extra_text: Iterable[str] = 
     with torch.random.fork_rng():  # seeded weights without touching the caller's random state
         torch.manual_seed(seed)
         model = OFAForConditionalGeneration(config)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
+    with _no_transformers_bars():  # the demo prints its own progress; a shard bar would land in logs
+        model.save_pretrained(directory)
+        processor.save_pretrained(directory)
+
+
+@contextlib.contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
