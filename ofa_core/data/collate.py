@@ -23,16 +23,18 @@ logger = logging.getLogger(__name__)
 class GroupDataset(torch.utils.data.Dataset):
     """Item g = (examples of group g, its image tensor or None, whether the image decoded).
 
-    The image is decoded once per group. A bad image drops the group (counted by `collate`)
-    under the `skip` policy and raises under `error`.
+    The image is decoded once per group, and with `cache_images` once per run: the tensor is kept for later
+    epochs (the processing has no randomness, so it is the same tensor). A bad image drops the group
+    (counted by `collate`) under the `skip` policy and raises under `error`.
     """
 
     def __init__(self, examples: Sequence[Example], groups: Sequence[Sequence[int]], image_processor: Any,
-                 bad_images: str = "skip") -> None:
+                 bad_images: str = "skip", cache_images: bool = False) -> None:
         self.examples = examples
         self.groups = groups
         self.image_processor = image_processor
         self.bad_images = bad_images
+        self.cache: dict[int, torch.Tensor] | None = {} if cache_images else None
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -42,13 +44,18 @@ class GroupDataset(torch.utils.data.Dataset):
         image = members[0].image
         if image is None:
             return members, None, True
+        if self.cache is not None and index in self.cache:
+            return members, self.cache[index], True
         try:
-            return members, self.image_processor.to_tensor(image), True
+            pixels = self.image_processor.to_tensor(image)
         except ImageError as err:
             if self.bad_images == "error":
                 raise OFAError(f"example {members[0].id!r}: {err} (set training.bad_images to 'skip' to drop such records)") from None
             logger.warning("skipping example %r: %s", members[0].id, err)
             return members, None, False
+        if self.cache is not None:
+            self.cache[index] = pixels
+        return members, pixels, True
 
 
 def pad_rows(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:

@@ -74,6 +74,10 @@ class TrainingConfig:
     adam_beta1: float = attrs.field(default=0.9, converter=float, validator=_probability)
     adam_beta2: float = attrs.field(default=0.999, converter=float, validator=_probability)
     adam_epsilon: float = attrs.field(default=1e-8, converter=float, validator=_positive)
+    optim: Literal["adamw_torch", "adamw_torch_fused"] = attrs.field(
+        default="adamw_torch", validator=v.in_(("adamw_torch", "adamw_torch_fused")))
+    """AdamW as torch runs it by default, or its fused kernel (transformers' names): one pass over the weights
+    instead of several, about 4x faster on a CPU; the updates agree to float rounding, not bit for bit."""
     lr_scheduler_type: Literal["linear", "cosine", "constant", "polynomial"] = attrs.field(
         default="linear", validator=v.in_(("linear", "cosine", "constant", "polynomial")))
     warmup_steps: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])
@@ -117,6 +121,10 @@ class TrainingConfig:
     report_to: tuple[str, ...] = attrs.field(default=("tensorboard",), converter=_report_to, validator=_backends)
     """Where metrics go besides `log.jsonl`: 'tensorboard' (also 'all'), 'none', or a list, as in transformers."""
     dataloader_num_workers: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])
+    cache_images: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    """Keep each training image in memory once decoded and resized, so later epochs skip the work; for data that
+    fits in RAM (3 x size x size x 4 bytes an image: the demo's 3,000 photos at 64 px take 150 MB), once per
+    DataLoader worker."""
     bad_images: Literal["skip", "error"] = attrs.field(default="skip", validator=v.in_(("skip", "error")))
     """A record whose image cannot be decoded is skipped (and counted) or stops the run."""
     num_sample_predictions: int = attrs.field(default=4, validator=[v.instance_of(int), _non_negative])

@@ -370,7 +370,8 @@ class Trainer:
         self._train_mode()
         by_image = config.freeze_encoder and config.group_by_image
         self.groups = [group_examples(task.train_examples, by_image) for task in self.tasks]
-        self.datasets = [GroupDataset(task.train_examples, groups, self.processor.image_processor, config.bad_images)
+        self.datasets = [GroupDataset(task.train_examples, groups, self.processor.image_processor, config.bad_images,
+                                      config.cache_images)
                          for task, groups in zip(self.tasks, self.groups)]
         self._epoch_cache: dict[int, tuple[int, list[list[int]]]] = {}
         self._streams: list[Any] = [None] * len(self.tasks)

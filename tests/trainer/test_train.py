@@ -19,6 +19,7 @@ from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.plugin.testing import tiny_model
 from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.recipe.training import TrainingConfig
+from ofa_core.trainer.optim import build_optimizer
 from ofa_core.trainer.loop import Trainer
 
 from .helpers import examples, kill_while_saving, make_processor
@@ -163,3 +164,42 @@ def test_bf16_autocast_on_cpu_and_fp16_refused(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(OFAError, match="fp16 needs a CUDA GPU"):
             make_trainer(tmp_path, mixed_precision="fp16")
+
+
+def test_cached_images_are_decoded_once_and_train_the_same(tmp_path: Path, monkeypatch) -> None:
+    """`cache_images`: each image is processed once over three epochs, and the run is bitwise the run without it."""
+    runs = {}
+    for cache in (False, True):
+        trainer = make_trainer(tmp_path / str(cache), max_steps=6, cache_images=cache)  # 8 groups of 4: 2 steps/epoch
+        processor = trainer.processor.image_processor
+        calls = []
+        to_tensor = processor.to_tensor
+        monkeypatch.setattr(processor, "to_tensor", lambda image: calls.append(image) or to_tensor(image))
+        trainer.train()
+        runs[cache] = calls, losses(tmp_path / str(cache) / "run"), [p.detach().clone() for p in trainer.model.parameters()]
+    (plain_calls, plain_losses, plain_weights), (cached_calls, cached_losses, cached_weights) = runs[False], runs[True]
+    assert len(plain_calls) == 24 and len(cached_calls) == 8
+    assert cached_losses == plain_losses and len(cached_losses) == 6
+    assert all(torch.equal(a, b) for a, b in zip(plain_weights, cached_weights))
+
+
+def test_fused_adamw_is_the_same_update_in_one_kernel(tmp_path: Path) -> None:
+    """`optim: adamw_torch_fused` asks torch for the fused kernel; from the same weights and gradients, its
+    updates agree with the default's to float rounding."""
+    trainer = make_trainer(tmp_path, max_steps=2, optim="adamw_torch_fused")
+    assert trainer.train()["steps"] == 2 and trainer.optimizer.defaults["fused"]
+    models = {optim: tiny_model(patch_image_size=32, scale=0.1) for optim in ("adamw_torch", "adamw_torch_fused")}
+    models["adamw_torch_fused"].load_state_dict(models["adamw_torch"].state_dict())
+    generator = torch.Generator().manual_seed(0)
+    gradients = [torch.randn(p.shape, generator=generator) for p in models["adamw_torch"].parameters()]
+    for optim, model in models.items():
+        optimizer = build_optimizer(model, TrainingConfig(output_dir="", optim=optim, learning_rate=1e-3, weight_decay=0.01))
+        assert bool(optimizer.defaults["fused"]) == (optim == "adamw_torch_fused")
+        for _ in range(3):
+            for parameter, gradient in zip(model.parameters(), gradients):
+                parameter.grad = gradient.clone()
+            optimizer.step()
+    for plain, fused in zip(models["adamw_torch"].parameters(), models["adamw_torch_fused"].parameters()):
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="optim"):
+        TrainingConfig(output_dir="", optim="sgd")
