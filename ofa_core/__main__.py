@@ -2,6 +2,6 @@
 
 import sys
 
-from ofa_core.cli import main
+from ofa_core.cli import run_command
 
-sys.exit(main())
+sys.exit(run_command())

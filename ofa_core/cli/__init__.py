@@ -3,6 +3,6 @@
 The CLI is the top layer: it may import everything, and nothing imports it.
 """
 
-from ofa_core.cli.main import main
+from ofa_core.cli.main import main, run_command
 
-__all__ = ["main"]
+__all__ = ["main", "run_command"]

@@ -141,3 +141,23 @@ def test_eval_and_run_errors_exit_2(capsys, tmp_path):
     assert code == 2 and err.startswith(f"error: {recipe}: plugins.load[0]: ") and "gone.py does not exist" in err
     code, _, err = run(capsys, "run", str(tmp_path / "absent.json"))
     assert code == 2 and "absent.json: recipe not found" in err
+
+
+def test_the_process_entry_point_returns_mains_code_and_skips_the_final_collections(monkeypatch):
+    """`ofa` and `python -m ofa_core` run `run_command`: main's exit code, with the survivors frozen for the exit."""
+    import gc
+    import importlib
+    import subprocess
+    import tomllib
+    from pathlib import Path
+
+    cli_main = importlib.import_module("ofa_core.cli.main")  # the module; the package exports its `main` function
+    events = []
+    monkeypatch.setattr(cli_main, "main", lambda: events.append("main") or 2)
+    monkeypatch.setattr(gc, "freeze", lambda: events.append("freeze"))
+    assert cli_main.run_command() == 2 and events == ["main", "freeze"]
+    scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["ofa"] == "ofa_core.cli:run_command"
+    done = subprocess.run([sys.executable, "-m", "ofa_core", "recipe", "validate", "no-such-recipe.json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
