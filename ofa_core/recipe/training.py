@@ -77,7 +77,8 @@ class TrainingConfig:
     optim: Literal["adamw_torch", "adamw_torch_fused"] = attrs.field(
         default="adamw_torch", validator=v.in_(("adamw_torch", "adamw_torch_fused")))
     """AdamW as torch runs it by default, or its fused kernel (transformers' names): one pass over the weights
-    instead of several, about 4x faster on a CPU; the updates agree to float rounding, not bit for bit."""
+    instead of several (3.2x faster on the demo model, 2 CPU threads: benchmarks/bench_optimizer.py); the updates
+    agree to float rounding, not bit for bit."""
     lr_scheduler_type: Literal["linear", "cosine", "constant", "polynomial"] = attrs.field(
         default="linear", validator=v.in_(("linear", "cosine", "constant", "polynomial")))
     warmup_steps: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])
