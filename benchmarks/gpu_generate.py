@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from transformers.utils import logging as hf_logging
 
 from ofa_core.generation.settings import generation_config
 from ofa_core.inference.loading import load_model
@@ -66,6 +67,7 @@ def generate(model, processor, config, texts: list[str], images: list, batch_siz
 
 
 def main() -> int:
+    hf_logging.disable_progress_bar()  # the check's log is read as text
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a model directory or a run directory (its newest checkpoint)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
