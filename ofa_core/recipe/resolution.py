@@ -44,6 +44,18 @@ class Resolved:
     """The task's name in a mixture's logs, metrics and files; empty in a single-task recipe."""
     weight: float = 1.0
     """The task's relative share of training steps in a mixture."""
+    registered_metrics: Any = None
+    """Every metric of the registry the recipe was resolved against: a loss may score with one by name
+    (SCST's `reward`), plugins from `--plugins-dir` included."""
+
+
+def registered_metric(metrics: Any, base: Path, name: str, options: Mapping[str, Any]) -> Any:
+    """A fresh metric registered as `name` among `metrics`, built with `options` (paths relative to `base`), for a
+    loss that scores with a metric (SCST's `reward` and `reward_options`)."""
+    if name not in metrics:
+        raise OFAError(f"loss.reward: {metrics.unknown_message(name)}")
+    spec = metrics.get(name)
+    return spec.build(build_options(spec.options, options, "loss.reward_options", base))
 
 
 def closed_set_of(task: TaskSpec, options: Any, prompt: PromptTemplate) -> ClosedSet | None:
@@ -165,7 +177,7 @@ def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEn
     parts = dict(task_name=section.name, task=task, task_options=task_options, prompt=prompt, reader=reader,
                  reader_options=reader_options, loss=loss, loss_options=loss_options, generation=generation,
                  closed_set=closed_set, data=entry.data, label=entry.name if recipe.spec.multitask else "",
-                 weight=entry.weight)
+                 weight=entry.weight, registered_metrics=registry.metrics)
     if ok(*(value for metric in metrics for value in metric[1:])):
         parts["metrics"] = tuple(metrics)
     return {name: value for name, value in parts.items() if ok(value)}

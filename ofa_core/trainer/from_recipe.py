@@ -22,6 +22,7 @@ from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
 from ofa_core.recipe import Recipe, Resolved
+from ofa_core.recipe.resolution import registered_metric
 from ofa_core.trainer.distributed import gather_objects, init_world
 from ofa_core.trainer.loop import Trainer
 from ofa_core.trainer.reporting import log_evaluation
@@ -35,7 +36,7 @@ def _examples(resolved: Resolved, processor: Any, split: str) -> list:
     return encode_records(records, encoder, split, resolved.task.preprocess, resolved.task_options)
 
 
-def _task_parts(resolved: Resolved, model: Any, processor: Any, splits: dict[str, str]) -> TaskParts:
+def _task_parts(resolved: Resolved, model: Any, processor: Any, splits: dict[str, str], base: Path) -> TaskParts:
     task = resolved.task
     postprocess = None
     if task.postprocess is not None:
@@ -52,6 +53,7 @@ def _task_parts(resolved: Resolved, model: Any, processor: Any, splits: dict[str
         closed_set=resolved.closed_set,
         allowed_tokens=task.allowed_tokens(resolved.task_options, processor.tokenizer) if task.allowed_tokens else None,
         probability=resolved.weight,
+        build_metric=functools.partial(registered_metric, resolved.registered_metrics, base),
     )
 
 
@@ -64,7 +66,7 @@ def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits
     if workers:
         changes.setdefault("dataloader_num_workers", workers)
     config = attrs.evolve(recipe.training, **changes) if changes else recipe.training
-    parts = [_task_parts(resolved, model, processor, splits) for resolved in tasks]
+    parts = [_task_parts(resolved, model, processor, splits, recipe.base_dir) for resolved in tasks]
     if "train" in splits and len(parts) > 1:
         probabilities = mixture_probabilities([part.probability for part in parts], [len(part.train_examples) for part in parts],
                                               recipe.spec.mixture.temperature)

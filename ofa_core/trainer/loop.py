@@ -57,16 +57,9 @@ def _default_loss(output: Any, batch: dict, epsilon: float) -> LossOutput:
                                         batch.get("loss_weights"))
 
 
-def _registered_metric(name: str, options: Mapping[str, Any]) -> Metric:
-    """A fresh metric registered as `name`, built with `options` (a model-driven loss's reward)."""
-    from ofa_core.recipe.resolution import build_options
-    from ofa_core.registry import load_plugins
-
-    metrics = load_plugins().registry().metrics
-    if name not in metrics:
-        raise OFAError(f"loss.reward: {metrics.unknown_message(name)}")
-    spec = metrics.get(name)
-    return spec.build(build_options(spec.options, options, "loss.reward_options", Path.cwd()))
+def _no_metric_registry(name: str, options: Mapping[str, Any]) -> Metric:
+    raise OFAError(f"loss.reward: this trainer was given no metric registry to build '{name}' from; "
+                   f"set TaskParts.build_metric (runs from a recipe have it)")
 
 
 def _references_per_input(examples: Sequence[Example]) -> list[list[str]]:
@@ -176,7 +169,8 @@ class Trainer:
         if index not in self._loss_contexts:
             examples = self.tasks[index].train_examples
             self._loss_contexts[index] = LossContext(
-                tokenizer=self.processor.tokenizer, encode=self._encode, train_mode=self._train_mode, metric=_registered_metric,
+                tokenizer=self.processor.tokenizer, encode=self._encode, train_mode=self._train_mode,
+                metric=self.tasks[index].build_metric or _no_metric_registry,
                 train_references=functools.partial(_references_per_input, examples))
         return self._loss_contexts[index]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -44,6 +44,9 @@ class TaskParts:
     closed_set: ClosedSet | None = None
     allowed_tokens: Sequence[int] | None = None
     probability: float = 1.0
+    build_metric: Callable[[str, Mapping[str, Any]], Metric] | None = None
+    """`build_metric(name, options)`: a fresh registered metric, for a loss that scores with one (SCST's reward);
+    `from_recipe` builds it from the registry the recipe was resolved against."""
 
 
 def mixture_probabilities(weights: Sequence[float], sizes: Sequence[int], temperature: float | None = None) -> list[float]:

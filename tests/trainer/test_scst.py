@@ -3,17 +3,22 @@ encoder, the trainer's seam (default path untouched), resume after a kill, two p
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
+from ofa_core.cli import main
 from ofa_core.model.errors import OFAError
+from ofa_core.plugin.testing import tiny_checkpoint
 from ofa_core.plugin.specs import LossContext
+from ofa_core.recipe.resolution import registered_metric
 from ofa_core.registry import load_plugins
 from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.trainer.scst import ScstLoss, advantages, inputs_of
@@ -22,6 +27,7 @@ from ofa_core.trainer.scst_options import ScstOptions, build_scst
 from .test_distributed import OPTIONS, _free_port
 from .test_distributed import model as float64_model
 from .helpers import kill_while_saving
+from .test_recipe import write_muge
 from .test_train import losses, make_trainer
 
 
@@ -122,8 +128,60 @@ def test_context_gives_one_reference_list_per_training_input(tmp_path: Path) -> 
 def test_reward_must_be_a_reward_metric(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, max_steps=1)
     trainer.tasks[0].loss_fn = build_scst(ScstOptions(reward="caption"))
+    trainer.tasks[0].build_metric = functools.partial(registered_metric, load_plugins().registry().metrics, tmp_path)
     with pytest.raises(OFAError, match="'caption' has no rewards"):
         trainer.train()
+
+
+def test_a_trainer_without_a_metric_registry_says_so(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, max_steps=1)
+    trainer.tasks[0].loss_fn = build_scst(ScstOptions(reward="cider_d"))
+    with pytest.raises(OFAError, match="no metric registry to build 'cider_d'.*TaskParts.build_metric"):
+        trainer.train()
+
+
+REWARD_PLUGIN = """
+from ofa_core.plugin import MetricSpec, NoOptions, hookimpl
+
+
+class Length:
+    def update(self, predictions, references):
+        pass
+
+    def state(self):
+        return {}
+
+    def load_state(self, state):
+        pass
+
+    def compute(self):
+        return {"length": 0.0}
+
+    def rewards(self, candidates, references):
+        return [float(len(text)) for text in candidates]
+
+
+@hookimpl
+def ofa_register_metrics(register):
+    register("length_reward", MetricSpec(options=NoOptions, build=lambda options: Length(), higher_is_better=True))
+"""
+
+
+def test_the_reward_comes_from_the_recipes_registry_plugins_dir_included(tmp_path: Path, capsys) -> None:
+    """`ofa run --plugins-dir DIR`: an SCST recipe rewards with a metric that only a folder plugin registers."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "length_reward.py").write_text(REWARD_PLUGIN)
+    write_muge(tmp_path / "MUGE", "train", 4)
+    tiny_checkpoint(tmp_path / "model")
+    recipe = {"model": {"checkpoint": "model"}, "task": {"name": "caption", "lang": "zh"},
+              "data": {"reader": {"name": "muge", "folder": "MUGE"}}, "generation": {"num_beams": 2, "max_new_tokens": 4},
+              "loss": {"name": "scst", "reward": "length_reward", "search": "caption", "candidates": 2},
+              "training": {"max_steps": 2, "per_device_train_batch_size": 2, "logging_steps": 1, "report_to": [],
+                           "save_strategy": "no"},
+              "output_dir": "run"}
+    (tmp_path / "recipe.json").write_bytes(orjson.dumps(recipe))
+    assert main(["run", str(tmp_path / "recipe.json"), "--plugins-dir", str(tmp_path / "plugins")]) == 0, capsys.readouterr().err
+    assert orjson.loads(capsys.readouterr().out)["steps"] == 2
 
 
 def killable_scst_trainer(tmp_path: Path, **options):
