@@ -77,6 +77,8 @@ class LogWindow:
         values.update({f"{label}/epoch" if label else "epoch": epoch for label, epoch in epochs.items()})
         if "nll_loss" in totals:
             values["nll_loss"] = totals["nll_loss"] / tokens
+        if "reward_sum" in totals:  # a loss that rewards candidates (scst): their mean reward
+            values["reward"] = totals["reward_sum"] / max(totals["nsentences"], 1.0)
         if "loss_scale" in totals:
             values["loss_scale"] = totals["loss_scale"]
         for label, task in sorted(self.tasks.items()):  # a stable order in logs and progress lines

@@ -112,4 +112,5 @@ class ScstLoss:
         log_probs = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
         loss = -(log_probs * advantage[:, None] * keep).sum()
         ntokens = int(keep.sum())
-        return LossOutput(loss, ntokens, {"loss": float(loss.detach()), "ntokens": float(ntokens), "nsentences": float(len(texts))})
+        return LossOutput(loss, ntokens, {"loss": float(loss.detach()), "ntokens": float(ntokens), "nsentences": float(len(texts)),
+                                          "reward_sum": float(scores.sum())})

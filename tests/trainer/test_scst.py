@@ -97,6 +97,16 @@ def test_loss_is_minus_advantage_times_summed_log_probs_per_token(tmp_path: Path
         tokens += len(target)
     assert output.sample_size == tokens
     assert float(output.loss_sum.detach()) == pytest.approx(total, rel=1e-4, abs=1e-4)
+    assert output.logs["reward_sum"] == pytest.approx(float(rewards.sum()))
+
+
+def test_the_train_log_shows_the_mean_reward_of_each_steps_candidates(tmp_path: Path) -> None:
+    trainer, loss = scst_trainer(tmp_path, max_steps=3, per_device_train_batch_size=2)  # logging_steps 1
+    trainer.train()
+    logged = [row["reward"] for row in map(orjson.loads, (tmp_path / "run" / "log.jsonl").read_bytes().splitlines())
+              if row["split"] == "train"]
+    expected = [sum(map(len, candidates)) / len(candidates) for candidates, _ in loss.reward.calls]
+    assert len(logged) == 3 and logged == pytest.approx(expected)
 
 
 def test_a_trainable_encoder_gets_gradient_and_a_frozen_one_stays_bit_identical(tmp_path: Path) -> None:
