@@ -20,10 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import orjson
-
 from ofa_core.model.errors import OFAError
-from ofa_core.plugin.records import BadRows, image_reference, tsv_rows, verified_image_file
+from ofa_core.plugin.records import BadRows, image_reference, jsonl_rows, tsv_rows, verified_image_file
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -61,20 +59,9 @@ def _tsv_entries(path: Path, fields: dict[str, str], bad) -> Iterator[Entry]:
 
 def _jsonl_entries(path: Path, fields: dict[str, str], bad) -> Iterator[Entry]:
     """Lines of JSON objects: the record's fields, `image` optional (a path relative to the file, or base64)."""
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                bad(f"{path}:{number}", f"not JSON ({error})")
-                continue
-            if not isinstance(row, dict):
-                bad(f"{path}:{number}", "not a JSON object of record fields")
-                continue
-            key = row.get("id")
-            yield Entry(str(key) if key is not None else f"{path.stem}:{number}", f"{path}:{number}", {**fields, **row}, path.parent)
+    for number, row in jsonl_rows(path, bad):
+        key = row.get("id")
+        yield Entry(str(key) if key is not None else f"{path.stem}:{number}", f"{path}:{number}", {**fields, **row}, path.parent)
 
 
 def _hidden(relative: Path) -> bool:
