@@ -20,7 +20,6 @@ import torch
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.generation.answer_tokens import answer_ids
 from ofa_core.generation.trie import CandidateTrie
-from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.plugin.specs import ClosedSet
 
 
@@ -31,12 +30,6 @@ class Decoded:
 
     text: str
     ranking: tuple[tuple[str, float], ...] = ()
-
-
-def _select(encoder_outputs: OFAEncoderOutput, index: torch.Tensor) -> OFAEncoderOutput:
-    return OFAEncoderOutput(last_hidden_state=encoder_outputs.last_hidden_state.index_select(0, index),
-                            padding_mask=encoder_outputs.padding_mask.index_select(0, index),
-                            position_embeddings=encoder_outputs.position_embeddings.index_select(0, index))
 
 
 class ClosedSetDecoder:
@@ -88,13 +81,15 @@ class ClosedSetDecoder:
                 mask[row, position, list(node)] = True
         return mask.to(labels.device)
 
-    def score(self, model: Any, encoder_outputs: OFAEncoderOutput, prompts: torch.Tensor | None = None) -> torch.Tensor:
+    def score(self, model: Any, encoder_outputs: Any, prompts: torch.Tensor | None = None) -> torch.Tensor:
         """[B, C] summed log-probabilities of every answer (tokens + EOS) under trie-masked softmaxes.
 
         With `prompts` ([B, P] decoder prompts, right-padded with pad) each answer follows its row's prompt, as
         OFA's all-candidate evaluation does; only the answer's positions are scored. Each decoder pass covers at
-        most `max_rows` (image, answer) pairs, bounding the rows x length x vocabulary logits.
+        most `max_rows` (image, answer) pairs, bounding the rows x length x vocabulary logits. `model` is read
+        through its `search_backend()` (PyTorch or exported graphs).
         """
+        backend = model.search_backend()
         batch = encoder_outputs.last_hidden_state.shape[0]
         device = encoder_outputs.last_hidden_state.device
         prompt_rows = [[] for _ in range(batch)] if prompts is None else \
@@ -109,13 +104,10 @@ class ClosedSetDecoder:
             mask = self.constraint_mask(answers, targets).to(device)
             count = answers.shape[0]
             inputs = self._after_prompts(prompt_rows, answers).to(device)
-            index = torch.arange(batch, device=device).repeat_interleave(count)
-            hidden = model.model(decoder_input_ids=inputs, encoder_outputs=_select(encoder_outputs, index),
-                                 use_cache=False).last_hidden_state
             # The answer's k-th token is predicted at position prompt length + k of its row.
             positions = (offsets.repeat_interleave(count)[:, None] + torch.arange(length, device=device)).clamp(max=inputs.shape[1] - 1)
-            hidden = hidden.gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
-            logits = model.lm_head(hidden).float().view(batch, count, length, -1).masked_fill(~mask, float("-inf"))
+            logits = backend.answer_logits(inputs, encoder_outputs, count, positions)
+            logits = logits.float().view(batch, count, length, -1).masked_fill(~mask, float("-inf"))
             lprobs = torch.log_softmax(logits, dim=-1)
             targets = targets.to(device)
             picked = lprobs.gather(-1, targets.clamp(min=0)[None, :, :, None].expand(batch, -1, -1, 1)).squeeze(-1)
@@ -145,8 +137,8 @@ class ClosedSetDecoder:
     def decode(self, model: Any, inputs: dict, generation_config: Any, tokenizer: Any, rank_all: bool = False) -> list[Decoded]:
         """Answers for a batch of processor inputs (`input_ids`, `attention_mask`, `patch_images`, `patch_masks`,
         optionally `decoder_prompts`); `ranking` holds the top_k answers, or with `rank_all` every answer."""
-        encoder_outputs = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                                              patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"))
+        encoder_outputs = model.search_backend().encode(inputs["input_ids"], inputs.get("attention_mask"),
+                                                        inputs.get("patch_images"), inputs.get("patch_masks"))
         prompts = inputs.get("decoder_prompts")
         closed_set, rankings = self.closed_set, None
         if closed_set.inference == "rank" or closed_set.top_k > 1 or rank_all:

@@ -50,6 +50,10 @@ class OFAAttention(nn.Module):
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
 
+    def project_keys_values(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[B, K, D]` -> keys and values `[B, H, K, D/H]`; an exported encoder graph hands the cross ones on."""
+        return self._split_heads(self.k_proj(states)), self._split_heads(self.v_proj(states))
+
     def _keys_values(
         self, hidden_states: torch.Tensor, key_value_states: torch.Tensor | None, cache: Cache | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,14 +62,12 @@ class OFAAttention(nn.Module):
             if cross_cache is not None and cache.is_updated.get(self.layer_idx):
                 layer = cross_cache.layers[self.layer_idx]
                 return layer.keys, layer.values
-            keys = self._split_heads(self.k_proj(key_value_states))
-            values = self._split_heads(self.v_proj(key_value_states))
+            keys, values = self.project_keys_values(key_value_states)
             if cross_cache is not None:
                 keys, values = cross_cache.update(keys, values, self.layer_idx)
                 cache.is_updated[self.layer_idx] = True
             return keys, values
-        keys = self._split_heads(self.k_proj(hidden_states))
-        values = self._split_heads(self.v_proj(hidden_states))
+        keys, values = self.project_keys_values(hidden_states)
         if cache is not None:
             self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
             keys, values = self_cache.update(keys, values, self.layer_idx)

@@ -8,12 +8,17 @@ normalised by length**lenpen, a sentence done once `beam` hypotheses are final -
 adds the speed that matters on CPU: the encoder runs once per image, the beams of an
 image share its cross-attention keys/values, position biases are computed once per
 search, and finished sentences leave the batch.
+
+The search reads the network through a `SearchBackend` (encode; start a decoder whose steps keep their own
+cache; teacher-forced logits for ranking answers), so the same search and ranking run over the PyTorch
+model (`TorchBackend`) or over exported graphs in onnxruntime (`ofa_core.exported`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +28,58 @@ from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.model.search import SearchSettings
 
 AllowedTokensFn = Callable[[int, torch.Tensor], list[int]]
+
+
+class DecoderSteps(Protocol):
+    """One search's decoder: `step` feeds each row's newest token and returns `[rows, V]` logits."""
+
+    def step(self, new_tokens: torch.Tensor, step: int) -> torch.Tensor: ...
+
+    def reorder(self, rows: torch.Tensor, kept_sentences: torch.Tensor | None) -> None: ...
+
+
+class SearchBackend(Protocol):
+    """What the search and answer ranking need of a network; `config` carries the special token ids and
+    `max_position_embeddings`. Encoder outputs are opaque to the search except `last_hidden_state` (rows, device)."""
+
+    config: Any
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+               patch_images: torch.Tensor | None, patch_masks: torch.Tensor | None) -> Any: ...
+
+    def start(self, encoder_outputs: Any, max_len: int) -> DecoderSteps: ...
+
+    def answer_logits(self, decoder_input_ids: torch.Tensor, encoder_outputs: Any, per_image: int,
+                      positions: torch.Tensor) -> torch.Tensor:
+        """`[R, P, V]` logits at `positions` (`[R, P]`) of teacher-forced `decoder_input_ids` (`[R, L]`), whose
+        rows come `per_image` at a time for each encoder row."""
+        ...
+
+
+class TorchBackend:
+    """`SearchBackend` over an `OFAForConditionalGeneration`."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.config = model.config
+
+    def encode(self, input_ids, attention_mask, patch_images, patch_masks) -> OFAEncoderOutput:
+        return self.model.get_encoder()(input_ids, attention_mask=attention_mask, patch_images=patch_images,
+                                        patch_masks=patch_masks)
+
+    def start(self, encoder_outputs: OFAEncoderOutput, max_len: int) -> "_DecoderState":
+        return _DecoderState(self.model, encoder_outputs, max_len)
+
+    def answer_logits(self, decoder_input_ids, encoder_outputs, per_image, positions) -> torch.Tensor:
+        index = torch.arange(encoder_outputs.last_hidden_state.shape[0],
+                             device=decoder_input_ids.device).repeat_interleave(per_image)
+        selected = OFAEncoderOutput(last_hidden_state=encoder_outputs.last_hidden_state.index_select(0, index),
+                                    padding_mask=encoder_outputs.padding_mask.index_select(0, index),
+                                    position_embeddings=encoder_outputs.position_embeddings.index_select(0, index))
+        hidden = self.model.model(decoder_input_ids=decoder_input_ids, encoder_outputs=selected,
+                                  use_cache=False).last_hidden_state
+        hidden = hidden.gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
+        return self.model.lm_head(hidden)
 
 
 @dataclass
@@ -60,12 +117,12 @@ class BeamSearch:
 
     def __init__(
         self,
-        model,
+        backend: SearchBackend,
         settings: SearchSettings,
         allowed_tokens_fn: AllowedTokensFn | None = None,
     ) -> None:
-        config = model.config
-        self.model = model
+        config = backend.config
+        self.backend = backend
         self.settings = settings
         self.allowed_tokens_fn = allowed_tokens_fn
         self.bos, self.eos = config.decoder_start_token_id, config.eos_token_id
@@ -73,16 +130,15 @@ class BeamSearch:
 
     def _max_len(self, input_ids: torch.Tensor) -> int:
         settings = self.settings
-        limit = self.model.config.max_position_embeddings - 1
+        limit = self.backend.config.max_position_embeddings - 1
         max_len = min(int(settings.max_len_a * input_ids.shape[1] + settings.max_len_b), limit)
         if settings.min_len > max_len:
             raise ValueError(f"min_len {settings.min_len} is larger than the maximum length {max_len}")
         return max_len
 
-    def _log_probs(self, tokens: torch.Tensor, step: int, state: "_DecoderState", sentences: torch.Tensor,
+    def _log_probs(self, tokens: torch.Tensor, step: int, state: DecoderSteps, sentences: torch.Tensor,
                    prompt_lengths: list[int] | None):
-        hidden = state.step(tokens[:, step : step + 1], step)
-        logits = project_to_vocabulary(self.model.lm_head, hidden[:, -1])
+        logits = state.step(tokens[:, step : step + 1], step)
         if self.allowed_tokens_fn is not None:
             # OFA masks disallowed tokens before normalising, so the allowed ones share all the mass. A row still
             # in its decoder prompt is not restricted; after it, the function sees BOS + what follows the prompt.
@@ -132,7 +188,7 @@ class BeamSearch:
         attention_mask: torch.Tensor | None = None,
         patch_images: torch.Tensor | None = None,
         patch_masks: torch.Tensor | None = None,
-        encoder_outputs: OFAEncoderOutput | None = None,
+        encoder_outputs: Any = None,
         decoder_prompt_ids: torch.Tensor | None = None,
     ) -> list[list[Hypothesis]]:
         """Hypotheses per input, best first; `decoder_prompt_ids` ([B, P], right-padded with pad) are forced
@@ -150,10 +206,8 @@ class BeamSearch:
         else:
             decoder_prompt_ids = None
         if encoder_outputs is None:
-            encoder_outputs = self.model.get_encoder()(
-                input_ids, attention_mask=attention_mask, patch_images=patch_images, patch_masks=patch_masks
-            )
-        state = _DecoderState(self.model, encoder_outputs, max_len)
+            encoder_outputs = self.backend.encode(input_ids, attention_mask, patch_images, patch_masks)
+        state = self.backend.start(encoder_outputs, max_len)
 
         # One row per sentence at step 0 (all beams would be identical), `beam` rows afterwards.
         tokens = torch.full((batch, max_len + 2), self.pad, dtype=torch.long, device=device)
@@ -240,10 +294,12 @@ class BeamSearch:
 
 
 class _DecoderState:
-    """Decoder-side state of one search: the cache, encoder rows and precomputed position biases."""
+    """Decoder-side state of one search over the PyTorch model: the cache, encoder rows and precomputed
+    position biases."""
 
     def __init__(self, model, encoder_outputs: OFAEncoderOutput, max_len: int) -> None:
         self.decoder = model.model.decoder
+        self.lm_head = model.lm_head
         self.hidden = encoder_outputs.last_hidden_state
         self.padding = encoder_outputs.padding_mask
         if self.padding is not None and not bool(self.padding.any()):
@@ -261,7 +317,7 @@ class _DecoderState:
             cache=self.cache,
             position_bias=self.bias.rows(step, 1),
         )
-        return hidden
+        return project_to_vocabulary(self.lm_head, hidden[:, -1])
 
     def reorder(self, rows: torch.Tensor, kept_sentences: torch.Tensor | None) -> None:
         """Follow the surviving beams; drop finished sentences' encoder rows and cross keys/values."""
@@ -273,3 +329,54 @@ class _DecoderState:
         if self.padding is not None:
             self.padding = self.padding.index_select(0, kept_sentences)
 
+
+
+def official_search(
+    backend: SearchBackend,
+    settings: SearchSettings,
+    input_ids: torch.Tensor,
+    allowed_tokens_fn: AllowedTokensFn | None = None,
+    attention_mask: torch.Tensor | None = None,
+    patch_images: torch.Tensor | None = None,
+    patch_masks: torch.Tensor | None = None,
+    encoder_outputs: Any = None,
+    decoder_prompt_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`[B * n, 1 + L]` ids (start token first, pad after EOS) and their scores, n = `num_return_sequences`: what
+    `generate()` returns for either backend."""
+    if settings.num_return_sequences > settings.beam:
+        raise ValueError(
+            f"num_return_sequences ({settings.num_return_sequences}) cannot exceed num_beams ({settings.beam})"
+        )
+    finalized = BeamSearch(backend, settings, allowed_tokens_fn).run(
+        input_ids,
+        attention_mask=attention_mask,
+        patch_images=patch_images,
+        patch_masks=patch_masks,
+        encoder_outputs=encoder_outputs,
+        decoder_prompt_ids=decoder_prompt_ids,
+    )
+    return _pack(backend.config, finalized, settings.num_return_sequences, input_ids.device)
+
+
+def _pack(
+    config: Any, finalized: list[list[Hypothesis]], per_input: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hypotheses -> `[B * per_input, 1 + L]` ids and their scores.
+
+    Under tight constraints a sentence can finish fewer hypotheses than asked for; its
+    missing rows are an empty output (start, EOS) scored -inf, so the shape stays fixed.
+    """
+    eos = config.eos_token_id
+    empty = Hypothesis(torch.tensor([eos], device=device), float("-inf"), torch.zeros(1, device=device))
+    chosen = [
+        (hypotheses[:per_input] + [empty] * per_input)[:per_input] for hypotheses in finalized
+    ]
+    chosen = [hypothesis for row in chosen for hypothesis in row]
+    width = 1 + max(len(hypothesis.tokens) for hypothesis in chosen)
+    sequences = torch.full((len(chosen), width), config.pad_token_id, dtype=torch.long, device=device)
+    sequences[:, 0] = config.decoder_start_token_id
+    for row, hypothesis in enumerate(chosen):
+        sequences[row, 1 : 1 + len(hypothesis.tokens)] = hypothesis.tokens
+    scores = torch.tensor([hypothesis.score for hypothesis in chosen], device=device)
+    return sequences, scores

@@ -58,11 +58,22 @@ class OFADecoder(OFATransformerBase):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], self.config.decoder_attention_heads, -1).transpose(0, 1)
 
+    def cross_position_keys(self, encoder_position_embeddings: torch.Tensor) -> torch.Tensor:
+        """`[H, S, D/H]` keys of the cross-attention position bias; the same for every decoder position."""
+        # Position embeddings are identical across the batch by construction: use the first row.
+        return self._heads(self.cross_pos_k_linear(encoder_position_embeddings[0]))
+
     def position_bias(
-        self, start: int, length: int, encoder_position_embeddings: torch.Tensor
+        self, start: int, length: int, encoder_position_embeddings: torch.Tensor | None,
+        cross_keys: torch.Tensor | None = None,
     ) -> DecoderPositionBias:
-        """Biases for query positions `start .. start+length-1` over keys `0 .. start+length-1`."""
-        device = encoder_position_embeddings.device
+        """Biases for query positions `start .. start+length-1` over keys `0 .. start+length-1`.
+
+        `cross_keys` (`cross_position_keys`) stand in for the encoder's position embeddings where they were
+        computed once, as an exported decoder-step graph receives them."""
+        if cross_keys is None:
+            cross_keys = self.cross_position_keys(encoder_position_embeddings)
+        device = cross_keys.device
         key_positions = torch.arange(start + length, device=device)
         query_positions = key_positions[start:]
         normed = self.pos_ln(self.embed_positions(key_positions))
@@ -70,8 +81,6 @@ class OFADecoder(OFATransformerBase):
         self_abs = (self._heads(self.self_pos_q_linear(query)) * self.pos_scaling) @ self._heads(
             self.self_pos_k_linear(normed)
         ).transpose(1, 2)
-        # Position embeddings are identical across the batch by construction: use the first row.
-        cross_keys = self._heads(self.cross_pos_k_linear(encoder_position_embeddings[0]))
         cross_bias = (self._heads(self.cross_pos_q_linear(query)) * self.pos_scaling) @ cross_keys.transpose(1, 2)
         buckets = text_relative_buckets(
             query_positions, key_positions, self.config.token_bucket_size, self.config.max_position_embeddings

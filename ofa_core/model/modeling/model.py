@@ -18,7 +18,7 @@ from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.labels import IGNORE_INDEX
-from ofa_core.model.modeling.beam_search import AllowedTokensFn, BeamSearch, Hypothesis
+from ofa_core.model.modeling.beam_search import AllowedTokensFn, TorchBackend, official_search
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.search import SearchSettings, special_token_ids
 from ofa_core.model.modeling.attention import OFAAttention
@@ -265,44 +265,22 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
                 prefix_allowed_tokens_fn=prefix_allowed_tokens_fn,
                 **model_inputs,
             )
-        return_dict = bool(config.return_dict_in_generate)
         settings = SearchSettings.from_generation_config(config)
-        if settings.num_return_sequences > settings.beam:
-            raise ValueError(
-                f"num_return_sequences ({settings.num_return_sequences}) cannot exceed num_beams ({settings.beam})"
-            )
-        search = BeamSearch(self, settings, prefix_allowed_tokens_fn)
-        finalized = search.run(
+        sequences, scores = official_search(
+            TorchBackend(self),
+            settings,
             input_ids,
+            prefix_allowed_tokens_fn,
             attention_mask=model_inputs.get("attention_mask"),
             patch_images=model_inputs.get("patch_images"),
             patch_masks=model_inputs.get("patch_masks"),
             encoder_outputs=model_inputs.get("encoder_outputs"),
             decoder_prompt_ids=decoder_prompt_ids,
         )
-        sequences, scores = self._pack(finalized, settings.num_return_sequences, input_ids.device)
-        if return_dict:
+        if config.return_dict_in_generate:
             return GenerateBeamEncoderDecoderOutput(sequences=sequences, sequences_scores=scores)
         return sequences
 
-    def _pack(
-        self, finalized: list[list[Hypothesis]], per_input: int, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hypotheses -> `[B * per_input, 1 + L]` ids (start token first, pad after EOS) and their scores.
-
-        Under tight constraints a sentence can finish fewer hypotheses than asked for; its
-        missing rows are an empty output (start, EOS) scored -inf, so the shape stays fixed.
-        """
-        eos = self.config.eos_token_id
-        empty = Hypothesis(torch.tensor([eos], device=device), float("-inf"), torch.zeros(1, device=device))
-        chosen = [
-            (hypotheses[:per_input] + [empty] * per_input)[:per_input] for hypotheses in finalized
-        ]
-        chosen = [hypothesis for row in chosen for hypothesis in row]
-        width = 1 + max(len(hypothesis.tokens) for hypothesis in chosen)
-        sequences = torch.full((len(chosen), width), self.config.pad_token_id, dtype=torch.long, device=device)
-        sequences[:, 0] = self.config.decoder_start_token_id
-        for row, hypothesis in enumerate(chosen):
-            sequences[row, 1 : 1 + len(hypothesis.tokens)] = hypothesis.tokens
-        scores = torch.tensor([hypothesis.score for hypothesis in chosen], device=device)
-        return sequences, scores
+    def search_backend(self) -> TorchBackend:
+        """What the official search and answer ranking read this model through."""
+        return TorchBackend(self)
