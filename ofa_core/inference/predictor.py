@@ -32,7 +32,7 @@ class Predictor:
     def __init__(self, model: Any, processor: Any, task: TaskSpec, prompt: PromptTemplate, options: Any = None,
                  generation: dict | None = None) -> None:
         self.model, self.processor = model.eval(), processor
-        self.device = next(model.parameters()).device
+        self.device = model.device
         self.generation = generation_config(task_search(task, prompt), **special_token_ids(model.config))
         unknown = self.generation.update(**(generation or {}))
         if unknown:
