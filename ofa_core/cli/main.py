@@ -21,6 +21,7 @@ from ofa_core.registry.discovery import PluginLoader, load_plugins
 # verb -> module implementing it.
 COMMANDS: dict[str, str] = {
     "convert": "ofa_core.cli.convert",
+    "export": "ofa_core.cli.export",
     "run": "ofa_core.cli.run",
     "eval": "ofa_core.cli.evaluate",
     "predict": "ofa_core.cli.predict",

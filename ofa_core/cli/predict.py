@@ -26,6 +26,7 @@ import orjson
 from ofa_core.cli.common import quiet_transformers
 from ofa_core.inference import sharding
 from ofa_core.inference.inputs import entries, load, quiet_entries, unique_ids
+from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
 from ofa_core.inference.task_choice import choose_task
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
@@ -64,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
                         help="stop with an error at the first unreadable image or TSV row (default: skip and report it)")
     parser.add_argument("--device", help="torch device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
     parser.add_argument("--progress-every", type=int, default=1000, metavar="N",
                         help="when stderr is not a terminal, a progress line every N images (and every 30 s)")
 
@@ -146,7 +148,8 @@ def _predict(args, world, output, ids, order, done, fields, task, prompt, model_
     from ofa_core.inference.predictor import Predictor
 
     quiet_transformers()
-    loaded = load_for_inference(model_dir, args.precision, world.device(args.device))
+    device = world.device(args.device) if args.backend == "torch" else args.device
+    loaded = load_for_inference(model_dir, args.precision, device, backend=args.backend)
     if loaded.precision.notice and world.main:
         print(loaded.precision.notice, file=sys.stderr)
     predictor = Predictor(loaded.model, loaded.processor, task, prompt, options, generation)
@@ -207,7 +210,7 @@ def _write_metadata(output: Path, args: argparse.Namespace, lang: str, applied) 
     from ofa_core.inference.loading import model_directory
 
     metadata = {"model": str(model_directory(args.model).resolve()), "task": args.task, "lang": lang,
-                "precision": applied.precision, "requested_precision": applied.requested,
+                "precision": applied.precision, "requested_precision": applied.requested, "backend": args.backend,
                 "generation": _assignments(args.generation, "--generation", "max_new_tokens=20", parse_json=True)}
     metadata_path(output).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2) + b"\n")
 

@@ -11,7 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
-from ofa_core.inference.loading import model_directory
+from ofa_core.inference.loading import BACKEND_HELP, BACKENDS, model_directory
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     parser.add_argument("--device", default="cpu", help="torch device for the model, e.g. cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
     batching = parser.add_argument_group("batching")
     batching.add_argument("--max-batch", type=int, default=8, help="most requests in one forward pass (default: 8)")
     batching.add_argument("--max-wait-ms", type=float, default=10.0,
@@ -89,15 +90,16 @@ def run(args: argparse.Namespace) -> int:
         raise OFAError(f"--device {args.device}: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise OFAError(f"--device {args.device}: CUDA is not available here; use --device cpu")
-    check(args.precision, device)
+    if args.backend == "torch":
+        check(args.precision, device)
     quiet_transformers()
-    loaded = load_for_inference(model_dir, args.precision, device)
+    loaded = load_for_inference(model_dir, args.precision, device, backend=args.backend)
     if loaded.precision.notice:
         print(loaded.precision.notice, file=sys.stderr)
     app = create_app(loaded.model, loaded.processor, tasks, settings, model_name=str(model_dir),
                      precision=loaded.precision.precision)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving {model_dir} on {device} in {loaded.precision.precision} for {', '.join(tasks)}: http://{shown}:{args.port} "
+    print(f"serving {model_dir} on {device} in {loaded.precision.precision} ({args.backend}) for {', '.join(tasks)}: http://{shown}:{args.port} "
           f"(API docs at /docs; Ctrl-C stops after the queued requests)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 timeout_graceful_shutdown=max(1, int(settings.timeout_s)))

@@ -12,8 +12,13 @@ from typing import Any
 import attrs
 import orjson
 
+from ofa_core.exported.manifest import is_exported
 from ofa_core.model.errors import OFAError
 
+BACKENDS = ("torch", "onnxruntime")
+"""What runs the network: PyTorch, or the graphs `ofa export onnx` wrote, in onnxruntime (CPU)."""
+BACKEND_HELP = ("torch (default): the PyTorch model; onnxruntime: a folder written by `ofa export onnx`, on the CPU, "
+                "--precision fp32 or int8 (with --int8 exported); see docs/export.md")
 STATE_FILE = "trainer_state.json"
 """Written last into each `checkpoint-<step>/`: a checkpoint without it is incomplete."""
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -59,15 +64,23 @@ def load_model(directory: str | Path, overrides: dict | None = None) -> tuple[An
     `overrides` go to `from_pretrained` (config overrides such as dropout).
     """
     from ofa_core.model.modeling import OFAForConditionalGeneration
-    from ofa_core.model.processing import OFAProcessor
 
     directory = model_directory(directory)
+    if is_exported(directory):
+        raise OFAError(f"{directory}: an exported ONNX folder; run it with --backend onnxruntime "
+                       f"(backend='onnxruntime' in Python), or give the PyTorch model it was exported from")
+    processor = _processor(directory)
+    return OFAForConditionalGeneration.from_pretrained(directory, **dict(overrides or {})), processor
+
+
+def _processor(directory: Path) -> Any:
+    from ofa_core.model.processing import OFAProcessor
+
     try:
-        processor = OFAProcessor.from_pretrained(directory)
+        return OFAProcessor.from_pretrained(directory)
     except (OSError, ValueError) as err:
         raise OFAError(f"{directory}: no processor (tokenizer + image processor) saved with the model ({err}); "
                        f"convert with `ofa convert` or save one with processor.save_pretrained") from None
-    return OFAForConditionalGeneration.from_pretrained(directory, **dict(overrides or {})), processor
 
 
 def default_device() -> Any:
@@ -88,11 +101,16 @@ class Loaded:
 
 
 def load_for_inference(directory: str | Path, precision: str = "fp32", device: Any = None,
-                       option: str = "--precision") -> Loaded:
+                       option: str = "--precision", backend: str = "torch") -> Loaded:
     """The model in `directory` on `device` (default: `default_device()`) in `precision`, checked before loading.
 
-    `option` names the setting in messages (`--precision` for the CLI, `precision` for the Python API).
+    `option` names the setting in messages (`--precision` for the CLI, `precision` for the Python API). `backend`
+    'onnxruntime' loads an exported folder's graphs instead (no PyTorch model code is imported).
     """
+    if backend == "onnxruntime":
+        return _load_exported(Path(directory), precision, device, option)
+    if backend != "torch":
+        raise OFAError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     from ofa_core.model.precision import apply, check
 
     device = default_device() if device is None else device
@@ -100,3 +118,19 @@ def load_for_inference(directory: str | Path, precision: str = "fp32", device: A
     model, processor = load_model(directory)
     model, applied = apply(model, precision, device, option)
     return Loaded(model, processor, applied)
+
+
+def _load_exported(directory: Path, precision: str, device: Any, option: str) -> Loaded:
+    from ofa_core.exported.runtime import ExportedModel
+    from ofa_core.model.precision import Applied
+
+    if device is not None and str(device).split(":")[0] != "cpu":
+        raise OFAError(f"device {device}: the onnxruntime backend runs on the CPU; use the CPU, or the torch backend")
+    if not is_exported(directory):
+        raise OFAError(f"{directory}: not an exported folder (no manifest.json); export it first with "
+                       f"`ofa export onnx --model {directory} --out DIR` and give DIR")
+    if precision not in ("fp32", "int8"):
+        raise OFAError(f"{option} {precision}: the onnxruntime backend runs fp32 or int8 graphs; bf16 and fp16 are "
+                       f"torch backend modes")
+    model = ExportedModel.load(directory, precision)
+    return Loaded(model, _processor(directory), Applied(precision, precision))

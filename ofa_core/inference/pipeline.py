@@ -134,7 +134,7 @@ def resolve_task(task: str, lang: str | None = None, options: Mapping[str, Any] 
 
 def pipeline(task: str, model: str | Path, device: Any = None, dtype: Any = None, lang: str | None = None,
              options: Mapping[str, Any] | None = None, generation: Mapping[str, Any] | None = None,
-             batch_size: int = 8, precision: str | None = None) -> OFAPipeline:
+             batch_size: int = 8, precision: str | None = None, backend: str = "torch") -> OFAPipeline:
     """A callable answering the registered task `task` with the model in `model` (a model or run directory).
 
     `device`: where the model runs (default: CUDA if available, else the CPU). `precision`: 'fp32' (exact), 'bf16'
@@ -144,12 +144,15 @@ def pipeline(task: str, model: str | Path, device: Any = None, dtype: Any = None
     `lang`: the prompt language (default: the task's first). `options`: the
     task's options as a recipe's `task.options` has them, e.g. `{"labels": ["cat", "dog"]}` for classification.
     `generation`: `GenerationConfig` settings over the task's search. `batch_size`: images decoded together.
+    `backend`: 'torch', or 'onnxruntime' for a folder written by `ofa export onnx` (CPU; precision 'fp32' or 'int8').
     """
     from ofa_core.inference.loading import load_for_inference, load_model
     from ofa_core.inference.predictor import Predictor
     from ofa_core.model.precision import check
 
     _checked_batch_size(batch_size)
+    if backend == "onnxruntime":
+        return _exported_pipeline(task, model, device, dtype, lang, options, generation, batch_size, precision)
     target, dtype = _device(device), _dtype(dtype)
     if precision is not None:
         if dtype is not None:
@@ -170,6 +173,23 @@ def pipeline(task: str, model: str | Path, device: Any = None, dtype: Any = None
     ready = load_for_inference(directory, precision, target, "precision")
     if ready.precision.notice:
         warnings.warn(ready.precision.notice, stacklevel=2)
+    predictor = Predictor(ready.model, ready.processor, spec, prompt, built, dict(generation or {}))
+    return OFAPipeline(predictor, batch_size, task, ready.precision.precision)
+
+
+def _exported_pipeline(task, model, device, dtype, lang, options, generation, batch_size, precision) -> OFAPipeline:
+    """`pipeline(..., backend="onnxruntime")`: the exported graphs behind the same predictor and search."""
+    from ofa_core.inference.loading import load_for_inference
+    from ofa_core.inference.predictor import Predictor
+
+    if dtype is not None:
+        raise OFAError(f"dtype={dtype}: the onnxruntime backend runs its exported graphs as they are; give "
+                       f"precision='fp32' or 'int8'")
+    directory = Path(model)
+    if not directory.is_dir():
+        raise OFAError(f"{directory}: model: no such directory (give a folder written by `ofa export onnx`)")
+    spec, prompt, built = resolve_task(task, lang, options)
+    ready = load_for_inference(directory, precision or "fp32", device, "precision", backend="onnxruntime")
     predictor = Predictor(ready.model, ready.processor, spec, prompt, built, dict(generation or {}))
     return OFAPipeline(predictor, batch_size, task, ready.precision.precision)
 
