@@ -96,6 +96,12 @@ def _uninstall() -> None:
         sys.meta_path.remove(_WATCHER)
 
 
+def suspend() -> None:
+    """Stop waiting to register: a process that runs exported graphs only (`--backend onnxruntime`) then imports no
+    model class. `register_auto_classes()` still registers on demand."""
+    _uninstall()
+
+
 def install() -> None:
     """Register now if transformers' Auto loaders are loaded, else as soon as they are."""
     if _registered:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from ofa_core import auto_registration
 from ofa_core.cli.common import quiet_transformers
 from ofa_core.inference import sharding
 from ofa_core.inference.inputs import entries, load, quiet_entries, unique_ids
@@ -144,6 +145,8 @@ def _predict(args, world, output, ids, order, done, fields, task, prompt, model_
         print(f"resume: {len(ids) - remaining} of {len(ids)} inputs already predicted ({len(salvaged)} of them in an "
               f"interrupted run's part files); {remaining} to go", file=sys.stderr)
 
+    if args.backend == "onnxruntime":
+        auto_registration.suspend()  # exported graphs only: no model class is imported to register it
     from ofa_core.inference.loading import load_for_inference  # torch: only once there is something to predict
     from ofa_core.inference.predictor import Predictor
 

@@ -11,6 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
+from ofa_core import auto_registration
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS, model_directory
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     tasks = served_tasks(args.loader.registry(), args.task)
     _check_port(args.host, args.port)
 
+    if args.backend == "onnxruntime":
+        auto_registration.suspend()  # exported graphs only: no model class is imported to register it
     import torch  # heavy imports: only once there is something to serve
     import uvicorn
 
