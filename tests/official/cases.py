@@ -1,0 +1,97 @@
+"""One case per official recipe: the checkpoint to build, the rows to read, and how OFA's own script evaluates them.
+
+`tests/official/test_parity.py` and `tools/reference/make_goldens.py` both read this table, so the golden and the
+test always describe the same run. Only what differs between tasks is here; the recipe and its docs page say the
+rest (the `ofa eval` command is the same for every recipe).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RECIPES = REPO / "recipes/official"
+DATA = HERE / "data"
+GOLDENS = HERE / "goldens"
+# The official tokenizer files (OFA's utils/BPE and utils/BERT_CN_dict/vocab.txt), beside the checkout.
+SPEC = REPO.parent / "shared/spec"
+
+
+@attrs.frozen
+class Weights:
+    """How the tiny model's random weights are drawn (see README.md: why these scales give peaked outputs).
+
+    `embedding` scales the shared token embedding (also the output projection, so the logits' spread), `attention`
+    the query and key projections (attention that picks a few positions, so outputs depend on the image and the
+    text), `gain` every other matrix over 1/sqrt(fan-in), and `eos` the end-of-sentence row, so that some
+    hypotheses end before the length limit.
+    """
+
+    seed: int = 0
+    embedding: float = 0.5
+    attention: float = 4.0
+    gain: float = 3.0
+    eos: float = 1.8
+
+
+@attrs.frozen
+class Case:
+    """One official recipe's parity run.
+
+    `task`: the fairseq task (`convert to-fairseq --task`, evaluate.py `--task`). `language`: which official
+    vocabulary the checkpoint has. `config`: OFAConfig settings of the task's official train script that differ from
+    the defaults (e.g. its patch size). `rows`: the TSV under tests/official/data, in the official column layout.
+    `script`: the run_scripts file whose evaluate.py call the golden reproduces; `flags` are that call's flags
+    except the paths, --fp16 and the launcher, `overrides` its --model-overrides except data and bpe_dir.
+    `compare`: how predictions are compared (a key of tests/official/compare.py's COMPARISONS). `metric`: how the
+    golden's metric is computed from the official predictions (a key of tools/reference/make_goldens.py's METRICS).
+    """
+
+    recipe: str
+    task: str
+    language: str
+    rows: str
+    script: str
+    flags: tuple[str, ...]
+    overrides: dict[str, Any]
+    compare: str
+    metric: str
+    config: dict[str, Any] = attrs.field(factory=dict)
+    weights: Weights = Weights()
+
+    @property
+    def recipe_path(self) -> Path:
+        return RECIPES / f"{self.recipe}.json"
+
+    @property
+    def rows_path(self) -> Path:
+        return DATA / self.rows
+
+    @property
+    def golden_path(self) -> Path:
+        return GOLDENS / f"{self.recipe}.json"
+
+    def tokenizer_arguments(self) -> list[str]:
+        """What `convert fairseq` is given, as the recipe's setup text says: --bpe-dir for English, --vocab for Chinese."""
+        return ["--bpe-dir", str(SPEC / "BPE_EN")] if self.language == "en" else ["--vocab", str(SPEC / "BERT_CN_vocab.txt")]
+
+
+# evaluate_caption_base.sh (COCO) and generate_caption_cn.sh (MUGE): --batch-size 16, --seed 7, the test split.
+_CAPTION_FLAGS = ("--task=caption", "--batch-size=16", "--log-format=simple", "--log-interval=10", "--seed=7",
+                  "--gen-subset=test", "--no-repeat-ngram-size=3", "--num-workers=0")
+_CAPTION_OVERRIDES = {"eval_cider": False, "selected_cols": "1,4,2"}
+
+CASES: dict[str, Case] = {case.recipe: case for case in (
+    Case("caption_coco", "caption", "en", "caption_en.tsv", "run_scripts/caption/evaluate_caption_base.sh",
+         (*_CAPTION_FLAGS, "--beam=5", "--max-len-b=16"), _CAPTION_OVERRIDES, "caption", "coco_caption"),
+    # Stage 2 (SCST) is evaluated by the same script as stage 1: the same checkpoint, rows and golden values.
+    Case("caption_coco_scst", "caption", "en", "caption_en.tsv", "run_scripts/caption/evaluate_caption_base.sh",
+         (*_CAPTION_FLAGS, "--beam=5", "--max-len-b=16"), _CAPTION_OVERRIDES, "caption", "coco_caption"),
+    Case("caption_muge", "caption", "zh", "caption_zh.tsv", "run_scripts/caption/generate_caption_cn.sh",
+         (*_CAPTION_FLAGS, "--beam=8", "--max-len-b=128"), _CAPTION_OVERRIDES, "caption_zh", "muge_caption",
+         weights=Weights(eos=1.5)),  # long captions (up to the 129-token limit) as well as short ones
+)}

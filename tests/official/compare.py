@@ -1,0 +1,56 @@
+"""How `ofa eval`'s output is held against a golden, per kind of task (the `compare` key of a case).
+
+Each comparison gets the golden, the eval's prediction lines (`--predictions`) and its result JSON (stdout), and
+raises AssertionError naming the row and both values. Text is compared after the normalisation the official
+evaluation function applies to its own output (written down per comparison), never by similarity.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable
+
+# Metric scores are compared on ofa eval's scale (x100); the golden holds the official scorer's value times 100.
+METRIC_TOLERANCE = 1e-4
+_PUNCTUATION = str.maketrans({key: None for key in string.punctuation})
+
+
+def _by_id(golden: dict, lines: list[dict]) -> list[tuple[dict, dict]]:
+    """Pair every golden row with ofa eval's line of the same id; the two must hold the same ids, once each."""
+    ours = {str(line["id"]): line for line in lines}
+    assert len(ours) == len(lines), f"ofa eval wrote a row id twice: {[line['id'] for line in lines]}"
+    expected = [row["id"] for row in golden["predictions"]]
+    assert sorted(ours) == sorted(expected), f"row ids: ofa eval {sorted(ours)}, official {sorted(expected)}"
+    return [(row, ours[row["id"]]) for row in golden["predictions"]]
+
+
+def check_metric(golden: dict, result: dict) -> None:
+    for key, official in golden["metric"].items():
+        assert abs(result[key] - official) <= METRIC_TOLERANCE, f"{key}: ofa eval {result[key]!r}, official {official!r}"
+
+
+def caption(golden: dict, lines: list[dict], result: dict) -> None:
+    """English captions: eval_caption removes ASCII punctuation and strips the decoded text; ours is compared so."""
+    for row, line in _by_id(golden, lines):
+        ours = line["prediction"].translate(_PUNCTUATION).strip()
+        assert ours == row["prediction"], f"row {row['id']}: ofa eval {ours!r}, official {row['prediction']!r}"
+    check_metric(golden, result)
+
+
+def caption_zh(golden: dict, lines: list[dict], result: dict) -> None:
+    """Chinese captions: as English ones, and without white space (OFA's BERT decoding puts a space between
+    characters, ours joins them; the MUGE metric ignores spaces). The golden keeps OFA's text, spaces included."""
+    def joined(text: str) -> str:
+        return re.sub(r"\s+", "", text.translate(_PUNCTUATION))
+
+    for row, line in _by_id(golden, lines):
+        ours, official = joined(line["prediction"]), joined(row["prediction"])
+        assert ours == official, f"row {row['id']}: ofa eval {ours!r}, official {official!r}"
+    check_metric(golden, result)
+
+
+COMPARISONS: dict[str, Callable[[dict, list[dict], dict], None]] = {
+    "caption": caption,
+    "caption_zh": caption_zh,
+}

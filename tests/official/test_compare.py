@@ -1,0 +1,62 @@
+"""The comparisons can fail: each golden, held against itself, passes, and every perturbation of it is caught.
+
+Runs without the model or the official files: the "eval output" here is made from the golden itself, the way
+`ofa eval` would write it when it agrees with the official code.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import orjson
+import pytest
+
+from .cases import CASES
+from .compare import COMPARISONS, METRIC_TOLERANCE
+
+GOLDEN_CASES = [case for case in CASES.values() if case.golden_path.is_file()]
+
+
+def agreeing_output(golden: dict) -> tuple[list[dict], dict]:
+    """Prediction lines and a result JSON that say what the golden says."""
+    lines = [{"id": row["id"], "prediction": row["prediction"]} for row in golden["predictions"]]
+    return lines, {**golden["metric"], "examples": len(lines)}
+
+
+@pytest.fixture(params=GOLDEN_CASES, ids=lambda case: case.recipe)
+def golden_case(request):
+    case = request.param
+    return COMPARISONS[case.compare], orjson.loads(case.golden_path.read_bytes())
+
+
+def test_the_golden_agrees_with_itself(golden_case):
+    compare, golden = golden_case
+    compare(golden, *agreeing_output(golden))
+
+
+def test_a_changed_prediction_fails(golden_case):
+    compare, golden = golden_case
+    lines, result = agreeing_output(golden)
+    lines[-1]["prediction"] += "x"
+    with pytest.raises(AssertionError, match=f"row {lines[-1]['id']}"):
+        compare(golden, lines, result)
+
+
+def test_a_missing_or_extra_row_fails(golden_case):
+    compare, golden = golden_case
+    lines, result = agreeing_output(golden)
+    with pytest.raises(AssertionError, match="row ids"):
+        compare(golden, lines[:-1], result)
+    with pytest.raises(AssertionError, match="row ids"):
+        compare(golden, [*lines, {**lines[0], "id": "extra"}], result)
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_metric_off_by_more_than_the_tolerance_fails(golden_case, direction):
+    compare, golden = golden_case
+    lines, result = agreeing_output(golden)
+    for key in golden["metric"]:
+        perturbed = copy.deepcopy(golden)
+        perturbed["metric"][key] += direction * 2 * METRIC_TOLERANCE
+        with pytest.raises(AssertionError, match=key):
+            compare(perturbed, lines, result)

@@ -1,0 +1,68 @@
+"""Every official recipe, evaluated exactly as its docs page says, gives what OFA's own evaluate.py gave.
+
+Per recipe in recipes/official/: build the case's tiny official-layout checkpoint (tests/official/checkpoints.py),
+check that it is the very file the golden was made on, convert it back as a user would
+(`convert fairseq X.pt --out DIR --bpe-dir/--vocab ...`), run
+`ofa eval RECIPE --checkpoint DIR --set data.reader.valid=ROWS.tsv --predictions OUT.jsonl` and hold the
+predictions, scores and metric against tests/official/goldens/<recipe>.json (made by
+tools/reference/make_goldens.py with the official code). A recipe without a case or a golden fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import attrs
+import orjson
+import pytest
+
+from ofa_core.cli import main
+
+from .cases import CASES, RECIPES, REPO, SPEC, Case
+from .compare import COMPARISONS
+
+OFFICIAL_RECIPES = sorted(path.stem for path in RECIPES.glob("*.json"))
+
+
+def case_record(case: Case) -> dict:
+    """What the golden records of its case (JSON types), so that an edited case cannot meet an old golden."""
+    return orjson.loads(orjson.dumps(attrs.asdict(case)))
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_golden(recipe: str) -> tuple[Case, dict]:
+    case = CASES.get(recipe)
+    assert case is not None, (f"recipes/official/{recipe}.json has no parity case: add one to tests/official/cases.py "
+                              "(tests/official/README.md says how)")
+    assert case.golden_path.is_file(), (f"{case.golden_path.relative_to(REPO)} is missing: make it with "
+                                        f"tools/reference/make_goldens.py {recipe} (tools/reference/README.md)")
+    golden = orjson.loads(case.golden_path.read_bytes())
+    assert golden["case"] == case_record(case), (f"tests/official/cases.py's {recipe} case changed since its golden "
+                                                 "was made: make the golden again")
+    assert golden["rows_sha256"] == sha256(case.rows_path), f"{case.rows_path.name} changed since the golden was made"
+    return case, golden
+
+
+@pytest.mark.parametrize("recipe", OFFICIAL_RECIPES)
+def test_the_recipe_evaluates_as_the_official_code(recipe, tmp_path, capsys, built):
+    case, golden = load_golden(recipe)
+    if not SPEC.is_dir():
+        pytest.skip(f"{SPEC} (the official BPE files and Chinese vocabulary) not present")
+    model = built(case)
+    assert model.digest == golden["checkpoint_sha256"], (
+        "the checkpoint built by tests/official/checkpoints.py is not the one the golden was made on (the builder, "
+        "the model code or convert to-fairseq changed what it writes): make the golden again")
+    # A copy of the recipes, so that the run's output_dir (relative to the recipe) lands in tmp_path.
+    recipes = shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    predictions = tmp_path / "predictions.jsonl"
+    capsys.readouterr()
+    assert main(["eval", str(recipes / "official" / f"{recipe}.json"), "--checkpoint", str(model.converted),
+                 "--set", f"data.reader.valid={case.rows_path}", "--predictions", str(predictions)]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["examples"] == len(golden["predictions"]) and result["precision"] == "fp32"  # as the official run
+    lines = [orjson.loads(line) for line in predictions.read_bytes().splitlines()]
+    COMPARISONS[case.compare](golden, lines, result)

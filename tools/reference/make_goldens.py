@@ -1,0 +1,186 @@
+"""Make tests/official/goldens/<recipe>.json: OFA's own evaluate.py on the parity suite's checkpoints and rows.
+
+Run by hand (not in CI), with the project's venv, once the official environment works (tools/reference/setup.sh):
+    .venv/bin/python tools/reference/make_goldens.py [RECIPE ...] [--ready /work/ref/READY] [--ofa /work/ref/OFA]
+For each recipe (default: every case of tests/official/cases.py): build the case's checkpoint with this project's
+code (tests/official/checkpoints.py), run the official evaluate.py on it and the case's rows with the flags of the
+case's run_scripts file (minus --fp16, plus --cpu) through tools/reference/official_eval.py in the official
+environment, score the official predictions with the task's metric, and write the golden. The shell line that
+activates the official environment is read from the READY file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shlex
+import string
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import orjson
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+from official.cases import CASES, SPEC, Case  # noqa: E402  (tests/ is not an installed package)
+from official.checkpoints import build, digest  # noqa: E402
+
+OFFICIAL_TOKENIZER = {"en": ("utils/BPE", SPEC / "BPE_EN"), "zh": ("utils/BERT_CN_dict", SPEC)}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_tokenizer_files(case: Case, ofa: Path) -> str:
+    """The tests read the official tokenizer files from shared/spec; they must be byte for byte OFA's own."""
+    official, ours = OFFICIAL_TOKENIZER[case.language]
+    pairs = ([(ofa / official / name, ours / name) for name in ("encoder.json", "vocab.bpe", "dict.txt")]
+             if case.language == "en" else [(ofa / official / "vocab.txt", ours / "BERT_CN_vocab.txt")])
+    for theirs, mine in pairs:
+        if theirs.read_bytes() != mine.read_bytes():
+            raise SystemExit(f"{mine} differs from OFA's {theirs}: the tests would read another vocabulary")
+    return str(ofa / official)
+
+
+def references(case: Case) -> dict[str, list[str]]:
+    """The rows' references as the official caption evaluation data has them: image id -> captions ('&&')."""
+    rows = [line.split("\t") for line in case.rows_path.read_text(encoding="utf-8").splitlines()]
+    return {row[1]: row[2].split("&&") for row in rows}
+
+
+def _coco_scores(predictions: dict[str, str], refs: dict[str, list[str]], tokenize: Callable) -> dict[str, float]:
+    """BLEU-4, ROUGE-L and CIDEr-D of pycocoevalcap (coco_eval.py's scorers), x100 as ofa eval reports them."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    gts, res = tokenize(refs), tokenize({key: [predictions[key]] for key in refs})
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    rouge, _ = Rouge().compute_score(gts, res)
+    cider, _ = Cider().compute_score(gts, res)
+    return {"cider": 100 * float(cider), "bleu4": 100 * float(bleu[3]), "rouge_l": 100 * float(rouge)}
+
+
+def coco_caption(predictions: dict[str, str], case: Case) -> dict[str, float]:
+    """run_scripts/caption/coco_eval.py: Stanford PTB tokenization (Java), then the scorers; METEOR and SPICE, which
+    ofa eval does not report, are left out."""
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    def tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:
+        return PTBTokenizer().tokenize({key: [{"caption": text} for text in texts] for key, texts in captions.items()})
+
+    return _coco_scores(predictions, references(case), tokenize)
+
+
+_CJK_OR_FULL_WIDTH = r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
+
+
+def muge_caption(predictions: dict[str, str], case: Case) -> dict[str, float]:
+    """OFA publishes no MUGE scorer; the scorers of coco_caption on MUGE's tokens as docs/tasks/caption.md defines
+    them: no spaces, one token per CJK character or full-width sign, one per run of ASCII letters and digits, ASCII
+    punctuation dropped (written here from that text, not from the project's code)."""
+    drop = str.maketrans({key: None for key in string.punctuation})
+
+    def tokens(text: str) -> str:
+        text = re.sub(r"\s+", "", text).translate(drop)
+        return " ".join(re.findall(rf"{_CJK_OR_FULL_WIDTH}|[A-Za-z0-9]+|[^\sA-Za-z0-9]", text))
+
+    def tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {key: [tokens(text) for text in texts] for key, texts in captions.items()}
+
+    return _coco_scores(predictions, references(case), tokenize)
+
+
+METRICS: dict[str, Callable[[dict[str, str], Case], dict[str, float]]] = {
+    "coco_caption": coco_caption,
+    "muge_caption": muge_caption,
+}
+
+
+def evaluate_arguments(case: Case, checkpoint: Path, bpe_dir: str, ofa: Path, results: Path) -> list[str]:
+    """The run_scripts call of the case with this machine's paths: its flags, --cpu instead of --fp16."""
+    overrides = {"data": str(case.rows_path), "bpe_dir": bpe_dir, **case.overrides}
+    return [str(case.rows_path), f"--path={checkpoint}", f"--user-dir={ofa / 'ofa_module'}", *case.flags, "--cpu",
+            f"--results-path={results}", f"--model-overrides={overrides!r}"]
+
+
+def official_run(case: Case, checkpoint: Path, ofa: Path, activate: str, work: Path) -> tuple[list, list[str]]:
+    """Run evaluate.py through official_eval.py; return (the saved predictions, the recorded rows, the arguments)."""
+    bpe_dir = check_tokenizer_files(case, ofa)
+    arguments = evaluate_arguments(case, checkpoint, bpe_dir, ofa, work / "results")
+    record = work / "record.json"
+    command = shlex.join(["python", str(REPO / "tools/reference/official_eval.py"),
+                          "--ofa", str(ofa), "--record", str(record), "--", *arguments])
+    completed = subprocess.run(["bash", "-c", f"{activate}\n{command}"], capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"official evaluate.py failed for {case.recipe}:\n{completed.stdout[-4000:]}\n"
+                         f"{completed.stderr[-4000:]}")
+    subset = next(flag.split("=", 1)[1] for flag in case.flags if flag.startswith("--gen-subset="))
+    saved = json.loads((work / "results" / f"{subset}_predict.json").read_text(encoding="utf-8"))
+    return saved, json.loads(record.read_text(encoding="utf-8")), arguments
+
+
+def caption_rows(saved: list[dict], recorded: list[dict]) -> list[dict]:
+    """Per row: the caption evaluate.py saved, and its search's best and second-best beams (tokens and scores)."""
+    beams = {row["id"]: row["beams"] for row in recorded}
+    rows = []
+    for entry in saved:
+        best, *rest = beams[entry["image_id"]]
+        rows.append({"id": entry["image_id"], "prediction": entry["caption"], "tokens": best["tokens"],
+                     "score": best["score"], "runner_up_score": rest[0]["score"] if rest else None})
+    return rows
+
+
+ROWS: dict[str, Callable[[list[dict], list[dict]], list[dict]]] = {
+    "caption": caption_rows,
+    "caption_zh": caption_rows,
+}
+
+
+def make_golden(case: Case, ofa: Path, activate: str, commit: str) -> Path:
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        checkpoint = build(case, work)
+        saved, recorded, arguments = official_run(case, checkpoint, ofa, activate, work)
+        rows = ROWS[case.compare](saved, recorded)
+        golden = {
+            "recipe": case.recipe,
+            "case": orjson.loads(orjson.dumps(attrs.asdict(case))),
+            "checkpoint_sha256": digest(checkpoint),
+            "rows_sha256": sha256(case.rows_path),
+            "official": {"repository": "OFA-Sys/OFA", "commit": commit, "script": case.script,
+                         "evaluate_py": [re.sub(re.escape(directory), "<tmp>", arg) for arg in arguments]},
+            "predictions": rows,
+            "metric": METRICS[case.metric]({row["id"]: row["prediction"] for row in rows}, case),
+        }
+    case.golden_path.parent.mkdir(parents=True, exist_ok=True)
+    case.golden_path.write_bytes(orjson.dumps(golden, option=orjson.OPT_INDENT_2) + b"\n")
+    return case.golden_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipes to make goldens for (default: every case)")
+    parser.add_argument("--ready", type=Path, default=Path("/work/ref/READY"),
+                        help="file whose text activates the official environment in bash")
+    parser.add_argument("--ofa", type=Path, default=Path("/work/ref/OFA"), help="the OFA work tree")
+    args = parser.parse_args()
+    unknown = sorted(set(args.recipes) - set(CASES))
+    if unknown:
+        parser.error(f"no case for {', '.join(unknown)} in tests/official/cases.py")
+    activate = args.ready.read_text(encoding="utf-8")
+    commit = subprocess.run(["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    for recipe in args.recipes or list(CASES):
+        print(f"{recipe}: wrote {make_golden(CASES[recipe], args.ofa.resolve(), activate, commit or 'unknown')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Write the parity suite's rows (tests/official/data/*.tsv): real photos in the official TSV layouts.
+
+Run by hand, in any Python with scikit-image and Pillow (not a project dependency):
+    python tools/reference/make_rows.py [NAME ...]
+The photos are those scikit-image ships (skimage.data), shrunk to at most 192 pixels a side and stored as JPEG
+(base64), so that the committed files stay small; the captions are written by hand for each photo. Existing
+files are replaced; the goldens made from them must then be made again (tools/reference/make_goldens.py).
+
+A model with random weights says nothing a person would, so against the photos' own captions every metric is 0
+and a wrong metric would pass unseen. Once a golden exists, give its first rows an "echo" reference (the official
+prediction less its last word, or last two characters for Chinese) so that the metric lies strictly between its
+extremes; references do not reach the model, so the predictions stay the same:
+    python tools/reference/make_rows.py --echo tests/official/goldens/caption_coco.json caption_en
+then make the goldens of that row set again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+DATA = Path(__file__).resolve().parents[2] / "tests/official/data"
+MAX_SIDE = 192
+
+
+def photo(name: str) -> str:
+    """skimage.data's photo `name` as base64 JPEG (grey photos stay grey: the official reader converts them)."""
+    import skimage.data
+
+    image = Image.fromarray(getattr(skimage.data, name)())
+    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=75)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# (photo, image id, English captions, Chinese captions, object labels)
+CAPTIONS = [
+    ("astronaut", "391895", ["an astronaut in a white space suit holding a helmet",
+                             "a woman astronaut posing in front of an american flag",
+                             "a smiling astronaut in a spacesuit"],
+     ["身穿白色宇航服的宇航员站在国旗前", "一位女宇航员手拿头盔微笑"], "person&&flag&&helmet"),
+    ("chelsea", "522418", ["a tabby cat sitting and looking to the side", "an orange and brown cat on a grey floor"],
+     ["一只橘色的虎斑猫坐在地上", "虎斑猫侧着头看向一旁"], "cat"),
+    ("coffee", "184613", ["a cup of coffee on a saucer with a spoon", "a white coffee cup on a red table"],
+     ["红色桌子上放着一杯咖啡", "白色咖啡杯和勺子"], "cup&&spoon&&dining table"),
+    ("camera", "318219", ["a black and white photo of a man with a camera on a tripod",
+                          "a photographer standing in a field"],
+     ["黑白照片里一个男人在草地上用相机拍照"], ""),
+]
+
+
+def caption_rows(language: str) -> list[list[str]]:
+    """OFA's caption TSV: uniq-id, image-id, captions joined by '&&', object labels, image."""
+    rows = []
+    for index, (name, image_id, english, chinese, objects) in enumerate(CAPTIONS):
+        captions = english if language == "en" else chinese
+        rows.append([str(index), image_id, "&&".join(captions), objects, photo(name)])
+    return rows
+
+
+ROW_SETS: dict[str, Callable[[], list[list[str]]]] = {
+    "caption_en": lambda: caption_rows("en"),
+    "caption_zh": lambda: caption_rows("zh"),
+}
+
+
+def echo(prediction: str) -> str:
+    """A reference that shares all but the end of the official prediction: partial n-gram matches."""
+    words = prediction.split()
+    if len(words) > 1 and not any("\u4e00" <= character <= "\u9fff" for character in prediction):
+        return " ".join(words[:-1])
+    joined = "".join(words)
+    return joined[:-2] if len(joined) > 2 else joined
+
+
+def add_echoes(rows: list[list[str]], golden: Path) -> list[list[str]]:
+    """Append an echo reference to the caption column of the first half of the rows (image id in column 1)."""
+    predictions = {row["id"]: row["prediction"] for row in json.loads(golden.read_text(encoding="utf-8"))["predictions"]}
+    for row in rows[: (len(rows) + 1) // 2]:
+        row[2] = "&&".join([*row[2].split("&&"), echo(predictions[row[1]])])
+    return rows
+
+
+def write(path: Path, rows: list[list[str]]) -> None:
+    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    print(f"wrote {path}: {len(rows)} rows, {path.stat().st_size} bytes")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"row sets to write (default: all): {', '.join(ROW_SETS)}")
+    parser.add_argument("--echo", type=Path, metavar="GOLDEN",
+                        help="write the row set again with echo references from this golden's predictions")
+    args = parser.parse_args()
+    names = args.names or list(ROW_SETS)
+    unknown = sorted(set(names) - set(ROW_SETS))
+    if unknown:
+        parser.error(f"unknown row set {', '.join(unknown)}; choose from {', '.join(ROW_SETS)}")
+    if args.echo and len(names) != 1:
+        parser.error("--echo takes exactly one row set")
+    DATA.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        rows = ROW_SETS[name]()
+        write(DATA / f"{name}.tsv", add_echoes(rows, args.echo) if args.echo else rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Run OFA's own evaluate.py on the CPU and record what its evaluation functions computed, row by row.
+
+Run in the official environment (tools/reference/setup.sh; /work/ref/READY names its activation line), from
+anywhere:
+    python tools/reference/official_eval.py --ofa OFA_DIR --record OUT.json -- EVALUATE.PY ARGUMENTS...
+The arguments are evaluate.py's own (those of a run_scripts/<task>/evaluate_*.sh call, --cpu instead of --fp16).
+Nothing of OFA's code is changed or copied: `torch.Tensor.cuda` becomes a no-op (evaluate.py allocates its score
+sums with .cuda()), and a profile hook reads the local variables of utils/eval_utils.py's eval_* functions as they
+return: the hypotheses of a search (every beam's tokens and score), or the per-candidate scores of a closed set,
+with the batch's sample ids. The record is a JSON list, one entry per row, in the order evaluate.py saw them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _hypotheses(hypos: list, ids: list) -> list[dict[str, Any]]:
+    """Beam search output: per row, every finished hypothesis in the order the generator ranked them."""
+    return [{"id": str(row_id), "beams": [{"tokens": [int(t) for t in hypo["tokens"].tolist()],
+                                          "score": float(hypo["score"])} for hypo in row]}
+            for row_id, row in zip(ids, hypos)]
+
+
+def _candidates(scores, names: list[str] | None, ids: list) -> list[dict[str, Any]]:
+    """Closed sets: per row, every candidate's score (named when the task has an index-to-answer list)."""
+    rows = []
+    for row_id, values in zip(ids, scores.tolist()):
+        rows.append({"id": str(row_id), "candidates": values if names is None else dict(zip(names, values))})
+    return rows
+
+
+def recorder(records: list[dict[str, Any]]):
+    """A sys.setprofile hook that reads eval_utils' eval_* locals when such a function returns."""
+    def hook(frame, event, arg):
+        code = frame.f_code
+        if event != "return" or not code.co_name.startswith("eval_") or not code.co_filename.endswith("eval_utils.py"):
+            return
+        local = frame.f_locals
+        sample, task = local.get("sample"), local.get("task")
+        if sample is None or "id" not in sample:
+            return
+        ids = sample["id"].tolist() if hasattr(sample["id"], "tolist") else list(sample["id"])
+        for name in ("hypos", "gen_out"):
+            if isinstance(local.get(name), list):
+                records.extend(_hypotheses(local[name], ids))
+                return
+        if local.get("valid_result") is not None:  # VQA (all candidates), SNLI-VE, image classification
+            names = getattr(task, "index2ans", None)
+            names = [names[i] for i in range(len(names))] if names is not None else None
+            records.extend(_candidates(local["valid_result"], names, ids))
+    return hook
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ofa", type=Path, required=True, help="the OFA work tree (evaluate.py, utils/, fairseq/)")
+    parser.add_argument("--record", type=Path, required=True, help="JSON file for the recorded rows")
+    parser.add_argument("evaluate_args", nargs=argparse.REMAINDER, help="-- then evaluate.py's arguments")
+    args = parser.parse_args()
+    evaluate_args = args.evaluate_args[1:] if args.evaluate_args[:1] == ["--"] else args.evaluate_args
+
+    import torch
+
+    torch.Tensor.cuda = lambda self, *unused, **also_unused: self
+    root = args.ofa.resolve()
+    for path in (root / "fairseq", root):
+        sys.path.insert(0, str(path))
+    os.chdir(root)
+    import evaluate
+
+    records: list[dict[str, Any]] = []
+    sys.argv = [str(root / "evaluate.py"), *evaluate_args]
+    sys.setprofile(recorder(records))
+    try:
+        evaluate.cli_main()
+    finally:
+        sys.setprofile(None)
+    args.record.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"recorded {len(records)} rows in {args.record}")
+
+
+if __name__ == "__main__":
+    main()
