@@ -223,7 +223,7 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _manifest(folder: Path, source: Path, model: Any, opset: int, difference: dict[str, float]) -> dict:
+def _manifest(folder: Path, source: Path | None, model: Any, opset: int, difference: dict[str, float]) -> dict:
     graphs = {}
     for path in sorted(folder.glob("*.onnx")):
         graphs[path.name.removesuffix(".onnx")] = {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size}
@@ -232,7 +232,7 @@ def _manifest(folder: Path, source: Path, model: Any, opset: int, difference: di
         "exported_by": {name: _package_version(pkg) for name, pkg in
                         (("ofa-framework", "ofa-framework"), ("torch", "torch"), ("onnx", "onnx"),
                          ("onnxruntime", "onnxruntime"))},
-        "source": str(source.resolve()), "opset": opset,
+        "source": str(source.resolve()) if source is not None else None, "opset": opset,
         "decoder_layers": model.config.decoder_layers, "vocab_size": model.config.vocab_size,
         "verified_max_difference": difference,
         "graphs": graphs,
@@ -260,6 +260,14 @@ def export_onnx(model_dir: str | Path, out: str | Path, int8: bool = False, over
                           "pip install 'ofa-framework[onnx]'") from None
     source = model_directory(model_dir)
     model, processor = load_model(source)
+    return export_model(model, processor, out, int8, source, opset, started)
+
+
+def export_model(model: Any, processor: Any, out: Path, int8: bool = False, source: Path | None = None,
+                 opset: int = OPSET, started: float | None = None) -> ExportSummary:
+    """Write the exported folder `out` (replacing it) for a loaded model and its processor; `source`, the model's
+    directory, is recorded in the manifest and its ofa_task.json copied."""
+    started = time.perf_counter() if started is None else started
     model = model.float().eval()
     example = _example(model, processor)
     encoder_args = tuple(example[name] for name in ENCODER_INPUTS)
@@ -282,7 +290,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, int8: bool = False, over
         processor.save_pretrained(folder)
         model.config.save_pretrained(folder)
         model.generation_config.save_pretrained(folder)
-        if (source / TASK_CONFIG_FILE).is_file():
+        if source is not None and (source / TASK_CONFIG_FILE).is_file():
             shutil.copyfile(source / TASK_CONFIG_FILE, folder / TASK_CONFIG_FILE)
         manifest = _manifest(folder, source, model, opset, difference)
         (folder / MANIFEST_FILE).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")

@@ -111,10 +111,13 @@ class OFAEncoder(OFATransformerBase):
 
         hidden_states = (x,) if output_hidden_states else None
         for index, layer in enumerate(self.layers):
-            bias = absolute_bias.clone()
-            bias[:, image_len:, image_len:] += head_bias(self.token_rel_pos_table_list[index], text_buckets)
+            # Relative biases padded to the full square rather than added into slices: the same sums, and an exported
+            # graph gets two Pad ops instead of scatters of the whole bias per layer.
+            text_bias = head_bias(self.token_rel_pos_table_list[index], text_buckets)
+            bias = absolute_bias + F.pad(text_bias, (image_len, 0, image_len, 0))
             if image_buckets is not None:
-                bias[:, :image_len, :image_len] += head_bias(self.image_rel_pos_table_list[index], image_buckets)
+                image_bias = head_bias(self.image_rel_pos_table_list[index], image_buckets)
+                bias = bias + F.pad(image_bias, (0, text_len, 0, text_len))
             x = layer(x, bias, padding if has_padding else None)
             if output_hidden_states:
                 hidden_states += (x,)

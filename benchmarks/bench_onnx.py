@@ -1,0 +1,90 @@
+"""onnxruntime against PyTorch: beam-5 caption generation on CPU (2 threads), CN-base shape, random weights.
+
+Run:  python -m pytest benchmarks/bench_onnx.py --benchmark-columns=median,rounds
+
+The setting of benchmarks/bench_generate.py (the `ofa-cn-base` shape at 256 px, the Chinese caption prompt, 5 beams,
+16 tokens forced by min/max length, no-repeat 3), with the model exported by `ofa_core.export.onnx.export_model`
+(fp32 and --int8 graphs). Modes: PyTorch fp32 (exact mode), int8 and bf16 (`ofa_core.model.precision`), onnxruntime
+fp32 and int8, each through its own `generate()` (the same official search). It reports ms per image and the ratio
+to PyTorch fp32 measured in the same run, and whether the best beams of onnxruntime fp32 equal exact mode's. Agreement
+of answers on a trained model is in benchmarks/bench_precision.py's demo setting (docs/export.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench_generate import NEW_TOKENS, RESOLUTION, SETTINGS, inputs
+from ofa_core.model import precision
+from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.errors import OFAError
+from ofa_core.model.generation_config import official_generation_config
+from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.model.search import special_token_ids
+from ofa_core.plugin.testing import tiny_processor
+
+pytest.importorskip("onnxruntime")
+
+from ofa_core.export.onnx import export_model  # noqa: E402
+from ofa_core.exported.runtime import ExportedModel  # noqa: E402
+
+THREADS = 2
+MODES = ("torch fp32", "torch int8", "torch bf16", "ort fp32", "ort int8")
+RESULTS: dict[tuple[str, int], float] = {}
+SEQUENCES: dict[tuple[str, int], torch.Tensor] = {}
+
+
+@pytest.fixture(scope="module")
+def models() -> dict:
+    """Each mode by name; a mode this machine cannot run maps to why."""
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    exact = OFAForConditionalGeneration(OFAConfig.from_preset("ofa-cn-base")).eval()
+    found: dict = {"torch fp32": exact}
+    for mode in ("int8", "bf16"):
+        try:
+            found[f"torch {mode}"] = precision.apply(copy.deepcopy(exact), mode, "cpu")[0]
+        except OFAError as error:
+            found[f"torch {mode}"] = str(error)
+    folder = Path(tempfile.mkdtemp(prefix="ofa-bench-onnx-"))
+    export_model(exact, tiny_processor(patch_image_size=RESOLUTION), folder / "cn-base", int8=True)
+    for mode in ("fp32", "int8"):
+        found[f"ort {mode}"] = ExportedModel.load(folder / "cn-base", mode, threads=THREADS)
+    return found
+
+
+def _generate(model, batch_inputs: dict) -> torch.Tensor:
+    config = official_generation_config("caption", **special_token_ids(model.config))
+    config.update(**SETTINGS)
+    attention = torch.ones_like(batch_inputs["input_ids"])
+    return model.generate(batch_inputs["input_ids"], generation_config=config, attention_mask=attention,
+                          patch_images=batch_inputs["patch_images"],
+                          patch_masks=torch.ones(batch_inputs["input_ids"].shape[0], dtype=torch.bool))
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("mode", MODES)
+def test_generate_speed(benchmark, report, models, mode, batch):
+    model = models[mode]
+    if isinstance(model, str):
+        pytest.skip(model)
+    batch_inputs = inputs(batch)
+    _generate(model, batch_inputs)  # warm-up
+    output = benchmark.pedantic(lambda: _generate(model, batch_inputs), rounds=3, iterations=1)
+    seconds = benchmark.stats.stats.median
+    RESULTS[(mode, batch)] = seconds / batch * 1000
+    SEQUENCES[(mode, batch)] = output
+    assert output.shape == (batch, NEW_TOKENS + 2)
+    line = f"{mode:10s} batch {batch}: {seconds / batch * 1000:7.1f} ms/image"
+    if mode != "torch fp32" and ("torch fp32", batch) in RESULTS:
+        line += f"; {RESULTS[('torch fp32', batch)] / RESULTS[(mode, batch)]:.2f}x torch fp32"
+    if mode == "ort fp32" and ("torch fp32", batch) in SEQUENCES:
+        same = bool(torch.equal(output, SEQUENCES[("torch fp32", batch)]))
+        line += f"; best beams {'identical to' if same else 'DIFFERENT from'} torch fp32"
+    benchmark.extra_info["summary"] = line
+    report(line)
