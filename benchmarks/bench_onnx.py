@@ -88,3 +88,47 @@ def test_generate_speed(benchmark, report, models, mode, batch):
         line += f"; best beams {'identical to' if same else 'DIFFERENT from'} torch fp32"
     benchmark.extra_info["summary"] = line
     report(line)
+
+
+def test_agreement_and_speed_on_the_trained_demo_model(report, demo, tmp_path):
+    """The trained demo caption model, exported (fp32 and int8 graphs), against PyTorch fp32 on its 60 validation
+    photos with the recipe's search: identical best answers, identical tokens, CIDEr-D, and images/s at batch 8."""
+    import json
+    import time
+
+    from bench_precision import RECIPE
+    from ofa_core.export.onnx import export_onnx
+    from ofa_core.inference.agreement import answer_tokens, token_agreement
+    from ofa_core.inference.loading import load_model
+    from ofa_core.inference.predictor import Predictor
+    from ofa_core.inference.task_choice import choose_task
+    from ofa_core.registry import load_plugins
+
+    torch.set_num_threads(THREADS)
+    run, records, references = demo
+    model, processor = load_model(run)
+    export_onnx(run, tmp_path / "demo", int8=True)
+    registry = load_plugins().registry()
+    task, prompt, options = choose_task(registry, "caption", "zh", {}, caller="the benchmark")
+    metric = registry.namespace("metric").get("caption")
+    generation = json.loads(RECIPE.read_text(encoding="utf-8"))["generation"]
+    modes = {"torch fp32": model.eval(),
+             "onnxruntime fp32": ExportedModel.load(tmp_path / "demo", "fp32", threads=THREADS),
+             "onnxruntime int8": ExportedModel.load(tmp_path / "demo", "int8", threads=THREADS)}
+    exact_tokens: list[list[int]] = []
+    exact_rate = 0.0
+    for mode, runner in modes.items():
+        predictor = Predictor(runner, processor, task, prompt, options, dict(generation))
+        predictor(records[:8])  # warm-up
+        started = time.perf_counter()
+        rows = [row for start in range(0, len(records), 8) for row in predictor(records[start:start + 8])]
+        rate = len(rows) / (time.perf_counter() - started)
+        tokens = answer_tokens(rows, processor.tokenizer)
+        exact_tokens, exact_rate = exact_tokens or tokens, exact_rate or rate
+        same, share = token_agreement(exact_tokens, tokens)
+        scores = metric.build(metric.options(tokenize="zh"))
+        scores.update([row["prediction"] for row in rows], list(references))
+        report(f"demo {mode}: identical best answers {same}/{len(rows)}, identical tokens {share:.1%}, CIDEr-D "
+               f"{scores.compute()['cider']:.2f}; {rate:.1f} images/s at batch 8 ({rate / exact_rate:.2f}x torch fp32)")
+        if mode == "onnxruntime fp32":
+            assert same == len(rows)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ofa_core.cli.run import is_main_process
 from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
+from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 
@@ -24,13 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
                         "<output_dir>/predictions-<split>-<checkpoint>.jsonl; a mixture writes OUT-<label>.jsonl per task")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing predictions file (refused otherwise)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
         raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model directory")
-    if args.precision != "fp32":
+    if args.precision != "fp32" and args.backend == "torch":
         from ofa_core.inference.loading import default_device
         from ofa_core.model.precision import check
 
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_transformers()
     result = from_recipe.evaluate(recipe, tasks, checkpoint, args.split, report=True,
-                                  predictions_path=args.predictions, overwrite=args.overwrite, precision=args.precision)
+                                  predictions_path=args.predictions, overwrite=args.overwrite, precision=args.precision,
+                                  backend=args.backend)
     if is_main_process():  # under torchrun one process speaks; the others print only their errors
         print_json(result)
     leave_world()

@@ -17,7 +17,7 @@ import orjson
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
-from ofa_core.inference.loading import NoModelError, default_device, load_model, model_directory
+from ofa_core.inference.loading import NoModelError, default_device, load_for_inference, load_model, model_directory
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
@@ -117,7 +117,7 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 
 def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str = "valid",
              report: bool = False, predictions_path: str | Path | None = None, overwrite: bool = True,
-             precision: str = "fp32") -> dict[str, Any]:
+             precision: str = "fp32", backend: str = "torch") -> dict[str, Any]:
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
     plus the predictions file (one per task in a mixture: `predictions` maps each label to its file; see
     `prediction_files`). Rows are `{"id", "prediction", "references"}`, plus `ranking` (every answer with its
@@ -132,8 +132,12 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     files = prediction_files(recipe, tasks, checkpoint, split, predictions_path)
     if not overwrite:
         refuse_existing(files)
-    model, processor = load_model(checkpoint, recipe.spec.model.overrides)
-    model, applied = apply_precision(model, precision, default_device(), "--precision")
+    if backend == "onnxruntime":  # an exported folder (docs/export.md): its graphs behind the same search
+        loaded = load_for_inference(checkpoint, precision, "cpu", backend=backend)
+        model, processor, applied = loaded.model, loaded.processor, loaded.precision
+    else:
+        model, processor = load_model(checkpoint, recipe.spec.model.overrides)
+        model, applied = apply_precision(model, precision, default_device(), "--precision")
     trainer = _trainer(recipe, tasks, model, processor, {"eval": split})
     if applied.notice and trainer.world.is_main:
         print(f"ofa: {applied.notice}", file=sys.stderr)
@@ -142,7 +146,7 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
     if trainer.world.is_main:
         metadata = {"checkpoint": str(checkpoint), "split": split, "precision": applied.precision,
-                    "requested_precision": applied.requested}
+                    "requested_precision": applied.requested, "backend": backend}
         for label, out in files.items():
             _write_rows(out, [row for row in rows if row.get("task", "") == label])
             task = next(resolved.task_name for resolved in tasks if resolved.label == label)

@@ -193,3 +193,37 @@ def test_pipeline_onnxruntime(cn_model, cn_exported):
     assert "precision='fp32'" in repr(exported)
     with pytest.raises(ofa_core.model.errors.OFAError, match="fp32 or int8"):
         ofa_core.pipeline("caption", model=cn_exported, backend="onnxruntime", precision="bf16")
+
+
+def test_eval_onnxruntime_scores_as_torch(tmp_path, cn_model, cn_exported, capsys):
+    """`ofa eval --backend onnxruntime` on the exported folder: the same predictions and scores as the PyTorch model."""
+    import base64
+    import io
+
+    folder = tmp_path / "muge"
+    folder.mkdir()
+    captions = ["a red car", "a dog", "a cat"]
+    tsv, jsonl = [], []
+    for index, caption in enumerate(captions):
+        image = io.BytesIO()
+        fake_image(index).save(image, format="PNG")
+        tsv.append(f"{index}\t{base64.b64encode(image.getvalue()).decode()}")
+        jsonl.append(orjson.dumps({"image_id": str(index), "text": [caption]}).decode())
+    (folder / "IC_valid.tsv").write_text("\n".join(tsv) + "\n")
+    (folder / "IC_valid.jsonl").write_text("\n".join(jsonl) + "\n")
+    recipe = {"name": "eval_onnx", "model": {"checkpoint": str(cn_model)}, "task": {"name": "caption", "lang": "en"},
+              "data": {"reader": {"name": "muge", "folder": str(folder)}}, "metrics": [{"name": "caption"}],
+              "generation": {"num_beams": 3, "max_new_tokens": 6},
+              "training": {"per_device_eval_batch_size": 2, "report_to": "none"}, "output_dir": str(tmp_path / "run")}
+    (tmp_path / "recipe.json").write_bytes(orjson.dumps(recipe))
+    results = {}
+    for backend, model in (("torch", cn_model), ("onnxruntime", cn_exported)):
+        out = tmp_path / f"{backend}.jsonl"
+        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model), "--backend", backend,
+                     "--predictions", str(out)]) == 0
+        results[backend] = orjson.loads(capsys.readouterr().out)
+        results[backend]["rows"] = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        assert orjson.loads((tmp_path / f"{backend}.jsonl.meta.json").read_bytes())["backend"] == backend
+    torch_result, ort_result = results["torch"], results["onnxruntime"]
+    assert ort_result["examples"] == 3 and ort_result["rows"] == torch_result["rows"]
+    assert ort_result["cider"] == pytest.approx(torch_result["cider"])
