@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from bench_generate import NEW_TOKENS, RESOLUTION, SETTINGS, inputs
+from bench_precision import demo  # noqa: F401 - the trained demo model fixture
 from ofa_core.model import precision
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.errors import OFAError

@@ -113,8 +113,7 @@ class ExportSummary:
 
 def _example(model: Any, processor: Any) -> dict[str, torch.Tensor]:
     """Two padded rows, the second without an image: every masking path is traced."""
-    size = processor.image_processor.patch_image_size if hasattr(processor.image_processor, "patch_image_size") \
-        else model.config.patch_image_size
+    size = processor.image_processor.patch_image_size
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, model.config.vocab_size, (2, 6), generator=generator)
     ids[:, 0] = model.config.bos_token_id
