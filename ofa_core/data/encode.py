@@ -37,7 +37,7 @@ class Example:
     labels: tuple[int, ...]
     image: Any
     image_key: Any
-    references: tuple[str, ...]
+    references: tuple[Any, ...]
     record: dict
     decoder_prompt: tuple[int, ...] = ()
     loss_weight: float = 1.0

@@ -290,7 +290,9 @@ class TaskSpec:
     preprocess: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
     """`preprocess(record, split, options) -> record | None` (None drops the record); pure."""
     postprocess: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
-    """`postprocess(text, record, options) -> prediction string` applied to generated text (already stripped); pure."""
+    """`postprocess(text, record, options) -> prediction` applied to generated text (already stripped); pure. The
+    prediction is what every output carries as `prediction`: a string, or a JSON value such as grounding's box
+    `[x0, y0, x1, y1]` (None: no answer)."""
     closed_set: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
     """`closed_set(options) -> ClosedSet | None`: answers decoding is constrained to (None: open-ended)."""
     allowed_tokens: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))

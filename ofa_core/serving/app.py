@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,10 +108,19 @@ class RankedAnswer(BaseModel):
 class PredictAnswer(BaseModel):
     id: str
     task: str
-    prediction: str
+    prediction: str | list[float] | None = Field(description="the task's answer: text, or a box [x0, y0, x1, y1] "
+                                                 "in pixels of the image sent (grounding); null when there is none")
     ranking: list[RankedAnswer] | None = Field(None, description="closed-set tasks: the best answers with log-probabilities")
     box: list[float] | None = Field(None, description="[x0, y0, x1, y1] in pixels of the image sent, when the text holds 4 location tokens")
     latency_ms: float
+
+
+def _box(row: dict, image_size: tuple[int, int]) -> Sequence[float] | None:
+    """The task's own box prediction (its quantisation), else one read from 4 location tokens in the text."""
+    prediction = row.get("prediction")
+    if isinstance(prediction, list) and len(prediction) == 4:
+        return prediction
+    return text_to_box(row.get("text") or "", image_size)
 
 
 class ErrorAnswer(BaseModel):
@@ -290,7 +299,7 @@ def create_app(model: Any, processor: Any, tasks: Mapping[str, ServedTask], sett
                                   "task": parsed.task.name, "prediction": row.get("prediction")}
         if row.get("ranking"):
             answer["ranking"] = row["ranking"]
-        box = text_to_box(row.get("text") or "", image.size)
+        box = _box(row, image.size)
         if box is not None:
             answer["box"] = [round(float(v), 2) for v in box]
         answer["latency_ms"] = round((time.monotonic() - started) * 1000, 1)

@@ -19,6 +19,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import orjson
 import torch
 from safetensors.torch import load_file
 
@@ -60,6 +61,11 @@ def _default_loss(output: Any, batch: dict, epsilon: float) -> LossOutput:
 def _no_metric_registry(name: str, options: Mapping[str, Any]) -> Metric:
     raise OFAError(f"loss.reward: this trainer was given no metric registry to build '{name}' from; "
                    f"set TaskParts.build_metric (runs from a recipe have it)")
+
+
+def _shown(value: Any) -> str:
+    """A prediction or reference as a sample line shows it: text as it is, a structured value (a box) as JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def _references_per_input(examples: Sequence[Example]) -> list[list[str]]:
@@ -558,7 +564,8 @@ class Trainer:
                 if task.label:
                     rows = [{"task": task.label, **row} for row in rows]
                 predictions.extend(rows)
-            samples.extend(f"{e.id}: {p} | {' / '.join(r[:2])}" for e, p, r in zip(batch["examples"], found, references))
+            samples.extend(f"{e.id}: {_shown(p)} | {' / '.join(map(_shown, r[:2]))}"
+                           for e, p, r in zip(batch["examples"], found, references))
         scores: dict[str, float] = {}
         prefix = f"{task.label}/" if task.label else ""
         for name, metric in metrics.items():

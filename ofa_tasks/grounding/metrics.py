@@ -8,6 +8,7 @@ scores compare with published numbers. A prediction that is no box counts as a m
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import attrs
 
@@ -22,14 +23,16 @@ class GroundingMetricOptions:
                                        validator=[attrs.validators.gt(0.0), attrs.validators.le(1.0)])
 
 
-def parse_box(text: str) -> Box | None:
-    """'x0 y0 x1 y1' (spaces or commas) -> four finite floats; None for anything else."""
-    parts = text.replace(",", " ").split()
+def parse_box(value: Sequence[float] | str | None) -> Box | None:
+    """[x0, y0, x1, y1] or 'x0 y0 x1 y1' (spaces or commas) -> four finite floats; None for anything else."""
+    if value is None:
+        return None
+    parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
     if len(parts) != 4:
         return None
     try:
         values = tuple(float(part) for part in parts)
-    except ValueError:
+    except (TypeError, ValueError):
         return None
     return values if all(math.isfinite(value) for value in values) else None  # type: ignore[return-value]
 
@@ -53,7 +56,7 @@ class GroundingAccuracy:
         self.count = 0
         self.iou_sum = 0.0
 
-    def update(self, predictions: list[str], references: list[list[str]]) -> None:
+    def update(self, predictions: list, references: list[list]) -> None:
         if len(predictions) != len(references):
             raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
         for prediction, refs in zip(predictions, references):

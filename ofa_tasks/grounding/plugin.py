@@ -65,6 +65,8 @@ class GroundingOptions:
 def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
     """The cleaned `expression`, the original image size, and for labelled records the target `region`."""
     where = f"record {record.get('id')!r}"
+    if not isinstance(record.get("text"), str) and isinstance(record.get("expression"), str):
+        record = {**record, "text": record["expression"]}  # the prompt's field, as the HTTP API and its page name it
     if not isinstance(record.get("text"), str):
         raise OFAError(f"{where}: grounding needs the field 'text' (the referring expression); with ofa predict "
                        f"pass --field text='the man in red' or a 'text' TSV column, else give it in the reader")
@@ -86,10 +88,13 @@ def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
     return prepared
 
 
-def postprocess(text: str, record: dict, options: GroundingOptions) -> str:
-    """'x0 y0 x1 y1' in pixels of the original image from the first four `<bin_*>` tokens; '' when there are fewer."""
+def postprocess(text: str, record: dict, options: GroundingOptions) -> list[float] | None:
+    """[x0, y0, x1, y1] in pixels of the original image from the first four `<bin_*>` tokens; None when there are fewer.
+
+    Numbers, not text, so every output (eval and predict JSONL, the pipeline, the HTTP API) carries a box a
+    program can use as it is."""
     box = text_to_box(text, (record["width"], record["height"]), **options.quantisation())
-    return "" if box is None else " ".join(f"{value:.3f}" for value in box)
+    return None if box is None else [float(value) for value in box]
 
 
 def allowed_tokens(options: GroundingOptions, tokenizer) -> list[int]:

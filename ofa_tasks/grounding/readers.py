@@ -43,7 +43,7 @@ def parse_box(values: Sequence) -> list[float]:
 
 def _record(record_id: str, image, size: tuple[int, int], text: str, box: list[float] | None) -> dict:
     record = {"id": record_id, "image": image, "width": size[0], "height": size[1], "text": text,
-              "references": [" ".join(map(str, box))] if box is not None else []}
+              "references": [tuple(box)] if box is not None else []}
     return record if box is None else {**record, "box": box}
 
 

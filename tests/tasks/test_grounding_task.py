@@ -124,12 +124,13 @@ def test_predictions_map_back_to_pixels_of_the_original_image(en):
     record = {"width": 640, "height": 480}
     # (token - len(dict) + 1000) / 999 * 512, divided by 512/640 (x) or 512/480 (y): b * 640/999, b * 480/999.
     text = en.decode([58457 + 156, 58457 + 104, 58457 + 468, 58457 + 853, 2], skip_special_tokens=True)
-    box = [float(v) for v in postprocess(text, record, OPTIONS).split()]
+    box = postprocess(text, record, OPTIONS)
+    assert isinstance(box, list) and all(type(value) is float for value in box)  # numbers, ready for JSON
     assert box == pytest.approx([156 * 640 / 999, 104 * 480 / 999, 468 * 640 / 999, 853 * 480 / 999], abs=1e-3)
     assert box == pytest.approx([100, 50, 300, 410], abs=0.5)
-    zero_shot = [float(v) for v in postprocess("<bin_999> <bin_0> <bin_0> <bin_999>", record, GroundingOptions(patch_image_size=480)).split()]
+    zero_shot = postprocess("<bin_999> <bin_0> <bin_0> <bin_999>", record, GroundingOptions(patch_image_size=480))
     assert zero_shot == pytest.approx([512 * 640 / 480, 0, 0, 512], abs=1e-3)
-    assert postprocess("<bin_1> <bin_2> a man", record, OPTIONS) == ""
+    assert postprocess("<bin_1> <bin_2> a man", record, OPTIONS) is None
 
 
 def test_acc_at_half_counts_as_the_official_evaluation():
@@ -145,6 +146,9 @@ def test_acc_at_half_counts_as_the_official_evaluation():
     scores = check_metric(registry.metrics.get("grounding"), ["0 0 10 10", "junk", "0 0 10 6", "5 5 9 9"],
                           [["0 0 10 10"], ["0 0 10 10"], ["0 0 10 10"], ["0 0 1 1"]])
     assert scores["acc@0.5"] == 50.0
+    as_numbers = GroundingAccuracy(GroundingMetricOptions())  # what the task gives: lists / None, reference tuples
+    as_numbers.update([[0.0, 0.0, 10.0, 6.0], None, [1, 1, 9, 9]], [[(0, 0, 10, 10)], [(0, 0, 10, 10)], [(0, 0, 10, 10)]])
+    assert as_numbers.compute() == pytest.approx({"acc@0.5": 200 / 3, "miou": 100 * (0.6 + 0.64) / 3}, abs=1e-4)
     strict = GroundingAccuracy(GroundingMetricOptions(iou_threshold=0.7))
     strict.update(["0 0 10 6"], [["0 0 10 10"]])
     assert strict.compute()["acc@0.7"] == 0.0
@@ -159,7 +163,7 @@ def test_official_tsv_layouts_english_and_chinese(tmp_path, caplog):
         records = list(read_grounding_tsv(GroundingTsvOptions(valid=str(english)), "valid"))
     assert [(r["id"], r["text"], r["box"], r["width"], r["height"]) for r in records] == [
         ("7", "left man", [1.5, 2.0, 300.25, 400.0], 640, 480), ("8", "right man", [10.0, 20.0, 30.0, 40.0], 640, 480)]
-    assert records[0]["references"] == ["1.5 2.0 300.25 400.0"] and records[0]["image"] is records[1]["image"]
+    assert records[0]["references"] == [(1.5, 2.0, 300.25, 400.0)] and records[0]["image"] is records[1]["image"]
     assert f"{english}:3: column 3: a box is 4 numbers" in caplog.text and f"{english}:4: column 4 (image)" in caplog.text
     chinese = tmp_path / "refcoco_cn_val.tsv"  # uniq-id, text, box, image: selected_cols 0,3,1,2
     chinese.write_text(f"c1\t左边的人\t1,2,3,4\t{other}\n", encoding="utf-8")

@@ -51,7 +51,9 @@ def test_training_on_generated_boxes_beats_the_untrained_model(boxes_recipe, tmp
     assert after["examples"] == 4 and after["acc@0.5"] >= before["acc@0.5"] + 50, (before, after)
     assert after["miou"] > before["miou"] + 40, (before, after)
     for row, (width, height) in zip(sorted(rows, key=lambda row: row["id"]), SIZES):  # pixels of each original image
-        x0, y0, x1, y1 = (float(value) for value in row["prediction"].split())
+        assert len(row["prediction"]) == 4 and all(isinstance(value, float) for value in row["prediction"]), row
+        assert [len(reference) for reference in row["references"]] == [4], row  # the reference box, as numbers
+        x0, y0, x1, y1 = row["prediction"]
         assert max(x0, x1) <= width and max(y0, y1) <= height and min(x0, y0, x1, y1) >= 0, row
 
 
@@ -67,7 +69,38 @@ def test_predict_in_batches_matches_one_at_a_time_and_stays_on_the_bins(boxes_re
     one, batched = predict(tmp_path, "one", "--batch-size", "1"), predict(tmp_path, "batched", "--batch-size", "4")
     assert [row["prediction"] for row in batched] == [row["prediction"] for row in one]
     for row, (width, height) in zip(batched, SIZES):  # untrained, yet every answer is a box on its own image
-        x0, y0, x1, y1 = (float(value) for value in row["prediction"].split())
+        assert len(row["prediction"]) == 4 and all(isinstance(value, float) for value in row["prediction"]), row
+        x0, y0, x1, y1 = row["prediction"]
         assert max(x0, x1) <= width and max(y0, y1) <= height and min(x0, y0, x1, y1) >= 0, row
     free = predict(tmp_path, "free", "--batch-size", "4", "--option", "restrict_to_bins=false")
-    assert any(row["text"].count("<bin_") < 4 and row["prediction"] == "" for row in free), free  # text: no box
+    assert any(row["text"].count("<bin_") < 4 and row["prediction"] is None for row in free), free  # text: no box
+
+
+def _is_box_on(box, size) -> bool:
+    """Four floats inside an image of `size`: a box a program can use without parsing text."""
+    width, height = size
+    return (len(box) == 4 and all(isinstance(value, float) for value in box)
+            and max(box[0], box[2]) <= width and max(box[1], box[3]) <= height and min(box) >= 0)
+
+
+def test_the_pipeline_and_the_http_api_answer_with_boxes_as_numbers(boxes_recipe, tmp_path):
+    import ofa_core
+    from fastapi.testclient import TestClient
+
+    from ofa_core.inference.loading import load_model
+    from ofa_core.registry import load_plugins
+    from ofa_core.serving.app import ServeSettings, create_app
+    from ofa_core.serving.requests import served_tasks
+
+    images = [str(tmp_path / f"{index}.png") for index in range(len(SIZES))]
+    answers = ofa_core.pipeline("grounding", model=tmp_path / "model", lang="en")(images, text=["the red box"] * len(images))
+    for answer, size in zip(answers, SIZES):
+        assert _is_box_on(answer["prediction"], size), answer
+    app = create_app(*load_model(tmp_path / "model"), served_tasks(load_plugins().registry(), ["grounding"]),
+                     ServeSettings(), model_name="tiny")
+    with TestClient(app) as client:
+        body = client.post("/v1/predict", files={"image": ("0.png", Path(images[0]).read_bytes(), "image/png")},
+                           data={"task": "grounding", "expression": "the red box", "lang": "en"}).json()
+    assert "prediction" in body, body
+    assert _is_box_on(body["prediction"], SIZES[0]), body
+    assert body["box"] == pytest.approx(body["prediction"], abs=0.01), body  # the task's own box, rounded
