@@ -17,7 +17,8 @@ import torch
 
 from bench_train import CAPTIONS_PER_IMAGE, RESOLUTION, make_trainer, muge_records
 from ofa_core.plugin.testing import tiny_model, tiny_processor
-from ofa_core.trainer.scst_options import ScstOptions, build_scst
+from ofa_core.trainer.plugin import build_scst
+from ofa_core.trainer.scst_options import ScstOptions
 
 
 @pytest.mark.parametrize(("preset", "batch", "steps"), [("tiny-test", 40, 3), ("ofa-cn-base", 20, 2)])

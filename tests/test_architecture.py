@@ -40,6 +40,8 @@ def test_import_contracts_hold() -> None:
     ("ofa_tasks/vqa/metrics.py", "import ofa_tasks.caption.text", "ofa_tasks.vqa is not allowed to import ofa_tasks.caption"),
     ("ofa_core/recipe/loading.py", "import ofa_tasks.caption", "ofa_core is not allowed to import ofa_tasks"),
     ("ofa_core/trainer/loop.py", "import ofa_core.cli.main", "ofa_core.trainer is not allowed to import ofa_core.cli"),
+    ("ofa_core/trainer/scst_options.py", "def lazy():\n    import ofa_core.trainer.scst",
+     "ofa_core.trainer.scst_options is not allowed to import ofa_core.trainer.scst"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tmp_path: Path, module: str, line: str, broken: str) -> None:
     for package in ("ofa_core", "ofa_tasks"):

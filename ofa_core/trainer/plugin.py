@@ -14,7 +14,7 @@ import attrs
 
 from ofa_core.plugin.hooks import hookimpl
 from ofa_core.plugin.specs import LossOutput, LossSpec
-from ofa_core.trainer.scst_options import SCST
+from ofa_core.trainer.scst_options import ScstOptions
 
 
 @attrs.frozen
@@ -40,6 +40,18 @@ LABEL_SMOOTHED_CE = LossSpec(
     build=build_label_smoothed_ce,
     description="label-smoothed cross entropy with fairseq's ε/(V−1) smoothing, padding ignored",
 )
+
+
+def build_scst(options: ScstOptions):
+    """The SCST loss for these options (torch is imported here, not at registration)."""
+    from ofa_core.trainer.scst import ScstLoss
+
+    return ScstLoss(options)
+
+
+SCST = LossSpec(options=ScstOptions, build=build_scst,
+                description="self-critical sequence training: beam candidates rewarded by a registered metric "
+                            "(CIDEr-D) minus the other candidates' mean")
 
 
 @hookimpl

@@ -1,8 +1,9 @@
-"""The `scst` loss as the core plugin registers it: options and spec, without importing torch.
+"""The options of the `scst` loss, without importing torch.
 
 Self-critical sequence training (OFA's caption stage 2) optimises a metric of the model's own beam-search
-output instead of the likelihood of references. The loss itself is `ofa_core.trainer.scst`, imported when
-a run builds it; registering stays light.
+output instead of the likelihood of references. The loss itself (`ofa_core.trainer.scst`) depends on these
+options, never the other way; the core plugin (`ofa_core.trainer.plugin`) registers both and imports the loss
+only when a run builds it, so registering stays light.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import attrs
 
 from ofa_core.model.search import OFFICIAL_SEARCH
-from ofa_core.plugin.specs import LossSpec, path_option
+from ofa_core.plugin.specs import path_option
 
 
 def _candidates(options: Any, _attribute: attrs.Attribute, value: int) -> None:
@@ -40,14 +41,3 @@ class ScstOptions:
     candidates: int = attrs.field(default=5, validator=[attrs.validators.instance_of(int), _candidates])
     """Candidates per input (the best beams); each is rewarded against the mean reward of the others."""
 
-
-def build_scst(options: ScstOptions):
-    """The loss for these options (torch is imported here, not at registration)."""
-    from ofa_core.trainer.scst import ScstLoss
-
-    return ScstLoss(options)
-
-
-SCST = LossSpec(options=ScstOptions, build=build_scst,
-                description="self-critical sequence training: beam candidates rewarded by a registered metric "
-                            "(CIDEr-D) minus the other candidates' mean")

@@ -21,8 +21,9 @@ from ofa_core.plugin.specs import LossContext
 from ofa_core.recipe.resolution import registered_metric
 from ofa_core.registry import load_plugins
 from ofa_core.trainer import checkpointing as ckpt
+from ofa_core.trainer.plugin import build_scst
 from ofa_core.trainer.scst import ScstLoss, advantages, inputs_of
-from ofa_core.trainer.scst_options import ScstOptions, build_scst
+from ofa_core.trainer.scst_options import ScstOptions
 
 from .test_distributed import OPTIONS, _free_port
 from .test_distributed import model as float64_model
