@@ -30,16 +30,23 @@ def prepare(args: argparse.Namespace, preflight: bool = False) -> tuple[Recipe, 
     With `preflight`, also everything else that would stop a run before its first step (`recipe.preflight`).
     Every mistake found is raised together (`RecipeProblems`; one alone as itself).
 
-    A missing path inside the demo folder makes the demo get generated (once) before trying again.
+    A missing path inside the demo folder makes the demo get generated (once) before trying again, but only when
+    nothing else is wrong: a mistake in the recipe (a typo, a wrong type) is reported first, without the demo's
+    paths, and nothing is generated or written.
     """
     try:
         return _load_and_resolve(args, preflight)
     except OFAError as error:
-        from ofa_core.demo.folder import create_on_first_use
+        from ofa_core.demo.folder import awaits_first_use, create_on_first_use
 
-        missing = [problem.path for problem in problems_of(error) if isinstance(problem, MissingRecipePath)]
-        if not any([create_on_first_use(path) for path in missing]):
+        problems = problems_of(error)
+        waiting = [problem for problem in problems if isinstance(problem, MissingRecipePath) and awaits_first_use(problem.path)]
+        if not waiting:
             raise
+        if len(waiting) < len(problems):
+            raise_problems([problem for problem in problems if problem not in waiting])
+        for problem in waiting:
+            create_on_first_use(problem.path)
     return _load_and_resolve(args, preflight)
 
 

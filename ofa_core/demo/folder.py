@@ -36,15 +36,22 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def awaits_first_use(path: Path) -> bool:
+    """Whether `path` lies inside the demo folder and the demo was never generated, so that `create_on_first_use`
+    would write it; looks only, writes nothing."""
+    root = demo_dir().resolve()
+    return Path(path).resolve().is_relative_to(root) and not (root / MANIFEST).is_file()
+
+
 def create_on_first_use(path: Path) -> bool:
     """Write the demo folder when `path` lies inside it and the demo was never generated (announced on stderr);
     True when the demo is now there, so a recipe that missed `path` is worth loading again.
 
     Processes started together (torchrun) take turns: the first writes the demo, the others find it written.
     """
-    root = demo_dir().resolve()
-    if not Path(path).resolve().is_relative_to(root) or (root / MANIFEST).is_file():
+    if not awaits_first_use(path):
         return False
+    root = demo_dir().resolve()
     with _exclusive(root.parent / f".{root.name}.lock"):
         if (root / MANIFEST).is_file():
             return True
