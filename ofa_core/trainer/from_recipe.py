@@ -138,7 +138,8 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     else:
         model, processor = load_model(checkpoint, recipe.spec.model.overrides)
         model, applied = apply_precision(model, precision, default_device(), "--precision")
-    trainer = _trainer(recipe, tasks, model, processor, {"eval": split})
+    # The numbers are computed in `precision` alone: the recipe's training precision (autocast) stays out.
+    trainer = _trainer(recipe, tasks, model, processor, {"eval": split}, mixed_precision="no")
     if applied.notice and trainer.world.is_main:
         print(f"ofa: {applied.notice}", file=sys.stderr)
     rows: list[dict] = []
@@ -155,7 +156,7 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
         log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
-                       scores, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))
+                       scores, applied.precision, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))
     return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions,
             "precision": applied.precision}
 

@@ -27,6 +27,7 @@ from ofa_core.data import Collator, Example, GroupDataset, epoch_batches, group_
 from ofa_core.model.errors import OFAError
 from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder, decode_batch
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
+from ofa_core.model.precision import DTYPE_NAMES
 from ofa_core.plugin.specs import ClosedSet, LossContext, LossOutput, Metric
 from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.trainer import sharding
@@ -470,7 +471,7 @@ class Trainer:
 
     def _evaluate_during_training(self) -> dict[str, float]:
         metrics, samples = self.evaluate(return_samples=self.config.num_sample_predictions)
-        self.reporter.evaluation(self.state.step, metrics, samples)
+        self.reporter.evaluation(self.state.step, metrics, samples, self.evaluation_precision())
         self._train_mode()
         return metrics
 
@@ -484,6 +485,14 @@ class Trainer:
                 "best_metric": state.best_metric, "eval": self.last_metrics}
 
     # -- evaluation ----------------------------------------------------------------------------------
+
+    def evaluation_precision(self) -> str:
+        """What evaluation computes in, as its records state it: the training precision's autocast
+        ('bf16-autocast'), else the weights' own ('fp32', 'bf16', 'fp16')."""
+        if self.config.mixed_precision != "no":
+            return f"{self.config.mixed_precision}-autocast"
+        dtype = next(self.model.parameters()).dtype
+        return next((mode for mode, name in DTYPE_NAMES.items() if getattr(torch, name) == dtype), str(dtype))
 
     def _decode(self, model: torch.nn.Module, batch: dict, index: int, rank_all: bool = False) -> tuple[list[str], list | None]:
         """Stripped generated texts, plus each example's (answer, score) ranking when a closed set ranks: its top-k,

@@ -121,8 +121,9 @@ class Reporter:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(output_dir / "runs"))
 
-    def log(self, step: int, values: dict[str, Any], prefix: str = "train") -> None:
-        """One JSONL line and one TensorBoard scalar per numeric value."""
+    def log(self, step: int, values: dict[str, Any], prefix: str = "train", tag: str | None = None) -> None:
+        """One JSONL line (`"split": prefix`) and one TensorBoard scalar per numeric value (`<tag>/<key>`, the tag
+        defaulting to the prefix)."""
         if not self.active:
             return
         record = {"step": step, "split": prefix, "time": round(_now() - self.started, 3), **values}
@@ -131,7 +132,7 @@ class Reporter:
         if self.writer is not None:
             for key, value in values.items():
                 if isinstance(value, (int, float)):
-                    self.writer.add_scalar(f"{prefix}/{key}", value, step)
+                    self.writer.add_scalar(f"{tag or prefix}/{key}", value, step)
         if prefix == "train" and "loss" in values:
             self.bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
 
@@ -139,14 +140,18 @@ class Reporter:
         if self.writer is not None and lines:
             self.writer.add_text(tag, "\n\n".join(lines), step)
 
-    def evaluation(self, step: int, scores: dict[str, float], samples: list[str]) -> None:
+    def evaluation(self, step: int, scores: dict[str, float], samples: list[str], precision: str = "fp32") -> None:
         """Log an evaluation and show it on stderr: headline scores (per-class keys left to the logs)
-        and sample predictions beside their references, so progress is visible without TensorBoard."""
-        self.log(step, scores, prefix="eval")
-        self.text(step, "eval/predictions", samples)
+        and sample predictions beside their references, so progress is visible without TensorBoard. `precision`,
+        what the scores were computed in, is in the log line, and outside fp32 in the TensorBoard tags
+        (`eval_tag`) and the stderr line."""
+        tag = eval_tag(precision)
+        self.log(step, {**scores, "precision": precision}, prefix="eval", tag=tag)
+        self.text(step, f"{tag}/predictions", samples)
         if not self.active:
             return
-        tqdm.write(f"ofa: step {step} eval: {headline(scores)}", file=sys.stderr)
+        shown = "" if precision == "fp32" else f" ({precision})"
+        tqdm.write(f"ofa: step {step} eval{shown}: {headline(scores)}", file=sys.stderr)
         for line in samples:
             tqdm.write(f"  {line}", file=sys.stderr)
 
@@ -203,12 +208,20 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def log_evaluation(output_dir: Path, report_to: tuple[str, ...], step: int, scores: dict[str, Any], **extra: Any) -> None:
+def eval_tag(precision: str) -> str:
+    """The TensorBoard section of evaluation scores computed in `precision`: `eval` for fp32, else e.g.
+    `eval-bf16-autocast`, so that curves of different precisions are never drawn as one."""
+    return "eval" if precision == "fp32" else f"eval-{precision}"
+
+
+def log_evaluation(output_dir: Path, report_to: tuple[str, ...], step: int, scores: dict[str, Any], precision: str,
+                   **extra: Any) -> None:
     """`ofa eval`'s record of its scores, as training writes them: one `"split": "eval"` line appended to
-    `log.jsonl` (with `extra`, e.g. the checkpoint) and, with 'tensorboard' in `report_to`, one `eval/<score>`
-    scalar per numeric score at `step` under `runs/`. Call it on rank 0 only."""
+    `log.jsonl` (with the `precision` the scores were computed in and `extra`, e.g. the checkpoint) and, with
+    'tensorboard' in `report_to`, one `<eval_tag>/<score>` scalar per numeric score at `step` under `runs/`.
+    Call it on rank 0 only."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    record = {"step": step, "split": "eval", **scores, **extra}
+    record = {"step": step, "split": "eval", **scores, "precision": precision, **extra}
     with open(output_dir / "log.jsonl", "ab") as handle:
         handle.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY, default=str) + b"\n")
     if "tensorboard" not in report_to:
@@ -219,7 +232,7 @@ def log_evaluation(output_dir: Path, report_to: tuple[str, ...], step: int, scor
     try:
         for key, value in scores.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                writer.add_scalar(f"eval/{key}", value, step)
+                writer.add_scalar(f"{eval_tag(precision)}/{key}", value, step)
     finally:
         writer.close()
 
