@@ -39,10 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
 
     back = kinds.add_parser(
         "to-fairseq", parents=parents, help="model directory -> checkpoint in the official fairseq layout",
-        description="Write an ofa_core model directory as a fairseq checkpoint (official key names, cfg with a "
-                    "model Namespace and a task dict) for use with the official OFA tools.")
+        description="Write an ofa_core model directory as a fairseq checkpoint the official OFA code loads and "
+                    "evaluates like a released one: official key names, and the full cfg of the checkpoint it was "
+                    "converted from or of the official fine-tuning script of its task.")
     back.add_argument("directory", type=Path, metavar="DIR", help="ofa_core model directory")
     back.add_argument("--out", type=Path, required=True, metavar="CKPT.pt", help="checkpoint file to write")
+    back.add_argument("--task", metavar="NAME",
+                      help="take the cfg of this official fine-tuning script (caption, caption_cn, vqa_gen, refcoco, "
+                           "refcoco_cn, snli_ve, image_classify, gigaword, glue_cola ... glue_sst2) instead of the "
+                           "model's own (its original fairseq cfg, else its ofa_task.json's task)")
     back.set_defaults(handler=run_to_fairseq)
 
 
@@ -107,9 +112,7 @@ def run_port(args: argparse.Namespace) -> int:
 def run_to_fairseq(args: argparse.Namespace) -> int:
     from ofa_core.convert.to_fairseq import export_fairseq
 
-    summary = export_fairseq(args.directory, args.out)
-    origin = "original fairseq settings" if summary["from_origin"] else f"settings derived from config.json, task " \
-        f"'{summary['task']}' (override with fairseq's --task)"
-    print(f"wrote {args.out}: {summary['keys']} state-dict entries, {summary['parameters']:,} parameters; cfg from "
-          f"{origin}")
+    summary = export_fairseq(args.directory, args.out, task=args.task)
+    print(f"wrote {args.out}: {summary['keys']} state-dict entries, {summary['parameters']:,} parameters; fairseq task "
+          f"'{summary['task']}', cfg from {summary['cfg_source']}")
     return 0

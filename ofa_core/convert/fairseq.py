@@ -126,6 +126,12 @@ def checkpoint_settings(checkpoint: dict, path: Path) -> tuple[dict[str, Any], d
                           "fairseq training checkpoint (pass the .pt file fairseq wrote)")
 
 
+def _whole_cfg(checkpoint: dict) -> dict[str, Any] | None:
+    """Every group of the checkpoint's cfg as plain values, kept so `convert to-fairseq` writes it back."""
+    cfg = plain(checkpoint.get("cfg")) if checkpoint.get("cfg") is not None else None
+    return cfg if isinstance(cfg, dict) and isinstance(cfg.get("model"), dict) else None
+
+
 def detect_language(args: dict[str, Any], task: dict[str, Any], vocab_size: int) -> str | None:
     """'zh' for the BERT-Chinese dictionary, 'en' for GPT-2 BPE, from the bpe setting or the vocabulary size."""
     bpe = task.get("bpe") or args.get("bpe")
@@ -259,5 +265,7 @@ def read_fairseq(path: str | Path, *, ema: bool = False, language: str | None = 
     if dtypes != ["float32"]:
         notes.append(f"source floats are {', '.join(dtypes)}; stored as float32 (exact)")
     notes += map_notes
-    return Converted(config, state, sources, dtypes, notes, origin={"fairseq_model_args": args, "fairseq_task": task},
+    origin = {"fairseq_model_args": args, "fairseq_task": task, "fairseq_cfg": _whole_cfg(checkpoint),
+              "fairseq_dtype": dtypes[0] if len(dtypes) == 1 else None}
+    return Converted(config, state, sources, dtypes, notes, origin=origin,
                      task=checkpoint_task(args, task, config, path, ema=ema))

@@ -1,15 +1,17 @@
 """Export an `ofa_core` model directory as a checkpoint in the official fairseq layout.
 
-The file holds what fairseq's loader expects: the `model` state dict under fairseq names
-(three embedding copies, `version` counters, the index buffers), `cfg['model']` as an
-argparse Namespace and `cfg['task']` as a dict, plus empty training bookkeeping. When the
-directory was converted from fairseq, the original model/task settings saved beside the
-weights are reused, so task settings fairseq needs (prompt type, bpe dir...) survive.
+The file is what the official code loads and evaluates like a released checkpoint: the `model` state dict
+under fairseq names (three embedding copies, `version` counters, the index buffers), a cfg with every group
+fairseq's tools read (`common` ... `simul_type`; `model` as an argparse Namespace, `task` as a dict), the EMA copy
+`evaluate.py --ema-eval` reads where the task's script keeps one, and empty training bookkeeping. A directory
+converted from fairseq keeps its checkpoint's whole cfg and float dtype; any other takes the cfg of the official
+fine-tuning script of its task (`official_cfg.json`).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from collections import OrderedDict
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 
 from ofa_core.model.configuration import OFAConfig
-from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN
+from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN, IMAGENET_STD
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
     FAIRSEQ_POSITION_TAIL,
@@ -29,8 +31,10 @@ from ofa_core.convert.keys import (
     ofa_to_port,
     port_to_fairseq,
 )
+from ofa_core.convert.official_cfg import NAMESPACE_MARK, entry_for, official_cfg, official_tasks, script_of
 from ofa_core.convert.writer import atomic_file
 from ofa_core.model.errors import OFAError
+from ofa_core.model.task_config import TASK_CONFIG_FILE, TaskConfigError, read_checkpoint_task
 
 # Written into converted directories: the fairseq model args and task settings they came from.
 ORIGIN_FILE = "fairseq_origin.json"
@@ -53,6 +57,8 @@ def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[st
         "arch": arch,
         "_name": arch,
         "decoder_embed_dim": config.d_model,
+        "decoder_input_dim": config.d_model,
+        "decoder_output_dim": config.d_model,
         "encoder_ffn_embed_dim": config.encoder_ffn_dim,
         "decoder_ffn_embed_dim": config.decoder_ffn_dim,
         "activation_fn": config.activation_function,
@@ -133,8 +139,54 @@ def _read_origin(directory: Path) -> dict[str, Any]:
     return origin if isinstance(origin, dict) else {}
 
 
-def export_fairseq(directory: str | Path, out: str | Path) -> dict[str, Any]:
-    """Write `out` (atomically) from the model directory; returns a summary for the report."""
+def _unrepresentable(directory: Path, config: OFAConfig, state: dict[str, torch.Tensor]) -> None:
+    """Refuse, in one line, what a fairseq OFA checkpoint has no place for."""
+    if (directory / "adapter_config.json").is_file():
+        raise ExportError(f"{directory}: holds a parameter-efficient delta (adapter_config.json) that fairseq cannot "
+                          "represent; merge it into the base weights first and export the merged directory")
+    if list(config.image_mean) not in (IMAGENET_MEAN, [0.5, 0.5, 0.5]) or \
+            list(config.image_std) not in (IMAGENET_STD, [0.5, 0.5, 0.5]):
+        raise ExportError(f"{directory / 'config.json'}: image_mean {list(config.image_mean)} / image_std "
+                          f"{list(config.image_std)}: fairseq OFA knows only 0.5 or ImageNet's statistics "
+                          "(--imagenet-default-mean-and-std); set one of those before exporting")
+    head = state.get("lm_head.weight")
+    if head is not None and not torch.equal(head, state[OFA_SHARED]):
+        raise ExportError(f"{directory}: the output projection differs from the token embeddings; fairseq OFA shares "
+                          "them (--share-all-embeddings), so this model cannot be written in its layout")
+
+
+def _task_entry(directory: Path, config: OFAConfig, task: str | None) -> str:
+    """The official script whose cfg the checkpoint gets: `task`, else the one of the model's ofa_task.json."""
+    names = official_tasks()
+    if task is not None:
+        if task not in names:
+            raise ExportError(f"--task {task}: not an official fine-tuning script; choose one of {', '.join(names)}")
+        return task
+    try:
+        recorded = read_checkpoint_task(directory)
+    except TaskConfigError as error:
+        raise ExportError(f"{error}; or pass --task to choose the official script's cfg") from None
+    if recorded is None:
+        return "caption_cn" if config.language == "zh" else "caption"
+    name = entry_for(recorded.fairseq_task, recorded.language)
+    if name is None:
+        raise ExportError(f"{directory / TASK_CONFIG_FILE}: fairseq task {recorded.fairseq_task!r} "
+                          f"({recorded.language}) has no official fine-tuning script to take a cfg from; "
+                          f"pass --task with one of {', '.join(names)}")
+    return name
+
+
+def _language_of(cfg: dict[str, Any]) -> str:
+    return "zh" if (cfg.get("task") or {}).get("bpe") == "bert" else "en"
+
+
+def export_fairseq(directory: str | Path, out: str | Path, task: str | None = None) -> dict[str, Any]:
+    """Write `out` (atomically) from the model directory; returns a summary for the report.
+
+    The cfg is the one the model came with (a directory converted from fairseq keeps its checkpoint's whole cfg),
+    else the official fine-tuning script's for its task (`task`, or the task of its ofa_task.json); the model
+    arguments are then rewritten from config.json, so the file describes exactly these weights.
+    """
     from ofa_core.model.modeling import OFAForConditionalGeneration
 
     directory, out = Path(directory), Path(out)
@@ -145,21 +197,40 @@ def export_fairseq(directory: str | Path, out: str | Path) -> dict[str, Any]:
         raise ExportError(f"{out}: is a directory; pass the path of the .pt file to write")
     model = OFAForConditionalGeneration.from_pretrained(directory)
     config = model.config
+    weights = model.state_dict()
+    _unrepresentable(directory, config, weights)
     origin = _read_origin(directory)
-    args = model_args(config, origin.get("fairseq_model_args"))
-    state = fairseq_state_dict(config, model.state_dict(), frozen_batch_norm=bool(args.get("freeze_resnet")))
-    # Without the original task, name the commonest one; fairseq tools can override it (--task).
-    task = task_settings(config, origin.get("fairseq_task") or {"_name": "caption"})
+    if isinstance(origin.get("fairseq_cfg"), dict) and task is None:
+        cfg, source = copy.deepcopy(origin["fairseq_cfg"]), "the original checkpoint's cfg"
+    else:
+        name = _task_entry(directory, config, task)
+        cfg, source = official_cfg(name), f"official {name} ({script_of(name)})"
+        if origin.get("fairseq_task") and task is None:  # a directory converted before whole cfgs were kept
+            cfg["task"] = {**cfg["task"], **origin["fairseq_task"]}
+    if _language_of(cfg) != config.language and not origin:
+        raise ExportError(f"--task: its script is for {_language_of(cfg)} models, this model is {config.language}; "
+                          f"choose the {config.language} variant (one of {', '.join(official_tasks())})")
+    base = origin.get("fairseq_model_args") or {k: v for k, v in (cfg.get("model") or {}).items() if k != NAMESPACE_MARK}
+    args = model_args(config, base)
+    state = fairseq_state_dict(config, weights, frozen_batch_norm=bool(args.get("freeze_resnet")))
+    dtype = getattr(torch, str(origin.get("fairseq_dtype") or ""), None)
+    if isinstance(dtype, torch.dtype):  # back in the dtype the original file stored
+        state = OrderedDict((key, value.to(dtype) if value.is_floating_point() else value) for key, value in state.items())
+    cfg["model"] = argparse.Namespace(**args)
+    cfg["task"] = task_settings(config, cfg.get("task") or {})
+    extra_state: dict[str, Any] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "val_loss": None}
+    if (cfg.get("ema") or {}).get("store_ema"):  # evaluate.py --ema-eval reads the weights from here
+        extra_state["ema"] = OrderedDict((key, value.clone()) for key, value in state.items())
     checkpoint = {
         "args": None,
-        "cfg": {"_name": None, "model": argparse.Namespace(**args), "task": task},
+        "cfg": cfg,
         "model": state,
         "criterion": None,
         "optimizer_history": [{"criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
                                "optimizer_name": "FairseqAdam", "lr_scheduler_state": {}, "num_updates": 0}],
         "task_state": {},
-        "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "val_loss": None},
+        "extra_state": extra_state,
     }
     atomic_file(out, lambda temp: torch.save(checkpoint, temp))
     return {"keys": len(state), "parameters": sum(p.numel() for p in model.parameters()),
-            "task": task.get("_name"), "from_origin": bool(origin)}
+            "task": cfg["task"].get("_name"), "cfg_source": source, "from_origin": bool(origin)}
