@@ -139,7 +139,7 @@ def _read_origin(directory: Path) -> dict[str, Any]:
     return origin if isinstance(origin, dict) else {}
 
 
-def _unrepresentable(directory: Path, config: OFAConfig, state: dict[str, torch.Tensor]) -> None:
+def _unrepresentable(directory: Path, config: OFAConfig) -> None:
     """Refuse, in one line, what a fairseq OFA checkpoint has no place for."""
     if (directory / "adapter_config.json").is_file():
         raise ExportError(f"{directory}: holds a parameter-efficient delta (adapter_config.json) that fairseq cannot "
@@ -149,10 +149,6 @@ def _unrepresentable(directory: Path, config: OFAConfig, state: dict[str, torch.
         raise ExportError(f"{directory / 'config.json'}: image_mean {list(config.image_mean)} / image_std "
                           f"{list(config.image_std)}: fairseq OFA knows only 0.5 or ImageNet's statistics "
                           "(--imagenet-default-mean-and-std); set one of those before exporting")
-    head = state.get("lm_head.weight")
-    if head is not None and not torch.equal(head, state[OFA_SHARED]):
-        raise ExportError(f"{directory}: the output projection differs from the token embeddings; fairseq OFA shares "
-                          "them (--share-all-embeddings), so this model cannot be written in its layout")
 
 
 def _task_entry(directory: Path, config: OFAConfig, task: str | None) -> str:
@@ -198,7 +194,7 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
     model = OFAForConditionalGeneration.from_pretrained(directory)
     config = model.config
     weights = model.state_dict()
-    _unrepresentable(directory, config, weights)
+    _unrepresentable(directory, config)
     origin = _read_origin(directory)
     if isinstance(origin.get("fairseq_cfg"), dict) and task is None:
         cfg, source = copy.deepcopy(origin["fairseq_cfg"]), "the original checkpoint's cfg"

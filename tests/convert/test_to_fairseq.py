@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -70,3 +71,99 @@ def test_not_a_model_directory(tmp_path: Path, capsys) -> None:
     assert run_cli("convert", "to-fairseq", tmp_path, "--out", tmp_path / "x.pt") == 2
     assert "no config.json" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+# ---- the whole cfg, as the official code reads it ---------------------------------------------------------------
+
+GROUPS = {"_name", "common", "common_eval", "checkpoint", "dataset", "distributed_training", "generation",
+          "optimization", "optimizer", "lr_scheduler", "criterion", "bpe", "tokenizer", "scoring", "ema", "bmuf",
+          "eval_lm", "interactive", "simul_type", "model", "task"}
+"""The groups of a checkpoint fairseq's training saves (fairseq/dataclass/configs.py FairseqConfig)."""
+
+
+def _saved_tiny(tmp_path: Path, **overrides) -> Path:
+    from ofa_core.plugin.testing import tiny_model
+
+    directory = tmp_path / "trained"
+    tiny_model(3, **overrides).save_pretrained(directory)
+    return directory
+
+
+def test_a_model_trained_here_gets_the_official_scripts_whole_cfg(tmp_path: Path, capsys) -> None:
+    from ofa_core.convert.official_cfg import official_cfg
+
+    directory, back = _saved_tiny(tmp_path), tmp_path / "back.pt"
+    assert run_cli("convert", "to-fairseq", directory, "--out", back) == 0
+    assert "cfg from official caption_cn" in capsys.readouterr().out  # a Chinese model without ofa_task.json
+    cfg = load_checkpoint(back)["cfg"]
+    assert set(cfg) == GROUPS
+    official = official_cfg("caption_cn")
+    for group in GROUPS - {"model", "task"}:
+        assert cfg[group] == official[group], group
+    # The values run_scripts/caption/train_caption_stage1_base.sh sets, read off the script by hand.
+    assert cfg["optimization"]["lr"] == [1e-5] and cfg["optimization"]["max_epoch"] == 5
+    assert cfg["criterion"]["_name"] == "adjust_label_smoothed_cross_entropy" and cfg["criterion"]["label_smoothing"] == 0.1
+    assert cfg["lr_scheduler"]["warmup_ratio"] == 0.06 and cfg["dataset"]["batch_size"] == 8
+    assert cfg["task"]["_name"] == "caption" and cfg["task"]["bpe"] == "bert" and cfg["task"]["max_tgt_length"] == 20
+    model = cfg["model"]
+    assert isinstance(model, argparse.Namespace) and model.arch == "ofa_base"  # the script's arch, sized as ours
+    assert model.encoder_embed_dim == model.decoder_embed_dim == model.decoder_input_dim == model.decoder_output_dim == 32
+    assert (model.encoder_layers, model.decoder_layers, model.resnet_type) == (2, 2, "resnet18")
+    assert "ema" not in load_checkpoint(back)["extra_state"]  # the caption script keeps no EMA copy
+
+
+def test_task_chooses_the_script_and_ema_tasks_carry_the_copy_evaluate_reads(tmp_path: Path, capsys) -> None:
+    directory, back = _saved_tiny(tmp_path, language="en", vocab_size=200), tmp_path / "vqa.pt"
+    assert run_cli("convert", "to-fairseq", directory, "--out", back, "--task", "vqa_gen") == 0
+    checkpoint = load_checkpoint(back)
+    cfg = checkpoint["cfg"]
+    assert cfg["task"]["_name"] == "vqa_gen" and cfg["task"]["prompt_type"] == "prev_output"
+    assert cfg["ema"]["store_ema"] is True and cfg["model"].freeze_encoder_embedding
+    ema = checkpoint["extra_state"]["ema"]
+    assert ema.keys() == checkpoint["model"].keys()
+    assert all(torch.equal(ema[key], checkpoint["model"][key]) for key in ema)
+
+
+def test_what_fairseq_cannot_take_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    english = _saved_tiny(tmp_path, language="en", vocab_size=200)
+    assert run_cli("convert", "to-fairseq", english, "--out", tmp_path / "a.pt", "--task", "caption_cn") == 2
+    assert "its script is for zh models, this model is en" in capsys.readouterr().err
+    assert run_cli("convert", "to-fairseq", english, "--out", tmp_path / "b.pt", "--task", "ocr") == 2
+    err = capsys.readouterr().err
+    assert "--task ocr: not an official fine-tuning script; choose one of" in err and "glue_sst2" in err
+    (english / "adapter_config.json").write_text("{}")
+    assert run_cli("convert", "to-fairseq", english, "--out", tmp_path / "c.pt") == 2
+    assert "parameter-efficient delta (adapter_config.json)" in capsys.readouterr().err
+    odd = _saved_tiny(tmp_path / "odd", image_mean=[0.4, 0.4, 0.4])
+    assert run_cli("convert", "to-fairseq", odd, "--out", tmp_path / "d.pt") == 2
+    err = capsys.readouterr().err
+    assert "fairseq OFA knows only 0.5 or ImageNet's statistics" in err and len(err.strip().splitlines()) == 1
+    assert not any((tmp_path / name).exists() for name in ("a.pt", "b.pt", "c.pt", "d.pt"))
+
+
+def test_official_task_names_of_converted_checkpoints() -> None:
+    from ofa_core.convert.official_cfg import entry_for, official_tasks
+
+    assert entry_for("caption", "zh") == "caption_cn" and entry_for("caption", "en") == "caption"
+    assert entry_for("refcoco", "zh") == "refcoco_cn" and entry_for("sst2", "en") == "glue_sst2"
+    assert entry_for("ocr", "zh") is None and entry_for("vqa_gen", "en") == "vqa_gen"
+    assert len(official_tasks()) == 15
+
+
+def test_a_converted_checkpoint_gets_its_own_cfg_and_dtype_back(tmp_path: Path) -> None:
+    from .fixtures import fairseq_model_state, save_fairseq_checkpoint
+
+    original = tmp_path / "half.pt"
+    half = OrderedDict((key, value.half() if value.is_floating_point() and "bucket" not in key else value)
+                       for key, value in fairseq_model_state(TINY, seed=4).items())
+    save_fairseq_checkpoint(original, TINY, seed=4, state=half)
+    directory, back = tmp_path / "dir", tmp_path / "back.pt"
+    assert run_cli("convert", "fairseq", original, "--out", directory, "--no-tokenizer") == 0
+    assert run_cli("convert", "to-fairseq", directory, "--out", back) == 0
+    before, after = load_checkpoint(original), load_checkpoint(back)
+    for key, tensor in before["model"].items():  # bit for bit, in the file's own dtype
+        assert after["model"][key].dtype == tensor.dtype and torch.equal(after["model"][key], tensor), key
+    for group in ("common", "criterion", "ema"):
+        assert after["cfg"][group] == before["cfg"][group], group
+    assert vars(after["cfg"]["model"]).items() >= {k: v for k, v in vars(before["cfg"]["model"]).items()
+                                                   if k not in ("ddp_backend",)}.items()
