@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     back.add_argument("--out", type=Path, required=True, metavar="CKPT.pt", help="checkpoint file to write")
     back.add_argument("--task", metavar="NAME",
                       help="take the cfg of this official fine-tuning script (caption, caption_cn, vqa_gen, refcoco, "
-                           "refcoco_cn, snli_ve, image_classify, gigaword, glue_cola ... glue_sst2) instead of the "
+                           "refcoco_cn, snli_ve, image_classify, gigaword, glue_cola ... glue_sst2, ocr) instead of the "
                            "model's own (its original fairseq cfg, else its ofa_task.json's task)")
     back.set_defaults(handler=run_to_fairseq)
 

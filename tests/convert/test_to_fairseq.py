@@ -128,9 +128,9 @@ def test_what_fairseq_cannot_take_is_refused_in_one_line(tmp_path: Path, capsys)
     english = _saved_tiny(tmp_path, language="en", vocab_size=200)
     assert run_cli("convert", "to-fairseq", english, "--out", tmp_path / "a.pt", "--task", "caption_cn") == 2
     assert "its script is for zh models, this model is en" in capsys.readouterr().err
-    assert run_cli("convert", "to-fairseq", english, "--out", tmp_path / "b.pt", "--task", "ocr") == 2
+    assert run_cli("convert", "to-fairseq", english, "--out", tmp_path / "b.pt", "--task", "image_gen") == 2
     err = capsys.readouterr().err
-    assert "--task ocr: not an official fine-tuning script; choose one of" in err and "glue_sst2" in err
+    assert "--task image_gen: not an official fine-tuning script; choose one of" in err and "glue_sst2" in err
     (english / "adapter_config.json").write_text("{}")
     assert run_cli("convert", "to-fairseq", english, "--out", tmp_path / "c.pt") == 2
     assert "parameter-efficient delta (adapter_config.json)" in capsys.readouterr().err
@@ -146,8 +146,8 @@ def test_official_task_names_of_converted_checkpoints() -> None:
 
     assert entry_for("caption", "zh") == "caption_cn" and entry_for("caption", "en") == "caption"
     assert entry_for("refcoco", "zh") == "refcoco_cn" and entry_for("sst2", "en") == "glue_sst2"
-    assert entry_for("ocr", "zh") is None and entry_for("vqa_gen", "en") == "vqa_gen"
-    assert len(official_tasks()) == 15
+    assert entry_for("ocr", "zh") == "ocr" and entry_for("vqa_gen", "en") == "vqa_gen"
+    assert entry_for("image_gen", "en") is None and len(official_tasks()) == 16
 
 
 def test_a_converted_checkpoint_gets_its_own_cfg_and_dtype_back(tmp_path: Path) -> None:

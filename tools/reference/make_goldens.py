@@ -145,6 +145,13 @@ ROWS: dict[str, Callable[[list[dict], list[dict]], list[dict]]] = {
 }
 
 
+def portable(argument: str, places: dict[str, str]) -> str:
+    """An argument with this machine's folders named by role (<repo>, <OFA>, <tmp>)."""
+    for folder, name in places.items():
+        argument = argument.replace(folder, name)
+    return argument
+
+
 def make_golden(case: Case, ofa: Path, activate: str, commit: str) -> Path:
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
@@ -157,7 +164,8 @@ def make_golden(case: Case, ofa: Path, activate: str, commit: str) -> Path:
             "checkpoint_sha256": digest(checkpoint),
             "rows_sha256": sha256(case.rows_path),
             "official": {"repository": "OFA-Sys/OFA", "commit": commit, "script": case.script,
-                         "evaluate_py": [re.sub(re.escape(directory), "<tmp>", arg) for arg in arguments]},
+                         "evaluate_py": [portable(argument, {directory: "<tmp>", str(ofa): "<OFA>", str(REPO): "<repo>"})
+                                         for argument in arguments]},
             "predictions": rows,
             "metric": METRICS[case.metric]({row["id"]: row["prediction"] for row in rows}, case),
         }
@@ -172,14 +180,18 @@ def main() -> None:
     parser.add_argument("--ready", type=Path, default=Path("/work/ref/READY"),
                         help="file whose text activates the official environment in bash")
     parser.add_argument("--ofa", type=Path, default=Path("/work/ref/OFA"), help="the OFA work tree")
+    parser.add_argument("--commit", help="the OFA commit of that tree, recorded in the goldens (default: its git HEAD)")
     args = parser.parse_args()
     unknown = sorted(set(args.recipes) - set(CASES))
     if unknown:
         parser.error(f"no case for {', '.join(unknown)} in tests/official/cases.py")
     activate = args.ready.read_text(encoding="utf-8")
-    commit = subprocess.run(["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = args.commit or subprocess.run(["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True,
+                                           text=True).stdout.strip()
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        parser.error(f"{args.ofa} is not a git work tree: name its OFA commit with --commit")
     for recipe in args.recipes or list(CASES):
-        print(f"{recipe}: wrote {make_golden(CASES[recipe], args.ofa.resolve(), activate, commit or 'unknown')}")
+        print(f"{recipe}: wrote {make_golden(CASES[recipe], args.ofa.resolve(), activate, commit)}")
 
 
 if __name__ == "__main__":

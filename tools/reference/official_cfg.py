@@ -8,8 +8,8 @@ replaced by a recorder, so its own variables and loops give the exact command li
 training parser then reads that command line as train.py would, and the cfg is what fairseq's checkpoint saving
 stores (`convert_namespace_to_omegaconf`, turned into plain containers; the model group is an argparse
 namespace there, a dict marked "__namespace__" here). The first entry is stored whole as `base`; each entry holds
-its changes to it. Tasks without a train script in OFA (Chinese captions, Chinese RefCOCO)
-take the closest script with the flags of their evaluation script, stated in `derived_from`.
+its changes to it. Tasks without a train script in OFA (Chinese captions, Chinese RefCOCO,
+Chinese OCR) take the closest script with the flags of their evaluation script, stated in `derived_from`.
 `convert to-fairseq` reads the file; the project never imports fairseq.
 """
 
@@ -39,6 +39,12 @@ ENTRIES: dict[str, tuple[str, dict[str, str | None], str]] = {
                    "refcoco/train_refcoco_base.sh with the Chinese vocabulary and evaluate_refcoco_cn.sh's columns"),
     "snli_ve": ("snli_ve/train_snli_ve_base.sh", {}, ""),
     "image_classify": ("image_classify/train_imagenet_distributed.sh", {}, ""),
+    "ocr": ("caption/train_caption_stage1_base.sh",
+            {"--task": "ocr", "--bpe": "bert", "--bpe-dir": "../../utils/BERT_CN_dict", "--selected-cols": "0,1,2",
+             "--max-tgt-length": "64", "--eval-args": '{"beam":5,"max_len_b":64,"no_repeat_ngram_size":0}',
+             "--eval-cider": None, "--eval-cider-cached-tokens": None},
+            "caption/train_caption_stage1_base.sh as task ocr (branch feature/add_text_recognition) with the Chinese "
+            "vocabulary and run_scripts/ocr/evaluate_ocr_base.sh's columns and search"),
     "gigaword": ("gigaword/train_gigaword.sh", {}, ""),
     **{f"glue_{name}": (f"glue/train_{name}.sh", {}, "") for name in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")},
 }

@@ -5,7 +5,7 @@ anywhere:
     python tools/reference/official_eval.py --ofa OFA_DIR --record OUT.json -- EVALUATE.PY ARGUMENTS...
 The arguments are evaluate.py's own (those of a run_scripts/<task>/evaluate_*.sh call, --cpu instead of --fp16).
 Nothing of OFA's code is changed or copied: `torch.Tensor.cuda` becomes a no-op (evaluate.py allocates its score
-sums with .cuda()), and a profile hook reads the local variables of utils/eval_utils.py's eval_* functions as they
+sums with .cuda()), torch.load may read pickled argparse settings again, and a profile hook reads the local variables of utils/eval_utils.py's eval_* functions as they
 return: the hypotheses of a search (every beam's tokens and score), or the per-candidate scores of a closed set,
 with the batch's sample ids. The record is a JSON list, one entry per row, in the order evaluate.py saw them.
 """
@@ -65,6 +65,9 @@ def main() -> None:
     args = parser.parse_args()
     evaluate_args = args.evaluate_args[1:] if args.evaluate_args[:1] == ["--"] else args.evaluate_args
 
+    # evaluate.py's torch.load predates torch 2.6's weights-only default; fairseq checkpoints hold argparse.Namespace
+    # objects (cfg.model), and the files loaded here are the parity suite's own.
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     import torch
 
     torch.Tensor.cuda = lambda self, *unused, **also_unused: self

@@ -13,7 +13,7 @@ stubs=$(realpath -m "$ofa/../stubs")
 
 [ -x "$venv/bin/python" ] || python3.11 -m venv "$venv"
 "$venv/bin/pip" install -q torch==2.14.1 numpy==1.23.5 hydra-core==1.3.2 omegaconf==2.3.0 transformers==4.25.1 \
-    tokenizers==0.13.3 pillow regex sacrebleu bitarray cython torchvision "setuptools>=77,<81" scikit-image==0.24.0 zhconv==1.4.3 rouge-score==0.1.2
+    tokenizers==0.13.3 pillow regex sacrebleu bitarray cython torchvision "setuptools>=77,<81" scikit-image==0.24.0 zhconv==1.4.3 rouge-score==0.1.2 levenshtein==0.27.5
 
 # Python 3.11 refuses mutable dataclass defaults such as `common: CommonConfig = CommonConfig()`.
 sed -i -E 's/^( +[a-z_]+): ([A-Za-z]+) = \2\(\)$/\1: \2 = field(default=\2)/' \
@@ -22,6 +22,12 @@ sed -i -E 's/field\(default=([A-Za-z]+)\(\)\)/field(default_factory=\1)/' \
     "$ofa/fairseq/fairseq/models/transformer/transformer_config.py"
 grep -q "^from dataclasses import .*field" "$ofa/fairseq/fairseq/models/transformer/transformer_config.py" \
     || sed -i '1i from dataclasses import field' "$ofa/fairseq/fairseq/models/transformer/transformer_config.py"
+
+# OFA's Chinese OCR task lives on branch feature/add_text_recognition (main has its evaluate scripts and eval_ocr):
+# with that branch's tasks/mm_tasks/ocr.py and data/mm_data/ocr_dataset.py copied into the tree, register it.
+if [ -f "$ofa/tasks/mm_tasks/ocr.py" ] && ! grep -q "from .ocr import" "$ofa/tasks/mm_tasks/__init__.py"; then
+    printf "\nfrom .ocr import OcrTask\n" >> "$ofa/tasks/mm_tasks/__init__.py"
+fi
 
 # fairseq's batching helpers are Cython extensions.
 (cd "$ofa/fairseq" && "$venv/bin/python" - <<'PY'
