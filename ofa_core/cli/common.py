@@ -15,6 +15,7 @@ from ofa_core.recipe import MissingRecipePath, Recipe, Resolved
 from ofa_core.recipe.loading import load_all
 from ofa_core.recipe.preflight import check
 from ofa_core.recipe.problems import problems_of, raise_problems
+from ofa_core.recipe.purpose import TRAINING, Purpose
 from ofa_core.recipe.resolution import resolve_all
 from ofa_core.recipe.sections import SETUP
 
@@ -25,8 +26,10 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a recipe value, e.g. --set training.learning_rate=1e-4 (value parsed as JSON)")
 
 
-def prepare(args: argparse.Namespace, preflight: bool = False) -> tuple[Recipe, tuple[Resolved, ...]]:
-    """Load the recipe, the plugins it names, and every task's components, once: all checks before any compute.
+def prepare(args: argparse.Namespace, preflight: bool = False,
+            purpose: Purpose = TRAINING) -> tuple[Recipe, tuple[Resolved, ...]]:
+    """Load the recipe, the plugins it names, and every task's components, once: all checks before any compute,
+    of what `purpose` reads (an evaluation: its split, the task's files, no starting model, loss or training).
     With `preflight`, also everything else that would stop a run before its first step (`recipe.preflight`).
     Every mistake found is raised together (`RecipeProblems`; one alone as itself).
 
@@ -35,7 +38,7 @@ def prepare(args: argparse.Namespace, preflight: bool = False) -> tuple[Recipe, 
     paths, and nothing is generated or written.
     """
     try:
-        return _load_and_resolve(args, preflight)
+        return _load_and_resolve(args, preflight, purpose)
     except OFAError as error:
         from ofa_core.demo.folder import awaits_first_use, create_on_first_use
 
@@ -47,18 +50,19 @@ def prepare(args: argparse.Namespace, preflight: bool = False) -> tuple[Recipe, 
             raise_problems([problem for problem in problems if problem not in waiting])
         for problem in waiting:
             create_on_first_use(problem.path)
-    return _load_and_resolve(args, preflight)
+    return _load_and_resolve(args, preflight, purpose)
 
 
-def _load_and_resolve(args: argparse.Namespace, preflight: bool) -> tuple[Recipe, tuple[Resolved, ...]]:
-    recipe, problems = load_all(args.recipe, args.overrides)
+def _load_and_resolve(args: argparse.Namespace, preflight: bool,
+                      purpose: Purpose) -> tuple[Recipe, tuple[Resolved, ...]]:
+    recipe, problems = load_all(args.recipe, args.overrides, purpose)
     if recipe is None:
         raise_problems(problems)
     try:
         args.loader.load_recipe_modules(recipe.spec.plugins.load, recipe.base_dir)
     except OFAError as error:
         raise_problems([*problems, recipe.error(str(error))])
-    resolution = resolve_all(recipe, args.loader.registry())
+    resolution = resolve_all(recipe, args.loader.registry(), purpose)
     problems += resolution.problems
     if preflight:
         problems += _preflight(recipe, resolution.parts, problems)

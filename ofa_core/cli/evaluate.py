@@ -1,6 +1,11 @@
 """`ofa eval RECIPE --checkpoint DIR`: generate on the recipe's eval split and score it; the scores also go to
 `<output_dir>/log.jsonl` and (unless `training.report_to` is 'none') TensorBoard `eval/<score>` scalars.
-`--precision` is checked against the device before the recipe's data is read, and recorded beside the predictions."""
+
+Only what the evaluation reads is checked: the model of `--checkpoint` (not the recipe's `model.checkpoint`), the
+split's file and the task's files (answers, labels); the recipe's other splits, loss, resumed checkpoint and training
+settings are not (`ofa_core.recipe.purpose`). The numbers are computed in `--precision` (default fp32, exact), never
+in the recipe's training `mixed_precision`; it is checked against the device before the recipe's data is read, and
+recorded in the result, beside the predictions and in the log line."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
+from ofa_core.recipe.purpose import evaluation
 
 HELP = "evaluate a checkpoint with the recipe's task, data, generation and metrics"
 
@@ -37,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         from ofa_core.model.precision import check
 
         check(args.precision, default_device())  # before the recipe's data is read
-    recipe, tasks = prepare(args)
+    recipe, tasks = prepare(args, purpose=evaluation(args.split))
     from ofa_core.trainer import from_recipe  # torch: only once the recipe is known to be good
     from ofa_core.trainer.distributed import leave_world
 

@@ -90,9 +90,9 @@ def image_reference(value: str, folder: Path, images: TsvIndex | None = None) ->
 class PerSplitFiles:
     """Reader options for one data file per split and the bad-record policy."""
 
-    train: str | None = path_option()
-    valid: str | None = path_option()
-    test: str | None = path_option()
+    train: str | None = path_option(split="train")
+    valid: str | None = path_option(split="valid")
+    test: str | None = path_option(split="test")
     bad_records: Literal["skip", "error"] = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
 
     def split_file(self, split: str) -> Path:

@@ -42,13 +42,14 @@ def is_options_class(value: Any) -> bool:
     return isinstance(value, type) and attrs.has(value) and getattr(value.__setattr__, "__name__", "") == "_frozen_setattrs"
 
 
-def path_option(*, default: str | None = None, must_exist: bool = True) -> Any:
+def path_option(*, default: str | None = None, must_exist: bool = True, split: str | None = None) -> Any:
     """An options field holding a file path: recipes resolve it against the recipe's folder.
 
     With `must_exist`, `ofa recipe validate` reports a missing file (with the JSON path) before
-    any compute, instead of the reader failing mid-run.
+    any compute, instead of the reader failing mid-run. A reader's file of one `split` ('train', 'valid',
+    'test') is required only by commands that read that split: `ofa eval --split valid` needs no train file.
     """
-    return attrs.field(default=default, metadata={PATH_METADATA: {"must_exist": must_exist}},
+    return attrs.field(default=default, metadata={PATH_METADATA: {"must_exist": must_exist, "split": split}},
                        validator=attrs.validators.optional(attrs.validators.instance_of(str)))
 
 

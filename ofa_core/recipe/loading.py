@@ -15,11 +15,12 @@ import attrs
 import orjson
 
 from ofa_core.model.errors import OFAError
-from ofa_core.recipe.paths import MissingPathError, resolve_path
+from ofa_core.recipe.paths import MissingPathError, resolve_path, unchecked_path
 from ofa_core.recipe.problems import raise_problems
+from ofa_core.recipe.purpose import TRAINING, Purpose
 from ofa_core.recipe.schema import RecipeError, build, errors_of
 from ofa_core.recipe.sections import DataSection, MissingRecipePath, Recipe, RecipeFile, with_setup
-from ofa_core.recipe.training import TrainingConfig
+from ofa_core.recipe.training import EVALUATION_SETTINGS, TrainingConfig
 
 
 def read_json(path: Path, what: str = "recipe") -> dict:
@@ -101,17 +102,20 @@ def _set(data: dict, keys: list[str], value: Any) -> dict:
     return {**data, keys[0]: _set(child if isinstance(child, dict) else {}, keys[1:], value)}
 
 
-def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+def load(path: str | Path, overrides: Sequence[str] = (), purpose: Purpose = TRAINING) -> Recipe:
     """Read, merge, override and type-check a recipe; every error is one line naming file and field
     (several mistakes: a `RecipeProblems` listing each)."""
-    recipe, problems = load_all(path, overrides)
+    recipe, problems = load_all(path, overrides, purpose)
     raise_problems(problems)
     return recipe
 
 
-def load_all(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Recipe | None, list[OFAError]]:
+def load_all(path: str | Path, overrides: Sequence[str] = (),
+             purpose: Purpose = TRAINING) -> tuple[Recipe | None, list[OFAError]]:
     """The recipe and every mistake in it. A bad value is reported and its default used, so later checks still
     run; the recipe is None only when its shape leaves nothing to check (no model, neither task nor tasks).
+    Without training (`purpose`), `model.checkpoint` and `training.resume_from_checkpoint` need not exist, and
+    of the training settings only `EVALUATION_SETTINGS` are read (the others keep their defaults, unchecked).
 
     A file that is missing or not JSON, and a bad `extends` or `--set`, stop at once: there is nothing to check."""
     path = Path(path)
@@ -146,8 +150,8 @@ def load_all(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Recipe | 
             spec = None
     if spec is None:
         return None, [fail(error) for error in errors]
-    spec = _resolve_paths(spec, path.parent, errors)
-    training = _training(spec, path, errors)
+    spec = _resolve_paths(spec, path.parent, errors, purpose)
+    training = _training(spec, path, errors, purpose)
     return Recipe(path, spec, training, origins), [fail(error) for error in errors]
 
 
@@ -225,13 +229,17 @@ def _check_tasks(spec: RecipeFile) -> None:
         seen[entry.name] = index
 
 
-def _resolve_paths(spec: RecipeFile, base: Path, errors: list[RecipeError]) -> RecipeFile:
-    """Absolute checkpoint and output paths; a missing checkpoint is reported and its path kept, so checks go on."""
-    try:
-        checkpoint = resolve_path(spec.model.checkpoint, base, "model.checkpoint", must_exist=True)
-    except RecipeError as error:
-        errors.append(error)
-        checkpoint = error.path if isinstance(error, MissingPathError) else spec.model.checkpoint
+def _resolve_paths(spec: RecipeFile, base: Path, errors: list[RecipeError], purpose: Purpose) -> RecipeFile:
+    """Absolute checkpoint and output paths; a missing checkpoint is reported (when training starts from it) and its
+    path kept, so checks go on."""
+    if not purpose.trains:
+        checkpoint = unchecked_path(spec.model.checkpoint, base, "model.checkpoint")
+    else:
+        try:
+            checkpoint = resolve_path(spec.model.checkpoint, base, "model.checkpoint", must_exist=True)
+        except RecipeError as error:
+            errors.append(error)
+            checkpoint = error.path if isinstance(error, MissingPathError) else spec.model.checkpoint
     default_name = spec.name or (spec.task.name if spec.task is not None else "multitask")
     output_dir = spec.output_dir or spec.training.get("output_dir") or f"runs/{default_name}"
     if not isinstance(output_dir, str):
@@ -244,9 +252,13 @@ def _resolve_paths(spec: RecipeFile, base: Path, errors: list[RecipeError]) -> R
     return attrs.evolve(spec, model=attrs.evolve(spec.model, checkpoint=str(checkpoint)), output_dir=output_dir)
 
 
-def _training(spec: RecipeFile, path: Path, errors: list[RecipeError]) -> TrainingConfig:
-    """The training block, bad values reported and replaced by their defaults."""
+def _training(spec: RecipeFile, path: Path, errors: list[RecipeError], purpose: Purpose) -> TrainingConfig:
+    """The training block, bad values reported and replaced by their defaults; without training, only the settings
+    an evaluation reads (unknown keys too: one may be a misspelt evaluation setting)."""
     values = {**spec.training, "output_dir": spec.output_dir}
+    if not purpose.trains:
+        known = {attribute.name for attribute in attrs.fields(TrainingConfig)}
+        values = {key: value for key, value in values.items() if key in EVALUATION_SETTINGS or key not in known}
     if "resume_from_checkpoint" in values and values["resume_from_checkpoint"] not in (None, "auto") \
             and isinstance(values["resume_from_checkpoint"], str):
         try:

@@ -50,3 +50,12 @@ def resolve_path(value: str, base: Path, field: str, *, must_exist: bool) -> str
     if must_exist and not resolved.exists():
         raise MissingPathError(f"{field}: {resolved} not found (relative paths are resolved against {base})", resolved)
     return str(resolved)
+
+
+def unchecked_path(value: str, base: Path, field: str) -> str:
+    """`value` resolved as `resolve_path` does where it can, else as written: a path the command does not read is
+    neither required nor an error (an unset `$VARIABLE` in it included)."""
+    try:
+        return resolve_path(value, base, field, must_exist=False)
+    except RecipeError:
+        return value

@@ -15,8 +15,9 @@ import attrs
 from ofa_core.model.errors import OFAError
 from ofa_core.model.search import OFFICIAL_SEARCH, search_for_language
 from ofa_core.plugin.specs import PATH_METADATA, ClosedSet, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
-from ofa_core.recipe.paths import MissingPathError, resolve_path
+from ofa_core.recipe.paths import MissingPathError, resolve_path, unchecked_path
 from ofa_core.recipe.problems import raise_problems
+from ofa_core.recipe.purpose import TRAINING, Purpose
 from ofa_core.recipe.schema import RecipeError, build
 from ofa_core.recipe.sections import Component, DataSection, Recipe, TaskEntry
 from ofa_core.registry.components import Registry
@@ -32,7 +33,8 @@ class Resolved:
     prompt: PromptTemplate
     reader: ReaderSpec
     reader_options: Any
-    loss: LossSpec
+    loss: LossSpec | None
+    """None when the command trains nothing (an evaluation): the loss is then neither looked up nor built."""
     loss_options: Any
     metrics: tuple[tuple[str, MetricSpec, Any], ...]
     generation: str | dict
@@ -67,8 +69,11 @@ def closed_set_of(task: TaskSpec, options: Any, prompt: PromptTemplate) -> Close
     return closed_set
 
 
-def build_options(options_class: type | None, values: Mapping[str, Any], field: str, base: Path) -> Any:
-    """An instance of a component's options class from recipe JSON; path options resolved."""
+def build_options(options_class: type | None, values: Mapping[str, Any], field: str, base: Path,
+                  splits: frozenset[str] | None = None) -> Any:
+    """An instance of a component's options class from recipe JSON; path options resolved. With `splits`, the
+    reads of a command that opens only those splits: another split's file (`path_option(split=...)`) need not
+    exist."""
     if options_class is None:
         if values:
             raise RecipeError(f"{field}: this component takes no options, got {', '.join(values)}")
@@ -78,23 +83,28 @@ def build_options(options_class: type | None, values: Mapping[str, Any], field: 
     for attribute in attrs.fields(options_class):
         meta = attribute.metadata.get(PATH_METADATA)
         value = getattr(options, attribute.name)
-        if meta is not None and isinstance(value, str):
-            changes[attribute.name] = resolve_path(value, base, f"{field}.{attribute.name}", must_exist=meta["must_exist"])
+        if meta is None or not isinstance(value, str):
+            continue
+        where = f"{field}.{attribute.name}"
+        if splits is not None and meta.get("split") not in (None, *splits):
+            changes[attribute.name] = unchecked_path(value, base, where)
+        else:
+            changes[attribute.name] = resolve_path(value, base, where, must_exist=meta["must_exist"])
     return attrs.evolve(options, **changes) if changes else options
 
 
-def resolve(recipe: Recipe, registry: Registry) -> Resolved:
+def resolve(recipe: Recipe, registry: Registry, purpose: Purpose = TRAINING) -> Resolved:
     """The components of a single-task recipe (see `resolve_tasks` for any recipe); errors name file and field."""
     if recipe.spec.multitask:
         raise recipe.error("tasks: a multi-task recipe resolves to several tasks; use resolve_tasks")
-    return resolve_tasks(recipe, registry)[0]
+    return resolve_tasks(recipe, registry, purpose)[0]
 
 
-def resolve_tasks(recipe: Recipe, registry: Registry) -> tuple[Resolved, ...]:
+def resolve_tasks(recipe: Recipe, registry: Registry, purpose: Purpose = TRAINING) -> tuple[Resolved, ...]:
     """Every task of the recipe with its components looked up and options built: one for a single-task recipe,
     one per entry of `tasks` for a mixture. Errors name the file and the JSON path (`tasks[1].data.reader`);
     several mistakes raise a `RecipeProblems` listing each."""
-    resolution = resolve_all(recipe, registry)
+    resolution = resolve_all(recipe, registry, purpose)
     raise_problems(resolution.problems)
     return resolution.tasks
 
@@ -111,11 +121,12 @@ class Resolution:
     against the tokenizer, the reader's data) runs even when another part of the entry is wrong."""
 
 
-def resolve_all(recipe: Recipe, registry: Registry) -> Resolution:
+def resolve_all(recipe: Recipe, registry: Registry, purpose: Purpose = TRAINING) -> Resolution:
     """Every task and every mistake found in any of them (each component is checked even when another of its
-    task is wrong)."""
+    task is wrong), as far as `purpose` reads them: an evaluation needs no loss and only its split's files."""
     problems: list[OFAError] = []
-    parts = tuple(_resolve_entry(recipe, registry, index, entry, problems) for index, entry in enumerate(recipe.spec.entries))
+    parts = tuple(_resolve_entry(recipe, registry, index, entry, problems, purpose)
+                  for index, entry in enumerate(recipe.spec.entries))
     tasks = tuple(Resolved(**found) for found in parts if len(found) == len(attrs.fields(Resolved)))
     return Resolution(tasks, problems, parts)
 
@@ -127,8 +138,8 @@ class _Failed:
 FAILED = _Failed()
 
 
-def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEntry,
-                   problems: list[OFAError]) -> dict[str, Any]:
+def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEntry, problems: list[OFAError],
+                   purpose: Purpose) -> dict[str, Any]:
     """The entry's resolved parts by `Resolved` field name (all of them when nothing is wrong)."""
     base = recipe.base_dir
 
@@ -160,10 +171,13 @@ def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEn
     prompt = attempt(_prompt, recipe, registry, task, section, field) if ok(task) else FAILED
     reader_ref = entry.data.reader or (Component(task.reader) if ok(task) else None)
     reader = attempt(lookup, registry.readers, reader_ref.name, "data.reader") if reader_ref else FAILED
-    reader_options = attempt(build_options, reader.options, reader_ref.options, field("data.reader"), base) if ok(reader) else FAILED
-    loss_ref = entry.loss or (Component(task.loss) if ok(task) else None)
-    loss = attempt(lookup, registry.losses, loss_ref.name, "loss") if loss_ref else FAILED
-    loss_options = attempt(build_options, loss.options, loss_ref.options, field("loss"), base) if ok(loss) else FAILED
+    reader_options = attempt(build_options, reader.options, reader_ref.options, field("data.reader"), base,
+                             purpose.splits) if ok(reader) else FAILED
+    loss, loss_options = None, None
+    if purpose.trains:
+        loss_ref = entry.loss or (Component(task.loss) if ok(task) else None)
+        loss = attempt(lookup, registry.losses, loss_ref.name, "loss") if loss_ref else FAILED
+        loss_options = attempt(build_options, loss.options, loss_ref.options, field("loss"), base) if ok(loss) else FAILED
     metric_refs = entry.metrics if entry.metrics is not None else [Component(m) for m in task.metrics] if ok(task) else []
     metrics = []
     for i, ref in enumerate(metric_refs):

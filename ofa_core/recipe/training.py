@@ -53,6 +53,12 @@ def _backends(_instance, attribute: attrs.Attribute, value: tuple[str, ...]) -> 
                          f"'tensorboard' is the only backend, got {list(value)}")
 
 
+EVALUATION_SETTINGS = frozenset({"output_dir", "per_device_eval_batch_size", "dataloader_num_workers", "bad_images",
+                                 "metric_for_best_model", "report_to"})
+"""The settings an evaluation without training (`ofa eval`) reads; it leaves the others at their defaults, unchecked
+(its precision is `--precision`, never `mixed_precision`)."""
+
+
 @attrs.frozen(kw_only=True)
 class TrainingConfig:
     """How to train: optimisation, schedule, precision, freezing, evaluation, checkpoints, logging.

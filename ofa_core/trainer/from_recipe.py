@@ -45,7 +45,7 @@ def _task_parts(resolved: Resolved, model: Any, processor: Any, splits: dict[str
         label=resolved.label,
         train_examples=_examples(resolved, processor, splits["train"]) if "train" in splits else (),
         eval_examples=_examples(resolved, processor, splits["eval"]) if "eval" in splits else (),
-        loss_fn=resolved.loss.build(resolved.loss_options),
+        loss_fn=resolved.loss.build(resolved.loss_options) if resolved.loss is not None else None,
         metrics={name: functools.partial(spec.build, options) for name, spec, options in resolved.metrics},
         higher_is_better={name: spec.higher_is_better for name, spec, _ in resolved.metrics},
         generation_config=generation_config(resolved.generation, **special_token_ids(model.config)),
