@@ -7,6 +7,7 @@ over numbers computed under autocast fails here."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +109,31 @@ def test_evaluation_during_training_says_what_it_computed_in(mixed_precision, re
     events.Reload()
     assert f"{tag}/cider" in events.Tags()["scalars"]
     assert not [name for name in events.Tags()["scalars"] if name.startswith("eval") and not name.startswith(f"{tag}/")]
+
+
+def test_predict_and_serve_records_match_what_the_model_ran_in(tmp_path, capsys, autocast_seen) -> None:
+    """`ofa predict`'s meta JSON and the server's `/health` say fp32, and nothing ran under autocast."""
+    from fastapi.testclient import TestClient
+
+    from ofa_core.inference.loading import load_for_inference
+    from ofa_core.plugin.testing import fake_image
+    from ofa_core.registry import load_plugins
+    from ofa_core.serving.app import ServeSettings, create_app
+    from ofa_core.serving.requests import served_tasks
+
+    model = tiny_checkpoint(tmp_path / "model")
+    fake_image(0).save(tmp_path / "photo.png")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "--model", str(model), "--task", "caption", "--generation", "max_new_tokens=2",
+                 str(tmp_path / "photo.png"), "-o", str(out)]) == 0, capsys.readouterr().err
+    assert orjson.loads((tmp_path / "out.jsonl.meta.json").read_bytes())["precision"] == "fp32"
+    loaded = load_for_inference(model, "fp32", "cpu")
+    app = create_app(loaded.model, loaded.processor, served_tasks(load_plugins().registry(), ["caption"]),
+                     ServeSettings(max_wait_ms=1), model_name="tiny", precision=loaded.precision.precision)
+    predicted = len(autocast_seen)
+    image = base64.b64encode((tmp_path / "photo.png").read_bytes()).decode()
+    with TestClient(app) as client:
+        assert client.get("/health").json()["precision"] == "fp32"
+        answer = client.post("/v1/predict", json={"task": "caption", "image": image, "generation": {"max_new_tokens": 2}})
+    assert answer.status_code == 200, answer.text
+    assert 0 < predicted < len(autocast_seen) and not any(autocast_seen)
