@@ -46,9 +46,11 @@ class ModelSection:
     """Which weights to start from."""
 
     checkpoint: str = attrs.field(metadata={PATH_METADATA: {"must_exist": True},
-                                            "help": "model directory (from `ofa convert` or save_pretrained), or a run directory: its best "
-                                                    "checkpoint, else its newest. Relative to the recipe; `~` and `$VARIABLES` "
-                                                    "are expanded ($OFA_CACHE_DIR defaults to ~/.cache/ofa)"})
+                                            "help": "the model a run starts from: a model directory (from `ofa convert` or save_pretrained), "
+                                                    "or a run directory: its best checkpoint, else its newest. Relative to the "
+                                                    "recipe; `~` and `$VARIABLES` are expanded ($OFA_CACHE_DIR defaults to "
+                                                    "~/.cache/ofa). `ofa eval` reads its `--checkpoint` instead, and neither "
+                                                    "reads nor checks this one"})
     overrides: dict = attrs.field(factory=dict, metadata={"help": "config overrides passed to from_pretrained, e.g. dropout"})
 
 

@@ -110,7 +110,8 @@ class TrainingConfig:
     resume_from_checkpoint: str | None = attrs.field(default=None, validator=_resume)
     """'auto' (newest complete checkpoint in `output_dir`, if any), a checkpoint path, or None."""
     mixed_precision: Literal["no", "bf16", "fp16"] = attrs.field(default="no", validator=v.in_(("no", "bf16", "fp16")))
-    """bf16: autocast on CPU or CUDA; fp16: autocast with a gradient scaler, CUDA only."""
+    """Training precision. bf16: autocast on CPU or CUDA; fp16: autocast with a gradient scaler, CUDA only. A run's
+    evaluations compute under the same autocast (and say so); `ofa eval` never does (its `--precision`)."""
     label_smoothing: float = attrs.field(default=0.0, converter=float, validator=_probability)
     """ε of `Trainer`'s own loss when it gets no `loss_fn`; recipes set ε in their `loss` block instead."""
     freeze_encoder: bool = attrs.field(default=False, validator=v.instance_of(bool))
