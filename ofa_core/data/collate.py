@@ -7,7 +7,7 @@ captions of one image runs the encoder on one row and shares it (see `grouping`)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -21,31 +21,36 @@ logger = logging.getLogger(__name__)
 
 
 class GroupDataset(torch.utils.data.Dataset):
-    """Item g = (examples of group g, its image tensor or None, whether the image decoded).
+    """Item g = (examples of group g, its image tensor or None, whether the image decoded); item `(g, start, stop)`
+    the same for the members `groups[g][start:stop]` (a part of a group that a training batch cut).
 
-    The image is decoded once per group, and with `cache_images` once per run: the tensor is kept for later
+    The image is decoded once per item, and with `cache_images` once per run: the tensor is kept for later
     epochs (the processing has no randomness, so it is the same tensor). A bad image drops the group
-    (counted by `collate`) under the `skip` policy and raises under `error`.
+    (counted by `collate`) under the `skip` policy and raises under `error`. `encoded(example)` true means its
+    encoder output is cached: the image is not decoded at all (None, as for an image-less example).
     """
 
     def __init__(self, examples: Sequence[Example], groups: Sequence[Sequence[int]], image_processor: Any,
-                 bad_images: str = "skip", cache_images: bool = False) -> None:
+                 bad_images: str = "skip", cache_images: bool = False,
+                 encoded: Callable[[Example], bool] | None = None) -> None:
         self.examples = examples
         self.groups = groups
         self.image_processor = image_processor
         self.bad_images = bad_images
         self.cache: dict[int, torch.Tensor] | None = {} if cache_images else None
+        self.encoded = encoded
 
     def __len__(self) -> int:
         return len(self.groups)
 
-    def __getitem__(self, index: int) -> tuple[list[Example], torch.Tensor | None, bool]:
-        members = [self.examples[i] for i in self.groups[index]]
+    def __getitem__(self, index: int | tuple[int, int, int]) -> tuple[list[Example], torch.Tensor | None, bool]:
+        group, start, stop = (index, 0, None) if isinstance(index, int) else index
+        members = [self.examples[i] for i in self.groups[group][start:stop]]
         image = members[0].image
-        if image is None:
+        if image is None or (self.encoded is not None and self.encoded(members[0])):
             return members, None, True
-        if self.cache is not None and index in self.cache:
-            return members, self.cache[index], True
+        if self.cache is not None and group in self.cache:
+            return members, self.cache[group], True
         try:
             pixels = self.image_processor.to_tensor(image)
         except ImageError as err:
@@ -54,7 +59,7 @@ class GroupDataset(torch.utils.data.Dataset):
             logger.warning("skipping example %r: %s", members[0].id, err)
             return members, None, False
         if self.cache is not None:
-            self.cache[index] = pixels
+            self.cache[group] = pixels
         return members, pixels, True
 
 

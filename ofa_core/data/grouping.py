@@ -2,8 +2,9 @@
 
 MUGE has 10 captions per image. With a frozen encoder every caption of an image has the same
 encoder output, so a group (same image, same source text) is encoded once and its output is shared
-by the group's decoder rows. Batches are packed from whole groups; the same packing is cut into
-per-process parts, so N processes see exactly the samples one process would with an N× batch.
+by the group's decoder rows. Training batches (`example_batches`) hold exactly the batch size in examples,
+cutting a group where a batch ends; evaluation batches (`epoch_batches`) are packed from whole groups. Either
+packing is cut into per-process parts, so N processes see exactly the samples one process would with an N× batch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import random
 from collections.abc import Sequence
 
 from ofa_core.data.encode import Example
+
+Part = tuple[int, int, int]
+"""`(group, start, stop)`: the members `groups[group][start:stop]`, one encoder input within a batch."""
 
 
 def group_examples(examples: Sequence[Example], by_image: bool) -> list[list[int]]:
@@ -71,3 +75,37 @@ def epoch_batches(groups: Sequence[Sequence[int]], batch_size: int, world_size: 
         start, stop = _split([len(groups[g]) for g in chunk], world_size)[rank]
         batches.append(chunk[start:stop])
     return batches
+
+
+def example_batches(groups: Sequence[Sequence[int]], batch_size: int, world_size: int, rank: int,
+                    seed: int, epoch: int) -> list[list[Part]]:
+    """This process's training batches of one epoch: `batch_size` examples each, as parts of groups.
+
+    Groups are shuffled with `seed + epoch` (identical on every process) and laid end to end; every
+    `batch_size * world_size` examples make a global batch, cut into `world_size` runs of `batch_size`.
+    A group that a cut crosses is split: each side is one part, encoded once in its own batch. The last,
+    short global batch is cut as evenly as possible, and dropped when it has fewer examples than processes.
+    With single-example groups this is the packing `epoch_batches` makes.
+    """
+    order = list(range(len(groups)))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    flat = [(group, member) for group in order for member in range(len(groups[group]))]
+    target = batch_size * world_size
+    batches = []
+    for begin in range(0, len(flat), target):
+        chunk = flat[begin: begin + target]
+        if len(chunk) < world_size:
+            continue
+        batches.append(_parts(chunk[len(chunk) * rank // world_size: len(chunk) * (rank + 1) // world_size]))
+    return batches
+
+
+def _parts(run: Sequence[tuple[int, int]]) -> list[Part]:
+    """Consecutive `(group, member)` pairs as `(group, start, stop)` parts."""
+    parts: list[Part] = []
+    for group, member in run:
+        if parts and parts[-1][0] == group and parts[-1][2] == member:
+            parts[-1] = (group, parts[-1][1], member + 1)
+        else:
+            parts.append((group, member, member + 1))
+    return parts

@@ -124,6 +124,16 @@ class TrainingConfig:
     """fnmatch patterns over parameter names, e.g. 'model.decoder.layers.0.*'."""
     group_by_image: bool = attrs.field(default=True, validator=v.instance_of(bool))
     """With a frozen encoder, batch the samples of one image together and encode that image once."""
+    encoder_cache: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    """With `freeze_encoder` (and the word embedding frozen): compute each (image, source text)'s encoder output
+    once per run and read it in later epochs instead of running the encoder (docs/training.md)."""
+    encoder_cache_memory_mb: int = attrs.field(default=4096, validator=[v.instance_of(int), _non_negative])
+    """Keep the encoder cache in memory (per process) when it fits this many MiB, else in a memory-mapped file
+    under `output_dir/encoder-cache` that a resumed run reuses."""
+    encoder_cache_dtype: Literal["auto", "float32", "float16", "bfloat16"] = attrs.field(
+        default="auto", validator=v.in_(("auto", "float32", "float16", "bfloat16")))
+    """auto: in memory, the encoder output's own dtype (its values bit for bit); on disk, float16 (half of float32;
+    later epochs' losses move by fp16 rounding)."""
     fsdp: bool | str = attrs.field(default=False, validator=v.in_((False, True, "full_shard", "shard_grad_op")))
     """False, True / 'full_shard', or 'shard_grad_op': shard the model with FSDP when distributed (no effect on one process)."""
     report_to: tuple[str, ...] = attrs.field(default=("tensorboard",), converter=_report_to, validator=_backends)

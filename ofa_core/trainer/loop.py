@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 from ofa_core.data import Collator, Example, GroupDataset, epoch_batches, group_examples
+from ofa_core.data.grouping import Part, example_batches
 from ofa_core.model.errors import OFAError
 from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder, decode_batch
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
@@ -32,6 +33,7 @@ from ofa_core.plugin.specs import ClosedSet, LossContext, LossOutput, Metric
 from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.trainer import sharding
 from ofa_core.recipe.training import TrainingConfig
+from ofa_core.trainer.encoder_cache import EncoderCache, open_cache
 from ofa_core.trainer.distributed import (World, all_reduce_gradients, barrier, device_for, gather_objects, init_world)
 from ofa_core.trainer.freezing import apply_freezing
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
@@ -134,6 +136,8 @@ class Trainer:
         self.sharded = bool(config.fsdp) and self.world.distributed
         self.model_class = type(model)
         self._loss_contexts: dict[int, LossContext] = {}
+        self.encoder_caches: list[EncoderCache | None] = [None] * len(self.tasks)
+        self.encoder_cache: EncoderCache | None = None  # the stepping task's
 
     # -- forward -------------------------------------------------------------------------------------
 
@@ -148,17 +152,26 @@ class Trainer:
         encoder's input embedding: while it trains, its gradient through the (frozen) encoder
         flows back through the shared pass, summed over the group, as per-caption passes would.
         """
-        encoder = self.model.get_encoder()
-        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")}
-        needs_grad = any(p.requires_grad for p in encoder.parameters())
-        with contextlib.nullcontext() if needs_grad else torch.no_grad():
-            out = encoder(**inputs)
+        if self.encoder_cache is not None:
+            out = self.encoder_cache.encode(batch, self._encoder_pass)
+        else:
+            encoder = self.model.get_encoder()
+            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")}
+            needs_grad = any(p.requires_grad for p in encoder.parameters())
+            with contextlib.nullcontext() if needs_grad else torch.no_grad():
+                out = encoder(**inputs)
         index = batch["encoder_index"]
         if index.numel() == out.last_hidden_state.shape[0]:
             return out
         return OFAEncoderOutput(last_hidden_state=out.last_hidden_state.index_select(0, index),
                                 padding_mask=out.padding_mask.index_select(0, index),
                                 position_embeddings=out.position_embeddings.index_select(0, index))
+
+    @torch.no_grad()
+    def _encoder_pass(self, inputs: dict[str, torch.Tensor]) -> OFAEncoderOutput:
+        """The frozen encoder on `inputs` (moved to the device), under the run's autocast: the encoder cache's pass."""
+        with self._autocast():
+            return self.model.get_encoder()(**self._to_device(inputs))
 
     def _forward(self, batch: dict):
         if not self.sharded:
@@ -208,6 +221,7 @@ class Trainer:
     def _step(self, micro_batches: list[dict], index: int) -> dict[str, float]:
         """One optimizer step on micro-batches of task `index`; returns the step's totals over all processes."""
         task, decoder = self.tasks[index], self.decoders[index]
+        self.encoder_cache = self.encoder_caches[index]
         self.optimizer.zero_grad(set_to_none=True)
         local = {"sample_size": 0.0, "loss_sum": 0.0, "num_dropped": 0.0, "nsamples": 0.0}
         for batch in micro_batches:
@@ -268,6 +282,9 @@ class Trainer:
     def _save(self, metrics: dict | None) -> Path:
         """Write `checkpoint-<step>` for the current state; `metrics`: this step's evaluation, if any."""
         path = self.output_dir / f"checkpoint-{self.state.step}"
+        for cache in self.encoder_caches:
+            if cache is not None:
+                cache.commit()
         weights, optimizer_state = None, None
         if self.sharded:
             weights = sharding.full_model_state(self.model)
@@ -345,6 +362,10 @@ class Trainer:
             with self.times.phase("checkpoints"):
                 self._save(None)
         self.reporter.close()
+        for cache in self.encoder_caches:
+            if cache is not None:
+                cache.commit()
+                _say(self.world, f"encoder cache: {cache.hits:,} encoder rows read, {cache.misses:,} computed")
         result = self._summary(time.monotonic() - started)
         _say(self.world, "time by phase: " + breakdown_line(result["seconds_by_phase"]))
         _say(self.world, "done: " + ", ".join(f"{k}={v}" for k, v in result.items() if v is not None and k != "seconds_by_phase"))
@@ -371,10 +392,11 @@ class Trainer:
         self._train_mode()
         by_image = config.freeze_encoder and config.group_by_image
         self.groups = [group_examples(task.train_examples, by_image) for task in self.tasks]
+        self.encoder_caches = self._open_encoder_caches()
         self.datasets = [GroupDataset(task.train_examples, groups, self.processor.image_processor, config.bad_images,
-                                      config.cache_images)
-                         for task, groups in zip(self.tasks, self.groups)]
-        self._epoch_cache: dict[int, tuple[int, list[list[int]]]] = {}
+                                      config.cache_images, cache.encoded if cache is not None else None)
+                         for task, groups, cache in zip(self.tasks, self.groups, self.encoder_caches)]
+        self._epoch_cache: dict[int, tuple[int, list[list[Part]]]] = {}
         self._streams: list[Any] = [None] * len(self.tasks)
         steps_per_epoch = [math.ceil(len(self._epoch_batches(index, 0)) / config.gradient_accumulation_steps)
                            for index in range(len(self.tasks))]
@@ -393,9 +415,13 @@ class Trainer:
         self.state = self._resume(resume) if resume is not None else TrainState.start([task.label for task in self.tasks])
         if resume is not None:
             _say(world, f"resumed from {resume} at step {self.state.step}")
-        for task, groups, steps in zip(self.tasks, self.groups, steps_per_epoch):
+        for index, (task, groups, steps) in enumerate(zip(self.tasks, self.groups, steps_per_epoch)):
             share = f" ({task.label}, {task.probability:.0%} of steps)" if mixture else ""
-            _say(world, f"{len(task.train_examples)} examples in {len(groups)} groups; {steps} steps/epoch{share}")
+            batches = self._epoch_batches(index, 0)
+            images = sum(map(len, batches)) / len(batches) * config.gradient_accumulation_steps
+            _say(world, f"{len(task.train_examples)} examples in {len(groups)} groups; {steps} steps/epoch{share}; a step "
+                        f"trains {config.per_device_train_batch_size * config.gradient_accumulation_steps} examples of "
+                        f"{images:.1f} images (encoder inputs) on average per process")
         _say(world, f"{self.total_steps} steps")
         self.reporter = Reporter(self.output_dir, config.report_to, self.total_steps, self.state.step, world.is_main)
         self.start_step, self.saved_at, self.last_metrics = self.state.step, -1, {}
@@ -407,13 +433,35 @@ class Trainer:
             for leftover in self.output_dir.glob(".tmp-checkpoint-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
 
-    def _epoch_batches(self, index: int, epoch: int) -> list[list[int]]:
-        """This process's micro-batches (group indices) of task `index` in `epoch`."""
+    def _open_encoder_caches(self) -> list[EncoderCache | None]:
+        """Each task's encoder cache when the encoder's outputs cannot change (`training.encoder_cache`), else None."""
+        config, nothing = self.config, [None] * len(self.tasks)
+        if not (config.freeze_encoder and config.encoder_cache):
+            return nothing
+        encoder = self.model.get_encoder()
+        reason = None
+        if self.sharded:
+            reason = "under training.fsdp the encoder runs inside the model's forward"
+        elif any(p.requires_grad for p in encoder.parameters()):
+            reason = "the shared word embedding, the encoder's input, trains (set training.freeze_word_embed to true)"
+        elif getattr(self.processor.image_processor, "randomized", False):
+            reason = "the image processor augments images at random, so every epoch needs the encoder"
+        if reason:
+            _say(self.world, f"encoder cache off: {reason}")
+            return nothing
+        return [open_cache(task.train_examples, self._encoder_pass, encoder, self.model.config, self.processor.image_processor,
+                           config.mixed_precision, config.encoder_cache_dtype, config.encoder_cache_memory_mb,
+                           self.output_dir / "encoder-cache" / (task.label or "train"), self.world.rank,
+                           functools.partial(_say, self.world))
+                for task in self.tasks]
+
+    def _epoch_batches(self, index: int, epoch: int) -> list[list[Part]]:
+        """This process's micro-batches (parts of groups, `per_device_train_batch_size` examples) of task `index` in `epoch`."""
         cached = self._epoch_cache.get(index)
         if cached is None or cached[0] != epoch:
             config, world = self.config, self.world
-            cached = epoch, epoch_batches(self.groups[index], config.per_device_train_batch_size, world.size, world.rank,
-                                          config.seed, epoch, shuffle=True, drop_last=True)
+            cached = epoch, example_batches(self.groups[index], config.per_device_train_batch_size, world.size, world.rank,
+                                            config.seed, epoch)
             self._epoch_cache[index] = cached
         return cached[1]
 
