@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from ofa_core.data.grouping import epoch_batches, example_batches
 from ofa_core.recipe.training import TrainingConfig
 
 from .helpers import kill_while_saving
+from .test_distributed import _free_port
 from .test_train import losses, make_trainer
 
 LIT = {"freeze_encoder": True, "freeze_word_embed": True}
@@ -146,3 +150,24 @@ def test_example_batches_cut_groups_and_processes() -> None:
         for rank in range(ranks):
             assert [[g for g, _, _ in batch] for batch in example_batches(singles, 2, ranks, rank, 3, 1)] == \
                 epoch_batches(singles, 2, ranks, rank, 3, 1, shuffle=True, drop_last=True)
+
+
+def _rank(rank: int, tmp: str, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        lit_trainer(Path(tmp), per_device_train_batch_size=4, save_strategy="no").train()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_each_process_caches_what_it_reads(tmp_path: Path) -> None:
+    mp.spawn(_rank, args=(str(tmp_path / "two"), _free_port()), nprocs=2, join=True)
+    make_trainer(tmp_path / "one", max_steps=9, encoder_cache=False, **LIT, **ALIGNED).train()
+    folders = sorted((tmp_path / "two" / "run" / "encoder-cache" / "train").glob("*/rank-*"))
+    assert [folder.name for folder in folders] == ["rank-0", "rank-1"]
+    stored = [[slot for slot, state in enumerate((folder / "filled.bin").read_bytes()) if state] for folder in folders]
+    assert all(stored) and set(stored[0]) | set(stored[1]) == set(range(6))
+    two, one = losses(tmp_path / "two" / "run"), losses(tmp_path / "one" / "run")
+    assert _worst(two, one) <= 1e-5  # each process encodes one image a step where one process encodes two
