@@ -42,7 +42,8 @@ class Weights:
 class Case:
     """One official recipe's parity run.
 
-    `task`: the fairseq task (`convert to-fairseq --task`, evaluate.py `--task`). `language`: which official
+    `cfg`: which official train script's cfg the checkpoint carries (`convert to-fairseq --task`; the fairseq task
+    evaluate.py runs is in `flags`). `language`: which official
     vocabulary the checkpoint has. `config`: OFAConfig settings of the task's official train script that differ from
     the defaults (e.g. its patch size). `rows`: the TSV under tests/official/data, in the official column layout.
     `script`: the run_scripts file whose evaluate.py call the golden reproduces; `flags` are that call's flags
@@ -52,7 +53,7 @@ class Case:
     """
 
     recipe: str
-    task: str
+    cfg: str
     language: str
     rows: str
     script: str
@@ -91,7 +92,13 @@ CASES: dict[str, Case] = {case.recipe: case for case in (
     # Stage 2 (SCST) is evaluated by the same script as stage 1: the same checkpoint, rows and golden values.
     Case("caption_coco_scst", "caption", "en", "caption_en.tsv", "run_scripts/caption/evaluate_caption_base.sh",
          (*_CAPTION_FLAGS, "--beam=5", "--max-len-b=16"), _CAPTION_OVERRIDES, "caption", "coco_caption"),
-    Case("caption_muge", "caption", "zh", "caption_zh.tsv", "run_scripts/caption/generate_caption_cn.sh",
+    Case("caption_muge", "caption_cn", "zh", "caption_zh.tsv", "run_scripts/caption/generate_caption_cn.sh",
          (*_CAPTION_FLAGS, "--beam=8", "--max-len-b=128"), _CAPTION_OVERRIDES, "caption_zh", "muge_caption",
-         weights=Weights(eos=1.5)),  # long captions (up to the 129-token limit) as well as short ones
+         weights=Weights(eos=1.65)),  # captions of 13 to 70 tokens
+    # GLUE has no evaluate script: evaluate.py with the task of run_scripts/glue/train_<task>.sh, every row in one
+    # batch; its eval_glue reads the answer from the last position's logits (official_eval.py records them).
+    *(Case(f"glue_{task}", f"glue_{task}", "en", f"glue_{task}.tsv", f"run_scripts/glue/train_{task}.sh",
+           (f"--task={task}", "--batch-size=16", "--log-format=simple", "--seed=7", "--gen-subset=valid",
+            "--num-workers=0"), {}, "glue", "glue_accuracy")
+      for task in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")),
 )}

@@ -2,7 +2,7 @@
 
 A tiny OFA (the official vocabulary of the case's language, 64 channels, 2+2 layers, the smallest official image
 trunk ResNet-50) with seeded weights is saved as a model directory and written with
-`python -m ofa_core convert to-fairseq DIR --out X.pt --task <official task>`; the goldens are OFA's own outputs
+`python -m ofa_core convert to-fairseq DIR --out X.pt --task <official train script>`; the goldens are OFA's own outputs
 on that file, and `digest` fingerprints its tensors so that a changed builder cannot pass unnoticed.
 """
 
@@ -55,9 +55,9 @@ def build(case: Case, directory: Path) -> Path:
     """Write the case's model directory and its official-layout checkpoint under `directory`; return the .pt."""
     model_dir, checkpoint = directory / f"{case.recipe}-model", directory / f"{case.recipe}.pt"
     tiny_official_model(case.language, case.weights, case.config).save_pretrained(model_dir)
-    code = main(["convert", "to-fairseq", str(model_dir), "--out", str(checkpoint), "--task", case.task])
+    code = main(["convert", "to-fairseq", str(model_dir), "--out", str(checkpoint), "--task", case.cfg])
     if code != 0:
-        raise RuntimeError(f"convert to-fairseq {model_dir} --task {case.task} exited {code}")
+        raise RuntimeError(f"convert to-fairseq {model_dir} --task {case.cfg} exited {code}")
     return checkpoint
 
 

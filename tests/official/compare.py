@@ -7,6 +7,7 @@ evaluation function applies to its own output (written down per comparison), nev
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Callable
@@ -50,7 +51,31 @@ def caption_zh(golden: dict, lines: list[dict], result: dict) -> None:
     check_metric(golden, result)
 
 
+# Closed-set scores: the official logit (GLUE) or log-probability of each candidate, held to ours within this.
+SCORE_TOLERANCE = 1e-4
+
+
+def glue(golden: dict, lines: list[dict], result: dict) -> None:
+    """GLUE: the same answer, and every answer's score within SCORE_TOLERANCE of eval_glue's. The official run keeps
+    the last position's logits of the allowed answers (the rest masked to -inf) and takes the arg-max; ofa eval
+    ranks by the log-probability over those answers, so the official logits are normalised over them likewise
+    (log_softmax: logit - logsumexp), which keeps their order and differences."""
+    for row, line in _by_id(golden, lines):
+        assert line["prediction"] == row["prediction"], (
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+        ours = {entry["answer"]: entry["score"] for entry in line["ranking"]}
+        assert ours.keys() == row["candidates"].keys(), f"row {row['id']}: answers {sorted(ours)} vs {sorted(row['candidates'])}"
+        top = max(row["candidates"].values())
+        total = top + math.log(sum(math.exp(value - top) for value in row["candidates"].values()))
+        for answer, logit in row["candidates"].items():
+            official = logit - total
+            assert abs(ours[answer] - official) <= SCORE_TOLERANCE, (
+                f"row {row['id']}, answer {answer!r}: ofa eval {ours[answer]!r}, official {official!r}")
+    check_metric(golden, result)
+
+
 COMPARISONS: dict[str, Callable[[dict, list[dict], dict], None]] = {
     "caption": caption,
     "caption_zh": caption_zh,
+    "glue": glue,
 }

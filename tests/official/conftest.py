@@ -27,7 +27,7 @@ def built(tmp_path_factory):
     cache: dict[tuple, Built] = {}
 
     def get(case: Case) -> Built:
-        key = (case.task, case.language, tuple(sorted(case.config.items())), case.weights)
+        key = (case.cfg, case.language, tuple(sorted(case.config.items())), case.weights)
         if key not in cache:
             directory = tmp_path_factory.mktemp(case.recipe)
             checkpoint = build(case, directory)

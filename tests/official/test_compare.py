@@ -7,12 +7,13 @@ Runs without the model or the official files: the "eval output" here is made fro
 from __future__ import annotations
 
 import copy
+import math
 
 import orjson
 import pytest
 
 from .cases import CASES
-from .compare import COMPARISONS, METRIC_TOLERANCE
+from .compare import COMPARISONS, METRIC_TOLERANCE, SCORE_TOLERANCE
 
 GOLDEN_CASES = [case for case in CASES.values() if case.golden_path.is_file()]
 
@@ -20,6 +21,15 @@ GOLDEN_CASES = [case for case in CASES.values() if case.golden_path.is_file()]
 def agreeing_output(golden: dict) -> tuple[list[dict], dict]:
     """Prediction lines and a result JSON that say what the golden says."""
     lines = [{"id": row["id"], "prediction": row["prediction"]} for row in golden["predictions"]]
+    for line, row in zip(lines, golden["predictions"]):
+        if "candidates" in row:  # closed sets: ofa eval ranks every candidate, best first
+            total = 0.0
+            if golden["case"]["compare"] == "glue":  # GLUE goldens hold logits, ofa eval log-probabilities
+                top = max(row["candidates"].values())
+                total = top + math.log(sum(math.exp(value - top) for value in row["candidates"].values()))
+            ranked = sorted(((answer, value - total) for answer, value in row["candidates"].items()),
+                            key=lambda item: -item[1])
+            line["ranking"] = [{"answer": answer, "score": score} for answer, score in ranked]
     return lines, {**golden["metric"], "examples": len(lines)}
 
 
@@ -60,3 +70,14 @@ def test_a_metric_off_by_more_than_the_tolerance_fails(golden_case, direction):
         perturbed["metric"][key] += direction * 2 * METRIC_TOLERANCE
         with pytest.raises(AssertionError, match=key):
             compare(perturbed, lines, result)
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_candidate_score_off_by_more_than_the_tolerance_fails(golden_case, direction):
+    compare, golden = golden_case
+    lines, result = agreeing_output(golden)
+    if "ranking" not in lines[0]:
+        pytest.skip("not a closed set")
+    lines[0]["ranking"][-1]["score"] += direction * 2 * SCORE_TOLERANCE
+    with pytest.raises(AssertionError, match=f"row {lines[0]['id']}, answer"):
+        compare(golden, lines, result)

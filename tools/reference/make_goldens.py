@@ -99,9 +99,27 @@ def muge_caption(predictions: dict[str, str], case: Case) -> dict[str, float]:
     return _coco_scores(predictions, references(case), tokenize)
 
 
+# The official GLUE datasets' label words (data/nlu_data/<task>_dataset.py), by the label the TSV holds.
+GLUE_LABELS = {"sst2": {"0": "negative", "1": "positive"}, "cola": {"0": "no", "1": "yes"},
+               "mnli": {"0": "maybe", "1": "yes", "2": "no"}, "mrpc": {"0": "no", "1": "yes"},
+               "qqp": {"0": "no", "1": "yes"},
+               "qnli": {"0": "no", "1": "yes", "not_entailment": "no", "entailment": "yes"},
+               "rte": {"not_entailment": "no", "entailment": "yes"}}
+
+
+def glue_accuracy(predictions: dict[str, str], case: Case) -> dict[str, float]:
+    """The share of rows whose official answer is the row's label word (its valid_step's acc), x100."""
+    labels = GLUE_LABELS[case.cfg.removeprefix("glue_")]
+    stem = case.rows_path.stem
+    words = {f"{stem}:{number}": labels[line.split("\t")[-1]]
+             for number, line in enumerate(case.rows_path.read_text(encoding="utf-8").splitlines(), 1)}
+    return {"accuracy": 100 * sum(predictions[key] == word for key, word in words.items()) / len(words)}
+
+
 METRICS: dict[str, Callable[[dict[str, str], Case], dict[str, float]]] = {
     "coco_caption": coco_caption,
     "muge_caption": muge_caption,
+    "glue_accuracy": glue_accuracy,
 }
 
 
@@ -124,7 +142,8 @@ def official_run(case: Case, checkpoint: Path, ofa: Path, activate: str, work: P
         raise SystemExit(f"official evaluate.py failed for {case.recipe}:\n{completed.stdout[-4000:]}\n"
                          f"{completed.stderr[-4000:]}")
     subset = next(flag.split("=", 1)[1] for flag in case.flags if flag.startswith("--gen-subset="))
-    saved = json.loads((work / "results" / f"{subset}_predict.json").read_text(encoding="utf-8"))
+    saved_file = work / "results" / f"{subset}_predict.json"  # GLUE's evaluation stops before writing it
+    saved = json.loads(saved_file.read_text(encoding="utf-8")) if saved_file.is_file() else []
     return saved, json.loads(record.read_text(encoding="utf-8")), arguments
 
 
@@ -139,9 +158,21 @@ def caption_rows(saved: list[dict], recorded: list[dict]) -> list[dict]:
     return rows
 
 
-ROWS: dict[str, Callable[[list[dict], list[dict]], list[dict]]] = {
-    "caption": caption_rows,
-    "caption_zh": caption_rows,
+def glue_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
+    """GLUE: per TSV row (ids as the glue_tsv reader numbers lines), the answer with the highest last-position
+    logit, as eval_glue's argmax picks it, and every allowed answer's logit."""
+    lines = case.rows_path.read_text(encoding="utf-8").splitlines()
+    if len(recorded) != len(lines):
+        raise SystemExit(f"{case.recipe}: recorded {len(recorded)} rows of {len(lines)}; keep them in one batch")
+    stem = case.rows_path.stem
+    return [{"id": f"{stem}:{row['id'] + 1}", "prediction": max(row["candidates"], key=row["candidates"].get),
+             "candidates": row["candidates"]} for row in recorded]
+
+
+ROWS: dict[str, Callable[[list[dict], list[dict], Case], list[dict]]] = {
+    "caption": lambda saved, recorded, case: caption_rows(saved, recorded),
+    "caption_zh": lambda saved, recorded, case: caption_rows(saved, recorded),
+    "glue": glue_rows,
 }
 
 
@@ -157,7 +188,7 @@ def make_golden(case: Case, ofa: Path, activate: str, commit: str) -> Path:
         work = Path(directory)
         checkpoint = build(case, work)
         saved, recorded, arguments = official_run(case, checkpoint, ofa, activate, work)
-        rows = ROWS[case.compare](saved, recorded)
+        rows = ROWS[case.compare](saved, recorded, case)
         golden = {
             "recipe": case.recipe,
             "case": orjson.loads(orjson.dumps(attrs.asdict(case))),

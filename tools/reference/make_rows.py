@@ -65,9 +65,57 @@ def caption_rows(language: str) -> list[list[str]]:
     return rows
 
 
+# GLUE rows: (texts, label as the official file writes it), per task; the texts are written by hand.
+GLUE = {
+    "sst2": [(["a gripping , beautifully acted film"], "1"), (["the plot is thin and the jokes fall flat"], "0"),
+             (["an utterly forgettable sequel"], "0"), (["warm , funny and surprisingly wise"], "1"),
+             (["it never finds its footing"], "0")],
+    "cola": [(["the cat sat on the mat ."], "1"), (["the cat sat mat the on ."], "0"),
+             (["she has been reading all morning ."], "1"), (["him went to the store yesterday ."], "0")],
+    "rte": [(["a man is playing a guitar on stage .", "a person plays music ."], "entailment"),
+            (["the company reported record profits this year .", "the company lost money ."], "not_entailment"),
+            (["two dogs run across a snowy field .", "animals are outside ."], "entailment"),
+            (["the museum opens at nine .", "the museum is closed all week ."], "not_entailment")],
+    "mrpc": [(["the storm knocked out power to thousands of homes .",
+               "thousands of homes lost power in the storm ."], "1"),
+             (["shares rose two percent on monday .", "the minister resigned on monday ."], "0"),
+             (["he was born in a small village .", "his birthplace was a small village ."], "1"),
+             (["the bridge will reopen next spring .", "the school hired ten new teachers ."], "0")],
+    "qnli": [(["what colour is the sky ?", "on a clear day the sky looks blue ."], "entailment"),
+             (["who wrote the novel ?", "the film was shot in three months ."], "not_entailment"),
+             (["how tall is the tower ?", "the tower rises 300 metres above the city ."], "entailment"),
+             (["when did the war end ?", "the river floods every spring ."], "not_entailment")],
+    "qqp": [(["how do i learn to cook ?", "what is the best way to learn cooking ?"], "1"),
+            (["why is the sea salty ?", "how do airplanes fly ?"], "0"),
+            (["what is a good laptop for students ?", "which laptop should a student buy ?"], "1"),
+            (["where can i watch old movies ?", "how do i fix a flat tyre ?"], "0")],
+    "mnli": [(["a woman is slicing tomatoes in a kitchen .", "someone is preparing food ."], "1"),
+             (["the children are asleep .", "the children are playing football ."], "2"),
+             (["a man is reading a newspaper on a bench .", "the man is waiting for a friend ."], "0"),
+             (["the shop sells fresh bread every morning .", "bread is sold at the shop ."], "1")],
+}
+
+# Where the official selected_cols put each task's texts and label (run_scripts/glue/train_<task>.sh).
+GLUE_COLUMNS = {"sst2": (0, 1), "cola": (1, 2), "rte": (1, 2, 3), "mrpc": (0, 1, 2), "qnli": (1, 2, 3),
+                "qqp": (3, 4, 5), "mnli": (0, 1, 2)}
+
+
+def glue_rows(task: str) -> list[list[str]]:
+    """The task's rows with its texts and label at its selected columns; other columns hold a row number."""
+    columns = GLUE_COLUMNS[task]
+    rows = []
+    for index, (texts, label) in enumerate(GLUE[task]):
+        row = [str(index)] * (max(columns) + 1)
+        for column, value in zip(columns, [*texts, label]):
+            row[column] = value
+        rows.append(row)
+    return rows
+
+
 ROW_SETS: dict[str, Callable[[], list[list[str]]]] = {
     "caption_en": lambda: caption_rows("en"),
     "caption_zh": lambda: caption_rows("zh"),
+    **{f"glue_{task}": (lambda task=task: glue_rows(task)) for task in GLUE},
 }
 
 
