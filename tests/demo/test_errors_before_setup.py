@@ -39,12 +39,13 @@ def test_a_typo_is_one_line_before_any_demo_data_or_file(command, tmp_path, cach
 
 
 def test_a_wrong_type_given_with_set_is_reported_the_same_way(tmp_path, cache, monkeypatch, capsys):
+    """Every path of the multi-task demo lies in the demo folder, so the wrong type is all there is to report."""
     monkeypatch.setattr(writer, "generate", lambda *args, **kwargs: pytest.fail("the demo was generated"))
-    assert main(["recipe", "validate", str(RECIPES / "demo_vqa.json"), "--set", "training.max_steps=\"many\""]) == 2
+    assert main(["recipe", "validate", str(RECIPES / "demo_multitask.json"), "--set", "training.max_steps=\"many\""]) == 2
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert out == "" and len(lines) == 1 and "training.max_steps" in lines[0] and "--set" in lines[0]
-    assert "demo" not in lines[0].replace("demo_vqa.json", "")  # no missing demo path beside it
+    assert "demo" not in lines[0].replace("demo_multitask.json", "")  # no missing demo path beside it
     assert _files(cache) == []
 
 
