@@ -101,4 +101,8 @@ CASES: dict[str, Case] = {case.recipe: case for case in (
            (f"--task={task}", "--batch-size=16", "--log-format=simple", "--seed=7", "--gen-subset=valid",
             "--num-workers=0"), {}, "glue", "glue_accuracy")
       for task in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")),
+    Case("gigaword", "gigaword", "en", "gigaword.tsv", "run_scripts/gigaword/evaluate_gigaword.sh",
+         ("--task=gigaword", "--batch-size=32", "--log-format=simple", "--log-interval=10", "--seed=7",
+          "--gen-subset=test", "--beam=6", "--lenpen=0.7", "--max-len-b=32", "--no-repeat-ngram-size=3",
+          "--num-workers=0"), {"selected_cols": "0,1"}, "summary", "gigaword_rouge"),
 )}

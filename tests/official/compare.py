@@ -74,8 +74,17 @@ def glue(golden: dict, lines: list[dict], result: dict) -> None:
     check_metric(golden, result)
 
 
+def summary(golden: dict, lines: list[dict], result: dict) -> None:
+    """Gigaword: eval_gigaword's headline (lower-cased, tokenization fixed, digits as '#') against ours, exactly."""
+    for row, line in _by_id(golden, lines):
+        assert line["prediction"] == row["prediction"], (
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+    check_metric(golden, result)
+
+
 COMPARISONS: dict[str, Callable[[dict, list[dict], dict], None]] = {
     "caption": caption,
     "caption_zh": caption_zh,
     "glue": glue,
+    "summary": summary,
 }

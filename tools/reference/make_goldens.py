@@ -116,10 +116,26 @@ def glue_accuracy(predictions: dict[str, str], case: Case) -> dict[str, float]:
     return {"accuracy": 100 * sum(predictions[key] == word for key, word in words.items()) / len(words)}
 
 
+def gigaword_rouge(predictions: dict[str, str], case: Case) -> dict[str, float]:
+    """ROUGE-1/2/L F-measures (Porter stemmer) of Google's rouge-score, the scorer run_scripts/gigaword/eval_rouge.py
+    loads through `datasets`, against the lower-cased headlines eval_gigaword pairs them with, x100. The script
+    reports its bootstrap aggregator's middle value; this is the plain mean over rows, as ofa eval reports."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    stem = case.rows_path.stem
+    references = {f"{stem}:{number}": line.split("\t")[1].lower()
+                  for number, line in enumerate(case.rows_path.read_text(encoding="utf-8").splitlines(), 1)}
+    scores = [scorer.score(references[key], predictions[key]) for key in references]
+    return {name: 100 * sum(score[name].fmeasure for score in scores) / len(scores)
+            for name in ("rouge1", "rouge2", "rougeL")}
+
+
 METRICS: dict[str, Callable[[dict[str, str], Case], dict[str, float]]] = {
     "coco_caption": coco_caption,
     "muge_caption": muge_caption,
     "glue_accuracy": glue_accuracy,
+    "gigaword_rouge": gigaword_rouge,
 }
 
 
@@ -169,10 +185,21 @@ def glue_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]
              "candidates": row["candidates"]} for row in recorded]
 
 
+def summary_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
+    """Gigaword: the headline eval_gigaword saved per row (its batches carry no ids: saved in the TSV's order)."""
+    lines = case.rows_path.read_text(encoding="utf-8").splitlines()
+    if len(saved) != len(lines):
+        raise SystemExit(f"{case.recipe}: evaluate.py saved {len(saved)} rows of {len(lines)}")
+    stem = case.rows_path.stem
+    return [{"id": f"{stem}:{number}", "prediction": entry["hyp"], "reference": entry["ref"]}
+            for number, entry in enumerate(saved, 1)]
+
+
 ROWS: dict[str, Callable[[list[dict], list[dict], Case], list[dict]]] = {
     "caption": lambda saved, recorded, case: caption_rows(saved, recorded),
     "caption_zh": lambda saved, recorded, case: caption_rows(saved, recorded),
     "glue": glue_rows,
+    "summary": summary_rows,
 }
 
 

@@ -112,7 +112,21 @@ def glue_rows(task: str) -> list[list[str]]:
     return rows
 
 
+# Gigaword rows (article, headline), written by hand in the dataset's lower-cased, tokenized style.
+GIGAWORD = [
+    ("the city council approved a new budget on tuesday that raises spending on schools and roads by ## percent .",
+     "council approves budget with more for schools and roads"),
+    ("heavy rain caused flooding in several northern towns , forcing hundreds of residents to leave their homes .",
+     "floods force hundreds from homes in north"),
+    ("the national football team beat its rivals #-# in a friendly match played in front of a full stadium .",
+     "national team wins friendly match"),
+    ("oil prices fell sharply on monday after reports that production would increase next month .",
+     "oil prices fall on production reports"),
+]
+
+
 ROW_SETS: dict[str, Callable[[], list[list[str]]]] = {
+    "gigaword": lambda: [[article, headline] for article, headline in GIGAWORD],
     "caption_en": lambda: caption_rows("en"),
     "caption_zh": lambda: caption_rows("zh"),
     **{f"glue_{task}": (lambda task=task: glue_rows(task)) for task in GLUE},
@@ -128,11 +142,15 @@ def echo(prediction: str) -> str:
     return joined[:-2] if len(joined) > 2 else joined
 
 
-def add_echoes(rows: list[list[str]], golden: Path) -> list[list[str]]:
-    """Append an echo reference to the caption column of the first half of the rows (image id in column 1)."""
+def add_echoes(name: str, rows: list[list[str]], golden: Path) -> list[list[str]]:
+    """Echo references for the first half of the rows: appended to the captions (image id in column 1), or, for
+    Gigaword's single headline (rows numbered as its reader does), in place of it."""
     predictions = {row["id"]: row["prediction"] for row in json.loads(golden.read_text(encoding="utf-8"))["predictions"]}
-    for row in rows[: (len(rows) + 1) // 2]:
-        row[2] = "&&".join([*row[2].split("&&"), echo(predictions[row[1]])])
+    for number, row in enumerate(rows[: (len(rows) + 1) // 2], 1):
+        if name == "gigaword":
+            row[1] = echo(predictions[f"{name}:{number}"])
+        else:
+            row[2] = "&&".join([*row[2].split("&&"), echo(predictions[row[1]])])
     return rows
 
 
@@ -156,7 +174,7 @@ def main() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     for name in names:
         rows = ROW_SETS[name]()
-        write(DATA / f"{name}.tsv", add_echoes(rows, args.echo) if args.echo else rows)
+        write(DATA / f"{name}.tsv", add_echoes(name, rows, args.echo) if args.echo else rows)
 
 
 if __name__ == "__main__":
