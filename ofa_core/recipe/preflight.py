@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import orjson
 
+from ofa_core.exported.manifest import is_exported
 from ofa_core.generation.answer_tokens import JsonTokenizer, answer_ids
 from ofa_core.model.errors import OFAError
 from ofa_core.plugin.specs import PATH_METADATA, PromptTemplate
@@ -79,6 +80,9 @@ def model_files(directory: Path, overrides: dict, problems: list[str]) -> ModelF
     """The model directory's tokenizer and weight names; what is missing or inconsistent in its files goes to
     `problems`."""
     fix = "convert the checkpoint with `ofa convert` or save the model and its processor with save_pretrained"
+    if is_exported(directory):
+        problems.append(f"model.checkpoint: {directory}: an exported ONNX folder; run it with --backend onnxruntime "
+                        "(backend='onnxruntime' in Python), or give the PyTorch model it was exported from")
     config = _read_json(directory / "config.json", "model configuration", problems)
     if not any((directory / name).is_file() for name in WEIGHT_FILES):
         problems.append(f"model.checkpoint: {directory} has no weights ({' or '.join(WEIGHT_FILES[:2])}); {fix}")
