@@ -57,7 +57,7 @@ def _task_parts(resolved: Resolved, model: Any, processor: Any, splits: dict[str
     )
 
 
-def _postprocess(function: Any, text: str, record: dict, options: Any) -> str:
+def _postprocess(function: Any, text: str, record: dict, options: Any) -> Any:
     return function(text, record, options)
 
 

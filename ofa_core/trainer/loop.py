@@ -104,7 +104,7 @@ class Trainer:
                  train_examples: Sequence[Example] = (), eval_examples: Sequence[Example] = (),
                  loss_fn: LossFn | None = None, metrics: dict[str, Callable[[], Metric]] | None = None,
                  higher_is_better: dict[str, bool] | None = None, generation_config: Any = None,
-                 postprocess: Callable[[str, dict], str] | None = None, closed_set: ClosedSet | None = None,
+                 postprocess: Callable[[str, dict], Any] | None = None, closed_set: ClosedSet | None = None,
                  tasks: Sequence[TaskParts] = (), world: World | None = None) -> None:
         self.world = world or init_world()
         self.device = device_for(self.world)

@@ -40,7 +40,7 @@ class TaskParts:
     metrics: dict[str, Callable[[], Metric]] = attrs.field(factory=dict)
     higher_is_better: dict[str, bool] = attrs.field(factory=dict)
     generation_config: Any = None
-    postprocess: Callable[[str, dict], str] | None = None
+    postprocess: Callable[[str, dict], Any] | None = None
     closed_set: ClosedSet | None = None
     allowed_tokens: Sequence[int] | None = None
     probability: float = 1.0

@@ -217,9 +217,11 @@ def test_page_captions_ranks_labels_and_draws_a_box(driver, server, image, tmp_p
 
     # A box: a stubbed answer rendered by the page's render function, drawn over the preview.
     Select(driver.find_element(By.ID, "task")).select_by_value("caption")
-    stub = {"id": "stub", "task": "grounding", "prediction": "region", "box": [12, 8, 36, 24], "latency_ms": 5.0}
+    stub = {"id": "stub", "task": "grounding", "prediction": [12.0, 8.0, 36.0, 24.0], "box": [12, 8, 36, 24],
+            "latency_ms": 5.0}  # as the API answers grounding: the box as numbers, in pixels of the image sent
     driver.execute_script("window.OFAPage.render(arguments[0]);", stub)
     assert driver.find_element(By.ID, "box-block").is_displayed()
+    assert driver.find_element(By.ID, "prediction").text == "[12,8,36,24]"
     assert _error(driver) == ""
     pixels = driver.execute_script("""
         const img = document.getElementById('preview'), canvas = document.getElementById('overlay');
