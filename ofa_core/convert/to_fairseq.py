@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ofa_core.model.configuration import OFAConfig
-from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN, IMAGENET_STD
+from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN, IMAGENET_STD, derive_config
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
     FAIRSEQ_POSITION_TAIL,
@@ -88,10 +88,17 @@ def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[st
         "encoder_drop_path_rate": config.encoder_drop_path_rate,
         "decoder_drop_path_rate": config.decoder_drop_path_rate,
         "share_decoder_input_output_embed": True,
+        "vocab_size": config.vocab_size,
         **task_settings(config),
     }
-    # Settings the config does not describe (sync_bn, freeze_resnet...) keep their original values.
-    return {**ARCH_DEFAULTS, **(base or {}), **derived}
+    base = base or {}
+    if config.language == "en" and base.get("bpe") is None:
+        del derived["bpe"]  # the global --bpe choice; English scripts leave it unset (their task's bpe is gpt2)
+    # Settings the config does not describe (sync_bn...) keep their original values. A key the original arguments
+    # lack stays out when it says what its absence means (the model's default; vocab_size, which loading sets), so
+    # a converted checkpoint's cfg comes back unchanged.
+    return {key: value for key, value in {**ARCH_DEFAULTS, **base, **derived}.items()
+            if not base or key in base or (key != "vocab_size" and ARCH_DEFAULTS.get(key, ...) != value)}
 
 
 def task_settings(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -172,6 +179,18 @@ def _task_entry(directory: Path, config: OFAConfig, task: str | None) -> str:
     return name
 
 
+def _exact_in(dtype: torch.dtype, state: dict[str, torch.Tensor]) -> bool:
+    """Whether every float tensor survives a cast to `dtype` (weights changed since conversion may not)."""
+    return all(torch.equal(value.to(dtype).to(value.dtype), value)
+               for value in state.values() if value.is_floating_point())
+
+
+def _original_config(origin: dict[str, Any], config: OFAConfig, directory: Path) -> OFAConfig:
+    """The config `convert fairseq` derived from the original arguments (the vocabulary as the weights have it)."""
+    return derive_config(origin["fairseq_model_args"], origin.get("fairseq_task") or {}, config.vocab_size,
+                         config.language, directory)
+
+
 def _language_of(cfg: dict[str, Any]) -> str:
     return "zh" if (cfg.get("task") or {}).get("bpe") == "bert" else "en"
 
@@ -196,24 +215,31 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
     weights = model.state_dict()
     _unrepresentable(directory, config)
     origin = _read_origin(directory)
+    original_args = origin.get("fairseq_model_args") if task is None else None
     if isinstance(origin.get("fairseq_cfg"), dict) and task is None:
         cfg, source = copy.deepcopy(origin["fairseq_cfg"]), "the original checkpoint's cfg"
     else:
         name = _task_entry(directory, config, task)
         cfg, source = official_cfg(name), f"official {name} ({script_of(name)})"
-        if origin.get("fairseq_task") and task is None:  # a directory converted before whole cfgs were kept
-            cfg["task"] = {**cfg["task"], **origin["fairseq_task"]}
-    if _language_of(cfg) != config.language and not origin:
+        if task is None and not (directory / TASK_CONFIG_FILE).is_file() and not origin:
+            source += "; no task recorded with the model, --task chooses another"
+        if origin.get("fairseq_task") and task is None:  # a checkpoint with `args` only, or converted before
+            cfg["task"] = {**cfg["task"], **origin["fairseq_task"]}  # whole cfgs were kept
+    if _language_of(cfg) != config.language and (task is not None or not origin):
         raise ExportError(f"--task: its script is for {_language_of(cfg)} models, this model is {config.language}; "
                           f"choose the {config.language} variant (one of {', '.join(official_tasks())})")
-    base = origin.get("fairseq_model_args") or {k: v for k, v in (cfg.get("model") or {}).items() if k != NAMESPACE_MARK}
+    base = original_args or {k: v for k, v in (cfg.get("model") or {}).items() if k != NAMESPACE_MARK}
     args = model_args(config, base)
+    if original_args and args == model_args(_original_config(origin, config, directory), base):
+        args = dict(base)  # the weights' config is the one the original arguments give: cfg back as it was
+    else:
+        cfg["task"] = task_settings(config, cfg.get("task") or {})
+    cfg["model"] = argparse.Namespace(**args)
     state = fairseq_state_dict(config, weights, frozen_batch_norm=bool(args.get("freeze_resnet")))
     dtype = getattr(torch, str(origin.get("fairseq_dtype") or ""), None)
-    if isinstance(dtype, torch.dtype):  # back in the dtype the original file stored
-        state = OrderedDict((key, value.to(dtype) if value.is_floating_point() else value) for key, value in state.items())
-    cfg["model"] = argparse.Namespace(**args)
-    cfg["task"] = task_settings(config, cfg.get("task") or {})
+    if isinstance(dtype, torch.dtype) and _exact_in(dtype, state):  # back in the dtype the original file stored
+        state = OrderedDict((key, value.to(dtype) if value.is_floating_point() else value)
+                            for key, value in state.items())
     extra_state: dict[str, Any] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "val_loss": None}
     if (cfg.get("ema") or {}).get("store_ema"):  # evaluate.py --ema-eval reads the weights from here
         extra_state["ema"] = OrderedDict((key, value.clone()) for key, value in state.items())

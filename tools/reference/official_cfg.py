@@ -6,8 +6,9 @@ Run by hand in the official environment (tools/reference/setup.sh):
 Each entry comes from one of OFA's `run_scripts/<task>/train_*.sh`: the script runs under bash with `python3`
 replaced by a recorder, so its own variables and loops give the exact command line of its first run; fairseq's
 training parser then reads that command line as train.py would, and the cfg is what fairseq's checkpoint saving
-stores (`convert_namespace_to_omegaconf`, turned into plain containers; the model group is an argparse
-namespace there, a dict marked "__namespace__" here). The first entry is stored whole as `base`; each entry holds
+stores (`convert_namespace_to_omegaconf`, the model arguments completed by the model's `build_model` as
+train.py's call does, turned into plain containers; the model group is an argparse namespace there, a dict
+marked "__namespace__" here). The first entry is stored whole as `base`; each entry holds
 its changes to it. Tasks without a train script in OFA (Chinese captions, Chinese RefCOCO,
 Chinese OCR) take the closest script with the flags of their evaluation script, stated in `derived_from`.
 `convert to-fairseq` reads the file; the project never imports fairseq.
@@ -48,6 +49,11 @@ ENTRIES: dict[str, tuple[str, dict[str, str | None], str]] = {
     "gigaword": ("gigaword/train_gigaword.sh", {}, ""),
     **{f"glue_{name}": (f"glue/train_{name}.sh", {}, "") for name in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")},
 }
+
+# Sizes of the throwaway model that completes the arguments (they only decide the shapes of its weights).
+SHRUNK = {"encoder_embed_dim": 16, "decoder_embed_dim": 16, "encoder_ffn_embed_dim": 16, "decoder_ffn_embed_dim": 16,
+          "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 1, "decoder_attention_heads": 1,
+          "resnet_type": "resnet50"}
 
 RECORDER = """#!/usr/bin/env bash
 printf '%s\\0' "$@" > "$OFA_RECORDED_ARGV"
@@ -105,13 +111,23 @@ def plain(value):
 
 
 def cfg_for(argv: list[str]) -> dict:
-    from fairseq import options
+    from fairseq import models, options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from omegaconf import OmegaConf
 
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, argv)
     cfg = convert_namespace_to_omegaconf(args)
+    # train.py saves the model arguments after the model's build_model completed them in place (architecture
+    # defaults, vocab_size from the task's dictionary): a small copy of the model is built to learn them.
+    # The dictionaries come from OFA's common task set-up (the task's own would also read its data files).
+    from tasks.ofa_task import OFATask
+
+    trial = Namespace(**{**vars(cfg.model), **SHRUNK})
+    models.ARCH_MODEL_REGISTRY[cfg.model.arch].build_model(trial, OFATask.setup_task(cfg.task))
+    for key, value in vars(trial).items():
+        if key not in SHRUNK and getattr(cfg.model, key, object()) != value:
+            setattr(cfg.model, key, value)
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     return plain(container)
 
