@@ -15,7 +15,9 @@ stubs=$(realpath -m "$ofa/../stubs")
 "$venv/bin/pip" install -q torch==2.14.1 numpy==1.23.5 hydra-core==1.3.2 omegaconf==2.3.0 transformers==4.25.1 \
     tokenizers==0.13.3 pillow regex sacrebleu bitarray cython torchvision "setuptools>=77,<81" scikit-image==0.24.0 zhconv==1.4.3 rouge-score==0.1.2 levenshtein==0.27.5
 
-# Python 3.11 refuses mutable dataclass defaults such as `common: CommonConfig = CommonConfig()`.
+# Python 3.11 refuses mutable dataclass defaults such as `common: CommonConfig = CommonConfig()`. FairseqConfig's
+# fields default to the class itself (fairseq's hydra_init stores each field's `.default` as a config node, which a
+# default_factory would leave MISSING); transformer_config.py's get a default_factory.
 sed -i -E 's/^( +[a-z_]+): ([A-Za-z]+) = \2\(\)$/\1: \2 = field(default=\2)/' \
     "$ofa/fairseq/fairseq/dataclass/configs.py" "$ofa/fairseq/fairseq/models/transformer/transformer_config.py"
 sed -i -E 's/field\(default=([A-Za-z]+)\(\)\)/field(default_factory=\1)/' \
