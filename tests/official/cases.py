@@ -39,6 +39,17 @@ class Weights:
 
 
 @attrs.frozen
+class TokenWeights(Weights):
+    """Weights that also scale two groups of rows of the shared embedding, hence those tokens' logits: the location
+    tokens by `bins`, the image codes by `codes`. Grounding raises the bins, so that the search writes four of them
+    whether or not it is restricted to them, as a model fine-tuned on RefCOCO does; OCR lowers both, so that it
+    writes text, as OFA-OCR does (README.md: an untrained model writes codes and bins there)."""
+
+    bins: float = 1.0
+    codes: float = 1.0
+
+
+@attrs.frozen
 class Case:
     """One official recipe's parity run.
 
@@ -86,6 +97,13 @@ _CAPTION_FLAGS = ("--task=caption", "--batch-size=16", "--log-format=simple", "-
                   "--gen-subset=test", "--no-repeat-ngram-size=3", "--num-workers=0")
 _CAPTION_OVERRIDES = {"eval_cider": False, "selected_cols": "1,4,2"}
 
+_REFCOCO_FLAGS = ("--task=refcoco", "--batch-size=16", "--log-format=simple", "--log-interval=10", "--seed=7",
+                  "--gen-subset=refcoco_val", "--beam=5", "--min-len=4", "--max-len-a=0", "--max-len-b=4",
+                  "--no-repeat-ngram-size=3", "--num-workers=0")
+_REFCOCO_BINS = 3.0  # the official search writes bins only; best beams score -4.3 to -8.4 over the five tokens
+# Text, not codes or bins: 3 to 64 tokens before the EOS (36 to 64 on four rows of six); see README.md.
+_OCR_WEIGHTS = TokenWeights(eos=2.0, codes=0.3, bins=0.3)
+
 CASES: dict[str, Case] = {case.recipe: case for case in (
     Case("caption_coco", "caption", "en", "caption_en.tsv", "run_scripts/caption/evaluate_caption_base.sh",
          (*_CAPTION_FLAGS, "--beam=5", "--max-len-b=16"), _CAPTION_OVERRIDES, "caption", "coco_caption"),
@@ -105,4 +123,16 @@ CASES: dict[str, Case] = {case.recipe: case for case in (
          ("--task=gigaword", "--batch-size=32", "--log-format=simple", "--log-interval=10", "--seed=7",
           "--gen-subset=test", "--beam=6", "--lenpen=0.7", "--max-len-b=32", "--no-repeat-ngram-size=3",
           "--num-workers=0"), {"selected_cols": "0,1"}, "summary", "gigaword_rouge"),
+    # evaluate_refcoco_base.sh and evaluate_refcoco_cn.sh: exactly four tokens, no-repeat 3, batches of 16 (evaluate.py
+    # stops after the first batch, testing a tensor's truth value; official_eval.py records eval_refcoco's boxes).
+    *(Case(recipe, recipe, language, rows, script, _REFCOCO_FLAGS, {"selected_cols": columns}, "box", "refcoco_accuracy",
+           {"patch_image_size": 512}, TokenWeights(bins=_REFCOCO_BINS))
+      for recipe, language, rows, script, columns in (
+          ("refcoco", "en", "refcoco_en.tsv", "run_scripts/refcoco/evaluate_refcoco_base.sh", "0,4,2,3"),
+          ("refcoco_cn", "zh", "refcoco_zh.tsv", "run_scripts/refcoco/evaluate_refcoco_cn.sh", "0,3,1,2"))),
+    # evaluate_ocr_base.sh: beam 5, up to 64 tokens, no n-gram blocking (the ocr task of feature/add_text_recognition).
+    Case("ocr_cn", "ocr", "zh", "ocr_zh.tsv", "run_scripts/ocr/evaluate_ocr_base.sh",
+         ("--task=ocr", "--batch-size=16", "--log-format=simple", "--log-interval=10", "--seed=7", "--gen-subset=test",
+          "--beam=5", "--max-len-b=64", "--no-repeat-ngram-size=0", "--num-workers=0"),
+         {"selected_cols": "0,1,2", "resnet_model_path": None}, "ocr", "ocr_accuracy", weights=_OCR_WEIGHTS),
 )}

@@ -20,7 +20,7 @@ from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.plugin.testing import randomize_
 
-from .cases import Case, Weights
+from .cases import Case, TokenWeights, Weights
 
 SIZES = {"d_model": 64, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128, "encoder_layers": 2, "decoder_layers": 2,
          "encoder_attention_heads": 4, "decoder_attention_heads": 4, "resnet_type": "resnet50"}
@@ -45,6 +45,9 @@ def tiny_official_model(language: str, weights: Weights, config: dict | None = N
         if name == "model.shared.weight":
             parameter.mul_(weights.embedding)
             parameter[EOS].mul_(weights.eos)
+            if isinstance(weights, TokenWeights):
+                parameter[model.config.code_start_id : model.config.bin_start_id].mul_(weights.codes)
+                parameter[model.config.bin_start_id :].mul_(weights.bins)
         elif not _kept(name):
             gain = weights.attention if name.endswith(("q_proj.weight", "k_proj.weight")) else weights.gain
             parameter.mul_(gain / math.sqrt(parameter[0].numel()))

@@ -82,9 +82,34 @@ def summary(golden: dict, lines: list[dict], result: dict) -> None:
     check_metric(golden, result)
 
 
+# Boxes: each coordinate within this many pixels of the official one (both are computed from the same bins).
+BOX_TOLERANCE = 0.5
+
+
+def box(golden: dict, lines: list[dict], result: dict) -> None:
+    """RefCOCO: every coordinate of our box within BOX_TOLERANCE pixel of eval_refcoco's (computed from the best
+    beam's bins in float32, ours in float64), then Acc@0.5. A row ofa eval answered without a box fails."""
+    for row, line in _by_id(golden, lines):
+        ours, official = line["prediction"], row["prediction"]
+        assert ours is not None and len(ours) == 4, f"row {row['id']}: ofa eval {ours!r}, official box {official!r}"
+        worst = max(abs(mine - theirs) for mine, theirs in zip(ours, official))
+        assert worst <= BOX_TOLERANCE, f"row {row['id']}: ofa eval {ours!r}, official {official!r} ({worst:.3g} px apart)"
+    check_metric(golden, result)
+
+
+def ocr(golden: dict, lines: list[dict], result: dict) -> None:
+    """Chinese OCR: eval_ocr's text (decoded, stripped, spaces removed) against ours, exactly, then accuracy."""
+    for row, line in _by_id(golden, lines):
+        assert line["prediction"] == row["prediction"], (
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+    check_metric(golden, result)
+
+
 COMPARISONS: dict[str, Callable[[dict, list[dict], dict], None]] = {
     "caption": caption,
     "caption_zh": caption_zh,
     "glue": glue,
     "summary": summary,
+    "box": box,
+    "ocr": ocr,
 }

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from .cases import CASES
-from .compare import COMPARISONS, METRIC_TOLERANCE, SCORE_TOLERANCE
+from .compare import BOX_TOLERANCE, COMPARISONS, METRIC_TOLERANCE, SCORE_TOLERANCE
 
 GOLDEN_CASES = [case for case in CASES.values() if case.golden_path.is_file()]
 
@@ -81,3 +81,20 @@ def test_a_candidate_score_off_by_more_than_the_tolerance_fails(golden_case, dir
     lines[0]["ranking"][-1]["score"] += direction * 2 * SCORE_TOLERANCE
     with pytest.raises(AssertionError, match=f"row {lines[0]['id']}, answer"):
         compare(golden, lines, result)
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_box_off_by_more_than_the_tolerance_or_missing_fails(golden_case, direction):
+    compare, golden = golden_case
+    if golden["case"]["compare"] != "box":
+        pytest.skip("not a grounding golden")
+    lines, result = agreeing_output(golden)
+    for coordinate in range(4):
+        perturbed = copy.deepcopy(lines)
+        perturbed[0]["prediction"][coordinate] += direction * 2 * BOX_TOLERANCE
+        with pytest.raises(AssertionError, match=f"row {lines[0]['id']}: .* px apart"):
+            compare(golden, perturbed, result)
+    perturbed = copy.deepcopy(lines)
+    perturbed[0]["prediction"] = None  # ofa eval's answer without four location tokens
+    with pytest.raises(AssertionError, match=f"row {lines[0]['id']}"):
+        compare(golden, perturbed, result)

@@ -131,11 +131,56 @@ def gigaword_rouge(predictions: dict[str, str], case: Case) -> dict[str, float]:
             for name in ("rouge1", "rouge2", "rougeL")}
 
 
+def _tsv_column(case: Case, field: int) -> dict[str, str]:
+    """uniq-id -> the row's value of the `field`-th selected column (selected_cols: uniq-id, image, text, box)."""
+    columns = [int(column) for column in case.overrides["selected_cols"].split(",")]
+    rows = [line.split("\t") for line in case.rows_path.read_text(encoding="utf-8").splitlines()]
+    return {row[columns[0]]: row[columns[field]] for row in rows}
+
+
+def official_hit(box: list[float], reference: list[float]) -> float:
+    """eval_refcoco's Acc@0.5 score of one box, in float32 as it computes: IoU = intersection / (area + area' -
+    intersection + 1e-6) at least 0.5, and an intersection of positive width and height."""
+    import torch
+
+    hyp, ref = torch.tensor(box, dtype=torch.float32), torch.tensor(reference, dtype=torch.float32)
+    low, high = torch.maximum(hyp[:2], ref[:2]), torch.minimum(hyp[2:], ref[2:])
+    width, height = high - low
+    area = (hyp[2] - hyp[0]) * (hyp[3] - hyp[1]) + (ref[2] - ref[0]) * (ref[3] - ref[1])
+    iou = width * height / (area - width * height + 1e-6)
+    return float((iou >= 0.5) & (width > 0) & (height > 0))
+
+
+def refcoco_accuracy(predictions: dict[str, list[float]], case: Case) -> dict[str, float]:
+    """Acc@0.5 as evaluate.py sums eval_refcoco's scores (x100): the share of boxes that hit the row's box."""
+    references = {key: [float(value) for value in box.split(",")] for key, box in _tsv_column(case, 3).items()}
+    return {"acc@0.5": 100 * sum(official_hit(predictions[key], references[key]) for key in references) / len(references)}
+
+
+def ocr_label(text: str) -> str:
+    """OcrDataset's label (feature/add_text_recognition), Chinese vocabulary: traditional to simplified (zhconv),
+    NFKC, lower case. Its max_tgt_length cut is left out: box_rows' check against the official references
+    stops a longer label."""
+    import unicodedata
+
+    from zhconv import convert
+
+    return unicodedata.normalize("NFKC", convert(text, "zh-hans")).lower().replace(" ", "")
+
+
+def ocr_accuracy(predictions: dict[str, str], case: Case) -> dict[str, float]:
+    """eval_ocr's accuracy (x100): the share of rows whose text equals the label, spaces removed."""
+    labels = {key: ocr_label(text) for key, text in _tsv_column(case, 2).items()}
+    return {"accuracy": 100 * sum(predictions[key] == label for key, label in labels.items()) / len(labels)}
+
+
 METRICS: dict[str, Callable[[dict[str, str], Case], dict[str, float]]] = {
     "coco_caption": coco_caption,
     "muge_caption": muge_caption,
     "glue_accuracy": glue_accuracy,
     "gigaword_rouge": gigaword_rouge,
+    "refcoco_accuracy": refcoco_accuracy,
+    "ocr_accuracy": ocr_accuracy,
 }
 
 
@@ -195,11 +240,55 @@ def summary_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[di
             for number, entry in enumerate(saved, 1)]
 
 
+def _searched(recorded: list[dict], case: Case) -> list[dict]:
+    """The recorded rows of a task whose evaluate.py stops after its first batch: they must be all the TSV's rows."""
+    lines = case.rows_path.read_text(encoding="utf-8").splitlines()
+    if len(recorded) != len(lines):
+        raise SystemExit(f"{case.recipe}: recorded {len(recorded)} rows of {len(lines)}; keep them in one batch")
+    return recorded
+
+
+def _beams(row: dict) -> dict:
+    best, *rest = row["beams"]
+    return {"tokens": best["tokens"], "score": best["score"], "runner_up_score": rest[0]["score"] if rest else None}
+
+
+def box_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
+    """RefCOCO: per row, the box eval_refcoco computed from the best beam, the beam's tokens and score, the
+    runner-up's score and eval_refcoco's Acc@0.5 score, which official_hit must reproduce."""
+    references = {key: [float(value) for value in box.split(",")] for key, box in _tsv_column(case, 3).items()}
+    rows = []
+    for row in _searched(recorded, case):
+        if official_hit(row["box"], references[row["id"]]) != row["hit"]:
+            raise SystemExit(f"{case.recipe}: row {row['id']}: official_hit disagrees with eval_refcoco's {row['hit']}")
+        rows.append({"id": row["id"], "prediction": row["box"], **_beams(row), "hit": row["hit"]})
+    return rows
+
+
+def ocr_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
+    """OCR: per row, eval_ocr's text (spaces removed), the best beam's tokens and score, the runner-up's score, and
+    the reference it compares with, which ocr_label must reproduce."""
+    labels = {key: ocr_label(text) for key, text in _tsv_column(case, 2).items()}
+    rows = []
+    for row in _searched(recorded, case):
+        if labels[row["id"]] != row["reference"]:
+            raise SystemExit(f"{case.recipe}: row {row['id']}: label {labels[row['id']]!r}, eval_ocr's {row['reference']!r}")
+        rows.append({"id": row["id"], "prediction": row["text"], **_beams(row), "reference": row["reference"]})
+    return rows
+
+
+# A closed-set golden is refused when a row's two best candidates lie closer than this: the prediction must not
+# hang on rounding (ten times compare.py's SCORE_TOLERANCE).
+MIN_MARGIN = 1e-3
+
+
 ROWS: dict[str, Callable[[list[dict], list[dict], Case], list[dict]]] = {
     "caption": lambda saved, recorded, case: caption_rows(saved, recorded),
     "caption_zh": lambda saved, recorded, case: caption_rows(saved, recorded),
     "glue": glue_rows,
     "summary": summary_rows,
+    "box": box_rows,
+    "ocr": ocr_rows,
 }
 
 

@@ -29,11 +29,14 @@ DATA = Path(__file__).resolve().parents[2] / "tests/official/data"
 MAX_SIDE = 192
 
 
-def photo(name: str) -> str:
-    """skimage.data's photo `name` as base64 JPEG (grey photos stay grey: the official reader converts them)."""
+def photo(name: str, crop: tuple[int, int, int, int] | None = None) -> str:
+    """skimage.data's photo `name` (cut to `crop`, left, upper, right, lower, when given) as base64 JPEG (grey
+    photos stay grey: the official reader converts them)."""
     import skimage.data
 
     image = Image.fromarray(getattr(skimage.data, name)())
+    if crop is not None:
+        image = image.crop(crop)
     image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=75)
@@ -125,11 +128,57 @@ GIGAWORD = [
 ]
 
 
+# RefCOCO rows per photo: (photo, image id, [(English expression, Chinese expression, box x0,y0,x1,y1 in pixels of
+# the stored photo)]); the boxes were drawn by hand on the 192-pixel photos. Each row repeats its image, as the official
+# files do, so six rows keep the files near 55 KB.
+REGIONS = [
+    ("astronaut", "391895", [("the woman in the orange space suit", "穿橙色宇航服的女人", "8,5,138,192"),
+                             ("the black helmet on the right", "右边的黑色头盔", "110,128,192,192")]),
+    ("chelsea", "522418", [("the cat's left eye", "猫的左眼", "57,35,90,62")]),
+    ("coffee", "184613", [("the spoon next to the cup", "杯子旁边的勺子", "100,20,128,105")]),
+    ("camera", "318219", [("the man with the camera", "拿着相机的男人", "0,25,125,192"),
+                          ("the tripod", "三脚架", "85,70,150,192")]),
+]
+
+
+def refcoco_rows(language: str) -> list[list[str]]:
+    """OFA's RefCOCO TSV (uniq-id, image-id, text, box, image; selected_cols 0,4,2,3) or the RefCOCO-CN layout of
+    evaluate_refcoco_cn.sh (uniq-id, text, box, image; selected_cols 0,3,1,2)."""
+    rows = []
+    for name, image_id, regions in REGIONS:
+        image = photo(name)
+        for number, (english, chinese, box) in enumerate(regions):
+            uniq_id = f"{image_id}_{number}"
+            rows.append([uniq_id, image_id, english, box, image] if language == "en" else [uniq_id, chinese, box, image])
+    return rows
+
+
+# OCR rows: (photo, crop or None, label). The labels are Chinese shop-sign texts written by hand; one is in traditional
+# characters and one has full-width letters and digits, which the official dataset normalises. The photos are square
+# (no padding), landscape (padded above and below) and portrait crops (padded left and right).
+SIGNS = [
+    ("astronaut", None, "宇航员与国旗"),
+    ("coffee", None, "營業時間早上八點"),
+    ("chelsea", None, "宠物医院ＡＢＣ１２３"),
+    ("text", None, "文字识别"),
+    ("rocket", (200, 0, 460, 427), "火箭发射中心"),
+    ("camera", (40, 0, 300, 512), "摄影器材专卖店"),
+]
+
+
+def ocr_rows() -> list[list[str]]:
+    """OFA-OCR's TSV (uniq-id, image, text; selected_cols 0,1,2)."""
+    return [[f"ocr_{index}", photo(name, crop), label] for index, (name, crop, label) in enumerate(SIGNS)]
+
+
 ROW_SETS: dict[str, Callable[[], list[list[str]]]] = {
     "gigaword": lambda: [[article, headline] for article, headline in GIGAWORD],
     "caption_en": lambda: caption_rows("en"),
     "caption_zh": lambda: caption_rows("zh"),
     **{f"glue_{task}": (lambda task=task: glue_rows(task)) for task in GLUE},
+    "refcoco_en": lambda: refcoco_rows("en"),
+    "refcoco_zh": lambda: refcoco_rows("zh"),
+    "ocr_zh": ocr_rows,
 }
 
 
@@ -142,12 +191,31 @@ def echo(prediction: str) -> str:
     return joined[:-2] if len(joined) > 2 else joined
 
 
+def echo_box(box: list[float]) -> str | None:
+    """A reference box around the official one, 5% of its size wider on every side (IoU 1/1.21, a hit at 0.5);
+    None for a box without area, which no reference can hit."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return None
+    dx, dy = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
+    return ",".join(f"{value:.2f}" for value in (x0 - dx, y0 - dy, x1 + dx, y1 + dy))
+
+
 def add_echoes(name: str, rows: list[list[str]], golden: Path) -> list[list[str]]:
-    """Echo references for the first half of the rows: appended to the captions (image id in column 1), or, for
-    Gigaword's single headline (rows numbered as its reader does), in place of it."""
+    """Echo references for the first half of the rows: appended to the captions (image id in column 1); for
+    Gigaword's single headline (rows numbered as its reader does), in place of it; for RefCOCO, a box around the
+    official one in place of the row's box (kept where the official box has no area). OCR's metric is an exact match:
+    every row whose official text fits a label (30 characters, the recipe's max_chars) gets it as its label."""
     predictions = {row["id"]: row["prediction"] for row in json.loads(golden.read_text(encoding="utf-8"))["predictions"]}
+    if name == "ocr_zh":
+        for row in rows:
+            row[2] = predictions[row[0]] if len(predictions[row[0]]) <= 30 else row[2]
+        return rows
     for number, row in enumerate(rows[: (len(rows) + 1) // 2], 1):
-        if name == "gigaword":
+        if name.startswith("refcoco"):
+            column = 3 if name == "refcoco_en" else 2
+            row[column] = echo_box(predictions[row[0]]) or row[column]
+        elif name == "gigaword":
             row[1] = echo(predictions[f"{name}:{number}"])
         else:
             row[2] = "&&".join([*row[2].split("&&"), echo(predictions[row[1]])])

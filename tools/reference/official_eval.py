@@ -16,6 +16,8 @@ import argparse
 import json
 import os
 import sys
+import traceback
+import types
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,32 @@ def _glue_rows(logits, task, start: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _refcoco_rows(local: dict, ids: list) -> list[dict[str, Any]]:
+    """eval_refcoco: per row, the beams, the box it computed from the best one (pixels of the original image) and
+    its Acc@0.5 score (1.0 or 0.0)."""
+    rows = _hypotheses(local["gen_out"], ids)
+    for row, result, score in zip(rows, local["results"], local["scores"].tolist()):
+        row.update(box=[float(value) for value in result["box"]], hit=float(score))
+    return rows
+
+
+def _ocr_rows(local: dict, ids: list, decode_fn) -> list[dict[str, Any]]:
+    """eval_ocr: per row, the beams, the text it saves (eval_utils.decode_fn of the best beam, stripped, spaces
+    removed) and the reference it compares with (the target decoded alike). eval_ocr stops at its `if
+    sample["target"]` before making them for a target of more than one token, so they are made here with its own
+    decode_fn, as its next lines would."""
+    task, generator, target = local["task"], local["generator"], local["sample"]["target"]
+    pad = task.tgt_dict.pad()
+
+    def text(tokens) -> str:
+        return decode_fn(tokens, task.tgt_dict, task.bpe, generator).strip().replace(" ", "")
+
+    rows = _hypotheses(local["gen_out"], ids)
+    for index, (row, hypos) in enumerate(zip(rows, local["gen_out"])):
+        row.update(text=text(hypos[0]["tokens"]), reference=text(target[index][target[index].ne(pad)]))
+    return rows
+
+
 def recorder(records: list[dict[str, Any]]):
     """A sys.setprofile hook that reads eval_utils' eval_* locals when such a function returns."""
     def hook(frame, event, arg):
@@ -54,6 +82,13 @@ def recorder(records: list[dict[str, Any]]):
             return
         local = frame.f_locals
         sample, task = local.get("sample"), local.get("task")
+        if code.co_name in ("eval_refcoco", "eval_ocr") and isinstance(local.get("gen_out"), list):
+            ids = [str(row_id) for row_id in sample["id"].tolist()]
+            if code.co_name == "eval_refcoco":
+                records.extend(_refcoco_rows(local, ids))
+            else:
+                records.extend(_ocr_rows(local, ids, frame.f_globals["decode_fn"]))
+            return
         if code.co_name == "eval_glue" and local.get("logits") is not None:
             records.extend(_glue_rows(local["logits"], task, len(records)))
             return
@@ -71,10 +106,24 @@ def recorder(records: list[dict[str, Any]]):
     return hook
 
 
+def _centre_ocr_offsets() -> None:
+    """OFA's ocr_resize pads an evaluation image at `random.randint(0, side - short)`, and evaluate.py seeds numpy
+    and torch but not Python's random, so its outputs change from run to run. The draw is fixed at the midpoint
+    (`(0 + side - short) // 2`, the centre ofa eval pads at; docs/tasks/ocr.md): one of the offsets the official
+    code draws, every time. Only the OCR dataset's module sees the change."""
+    from data.mm_data import ocr_dataset
+
+    ocr_dataset.random = types.SimpleNamespace(randint=lambda low, high: (low + high) // 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ofa", type=Path, required=True, help="the OFA work tree (evaluate.py, utils/, fairseq/)")
     parser.add_argument("--record", type=Path, required=True, help="JSON file for the recorded rows")
+    parser.add_argument("--ocr-offsets", choices=("centre", "random"), default="centre",
+                        help="OFA's OCR dataset pads each image at an offset drawn from Python's unseeded random: "
+                             "'centre' fixes the draw at the middle of its range (the offset ofa eval uses), "
+                             "'random' leaves it as it is")
     parser.add_argument("evaluate_args", nargs=argparse.REMAINDER, help="-- then evaluate.py's arguments")
     args = parser.parse_args()
     evaluate_args = args.evaluate_args[1:] if args.evaluate_args[:1] == ["--"] else args.evaluate_args
@@ -91,6 +140,8 @@ def main() -> None:
     os.chdir(root)
     import evaluate
 
+    if args.ocr_offsets == "centre" and (root / "data/mm_data/ocr_dataset.py").is_file():
+        _centre_ocr_offsets()
     records: list[dict[str, Any]] = []
     sys.argv = [str(root / "evaluate.py"), *evaluate_args]
     sys.setprofile(recorder(records))
@@ -102,6 +153,15 @@ def main() -> None:
         if "dict_keys" not in str(error) or not records:
             raise
         print(f"evaluate.py stopped in eval_glue after its predictions ({error}); recorded rows kept")
+    except RuntimeError as error:
+        # A batch of more than one row stops evaluate.py at `if scores` after eval_refcoco (its scores are a tensor),
+        # and eval_ocr at `if sample["target"]`, both after the search: the recorder has read the first batch.
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        stops = {("evaluate.py", "main"), ("eval_utils.py", "eval_ocr")}
+        if "more than one value is ambiguous" not in str(error) or (Path(where.filename).name, where.name) not in stops \
+                or not records:
+            raise
+        print(f"evaluate.py stopped in {where.name} after the first batch's search ({error}); recorded rows kept")
     finally:
         sys.setprofile(None)
     args.record.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
