@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import orjson
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -50,6 +51,21 @@ class TokenWeights(Weights):
 
 
 @attrs.frozen
+class TaskFile:
+    """A file the recipe reads besides the rows: VQA's answers, ImageNet's labels.
+
+    `data`: the file under tests/official/data, in the JSON form the docs page exports OFA's pickle to. `path`: where
+    the recipe's setup puts that export, relative to the project folder (the test puts the file there, so that the
+    recipe finds it as a user's would). `override`: the evaluate.py --model-overrides key that reads OFA's pickle,
+    which make_goldens.py writes from `data`, keeping its order.
+    """
+
+    data: str
+    path: str
+    override: str
+
+
+@attrs.frozen
 class Case:
     """One official recipe's parity run.
 
@@ -61,6 +77,9 @@ class Case:
     except the paths, --fp16 and the launcher, `overrides` its --model-overrides except data and bpe_dir.
     `compare`: how predictions are compared (a key of tests/official/compare.py's COMPARISONS). `metric`: how the
     golden's metric is computed from the official predictions (a key of tools/reference/make_goldens.py's METRICS).
+    `variant`: names a further run of a recipe with another official script (case key and golden `recipe#variant`),
+    whose docs page adds the `ofa eval --set` flags in `sets`. `files`: the task files the recipe reads. `convert`:
+    the flags the docs page adds to `convert fairseq` (VQA's --ema).
     """
 
     recipe: str
@@ -74,6 +93,15 @@ class Case:
     metric: str
     config: dict[str, Any] = attrs.field(factory=dict)
     weights: Weights = Weights()
+    variant: str = ""
+    sets: tuple[str, ...] = ()
+    files: tuple[TaskFile, ...] = ()
+    convert: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The case's name: the recipe's, with `#variant` for a further run of it."""
+        return f"{self.recipe}#{self.variant}" if self.variant else self.recipe
 
     @property
     def recipe_path(self) -> Path:
@@ -85,7 +113,7 @@ class Case:
 
     @property
     def golden_path(self) -> Path:
-        return GOLDENS / f"{self.recipe}.json"
+        return GOLDENS / f"{self.key}.json"
 
     def tokenizer_arguments(self) -> list[str]:
         """What `convert fairseq` is given, as the recipe's setup text says: --bpe-dir for English, --vocab for Chinese."""
@@ -104,7 +132,13 @@ _REFCOCO_BINS = 3.0  # the official search writes bins only; best beams score -4
 # Text, not codes or bins: 3 to 64 tokens before the EOS (36 to 64 on four rows of six); see README.md.
 _OCR_WEIGHTS = TokenWeights(eos=2.0, codes=0.3, bins=0.3)
 
-CASES: dict[str, Case] = {case.recipe: case for case in (
+# Closed sets are held to 1e-4 per candidate score, so their model must not amplify float32 rounding: with the
+# default scales the scores of the 480-pixel rows move by up to 2.4e-4 between float32 and float64 (sharp attention
+# over 900 image positions magnifies the ResNet's rounding), with these by under 1e-5 (README.md has the figures).
+_CLOSED_SET_WEIGHTS = Weights(attention=1.0, gain=2.0)
+_VQA_FILES = (TaskFile("vqa_ans2label.json", "data/vqa_data/trainval_ans2label.json", "ans2label_file"),)
+
+CASES: dict[str, Case] = {case.key: case for case in (
     Case("caption_coco", "caption", "en", "caption_en.tsv", "run_scripts/caption/evaluate_caption_base.sh",
          (*_CAPTION_FLAGS, "--beam=5", "--max-len-b=16"), _CAPTION_OVERRIDES, "caption", "coco_caption"),
     # Stage 2 (SCST) is evaluated by the same script as stage 1: the same checkpoint, rows and golden values.
@@ -135,4 +169,40 @@ CASES: dict[str, Case] = {case.recipe: case for case in (
          ("--task=ocr", "--batch-size=16", "--log-format=simple", "--log-interval=10", "--seed=7", "--gen-subset=test",
           "--beam=5", "--max-len-b=64", "--no-repeat-ngram-size=0", "--num-workers=0"),
          {"selected_cols": "0,1,2", "resnet_model_path": None}, "ocr", "ocr_accuracy", weights=_OCR_WEIGHTS),
+    # evaluate_vqa_base_allcand.sh (every answer scored, the answers in batches of valid_batch_size 20) and
+    # evaluate_vqa_beam_base.sh (beam 5 in the answers' trie, unnormalised; docs/tasks/vqa.md: --set
+    # task.options.inference=beam), both on the EMA weights, with objects and the prev_output prompt.
+    *(Case("vqa", "vqa_gen", "en", "vqa.tsv", script,
+           ("--task=vqa_gen", f"--batch-size={batch}", "--log-format=simple", "--log-interval=10", "--seed=7",
+            "--gen-subset=val", "--ema-eval", *search, "--num-workers=0"),
+           {"selected_cols": "0,5,2,3,4", **extra}, compare, "vqa_score", weights=_CLOSED_SET_WEIGHTS,
+           variant=variant, sets=sets, files=_VQA_FILES, convert=("--ema",))
+      for variant, script, batch, search, extra, compare, sets in (
+          ("", "run_scripts/vqa/evaluate_vqa_base_allcand.sh", 8, (), {}, "closed_set", ()),
+          ("beam", "run_scripts/vqa/evaluate_vqa_beam_base.sh", 16,
+           ("--beam-search-vqa-eval", "--beam=5", "--unnormalized", "--temperature=1.0"), {"valid_batch_size": "20"},
+           "answer", ("task.options.inference=beam",)))),
+    # evaluate_snli_ve_base.sh: the premise caption in the prompt (the checkpoint's --add-caption), answers no/yes/maybe.
+    Case("snli_ve", "snli_ve", "en", "snli_ve.tsv", "run_scripts/snli_ve/evaluate_snli_ve_base.sh",
+         ("--task=snli_ve", "--batch-size=8", "--log-format=simple", "--log-interval=10", "--seed=7",
+          "--gen-subset=dev", "--num-workers=0"), {"selected_cols": "0,2,3,4,5"}, "closed_set", "snli_ve_accuracy",
+         weights=_CLOSED_SET_WEIGHTS),
+    # evaluate_imagenet.sh; the checkpoint normalises with ImageNet's mean and std (--imagenet-default-mean-and-std).
+    Case("imagenet", "image_classify", "en", "imagenet.tsv", "run_scripts/image_classify/evaluate_imagenet.sh",
+         ("--task=image_classify", "--batch-size=8", "--log-format=simple", "--log-interval=10", "--seed=7",
+          "--gen-subset=val", "--num-workers=0"), {"selected_cols": "0,2"}, "closed_set", "imagenet_accuracy",
+         {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}, _CLOSED_SET_WEIGHTS,
+         files=(TaskFile("imagenet_labels.json", "data/imagenet_1k_data/class2label_new.json", "ans2label_file"),)),
 )}
+
+
+# Fields added to Case after goldens were made: a golden records them only when a case sets them.
+_RECORDED_WHEN_SET = ("variant", "sets", "files", "convert")
+
+
+def record(case: Case) -> dict:
+    """What a golden records of its case (JSON types), so that an edited case cannot meet an old golden."""
+    def kept(attribute: attrs.Attribute, value: Any) -> bool:
+        return attribute.name not in _RECORDED_WHEN_SET or value != attribute.default
+
+    return orjson.loads(orjson.dumps(attrs.asdict(case, filter=kept)))

@@ -105,6 +105,32 @@ def ocr(golden: dict, lines: list[dict], result: dict) -> None:
     check_metric(golden, result)
 
 
+def closed_set(golden: dict, lines: list[dict], result: dict) -> None:
+    """All-candidate inference (eval_vqa_gen without beam search, eval_snli_ve, eval_image_classify): the same
+    answer, and every candidate's score (the sum of its tokens' and EOS's log-probabilities under the trie masks,
+    unnormalised, as valid_result holds it) within SCORE_TOLERANCE; both sides name answers without OFA's leading
+    space."""
+    for row, line in _by_id(golden, lines):
+        assert line["prediction"] == row["prediction"], (
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+        ours = {entry["answer"]: entry["score"] for entry in line["ranking"]}
+        assert ours.keys() == row["candidates"].keys(), (
+            f"row {row['id']}: answers {sorted(ours)} vs {sorted(row['candidates'])}")
+        for answer, official in row["candidates"].items():
+            assert abs(ours[answer] - official) <= SCORE_TOLERANCE, (
+                f"row {row['id']}, answer {answer!r}: ofa eval {ours[answer]!r}, official {official!r}")
+    check_metric(golden, result)
+
+
+def answer(golden: dict, lines: list[dict], result: dict) -> None:
+    """VQA by beam search in the answers' trie: eval_vqa_gen's answer (the best beam after the prompt, decoded and
+    stripped) against ours, exactly."""
+    for row, line in _by_id(golden, lines):
+        assert line["prediction"] == row["prediction"], (
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+    check_metric(golden, result)
+
+
 COMPARISONS: dict[str, Callable[[dict, list[dict], dict], None]] = {
     "caption": caption,
     "caption_zh": caption_zh,
@@ -112,4 +138,6 @@ COMPARISONS: dict[str, Callable[[dict, list[dict], dict], None]] = {
     "summary": summary,
     "box": box,
     "ocr": ocr,
+    "closed_set": closed_set,
+    "answer": answer,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
+import orjson
 import pytest
 
 from ofa_core.cli import main
@@ -27,12 +28,14 @@ def built(tmp_path_factory):
     cache: dict[tuple, Built] = {}
 
     def get(case: Case) -> Built:
-        key = (case.cfg, case.language, tuple(sorted(case.config.items())), case.weights)
+        key = (case.cfg, case.language, orjson.dumps(case.config, option=orjson.OPT_SORT_KEYS), case.weights,
+               case.convert)
         if key not in cache:
             directory = tmp_path_factory.mktemp(case.recipe)
             checkpoint = build(case, directory)
             converted = directory / "converted"
-            code = main(["convert", "fairseq", str(checkpoint), "--out", str(converted), *case.tokenizer_arguments()])
+            code = main(["convert", "fairseq", str(checkpoint), "--out", str(converted), *case.tokenizer_arguments(),
+                         *case.convert])
             assert code == 0, f"convert fairseq {checkpoint} exited {code}"
             cache[key] = Built(checkpoint, digest(checkpoint), converted)
         return cache[key]

@@ -33,7 +33,7 @@ def agreeing_output(golden: dict) -> tuple[list[dict], dict]:
     return lines, {**golden["metric"], "examples": len(lines)}
 
 
-@pytest.fixture(params=GOLDEN_CASES, ids=lambda case: case.recipe)
+@pytest.fixture(params=GOLDEN_CASES, ids=lambda case: case.key)
 def golden_case(request):
     case = request.param
     return COMPARISONS[case.compare], orjson.loads(case.golden_path.read_bytes())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import pickle
 import re
 import shlex
 import string
@@ -23,13 +24,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import attrs
 import orjson
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-from official.cases import CASES, SPEC, Case  # noqa: E402  (tests/ is not an installed package)
+from official.cases import CASES, SPEC, Case, record  # noqa: E402  (tests/ is not an installed package)
 from official.checkpoints import build, digest  # noqa: E402
 
 OFFICIAL_TOKENIZER = {"en": ("utils/BPE", SPEC / "BPE_EN"), "zh": ("utils/BERT_CN_dict", SPEC)}
@@ -174,6 +174,34 @@ def ocr_accuracy(predictions: dict[str, str], case: Case) -> dict[str, float]:
     return {"accuracy": 100 * sum(predictions[key] == label for key, label in labels.items()) / len(labels)}
 
 
+def _rows(case: Case) -> list[list[str]]:
+    return [line.split("\t") for line in case.rows_path.read_text(encoding="utf-8").splitlines()]
+
+
+def vqa_score(predictions: dict[str, str], case: Case) -> dict[str, float]:
+    """eval_vqa_gen's score (x100): the confidence the row's answers give the prediction, 0 if none, averaged over
+    rows (ref_dict of VqaGenDataset: 'confidence|!+answer' items joined by '&&', column 3 of the TSV)."""
+    references = {row[0]: {item.split("|!+")[1]: float(item.split("|!+")[0]) for item in row[3].split("&&")}
+                  for row in _rows(case)}
+    return {"vqa_acc": 100 * sum(references[key].get(predictions[key], 0) for key in references) / len(references)}
+
+
+SNLI_VE_LABELS = {"contradiction": "no", "entailment": "yes", "neutral": "maybe"}  # SnliVeDataset's answer words
+
+
+def snli_ve_accuracy(predictions: dict[str, str], case: Case) -> dict[str, float]:
+    """eval_snli_ve's score (x100): the share of rows whose answer is the label's word (label in column 5)."""
+    labels = {row[0]: SNLI_VE_LABELS[row[5]] for row in _rows(case)}
+    return {"accuracy": 100 * sum(predictions[key] == label for key, label in labels.items()) / len(labels)}
+
+
+def imagenet_accuracy(predictions: dict[str, str], case: Case) -> dict[str, float]:
+    """eval_image_classify's score (x100): the share of rows (numbered from 0) whose answer is the label words of
+    column 2."""
+    labels = {str(number): row[2] for number, row in enumerate(_rows(case))}
+    return {"accuracy": 100 * sum(predictions[key] == label for key, label in labels.items()) / len(labels)}
+
+
 METRICS: dict[str, Callable[[dict[str, str], Case], dict[str, float]]] = {
     "coco_caption": coco_caption,
     "muge_caption": muge_caption,
@@ -181,12 +209,17 @@ METRICS: dict[str, Callable[[dict[str, str], Case], dict[str, float]]] = {
     "gigaword_rouge": gigaword_rouge,
     "refcoco_accuracy": refcoco_accuracy,
     "ocr_accuracy": ocr_accuracy,
+    "vqa_score": vqa_score,
+    "snli_ve_accuracy": snli_ve_accuracy,
+    "imagenet_accuracy": imagenet_accuracy,
 }
 
 
-def evaluate_arguments(case: Case, checkpoint: Path, bpe_dir: str, ofa: Path, results: Path) -> list[str]:
-    """The run_scripts call of the case with this machine's paths: its flags, --cpu instead of --fp16."""
-    overrides = {"data": str(case.rows_path), "bpe_dir": bpe_dir, **case.overrides}
+def evaluate_arguments(case: Case, checkpoint: Path, bpe_dir: str, ofa: Path, results: Path,
+                       files: dict[str, str] | None = None) -> list[str]:
+    """The run_scripts call of the case with this machine's paths: its flags, --cpu instead of --fp16; `files`: the
+    task files' overrides (ans2label_file: the pickle official_run wrote)."""
+    overrides = {"data": str(case.rows_path), "bpe_dir": bpe_dir, **case.overrides, **(files or {})}
     return [str(case.rows_path), f"--path={checkpoint}", f"--user-dir={ofa / 'ofa_module'}", *case.flags, "--cpu",
             f"--results-path={results}", f"--model-overrides={overrides!r}"]
 
@@ -194,7 +227,12 @@ def evaluate_arguments(case: Case, checkpoint: Path, bpe_dir: str, ofa: Path, re
 def official_run(case: Case, checkpoint: Path, ofa: Path, activate: str, work: Path) -> tuple[list, list[str]]:
     """Run evaluate.py through official_eval.py; return (the saved predictions, the recorded rows, the arguments)."""
     bpe_dir = check_tokenizer_files(case, ofa)
-    arguments = evaluate_arguments(case, checkpoint, bpe_dir, ofa, work / "results")
+    files = {}
+    for task_file in case.files:  # OFA reads a pickle of the answer -> index map the case's JSON export holds
+        pickled = work / f"{Path(task_file.data).stem}.pkl"
+        pickled.write_bytes(pickle.dumps(json.loads((case.rows_path.parent / task_file.data).read_text(encoding="utf-8"))))
+        files[task_file.override] = str(pickled)
+    arguments = evaluate_arguments(case, checkpoint, bpe_dir, ofa, work / "results", files)
     record = work / "record.json"
     command = shlex.join(["python", str(REPO / "tools/reference/official_eval.py"),
                           "--ofa", str(ofa), "--record", str(record), "--", *arguments])
@@ -282,6 +320,38 @@ def ocr_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
 MIN_MARGIN = 1e-3
 
 
+def _saved_answers(saved: list[dict], case: Case) -> dict[str, str]:
+    """The answers evaluate.py saved, by row id (question_id for VQA, uniq_id otherwise), every row once."""
+    answers = {str(entry.get("question_id", entry.get("uniq_id"))): entry["answer"] for entry in saved}
+    if len(answers) != len(saved) or len(saved) != len(_rows(case)):
+        raise SystemExit(f"{case.key}: evaluate.py saved {len(saved)} answers for {len(_rows(case))} rows")
+    return answers
+
+
+def closed_set_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
+    """All-candidate inference: per row, the answer evaluate.py saved, every candidate's score (valid_result, by
+    answer) and the margin between the two best, which must be at least MIN_MARGIN."""
+    answers = _saved_answers(saved, case)
+    rows = []
+    for row in recorded:
+        best, second = sorted(row["candidates"].values(), reverse=True)[:2]
+        if max(row["candidates"], key=row["candidates"].get) != answers[row["id"]]:
+            raise SystemExit(f"{case.key}: row {row['id']}: saved {answers[row['id']]!r} is not the best candidate")
+        if best - second < MIN_MARGIN:
+            raise SystemExit(f"{case.key}: row {row['id']}: the two best candidates lie {best - second:.2e} apart; "
+                             "change the case's weights")
+        rows.append({"id": row["id"], "prediction": answers[row["id"]], "candidates": row["candidates"],
+                     "margin": best - second})
+    return rows
+
+
+def answer_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
+    """VQA by beam search: per row, the answer evaluate.py saved, and the best and second-best beams (tokens, the
+    prompt included, and scores)."""
+    answers = _saved_answers(saved, case)
+    return [{"id": row["id"], "prediction": answers[row["id"]], **_beams(row)} for row in recorded]
+
+
 ROWS: dict[str, Callable[[list[dict], list[dict], Case], list[dict]]] = {
     "caption": lambda saved, recorded, case: caption_rows(saved, recorded),
     "caption_zh": lambda saved, recorded, case: caption_rows(saved, recorded),
@@ -289,6 +359,8 @@ ROWS: dict[str, Callable[[list[dict], list[dict], Case], list[dict]]] = {
     "summary": summary_rows,
     "box": box_rows,
     "ocr": ocr_rows,
+    "closed_set": closed_set_rows,
+    "answer": answer_rows,
 }
 
 
@@ -307,7 +379,7 @@ def make_golden(case: Case, ofa: Path, activate: str, commit: str) -> Path:
         rows = ROWS[case.compare](saved, recorded, case)
         golden = {
             "recipe": case.recipe,
-            "case": orjson.loads(orjson.dumps(attrs.asdict(case))),
+            "case": record(case),
             "checkpoint_sha256": digest(checkpoint),
             "rows_sha256": sha256(case.rows_path),
             "official": {"repository": "OFA-Sys/OFA", "commit": commit, "script": case.script,

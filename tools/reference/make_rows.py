@@ -171,6 +171,64 @@ def ocr_rows() -> list[list[str]]:
     return [[f"ocr_{index}", photo(name, crop), label] for index, (name, crop, label) in enumerate(SIGNS)]
 
 
+# VQA rows: (photo, image id, question, answers as "confidence|!+answer" joined by "&&", object labels joined by
+# "&&"), in OFA's vqa_val.tsv layout. The questions test OFA's cleaning (upper case, "-" and "/", a missing "?");
+# one row has no objects (the prompt still gets " object: "). The answers list (data/vqa_ans2label.json, in the
+# form docs/tasks/vqa.md exports trainval_ans2label.pkl to, written by hand) has 28 answers, so that the official
+# all-candidate evaluation scores them in two batches of valid_batch_size 20, and answers that share first tokens.
+# The second question was picked among a few so that the random model's answer is one of its answers with
+# confidence 0.3: the VQA score then counts a confidence that is neither 0 nor 1.
+VQA = [
+    ("astronaut", "391895", "What is the woman holding?", "1.0|!+helmet&&0.3|!+flag", "person&&flag&&helmet"),
+    ("astronaut", "391895", "What is next to the woman?", "1.0|!+flag&&0.3|!+helmet", "person&&flag&&helmet"),
+    ("chelsea", "522418", "What animal is this?", "1.0|!+cat&&0.6|!+tabby cat", "cat"),
+    ("coffee", "184613", "What is in the cup?", "1.0|!+coffee&&0.3|!+coffee cup", "cup&&spoon&&dining table"),
+    ("camera", "318219", "Is this a black-and-white photo/picture", "1.0|!+yes&&0.3|!+black and white", ""),
+]
+
+
+def vqa_rows() -> list[list[str]]:
+    """OFA's VQA TSV: question-id, image-id, question, answers, objects, image (selected_cols 0,5,2,3,4)."""
+    return [[f"{image_id}{index:03d}", image_id, question, answers, objects, photo(name)]
+            for index, (name, image_id, question, answers, objects) in enumerate(VQA)]
+
+
+# SNLI-VE rows: (photo, image id, hypothesis, premise caption, label), in OFA's snli_ve_dev.tsv layout; the texts
+# carry the punctuation and hyphens OFA's pre_caption removes. The labels are the true ones.
+SNLI_VE = [
+    ("chelsea", "522418", "A cat is sitting on the floor.", "A tabby cat sitting and looking to the side.",
+     "entailment"),
+    ("coffee", "184613", "Someone is drinking tea, in a garden!", "A cup of coffee on a saucer with a spoon.",
+     "contradiction"),
+    ("astronaut", "391895", "The astronaut is about to fly to the moon.", "A smiling astronaut in a space-suit.",
+     "neutral"),
+    ("camera", "318219", "A man is taking a photograph.",
+     "A black and white photo of a man with a camera on a tripod.", "entailment"),
+]
+
+
+def snli_ve_rows() -> list[list[str]]:
+    """OFA's SNLI-VE TSV: uniq-id, image-id, image, hypothesis, caption, label (selected_cols 0,2,3,4,5)."""
+    return [[str(index), image_id, photo(name), hypothesis, caption, label]
+            for index, (name, image_id, hypothesis, caption, label) in enumerate(SNLI_VE)]
+
+
+# ImageNet rows: (photo, label words) in OFA's imagenet_1k_val.tsv layout. The labels file (data/imagenet_labels.json,
+# in the form docs/tasks/classification.md exports class2label_new.pkl to) holds 25 ImageNet class names, some
+# sharing first tokens, in two batches of valid_batch_size 20. With a constant prompt only the photo moves the
+# random model's scores, by a few tenths, less than most labels' scores lie apart; the names were picked from 72 so
+# that the photo decides between the three best (cheetah, coffeepot, loggerhead: 0.047 to 0.19 apart) and every
+# other name scores lower on every photo. The rows' labels fit their photos.
+IMAGENET = [("chelsea", "tabby cat"), ("coffee", "coffeepot"), ("astronaut", "military uniform"), ("camera", "tripod"),
+            ("rocket", "missile")]
+
+
+def imagenet_rows() -> list[list[str]]:
+    """OFA's ImageNet TSV: image, label index, label words (selected_cols 0,2)."""
+    labels = list(json.loads((DATA / "imagenet_labels.json").read_text(encoding="utf-8")))
+    return [[photo(name), str(labels.index(label)), label] for name, label in IMAGENET]
+
+
 ROW_SETS: dict[str, Callable[[], list[list[str]]]] = {
     "gigaword": lambda: [[article, headline] for article, headline in GIGAWORD],
     "caption_en": lambda: caption_rows("en"),
@@ -179,6 +237,9 @@ ROW_SETS: dict[str, Callable[[], list[list[str]]]] = {
     "refcoco_en": lambda: refcoco_rows("en"),
     "refcoco_zh": lambda: refcoco_rows("zh"),
     "ocr_zh": ocr_rows,
+    "vqa": vqa_rows,
+    "snli_ve": snli_ve_rows,
+    "imagenet": imagenet_rows,
 }
 
 
