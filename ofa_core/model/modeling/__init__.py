@@ -6,8 +6,7 @@ as generation over exported graphs does.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ofa_core.model.lazy import lazy_exports
 
 _EXPORTS = {
     "OFAEncoderOutput": "ofa_core.model.modeling.outputs",
@@ -18,14 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
