@@ -9,7 +9,9 @@ fp32 and int8, each through its own `generate()` (the same official search), one
 3 rounds: it reports each mode's median ms per image, its ratio to PyTorch fp32, whether the best beams of onnxruntime
 fp32 equal exact mode's, and the load average around the rounds. On the trained demo caption model (trained by its
 recipe unless runs/demo_caption exists) it reports what the exported graphs answer on the 60 validation photos
-(identical best answers, identical tokens, CIDEr-D) and images/s at batch 8, modes interleaved batch by batch.
+(identical best answers, identical tokens, CIDEr-D) and images/s at batch 8, modes interleaved batch by batch. And
+`ofa predict` itself, on a folder of real photos: the CN-base model directory against its exported folder
+(`--backend onnxruntime`), images/s at batch 1 and 8 with identical texts.
 """
 
 from __future__ import annotations
