@@ -21,6 +21,7 @@ from ofa_core.inference.loading import NoModelError, default_device, load_for_in
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
+from ofa_core.plugin.scores import score_rows
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.recipe.resolution import registered_metric
 from ofa_core.trainer.distributed import gather_objects, init_world
@@ -121,9 +122,11 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
     plus the predictions file (one per task in a mixture: `predictions` maps each label to its file; see
     `prediction_files`). Rows are `{"id", "prediction", "references"}`, plus `ranking` (every answer with its
-    summed log-probability, best first) for a closed set. Without `overwrite`, an existing file is refused before
-    the model loads. `precision` (fp32, bf16, fp16, int8) is the inference mode, recorded with what was applied in
-    the result and in each predictions file's `<file>.meta.json`.
+    summed log-probability, best first) for a closed set, and the per-example `score` (with flags such as
+    `correct`) of the task's first metric that gives one (`MetricSpec.example_score`, named in the meta file).
+    Without `overwrite`, an existing file is refused before the model loads. `precision` (fp32, bf16, fp16, int8)
+    is the inference mode, recorded with what was applied in the result and in each predictions file's
+    `<file>.meta.json`.
 
     With `report` (`ofa eval`), rank 0 also records the scores as training does: a `"split": "eval"` line in
     `<output_dir>/log.jsonl` and, unless `training.report_to` is 'none', `eval/<score>` TensorBoard scalars under
@@ -149,10 +152,13 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
         metadata = {"checkpoint": str(checkpoint), "split": split, "precision": applied.precision,
                     "requested_precision": applied.requested, "backend": backend}
         for label, out in files.items():
-            _write_rows(out, [row for row in rows if row.get("task", "") == label])
-            task = next(resolved.task_name for resolved in tasks if resolved.label == label)
+            resolved = next(resolved for resolved in tasks if resolved.label == label)
+            task_rows = [row for row in rows if row.get("task", "") == label]
+            source = score_rows(resolved.metrics, task_rows)
+            _write_rows(out, task_rows)
+            scored = {"score": attrs.asdict(source)} if source is not None else {}
             out.with_name(out.name + ".meta.json").write_bytes(
-                orjson.dumps({**metadata, "task": task}, option=orjson.OPT_INDENT_2) + b"\n")
+                orjson.dumps({**metadata, "task": resolved.task_name, **scored}, option=orjson.OPT_INDENT_2) + b"\n")
     predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
         log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
