@@ -17,6 +17,7 @@ import orjson
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
+from ofa_core.inference import machine
 from ofa_core.inference.loading import NoModelError, default_device, load_for_inference, load_model, model_directory
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
@@ -150,7 +151,8 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
     if trainer.world.is_main:
         metadata = {"checkpoint": str(checkpoint), "split": split, "precision": applied.precision,
-                    "requested_precision": applied.requested, "backend": backend}
+                    "requested_precision": applied.requested, "backend": backend,
+                    "machine": machine.describe()}
         for label, out in files.items():
             resolved = next(resolved for resolved in tasks if resolved.label == label)
             task_rows = [row for row in rows if row.get("task", "") == label]
@@ -158,13 +160,21 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
             _write_rows(out, task_rows)
             scored = {"score": attrs.asdict(source)} if source is not None else {}
             out.with_name(out.name + ".meta.json").write_bytes(
-                orjson.dumps({**metadata, "task": resolved.task_name, **scored}, option=orjson.OPT_INDENT_2) + b"\n")
+                orjson.dumps({**metadata, "task": resolved.task_name, "scores": task_scores(scores, label), **scored},
+                             option=orjson.OPT_INDENT_2) + b"\n")
     predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
         log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
                        scores, applied.precision, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))
     return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions,
             "precision": applied.precision}
+
+
+def task_scores(scores: dict[str, Any], label: str) -> dict[str, float]:
+    """One task's numeric scores, unprefixed (`<label>/cider` -> `cider` in a mixture), without the counts."""
+    prefix = f"{label}/" if label else ""
+    return {key[len(prefix):]: value for key, value in scores.items()
+            if key.startswith(prefix) and key not in ("dropped", "weighted") and isinstance(value, (int, float))}
 
 
 def _checkpoint_step(checkpoint: Path) -> int:
