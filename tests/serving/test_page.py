@@ -109,6 +109,7 @@ def driver(browser_paths, tmp_path_factory):
                      "--window-size=1280,1000",
                      f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read by the tests
     os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium-manager: no usage statistics
     service = Service(executable_path=chromedriver, log_output=str(tmp_path_factory.mktemp("chromedriver") / "log"))
     try:
