@@ -10,7 +10,7 @@ import attrs
 import orjson
 from markupsafe import escape
 
-WIDTH, HEIGHT, MARGIN = 340, 170, 36
+WIDTH, HEIGHT, MARGIN = 340, 170, 46
 SKIPPED = {"step", "split", "time", "epoch", "dropped", "precision", "examples", "checkpoint", "eval_split",
            "samples_per_s", "tokens_per_s", "grad_norm", "loss_scale"}
 """Log keys that are bookkeeping rather than curves a reader compares."""
