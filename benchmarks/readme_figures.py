@@ -113,7 +113,7 @@ def measure(seeds: Sequence[int], work: Path, max_steps: int | None, runner: Run
 
 def wall_time(seconds: float) -> str:
     """'1 min 16 s', '29 s', as the README writes times."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{whole} s"
 
 
@@ -129,8 +129,9 @@ def table(results: Mapping[str, Sequence[tuple[float, dict]]], untrained: Mappin
     """The README's demo table with its machine line: every cell the median over the seeds, with min–max."""
     from ofa_core.inference.machine import one_line
 
-    lines = [f"Measured on {one_line(machine)} (CPU only, each recipe a fresh `python -m ofa_core run ...`; "
-             f"seeds {', '.join(map(str, seeds))}: median (min–max)):", "", HEADER]
+    measured = (f"Measured on {one_line(machine)} (CPU only, each recipe a fresh `python -m ofa_core run ...`; "
+                f"seeds {', '.join(map(str, seeds))}: median (min–max)):")
+    lines = [measured, "", HEADER]
     for row in ROWS:
         runs = results[row.recipe]
         seconds = spread([duration for duration, _ in runs], wall_time)

@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 import jinja2
 
-from ofa_core.report import DEFAULT_LIMIT
 from ofa_core.inference.machine import describe, one_line
+from ofa_core.report import DEFAULT_LIMIT
 from ofa_core.report.cards import Card, card
 from ofa_core.report.curves import read_curves, svg
 from ofa_core.report.thumbnails import thumbnail

@@ -4,7 +4,6 @@ closed-set model, the page's parts (boxes, answers, curves, sections) and one-li
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import orjson
 import pytest

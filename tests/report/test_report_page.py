@@ -10,12 +10,12 @@ import pytest
 
 pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[dev]'")
 
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
-from ofa_core.cli import main  # noqa: E402
-from tests.report.conftest import BOXES  # noqa: E402
-from tests.serving.test_page import browser_paths, driver  # noqa: E402,F401  (shared fixtures)
+from ofa_core.cli import main
+from tests.report.conftest import BOXES
+from tests.serving.test_page import browser_paths, driver  # noqa: F401  (the page test's browser fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +26,12 @@ def report(grounding, tmp_path_factory):
     return out
 
 
-def _ids(driver) -> list[str]:
+def _ids(driver) -> list[str]:  # noqa: F811
     return driver.execute_script("return Array.from(document.querySelectorAll('section.task article'))"
                                  ".filter(card => !card.hidden).map(card => card.dataset.id);")
 
 
-def _scores(driver) -> list[float]:
+def _scores(driver) -> list[float]:  # noqa: F811
     return driver.execute_script("return Array.from(document.querySelectorAll('section.task article'))"
                                  ".map(card => parseFloat(card.dataset.score));")
 
