@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "export": "ofa_core.cli.export",
     "run": "ofa_core.cli.run",
     "eval": "ofa_core.cli.evaluate",
+    "report": "ofa_core.cli.report",
     "predict": "ofa_core.cli.predict",
     "tasks": "ofa_core.cli.tasks",
     "plugins": "ofa_core.cli.plugins",

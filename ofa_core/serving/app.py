@@ -170,10 +170,12 @@ def _error(error: ApiError) -> JSONResponse:
 
 def create_app(model: Any, processor: Any, tasks: Mapping[str, ServedTask], settings: ServeSettings | None = None,
                model_name: str = "model", predictor_factory: PredictorFactory | None = None,
-               precision: str = "fp32") -> FastAPI:
+               precision: str = "fp32", language: str | None = None) -> FastAPI:
     """The app serving `tasks` (see `requests.served_tasks`) with one loaded model and processor.
 
     `precision`: the mode the model was loaded in (`ofa_core.model.precision`), reported by `/health`.
+    `language`: the model's language (its `ofa_task.json`; default: its tokenizer's), reported by `/health` and
+    `/v1/tasks`, and the web page's default prompt language.
     `predictor_factory` replaces `inference.Predictor` (tests use slow or failing stubs).
     """
     settings = (settings or ServeSettings()).check()
@@ -211,7 +213,9 @@ def create_app(model: Any, processor: Any, tasks: Mapping[str, ServedTask], sett
     app = FastAPI(title="OFA inference", version="1", lifespan=lifespan,
                   description="Predictions from an OFA model for its registered tasks; see docs/serving.md.")
     app.state.settings, app.state.metrics, app.state.batcher, app.state.tasks = settings, metrics, batcher, tasks
-    app.state.model_name, app.state.precision = model_name, precision
+    if language is None:
+        language = getattr(getattr(processor, "tokenizer", None), "language", None)
+    app.state.model_name, app.state.precision, app.state.language = model_name, precision, language
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
@@ -239,11 +243,11 @@ def create_app(model: Any, processor: Any, tasks: Mapping[str, ServedTask], sett
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model": model_name, "precision": precision, "tasks": list(tasks)}
+        return {"status": "ok", "model": model_name, "precision": precision, "language": language, "tasks": list(tasks)}
 
     @app.get("/v1/tasks")
     async def list_tasks() -> dict:
-        return {"tasks": [task.describe() for task in tasks.values()]}
+        return {"language": language, "tasks": [task.describe() for task in tasks.values()]}
 
     @app.get("/metrics")
     async def metrics_text() -> Response:

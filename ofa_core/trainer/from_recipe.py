@@ -17,10 +17,12 @@ import orjson
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
+from ofa_core.inference import machine
 from ofa_core.inference.loading import NoModelError, default_device, load_for_inference, load_model, model_directory
 from ofa_core.model.errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
+from ofa_core.plugin.scores import score_rows
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.recipe.resolution import registered_metric
 from ofa_core.trainer.distributed import gather_objects, init_world
@@ -121,9 +123,11 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
     plus the predictions file (one per task in a mixture: `predictions` maps each label to its file; see
     `prediction_files`). Rows are `{"id", "prediction", "references"}`, plus `ranking` (every answer with its
-    summed log-probability, best first) for a closed set. Without `overwrite`, an existing file is refused before
-    the model loads. `precision` (fp32, bf16, fp16, int8) is the inference mode, recorded with what was applied in
-    the result and in each predictions file's `<file>.meta.json`.
+    summed log-probability, best first) for a closed set, and the per-example `score` (with flags such as
+    `correct`) of the task's first metric that gives one (`MetricSpec.example_score`, named in the meta file).
+    Without `overwrite`, an existing file is refused before the model loads. `precision` (fp32, bf16, fp16, int8)
+    is the inference mode, recorded with what was applied in the result and in each predictions file's
+    `<file>.meta.json`.
 
     With `report` (`ofa eval`), rank 0 also records the scores as training does: a `"split": "eval"` line in
     `<output_dir>/log.jsonl` and, unless `training.report_to` is 'none', `eval/<score>` TensorBoard scalars under
@@ -147,18 +151,30 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
     if trainer.world.is_main:
         metadata = {"checkpoint": str(checkpoint), "split": split, "precision": applied.precision,
-                    "requested_precision": applied.requested, "backend": backend}
+                    "requested_precision": applied.requested, "backend": backend,
+                    "machine": machine.describe()}
         for label, out in files.items():
-            _write_rows(out, [row for row in rows if row.get("task", "") == label])
-            task = next(resolved.task_name for resolved in tasks if resolved.label == label)
+            resolved = next(resolved for resolved in tasks if resolved.label == label)
+            task_rows = [row for row in rows if row.get("task", "") == label]
+            source = score_rows(resolved.metrics, task_rows)
+            _write_rows(out, task_rows)
+            scored = {"score": attrs.asdict(source)} if source is not None else {}
             out.with_name(out.name + ".meta.json").write_bytes(
-                orjson.dumps({**metadata, "task": task}, option=orjson.OPT_INDENT_2) + b"\n")
+                orjson.dumps({**metadata, "task": resolved.task_name, "scores": task_scores(scores, label), **scored},
+                             option=orjson.OPT_INDENT_2) + b"\n")
     predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
         log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
                        scores, applied.precision, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))
     return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions,
             "precision": applied.precision}
+
+
+def task_scores(scores: dict[str, Any], label: str) -> dict[str, float]:
+    """One task's numeric scores, unprefixed (`<label>/cider` -> `cider` in a mixture), without the counts."""
+    prefix = f"{label}/" if label else ""
+    return {key[len(prefix):]: value for key, value in scores.items()
+            if key.startswith(prefix) and key not in ("dropped", "weighted") and isinstance(value, (int, float))}
 
 
 def _checkpoint_step(checkpoint: Path) -> int:

@@ -44,9 +44,11 @@ def ofa_register_readers(register):
 @hookimpl
 def ofa_register_metrics(register):
     register("caption", MetricSpec(options=CaptionMetricOptions, build=CaptionScores, higher_is_better=True,
-                                   description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'"))
+                                   description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'",
+                                   example_score="cider"))
     register("cider_d", MetricSpec(options=CiderDOptions, build=CiderD, higher_is_better=True,
-                                   description="CIDEr-D per caption with training-set document frequencies: the scst reward"))
+                                   description="CIDEr-D per caption with training-set document frequencies: the scst reward",
+                                   example_score="cider_d"))
 
 
 @hookimpl

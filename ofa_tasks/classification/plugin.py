@@ -80,7 +80,8 @@ def ofa_register_readers(register):
 def ofa_register_metrics(register):
     register("classification", MetricSpec(
         options=ClassificationMetricOptions, build=ClassificationScores, higher_is_better=True,
-        description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)"))
+        description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)",
+        example_score="accuracy"))
 
 
 @hookimpl

@@ -130,7 +130,8 @@ def ofa_register_readers(register):
 @hookimpl
 def ofa_register_metrics(register):
     register("grounding", MetricSpec(options=GroundingMetricOptions, build=GroundingAccuracy, higher_is_better=True,
-                                     description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100"))
+                                     description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100",
+                                     example_score="miou"))
 
 
 @hookimpl

@@ -74,7 +74,8 @@ def ofa_register_readers(register):
 @hookimpl
 def ofa_register_metrics(register):
     register("ocr", MetricSpec(options=NoOptions, build=OcrScores, higher_is_better=True,
-                               description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)"))
+                               description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)",
+                               example_score="ned"))
 
 
 @hookimpl

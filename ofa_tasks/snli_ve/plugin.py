@@ -94,7 +94,8 @@ def ofa_register_readers(register):
 @hookimpl
 def ofa_register_metrics(register):
     register("snli_ve", MetricSpec(options=SnliVeMetricOptions, build=SnliVeAccuracy, higher_is_better=True,
-                                   description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100"))
+                                   description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100",
+                                   example_score="accuracy"))
 
 
 @hookimpl

@@ -69,7 +69,8 @@ def ofa_register_readers(register):
 @hookimpl
 def ofa_register_metrics(register):
     register("rouge", MetricSpec(options=RougeOptions, build=Rouge, higher_is_better=True,
-                                 description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100"))
+                                 description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100",
+                                 example_score="rougeL"))
 
 
 @hookimpl

@@ -102,7 +102,8 @@ def ofa_register_readers(register):
 @hookimpl
 def ofa_register_metrics(register):
     register("glue", MetricSpec(options=GlueMetricOptions, build=GlueScores, higher_is_better=True,
-                                description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)"))
+                                description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)",
+                                example_score="accuracy"))
 
 
 @hookimpl

@@ -109,7 +109,7 @@ def ofa_register_readers(register):
 @hookimpl
 def ofa_register_metrics(register):
     register("vqa", MetricSpec(options=VqaMetricOptions, build=VqaAccuracy, higher_is_better=True,
-                               description="soft VQA accuracy (answer confidence) and exact match, x100"))
+                               description="soft VQA accuracy (answer confidence) and exact match, x100", example_score="vqa_acc"))
 
 
 @hookimpl
