@@ -69,10 +69,10 @@ class PeftSection:
         for name in (n for options in OPTIONS_OF.values() for n in options):
             if getattr(self, name) is not None and name not in allowed:
                 takes = [method for method, options in OPTIONS_OF.items() if name in options]
-                raise ValueError(f"{name} is an option of method {' / '.join(map(repr, takes))}, not of {self.method!r}; "
-                                 f"remove it or change the method")
+                raise ValueError(f"{name} belongs to {' / '.join(map(repr, takes))} only, not to {self.method!r}; "
+                                 f"remove it")
         if self.method in ("prefix", "prompt") and not (self.settings()["encoder_prompt"] or self.settings()["decoder_prompt"]):
-            raise ValueError("encoder_prompt and decoder_prompt are both false: method needs prompts on one side at least")
+            raise ValueError("encoder_prompt and decoder_prompt are both false: prompts go on one side at least")
         if self.targets is not None and (not self.targets or not all(isinstance(t, str) and t for t in self.targets)):
             raise ValueError("targets must list one module pattern at least, e.g. [\"q_proj\", \"v_proj\"]")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import orjson
+import torch
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
@@ -81,6 +82,7 @@ def train(recipe: Recipe, tasks: Sequence[Resolved]) -> dict[str, Any]:
     """Train as the recipe says (evaluating on 'valid' when `eval_strategy` is set); returns the run summary.
 
     With a `peft` section only the method's parameters train and checkpoints are deltas over the start model."""
+    torch.manual_seed(recipe.training.seed)  # the modules a peft method adds start from the run's seed
     try:
         chosen = peft.plan(recipe)
         overrides = {**recipe.spec.model.overrides, **(chosen.model_config if chosen else {})}
