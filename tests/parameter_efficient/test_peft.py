@@ -13,7 +13,6 @@ from ofa_core.inference.loading import load_model
 from ofa_core.plugin.testing import fake_image, run_recipe, tiny_checkpoint
 from ofa_core.recipe.peft import PeftSection, trains
 from ofa_core.recipe.schema import RecipeError, build
-from tests.trainer.test_recipe import write_muge
 
 
 @pytest.fixture(autouse=True)
@@ -22,15 +21,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("peft")
-    write_muge(folder / "MUGE", "train", 4)
-    write_muge(folder / "MUGE", "valid", 2)
-    tiny_checkpoint(folder / "model")
-    return folder
 
 
 def recipe(peft: dict | None, output: str, **training) -> dict:
