@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="OMP threads of each run")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "peft_figures")
     args = parser.parse_args()
+    args.work = args.work.resolve()  # a recipe resolves relative paths against its own folder
     results = args.work / "results.jsonl"
     args.work.mkdir(parents=True, exist_ok=True)
     done = [orjson.loads(line) for line in results.read_bytes().splitlines()] if results.exists() else []
