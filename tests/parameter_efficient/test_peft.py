@@ -3,6 +3,7 @@ to their base (refusing a changed base), `ofa merge` folds LoRA and BitFit into 
 
 from __future__ import annotations
 
+import base64
 import orjson
 import pytest
 import torch
@@ -138,3 +139,30 @@ def test_resuming_a_full_run_s_checkpoint_with_a_peft_recipe_is_refused(data):
     with pytest.raises(Exception) as error:
         run_recipe(recipe({"method": "bitfit"}, "full", resume_from_checkpoint="auto"), data, max_steps=2)
     assert "was written by a run without a peft section" in str(error.value)
+
+
+def test_the_pipeline_and_serving_s_loader_apply_a_delta(data):
+    """`ofa_core.pipeline` and `ofa serve` (through `load_for_inference`) run base + delta like `ofa predict`."""
+    from fastapi.testclient import TestClient
+
+    from ofa_core.inference.loading import load_for_inference
+    from ofa_core.inference.pipeline import pipeline
+    from ofa_core.plugin.testing import registry_with
+    from ofa_core.serving.app import ServeSettings, create_app
+    from ofa_core.serving.requests import served_tasks
+
+    run_recipe(recipe({"method": "lora", "r": 4}, "served"), data, max_steps=1)
+    fake_image(3).save(data / "served.png")
+    loaded = load_for_inference(data / "served", "fp32", "cpu")
+    merged, _ = load_model(data / "served")
+    assert torch.equal(logits(loaded.model), logits(merged))
+    caption = pipeline("caption", data / "served", device="cpu", lang="zh", generation={"num_beams": 2, "max_new_tokens": 6})
+    app = create_app(loaded.model, loaded.processor, served_tasks(registry_with(installed=True), ["caption"]),
+                     ServeSettings(max_wait_ms=1), model_name="served")
+    image = base64.b64encode((data / "served.png").read_bytes()).decode()
+    with TestClient(app) as client:
+        response = client.post("/v1/predict", json={"task": "caption", "lang": "zh", "image": image,
+                                                    "generation": {"num_beams": 2, "max_new_tokens": 6}})
+    assert response.status_code == 200, response.text
+    served, local = response.json(), caption(str(data / "served.png"))
+    assert served["prediction"] == local["prediction"], (served, local)
