@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "new-plugin": "ofa_core.cli.new_plugin",
     "demo-data": "ofa_core.cli.demo_data",
     "serve": "ofa_core.cli.serve",
+    "merge": "ofa_core.cli.merge",
 }
 
 

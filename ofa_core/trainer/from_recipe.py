@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import orjson
+import torch
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
@@ -26,6 +27,7 @@ from ofa_core.plugin.scores import score_rows
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.recipe.resolution import registered_metric
 from ofa_core.trainer.distributed import gather_objects, init_world
+from ofa_core.trainer import peft
 from ofa_core.trainer.loop import Trainer
 from ofa_core.trainer.reporting import log_evaluation
 from ofa_core.trainer.tasks import TaskParts, mixture_probabilities
@@ -63,7 +65,8 @@ def _postprocess(function: Any, text: str, record: dict, options: Any) -> Any:
     return function(text, record, options)
 
 
-def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits: dict[str, str], **changes) -> Trainer:
+def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits: dict[str, str],
+             plan: peft.PeftPlan | None = None, **changes) -> Trainer:
     workers = max(resolved.data.num_workers for resolved in tasks)
     if workers:
         changes.setdefault("dataloader_num_workers", workers)
@@ -74,19 +77,26 @@ def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits
                                               recipe.spec.mixture.temperature)
         for part, probability in zip(parts, probabilities):
             part.probability = probability
-    return Trainer(model, config, processor, tasks=parts, world=init_world())
+    return Trainer(model, config, processor, tasks=parts, world=init_world(), peft=plan)
 
 
 def train(recipe: Recipe, tasks: Sequence[Resolved]) -> dict[str, Any]:
-    """Train as the recipe says (evaluating on 'valid' when `eval_strategy` is set); returns the run summary."""
+    """Train as the recipe says (evaluating on 'valid' when `eval_strategy` is set); returns the run summary.
+
+    With a `peft` section only the method's parameters train and checkpoints are deltas over the start model."""
+    torch.manual_seed(recipe.training.seed)  # the modules a peft method adds start from the run's seed
     try:
-        model, processor = load_model(recipe.spec.model.checkpoint, recipe.spec.model.overrides)
+        chosen = peft.plan(recipe)
+        overrides = {**recipe.spec.model.overrides, **(chosen.model_config if chosen else {})}
+        model, processor = load_model(recipe.spec.model.checkpoint, overrides)
     except NoModelError as error:
         raise recipe.missing(f"model.checkpoint: {error}", Path(recipe.spec.model.checkpoint)) from None
+    if chosen is not None:
+        chosen.attach(model)
     splits = {"train": "train"}
     if recipe.training.eval_strategy != "no":
         splits["eval"] = "valid"
-    return _trainer(recipe, tasks, model, processor, splits).train()
+    return _trainer(recipe, tasks, model, processor, splits, plan=chosen).train()
 
 
 def prediction_files(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str,
