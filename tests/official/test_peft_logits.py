@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import shlex
 from pathlib import Path
 
 import orjson
@@ -21,7 +22,7 @@ from ofa_core.cli import main
 from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.modeling import OFAForConditionalGeneration
 
-from .cases import DATA, GOLDENS, Weights
+from .cases import DATA, GOLDENS, REPO, SPEC, Weights
 from .checkpoints import digest, tiny_official_model
 
 GOLDEN = GOLDENS / "peft_logits.json"
@@ -62,12 +63,31 @@ def inputs_digest(*tensors: torch.Tensor) -> str:
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory) -> tuple[str, OFAForConditionalGeneration]:
-    directory = tmp_path_factory.mktemp("peft")
-    checkpoint = build_checkpoint(directory)
-    assert main(["convert", "fairseq", str(checkpoint), "--out", str(directory / "converted"), "--no-tokenizer",
-                 "--no-verify"]) == 0
-    return digest(checkpoint), OFAForConditionalGeneration.from_pretrained(directory / "converted").eval()
+def checkpoint(tmp_path_factory) -> Path:
+    return build_checkpoint(tmp_path_factory.mktemp("peft"))
+
+
+@pytest.fixture(scope="module")
+def converted(checkpoint) -> tuple[str, OFAForConditionalGeneration]:
+    out = checkpoint.parent / "converted"
+    assert main(["convert", "fairseq", str(checkpoint), "--out", str(out), "--no-tokenizer", "--no-verify"]) == 0
+    return digest(checkpoint), OFAForConditionalGeneration.from_pretrained(out).eval()
+
+
+def test_the_docs_command_converts_a_prompt_tuned_checkpoint(checkpoint, tmp_path, monkeypatch):
+    """docs/checkpoints.md's PEFT line, verbatim, in a folder laid out as the page assumes."""
+    if not SPEC.is_dir():
+        pytest.skip(f"{SPEC} (the official BPE files) not present")
+    page = (REPO / "docs/checkpoints.md").read_text(encoding="utf-8")
+    line = next(line for line in page.splitlines() if line.startswith("python -m ofa_core convert fairseq refcoco_"))
+    (tmp_path / "refcoco_prefix.pt").symlink_to(checkpoint)
+    (tmp_path / "OFA/utils").mkdir(parents=True)
+    (tmp_path / "OFA/utils/BPE").symlink_to(SPEC / "BPE_EN")
+    monkeypatch.chdir(tmp_path)
+    assert main(shlex.split(line)[3:]) == 0
+    model = OFAForConditionalGeneration.from_pretrained(tmp_path / "models/refcoco-prefix")
+    assert model.config.encoder_prompt and model.config.decoder_prompt and model.config.adapter
+    assert (tmp_path / "models/refcoco-prefix/tokenizer.json").is_file()
 
 
 def test_logits_and_beams_match_the_official_model(converted):
