@@ -94,3 +94,11 @@ def test_prompt_type_is_refused_both_ways(tmp_path: Path, capsys) -> None:
     assert run_cli("convert", "to-fairseq", tmp_path / "model", "--out", tmp_path / "x.pt", "--task", "caption_cn") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "encoder_prompt_type 'prompt'" in err and not (tmp_path / "x.pt").exists()
+
+
+def test_a_bitfit_checkpoint_is_an_ordinary_one(tmp_path: Path) -> None:
+    ckpt = tmp_path / "bitfit.pt"
+    save_fairseq_checkpoint(ckpt, TINY, seed=5, model_overrides={"bitfit": True})
+    assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "out", "--no-tokenizer") == 0
+    config = OFAConfig.from_pretrained(tmp_path / "out")
+    assert not (config.encoder_prompt or config.decoder_prompt or config.adapter)
