@@ -68,6 +68,17 @@ ARCH_DEFAULTS: dict[str, Any] = {
     "orig_patch_image_size": 256,
     "interpolate_position": False,
     "freeze_resnet": False,
+    # Parameter-efficient tuning (`base_architecture`; the prompt dims default to 2 * encoder_embed_dim, below).
+    "encoder_prompt": False,
+    "encoder_prompt_type": "prefix",
+    "encoder_prompt_length": 100,
+    "encoder_prompt_projection": False,
+    "decoder_prompt": False,
+    "decoder_prompt_type": "prefix",
+    "decoder_prompt_length": 100,
+    "decoder_prompt_projection": False,
+    "adapter": False,
+    "adapter_dim": 200,
 }
 # Size overrides of the smaller/larger `ofa_*` architectures (D, layers, heads, trunk).
 ARCH_SIZES: dict[str, dict[str, Any]] = {
@@ -82,9 +93,6 @@ ARCH_SIZES: dict[str, dict[str, Any]] = {
 }
 # Settings under which the official model differs from what ofa_core implements.
 _UNSUPPORTED: dict[str, tuple[Any, str]] = {
-    "encoder_prompt": (False, "encoder prompt tuning"),
-    "decoder_prompt": (False, "decoder prompt tuning"),
-    "adapter": (False, "adapter tuning"),
     "sync_bn": (False, "SyncBatchNorm with eps 1e-3 (--sync-bn)"),
     "encoder_normalize_before": (True, "post-LN encoder layers"),
     "decoder_normalize_before": (True, "post-LN decoder layers"),
@@ -109,6 +117,8 @@ class FairseqArgs:
             value = self.get("encoder_embed_dim")
         if name == "decoder_ffn_embed_dim" and value is None:
             value = self.get("encoder_ffn_embed_dim")
+        if name in ("encoder_prompt_dim", "decoder_prompt_dim") and value is None:
+            value = 2 * self.get("encoder_embed_dim")
         return value
 
 
@@ -142,6 +152,19 @@ def detect_language(args: dict[str, Any], task: dict[str, Any], vocab_size: int)
     return {ZH_VOCAB_SIZE: "zh", EN_VOCAB_SIZE: "en"}.get(vocab_size)
 
 
+def peft_settings(a: FairseqArgs) -> dict[str, Any]:
+    """The prompt and adapter settings of the modules the checkpoint has; an unused module's settings (which
+    fairseq stores all the same) stay at OFAConfig's defaults, so they do not tell two equal models apart."""
+    settings: dict[str, Any] = {}
+    for side in ("encoder", "decoder"):
+        if a.get(f"{side}_prompt"):
+            settings.update({f"{side}_prompt{field}": convert(a.get(f"{side}_prompt{field}")) for field, convert in
+                             (("", bool), ("_type", str), ("_length", int), ("_projection", bool), ("_dim", int))})
+    if a.get("adapter"):
+        settings.update(adapter=True, adapter_dim=int(a.get("adapter_dim")))
+    return settings
+
+
 def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, language: str, path: Path
                   ) -> OFAConfig:
     """Every OFAConfig field from the checkpoint's own settings."""
@@ -157,6 +180,13 @@ def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, l
     if a.get("decoder_embed_dim") != a.get("encoder_embed_dim"):
         raise ConversionError(f"{path}: encoder_embed_dim {a.get('encoder_embed_dim')} != decoder_embed_dim "
                               f"{a.get('decoder_embed_dim')}: OFA shares one embedding, so they must match")
+
+    for side in ("encoder", "decoder"):
+        kind = a.get(f"{side}_prompt_type")
+        if a.get(f"{side}_prompt") and kind != "prefix":
+            raise ConversionError(f"{path}: cfg.model.{side}_prompt_type={kind!r}: official OFA builds and runs only "
+                                  "'prefix' prompts (its --*-prompt-type choices), so no such checkpoint can be "
+                                  "converted; retrain with --{side}-prompt-type prefix")
 
     def setting(name: str, default: Any) -> Any:
         """Task settings live in cfg['task']; older files only have them in the model args."""
@@ -199,6 +229,7 @@ def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, l
         activation_dropout=float(a.get("activation_dropout")),
         encoder_drop_path_rate=float(a.get("encoder_drop_path_rate")),
         decoder_drop_path_rate=float(a.get("decoder_drop_path_rate")),
+        **peft_settings(a),
         language=language,
         code_dict_size=int(setting("code_dict_size", 8192)),
         num_bins=int(setting("num_bins", 1000)),

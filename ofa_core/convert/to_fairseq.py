@@ -89,6 +89,7 @@ def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[st
         "decoder_drop_path_rate": config.decoder_drop_path_rate,
         "share_decoder_input_output_embed": True,
         "vocab_size": config.vocab_size,
+        **peft_args(config),
         **task_settings(config),
     }
     base = base or {}
@@ -99,6 +100,18 @@ def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[st
     # a converted checkpoint's cfg comes back unchanged.
     return {key: value for key, value in {**ARCH_DEFAULTS, **base, **derived}.items()
             if not base or key in base or (key != "vocab_size" and ARCH_DEFAULTS.get(key, ...) != value)}
+
+
+def peft_args(config: OFAConfig) -> dict[str, Any]:
+    """The prompt and adapter flags of the modules the config has (an unused side stays at its defaults)."""
+    args: dict[str, Any] = {}
+    for side in ("encoder", "decoder"):
+        if getattr(config, f"{side}_prompt"):
+            args.update({f"{side}_prompt{field}": getattr(config, f"{side}_prompt{field}")
+                         for field in ("", "_type", "_length", "_projection", "_dim")})
+    if config.adapter:
+        args.update(adapter=True, adapter_dim=config.adapter_dim)
+    return args
 
 
 def task_settings(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -151,6 +164,11 @@ def _unrepresentable(directory: Path, config: OFAConfig) -> None:
     if (directory / "adapter_config.json").is_file():
         raise ExportError(f"{directory}: holds a parameter-efficient delta (adapter_config.json) that fairseq cannot "
                           "represent; merge it into the base weights first and export the merged directory")
+    for side in ("encoder", "decoder"):
+        if getattr(config, f"{side}_prompt") and getattr(config, f"{side}_prompt_type") != "prefix":
+            raise ExportError(f"{directory / 'config.json'}: {side}_prompt_type "
+                              f"{getattr(config, f'{side}_prompt_type')!r}: official OFA builds only 'prefix' prompts "
+                              "(its --*-prompt-type choices); only a prefix-prompt model can be exported")
     if list(config.image_mean) not in (IMAGENET_MEAN, [0.5, 0.5, 0.5]) or \
             list(config.image_std) not in (IMAGENET_STD, [0.5, 0.5, 0.5]):
         raise ExportError(f"{directory / 'config.json'}: image_mean {list(config.image_mean)} / image_std "
@@ -210,10 +228,11 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
                           "'convert port' (or save_pretrained)")
     if out.is_dir():
         raise ExportError(f"{out}: is a directory; pass the path of the .pt file to write")
+    # Before loading: transformers would try to apply a directory's adapter_config.json itself.
+    _unrepresentable(directory, OFAConfig.from_pretrained(directory))
     model = OFAForConditionalGeneration.from_pretrained(directory)
     config = model.config
     weights = model.state_dict()
-    _unrepresentable(directory, config)
     origin = _read_origin(directory)
     original_args = origin.get("fairseq_model_args") if task is None else None
     if isinstance(origin.get("fairseq_cfg"), dict) and task is None:

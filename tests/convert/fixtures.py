@@ -67,8 +67,15 @@ def _bn(prefix: str, channels: int, out: dict, rand) -> None:
     out[f"{prefix}.num_batches_tracked"] = torch.tensor(1234)
 
 
-def fairseq_model_state(size: dict, seed: int = 0, scale_resids: bool = False, meta: bool = False) -> OrderedDict:
-    """Every key of an official OFA `model` state dict (NormFormer on), random values (shapes only if `meta`)."""
+def fairseq_model_state(size: dict, seed: int = 0, scale_resids: bool = False, meta: bool = False,
+                        peft: dict | None = None) -> OrderedDict:
+    """Every key of an official OFA `model` state dict (NormFormer on), random values (shapes only if `meta`).
+
+    `peft`: the official prompt/adapter flags of `unify_transformer.py` (`encoder_prompt`, `*_prompt_length`,
+    `*_prompt_projection`, `*_prompt_dim`, `adapter`, `adapter_dim`), adding `PromptEncoder` and `Adapter_Layer`
+    weights as that file builds them.
+    """
+    peft = peft or {}
     generator = torch.Generator().manual_seed(seed)
 
     def rand(*shape):
@@ -147,6 +154,18 @@ def fairseq_model_state(size: dict, seed: int = 0, scale_resids: bool = False, m
                 out[f"{p}.w_resid"] = 1 + rand(d)
             out[f"{stack}.token_rel_pos_table_list.{n}.weight"] = rand(511, h)
             out[f"{stack}.image_rel_pos_table_list.{n}.weight"] = rand(83 * 83 + 3, h)
+            if peft.get("adapter"):
+                linear(f"{p}.adapter.down_proj", peft["adapter_dim"], d)
+                linear(f"{p}.adapter.up_proj", d, peft["adapter_dim"])
+        if peft.get(f"{stack}_prompt"):
+            length, width = peft[f"{stack}_prompt_length"], size[f"{stack}_layers"] * 2 * d
+            prompt = f"{stack}.{stack}_prompt_encoder"
+            if peft.get(f"{stack}_prompt_projection"):
+                out[f"{prompt}.embedding.weight"] = rand(length, d)
+                linear(f"{prompt}.trans.0", peft[f"{stack}_prompt_dim"], d)
+                linear(f"{prompt}.trans.2", width, peft[f"{stack}_prompt_dim"])
+            else:
+                out[f"{prompt}.embedding.weight"] = rand(length, width)
         out[f"{stack}.token_rp_bucket"] = token_buckets(256)
         out[f"{stack}.image_rp_bucket"] = image_buckets(42)
     out["decoder.image_position_idx"] = code_positions()
@@ -227,10 +246,13 @@ def _fake_fairseq_enum():
 
 def save_fairseq_checkpoint(path: Path, size: dict, *, seed: int = 0, layout: str = "cfg", ema: bool = False,
                             model_overrides: dict | None = None, task_overrides: dict | None = None,
-                            state: OrderedDict | None = None) -> OrderedDict:
-    """Write an official-layout checkpoint (fairseq meters, numpy scalars, OmegaConf bits included)."""
-    state = fairseq_model_state(size, seed) if state is None else state
-    namespace = model_namespace(size, **(model_overrides or {}))
+                            state: OrderedDict | None = None, peft: dict | None = None) -> OrderedDict:
+    """Write an official-layout checkpoint (fairseq meters, numpy scalars, OmegaConf bits included).
+
+    `peft`: official prompt/adapter flags, set in cfg.model and given weights (see `fairseq_model_state`).
+    """
+    state = fairseq_model_state(size, seed, peft=peft) if state is None else state
+    namespace = model_namespace(size, **{**(peft or {}), **(model_overrides or {})})
     task = task_settings(size["vocab"], **(task_overrides or {}))
     meters = [(0, "loss", "AverageMeter", {"val": np.float64(2.5), "sum": np.float64(25.0), "count": 10,
                                            "round": 3}),

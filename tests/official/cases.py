@@ -129,6 +129,8 @@ _REFCOCO_FLAGS = ("--task=refcoco", "--batch-size=16", "--log-format=simple", "-
                   "--gen-subset=refcoco_val", "--beam=5", "--min-len=4", "--max-len-a=0", "--max-len-b=4",
                   "--no-repeat-ngram-size=3", "--num-workers=0")
 _REFCOCO_BINS = 3.0  # the official search writes bins only; best beams score -4.3 to -8.4 over the five tokens
+_PREFIX = {"encoder_prompt": True, "decoder_prompt": True, "encoder_prompt_length": 100, "decoder_prompt_length": 100}
+_PROJECTION = {"encoder_prompt_projection": True, "decoder_prompt_projection": True}
 # Text, not codes or bins: 3 to 64 tokens before the EOS (36 to 64 on four rows of six); see README.md.
 _OCR_WEIGHTS = TokenWeights(eos=2.0, codes=0.3, bins=0.3)
 
@@ -164,6 +166,15 @@ CASES: dict[str, Case] = {case.key: case for case in (
       for recipe, language, rows, script, columns in (
           ("refcoco", "en", "refcoco_en.tsv", "run_scripts/refcoco/evaluate_refcoco_base.sh", "0,4,2,3"),
           ("refcoco_cn", "zh", "refcoco_zh.tsv", "run_scripts/refcoco/evaluate_refcoco_cn.sh", "0,3,1,2"))),
+    # Parameter-efficient fine-tuning (train_refcoco_{prefix,adapter}.sh: encoder and decoder prefixes of 100, adapters
+    # of 100), evaluated by the same evaluate_refcoco_base.sh; the official cfg holds the flags (convert to-fairseq
+    # writes them), and `ofa eval refcoco` reads them from the converted config.json. BitFit trains biases only:
+    # its checkpoint is an ordinary one, which the refcoco case already is.
+    *(Case("refcoco", "refcoco", "en", "refcoco_en.tsv", "run_scripts/refcoco/evaluate_refcoco_base.sh",
+           _REFCOCO_FLAGS, {"selected_cols": "0,4,2,3"}, "box", "refcoco_accuracy",
+           {"patch_image_size": 512, **peft}, TokenWeights(bins=_REFCOCO_BINS), variant=variant)
+      for variant, peft in (("prefix", _PREFIX), ("prefix_projection", {**_PREFIX, **_PROJECTION}),
+                            ("adapter", {"adapter": True, "adapter_dim": 100}))),
     # evaluate_ocr_base.sh: beam 5, up to 64 tokens, no n-gram blocking (the ocr task of feature/add_text_recognition).
     Case("ocr_cn", "ocr", "zh", "ocr_zh.tsv", "run_scripts/ocr/evaluate_ocr_base.sh",
          ("--task=ocr", "--batch-size=16", "--log-format=simple", "--log-interval=10", "--seed=7", "--gen-subset=test",
