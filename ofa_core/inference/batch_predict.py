@@ -25,11 +25,11 @@ import orjson
 
 from ofa_core import auto_registration
 from ofa_core.cli.common import quiet_transformers
-from ofa_core.inference import sharding
+from ofa_core.inference import part_files
 from ofa_core.inference.inputs import entries, load, quiet_entries, unique_ids
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
 from ofa_core.inference.task_choice import choose_task
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 from ofa_core.model.task_config import PROMPT_TYPES, read_checkpoint_task
 
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     generation = _assignments(args.generation, "--generation", "max_new_tokens=20", parse_json=True)
     if args.batch_size < 1 or args.progress_every < 1:
         raise OFAError("--batch-size and --progress-every must be at least 1")
-    world = sharding.World()
+    world = part_files.Processes()
     output = Path(args.output) if args.output else None
     if output is None and (world.size > 1 or args.resume):
         raise OFAError("--output FILE is needed " + ("to --resume" if args.resume else f"with {world.size} processes"))
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     order = {key: index for index, key in enumerate(ids)}
     done: set[str] = set()
     if args.resume and output.exists():
-        done = {row["id"] for _, row in sharding.jsonl_rows(output, lenient_tail=True)}
+        done = {row["id"] for _, row in part_files.output_rows(output, lenient_tail=True)}
 
     reporter = logging.StreamHandler(sys.stderr)
     reporter.setFormatter(logging.Formatter("%(message)s"))
@@ -135,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict(args, world, output, ids, order, done, fields, task, prompt, model_dir, options, generation) -> int:
-    tag = sharding.run_tag(world) if output is not None else ""
-    leftovers = sharding.leftover_parts(output, tag) if output is not None else []
-    salvaged = sharding.salvaged_rows(leftovers, order, done) if args.resume else []
+    tag = part_files.run_tag(world) if output is not None else ""
+    leftovers = part_files.leftover_parts(output, tag) if output is not None else []
+    salvaged = part_files.salvaged_rows(leftovers, order, done) if args.resume else []
     done |= {ids[index] for index, _ in salvaged}
     mine = sum(1 for index, key in enumerate(ids) if world.owns(index) and key not in done)
     if world.main and args.resume:
@@ -159,7 +159,7 @@ def _predict(args, world, output, ids, order, done, fields, task, prompt, model_
     if output is not None and world.main:
         _write_metadata(output, args, prompt.lang, loaded.precision)
     started = time.perf_counter()
-    part = sharding.part_path(output, tag, world.rank) if output is not None else None
+    part = part_files.part_path(output, tag, world.rank) if output is not None else None
     stream = part.open("wb") if part is not None else sys.stdout.buffer
     progress = _Progress(mine, args.progress_every, f"rank 0 of {world.size}: " if world.size > 1 else "", world.main)
     written = skipped = 0
@@ -191,8 +191,8 @@ def _predict(args, world, output, ids, order, done, fields, task, prompt, model_
         return 0
     written, skipped = (sum(values) for values in zip(*totals))
     if output is not None:
-        parts = [sharding.part_path(output, tag, rank) for rank in range(world.size)]
-        sharding.merge(output, output if args.resume and output.exists() else None, parts, salvaged, order)
+        parts = [part_files.part_path(output, tag, rank) for rank in range(world.size)]
+        part_files.merge(output, output if args.resume and output.exists() else None, parts, salvaged, order)
         for leftover in leftovers:
             leftover.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
