@@ -20,8 +20,9 @@ import attrs
 import orjson
 from PIL import Image, UnidentifiedImageError
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import PATH_METADATA, PromptTemplate, TaskSpec
+from ofa_core._errors import OFAError
+from ofa_core.plugin import PromptTemplate, TaskSpec
+from ofa_core.plugin._specs import PATH_METADATA
 
 RESERVED = ("task", "image", "id", "lang", "options", "generation")
 """Request names every task accepts; a task's prompt fields come on top."""
