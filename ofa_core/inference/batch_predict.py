@@ -1,206 +1,236 @@
-"""`ofa predict --model DIR --task NAME INPUT...`: generate for images, folders, TSVs or JSONL records, write JSONL.
+"""Batch prediction over inputs to JSON lines: what `ofa predict` runs once its command line is parsed.
 
-Each input becomes a record (`id`, `image` and any `--field`/TSV/JSONL fields; no image: a text-only record, and
-no INPUT at all: one record of the `--field` values). A converted official checkpoint's `ofa_task.json` supplies
-the task, language, prompt type and options the user leaves out. The task's prompt
-turns it into source text, the task's generation settings decode, and its `postprocess` turns the
-text into the prediction. Inputs are listed first (ids checked unique, nothing decoded), then each
-process (one, or several under torchrun) predicts its share, verifying every image before batching;
-unreadable images are skipped and reported (`--strict`: an error). Rows go to part files merged into
-`--output` in input order at the end, so an existing file is never half-overwritten, and `--resume`
-predicts only the ids the output (or an interrupted run's parts) lacks. `--precision` picks fp32 (exact), bf16, fp16
-or int8; it is recorded next to the output in `FILE.meta.json`. See docs/predict.md.
+Each input becomes a record (`id`, `image` and any given fields; no image: a text-only record, and no input
+at all: one record of the fields). A converted official checkpoint's `ofa_task.json` supplies the task,
+language, prompt type and options the user leaves out. Inputs are listed first (ids checked unique, nothing
+decoded), then each process (one, or several under torchrun) predicts its share, verifying every image before
+batching; unreadable images are skipped and reported (`strict`: an error). Rows go to part files merged into
+the output in input order at the end (`part_files`), so an existing file is never half-overwritten, and
+`resume` predicts only the ids the output (or an interrupted run's parts) lacks. The precision is recorded
+next to the output in `FILE.meta.json`. See docs/predict.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import attrs
 import orjson
 
-from ofa_core import auto_registration
-from ofa_core.cli.common import quiet_transformers
+from ofa_core._errors import OFAError
 from ofa_core.inference import part_files
 from ofa_core.inference.inputs import entries, load, quiet_entries, unique_ids
-from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
 from ofa_core.inference.task_choice import choose_task
-from ofa_core._errors import OFAError
-from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
-from ofa_core.model.task_config import PROMPT_TYPES, read_checkpoint_task
+from ofa_core.model.task_config import read_checkpoint_task
 
 logger = logging.getLogger(__name__)
 
-HELP = "run a model on images, a folder of images or a TSV for a task, writing JSON lines"
+
+@attrs.frozen
+class PredictJob:
+    """What to predict and where to write it: `ofa predict`'s arguments, parsed."""
+
+    inputs: list[str]
+    model: Path
+    task: str | None = None
+    lang: str | None = None
+    prompt_type: str | None = None
+    fields: dict = attrs.field(factory=dict)
+    options: dict = attrs.field(factory=dict)
+    generation: dict = attrs.field(factory=dict)
+    output: Path | None = None
+    overwrite: bool = False
+    resume: bool = False
+    strict: bool = False
+    batch_size: int = 8
+    device: str | None = None
+    precision: str = "fp32"
+    backend: str = "torch"
+    progress_every: int = 1000
 
 
-def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
-    parser.add_argument("inputs", nargs="*", metavar="INPUT",
-                        help="image files, folders of images, .tsv files with a header (record fields, an optional 'image' "
-                             "column) or .jsonl files of records; none: one record made of the --field values (text-only tasks)")
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="model directory (with its processor files), or a run directory (its best checkpoint)")
-    parser.add_argument("--task", help="registered task name (see 'ofa tasks'); default: the task a converted official "
-                                       "checkpoint's ofa_task.json names, with its language, prompt type and options")
-    parser.add_argument("--lang", help="prompt language (default: the checkpoint's, else the task's first)")
-    parser.add_argument("--prompt-type", choices=PROMPT_TYPES, help="what the decoder sees before the answer, as OFA's "
-                        "--prompt-type (default: the checkpoint's, else the task prompt's)")
-    parser.add_argument("--field", action="append", default=[], metavar="KEY=VALUE",
-                        help="a record field for every input, e.g. --field text='a red car'")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a task option, as a recipe's task.options has them (JSON or plain text), "
-                             "e.g. --option labels_file=labels.txt or --option top_k=3")
-    parser.add_argument("--generation", action="append", default=[], metavar="KEY=VALUE",
-                        help="a generation setting over the task's official search (JSON value), "
-                             "e.g. --generation num_beams=3 --generation max_new_tokens=20")
-    parser.add_argument("--output", "-o", metavar="FILE", help="JSONL file to write (default: stdout)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the rows --output already has (and an interrupted run's) and predict only the missing ids")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with an error at the first unreadable image or TSV row (default: skip and report it)")
-    parser.add_argument("--device", help="torch device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
-    parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
-    parser.add_argument("--progress-every", type=int, default=1000, metavar="N",
-                        help="when stderr is not a terminal, a progress line every N images (and every 30 s)")
+@attrs.define
+class _Run:
+    """One process's view of a job: the chosen task, every input id in order, and what is already done."""
+
+    job: PredictJob
+    processes: part_files.Processes
+    task: Any
+    prompt: Any
+    options: Any
+    ids: list[str]
+    done: set[str]
+    tag: str = ""
+    leftovers: list[Path] = attrs.field(factory=list)
+    salvaged: list[tuple[int, bytes]] = attrs.field(factory=list)
+
+    @property
+    def order(self) -> dict[str, int]:
+        return {key: index for index, key in enumerate(self.ids)}
 
 
-def _assignments(values: list[str], flag: str, example: str, parse_json: bool = False) -> dict:
-    parsed = {}
-    for assignment in values:
-        key, sep, value = assignment.partition("=")
-        if not sep or not key:
-            raise OFAError(f"{flag} {assignment}: expected KEY=VALUE, e.g. {flag} {example}")
-        if parse_json:
-            try:
-                value = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                pass  # plain text, e.g. a path
-        parsed[key] = value
-    return parsed
-
-
-def run(args: argparse.Namespace) -> int:
-    fields = _assignments(args.field, "--field", "text='a red car'")
-    options = _assignments(args.option, "--option", "labels_file=labels.txt", parse_json=True)
-    generation = _assignments(args.generation, "--generation", "max_new_tokens=20", parse_json=True)
-    if args.batch_size < 1 or args.progress_every < 1:
-        raise OFAError("--batch-size and --progress-every must be at least 1")
-    world = part_files.Processes()
-    output = Path(args.output) if args.output else None
-    if output is None and (world.size > 1 or args.resume):
-        raise OFAError("--output FILE is needed " + ("to --resume" if args.resume else f"with {world.size} processes"))
-    if args.resume and args.overwrite:
-        raise OFAError("--resume keeps the rows of --output and --overwrite replaces them; pass one of them")
-    if output is not None and output.exists() and not (args.overwrite or args.resume):
-        raise OFAError(f"{output}: already exists; pass --overwrite to replace it, --resume to complete it, or choose another --output")
-    if args.resume and output is not None:
-        _check_resumed_precision(output, args.precision)
-    model_dir = Path(args.model)
-    if not model_dir.is_dir():
-        raise OFAError(f"{model_dir}: --model: no such directory")
-    recorded = read_checkpoint_task(model_dir)
-    task, prompt, options = choose_task(args.loader.registry(), args.task, args.lang, options, caller="predict",
-                                        lang_name="--lang", options_name="--option", prompt_type=args.prompt_type,
-                                        checkpoint=recorded, task_name="--task")
-    args.task = args.task or recorded.task
-
+def predict(job: PredictJob, registry: Any) -> int:
+    """Predict every input of `job` with the tasks of `registry`, on this process and its torchrun peers."""
+    processes = part_files.Processes()
+    _check_job(job, processes)
+    recorded = read_checkpoint_task(job.model)
+    task, prompt, options = choose_task(
+        registry,
+        job.task,
+        job.lang,
+        job.options,
+        caller="predict",
+        lang_name="--lang",
+        options_name="--option",
+        prompt_type=job.prompt_type,
+        checkpoint=recorded,
+        task_name="--task",
+    )
+    job = attrs.evolve(job, task=job.task or recorded.task)
     # List every input (cheap: no image is opened) on every process: ids, their order and what is already done.
-    bad_rows = _strict_row if args.strict else (None if world.main else _ignore)
-    ids = list(unique_ids(entries(args.inputs, fields, bad_rows)))
-    order = {key: index for index, key in enumerate(ids)}
+    bad_rows = _strict_row if job.strict else (None if processes.main else _ignore)
+    ids = list(unique_ids(entries(job.inputs, job.fields, bad_rows)))
     done: set[str] = set()
-    if args.resume and output.exists():
-        done = {row["id"] for _, row in part_files.output_rows(output, lenient_tail=True)}
-
+    if job.resume and job.output.exists():
+        done = {row["id"] for _, row in part_files.output_rows(job.output, lenient_tail=True)}
+    run = _Run(job, processes, task, prompt, options, ids, done)
     reporter = logging.StreamHandler(sys.stderr)
     reporter.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(reporter)
-    world.start()
+    processes.start()
     try:
-        code = _predict(args, world, output, ids, order, done, fields, task, prompt, model_dir, options, generation)
+        code = _predict(run)
     except BaseException:
-        world.stop(together=False)
+        processes.stop(together=False)
         raise
     finally:
         logger.removeHandler(reporter)
-    world.stop()
+    processes.stop()
     return code
 
 
-def _predict(args, world, output, ids, order, done, fields, task, prompt, model_dir, options, generation) -> int:
-    tag = part_files.run_tag(world) if output is not None else ""
-    leftovers = part_files.leftover_parts(output, tag) if output is not None else []
-    salvaged = part_files.salvaged_rows(leftovers, order, done) if args.resume else []
-    done |= {ids[index] for index, _ in salvaged}
-    mine = sum(1 for index, key in enumerate(ids) if world.owns(index) and key not in done)
-    if world.main and args.resume:
-        remaining = sum(1 for key in ids if key not in done)
-        print(f"resume: {len(ids) - remaining} of {len(ids)} inputs already predicted ({len(salvaged)} of them in an "
-              f"interrupted run's part files); {remaining} to go", file=sys.stderr)
+def _check_job(job: PredictJob, processes: part_files.Processes) -> None:
+    """The output and resume settings agree, and the model directory exists."""
+    if job.batch_size < 1 or job.progress_every < 1:
+        raise OFAError("--batch-size and --progress-every must be at least 1")
+    output = job.output
+    if output is None and (processes.size > 1 or job.resume):
+        raise OFAError(
+            "--output FILE is needed " + ("to --resume" if job.resume else f"with {processes.size} processes")
+        )
+    if job.resume and job.overwrite:
+        raise OFAError("--resume keeps the rows of --output and --overwrite replaces them; pass one of them")
+    if output is not None and output.exists() and not (job.overwrite or job.resume):
+        raise OFAError(
+            f"{output}: already exists; pass --overwrite to replace it, --resume to complete it, or choose another --output"
+        )
+    if job.resume and output is not None:
+        _check_resumed_precision(output, job.precision)
+    if not job.model.is_dir():
+        raise OFAError(f"{job.model}: --model: no such directory")
 
-    if args.backend == "onnxruntime":
-        auto_registration.suspend()  # exported graphs only: no model class is imported to register it
-    from ofa_core.inference.loading import load_for_inference  # torch: only once there is something to predict
+
+def _salvage(run: _Run) -> None:
+    """Take over the rows an interrupted run left in its part files (with resume), and say what is left to do."""
+    job, processes = run.job, run.processes
+    run.tag = part_files.run_tag(processes) if job.output is not None else ""
+    run.leftovers = part_files.leftover_parts(job.output, run.tag) if job.output is not None else []
+    run.salvaged = part_files.salvaged_rows(run.leftovers, run.order, run.done) if job.resume else []
+    run.done |= {run.ids[index] for index, _ in run.salvaged}
+    if processes.main and job.resume:
+        remaining = sum(1 for key in run.ids if key not in run.done)
+        print(
+            f"resume: {len(run.ids) - remaining} of {len(run.ids)} inputs already predicted ({len(run.salvaged)} of "
+            f"them in an interrupted run's part files); {remaining} to go",
+            file=sys.stderr,
+        )
+
+
+def _load_predictor(run: _Run) -> tuple[Any, Any]:
+    """The Predictor for the job's task and the precision the model loaded in."""
+    job = run.job
+    from ofa_core.inference.loading import load_for_inference, quiet_transformers  # torch: only once there is work
     from ofa_core.inference.predictor import Predictor
 
     quiet_transformers()
-    device = world.device(args.device) if args.backend == "torch" else args.device
-    loaded = load_for_inference(model_dir, args.precision, device, backend=args.backend)
-    if loaded.precision.notice and world.main:
+    device = run.processes.device(job.device) if job.backend == "torch" else job.device
+    loaded = load_for_inference(job.model, job.precision, device, backend=job.backend)
+    if loaded.precision.notice and run.processes.main:
         print(loaded.precision.notice, file=sys.stderr)
-    predictor = Predictor(loaded.model, loaded.processor, task, prompt, options, generation)
-    if output is not None and world.main:
-        _write_metadata(output, args, prompt.lang, loaded.precision)
+    predictor = Predictor(loaded.model, loaded.processor, run.task, run.prompt, run.options, job.generation)
+    if job.output is not None and run.processes.main:
+        _write_metadata(job, run.prompt.lang, loaded.precision)
+    return predictor, loaded.precision
+
+
+def _predict(run: _Run) -> int:
+    job, processes = run.job, run.processes
+    _salvage(run)
+    predictor, precision = _load_predictor(run)
     started = time.perf_counter()
-    part = part_files.part_path(output, tag, world.rank) if output is not None else None
+    written, skipped = _predict_share(run, predictor)
+    totals = processes.gather((written, skipped))  # waits for every process to finish its share
+    if not processes.main:
+        return 0
+    written, skipped = (sum(values) for values in zip(*totals))
+    if job.output is not None:
+        parts = [part_files.part_path(job.output, run.tag, rank) for rank in range(processes.size)]
+        kept = job.output if job.resume and job.output.exists() else None
+        part_files.merge(job.output, kept, parts, run.salvaged, run.order)
+        for leftover in run.leftovers:
+            leftover.unlink(missing_ok=True)
+    seconds = time.perf_counter() - started
+    print(
+        f"{written} images in {seconds:.1f} s ({written / max(seconds, 1e-9):.2f} images/s, model loading excluded); "
+        f"{skipped} skipped; precision {precision.precision}",
+        file=sys.stderr,
+    )
+    if job.output is not None:
+        print(f"wrote {job.output}", file=sys.stderr)
+    return 0
+
+
+def _predict_share(run: _Run, predictor: Any) -> tuple[int, int]:
+    """Predict this process's inputs in batches into its part file (stdout without an output); (written, skipped)."""
+    job, processes = run.job, run.processes
+    mine = sum(1 for index, key in enumerate(run.ids) if processes.owns(index) and key not in run.done)
+    part = part_files.part_path(job.output, run.tag, processes.rank) if job.output is not None else None
     stream = part.open("wb") if part is not None else sys.stdout.buffer
-    progress = _Progress(mine, args.progress_every, f"rank 0 of {world.size}: " if world.size > 1 else "", world.main)
+    label = f"rank 0 of {processes.size}: " if processes.size > 1 else ""
+    progress = _Progress(mine, job.progress_every, label, processes.main)
     written = skipped = 0
     try:
         batch: list[dict] = []
-        wanted = (entry for index, entry in enumerate(quiet_entries(args.inputs, fields))
-                  if world.owns(index) and entry.id not in done)
+        wanted = (
+            entry
+            for index, entry in enumerate(quiet_entries(job.inputs, job.fields))
+            if processes.owns(index) and entry.id not in run.done
+        )
         for entry in wanted:
             try:
                 batch.append(load(entry))
             except ValueError as error:
-                skipped += _bad(entry.source, str(error), args.strict)
+                skipped += _bad(entry.source, str(error), job.strict)
                 progress.update(1)
-            if len(batch) == args.batch_size:
-                rows, bad = _predict_batch(predictor, batch, args.strict)
+            if len(batch) == job.batch_size:
+                rows, bad = _predict_batch(predictor, batch, job.strict)
                 written, skipped = written + _write(stream, rows), skipped + bad
                 progress.update(len(batch))
                 batch = []
         if batch:
-            rows, bad = _predict_batch(predictor, batch, args.strict)
+            rows, bad = _predict_batch(predictor, batch, job.strict)
             written, skipped = written + _write(stream, rows), skipped + bad
             progress.update(len(batch))
     finally:
         progress.close()
         if part is not None:
             stream.close()
-    totals = world.gather((written, skipped))  # waits for every process to finish its share
-    if not world.main:
-        return 0
-    written, skipped = (sum(values) for values in zip(*totals))
-    if output is not None:
-        parts = [part_files.part_path(output, tag, rank) for rank in range(world.size)]
-        part_files.merge(output, output if args.resume and output.exists() else None, parts, salvaged, order)
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
-    seconds = time.perf_counter() - started
-    print(f"{written} images in {seconds:.1f} s ({written / max(seconds, 1e-9):.2f} images/s, model loading excluded); "
-          f"{skipped} skipped; precision {loaded.precision.precision}", file=sys.stderr)
-    if output is not None:
-        print(f"wrote {output}", file=sys.stderr)
-    return 0
+    return written, skipped
 
 
 def metadata_path(output: Path) -> Path:
@@ -208,14 +238,20 @@ def metadata_path(output: Path) -> Path:
     return output.with_name(output.name + ".meta.json")
 
 
-def _write_metadata(output: Path, args: argparse.Namespace, lang: str, applied) -> None:
-    """Record how `output` was predicted, so that its answers can be told apart from another precision's."""
+def _write_metadata(job: PredictJob, lang: str, applied: Any) -> None:
+    """Record how the output was predicted, so that its answers can be told apart from another precision's."""
     from ofa_core.inference.loading import model_directory
 
-    metadata = {"model": str(model_directory(args.model).resolve()), "task": args.task, "lang": lang,
-                "precision": applied.precision, "requested_precision": applied.requested, "backend": args.backend,
-                "generation": _assignments(args.generation, "--generation", "max_new_tokens=20", parse_json=True)}
-    metadata_path(output).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2) + b"\n")
+    metadata = {
+        "model": str(model_directory(job.model).resolve()),
+        "task": job.task,
+        "lang": lang,
+        "precision": applied.precision,
+        "requested_precision": applied.requested,
+        "backend": job.backend,
+        "generation": job.generation,
+    }
+    metadata_path(job.output).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def _check_resumed_precision(output: Path, precision: str) -> None:
@@ -225,8 +261,10 @@ def _check_resumed_precision(output: Path, precision: str) -> None:
         return
     recorded = orjson.loads(path.read_bytes()).get("requested_precision")
     if recorded and recorded != precision:
-        raise OFAError(f"--resume: {output} was predicted with --precision {recorded} ({path}); pass --precision "
-                       f"{recorded} to complete it, or --overwrite to start again in {precision}")
+        raise OFAError(
+            f"--resume: {output} was predicted with --precision {recorded} ({path}); pass --precision "
+            f"{recorded} to complete it, or --overwrite to start again in {precision}"
+        )
 
 
 def _strict_row(where: str, why: str) -> None:
@@ -319,8 +357,11 @@ class _Progress:
             self.reported, self.last = self.done, now
             rate = self.done / max(now - self.started, 1e-9)
             eta = datetime.timedelta(seconds=round((self.total - self.done) / rate)) if rate else "?"
-            print(f"{self.label}predict: {self.done}/{self.total} images, {rate:.2f} images/s, ETA {eta}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{self.label}predict: {self.done}/{self.total} images, {rate:.2f} images/s, ETA {eta}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
