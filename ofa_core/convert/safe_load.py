@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 
 class CheckpointError(OFAError):
