@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.image_processing import load_image
 from ofa_core.recipe import build_options
 from ofa_core.recipe.schema import RecipeError
-from ofa_core.plugin.records import BadRecordError
-from ofa_core.plugin.specs import ClosedSet
-from ofa_core.plugin.testing import check_metric, registry_with, run_recipe, tiny_checkpoint
+from ofa_core.plugin import BadRecordError
+from ofa_core.plugin import ClosedSet
+from ofa_core.testing import check_metric, registry_with, run_recipe, tiny_checkpoint
 from ofa_tasks.classification import plugin
 from ofa_tasks.classification.labels import ClassificationOptions
 from ofa_tasks.classification.metrics import (

@@ -16,8 +16,8 @@ from ofa_core.generation.closed_set import ClosedSetDecoder
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.tokenization import OFATokenizer
 from ofa_core.plugin import OFAError
-from ofa_core.plugin.records import BadRecordError
-from ofa_core.plugin.testing import check_metric, registry_with, tiny_checkpoint, tiny_model
+from ofa_core.plugin import BadRecordError
+from ofa_core.testing import check_metric, registry_with, tiny_checkpoint, tiny_model
 from ofa_tasks.text_classification.glue import GLUE, clean
 from ofa_tasks.text_classification.metrics import GlueMetricOptions, GlueScores
 from ofa_tasks.text_classification.plugin import PROMPTS, TextClassificationOptions, closed_set, postprocess, preprocess

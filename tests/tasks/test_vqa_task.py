@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import registry_with, run_recipe, tiny_checkpoint
+from ofa_core.testing import registry_with, run_recipe, tiny_checkpoint
 from ofa_tasks.vqa.answers import decode, encode, normalise_question, parse_official
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
 from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv
