@@ -30,7 +30,7 @@ import torch
 from bench_precision import demo  # noqa: F401 - the trained demo model fixture
 from ofa_core.model import precision
 from ofa_core.model.configuration import OFAConfig
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.modeling import OFAForConditionalGeneration
 
 PROMPT = [0, 1749, 4279, 2993, 6839, 753, 788, 724, 1083, 2163, 140, 2]  # "图片描述了什么内容?"

@@ -28,7 +28,7 @@ from ofa_core.inference.agreement import compare
 from ofa_core.inference.loading import list_checkpoints, load_model
 from ofa_core.inference.task_choice import choose_task
 from ofa_core.model import precision
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.quantize import quantize_for_cpu
 from ofa_core.registry import load_plugins
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from bench_train import CAPTIONS_PER_IMAGE, RESOLUTION, make_trainer, muge_records
-from ofa_core.plugin.testing import tiny_model, tiny_processor
+from ofa_core.testing import tiny_model, tiny_processor
 from ofa_core.trainer.plugin import build_scst
 from ofa_core.trainer.scst_options import ScstOptions
 

@@ -25,8 +25,8 @@ import torch
 from PIL import Image
 
 from ofa_core.data import RecordEncoder, encode_records
-from ofa_core.plugin.specs import PromptTemplate
-from ofa_core.plugin.testing import tiny_model, tiny_processor
+from ofa_core.plugin import PromptTemplate
+from ofa_core.testing import tiny_model, tiny_processor
 from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.loop import Trainer
 
@@ -88,7 +88,7 @@ sys.path.insert(0, {bench!r})
 from bench_train import make_trainer, muge_records
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
-from ofa_core.plugin.testing import tiny_processor
+from ofa_core.testing import tiny_processor
 torch.set_num_threads(2)
 torch.manual_seed(0)
 model = OFAForConditionalGeneration(OFAConfig.from_preset("ofa-cn-base", patch_image_size=256))

@@ -1,4 +1,4 @@
-"""Helpers for tests of ofa_core and of plugins.
+"""The test kit for ofa_core and for plugins; it sits above the layers it uses (model, recipes, registry, trainer).
 
 Tiny models with informative random weights, a tokenizer from a generated vocabulary, images and
 records, a registry from inline plugins, and a recipe runner; all fast on a CPU.
@@ -6,12 +6,22 @@ records, a registry from inline plugins, and a recipe runner; all fast on a CPU.
 
 from __future__ import annotations
 
+import tempfile
 import zlib
+from pathlib import Path
 
+import numpy as np
+import orjson
 import torch
+from PIL import Image
 
 from ofa_core.model.configuration import OFAConfig
+from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.model.processing import OFAProcessor
+from ofa_core.model.tokenization import OFATokenizer
+from ofa_core.recipe import load, resolve_tasks
+from ofa_core.registry.discovery import PluginLoader
 
 
 @torch.no_grad()
@@ -69,13 +79,6 @@ def tiny_vocabulary() -> list[str]:
 
 def tiny_processor(code_dict_size: int = 16, num_bins: int = 1000, patch_image_size: int = 64):
     """An OFAProcessor with the tiny vocabulary (language 'zh', BERT-style tokenization)."""
-    import tempfile
-    from pathlib import Path
-
-    from ofa_core.model.image_processing import OFAImageProcessor
-    from ofa_core.model.processing import OFAProcessor
-    from ofa_core.model.tokenization import OFATokenizer
-
     with tempfile.TemporaryDirectory() as directory:
         vocab = Path(directory) / "vocab.txt"
         vocab.write_text("\n".join(tiny_vocabulary()) + "\n", encoding="utf-8")
@@ -86,8 +89,6 @@ def tiny_processor(code_dict_size: int = 16, num_bins: int = 1000, patch_image_s
 
 def tiny_checkpoint(directory, seed: int = 0, num_bins: int = 1000):
     """Save a tiny random model and its processor to `directory` (a `model.checkpoint` for recipes)."""
-    from pathlib import Path
-
     code_dict_size = 16
     processor = tiny_processor(code_dict_size=code_dict_size, num_bins=num_bins)
     model = tiny_model(seed, vocab_size=len(processor.tokenizer), code_dict_size=code_dict_size, num_bins=num_bins)
@@ -99,17 +100,12 @@ def tiny_checkpoint(directory, seed: int = 0, num_bins: int = 1000):
 
 def fake_image(seed: int = 0, size: tuple[int, int] = (40, 30)):
     """A seeded random RGB PIL image of `size` = (width, height)."""
-    import numpy as np
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
 
 
 def tiny_dataset(directory, count: int = 4) -> list[dict]:
     """Write `count` PNG images into `directory`; return records with `id`, `image` (path), `caption`, `references`."""
-    from pathlib import Path
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     records = []
@@ -127,8 +123,6 @@ def registry_with(*plugins, installed: bool = False):
     Errors in the plugins raise instead of being recorded, so a test sees them. With `installed`,
     built-in and installed entry-point plugins are loaded first, as the CLI does.
     """
-    from ofa_core.registry.discovery import PluginLoader
-
     loaded = PluginLoader(environ={})
     if installed:
         loaded.load_entry_points()
@@ -147,13 +141,8 @@ def run_recipe(recipe: dict, directory, max_steps: int = 2, plugins=()) -> dict:
     The recipe is written to `directory/recipe.json`; installed plugins load as in the CLI, plus any
     inline `plugins`. Returns what `ofa_core.trainer.from_recipe.train` returns.
     """
-    from pathlib import Path
+    from ofa_core.trainer import from_recipe  # the trainer's imports only for tests that train
 
-    import orjson
-
-    from ofa_core.recipe import load, resolve_tasks
-    from ofa_core.registry.discovery import PluginLoader
-    from ofa_core.trainer import from_recipe
 
     directory = Path(directory)
     path = directory / "recipe.json"

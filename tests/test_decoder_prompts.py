@@ -12,8 +12,8 @@ from ofa_core.generation.trie import CandidateTrie
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.specs import ClosedSet, PromptTemplate
-from ofa_core.plugin.testing import fake_image, tiny_model, tiny_processor
+from ofa_core.plugin import ClosedSet, PromptTemplate
+from ofa_core.testing import fake_image, tiny_model, tiny_processor
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
 
 ANSWERS = ("红色", "蓝色", "一只狗", "猫", "是")

@@ -10,7 +10,7 @@ import ofa_core  # noqa: F401  (registers the Auto classes)
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.model.modeling.positions import image_bucket_table, image_relative_buckets, text_relative_buckets
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 
 VOCAB = 300
 

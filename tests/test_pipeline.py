@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import ofa_core
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint
+from ofa_core import OFAError
+from ofa_core.testing import fake_image, tiny_checkpoint
 
 SHORT = {"max_new_tokens": 3, "num_beams": 2}  # fast: the tiny model's answers are noise anyway
 LABELS = ["cat", "dog", "red car"]

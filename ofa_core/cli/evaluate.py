@@ -15,7 +15,7 @@ from pathlib import Path
 from ofa_core.cli.run import is_main_process
 from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 from ofa_core.recipe.purpose import evaluation
 

@@ -15,7 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.registry.discovery import PluginLoader, load_plugins
 
 # verb -> module implementing it.

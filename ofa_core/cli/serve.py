@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ofa_core import auto_registration
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS, model_directory
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 
 HELP = "serve a model over HTTP: a JSON prediction API with dynamic batching and metrics (docs/serving.md)"

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from transformers.pipelines.base import Pipeline
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 RESULT_KEYS = ("prediction", "text", "ranking")
 """The keys of one answer; `ranking` only where the task ranks a closed set (classification, VQA with answers)."""

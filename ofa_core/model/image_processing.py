@@ -17,7 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 ImageLike = Image.Image | str | PathLike | bytes | bytearray | memoryview | np.ndarray
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 """The modes, exact first."""

@@ -1,7 +1,7 @@
 """What a plugin declares: frozen attrs classes the registry stores and the trainer runs.
 
 A plugin never runs a training loop; it hands the core these specs through the hooks in
-`ofa_core.plugin.hooks`. Heavy imports (torch, datasets) belong inside `open` / `build`, so listing
+`ofa_core.plugin._hooks`. Heavy imports (torch, datasets) belong inside `open` / `build`, so listing
 plugins stays fast; this module itself does not import torch.
 """
 
@@ -55,7 +55,7 @@ def path_option(*, default: str | None = None, must_exist: bool = True, split: s
 
 def _options_class(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not is_options_class(value):
-        raise TypeError(f"{attribute.name} must be a frozen attrs class (use ofa_core.plugin.specs.NoOptions for none), got {value!r}")
+        raise TypeError(f"{attribute.name} must be a frozen attrs class (use ofa_core.plugin.NoOptions for none), got {value!r}")
 
 
 def _nonempty(_instance: Any, attribute: attrs.Attribute, value: str) -> None:

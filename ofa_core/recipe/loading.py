@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.recipe.paths import MissingPathError, resolve_path, unchecked_path
 from ofa_core.recipe.problems import raise_problems
 from ofa_core.recipe.purpose import TRAINING, Purpose

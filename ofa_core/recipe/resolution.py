@@ -12,9 +12,10 @@ from typing import Any
 
 import attrs
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.search import OFFICIAL_SEARCH, search_for_language
-from ofa_core.plugin.specs import PATH_METADATA, ClosedSet, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.plugin import ClosedSet, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.plugin._specs import PATH_METADATA
 from ofa_core.recipe.paths import MissingPathError, resolve_path, unchecked_path
 from ofa_core.recipe.problems import raise_problems
 from ofa_core.recipe.purpose import TRAINING, Purpose

@@ -8,8 +8,8 @@ from typing import Any, Literal
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import PATH_METADATA, PROMPT_TYPES
+from ofa_core._errors import OFAError
+from ofa_core.plugin._specs import PATH_METADATA, PROMPT_TYPES
 from ofa_core.recipe.schema import RecipeError
 from ofa_core.recipe.training import TrainingConfig
 

@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 import pluggy
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core._errors import OFAError
+from ofa_core.plugin import LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
 
 # namespace attribute -> (hook filling it, singular kind used in messages, spec class)
 KINDS: dict[str, tuple[str, str, type]] = {

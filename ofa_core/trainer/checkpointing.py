@@ -19,7 +19,7 @@ import orjson
 import torch
 
 from ofa_core.inference.loading import STATE_FILE, list_checkpoints, read_state
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 
 

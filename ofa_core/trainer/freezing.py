@@ -7,7 +7,7 @@ import fnmatch
 import attrs
 from torch import nn
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.recipe.training import TrainingConfig
 
 

@@ -18,7 +18,7 @@ import orjson
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
 from ofa_core.inference.loading import NoModelError, default_device, load_for_inference, load_model, model_directory
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
 from ofa_core.recipe import Recipe, Resolved

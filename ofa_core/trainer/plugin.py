@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import LossOutput, LossSpec
+from ofa_core.plugin import hookimpl
+from ofa_core.plugin import LossOutput, LossSpec
 from ofa_core.trainer.scst_options import ScstOptions
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from ofa_core.data import Example
-from ofa_core.plugin.specs import ClosedSet, LossOutput, Metric
+from ofa_core.plugin import ClosedSet, LossOutput, Metric
 
 LossFn = Callable[[Any, dict], LossOutput]
 

@@ -12,7 +12,7 @@ from ofa_core.demo.writer import builtin_prompt_texts
 from ofa_core.demo.writer import DemoSizes, generate
 from ofa_core.model.processing import OFAProcessor
 from ofa_core.recipe import build_options
-from ofa_core.plugin.testing import registry_with
+from ofa_core.testing import registry_with
 
 from .conftest import SMALL
 

@@ -18,7 +18,7 @@ import pytest
 
 from ofa_core.cli.main import main
 from ofa_core.exported.manifest import MANIFEST_FILE, sha256
-from ofa_core.plugin.testing import fake_image
+from ofa_core.testing import fake_image
 
 PREDICT = ["--task", "caption", "--lang", "en", "--generation", "max_new_tokens=6"]
 
@@ -191,7 +191,7 @@ def test_pipeline_onnxruntime(cn_model, cn_exported):
     images = [fake_image(seed) for seed in range(3)]
     assert exported(images) == reference(images)
     assert "precision='fp32'" in repr(exported)
-    with pytest.raises(ofa_core.model.errors.OFAError, match="fp32 or int8"):
+    with pytest.raises(ofa_core.OFAError, match="fp32 or int8"):
         ofa_core.pipeline("caption", model=cn_exported, backend="onnxruntime", precision="bf16")
 
 

@@ -9,7 +9,7 @@ import pytest
 from ofa_core.cli.main import COMMANDS, main
 from ofa_core.registry.discovery import import_path
 from ofa_core.recipe.docs import json_schema
-from ofa_core.plugin.testing import fake_image, registry_with, tiny_checkpoint
+from ofa_core.testing import fake_image, registry_with, tiny_checkpoint
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -39,7 +39,7 @@ def test_tasks_and_plugins_list_providers(capsys, counting_installed):
 def test_plugins_reports_failures_and_adds_plugin_verbs(capsys, tmp_path):
     (tmp_path / "broken.py").write_text("raise RuntimeError('half-written plugin')\n")
     (tmp_path / "hello.py").write_text(
-        "from ofa_core.plugin.hooks import hookimpl\n"
+        "from ofa_core.plugin import hookimpl\n"
         "@hookimpl\n"
         "def ofa_register_commands(subparsers):\n"
         "    parser = subparsers.add_parser('hello', help='say hello')\n"

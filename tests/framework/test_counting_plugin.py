@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import fake_image, run_recipe, tiny_checkpoint
+from ofa_core.testing import fake_image, run_recipe, tiny_checkpoint
 
 from .conftest import COUNTING
 

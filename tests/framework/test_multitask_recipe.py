@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from ofa_core.cli import main
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.testing import fake_image, registry_with, run_recipe, tiny_checkpoint
+from ofa_core import OFAError
+from ofa_core.testing import fake_image, registry_with, run_recipe, tiny_checkpoint
 from ofa_core.recipe import load, resolve, resolve_tasks
 from ofa_core.recipe.docs import json_schema
 from ofa_core.recipe.show import resolved_values

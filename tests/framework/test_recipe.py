@@ -7,11 +7,11 @@ import jsonschema
 import orjson
 import pytest
 
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.recipe import load, resolve
 from ofa_core.recipe.docs import json_schema
 from ofa_core.recipe.show import resolved_values
-from ofa_core.plugin.testing import registry_with
+from ofa_core.testing import registry_with
 
 from .conftest import Toy
 

@@ -13,7 +13,7 @@ import zlib
 import pytest
 from fastapi.testclient import TestClient
 
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from tests.serving.conftest import FAST, async_client, b64, metric, png_bytes, run_async
 
 LABELS = ["cat", "dog"]

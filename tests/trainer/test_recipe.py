@@ -8,7 +8,7 @@ import io
 import orjson
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import fake_image, run_recipe, tiny_checkpoint
+from ofa_core.testing import fake_image, run_recipe, tiny_checkpoint
 
 
 def write_muge(folder, split: str, images: int) -> None:
