@@ -35,8 +35,8 @@ from ofa_core.testing import tiny_processor
 
 pytest.importorskip("onnxruntime")
 
-from ofa_core.export.onnx import export_model  # noqa: E402
-from ofa_core.exported.runtime import ExportedModel  # noqa: E402
+from ofa_core.export.onnx import export_model
+from ofa_core.exported.runtime import ExportedModel
 
 THREADS = 2
 MODES = ("torch fp32", "torch int8", "torch bf16", "ort fp32", "ort int8")

@@ -144,7 +144,7 @@ def test_transformers_pipeline_gives_the_same_answers(model_dir, images, vqa) ->
     _same(zero_shot(images, candidate_labels=LABELS), expected)
 
     # transformers' own tasks are left alone: only new names are registered
-    assert PIPELINE_REGISTRY.supported_tasks["zero-shot-image-classification"]["impl"] != type(classify)
+    assert PIPELINE_REGISTRY.supported_tasks["zero-shot-image-classification"]["impl"] is not type(classify)
     assert "image-text-to-text" in PIPELINE_REGISTRY.supported_tasks
 
 

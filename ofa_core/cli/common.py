@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from ofa_core._errors import OFAError
-from ofa_core.inference.loading import quiet_transformers
+from ofa_core.inference.loading import quiet_transformers as quiet_transformers  # the verbs' import
 from ofa_core.recipe import MissingRecipePath, Recipe, Resolved
 from ofa_core.recipe.loading import load_all
 from ofa_core.recipe.preflight import check

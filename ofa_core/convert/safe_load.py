@@ -40,7 +40,7 @@ class Stub:
 
     qualname = "Stub"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Stub":
+    def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
         obj = super().__new__(cls)
         obj.args = args
         obj.state = None

@@ -295,7 +295,7 @@ def _image_problem(record: dict) -> str | None:
     try:
         with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as opened:
             opened.load()
-    except Exception as error:  # noqa: BLE001 - any decoding failure makes the image unusable
+    except Exception as error:
         return f"not a readable image ({error.__class__.__name__}: {error})"
     return None
 

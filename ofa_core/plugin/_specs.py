@@ -19,9 +19,23 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "CLOSED_SET_FIELDS", "IGNORE_INDEX", "ClosedSet", "ClosedSetOptions", "LossContext", "LossOutput", "LossSpec", "Metric",
-    "MetricSpec", "NoOptions", "PROMPT_TYPES", "PromptTemplate", "ReaderSpec", "TaskSpec", "closed_set_fields_last",
-    "is_options_class", "path_option",
+    "CLOSED_SET_FIELDS",
+    "IGNORE_INDEX",
+    "PROMPT_TYPES",
+    "ClosedSet",
+    "ClosedSetOptions",
+    "LossContext",
+    "LossOutput",
+    "LossSpec",
+    "Metric",
+    "MetricSpec",
+    "NoOptions",
+    "PromptTemplate",
+    "ReaderSpec",
+    "TaskSpec",
+    "closed_set_fields_last",
+    "is_options_class",
+    "path_option",
 ]
 
 PATH_METADATA = "ofa_path"

@@ -221,14 +221,10 @@ def _prompt(recipe: Recipe, registry: Registry, task: TaskSpec, section: Any, fi
 
 def task_search(task: TaskSpec, prompt: PromptTemplate) -> str | dict:
     """The task's default search, in its prompt language's official variant where one exists."""
-    from ofa_core.model.search import search_for_language
-
     return search_for_language(task.generation, prompt.lang) if isinstance(task.generation, str) else task.generation
 
 
 def _generation(value: str | dict) -> str | dict:
-    from ofa_core.model.search import OFFICIAL_SEARCH
-
     if isinstance(value, str) and value not in OFFICIAL_SEARCH:
         close = difflib.get_close_matches(value, sorted(OFFICIAL_SEARCH), n=1)
         hint = f"did you mean '{close[0]}'?; " if close else ""

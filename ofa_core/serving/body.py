@@ -51,7 +51,7 @@ async def read_values(request: Request, limit: int) -> dict:
 
     try:
         form = await Request(request.scope, replay).form(max_files=4, max_fields=64, max_part_size=limit)
-    except Exception as error:  # noqa: BLE001 - multipart parser errors (missing boundary, malformed parts)
+    except Exception as error:
         detail = getattr(error, "detail", None) or error
         raise ApiError(400, f"multipart body could not be read ({one_line(detail, 160)})") from None
     values: dict[str, Any] = {}

@@ -8,7 +8,6 @@ import io
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson

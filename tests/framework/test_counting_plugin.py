@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -48,5 +49,5 @@ def test_recipe_trains_and_evaluates_end_to_end(counting_installed, counting_dat
     assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(checkpoints[-1])]) == 0
     metrics = orjson.loads(capsys.readouterr().out)
     assert 0.0 <= metrics["accuracy"] <= metrics["within_one"] <= 100.0 and metrics["examples"] == 2
-    predictions = [orjson.loads(line) for line in open(metrics["predictions"], "rb")]
+    predictions = [orjson.loads(line) for line in Path(metrics["predictions"]).read_bytes().splitlines()]
     assert len(predictions) == 2 and all(row["prediction"] in {"0", "1", "2", "3", "4", "5"} for row in predictions)

@@ -26,7 +26,6 @@ selenium = pytest.importorskip("selenium", reason="selenium is not installed: pi
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from ofa_core.testing import fake_image, tiny_checkpoint  # noqa: E402

@@ -91,7 +91,7 @@ def test_labels_file_is_resolved_against_the_recipe_and_read_as_utf8(tmp_path):
 
 @pytest.mark.parametrize(("data", "expected"), [
     ("猫\n狗\n猫\n".encode(), r"labels\.txt: task\.options\.labels_file: line 3 repeats '猫' \(line 1\)"),
-    ("\n\n".encode(), r"labels\.txt: task\.options\.labels_file: no answers in the file"),
+    (b"\n\n", r"labels\.txt: task\.options\.labels_file: no answers in the file"),
     ("红色\n".encode("gbk"), r"labels\.txt: task\.options\.labels_file: not UTF-8 text .*save it as UTF-8"),
 ])
 def test_labels_file_errors_name_file_and_line(tmp_path, data, expected):

@@ -174,7 +174,7 @@ def test_cached_images_are_decoded_once_and_train_the_same(tmp_path: Path, monke
         processor = trainer.processor.image_processor
         calls = []
         to_tensor = processor.to_tensor
-        monkeypatch.setattr(processor, "to_tensor", lambda image: calls.append(image) or to_tensor(image))
+        monkeypatch.setattr(processor, "to_tensor", lambda image, calls=calls, to_tensor=to_tensor: calls.append(image) or to_tensor(image))
         trainer.train()
         runs[cache] = calls, losses(tmp_path / str(cache) / "run"), [p.detach().clone() for p in trainer.model.parameters()]
     (plain_calls, plain_losses, plain_weights), (cached_calls, cached_losses, cached_weights) = runs[False], runs[True]
