@@ -52,7 +52,8 @@ def demo() -> tuple[Path, list[dict], list[list[str]]]:
 
 
 def modes(model) -> dict:
-    """Every mode this machine runs, by report name; the int8 variants are the ones compared to choose `--precision int8`."""
+    """Every mode this machine runs, by report name; the int8 variants are the ones compared to choose
+    `--precision int8`."""
     found = {"fp32": model,
              "int8 (--precision int8: per-channel, encoder and decoder layers)": quantize_for_cpu(model, encoder=True),
              "int8 per-tensor, encoder and decoder layers": quantize_for_cpu(model, encoder=True, per_channel=False),

@@ -77,7 +77,8 @@ def test_tasks_may_import_nothing_of_the_core_but_the_plugin_api() -> None:
 
 
 def test_the_example_plugin_imports_only_the_plugin_api() -> None:
-    """plugins/ is outside the contracts' packages: its code may import ofa_core and ofa_core.plugin, its tests the kit."""
+    """plugins/ is outside the contracts' packages: its code may import ofa_core and ofa_core.plugin, its tests the
+    kit."""
     allowed = {"ofa_core", "ofa_core.plugin"}
     found = {}
     for path in (REPO / "plugins").rglob("*.py"):

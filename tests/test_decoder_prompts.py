@@ -109,7 +109,8 @@ def _prompts(processor, questions: list[str]) -> torch.Tensor:
 
 @torch.no_grad()
 def _sequence_log_prob(model, inputs: dict, row: int, tokens: list[int], allowed=None, start: int = 0) -> float:
-    """Teacher-forced sum of log p(token) over `tokens` (BOS first); from position `start` on, restricted to `allowed`."""
+    """Teacher-forced sum of log p(token) over `tokens` (BOS first); from position `start` on, restricted to
+    `allowed`."""
     single = {k: v[row:row + 1] for k, v in inputs.items()}
     logits = model(**single, decoder_input_ids=torch.tensor([tokens[:-1]])).logits[0].float()
     total = 0.0

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
 def run(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
-        raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model directory")
+        raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model "
+            f"directory")
     if args.precision != "fp32" and args.backend == "torch":
         from ofa_core.inference.loading import default_device
         from ofa_core.model.precision import check

@@ -256,9 +256,11 @@ class ClosedSetOptions:
     """'rank' scores every answer by its summed log-probability and takes the best (OFA's all-candidate inference);
     'beam' constrains beam search to the answers' token trie."""
     top_k: int = attrs.field(default=1, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
-    """Best answers per example handed to metrics' `update_rankings` and written to each prediction's `ranking` (scores every answer)."""
+    """Best answers per example handed to metrics' `update_rankings` and written to each prediction's `ranking`
+    (scores every answer)."""
     restrict_loss: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    """Train with logits outside the answers' tokens masked and label smoothing spread over allowed tokens only (OFA's constraint masks)."""
+    """Train with logits outside the answers' tokens masked and label smoothing spread over allowed tokens only
+    (OFA's constraint masks)."""
 
     def closed_set(self, answers: Iterable[str], *, top_k: int | None = None) -> ClosedSet:
         """The `ClosedSet` of `answers` decoded with these options (`top_k` overrides, e.g. capped at len(answers))."""

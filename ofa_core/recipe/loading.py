@@ -206,7 +206,8 @@ def _without(data: Any, keys: list[str | int]) -> Any:
 
 
 def _check_tasks(spec: RecipeFile) -> None:
-    """Exactly one of `task` and `tasks`; a mixture keeps its per-task sections inside its entries, with unique labels."""
+    """Exactly one of `task` and `tasks`; a mixture keeps its per-task sections inside its entries, with unique
+    labels."""
     if (spec.task is None) == (spec.tasks is None):
         given = "both task and tasks" if spec.task is not None else "neither task nor tasks"
         raise RecipeError(f"task: {given} given; name one task with \"task\" or a mixture with \"tasks\": [...]")

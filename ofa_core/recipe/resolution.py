@@ -207,7 +207,8 @@ def _prompt(recipe: Recipe, registry: Registry, task: TaskSpec, section: Any, fi
     else:
         close = difflib.get_close_matches(str(lang), list(task.prompts), n=1)
         hint = f"did you mean '{close[0]}'?; " if close else ""
-        raise recipe.error(f"{field('task.lang')}: task '{section.name}' has no '{lang}' prompt ({hint}languages: {', '.join(task.prompts)})")
+        raise recipe.error(f"{field('task.lang')}: task '{section.name}' has no '{lang}' prompt ({hint}languages: "
+            f"{', '.join(task.prompts)})")
     if prompt_name not in registry.prompts:
         raise recipe.error(f"{field('task.prompt')}: {registry.prompts.unknown_message(prompt_name)}")
     prompt = registry.prompts.get(prompt_name)

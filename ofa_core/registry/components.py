@@ -183,7 +183,8 @@ def build_registry(pm: pluggy.PluginManager, plugins: list[PluginInfo], failures
             registry.failures.append(failure)
             registry.plugins = [p for p in registry.plugins if p.name != info.name]
             if warn:
-                warn(f"plugin '{info.name}' failed to register: {failure.error} (disable with OFA_DISABLE_PLUGINS={info.name})")
+                warn(f"plugin '{info.name}' failed to register: {failure.error} (disable with "
+                    f"OFA_DISABLE_PLUGINS={info.name})")
             continue
         for namespace, entry, replace in staged:
             namespace.add(entry, replace=replace)

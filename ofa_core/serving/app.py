@@ -2,7 +2,8 @@
 
 One loaded model answers every served task: a `Predictor` per (task, language, options, generation), kept in a
 small LRU cache, and the `Batcher` groups requests that can share a forward pass (`answering`). The body is read
-by `body`, checked by `requests`, and documented for OpenAPI by `openapi`; this module holds the routes. Every error is JSON
+by `body`, checked by `requests`, and documented for OpenAPI by `openapi`; this module holds the routes. Every error
+is JSON
 `{"error": "<one line>"}` with a 4xx status for anything the client can fix; tracebacks stay in the server log.
 The contract is in docs/serving.md.
 """

@@ -106,7 +106,8 @@ class Evaluator:
         return_samples: int = 0,
         predictions: list | None = None,
     ) -> tuple[dict[str, float], list[str]]:
-        """Generate with `model` (in eval mode) for every example of every task (split across processes), update each task's metrics, merge
+        """Generate with `model` (in eval mode) for every example of every task (split across processes), update
+        each task's metrics, merge
         their states.
 
         Returns the scores (identical on every process; `<label>/<score>` in a mixture, plus `weighted` when

@@ -116,7 +116,8 @@ class Trainer:
         self.world = world or init_world()
         self.device = device_for(self.world)
         if config.mixed_precision == "fp16" and self.device.type != "cuda":
-            raise OFAError("training.mixed_precision: fp16 needs a CUDA GPU (its GradScaler is CUDA-only); use 'bf16' or 'no' on CPU")
+            raise OFAError("training.mixed_precision: fp16 needs a CUDA GPU (its GradScaler is CUDA-only); use 'bf16' or 'no' "
+                "on CPU")
         self.model = model.to(self.device)
         self.config = config
         self.processor = processor
@@ -313,7 +314,8 @@ class Trainer:
         return path
 
     def _best_name(self, metrics: dict) -> str | None:
-        """`metric_for_best_model` (`weighted` when it weighs several scores), else the first score of the first metric."""
+        """`metric_for_best_model` (`weighted` when it weighs several scores), else the first score of the first
+        metric."""
         chosen = self.config.metric_for_best_model
         if isinstance(chosen, dict):
             return "weighted"
@@ -339,7 +341,8 @@ class Trainer:
         labels = [task.label for task in self.tasks]
         if sorted(state.positions) != sorted(labels):
             raise OFAError(f"training.resume_from_checkpoint: {path} was written for the tasks "
-                           f"{sorted(state.positions) or ['(one task)']}, this run has {sorted(labels)}; resume with the same tasks "
+                           f"{sorted(state.positions) or ['(one task)']}, this run has {sorted(labels)}; resume with the same "
+                               f"tasks "
                            f"or start a new output_dir")
         weights = load_file(path / "model.safetensors", device=str(self.device))
         if self.sharded:
@@ -348,7 +351,8 @@ class Trainer:
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
             tied = {"lm_head.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"}
             if set(missing) - tied or unexpected:
-                raise OFAError(f"{path}: model weights do not match this model (missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
+                raise OFAError(f"{path}: model weights do not match this model (missing {sorted(set(missing) - tied)[:3]}, "
+                    f"unexpected {unexpected[:3]})")
             self.run.optimizer.load_state_dict(ckpt.load_file(path, "optimizer.pt"))
         self.run.scheduler.load_state_dict(ckpt.load_file(path, "scheduler.pt"))
         if self.run.scaler and (path / "scaler.pt").exists():
@@ -461,7 +465,8 @@ class Trainer:
                 for task in self.tasks]
 
     def _epoch_batches(self, index: int, epoch: int) -> list[list[Part]]:
-        """This process's micro-batches (parts of groups, `per_device_train_batch_size` examples) of task `index` in `epoch`."""
+        """This process's micro-batches (parts of groups, `per_device_train_batch_size` examples) of task `index` in
+        `epoch`."""
         cached = self.run.epoch_cache.get(index)
         if cached is None or cached[0] != epoch:
             config, world = self.config, self.world
@@ -488,7 +493,8 @@ class Trainer:
         return self._next_micro_batches(index)
 
     def _train_step(self, index: int) -> None:
-        """One optimizer step on task `index`, then whatever is due after it: a log line, an evaluation, a checkpoint."""
+        """One optimizer step on task `index`, then whatever is due after it: a log line, an evaluation, a
+        checkpoint."""
         config, state, task = self.config, self.run.state, self.tasks[index]
         position = state.positions[task.label]
         with self.run.times.phase("data"):

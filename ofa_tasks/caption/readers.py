@@ -81,7 +81,8 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
 
 @attrs.frozen
 class OfaCaptionTsvOptions(PerSplitFiles):
-    """The official OFA caption TSV per split: uniq-id, image-id, caption (eval: references joined by '&&'), objects, image.
+    """The official OFA caption TSV per split: uniq-id, image-id, caption (eval: references joined by '&&'),
+    objects, image.
 
     Training rows are read as OFA's `selected_cols 0,4,2` (id = uniq-id), the others as `1,4,2` (id = image-id).
     """

@@ -45,7 +45,8 @@ class ClassificationOptions(ClosedSetOptions):
     labels: tuple[str, ...] | None = attrs.field(default=None, converter=_labels_tuple, validator=_check_inline)
     """The class labels, as the text the model learns to emit (surrounding spaces are ignored)."""
     labels_file: str | None = path_option()
-    """A UTF-8 file with one label per line (.txt) or a JSON list / object keyed by label (.json), relative to the recipe."""
+    """A UTF-8 file with one label per line (.txt) or a JSON list / object keyed by label (.json), relative to the
+    recipe."""
     answer_space: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     """Targets and candidates are ' ' + label, the tokens OFA's English ImageNet fine-tune learns and scores (GPT-2
     BPE tokens differ with the space); predictions are reported without it."""

@@ -61,7 +61,8 @@ COMPONENTS = Components(
                 prompts={"zh": "classification.zh", "en": "classification.en"}, reader="image_folder",
                 loss="label_smoothed_cross_entropy", metrics=("classification",), generation={"normalize_scores": False},
                 options=ClassificationOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
-                description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam inference"),
+                description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam "
+                "inference"),
     },
 )
 COMPONENTS.install(globals())

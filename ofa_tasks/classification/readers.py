@@ -38,7 +38,8 @@ def _record(record_id: str, image: str | bytes, label: str | None) -> dict:
 
 @attrs.frozen
 class ImageFolderOptions:
-    """`root/<split>/<class name>/<image files>`: train, valid (or val) and test folders; the class folder names are the labels."""
+    """`root/<split>/<class name>/<image files>`: train, valid (or val) and test folders; the class folder names are
+    the labels."""
 
     root: str = path_option()
     bad_records: Literal["skip", "error"] = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))

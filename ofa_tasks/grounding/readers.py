@@ -62,7 +62,8 @@ class GroundingTsvOptions(PerSplitFiles):
     """The official RefCOCO/+/g or RefCOCO-CN TSV per split; `columns` as the official `selected_cols`."""
 
     columns: tuple[int, ...] = columns_option("uniq-id, image, expression and box", 4, default=OFFICIAL_COLUMNS)
-    """Where uniq-id, image (base64), expression and box (`x0,y0,x1,y1`) are: [0, 4, 2, 3] for RefCOCO/+/g, [0, 3, 1, 2] for RefCOCO-CN."""
+    """Where uniq-id, image (base64), expression and box (`x0,y0,x1,y1`) are: [0, 4, 2, 3] for RefCOCO/+/g, [0, 3,
+    1, 2] for RefCOCO-CN."""
 
 
 def read_grounding_tsv(options: GroundingTsvOptions, split: str) -> Iterator[dict]:

@@ -90,7 +90,8 @@ COMPONENTS = Components(
                 prompts={"en": "snli_ve.en"}, reader="snli_ve_tsv", loss="label_smoothed_cross_entropy", metrics=("snli_ve",),
                 generation="default", options=SnliVeOptions, preprocess=preprocess, postprocess=postprocess,
                 closed_set=closed_set,
-                description="visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no or maybe"),
+                description="visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no "
+                "or maybe"),
     },
 )
 COMPONENTS.install(globals())

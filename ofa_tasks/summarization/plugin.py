@@ -22,7 +22,8 @@ _positive = [attrs.validators.instance_of(int), attrs.validators.gt(0)]
 
 @attrs.frozen
 class SummarizationOptions:
-    """`task.options` of `summarization`: word limits of the clean-up, and whether to score as the official evaluation."""
+    """`task.options` of `summarization`: word limits of the clean-up, and whether to score as the official
+    evaluation."""
 
     max_source_words: int = attrs.field(default=OFFICIAL_SOURCE_WORDS, validator=_positive)
     """Words of the article kept after clean-up (the official `--max-src-length`, 512)."""

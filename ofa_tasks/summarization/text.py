@@ -13,7 +13,8 @@ import string
 
 LEADING_PUNCTUATION = ",.!?*#:;~"
 OFFICIAL_SOURCE_WORDS = 512
-"""`--max-src-length` of the official Gigaword script, applied to the article as a word limit (then to its BPE tokens)."""
+"""`--max-src-length` of the official Gigaword script, applied to the article as a word limit (then to its BPE
+tokens)."""
 OFFICIAL_TARGET_WORDS = 64
 """`--max-tgt-length` of the official Gigaword script, a word limit on the training summary."""
 

@@ -13,7 +13,8 @@ SEPARATOR = "|!+"
 
 
 def encode(answer: str, confidence: float) -> str:
-    """'no', 0.6 -> '0.6|!+no'; a fully confident answer stays plain, so predictions files and samples read naturally."""
+    """'no', 0.6 -> '0.6|!+no'; a fully confident answer stays plain, so predictions files and samples read
+    naturally."""
     return answer if confidence == 1.0 else f"{confidence:g}{SEPARATOR}{answer}"
 
 

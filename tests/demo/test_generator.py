@@ -1,4 +1,5 @@
-"""The demo data: reproducible to the byte, read by the real readers, self-consistent, and fully covered by its tokenizer."""
+"""The demo data: reproducible to the byte, read by the real readers, self-consistent, and fully covered by its
+tokenizer."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ MOVED = {
     "ofa_core.boxes": "ofa_core.model.boxes",
 }
 
-# Imports each old module three ways (only the first runs it) in a fresh interpreter and reports every warning it raised.
+# Imports each old module three ways (only the first runs it) in a fresh interpreter and reports every warning it
+# raised.
 IMPORT_TWICE = """
 import importlib, json, sys, warnings
 found = {}
@@ -116,7 +117,8 @@ def test_each_old_module_re_exports_its_new_module(old):
 
 def test_old_paths_do_not_import_torch():
     code = ("import sys, warnings; warnings.simplefilter('ignore')\n"
-            "import ofa_core.hookspecs, ofa_core.specs, ofa_core.records, ofa_core.tsv, ofa_core.errors, ofa_core.answer_lists\n"
+            "import ofa_core.hookspecs, ofa_core.specs, ofa_core.records, ofa_core.tsv, ofa_core.errors, "
+                "ofa_core.answer_lists\n"
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     done = run("-c", code)
     assert done.returncode == 0, done.stderr

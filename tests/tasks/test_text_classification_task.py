@@ -126,7 +126,8 @@ def test_the_restricted_loss_allows_only_answer_words_then_only_eos(en):
 
 
 def test_ranking_is_the_argmax_of_answer_masked_logits_at_the_last_source_position(en):
-    """As official eval_glue: logits of the decoder fed the whole source, at its last position, masked to the answers."""
+    """As official eval_glue: logits of the decoder fed the whole source, at its last position, masked to the
+    answers."""
     torch.manual_seed(0)
     model = tiny_model(1, vocab_size=len(en))
     task_options = options("mnli")

@@ -1,4 +1,5 @@
-"""Two gloo processes (replicated or FSDP-sharded) train to the same weights as one process with the same global batch."""
+"""Two gloo processes (replicated or FSDP-sharded) train to the same weights as one process with the same global
+batch."""
 
 from __future__ import annotations
 
