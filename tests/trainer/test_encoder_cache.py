@@ -39,13 +39,13 @@ def _worst(one: dict[int, float], two: dict[int, float]) -> float:
 def test_memory_cache_is_bitwise_the_uncached_run_and_skips_the_encoder(tmp_path: Path, monkeypatch) -> None:
     plain = make_trainer(tmp_path / "plain", max_steps=12, encoder_cache=False, **LIT, **ALIGNED)
     plain.train()
-    assert plain.encoder_caches == [None]
+    assert plain.run.encoder_caches == [None]
     decoded = []
     cached = make_trainer(tmp_path / "cached", max_steps=12, **LIT, **ALIGNED)
     original = cached.processor.image_processor.to_tensor
     monkeypatch.setattr(cached.processor.image_processor, "to_tensor", lambda image: decoded.append(1) or original(image))
     cached.train()
-    cache = cached.encoder_caches[0]
+    cache = cached.run.encoder_caches[0]
     assert cache.storage.dtype == torch.float32 and cache.files is None
     assert (cache.misses, cache.hits) == (6, 3 * 3 * 2)  # 6 images computed in epoch 1, read in epochs 2 to 4
     assert len(decoded) == 6  # later epochs do not decode the images either
