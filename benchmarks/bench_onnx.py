@@ -9,17 +9,24 @@ fp32 and int8, each through its own `generate()` (the same official search), one
 3 rounds: it reports each mode's median ms per image, its ratio to PyTorch fp32, whether the best beams of onnxruntime
 fp32 equal exact mode's, and the load average around the rounds. On the trained demo caption model (trained by its
 recipe unless runs/demo_caption exists) it reports what the exported graphs answer on the 60 validation photos
-(identical best answers, identical tokens, CIDEr-D) and images/s at batch 8, modes interleaved batch by batch.
+(identical best answers, identical tokens, CIDEr-D) and images/s at batch 8, modes interleaved batch by batch. And
+`ofa predict` itself, on a folder of real photos: the CN-base model directory against its exported folder
+(`--backend onnxruntime`), images/s at batch 1 and 8 with identical texts.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import torch
 
@@ -43,21 +50,32 @@ MODES = ("torch fp32", "torch int8", "torch bf16", "ort fp32", "ort int8")
 
 
 @pytest.fixture(scope="module")
-def models() -> dict:
-    """Each mode by name; a mode this machine cannot run maps to why."""
+def cn_base() -> tuple:
+    """The CN-base shape with random weights: the model, its directory (with the processor) and its exported
+    folder (fp32 and int8 graphs)."""
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     exact = OFAForConditionalGeneration(OFAConfig.from_preset("ofa-cn-base")).eval()
+    folder = Path(tempfile.mkdtemp(prefix="ofa-bench-onnx-"))
+    processor = tiny_processor(patch_image_size=RESOLUTION)
+    exact.save_pretrained(folder / "model")
+    processor.save_pretrained(folder / "model")
+    export_model(exact, processor, folder / "exported", int8=True)
+    return exact, folder / "model", folder / "exported"
+
+
+@pytest.fixture(scope="module")
+def models(cn_base) -> dict:
+    """Each mode by name; a mode this machine cannot run maps to why."""
+    exact, _, exported = cn_base
     found: dict = {"torch fp32": exact}
     for mode in ("int8", "bf16"):
         try:
             found[f"torch {mode}"] = precision.apply(copy.deepcopy(exact), mode, "cpu")[0]
         except OFAError as error:
             found[f"torch {mode}"] = str(error)
-    folder = Path(tempfile.mkdtemp(prefix="ofa-bench-onnx-"))
-    export_model(exact, tiny_processor(patch_image_size=RESOLUTION), folder / "cn-base", int8=True)
     for mode in ("fp32", "int8"):
-        found[f"ort {mode}"] = ExportedModel.load(folder / "cn-base", mode, threads=THREADS)
+        found[f"ort {mode}"] = ExportedModel.load(exported, mode, threads=THREADS)
     return found
 
 
@@ -154,3 +172,48 @@ def test_agreement_and_speed_on_the_trained_demo_model(report, demo, tmp_path):
                f"({seconds['torch fp32'] / seconds[mode]:.2f}x torch fp32)")
         if mode == "onnxruntime fp32":
             assert same == len(records)
+
+
+PHOTO_COPIES = 4
+
+
+@pytest.fixture(scope="module")
+def real_photos(tmp_path_factory) -> Path:
+    """The parity suite's real photos (scikit-image's astronaut, cat, coffee and camera man, as JPEG), each
+    `PHOTO_COPIES` times: 16 files."""
+    rows = (Path(__file__).resolve().parents[1] / "tests/official/data/caption_zh.tsv").read_text().splitlines()
+    folder = tmp_path_factory.mktemp("real-photos")
+    for row in rows:
+        fields = row.split("\t")
+        for copy_index in range(PHOTO_COPIES):
+            (folder / f"{fields[1]}-{copy_index}.jpg").write_bytes(base64.b64decode(fields[4]))
+    return folder
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_predict_images_per_second_on_real_photos(report, cn_base, real_photos, tmp_path, batch):
+    """`ofa predict` as a user runs it, on the CN-base shape: the PyTorch model directory and its exported folder
+    with `--backend onnxruntime`, beam 5 and 16 new tokens, each as a fresh command, the two alternating over
+    2 rounds; images/s is what `predict` prints (model loading excluded), the texts must be identical."""
+    _, model_dir, exported = cn_base
+    common = ["--task", "caption", "--lang", "zh", "--batch-size", str(batch), "--generation", "num_beams=5",
+              "--generation", f"max_new_tokens={NEW_TOKENS}", "--generation", "no_repeat_ngram_size=3",
+              str(real_photos)]
+    commands = {"torch fp32": ["--model", str(model_dir)],
+                "onnxruntime fp32": ["--backend", "onnxruntime", "--model", str(exported)]}
+    rates: dict[str, list[float]] = {name: [] for name in commands}
+    texts: dict[str, list[str]] = {}
+    for _ in range(2):
+        for name, extra in commands.items():
+            out = tmp_path / f"{name.replace(' ', '-')}.jsonl"
+            result = subprocess.run([sys.executable, "-m", "ofa_core", "predict", *extra, *common, "-o", str(out),
+                                     "--overwrite"], capture_output=True, text=True, check=True)
+            rate = re.search(r"\(([\d.]+) images/s, model loading excluded\)", result.stderr)
+            assert rate, result.stderr
+            rates[name].append(float(rate.group(1)))
+            texts[name] = [(row["id"], row["text"]) for row in map(orjson.loads, out.read_bytes().splitlines())]
+    assert texts["torch fp32"] == texts["onnxruntime fp32"]
+    best = {name: max(values) for name, values in rates.items()}
+    for name, values in rates.items():
+        report(f"ofa predict {name} batch {batch}: {best[name]:.2f} images/s (best of {len(values)}; "
+               f"{best[name] / best['torch fp32']:.2f}x torch fp32) on {len(list(real_photos.iterdir()))} real photos")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ofa_core.cli.run import is_main_process
+from ofa_core.cli.report import add_limit_argument, check_limit
+from ofa_core.cli.run import is_main_process, write_report
 from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
 from ofa_core._errors import OFAError
@@ -32,9 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     parser.add_argument("--overwrite", action="store_true", help="replace an existing predictions file (refused otherwise)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
+    parser.add_argument("--report", metavar="REPORT.html", help="also write the HTML report of the predictions: "
+                        "images, predictions, references and per-example scores, worst first (docs/report.md)")
+    add_limit_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_limit(args.report_limit)
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
         raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model "
@@ -53,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
                                   predictions_path=args.predictions, overwrite=args.overwrite, precision=args.precision,
                                   backend=args.backend)
     if is_main_process():  # under torchrun one process speaks; the others print only their errors
+        if args.report:
+            runs = [path for path in (checkpoint, checkpoint.parent) if (path / "log.jsonl").is_file()]
+            result["report"] = str(write_report(tasks, result, args.report, args.report_limit, runs[0] if runs else None))
         print_json(result)
     leave_world()
     return 0

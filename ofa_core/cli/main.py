@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "export": "ofa_core.cli.export",
     "run": "ofa_core.cli.run",
     "eval": "ofa_core.cli.evaluate",
+    "report": "ofa_core.cli.report",
     "predict": "ofa_core.cli.predict",
     "tasks": "ofa_core.cli.tasks",
     "plugins": "ofa_core.cli.plugins",
@@ -33,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "new-plugin": "ofa_core.cli.new_plugin",
     "demo-data": "ofa_core.cli.demo_data",
     "serve": "ofa_core.cli.serve",
+    "merge": "ofa_core.cli.merge",
 }
 
 

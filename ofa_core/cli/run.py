@@ -2,7 +2,8 @@
 
 With evaluation on, the run ends by evaluating its best checkpoint (else its newest) on the
 validation split: the predictions land in `predictions-valid-<checkpoint>.jsonl` in the run
-directory, and a few of them are printed beside their references.
+directory, a few of them are printed beside their references, and `report.html` beside them shows them all
+with the run's curves (docs/report.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 
 from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers, report
 from ofa_core.recipe.problems import RecipeProblems
+from ofa_core.report import DEFAULT_LIMIT
 
 HELP = "train as a recipe says (validated first; --dry-run stops after validation)"
 
@@ -45,11 +47,20 @@ def run(args: argparse.Namespace) -> int:
         final = from_recipe.evaluate(recipe, tasks, output_dir)  # the run's best checkpoint
         summary["final_eval"] = final
         if is_main_process():
+            final["report"] = str(write_report(tasks, final, output_dir / "report.html", run_dir=output_dir))
             show_samples(final, recipe.training.num_sample_predictions)
     if is_main_process():  # under torchrun one process speaks; the others print only their errors
         print_json(summary)
     leave_world()
     return 0
+
+
+def write_report(tasks, result: dict, out: str | Path, limit: int = DEFAULT_LIMIT, run_dir: Path | None = None) -> Path:
+    """The HTML report (docs/report.md) of an evaluation's predictions files, at `out`."""
+    from ofa_core.report import build, sources
+
+    files = result["predictions"] if isinstance(result["predictions"], dict) else {"": result["predictions"]}
+    return build.write(sources.sections(tasks, files, limit, result["split"]), out, run_dir=run_dir, limit=limit)
 
 
 def is_main_process() -> bool:
@@ -64,7 +75,8 @@ def show_samples(result: dict, count: int) -> None:
 
     files = result["predictions"] if isinstance(result["predictions"], dict) else {"": result["predictions"]}
     print(f"ofa: {result['checkpoint']} on {result['split']}: {headline(result)}; predictions in "
-          f"{', '.join(files.values())}", file=sys.stderr)
+          f"{', '.join(files.values())}" + (f"; report in {result['report']}" if result.get("report") else ""),
+          file=sys.stderr)
     for line in class_table(result):
         print(f"  {line}", file=sys.stderr)
     for label, path in files.items():

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.cli.common import quiet_transformers
     from ofa_core.inference.loading import load_for_inference
     from ofa_core.model.precision import check
+    from ofa_core.model.task_config import read_checkpoint_task
     from ofa_core.serving.app import ServeSettings, create_app
 
     settings = ServeSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
@@ -99,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_for_inference(model_dir, args.precision, device, backend=args.backend)
     if loaded.precision.notice:
         print(loaded.precision.notice, file=sys.stderr)
+    recorded = read_checkpoint_task(model_dir)
     app = create_app(loaded.model, loaded.processor, tasks, settings, model_name=str(model_dir),
-                     precision=loaded.precision.precision)
+                     precision=loaded.precision.precision, language=recorded.language if recorded else None)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {model_dir} on {device} in {loaded.precision.precision} ({args.backend}) for {', '.join(tasks)}: "
         f"http://{shown}:{args.port} "

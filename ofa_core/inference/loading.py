@@ -19,6 +19,8 @@ BACKENDS = ("torch", "onnxruntime")
 """What runs the network: PyTorch, or the graphs `ofa export onnx` wrote, in onnxruntime (CPU)."""
 BACKEND_HELP = ("torch (default): the PyTorch model; onnxruntime: a folder written by `ofa export onnx`, on the CPU, "
                 "--precision fp32 or int8 (with --int8 exported); see docs/export.md")
+DELTA_CONFIG = "adapter_config.json"
+"""Marks a parameter-efficient delta directory (ofa_core.inference.delta)."""
 STATE_FILE = "trainer_state.json"
 """Written last into each `checkpoint-<step>/`: a checkpoint without it is incomplete."""
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -48,12 +50,13 @@ class NoModelError(OFAError):
 
 
 def model_directory(path: str | Path) -> Path:
-    """A model directory as is; a run directory (holding `checkpoint-<step>/`) -> its best checkpoint, else its newest.
+    """A model directory (or a parameter-efficient delta, docs/peft.md) as is; a run directory (holding
+    `checkpoint-<step>/`) -> its best checkpoint, else its newest.
 
     The best checkpoint is looked up by name inside `path`, so a run directory that was moved still resolves.
     """
     path = Path(path)
-    if (path / "config.json").is_file():
+    if (path / "config.json").is_file() or (path / DELTA_CONFIG).is_file():
         return path
     found = list_checkpoints(path)
     if not found:
@@ -68,11 +71,17 @@ def model_directory(path: str | Path) -> Path:
 def load_model(directory: str | Path, overrides: dict | None = None) -> tuple[Any, Any]:
     """(model, processor) from a model directory or a run directory; the processor must be saved with the model.
 
-    `overrides` go to `from_pretrained` (config overrides such as dropout).
+    `overrides` go to `from_pretrained` (config overrides such as dropout). A delta directory loads its base model
+    with the delta applied (LoRA merged), the base's processor with it.
     """
     from ofa_core.model.modeling import OFAForConditionalGeneration
 
     directory = model_directory(directory)
+    if (directory / DELTA_CONFIG).is_file():
+        from ofa_core.inference import delta
+
+        model, processor, _ = delta.load(directory, overrides)
+        return model, processor
     if is_exported(directory):
         raise OFAError(f"{directory}: an exported ONNX folder; run it with --backend onnxruntime "
                        f"(backend='onnxruntime' in Python), or give the PyTorch model it was exported from")

@@ -20,6 +20,9 @@ RESNET_LAYERS: dict[str, tuple[int, int, int]] = {
     "resnet152": (3, 8, 36),
 }
 
+PROMPT_TYPES = ("prefix", "prompt")
+
+
 class OFAConfig(PreTrainedConfig):
     """Configuration of an OFA encoder-decoder (ResNet trunk + unified Transformer)."""
 
@@ -71,6 +74,22 @@ class OFAConfig(PreTrainedConfig):
     encoder_drop_path_rate: float = 0.0
     decoder_drop_path_rate: float = 0.0
     init_std: float = 0.02
+    # Parameter-efficient tuning (official `--encoder-prompt`, `--decoder-prompt`, `--adapter`; all off by default).
+    # `prefix`: learned keys/values before every self-attention layer's own; `prompt`: the first layer's only.
+    # `*_prompt_dim` is the hidden width of the projection (official default 2 * d_model when left None).
+    encoder_prompt: bool = False
+    encoder_prompt_type: str = "prefix"
+    encoder_prompt_length: int = 100
+    encoder_prompt_projection: bool = False
+    encoder_prompt_dim: int | None = None
+    decoder_prompt: bool = False
+    decoder_prompt_type: str = "prefix"
+    decoder_prompt_length: int = 100
+    decoder_prompt_projection: bool = False
+    decoder_prompt_dim: int | None = None
+    # A bottleneck (d_model -> adapter_dim -> d_model) after every layer's feed-forward block.
+    adapter: bool = False
+    adapter_dim: int = 200
     # Vocabulary layout and preprocessing.
     language: str = "en"
     code_dict_size: int = 8192
@@ -99,10 +118,26 @@ class OFAConfig(PreTrainedConfig):
             heads = getattr(self, f"{side}_attention_heads")
             if self.d_model % heads:
                 raise ValueError(f"d_model {self.d_model} is not divisible by {side}_attention_heads {heads}")
+            if getattr(self, f"{side}_prompt_dim") is None:
+                setattr(self, f"{side}_prompt_dim", 2 * self.d_model)
+            kind = getattr(self, f"{side}_prompt_type")
+            if kind not in PROMPT_TYPES:
+                raise ValueError(f"{side}_prompt_type {kind!r} is not one of {', '.join(PROMPT_TYPES)}")
+            for name in (f"{side}_prompt_length", f"{side}_prompt_dim"):
+                if getattr(self, name) < 1:
+                    raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.adapter_dim < 1:
+            raise ValueError(f"adapter_dim must be at least 1, not {self.adapter_dim}")
 
     @property
     def resnet_layers(self) -> tuple[int, int, int]:
         return RESNET_LAYERS[self.resnet_type]
+
+    def prompt_layers(self, side: str) -> int:
+        """Layers of `side` ("encoder"/"decoder") that get learned key/value prompts: all (prefix) or the first."""
+        if not getattr(self, f"{side}_prompt"):
+            return 0
+        return getattr(self, f"{side}_layers") if getattr(self, f"{side}_prompt_type") == "prefix" else 1
 
     @property
     def mask_token_id(self) -> int:

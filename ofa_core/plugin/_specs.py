@@ -192,6 +192,12 @@ class Metric(Protocol):
     A metric usable as a reward (the `scst` loss's `reward`) also has `rewards(candidates, references) -> list[float]`,
     one score per candidate against its own reference list, and may have `fit(references, beside)` to compute corpus
     statistics from the training references first (cached beside the file `beside`, when given).
+
+    A metric whose spec names `example_score` also has `example_scores() -> list[dict]`: one dict per example it
+    was `update`d with, in order, each with `score` (a float on the scale of the reported value) and any flags
+    (e.g. `correct`). The core calls it on a fresh metric `update`d with the whole split (never after `load_state`),
+    so corpus statistics such as CIDEr-D's document frequencies come from the split, and the mean of `score` equals
+    `compute()[example_score]`. The rows of the predictions file carry these fields; the report sorts by `score`.
     """
 
     def update(self, predictions: list[str], references: list[list[str]]) -> None:
@@ -219,6 +225,9 @@ class MetricSpec:
     """Direction used for `metric_for_best_model` when the recipe does not say."""
     description: str = ""
     """One line shown by `ofa plugins`."""
+    example_score: str | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)))
+    """Optional: the key of `compute()` that the mean of the examples' `score` reproduces (e.g. 'cider'); the metric
+    then has `example_scores()` (see `Metric`). None: the metric gives no per-example scores."""
 
 
 def _answers(_instance: Any, _attribute: attrs.Attribute, value: tuple) -> None:

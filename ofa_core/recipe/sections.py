@@ -10,6 +10,7 @@ import orjson
 
 from ofa_core._errors import OFAError
 from ofa_core.plugin._specs import PATH_METADATA, PROMPT_TYPES
+from ofa_core.recipe.peft import PeftSection
 from ofa_core.recipe.schema import RecipeError
 from ofa_core.recipe.training import TrainingConfig
 
@@ -141,6 +142,9 @@ class RecipeFile:
     loss: Component | None = attrs.field(default=None, metadata={"help": "loss name or {name, ...options}; default: the task's"})
     metrics: list[Component] | None = attrs.field(default=None, metadata={"help": "metric names or {name, ...options}; default: the task's"})
     generation: str | dict | None = attrs.field(default=None, metadata={"help": "an official search name or GenerationConfig kwargs"})
+    peft: PeftSection | None = attrs.field(default=None, metadata={
+        "help": "parameter-efficient tuning (prefix, prompt, adapter, bitfit, lora): only its parameters train and "
+                "checkpoints hold only them (docs/peft.md); default: every unfrozen parameter trains"})
     training: dict = attrs.field(factory=dict, metadata={
         "help": "transformers TrainingArguments names (ofa_core/recipe/training.py); a key described nowhere "
             "here means what it means there"})

@@ -81,10 +81,13 @@ def create_app(
     model_name: str = "model",
     predictor_factory: PredictorFactory | None = None,
     precision: str = "fp32",
+    language: str | None = None,
 ) -> FastAPI:
     """The app serving `tasks` (see `requests.served_tasks`) with one loaded model and processor.
 
     `precision`: the mode the model was loaded in (`ofa_core.model.precision`), reported by `/health`.
+    `language`: the model's language (its `ofa_task.json`; default: its tokenizer's), reported by `/health` and
+    `/v1/tasks`, and the web page's default prompt language.
     `predictor_factory` replaces `inference.Predictor` (tests use slow or failing stubs).
     """
     settings = (settings or ServeSettings()).check()
@@ -119,7 +122,9 @@ def create_app(
         description="Predictions from an OFA model for its registered tasks; see docs/serving.md.",
     )
     app.state.settings, app.state.metrics, app.state.batcher, app.state.tasks = settings, metrics, batcher, tasks
-    app.state.model_name, app.state.precision = model_name, precision
+    if language is None:
+        language = getattr(getattr(processor, "tokenizer", None), "language", None)
+    app.state.model_name, app.state.precision, app.state.language = model_name, precision, language
     _add_error_handlers(app, metrics)
     _add_routes(app, answerer, metrics, settings.max_body_bytes)
     _mount_page(app)
@@ -159,11 +164,13 @@ def _add_routes(app: FastAPI, answerer: Answerer, metrics: Metrics, max_body_byt
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model": app.state.model_name, "precision": app.state.precision, "tasks": list(tasks)}
+        state = app.state
+        return {"status": "ok", "model": state.model_name, "precision": state.precision, "language": state.language,
+                "tasks": list(tasks)}
 
     @app.get("/v1/tasks")
     async def list_tasks() -> dict:
-        return {"tasks": [task.describe() for task in tasks.values()]}
+        return {"language": app.state.language, "tasks": [task.describe() for task in tasks.values()]}
 
     @app.get("/metrics")
     async def metrics_text() -> Response:

@@ -46,17 +46,22 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_checkpoint(output_dir: Path, step: int, model, processor, trainer_files: dict[str, Any], state: dict,
-                     weights: dict | None = None) -> Path:
+                     weights: dict | None = None, delta: Any = None) -> Path:
     """Write `checkpoint-<step>` atomically; `trainer_files` maps file name -> object for `torch.save`.
 
-    `weights`: the full state dict of a sharded model (otherwise the model's own is saved).
+    `weights`: the full state dict of a sharded model (otherwise the model's own is saved). `delta` (a
+    `trainer.peft.PeftPlan`): write only the trained tensors and a reference to the base model, whose processor
+    the delta uses.
     """
     final = output_dir / f"checkpoint-{step}"
     tmp = output_dir / f".tmp-checkpoint-{step}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": weights} if weights is not None else {}))
-    if processor is not None:
+    if delta is not None:
+        delta.write(tmp, model, weights)
+    else:
+        model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": weights} if weights is not None else {}))
+    if processor is not None and delta is None:
         processor.save_pretrained(tmp)
     for name, value in trainer_files.items():
         torch.save(value, tmp / name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 
 import attrs
 from torch import nn
@@ -17,17 +18,23 @@ class FreezeSummary:
     trainable: int
     frozen: int
     frozen_tensors: int
+    method: str | None = None
+    """The recipe's `peft.method`, when only its parameters train."""
 
     def __str__(self) -> str:
         total = self.trainable + self.frozen
-        return (f"parameters: {self.trainable:,} trainable, {self.frozen:,} frozen "
-                f"({self.frozen_tensors} tensors; {100 * self.trainable / max(total, 1):.1f}% trainable)")
+        method = f"; peft {self.method}" if self.method else ""
+        return (f"parameters: {self.trainable:,} trainable of {total:,} ({100 * self.trainable / max(total, 1):.2f}%"
+                f"{method}), {self.frozen:,} frozen ({self.frozen_tensors} tensors)")
 
 
-def apply_freezing(model: nn.Module, config: TrainingConfig) -> FreezeSummary:
+def apply_freezing(model: nn.Module, config: TrainingConfig, only: Callable[[str], bool] | None = None,
+                   method: str | None = None) -> FreezeSummary:
     """Set `requires_grad` from the config; the shared embedding (tied to `lm_head`) follows `freeze_word_embed` only.
 
-    Tied weights are one tensor listed once by `named_parameters`, under `model.shared.weight`.
+    Tied weights are one tensor listed once by `named_parameters`, under `model.shared.weight`. With `only` (a
+    parameter-efficient method's rule, named `method`), a parameter trains when `only` says so and the config does
+    not freeze it.
     """
     for pattern in config.freeze_patterns:
         if not any(fnmatch.fnmatchcase(name, pattern) for name, _ in model.named_parameters()):
@@ -35,7 +42,7 @@ def apply_freezing(model: nn.Module, config: TrainingConfig) -> FreezeSummary:
                 f"'model.decoder.layers.0.fc1.weight')")
     trainable = frozen = tensors = 0
     for name, parameter in model.named_parameters():
-        keep = not config.freezes(name)
+        keep = not config.freezes(name) and (only is None or only(name))
         parameter.requires_grad_(keep)
         if keep:
             trainable += parameter.numel()
@@ -43,5 +50,6 @@ def apply_freezing(model: nn.Module, config: TrainingConfig) -> FreezeSummary:
             frozen += parameter.numel()
             tensors += 1
     if not trainable:
-        raise OFAError("training: every parameter is frozen; unfreeze something (freeze_* options)")
-    return FreezeSummary(trainable, frozen, tensors)
+        where = f"peft.method {method!r} with the training.freeze_* options" if method else "training"
+        raise OFAError(f"{where}: every parameter is frozen; unfreeze something (freeze_* options)")
+    return FreezeSummary(trainable, frozen, tensors, method)

@@ -14,16 +14,20 @@ from typing import Any
 
 import attrs
 import orjson
+import torch
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
+from ofa_core.inference import machine
 from ofa_core.inference.loading import NoModelError, default_device, load_for_inference, load_model, model_directory
 from ofa_core._errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
+from ofa_core.plugin._scores import score_rows
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.recipe.resolution import registered_metric
 from ofa_core.trainer.distributed import gather_objects, init_world
+from ofa_core.trainer import peft
 from ofa_core.trainer.loop import Trainer
 from ofa_core.trainer.reporting import log_evaluation
 from ofa_core.trainer.tasks import TaskParts, mixture_probabilities
@@ -61,7 +65,8 @@ def _postprocess(function: Any, text: str, record: dict, options: Any) -> Any:
     return function(text, record, options)
 
 
-def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits: dict[str, str], **changes) -> Trainer:
+def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits: dict[str, str],
+             plan: peft.PeftPlan | None = None, **changes) -> Trainer:
     workers = max(resolved.data.num_workers for resolved in tasks)
     if workers:
         changes.setdefault("dataloader_num_workers", workers)
@@ -72,19 +77,26 @@ def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits
                                               recipe.spec.mixture.temperature)
         for part, probability in zip(parts, probabilities):
             part.probability = probability
-    return Trainer(model, config, processor, tasks=parts, world=init_world())
+    return Trainer(model, config, processor, tasks=parts, world=init_world(), peft=plan)
 
 
 def train(recipe: Recipe, tasks: Sequence[Resolved]) -> dict[str, Any]:
-    """Train as the recipe says (evaluating on 'valid' when `eval_strategy` is set); returns the run summary."""
+    """Train as the recipe says (evaluating on 'valid' when `eval_strategy` is set); returns the run summary.
+
+    With a `peft` section only the method's parameters train and checkpoints are deltas over the start model."""
+    torch.manual_seed(recipe.training.seed)  # the modules a peft method adds start from the run's seed
     try:
-        model, processor = load_model(recipe.spec.model.checkpoint, recipe.spec.model.overrides)
+        chosen = peft.plan(recipe)
+        overrides = {**recipe.spec.model.overrides, **(chosen.model_config if chosen else {})}
+        model, processor = load_model(recipe.spec.model.checkpoint, overrides)
     except NoModelError as error:
         raise recipe.missing(f"model.checkpoint: {error}", Path(recipe.spec.model.checkpoint)) from None
+    if chosen is not None:
+        chosen.attach(model)
     splits = {"train": "train"}
     if recipe.training.eval_strategy != "no":
         splits["eval"] = "valid"
-    return _trainer(recipe, tasks, model, processor, splits).train()
+    return _trainer(recipe, tasks, model, processor, splits, plan=chosen).train()
 
 
 def prediction_files(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str,
@@ -121,9 +133,11 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
     plus the predictions file (one per task in a mixture: `predictions` maps each label to its file; see
     `prediction_files`). Rows are `{"id", "prediction", "references"}`, plus `ranking` (every answer with its
-    summed log-probability, best first) for a closed set. Without `overwrite`, an existing file is refused before
-    the model loads. `precision` (fp32, bf16, fp16, int8) is the inference mode, recorded with what was applied in
-    the result and in each predictions file's `<file>.meta.json`.
+    summed log-probability, best first) for a closed set, and the per-example `score` (with flags such as
+    `correct`) of the task's first metric that gives one (`MetricSpec.example_score`, named in the meta file).
+    Without `overwrite`, an existing file is refused before the model loads. `precision` (fp32, bf16, fp16, int8)
+    is the inference mode, recorded with what was applied in the result and in each predictions file's
+    `<file>.meta.json`.
 
     With `report` (`ofa eval`), rank 0 also records the scores as training does: a `"split": "eval"` line in
     `<output_dir>/log.jsonl` and, unless `training.report_to` is 'none', `eval/<score>` TensorBoard scalars under
@@ -147,18 +161,30 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
     if trainer.world.is_main:
         metadata = {"checkpoint": str(checkpoint), "split": split, "precision": applied.precision,
-                    "requested_precision": applied.requested, "backend": backend}
+                    "requested_precision": applied.requested, "backend": backend,
+                    "machine": machine.describe()}
         for label, out in files.items():
-            _write_rows(out, [row for row in rows if row.get("task", "") == label])
-            task = next(resolved.task_name for resolved in tasks if resolved.label == label)
+            resolved = next(resolved for resolved in tasks if resolved.label == label)
+            task_rows = [row for row in rows if row.get("task", "") == label]
+            source = score_rows(resolved.metrics, task_rows)
+            _write_rows(out, task_rows)
+            scored = {"score": attrs.asdict(source)} if source is not None else {}
             out.with_name(out.name + ".meta.json").write_bytes(
-                orjson.dumps({**metadata, "task": task}, option=orjson.OPT_INDENT_2) + b"\n")
+                orjson.dumps({**metadata, "task": resolved.task_name, "scores": task_scores(scores, label), **scored},
+                             option=orjson.OPT_INDENT_2) + b"\n")
     predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
         log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
                        scores, applied.precision, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))
     return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions,
             "precision": applied.precision}
+
+
+def task_scores(scores: dict[str, Any], label: str) -> dict[str, float]:
+    """One task's numeric scores, unprefixed (`<label>/cider` -> `cider` in a mixture), without the counts."""
+    prefix = f"{label}/" if label else ""
+    return {key[len(prefix):]: value for key, value in scores.items()
+            if key.startswith(prefix) and key not in ("dropped", "weighted") and isinstance(value, (int, float))}
 
 
 def _checkpoint_step(checkpoint: Path) -> int:

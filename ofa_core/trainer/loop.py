@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from ofa_core._errors import OFAError
 from ofa_core.data import Collator, Example, GroupDataset, group_examples
 from ofa_core.data.grouping import Part, example_batches
+from ofa_core.inference.loading import DELTA_CONFIG
 from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.plugin import ClosedSet, LossContext, LossOutput, Metric
@@ -112,8 +113,9 @@ class Trainer:
                  loss_fn: LossFn | None = None, metrics: dict[str, Callable[[], Metric]] | None = None,
                  higher_is_better: dict[str, bool] | None = None, generation_config: Any = None,
                  postprocess: Callable[[str, dict], Any] | None = None, closed_set: ClosedSet | None = None,
-                 tasks: Sequence[TaskParts] = (), world: World | None = None) -> None:
+                 tasks: Sequence[TaskParts] = (), world: World | None = None, peft: Any = None) -> None:
         self.world = world or init_world()
+        self.peft = peft  # a trainer.peft.PeftPlan: only its parameters train, checkpoints are deltas
         self.device = device_for(self.world)
         if config.mixed_precision == "fp16" and self.device.type != "cuda":
             raise OFAError("training.mixed_precision: fp16 needs a CUDA GPU (its GradScaler is CUDA-only); use 'bf16' or 'no' "
@@ -304,7 +306,7 @@ class Trainer:
             if self._is_best(metrics):
                 self.run.state.best_checkpoint, self.run.state.best_metric = str(path), metrics[self._best_name(metrics)]
             ckpt.write_checkpoint(self.output_dir, self.run.state.step, self.model, self.processor, files,
-                                  self.run.state.to_json(self.world.size, metrics), weights)
+                                  self.run.state.to_json(self.world.size, metrics), weights, self.peft)
             keep = Path(self.run.state.best_checkpoint) if self.run.state.best_checkpoint else None
             ckpt.rotate(self.output_dir, self.config.save_total_limit, keep)
         barrier(self.world)
@@ -344,10 +346,19 @@ class Trainer:
                            f"{sorted(state.positions) or ['(one task)']}, this run has {sorted(labels)}; resume with the same "
                                f"tasks "
                            f"or start a new output_dir")
-        weights = load_file(path / "model.safetensors", device=str(self.device))
-        if self.sharded:
+        if (path / DELTA_CONFIG).is_file() != (self.peft is not None):
+            raise OFAError(f"training.resume_from_checkpoint: {path} was written by a run "
+                           f"{'with' if self.peft is None else 'without'} a peft section, this recipe has "
+                           f"{'none' if self.peft is None else 'one'}; resume with the recipe that wrote it or start a new "
+                               f"output_dir")
+        if self.peft is not None:
+            self.peft.load(self.model, path, str(self.device))
+            self.run.optimizer.load_state_dict(ckpt.load_file(path, "optimizer.pt"))
+        elif self.sharded:
+            weights = load_file(path / "model.safetensors", device=str(self.device))
             sharding.load_full_state(self.model, self.run.optimizer, weights, ckpt.load_file(path, "optimizer.pt"))
         else:
+            weights = load_file(path / "model.safetensors", device=str(self.device))
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
             tied = {"lm_head.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"}
             if set(missing) - tied or unexpected:
@@ -394,7 +405,8 @@ class Trainer:
                 raise OFAError(f"training: the train split{where} has no examples; check its data.reader and files")
         torch.manual_seed(config.seed)
         random.seed(config.seed)
-        self.run.freezing = apply_freezing(self.model, config)
+        self.run.freezing = apply_freezing(self.model, config, self.peft.trains if self.peft else None,
+                                       self.peft.method if self.peft else None)
         _say(world, str(self.run.freezing))
         if self.sharded:
             sharding.shard(self.model, reshard_after_forward=config.fsdp != "shard_grad_op")
@@ -539,7 +551,7 @@ class Trainer:
         epochs = self._epochs()
         return {"steps": state.step, "epochs": epochs[""] if list(epochs) == [""] else epochs,
                 "train_seconds": round(seconds, 3), "seconds_by_phase": self.run.times.summary(seconds),
-                "trainable_parameters": self.run.freezing.trainable,
+                "trainable_parameters": self.run.freezing.trainable, "peft": self.peft.method if self.peft else None,
                 "frozen_parameters": self.run.freezing.frozen, "best_checkpoint": state.best_checkpoint,
                 "best_metric": state.best_metric, "eval": self.run.last_metrics}
 

@@ -156,6 +156,12 @@ class CiderD(CollectedCaptions):
         return [self._score(self._vector(self._tokens(text, self._language(refs)), frequency), vectors[tuple(refs)])
                 for text, refs in zip(candidates, references)]
 
+    def example_scores(self) -> list[dict[str, float]]:
+        """Each collected caption's CIDEr-D x100 (frequencies as `compute()` uses them); their mean is `cider_d`."""
+        if not self.predictions:
+            return []
+        return [{"score": 100.0 * score} for score in self.rewards(self.predictions, self.references)]
+
     def compute(self) -> dict[str, float]:
         if not self.predictions:
             return {"cider_d": 0.0}

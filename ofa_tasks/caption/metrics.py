@@ -50,6 +50,27 @@ class CaptionScores(CollectedCaptions):
     def __init__(self, options: CaptionMetricOptions) -> None:
         super().__init__(options.tokenize)
 
+    def _tokenised(self) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+        """pycocoevalcap's inputs: space-joined tokens of each hypothesis and of its references, by index."""
+        hypotheses, references = {}, {}
+        for index, (prediction, refs) in enumerate(zip(self.predictions, self.references)):
+            language = self.tokenize if self.tokenize != "auto" else ("zh" if is_chinese(refs) else "en")
+            tokenize = TOKENIZERS[language]
+            hypotheses[index] = [" ".join(tokenize(prediction))]
+            references[index] = [" ".join(tokenize(ref)) for ref in refs]
+        return hypotheses, references
+
+    def example_scores(self) -> list[dict[str, float]]:
+        """Each caption's CIDEr-D (x100) against its references, with the document frequencies of all collected
+        references (the split's), so that their mean is `compute()`'s `cider`."""
+        from pycocoevalcap.cider.cider import Cider
+
+        if not self.predictions:
+            return []
+        hypotheses, references = self._tokenised()
+        _, scores = Cider().compute_score(references, hypotheses)
+        return [{"score": 100 * float(score)} for score in scores]
+
     def compute(self) -> dict[str, float]:
         from pycocoevalcap.bleu.bleu import Bleu
         from pycocoevalcap.cider.cider import Cider
@@ -57,12 +78,7 @@ class CaptionScores(CollectedCaptions):
 
         if not self.predictions:
             return {"cider": 0.0, "bleu4": 0.0, "rouge_l": 0.0}
-        hypotheses, references = {}, {}
-        for index, (prediction, refs) in enumerate(zip(self.predictions, self.references)):
-            language = self.tokenize if self.tokenize != "auto" else ("zh" if is_chinese(refs) else "en")
-            tokenize = TOKENIZERS[language]
-            hypotheses[index] = [" ".join(tokenize(prediction))]
-            references[index] = [" ".join(tokenize(ref)) for ref in refs]
+        hypotheses, references = self._tokenised()
         cider, _ = Cider().compute_score(references, hypotheses)
         bleu, _ = Bleu(4).compute_score(references, hypotheses, verbose=0)
         rouge, _ = Rouge().compute_score(references, hypotheses)

@@ -31,9 +31,9 @@ COMPONENTS = Components(
     readers=READERS,
     metrics={
         "caption": MetricSpec(options=CaptionMetricOptions, build=CaptionScores, higher_is_better=True,
-                                           description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'"),
+                                           description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'", example_score="cider"),
         "cider_d": MetricSpec(options=CiderDOptions, build=CiderD, higher_is_better=True,
-                                           description="CIDEr-D per caption with training-set document frequencies: the scst reward"),
+                                           description="CIDEr-D per caption with training-set document frequencies: the scst reward", example_score="cider_d"),
     },
     tasks={
         "caption": TaskSpec(

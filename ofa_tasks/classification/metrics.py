@@ -63,6 +63,10 @@ class ClassificationScores:
         self.predictions, self.labels = list(merged["predictions"]), list(merged["labels"])
         self.top_k_hits, self.ranking_lengths = list(merged["top_k_hits"]), list(merged["ranking_lengths"])
 
+    def example_scores(self) -> list[dict]:
+        """100 for a right label, else 0 (the mean is `accuracy`), with `correct`."""
+        return [{"score": 100.0 * (p == t), "correct": p == t} for p, t in zip(self.predictions, self.labels)]
+
     def compute(self) -> dict[str, float]:
         count = len(self.labels)
         correct = sum(p == t for p, t in zip(self.predictions, self.labels))

@@ -54,7 +54,7 @@ COMPONENTS = Components(
     metrics={
         "classification": MetricSpec(
                 options=ClassificationMetricOptions, build=ClassificationScores, higher_is_better=True,
-                description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)"),
+                description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)", example_score="accuracy"),
     },
     tasks={
         "classification": TaskSpec(

@@ -55,6 +55,7 @@ class GroundingAccuracy:
         self.hits = 0
         self.count = 0
         self.iou_sum = 0.0
+        self.examples: list[dict] = []
 
     def update(self, predictions: list, references: list[list]) -> None:
         if len(predictions) != len(references):
@@ -71,12 +72,17 @@ class GroundingAccuracy:
             self.hits += hit
             self.iou_sum += best
             self.count += 1
+            self.examples.append({"score": 100 * best, "correct": hit})
 
     def state(self) -> dict:
         return {"hits": self.hits, "count": self.count, "iou_sum": self.iou_sum}
 
     def load_state(self, merged: dict) -> None:
         self.hits, self.count, self.iou_sum = int(merged["hits"]), int(merged["count"]), float(merged["iou_sum"])
+
+    def example_scores(self) -> list[dict]:
+        """Each box's IoU x100 (its mean is `miou`) and `correct`: a hit at the threshold (their share is Acc@t)."""
+        return list(self.examples)
 
     def compute(self) -> dict[str, float]:
         key = f"acc@{self.threshold:g}"

@@ -111,7 +111,7 @@ COMPONENTS = Components(
     readers=READERS,
     metrics={
         "grounding": MetricSpec(options=GroundingMetricOptions, build=GroundingAccuracy, higher_is_better=True,
-                                             description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100"),
+                                             description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100", example_score="miou"),
     },
     tasks={
         "grounding": TaskSpec(

@@ -15,6 +15,7 @@ class OcrScores:
         self.hits = 0
         self.distance_sum = 0.0
         self.count = 0
+        self.examples: list[dict] = []
 
     def update(self, predictions: list[str], references: list[list[str]]) -> None:
         if len(predictions) != len(references):
@@ -25,14 +26,21 @@ class OcrScores:
             longest = max(len(hypothesis), len(reference))
             self.hits += hypothesis == reference
             # Two empty texts are equal (the official division would fail on them).
-            self.distance_sum += Levenshtein.distance(hypothesis, reference) / longest if longest else 0.0
+            distance = Levenshtein.distance(hypothesis, reference) / longest if longest else 0.0
+            self.distance_sum += distance
             self.count += 1
+            self.examples.append({"score": 100 * (1 - distance), "correct": hypothesis == reference})
 
     def state(self) -> dict:
         return {"hits": self.hits, "distance_sum": self.distance_sum, "count": self.count}
 
     def load_state(self, merged: dict) -> None:
         self.hits, self.distance_sum, self.count = int(merged["hits"]), float(merged["distance_sum"]), int(merged["count"])
+
+    def example_scores(self) -> list[dict]:
+        """Each text's 1 - normalised edit distance x100 (its mean is `ned`) and `correct`: an exact match (their
+        share is `accuracy`)."""
+        return list(self.examples)
 
     def compute(self) -> dict[str, float]:
         if not self.count:

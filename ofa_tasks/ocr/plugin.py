@@ -62,7 +62,7 @@ COMPONENTS = Components(
     readers=READERS,
     metrics={
         "ocr": MetricSpec(options=NoOptions, build=OcrScores, higher_is_better=True,
-                                       description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)"),
+                                       description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)", example_score="ned"),
     },
     tasks={
         "ocr": TaskSpec(

@@ -83,7 +83,7 @@ COMPONENTS = Components(
     readers=READERS,
     metrics={
         "snli_ve": MetricSpec(options=SnliVeMetricOptions, build=SnliVeAccuracy, higher_is_better=True,
-                                           description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100"),
+                                           description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100", example_score="accuracy"),
     },
     tasks={
         "snli_ve": TaskSpec(

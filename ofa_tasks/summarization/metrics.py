@@ -28,6 +28,7 @@ class Rouge:
         self.scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=options.stemmer)
         self.sums = dict.fromkeys(ROUGE_TYPES, 0.0)
         self.count = 0
+        self.examples: list[dict] = []
 
     def update(self, predictions: list[str], references: list[list[str]]) -> None:
         if len(predictions) != len(references):
@@ -37,6 +38,8 @@ class Rouge:
             for name in ROUGE_TYPES:
                 self.sums[name] += scores[name].fmeasure
             self.count += 1
+            self.examples.append({"score": 100 * scores["rougeL"].fmeasure,
+                                  **{name: 100 * scores[name].fmeasure for name in ROUGE_TYPES}})
 
     def state(self) -> dict:
         return {**self.sums, "count": self.count}
@@ -44,6 +47,10 @@ class Rouge:
     def load_state(self, merged: dict) -> None:
         self.sums = {name: float(merged[name]) for name in ROUGE_TYPES}
         self.count = int(merged["count"])
+
+    def example_scores(self) -> list[dict]:
+        """Each summary's ROUGE-L F x100 as `score` (its mean is `rougeL`), and its ROUGE-1/2/L by name."""
+        return list(self.examples)
 
     def compute(self) -> dict[str, float]:
         return {name: 100 * total / self.count if self.count else 0.0 for name, total in self.sums.items()}

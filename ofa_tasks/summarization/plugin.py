@@ -58,7 +58,7 @@ COMPONENTS = Components(
     readers=READERS,
     metrics={
         "rouge": MetricSpec(options=RougeOptions, build=Rouge, higher_is_better=True,
-                                         description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100"),
+                                         description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100", example_score="rougeL"),
     },
     tasks={
         "summarization": TaskSpec(

@@ -26,6 +26,7 @@ class GlueScores:
     def __init__(self, options: GlueMetricOptions) -> None:
         self.options = options
         self.counts = {"hits": 0, "count": 0, "tp": 0, "fp": 0, "tn": 0, "fn": 0}
+        self.examples: list[dict] = []
 
     def update(self, predictions: list[str], references: list[list[str]]) -> None:
         if len(predictions) != len(references):
@@ -37,12 +38,17 @@ class GlueScores:
             self.counts["count"] += 1
             kind = ("t" if right else "f") + ("p" if prediction == positive else "n")
             self.counts[kind] += 1
+            self.examples.append({"score": 100.0 * right, "correct": right})
 
     def state(self) -> dict:
         return dict(self.counts)
 
     def load_state(self, merged: dict) -> None:
         self.counts = {key: int(merged[key]) for key in self.counts}
+
+    def example_scores(self) -> list[dict]:
+        """100 for the right answer, else 0 (the mean is `accuracy`; F1 and MCC are not means), with `correct`."""
+        return list(self.examples)
 
     def compute(self) -> dict[str, float]:
         c = self.counts

@@ -89,7 +89,7 @@ COMPONENTS = Components(
     readers=READERS,
     metrics={
         "glue": MetricSpec(options=GlueMetricOptions, build=GlueScores, higher_is_better=True,
-                                        description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)"),
+                                        description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)", example_score="accuracy"),
     },
     tasks={
         "text_classification": TaskSpec(

@@ -19,6 +19,7 @@ class VqaAccuracy:
         self.soft = 0.0
         self.exact = 0
         self.count = 0
+        self.examples: list[dict] = []
 
     def update(self, predictions: list[str], references: list[list[str]]) -> None:
         if len(predictions) != len(references):
@@ -30,12 +31,17 @@ class VqaAccuracy:
             best = max(scored, key=scored.get) if scored else None
             self.exact += int(answer == best)
             self.count += 1
+            self.examples.append({"score": 100 * scored.get(answer, 0.0), "correct": answer == best})
 
     def state(self) -> dict:
         return {"soft": self.soft, "exact": self.exact, "count": self.count}
 
     def load_state(self, merged: dict) -> None:
         self.soft, self.exact, self.count = merged["soft"], merged["exact"], merged["count"]
+
+    def example_scores(self) -> list[dict]:
+        """Each answer's VQA score x100 (its mean is `vqa_acc`) and `correct`: it is the best-scored answer."""
+        return list(self.examples)
 
     def compute(self) -> dict[str, float]:
         if not self.count:

@@ -97,7 +97,7 @@ COMPONENTS = Components(
     readers=READERS,
     metrics={
         "vqa": MetricSpec(options=VqaMetricOptions, build=VqaAccuracy, higher_is_better=True,
-                                       description="soft VQA accuracy (answer confidence) and exact match, x100"),
+                                       description="soft VQA accuracy (answer confidence) and exact match, x100", example_score="vqa_acc"),
     },
     tasks={
         "vqa": TaskSpec(

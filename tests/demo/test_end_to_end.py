@@ -41,6 +41,9 @@ def test_the_demo_trains_captions_from_scratch_then_answers_and_classifies_from_
     assert final["cider"] > untrained["cider"] + 20, (untrained["cider"], final["cider"])
     assert len((runs / "demo_caption" / "predictions-valid-checkpoint-80.jsonl").read_bytes().splitlines()) == 12
     assert err.count("<- references:") == 4
+    report = runs / "demo_caption" / "report.html"  # every prediction with its photo and score, and the curves
+    assert final["report"] == str(report) and f"report in {report}" in err
+    assert report.read_text().count("<article ") == 12 and '<svg class="curve"' in report.read_text()
 
     assert "Loading weights" not in err and "Writing model shards" not in err, "transformers' own bars stay quiet"
 

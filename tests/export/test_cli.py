@@ -116,13 +116,23 @@ def test_predict_int8_graphs(tmp_path, cn_exported, photos):
     assert orjson.loads((tmp_path / "int8.jsonl.meta.json").read_bytes())["precision"] == "int8"
 
 
-@pytest.mark.parametrize("case", ["changed graph", "not exported", "torch on exported", "bf16", "no int8"])
+@pytest.mark.parametrize("case", ["changed graph", "edited manifest hash", "missing graph", "other format version",
+                                  "not exported", "torch on exported", "bf16", "no int8"])
 def test_backend_refusals_are_one_line(tmp_path, cn_model, cn_exported, photos, capsys, case):
     folder, extra, backend = tmp_path / "copy", [], "onnxruntime"
     shutil.copytree(cn_exported, folder)
     if case == "changed graph":
         with (folder / "decoder_step.onnx").open("ab") as stream:
             stream.write(b"\0")
+    elif case in ("edited manifest hash", "other format version"):
+        manifest = orjson.loads((folder / MANIFEST_FILE).read_bytes())
+        if case == "other format version":
+            manifest["format_version"] += 1
+        else:
+            manifest["graphs"]["encoder"]["sha256"] = "0" * 64
+        (folder / MANIFEST_FILE).write_bytes(orjson.dumps(manifest))
+    elif case == "missing graph":
+        (folder / "encoder.onnx").unlink()
     elif case == "not exported":
         folder = cn_model
     elif case == "torch on exported":
@@ -138,7 +148,9 @@ def test_backend_refusals_are_one_line(tmp_path, cn_model, cn_exported, photos, 
     assert main(["predict", "--backend", backend, "--model", str(folder), *PREDICT, *extra, str(photos)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
-    expected = {"changed graph": "sha256 does not match", "not exported": "ofa export onnx",
+    expected = {"changed graph": "sha256 does not match", "edited manifest hash": "sha256 does not match",
+                "missing graph": "missing, but", "other format version": "field format_version",
+                "not exported": "ofa export onnx",
                 "torch on exported": "--backend onnxruntime", "bf16": "fp32 or int8", "no int8": "--int8"}[case]
     assert expected in err
 

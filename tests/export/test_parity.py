@@ -167,3 +167,35 @@ def test_source_model_not_needed(tmp_path, cn_model):
         path.unlink()
     source.rmdir()
     assert ExportedModel.load(tmp_path / "onnx").config.vocab_size > 0
+
+
+def test_search_runs_on_one_torch_thread_and_restores_the_setting(cn_model, cn_exported, monkeypatch):
+    """Between graph runs the search's small tensors run on `SEARCH_THREADS` torch threads (waking sleeping OpenMP
+    workers cost more than the work); the caller's setting is back afterwards, after an error too."""
+    from ofa_core.exported import runtime
+
+    model, processor = load_model(cn_model)
+    exported = ExportedModel.load(cn_exported)
+    inputs = _inputs(model, processor, seed=4)
+    config = official_generation_config("caption", **special_token_ids(model.config))
+    config.update(max_new_tokens=4)
+    seen: list[int] = []
+    decoder = exported.backend.decoder
+
+    class Recording:
+        def run(self, *args):
+            seen.append(torch.get_num_threads())
+            return decoder.run(*args)
+
+    monkeypatch.setattr(exported.backend, "decoder", Recording())
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        exported.generate(inputs["input_ids"], generation_config=config, attention_mask=inputs["attention_mask"],
+                          patch_images=inputs["patch_images"], patch_masks=inputs["patch_masks"])
+        assert seen and set(seen) == {runtime.SEARCH_THREADS} and torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), runtime.torch_threads(1):
+            raise RuntimeError
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -27,7 +27,18 @@ def client(make_app):
 def test_health(client):
     answer = client.get("/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "model": "tiny", "precision": "fp32", "tasks": ["caption", "vqa", "classification"]}
+    assert answer.json() == {"status": "ok", "model": "tiny", "precision": "fp32", "language": "zh",
+                             "tasks": ["caption", "vqa", "classification"]}
+
+
+def test_the_models_recorded_language_wins_over_its_tokenizers(loaded, tasks, client):
+    from fastapi.testclient import TestClient
+
+    from ofa_core.serving.app import create_app
+
+    assert client.get("/v1/tasks").json()["language"] == "zh"  # the tiny tokenizer's
+    with TestClient(create_app(*loaded, tasks, model_name="tiny", language="en")) as other:  # e.g. its ofa_task.json
+        assert other.get("/v1/tasks").json()["language"] == "en" and other.get("/health").json()["language"] == "en"
 
 
 def test_tasks_lists_fields_options_and_languages(client):

@@ -108,6 +108,7 @@ def driver(browser_paths, tmp_path_factory):
                      "--window-size=1280,1000",
                      f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read by the tests
     os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium-manager: no usage statistics
     service = Service(executable_path=chromedriver, log_output=str(tmp_path_factory.mktemp("chromedriver") / "log"))
     try:
@@ -156,6 +157,25 @@ def _send_and_wait(driver) -> None:
 def _error(driver) -> str:
     element = driver.find_element(By.ID, "error")
     return element.text if element.is_displayed() else ""
+
+
+def _console_errors(driver) -> list[dict]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+
+
+def test_page_has_an_icon_no_console_error_and_the_models_language(driver, server):
+    driver.get_log("browser")  # drop what earlier pages logged
+    _open(driver, server)
+    icon = driver.execute_script("return document.querySelector('link[rel~=icon]').href;")
+    with urllib.request.urlopen(icon, timeout=10) as response:
+        assert response.status == 200 and "image/" in response.headers.get("content-type", "")
+    with urllib.request.urlopen(f"{server}/v1/tasks", timeout=10) as response:
+        language = json.load(response)["language"]
+    assert language == "zh"  # the tiny model's tokenizer is Chinese
+    Select(driver.find_element(By.ID, "task")).select_by_value("caption")
+    assert Select(driver.find_element(By.ID, "lang")).first_selected_option.get_attribute("value") == language
+    time.sleep(0.5)  # a favicon request would be logged after the load
+    assert _console_errors(driver) == []
 
 
 def test_page_captions_ranks_labels_and_draws_a_box(driver, server, image, tmp_path):

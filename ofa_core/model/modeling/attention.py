@@ -80,11 +80,23 @@ class OFAAttention(nn.Module):
         key_padding_mask: torch.Tensor | None = None,
         key_value_states: torch.Tensor | None = None,
         cache: Cache | None = None,
+        prompt: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """`bias`: `[H, Tq, K]` or `[B_kv, H, Tq, K]`; `key_padding_mask`: bool `[B_kv, K]`, True on padding."""
+        """`bias`: `[H, Tq, K]` or `[B_kv, H, Tq, K]`; `key_padding_mask`: bool `[B_kv, K]`, True on padding.
+
+        `prompt`: learned keys and values `[1 or B, H, P, D/H]` put before the layer's own, as the official
+        `prompt_kv`: after the cache (which keeps only real keys), never padding, and without position bias.
+        """
         batch, length, _ = hidden_states.shape
         query = self._split_heads(self.q_proj(hidden_states))
         keys, values = self._keys_values(hidden_states, key_value_states, cache)
+        if prompt is not None:
+            rows, prompt_len = keys.shape[0], prompt[0].shape[2]
+            keys = torch.cat([prompt[0].expand(rows, -1, -1, -1).to(keys.dtype), keys], dim=2)
+            values = torch.cat([prompt[1].expand(rows, -1, -1, -1).to(values.dtype), values], dim=2)
+            bias = F.pad(bias, (prompt_len, 0))
+            if key_padding_mask is not None:
+                key_padding_mask = F.pad(key_padding_mask, (prompt_len, 0), value=False)
         groups = batch // keys.shape[0]
         if groups > 1:
             query = query.view(-1, groups, self.num_heads, length, self.head_dim).transpose(1, 2)

@@ -306,6 +306,7 @@ class _DecoderState:
             self.padding = None
         self.positions = encoder_outputs.position_embeddings
         self.bias = self.decoder.position_bias(0, max_len + 1, self.positions)
+        self.prompts = self.decoder.prompt_key_values()
         self.cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
 
     def step(self, new_tokens: torch.Tensor, step: int) -> torch.Tensor:
@@ -316,6 +317,7 @@ class _DecoderState:
             self.positions,
             cache=self.cache,
             position_bias=self.bias.rows(step, 1),
+            prompts=self.prompts,
         )
         return project_to_vocabulary(self.lm_head, hidden[:, -1])
 

@@ -11,6 +11,7 @@ from transformers.cache_utils import Cache, EncoderDecoderCache
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling.drop_path import drop_path_rates
 from ofa_core.model.modeling.layers import OFADecoderLayer
+from ofa_core.model.modeling.peft import OFAPromptEncoder, PromptKeyValues
 from ofa_core.model.modeling.positions import text_relative_buckets
 from ofa_core.model.modeling.transformer_base import OFATransformerBase, head_bias
 
@@ -54,6 +55,16 @@ class OFADecoder(OFATransformerBase):
         self.cross_pos_k_linear = nn.Linear(d, d)
         rates = drop_path_rates(config.decoder_drop_path_rate, config.decoder_layers)
         self.layers = nn.ModuleList(OFADecoderLayer(config, index, rate) for index, rate in enumerate(rates))
+        self.decoder_prompt_encoder = None
+        if config.decoder_prompt:
+            self.decoder_prompt_encoder = OFAPromptEncoder(
+                length=config.decoder_prompt_length, layers=config.prompt_layers("decoder"),
+                heads=config.decoder_attention_heads, d_model=d, projection=config.decoder_prompt_projection,
+                proj_dim=config.decoder_prompt_dim)
+
+    def prompt_key_values(self, rows: int = 1) -> PromptKeyValues:
+        """The learned self-attention prompts (none without `decoder_prompt`); a search computes them once."""
+        return self.decoder_prompt_encoder(rows) if self.decoder_prompt_encoder is not None else []
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], self.config.decoder_attention_heads, -1).transpose(0, 1)
@@ -100,11 +111,13 @@ class OFADecoder(OFATransformerBase):
         cache: Cache | None = None,
         position_bias: DecoderPositionBias | None = None,
         output_hidden_states: bool = False,
+        prompts: PromptKeyValues | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         """Returns the final hidden states `[B, Tq, D]` (and every layer's when asked).
 
         With a cache, `input_ids` holds only the new tokens.  `encoder_*` may have fewer
-        rows than `input_ids` (one per image, shared by its beams).
+        rows than `input_ids` (one per image, shared by its beams).  `prompts`: `prompt_key_values()` computed
+        beforehand (they depend on the weights alone); computed here when not given.
         """
         length = input_ids.shape[1]
         past = 0
@@ -126,6 +139,8 @@ class OFADecoder(OFATransformerBase):
             self_padding = None
         if encoder_padding_mask is not None and not bool(encoder_padding_mask.any()):
             encoder_padding_mask = None
+        if prompts is None:
+            prompts = self.prompt_key_values(input_ids.shape[0])
         hidden_states = (x,) if output_hidden_states else None
         for index, layer in enumerate(self.layers):
             x = layer(
@@ -136,6 +151,7 @@ class OFADecoder(OFATransformerBase):
                 position_bias.cross_bias,
                 encoder_padding_mask,
                 cache,
+                prompts[index] if index < len(prompts) else None,
             )
             if output_hidden_states:
                 hidden_states += (x,)

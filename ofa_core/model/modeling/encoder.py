@@ -10,6 +10,7 @@ from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling.drop_path import drop_path_rates
 from ofa_core.model.modeling.layers import OFAEncoderLayer
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
+from ofa_core.model.modeling.peft import OFAPromptEncoder
 from ofa_core.model.modeling.resnet import ResNetTrunk
 from ofa_core.model.modeling.positions import image_position_ids, image_relative_buckets, text_relative_buckets
 from ofa_core.model.modeling.transformer_base import OFATransformerBase, head_bias
@@ -29,6 +30,12 @@ class OFAEncoder(OFATransformerBase):
         self.pos_k_linear = nn.Linear(d, d)
         rates = drop_path_rates(config.encoder_drop_path_rate, config.encoder_layers)
         self.layers = nn.ModuleList(OFAEncoderLayer(config, rate) for rate in rates)
+        self.encoder_prompt_encoder = None
+        if config.encoder_prompt:
+            self.encoder_prompt_encoder = OFAPromptEncoder(
+                length=config.encoder_prompt_length, layers=config.prompt_layers("encoder"),
+                heads=config.encoder_attention_heads, d_model=d, projection=config.encoder_prompt_projection,
+                proj_dim=config.encoder_prompt_dim)
 
     def _embed_text(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         x = self.embed_scale * self.embed_tokens(input_ids)
@@ -109,6 +116,7 @@ class OFAEncoder(OFATransformerBase):
         if image_ids is not None:
             image_buckets = image_relative_buckets(image_ids, image_ids, self.config.image_bucket_size)
 
+        prompts = self.encoder_prompt_encoder(batch) if self.encoder_prompt_encoder is not None else []
         hidden_states = (x,) if output_hidden_states else None
         for index, layer in enumerate(self.layers):
             # Relative biases padded to the full square rather than added into slices: the same sums, and an exported
@@ -118,7 +126,7 @@ class OFAEncoder(OFATransformerBase):
             if image_buckets is not None:
                 image_bias = head_bias(self.image_rel_pos_table_list[index], image_buckets)
                 bias = bias + F.pad(image_bias, (0, text_len, 0, text_len))
-            x = layer(x, bias, padding if has_padding else None)
+            x = layer(x, bias, padding if has_padding else None, prompts[index] if index < len(prompts) else None)
             if output_hidden_states:
                 hidden_states += (x,)
         x = self.layer_norm(x)

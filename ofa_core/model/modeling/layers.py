@@ -10,6 +10,7 @@ from transformers.cache_utils import Cache
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling.attention import OFAAttention
 from ofa_core.model.modeling.drop_path import DropPath
+from ofa_core.model.modeling.peft import OFAAdapter
 
 
 class _LayerBase(nn.Module):
@@ -17,7 +18,8 @@ class _LayerBase(nn.Module):
 
     The FFN is fc1 -> activation (in fp32, as fairseq) -> optional LayerNorm over the
     inner dimension (NormFormer) -> fc2, added back with dropout, drop-path and the
-    optional residual weight `w_resid`.  Parameter names match the official checkpoints.
+    optional residual weight `w_resid`.  With `config.adapter` the FFN output passes the adapter before it is added,
+    where the official layers put it.  Parameter names match the official checkpoints.
     """
 
     def __init__(self, config: OFAConfig, ffn_dim: int, drop_path: float) -> None:
@@ -32,6 +34,7 @@ class _LayerBase(nn.Module):
         self.activation_dropout = nn.Dropout(config.activation_dropout)
         self.dropout = nn.Dropout(config.dropout)
         self.drop_path = DropPath(drop_path)
+        self.adapter = OFAAdapter(d, config.adapter_dim) if config.adapter else None
 
     def add(self, residual: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
         return residual + self.drop_path(self.dropout(branch))
@@ -42,7 +45,10 @@ class _LayerBase(nn.Module):
         if self.ffn_layer_norm is not None:
             hidden = self.ffn_layer_norm(hidden)
         residual = x if self.w_resid is None else self.w_resid * x
-        return self.add(residual, self.fc2(hidden))
+        branch = self.dropout(self.fc2(hidden))
+        if self.adapter is not None:
+            branch = self.adapter(branch)
+        return residual + self.drop_path(branch)
 
 
 class OFAEncoderLayer(_LayerBase):
@@ -59,8 +65,9 @@ class OFAEncoderLayer(_LayerBase):
         self.self_attn_layer_norm = nn.LayerNorm(d)
         self.self_attn_mid_layer_norm = nn.LayerNorm(d) if config.scale_attn else None
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
-        attended = self.self_attn(self.self_attn_layer_norm(x), bias, padding_mask)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, padding_mask: torch.Tensor | None,
+                prompt: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        attended = self.self_attn(self.self_attn_layer_norm(x), bias, padding_mask, prompt=prompt)
         if self.self_attn_mid_layer_norm is not None:
             attended = self.self_attn_mid_layer_norm(attended)
         x = self.add(x, attended)
@@ -93,8 +100,11 @@ class OFADecoderLayer(_LayerBase):
         cross_bias: torch.Tensor,
         encoder_padding_mask: torch.Tensor | None,
         cache: Cache | None,
+        prompt: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        attended = self.self_attn(self.self_attn_layer_norm(x), self_bias, self_padding_mask, cache=cache)
+        """`prompt` extends self-attention only; the official decoder gives cross-attention none."""
+        attended = self.self_attn(self.self_attn_layer_norm(x), self_bias, self_padding_mask, cache=cache,
+                                  prompt=prompt)
         if self.self_attn_mid_layer_norm is not None:
             attended = self.self_attn_mid_layer_norm(attended)
         x = self.add(x, attended)

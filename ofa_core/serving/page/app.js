@@ -9,6 +9,7 @@
 
   const state = {
     tasks: [],        // from GET v1/tasks
+    language: null,   // the model's language (from GET v1/tasks): the language select's default
     task: null,       // the chosen task
     closedSetKey: null,
     file: null,       // the chosen image (File or Blob)
@@ -82,6 +83,7 @@
       if (!response.ok) throw new Error(await errorMessage(response));
       const body = await response.json();
       state.tasks = Array.isArray(body.tasks) ? body.tasks : [];
+      state.language = typeof body.language === "string" ? body.language : null;
     } catch (error) {
       select.innerHTML = "";
       select.append(new Option("No tasks", ""));
@@ -121,6 +123,7 @@
     select.innerHTML = "";
     for (const lang of languages) select.append(new Option(lang, lang));
     if (languages.includes(previous)) select.value = previous;
+    else if (languages.includes(state.language)) select.value = state.language;
     else if (languages.includes("en")) select.value = "en";
     show($("lang-field"), languages.length > 1);
   }

@@ -1,0 +1,84 @@
+"""`ofa report PREDICTIONS.jsonl --recipe R`: the evaluation report of predictions already written.
+
+One self-contained HTML page (docs/report.md): every example's image, prompt, prediction, references and
+per-example score, worst first, with a run's curves when `--run` names its directory. Rows written without
+scores are scored with the recipe's metric; images and prompts come from the recipe's reader, for the split the
+predictions file's meta names. `ofa eval --report` and `ofa run` write the same page.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ofa_core.cli.common import prepare
+from ofa_core._errors import OFAError
+from ofa_core.recipe.purpose import evaluation
+from ofa_core.report import DEFAULT_LIMIT
+
+HELP = "write the HTML report of a predictions file: images, predictions, references, scores, worst first"
+LIMIT_HELP = "examples shown per task, worst first (the page states how many there are); default %(default)s"
+
+
+def add_limit_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report-limit", type=int, default=DEFAULT_LIMIT, metavar="N", help=LIMIT_HELP)
+
+
+def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
+    parser.add_argument("predictions", nargs="+", metavar="PREDICTIONS.jsonl",
+                        help="the predictions file `ofa eval` wrote (a mixture: each task's <stem>-<label>.jsonl)")
+    parser.add_argument("--recipe", required=True, metavar="RECIPE", help="the recipe the predictions were made with")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value, as the evaluation did (e.g. --set data.reader.valid=val.tsv)")
+    parser.add_argument("--run", dest="run_dir", metavar="DIR", help="a run directory: its log.jsonl curves go into the report")
+    parser.add_argument("--out", metavar="REPORT.html", help="where the page goes; default: beside the first "
+                        "predictions file, named after it with .html")
+    parser.add_argument("--split", choices=("valid", "test"), help="the split the predictions are of; default: the "
+                        "one their meta file names, else valid")
+    add_limit_argument(parser)
+
+
+def check_limit(limit: int) -> None:
+    if limit < 1:
+        raise OFAError(f"--report-limit: {limit} shows no example; give a number of examples of 1 or more")
+
+
+def task_files(tasks, paths: list[Path]) -> dict[str, Path]:
+    """Which file holds which task: the one file of a single task; in a mixture the file named `...-<label>.jsonl`."""
+    for path in paths:
+        if not path.is_file():
+            raise OFAError(f"{path}: PREDICTIONS: no such file; give the predictions JSONL `ofa eval` wrote")
+    labels = [resolved.label for resolved in tasks]
+    if labels == [""]:
+        if len(paths) != 1:
+            raise OFAError(f"{paths[1]}: PREDICTIONS: the recipe has one task; give its one predictions file")
+        return {"": paths[0]}
+    files = {}
+    for label in labels:
+        matching = [path for path in paths if path.name.endswith(f"-{label}.jsonl")]
+        if matching:
+            files[label] = matching[0]
+    if not files:
+        raise OFAError(f"{paths[0]}: PREDICTIONS: no file is named after a task of the mixture "
+                       f"({', '.join(f'*-{label}.jsonl' for label in labels)}); give the files `ofa eval` wrote")
+    return files
+
+
+def run(args: argparse.Namespace) -> int:
+    check_limit(args.report_limit)
+    paths = [Path(path) for path in args.predictions]
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if run_dir is not None and not (run_dir / "log.jsonl").is_file():
+        raise OFAError(f"{run_dir}: --run: no log.jsonl in it; give the run's output directory")
+    from ofa_core.report.sources import read_meta
+
+    split = args.split or read_meta(paths[0]).get("split", "valid")
+    _, tasks = prepare(args, purpose=evaluation(split))
+    files = task_files(tasks, paths)
+    from ofa_core.report import build, sources
+
+    out = Path(args.out) if args.out else paths[0].with_suffix(".html")
+    written = build.write(sources.sections(tasks, files, args.report_limit, split), out, run_dir=run_dir,
+                          limit=args.report_limit)
+    print(written)
+    return 0

@@ -1,0 +1,29 @@
+"""docs/report.md as written: its commands run verbatim in a folder laid out as the page assumes (recipe.json,
+its photos and valid.jsonl, a model directory and a run's log in run/)."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+from ofa_core.cli.main import main
+from ofa_core.testing import tiny_checkpoint
+from tests.test_docs import fenced_blocks
+
+PAGE = Path(__file__).parents[2] / "docs" / "report.md"
+
+
+def test_the_page_s_commands_run(grounding, tmp_path, monkeypatch, capsys) -> None:
+    folder = tmp_path / "work"
+    shutil.copytree(grounding["root"], folder)
+    (folder / "predictions.jsonl").unlink()  # the page makes its own
+    tiny_checkpoint(folder / "model")
+    monkeypatch.chdir(folder)
+    lines = [line for language, block in fenced_blocks(PAGE) if language == "bash" for line in block.splitlines()]
+    assert len(lines) == 2
+    for line in lines:
+        assert main(shlex.split(line)[1:]) == 0, line
+    capsys.readouterr()
+    assert (folder / "report.html").is_file() and (folder / "predictions.jsonl").is_file()
+    assert '<svg class="curve"' in (folder / "report-with-curves.html").read_text()

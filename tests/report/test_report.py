@@ -1,0 +1,124 @@
+"""The evaluation report: `ofa report` on a grounding file written without scores, `ofa eval --report` on a tiny
+closed-set model, the page's parts (boxes, answers, curves, sections) and one-line errors."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+from PIL import Image
+
+from ofa_core.cli import main
+from ofa_core.testing import fake_image, tiny_checkpoint
+from ofa_core.report import build
+from ofa_core.report.cards import probabilities
+from ofa_core.report.curves import read_curves
+from tests.report.conftest import BOXES
+
+
+def _cards(html: str) -> list[dict[str, str]]:
+    return [dict(re.findall(r'data-(id|score)="([^"]*)"', match)) for match in re.findall(r"<article [^>]*>", html)]
+
+
+def test_ofa_report_scores_rows_draws_boxes_and_curves(grounding, tmp_path, capsys) -> None:
+    out = tmp_path / "report.html"
+    code = main(["report", str(grounding["predictions"]), "--recipe", str(grounding["recipe"]),
+                 "--run", str(grounding["run"]), "--out", str(out)])
+    assert code == 0 and capsys.readouterr().out.strip() == str(out)
+    html = out.read_text()
+    cards = _cards(html)
+    assert sorted(card["id"] for card in cards) == sorted(BOXES)
+    scores = [float(card["score"]) for card in cards]
+    assert scores == sorted(scores), "worst first"
+    assert cards[0]["id"] == "g3" and scores[0] == 0.0 and cards[-1]["id"] == "g0"
+    assert html.count("data:image/jpeg;base64,") == len(BOXES)
+    assert html.count('class="predicted"') == len(BOXES) and html.count('class="reference"') == len(BOXES)
+    assert 'viewBox="0 0 64 48"' in html  # boxes drawn in the original image's pixels
+    assert "the grey block" in html and "incorrect" in html and "correct" in html
+    assert "acc@0.5 <b>50.00</b>" in html  # the metric computed from the rows: 2 hits of 4
+    assert html.count('<svg class="curve"') == 4  # train loss, train lr, eval acc@0.5, eval miou
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
+
+
+def test_report_limit_keeps_the_worst_and_states_the_counts(grounding, tmp_path, capsys) -> None:
+    out = tmp_path / "two.html"
+    assert main(["report", str(grounding["predictions"]), "--recipe", str(grounding["recipe"]), "--out", str(out),
+                 "--report-limit", "2"]) == 0
+    html = out.read_text()
+    assert [card["id"] for card in _cards(html)] == ["g3", "g1"]
+    assert "2 of 4 examples shown" in html and "the other 2 are in the predictions file" in html
+    assert '<svg class="curve"' not in html  # no --run
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (["missing.jsonl"], "missing.jsonl: PREDICTIONS: no such file"),
+    (["PREDICTIONS", "--report-limit", "0"], "--report-limit: 0 shows no example"),
+    (["PREDICTIONS", "--run", "nowhere"], "nowhere: --run: no log.jsonl"),
+    (["BROKEN"], "line 2 is not JSON"),
+])
+def test_bad_input_is_one_line_with_exit_2(grounding, tmp_path, capsys, arguments, expected) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "g0", "prediction": [1, 2, 3, 4], "references": []}\nnot json\n')
+    files = {"PREDICTIONS": str(grounding["predictions"]), "BROKEN": str(broken)}
+    arguments = [files.get(argument, argument) for argument in arguments]
+    code = main(["report", *arguments, "--recipe", str(grounding["recipe"]), "--out", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_ofa_eval_report_shows_every_example_with_its_top_answers(tmp_path, capsys) -> None:
+    labels = ["red", "cat", "golden retriever"]
+    for index, label in enumerate(labels):
+        folder = tmp_path / "squares" / "val" / label
+        folder.mkdir(parents=True)
+        Image.new("RGB", (24, 24), (80 * index, 40, 200 - 60 * index)).save(folder / "0.png")
+    tiny_checkpoint(tmp_path / "model")
+    recipe = {"model": {"checkpoint": "model"},
+              "task": {"name": "classification", "lang": "en", "options": {"labels": labels}},
+              "data": {"reader": {"name": "image_folder", "root": "squares"}},
+              "training": {"output_dir": "run", "report_to": "none", "per_device_eval_batch_size": 4}}
+    (tmp_path / "recipe.json").write_bytes(orjson.dumps(recipe))
+    out, predictions = tmp_path / "report.html", tmp_path / "predictions.jsonl"
+    code = main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(tmp_path / "model"),
+                 "--predictions", str(predictions), "--report", str(out)])
+    result = orjson.loads(capsys.readouterr().out)
+    assert code == 0 and result["report"] == str(out)
+    rows = [orjson.loads(line) for line in predictions.read_bytes().splitlines()]
+    assert sum(row["score"] for row in rows) / len(rows) == pytest.approx(result["accuracy"])
+    assert all(row["correct"] == (row["prediction"] == row["references"][0]) for row in rows)
+    meta = orjson.loads(predictions.with_name(predictions.name + ".meta.json").read_bytes())
+    assert meta["score"] == {"metric": "classification", "key": "accuracy"}
+    assert meta["scores"]["accuracy"] == pytest.approx(result["accuracy"]) and meta["machine"]["cores"] >= 1
+    html = out.read_text()
+    assert len(_cards(html)) == 3 and html.count("data:image/jpeg;base64,") == 3
+    assert html.count('<ol class="answers">') == 3 and html.count("%</span>") == 9  # every label with its probability
+    assert meta["machine"]["cpu"] in html
+
+
+def test_probabilities_are_a_softmax_over_every_answer() -> None:
+    ranking = [{"answer": "a", "score": -0.1}, {"answer": "b", "score": -2.0}, {"answer": "c", "score": -9.0}]
+    top = probabilities(ranking, top=2)
+    assert [answer for answer, _ in top] == ["a", "b"]
+    assert sum(p for _, p in probabilities(ranking)) == pytest.approx(1.0) and top[0][1] > 0.85
+
+
+def test_a_mixture_gets_one_section_per_task_and_text_only_rows_show_their_text(tmp_path) -> None:
+    image = fake_image(1, (40, 30))
+    caption = build.Section(label="caption", task="caption", prompt=" what does the image describe?",
+                            rows=[{"id": 1, "prediction": "a cat", "references": ["a cat"], "score": 80.0}],
+                            records={"1": {"id": 1, "image": image}}, scores={"cider": 80.0}, score_name="caption: cider")
+    summary = build.Section(label="summary", task="summarization", prompt=' what is the summary of article " {source} "?',
+                            rows=[{"id": "s", "prediction": "storm hits", "references": ["rain"], "score": 0.0}],
+                            records={"s": {"id": "s", "source": "a storm hit the coast", "image": None}},
+                            scores={"rougeL": 0.0}, score_name="rouge: rougeL")
+    html = build.write([caption, summary], tmp_path / "mixture.html").read_text()
+    assert html.count('<section class="task"') == 2 and "summarization" in html
+    assert "a storm hit the coast" in html and html.count("data:image/jpeg;base64,") == 1
+
+
+def test_curves_skip_bookkeeping_and_cut_lines(tmp_path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b'{"step": 1, "split": "train", "loss": 2.0, "lr": 0.1, "samples_per_s": 9.0}\n'
+                    b'{"step": 2, "split": "eval", "cider": 10.0, "class/x/f1": 3.0, "precision": "fp32"}\n{"step": 3, "spl')
+    assert [curve.title for curve in read_curves(log)] == ["train loss", "train lr", "eval cider"]
