@@ -30,7 +30,7 @@ import torch
 from bench_precision import demo  # noqa: F401 - the trained demo model fixture
 from ofa_core.model import precision
 from ofa_core.model.configuration import OFAConfig
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.modeling import OFAForConditionalGeneration
 
 PROMPT = [0, 1749, 4279, 2993, 6839, 753, 788, 724, 1083, 2163, 140, 2]  # "图片描述了什么内容?"
@@ -132,7 +132,7 @@ def test_int8_on_the_trained_demo_model(report, demo):
     for batch, count in ((1, 16), (8, len(records))):
         chosen = records[:count]
 
-        def decode(predictor):
+        def decode(predictor, chosen=chosen, batch=batch, count=count):
             return lambda: [predictor(chosen[start:start + batch]) for start in range(0, count, batch)]
 
         fp32_s, int8_s = interleaved(decode(fp32), decode(int8), rounds=3)
@@ -151,8 +151,8 @@ def test_int8_at_tiny_width(report):
     for batch in (1, 8):
         batch_inputs = inputs(batch)
         with torch.no_grad():
-            fp32_s, int8_s = interleaved(lambda: fp32.generate(**batch_inputs, **SETTINGS),
-                                         lambda: int8.generate(**batch_inputs, **SETTINGS))
+            fp32_s, int8_s = interleaved(lambda given=batch_inputs: fp32.generate(**given, **SETTINGS),
+                                         lambda given=batch_inputs: int8.generate(**given, **SETTINGS))
         report(f"ofa-tiny shape (width 256, {RESOLUTION} px) batch {batch}: fp32 {fp32_s / batch * 1000:.1f}, int8 "
                f"{int8_s / batch * 1000:.1f} ms/image: int8 {fp32_s / int8_s:.2f}x fp32 (--precision int8: applied)")
 

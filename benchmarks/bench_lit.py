@@ -34,8 +34,8 @@ from PIL import Image
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
-from ofa_core.plugin.specs import PromptTemplate
-from ofa_core.plugin.testing import tiny_processor
+from ofa_core.plugin import PromptTemplate
+from ofa_core.testing import tiny_processor
 from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.loop import Trainer
 from ofa_tasks.caption.readers import MugeOptions, read_muge
@@ -82,7 +82,7 @@ def ours(folder: Path, precision: str, run: Path) -> dict:
         step(index)
         marks.append(time.perf_counter())
         if len(marks) % steps_per_epoch == 0:
-            phases.append(dict(trainer.times.seconds))
+            phases.append(dict(trainer.run.times.seconds))
 
     trainer._train_step = timed
     started = time.perf_counter()

@@ -34,16 +34,16 @@ from bench_generate import NEW_TOKENS, RESOLUTION, SETTINGS, inputs
 from bench_precision import demo  # noqa: F401 - the trained demo model fixture
 from ofa_core.model import precision
 from ofa_core.model.configuration import OFAConfig
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.testing import tiny_processor
+from ofa_core.testing import tiny_processor
 
 pytest.importorskip("onnxruntime")
 
-from ofa_core.export.onnx import export_model  # noqa: E402
-from ofa_core.exported.runtime import ExportedModel  # noqa: E402
+from ofa_core.export.onnx import export_model
+from ofa_core.exported.runtime import ExportedModel
 
 THREADS = 2
 MODES = ("torch fp32", "torch int8", "torch bf16", "ort fp32", "ort int8")

@@ -42,4 +42,5 @@ def test_fused_adamw_step(benchmark, report):
     benchmark.pedantic(both_kinds, rounds=7, iterations=1)
     median = {kind: sorted(times[1:])[len(times[1:]) // 2] * 1000 for kind, times in seconds.items()}
     report(f"AdamW step, ofa-demo shape (6.1 M parameters), CPU 2 threads: adamw_torch {median['adamw_torch']:.1f} ms, "
-           f"adamw_torch_fused {median['adamw_torch_fused']:.1f} ms ({median['adamw_torch'] / median['adamw_torch_fused']:.1f}x)")
+           f"adamw_torch_fused {median['adamw_torch_fused']:.1f} ms "
+               f"({median['adamw_torch'] / median['adamw_torch_fused']:.1f}x)")

@@ -28,7 +28,7 @@ from ofa_core.inference.agreement import compare
 from ofa_core.inference.loading import list_checkpoints, load_model
 from ofa_core.inference.task_choice import choose_task
 from ofa_core.model import precision
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.quantize import quantize_for_cpu
 from ofa_core.registry import load_plugins
 
@@ -52,7 +52,8 @@ def demo() -> tuple[Path, list[dict], list[list[str]]]:
 
 
 def modes(model) -> dict:
-    """Every mode this machine runs, by report name; the int8 variants are the ones compared to choose `--precision int8`."""
+    """Every mode this machine runs, by report name; the int8 variants are the ones compared to choose
+    `--precision int8`."""
     found = {"fp32": model,
              "int8 (--precision int8: per-channel, encoder and decoder layers)": quantize_for_cpu(model, encoder=True),
              "int8 per-tensor, encoder and decoder layers": quantize_for_cpu(model, encoder=True, per_channel=False),

@@ -53,5 +53,5 @@ def test_predict_throughput(benchmark, report, folder: Path, tmp_path: Path, nam
 
     seconds, stderr = benchmark.pedantic(run, rounds=1, iterations=1)
     rate = re.search(r"\(([\d.]+) images/s, model loading excluded\)", stderr)
-    assert sum(1 for _ in open(tmp_path / "out.jsonl")) == COUNT
+    assert sum(1 for _ in Path(tmp_path / "out.jsonl").read_text().splitlines()) == COUNT
     report(f"predict {name}: {COUNT} photos in {seconds:.1f} s wall; decoding {rate.group(1) if rate else '?'} images/s")

@@ -25,7 +25,8 @@ options = MugeOptions(folder=sys.argv[1])
 start = time.perf_counter()
 rows = sum(1 for _ in read_muge(options, "valid"))
 seconds = time.perf_counter() - start
-print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb}))
 """
 
 
@@ -58,6 +59,7 @@ def test_muge_reader_rows_per_second_and_peak_rss(tmp_path, report, count):
     second = read_in_fresh_process(folder)
     assert first["rows"] == second["rows"] == count
     report(
-        f"MUGE reader, {count} images ({size_mb:.0f} MB TSV): index build + read {count / first['seconds']:.0f} rows/s, "
+        f"MUGE reader, {count} images ({size_mb:.0f} MB TSV): index build + read {count / first['seconds']:.0f} "
+            f"rows/s, "
         f"cached {count / second['seconds']:.0f} rows/s, peak RSS {second['peak_rss_mb']:.0f} MB"
     )

@@ -18,8 +18,8 @@ import attrs
 import pytest
 from PIL import Image, ImageDraw
 
-from ofa_core.plugin.scores import score_rows
-from ofa_core.plugin.testing import registry_with
+from ofa_core.plugin._scores import score_rows
+from ofa_core.testing import registry_with
 from ofa_core.report import build
 
 ROWS = 5000

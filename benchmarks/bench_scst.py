@@ -3,7 +3,8 @@
 Run:  python -m pytest benchmarks/bench_scst.py --benchmark-columns=median,rounds
 
 The batch is bench_train's LiT setting (MUGE-shaped, 256x256 images, 10 captions per image, encoder and word
-embedding frozen), on the tiny test model and on a randomly initialised CN-base. An SCST step searches 5 candidates per image with the official stage-2
+embedding frozen), on the tiny test model and on a randomly initialised CN-base. An SCST step searches 5 candidates
+per image with the official stage-2
 search (beam 5, max_len_b 16, no-repeat 3), scores them with the registered `cider_d` reward and re-scores
 them with a graph; a CE step is one teacher-forced pass over the 40 captions. The random model rarely ends a
 caption, so its searches run to the full 17 tokens: the ratio is the worst case of the search's length. On the
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from bench_train import CAPTIONS_PER_IMAGE, RESOLUTION, make_trainer, muge_records
-from ofa_core.plugin.testing import tiny_model, tiny_processor
+from ofa_core.testing import tiny_model, tiny_processor
 from ofa_core.trainer.plugin import build_scst
 from ofa_core.trainer.scst_options import ScstOptions
 

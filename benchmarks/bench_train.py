@@ -25,8 +25,8 @@ import torch
 from PIL import Image
 
 from ofa_core.data import RecordEncoder, encode_records
-from ofa_core.plugin.specs import PromptTemplate
-from ofa_core.plugin.testing import tiny_model, tiny_processor
+from ofa_core.plugin import PromptTemplate
+from ofa_core.testing import tiny_model, tiny_processor
 from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.loop import Trainer
 
@@ -88,14 +88,15 @@ sys.path.insert(0, {bench!r})
 from bench_train import make_trainer, muge_records
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
-from ofa_core.plugin.testing import tiny_processor
+from ofa_core.testing import tiny_processor
 torch.set_num_threads(2)
 torch.manual_seed(0)
 model = OFAForConditionalGeneration(OFAConfig.from_preset("ofa-cn-base", patch_image_size=256))
 processor = tiny_processor(patch_image_size=256)
 lit = {lit}
 steps, batch = 2, {batch}
-trainer = make_trainer(model, processor, muge_records(4), tempfile.mkdtemp(), steps, batch, mixed_precision={precision!r},
+trainer = make_trainer(model, processor, muge_records(4), tempfile.mkdtemp(), steps, batch,
+                       mixed_precision={precision!r},
                        freeze_encoder=lit)
 summary = trainer.train()
 print(json.dumps({{"samples_per_s": steps * batch / summary["train_seconds"],
@@ -109,5 +110,6 @@ def test_cn_base_training_step(report, lit):
     script = CN_BASE_STEP.format(bench=str(Path(__file__).parent), lit=lit, batch=batch, precision="no")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    report(f"CN-base @256px {'LiT (grouped, 10 captions/image)' if lit else 'full fine-tune'}, batch {batch}, fp32, 2 threads: "
+    report(f"CN-base @256px {'LiT (grouped, 10 captions/image)' if lit else 'full fine-tune'}, batch {batch}, fp32, 2 "
+        f"threads: "
            f"{figures['samples_per_s']:.2f} samples/s, peak RSS {figures['peak_rss_mb']:.0f} MB")

@@ -87,7 +87,8 @@ def main() -> int:
         print(f"generate {name}: {len(captions)} images in {seconds:.2f} s, {len(captions) / seconds:.1f} images/s "
               f"(beam {config.num_beams}, batch {args.batch_size}, {device})")
     same = sum(a == b for a, b in zip(results["fp32"][0], results["bf16"][0]))
-    print(f"generate bf16 vs fp32: best beams identical for {same} of {len(texts)} images ({100 * same / len(texts):.1f} %)")
+    print(f"generate bf16 vs fp32: best beams identical for {same} of {len(texts)} images "
+        f"({100 * same / len(texts):.1f} %)")
     for (a, b) in islice(((a, b) for a, b in zip(results["fp32"][0], results["bf16"][0]) if a != b), 3):
         print(f"  differs: fp32 {a!r} / bf16 {b!r}")
     return 0

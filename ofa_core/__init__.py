@@ -4,7 +4,8 @@
 first use, and the OFA classes are registered with transformers' Auto* loaders as soon as those are
 imported (`ofa_core.auto_registration`), so `AutoModelForSeq2SeqLM.from_pretrained(dir)` works on any
 directory this project writes. `ofa_core.pipeline(task, model=DIR)` (docs/pipeline.md) loads on first use too.
-The package map is in docs/architecture.md.
+A plugin may write `import ofa_core` and `@ofa_core.hookimpl`; `OFAError` is here too, and every other plugin
+name is in `ofa_core.plugin`. The package map is in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import importlib
 from typing import Any
 
 from ofa_core import auto_registration
+from ofa_core._errors import OFAError
 from ofa_core.auto_registration import register_auto_classes
 
 _MODEL_CLASSES = ("OFAConfig", "OFAForConditionalGeneration", "OFAImageProcessor", "OFAModel", "OFAProcessor",
                   "OFATokenizer")
 
-__all__ = [*_MODEL_CLASSES, "pipeline", "register_auto_classes"]
+_LAZY = {"pipeline": "ofa_core.inference.pipeline", "hookimpl": "ofa_core.plugin"}
+
+__all__ = [*_MODEL_CLASSES, "OFAError", "hookimpl", "pipeline", "register_auto_classes"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "pipeline":
-        value = importlib.import_module("ofa_core.inference.pipeline").pipeline
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     if name not in _MODEL_CLASSES:

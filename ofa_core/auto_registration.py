@@ -6,7 +6,8 @@ It also offers the OFA tasks to `transformers.pipeline(...)` as `ofa-caption`, `
 Registering needs torch and transformers, which `import ofa_core.plugin` and the light CLI verbs must not
 pay for. So `import ofa_core` registers at once only when transformers' Auto loaders are already imported;
 otherwise a finder on `sys.meta_path` waits until they are. Registering imports transformers, the model,
-the port reader and the pipeline adapters; it happens at the first moment none of those is half-initialised (so no import
+the port reader and the pipeline adapters; it happens at the first moment none of those is half-initialised (so no
+import
 cycle can bite), checked each time one of them finishes importing. Then the finder removes itself.
 """
 

@@ -1,5 +1,5 @@
-"""Deprecated: import from `ofa_core.plugin` (or `ofa_core.plugin.specs`); this module goes away in the next release."""
+"""Deprecated: import from `ofa_core.plugin`; this module goes away in release 0.2.0."""
 
-from ofa_core.plugin.deprecated import moved
+from ofa_core.plugin._deprecated import moved
 
-moved(globals(), "ofa_core.plugin.specs", via="ofa_core.plugin")
+moved(globals(), "ofa_core.plugin._specs")

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from ofa_core.plugin.answer_lists import read_answer_list
-from ofa_core.model.errors import OFAError
+from ofa_core.plugin import read_answer_list
+from ofa_core import OFAError
 
 
 def test_text_and_json_forms(tmp_path):

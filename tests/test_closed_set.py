@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.generation.closed_set import ClosedSetDecoder
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.specs import ClosedSet
-from ofa_core.plugin.testing import fake_image, tiny_model, tiny_processor
+from ofa_core.plugin import ClosedSet
+from ofa_core.testing import fake_image, tiny_model, tiny_processor
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
 
 ANSWERS = ("red", "rose", "blue", "猫", "一只狗", "ok")

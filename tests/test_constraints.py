@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ofa_core.generation.trie import CandidateTrie
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 
 
 def test_trie_lists_children_and_ends_outside_the_set():

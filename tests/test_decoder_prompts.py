@@ -12,8 +12,8 @@ from ofa_core.generation.trie import CandidateTrie
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.specs import ClosedSet, PromptTemplate
-from ofa_core.plugin.testing import fake_image, tiny_model, tiny_processor
+from ofa_core.plugin import ClosedSet, PromptTemplate
+from ofa_core.testing import fake_image, tiny_model, tiny_processor
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
 
 ANSWERS = ("红色", "蓝色", "一只狗", "猫", "是")
@@ -109,7 +109,8 @@ def _prompts(processor, questions: list[str]) -> torch.Tensor:
 
 @torch.no_grad()
 def _sequence_log_prob(model, inputs: dict, row: int, tokens: list[int], allowed=None, start: int = 0) -> float:
-    """Teacher-forced sum of log p(token) over `tokens` (BOS first); from position `start` on, restricted to `allowed`."""
+    """Teacher-forced sum of log p(token) over `tokens` (BOS first); from position `start` on, restricted to
+    `allowed`."""
     single = {k: v[row:row + 1] for k, v in inputs.items()}
     logits = model(**single, decoder_input_ids=torch.tensor([tokens[:-1]])).logits[0].float()
     total = 0.0

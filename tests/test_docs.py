@@ -15,7 +15,7 @@ from ofa_core.model.generation_config import official_generation_config
 from ofa_core.recipe.docs import json_schema
 from ofa_core.recipe.sections import Component, RecipeFile
 from ofa_core.recipe.schema import build
-from ofa_core.plugin.testing import registry_with
+from ofa_core.testing import registry_with
 from ofa_core.recipe.training import TrainingConfig
 
 DOCS = Path(__file__).parents[1] / "docs"

@@ -2,7 +2,7 @@
 
 `tests/data/fairseq_golden_*.pt` hold outputs of the official OFA code (OFA-Sys/OFA main:
 `OFAModel` and `models/sequence_generator.py`, fp32, CPU, apex off). They were computed on
-the weights below -- `ofa_core.plugin.testing.tiny_model(0, preset, scale)` exported with
+the weights below -- `ofa_core.testing.tiny_model(0, preset, scale)` exported with
 `python -m ofa_core convert to-fairseq` -- and on the inputs `make_inputs` rebuilds.
 Official code is not needed to run this test; only its recorded outputs.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 
 DATA = Path(__file__).parent / "data"
 

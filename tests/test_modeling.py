@@ -10,7 +10,7 @@ import ofa_core  # noqa: F401  (registers the Auto classes)
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.model.modeling.positions import image_bucket_table, image_relative_buckets, text_relative_buckets
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 
 VOCAB = 300
 
@@ -184,7 +184,7 @@ def reference_beam_search(model, ids, images, beam, max_len_b, min_len=1, no_rep
         totals = lprobs + torch.tensor([score for _, score in hypotheses])[:, None]
         values, flat = totals.flatten().topk(2 * beam)
         candidates = [(float(v), int(i) // totals.shape[1], int(i) % totals.shape[1]) for v, i in zip(values, flat)]
-        for rank, (score, row, token) in enumerate(candidates[:beam]):
+        for _rank, (score, row, token) in enumerate(candidates[:beam]):
             if token == eos and score != float("-inf") and len(finished) < beam:
                 finished.append((hypotheses[row][0][1:] + [eos], score / (step + 1) ** lenpen))
         if len(finished) >= beam or step == max_len_b:

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import ofa_core
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint
+from ofa_core import OFAError
+from ofa_core.testing import fake_image, tiny_checkpoint
 
 SHORT = {"max_new_tokens": 3, "num_beams": 2}  # fast: the tiny model's answers are noise anyway
 LABELS = ["cat", "dog", "red car"]
@@ -144,7 +144,7 @@ def test_transformers_pipeline_gives_the_same_answers(model_dir, images, vqa) ->
     _same(zero_shot(images, candidate_labels=LABELS), expected)
 
     # transformers' own tasks are left alone: only new names are registered
-    assert PIPELINE_REGISTRY.supported_tasks["zero-shot-image-classification"]["impl"] != type(classify)
+    assert PIPELINE_REGISTRY.supported_tasks["zero-shot-image-classification"]["impl"] is not type(classify)
     assert "image-text-to-text" in PIPELINE_REGISTRY.supported_tasks
 
 

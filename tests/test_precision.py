@@ -17,9 +17,9 @@ from ofa_core.inference.agreement import ModeReport, compare, token_agreement
 from ofa_core.inference.task_choice import choose_task
 from ofa_core.inference.loading import load_for_inference, load_model
 from ofa_core.model import precision
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.quantize import quantize_for_cpu
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint, tiny_dataset, tiny_model
+from ofa_core.testing import fake_image, tiny_checkpoint, tiny_dataset, tiny_model
 
 SHORT = {"max_new_tokens": 4, "num_beams": 2}
 PREDICT = ["--task", "caption", "--lang", "en", "--generation", "max_new_tokens=3", "--generation", "num_beams=1"]

@@ -11,7 +11,7 @@ import pytest
 
 from ofa_core.cli import main
 from ofa_core.model.task_config import CheckpointTask
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint
+from ofa_core.testing import fake_image, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

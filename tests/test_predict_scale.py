@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint
+from ofa_core.testing import fake_image, tiny_checkpoint
 
 COMMON = ["--task", "caption", "--lang", "en", "--generation", "max_new_tokens=3", "--generation", "num_beams=1",
           "--batch-size", "2"]

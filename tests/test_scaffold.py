@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.scaffold import SUFFIX, create, render, templates
 
 REPO = Path(__file__).parents[1]
@@ -61,7 +61,7 @@ def test_render_fills_every_placeholder_and_imports_only_the_plugin_api(name):
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         core = {name for name in imported if name.split(".")[0] == "ofa_core"}
-        assert core <= {"ofa_core.plugin", "ofa_core.plugin.testing"}, (path, core)
+        assert core <= {"ofa_core.plugin", "ofa_core.testing"}, (path, core)
         assert "-100" not in files[path]
     # The core's loss, by name: the plugin does not re-implement it.
     assert 'loss="label_smoothed_cross_entropy"' in files[f"{module}/__init__.py"]

@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 from ofa_core.inference.task_choice import choose_task
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.task_config import CheckpointTask
 from ofa_core.registry import load_plugins
 

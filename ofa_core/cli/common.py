@@ -10,7 +10,8 @@ from typing import Any
 
 import attrs
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
+from ofa_core.inference.loading import quiet_transformers as quiet_transformers  # the verbs' import
 from ofa_core.recipe import MissingRecipePath, Recipe, Resolved
 from ofa_core.recipe.loading import load_all
 from ofa_core.recipe.preflight import check
@@ -114,10 +115,3 @@ def print_json(value: Any) -> None:
         return str(obj)
     json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=default)
     sys.stdout.write("\n")
-
-
-def quiet_transformers() -> None:
-    """Silence transformers' per-load and per-save progress bars, which would interleave with ours."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 HELP = "generate the demo data set and the small model the demo recipes train (no download)"
 

@@ -16,7 +16,7 @@ from ofa_core.cli.report import add_limit_argument, check_limit
 from ofa_core.cli.run import is_main_process, write_report
 from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 from ofa_core.recipe.purpose import evaluation
 
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     check_limit(args.report_limit)
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
-        raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model directory")
+        raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model "
+            f"directory")
     if args.precision != "fp32" and args.backend == "torch":
         from ofa_core.inference.loading import default_device
         from ofa_core.model.precision import check

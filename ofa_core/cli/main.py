@@ -2,7 +2,8 @@
 
 A verb module exposes `HELP` (one line), `add_arguments(parser, parents)` and `run(args) -> int`;
 adding a verb is one entry in `COMMANDS`. Plugins add verbs through the `ofa_register_commands`
-hook; `--plugins-dir` is read before parsing so folder plugins can add verbs too. User errors (`OFAError`, or an OS error on a path
+hook; `--plugins-dir` is read before parsing so folder plugins can add verbs too. User errors (`OFAError`, or an OS
+error on a path
 the user gave) print one `error: ...` line and exit 2; `--debug` shows the traceback instead.
 """
 
@@ -15,7 +16,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.registry.discovery import PluginLoader, load_plugins
 
 # verb -> module implementing it.

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.convert.writer import atomic_directory, check_output_dir
     from ofa_core.inference import delta
     from ofa_core.inference.loading import model_directory
-    from ofa_core.model.errors import OFAError
+    from ofa_core._errors import OFAError
 
     source = model_directory(args.delta)
     if not delta.is_delta(source):

@@ -1,4 +1,5 @@
-"""`ofa recipe validate|show|schema|docs`: check a recipe, show resolved values and their origins, export the schema and its docs."""
+"""`ofa recipe validate|show|schema|docs`: check a recipe, show resolved values and their origins, export the schema
+and its docs."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from ofa_core.cli.common import prepare
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.recipe.purpose import evaluation
 from ofa_core.report import DEFAULT_LIMIT
 

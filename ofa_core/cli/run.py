@@ -84,5 +84,6 @@ def show_samples(result: dict, count: int) -> None:
             for line in islice(handle, count):
                 row = orjson.loads(line)
                 task = f"[{label}] " if label else ""
-                print(f"  {task}{row['id']}: {row['prediction']}  <- references: {' / '.join(map(str, row['references'][:2]))}",
+                print(f"  {task}{row['id']}: {row['prediction']}  <- references: "
+                    f"{' / '.join(map(str, row['references'][:2]))}",
                       file=sys.stderr)

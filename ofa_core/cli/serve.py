@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ofa_core import auto_registration
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS, model_directory
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
 
 HELP = "serve a model over HTTP: a JSON prediction API with dynamic batching and metrics (docs/serving.md)"
@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(loaded.model, loaded.processor, tasks, settings, model_name=str(model_dir),
                      precision=loaded.precision.precision, language=recorded.language if recorded else None)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving {model_dir} on {device} in {loaded.precision.precision} ({args.backend}) for {', '.join(tasks)}: http://{shown}:{args.port} "
+    print(f"serving {model_dir} on {device} in {loaded.precision.precision} ({args.backend}) for {', '.join(tasks)}: "
+        f"http://{shown}:{args.port} "
           f"(API docs at /docs; Ctrl-C stops after the queued requests)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 timeout_graceful_shutdown=max(1, int(settings.timeout_s)))

@@ -6,7 +6,7 @@ import argparse
 
 from ofa_core.cli.common import print_json
 from ofa_core.registry.components import KINDS
-from ofa_core.plugin.specs import PromptTemplate
+from ofa_core.plugin import PromptTemplate
 
 HELP = "list registered tasks with the plugin that provides each (--all: every component kind)"
 

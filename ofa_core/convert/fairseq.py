@@ -165,28 +165,38 @@ def peft_settings(a: FairseqArgs) -> dict[str, Any]:
     return settings
 
 
-def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, language: str, path: Path
-                  ) -> OFAConfig:
-    """Every OFAConfig field from the checkpoint's own settings."""
-    a = FairseqArgs(args)
+def _check_supported(a: FairseqArgs, args: dict[str, Any], path: Path) -> None:
+    """Refuse the architecture options ofa_core does not implement, naming the setting."""
     for name, (supported, what) in _UNSUPPORTED.items():
         value = a.get(name)
         if bool(supported if value is None else value) != supported:
             raise ConversionError(f"{path}: cfg.model.{name}={args.get(name)!r}: {what} is not supported by ofa_core")
     resnet_type = a.get("resnet_type")
     if resnet_type not in RESNET_LAYERS:
-        raise ConversionError(f"{path}: cfg.model.resnet_type={resnet_type!r}: only the ResNet image embedders "
-                              f"({', '.join(sorted(RESNET_LAYERS))}) are supported")
+        raise ConversionError(
+            f"{path}: cfg.model.resnet_type={resnet_type!r}: only the ResNet image embedders "
+            f"({', '.join(sorted(RESNET_LAYERS))}) are supported"
+        )
     if a.get("decoder_embed_dim") != a.get("encoder_embed_dim"):
-        raise ConversionError(f"{path}: encoder_embed_dim {a.get('encoder_embed_dim')} != decoder_embed_dim "
-                              f"{a.get('decoder_embed_dim')}: OFA shares one embedding, so they must match")
+        raise ConversionError(
+            f"{path}: encoder_embed_dim {a.get('encoder_embed_dim')} != decoder_embed_dim "
+            f"{a.get('decoder_embed_dim')}: OFA shares one embedding, so they must match"
+        )
+
+
+def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, language: str, path: Path
+                  ) -> OFAConfig:
+    """Every OFAConfig field from the checkpoint's own settings."""
+    a = FairseqArgs(args)
+    _check_supported(a, args, path)
+    resnet_type = a.get("resnet_type")
 
     for side in ("encoder", "decoder"):
         kind = a.get(f"{side}_prompt_type")
         if a.get(f"{side}_prompt") and kind != "prefix":
             raise ConversionError(f"{path}: cfg.model.{side}_prompt_type={kind!r}: official OFA builds and runs only "
                                   "'prefix' prompts (its --*-prompt-type choices), so no such checkpoint can be "
-                                  "converted; retrain with --{side}-prompt-type prefix")
+                                  f"converted; retrain with --{side}-prompt-type prefix")
 
     def setting(name: str, default: Any) -> Any:
         """Task settings live in cfg['task']; older files only have them in the model args."""

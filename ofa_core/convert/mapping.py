@@ -15,7 +15,7 @@ import torch
 
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert.keys import OFA_EMBEDDINGS, OFA_SHARED
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.task_config import CheckpointTask
 
 
@@ -71,13 +71,29 @@ def assemble(
     `ignored`: source keys dropped without a check (fairseq's `version` counters).
     `fill_batch_counters`: BatchNorm `num_batches_tracked` may be absent (FrozenBN checkpoints).
     """
-    notes: list[str] = []
     present = [key for key in embedding_keys if key in source]
+    state, sources = _shared_embeddings(source, present, origin)
+    _add_renamed(state, sources, source, set(present) | set(ignored), recomputed, rename, origin)
+    notes = _check_complete(state, sources, expected_shapes(config), origin, fill_batch_counters)
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            state[key] = tensor.float()
+    for name in OFA_EMBEDDINGS[1:]:
+        state[name] = state[OFA_SHARED]
+    return state, sources, notes
+
+
+def _shared_embeddings(
+    source: Mapping[str, torch.Tensor], present: list[str], origin: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """OFA's one token embedding (encoder, decoder, output projection) from the source's identical copies."""
     state: dict[str, torch.Tensor] = {}
     sources: dict[str, str] = {}
     if present:
         shared = source[present[0]]
-        differing = [key for key in present[1:] if source[key].shape != shared.shape or not torch.equal(source[key], shared)]
+        differing = [
+            key for key in present[1:] if source[key].shape != shared.shape or not torch.equal(source[key], shared)
+        ]
         if differing:
             raise ConversionError(
                 f"{origin}: the token embedding copies {', '.join([present[0], *differing])} differ, but OFA shares "
@@ -87,12 +103,22 @@ def assemble(
         for name in OFA_EMBEDDINGS:
             state[name] = shared
             sources[name] = present[0]
+    return state, sources
 
+
+def _add_renamed(
+    state: dict[str, torch.Tensor],
+    sources: dict[str, str],
+    source: Mapping[str, torch.Tensor],
+    skipped: set[str],
+    recomputed: Mapping[str, torch.Tensor],
+    rename: Callable[[str], str],
+    origin: str,
+) -> None:
+    """Every other source tensor under its ofa_core name; recomputed buffers are checked, not copied."""
     wrong_buffers = []
-    unmapped = []
-    ignored = set(ignored)
     for key, tensor in source.items():
-        if key in present or key in ignored:
+        if key in skipped:
             continue
         if key in recomputed:
             expected = recomputed[key]
@@ -101,7 +127,6 @@ def assemble(
             continue
         state[rename(key)] = tensor
         sources[rename(key)] = key
-
     if wrong_buffers:
         raise ConversionError(
             f"{origin}: the index buffers {_names(wrong_buffers)} differ from the bucket formulas the model uses "
@@ -109,7 +134,17 @@ def assemble(
             "model would not reproduce this checkpoint"
         )
 
-    shapes = expected_shapes(config)
+
+def _check_complete(
+    state: dict[str, torch.Tensor],
+    sources: dict[str, str],
+    shapes: Mapping[str, torch.Size],
+    origin: str,
+    fill_batch_counters: bool,
+) -> list[str]:
+    """Drop what the model has no place for, then refuse a partial or misshapen model; returns notes."""
+    notes: list[str] = []
+    unmapped = []
     for key in list(state):
         if key not in shapes:
             unmapped.append(sources[key])
@@ -121,11 +156,16 @@ def assemble(
             state[key] = torch.zeros((), dtype=torch.long)
             sources[key] = "(absent: FrozenBatchNorm)"
         if counters:
-            notes.append(f"filled {len(counters)} BatchNorm num_batches_tracked counters with 0 (frozen BatchNorm "
-                         "checkpoint; they are unused at inference)")
+            notes.append(
+                f"filled {len(counters)} BatchNorm num_batches_tracked counters with 0 (frozen BatchNorm "
+                "checkpoint; they are unused at inference)"
+            )
         missing = [key for key in missing if key not in counters]
-    mismatched = [f"{sources[key]} {tuple(state[key].shape)} vs {tuple(shapes[key])}"
-                  for key in state if key in shapes and state[key].shape != shapes[key]]
+    mismatched = [
+        f"{sources[key]} {tuple(state[key].shape)} vs {tuple(shapes[key])}"
+        for key in state
+        if key in shapes and state[key].shape != shapes[key]
+    ]
     problems = []
     if unmapped:
         problems.append(f"{len(unmapped)} unmapped keys: {_names(unmapped)}")
@@ -135,10 +175,4 @@ def assemble(
         problems.append(f"{len(mismatched)} shape mismatches: {_names(mismatched)}")
     if problems:
         raise ConversionError(f"{origin}: refusing to write a partial model: " + "; ".join(problems))
-
-    for key, tensor in state.items():
-        if tensor.is_floating_point() and tensor.dtype != torch.float32:
-            state[key] = tensor.float()
-    for name in OFA_EMBEDDINGS[1:]:
-        state[name] = state[OFA_SHARED]
-    return state, sources, notes
+    return notes

@@ -27,7 +27,7 @@ from ofa_core.convert.keys import (
 )
 from ofa_core.convert.mapping import ConversionError, Converted, assemble
 from ofa_core.convert.safe_load import CheckpointError, load_checkpoint
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 logger = logging.get_logger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 
 class CheckpointError(OFAError):
@@ -40,7 +40,7 @@ class Stub:
 
     qualname = "Stub"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Stub":
+    def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
         obj = super().__new__(cls)
         obj.args = args
         obj.state = None

@@ -21,8 +21,7 @@ _TASKS: dict[str, tuple[str | None, str]] = {
     "vqa_gen": ("vqa", "all_candidates"),
     "snli_ve": ("snli_ve", "all_candidates"),
     "image_classify": ("classification", "all_candidates"),
-    **{glue: ("text_classification", "last_position")
-       for glue in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")},
+    **dict.fromkeys(("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2"), ("text_classification", "last_position")),
 }
 
 

@@ -33,7 +33,7 @@ from ofa_core.convert.keys import (
 )
 from ofa_core.convert.official_cfg import NAMESPACE_MARK, entry_for, official_cfg, official_tasks, script_of
 from ofa_core.convert.writer import atomic_file
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.task_config import TASK_CONFIG_FILE, TaskConfigError, read_checkpoint_task
 
 # Written into converted directories: the fairseq model args and task settings they came from.
@@ -213,6 +213,19 @@ def _language_of(cfg: dict[str, Any]) -> str:
     return "zh" if (cfg.get("task") or {}).get("bpe") == "bert" else "en"
 
 
+def _base_cfg(directory: Path, config: Any, origin: dict, task: str | None) -> tuple[dict, str]:
+    """The cfg to start from, and where it came from: the original checkpoint's, else the task's official one."""
+    if isinstance(origin.get("fairseq_cfg"), dict) and task is None:
+        return copy.deepcopy(origin["fairseq_cfg"]), "the original checkpoint's cfg"
+    name = _task_entry(directory, config, task)
+    cfg, source = official_cfg(name), f"official {name} ({script_of(name)})"
+    if task is None and not (directory / TASK_CONFIG_FILE).is_file() and not origin:
+        source += "; no task recorded with the model, --task chooses another"
+    if origin.get("fairseq_task") and task is None:  # a checkpoint with `args` only, or converted before
+        cfg["task"] = {**cfg["task"], **origin["fairseq_task"]}  # whole cfgs were kept
+    return cfg, source
+
+
 def export_fairseq(directory: str | Path, out: str | Path, task: str | None = None) -> dict[str, Any]:
     """Write `out` (atomically) from the model directory; returns a summary for the report.
 
@@ -235,15 +248,7 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
     weights = model.state_dict()
     origin = _read_origin(directory)
     original_args = origin.get("fairseq_model_args") if task is None else None
-    if isinstance(origin.get("fairseq_cfg"), dict) and task is None:
-        cfg, source = copy.deepcopy(origin["fairseq_cfg"]), "the original checkpoint's cfg"
-    else:
-        name = _task_entry(directory, config, task)
-        cfg, source = official_cfg(name), f"official {name} ({script_of(name)})"
-        if task is None and not (directory / TASK_CONFIG_FILE).is_file() and not origin:
-            source += "; no task recorded with the model, --task chooses another"
-        if origin.get("fairseq_task") and task is None:  # a checkpoint with `args` only, or converted before
-            cfg["task"] = {**cfg["task"], **origin["fairseq_task"]}  # whole cfgs were kept
+    cfg, source = _base_cfg(directory, config, origin, task)
     if _language_of(cfg) != config.language and (task is not None or not origin):
         raise ExportError(f"--task: its script is for {_language_of(cfg)} models, this model is {config.language}; "
                           f"choose the {config.language} variant (one of {', '.join(official_tasks())})")

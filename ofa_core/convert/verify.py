@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ofa_core.model.configuration import OFAConfig
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 
 class VerificationError(OFAError):

@@ -18,7 +18,7 @@ import torch
 
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert.keys import OFA_SHARED
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 BPE_FILES = ("encoder.json", "vocab.bpe", "dict.txt")
 

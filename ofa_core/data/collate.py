@@ -14,7 +14,7 @@ import torch
 
 from ofa_core.data.encode import Example
 from ofa_core.model.labels import IGNORE_INDEX
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.image_processing import ImageError
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.labels import IGNORE_INDEX
-from ofa_core.plugin.specs import PromptTemplate
+from ofa_core.plugin import PromptTemplate
 
 
 

@@ -63,5 +63,6 @@ def create_on_first_use(path: Path) -> bool:
 
 def summary(manifest: dict) -> str:
     counts = manifest["counts"]
-    return (f"{counts['train_images']} + {counts['valid_images']} photos, {counts['train_captions']} + {counts['valid_captions']} "
+    return (f"{counts['train_images']} + {counts['valid_images']} photos, {counts['train_captions']} + "
+        f"{counts['valid_captions']} "
             f"captions, {counts['train_questions']} + {counts['valid_questions']} questions (train + valid)")

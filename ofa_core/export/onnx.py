@@ -33,7 +33,7 @@ from ofa_core.exported.manifest import FORMAT, FORMAT_VERSION, GRAPHS, MANIFEST_
 from ofa_core.exported.runtime import (DECODER_INPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS, cache_names,
                                        session)
 from ofa_core.inference.loading import load_model, model_directory
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.task_config import TASK_CONFIG_FILE
 
 OPSET = 17

@@ -11,7 +11,7 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "ofa-onnx"

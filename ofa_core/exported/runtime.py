@@ -21,7 +21,7 @@ import orjson
 import torch
 
 from ofa_core.exported.manifest import GRAPHS, ExportedFolderError, read_manifest
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.modeling.beam_search import AllowedTokensFn, official_search
 from ofa_core.model.search import SearchSettings
 

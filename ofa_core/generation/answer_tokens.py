@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import ClosedSet
+from ofa_core._errors import OFAError
+from ofa_core.plugin import ClosedSet
 
 
 def singular(noun: str) -> str:

@@ -20,7 +20,7 @@ import torch
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.generation.answer_tokens import answer_ids
 from ofa_core.generation.trie import CandidateTrie
-from ofa_core.plugin.specs import ClosedSet
+from ofa_core.plugin import ClosedSet
 
 
 

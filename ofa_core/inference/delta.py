@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ofa_core.inference.loading import DELTA_CONFIG, _processor
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.recipe.peft import model_settings, target_regex, trains
 
 CONFIG_FILE = DELTA_CONFIG
@@ -42,7 +42,8 @@ def read_config(directory: Path) -> dict[str, Any]:
     except (OSError, orjson.JSONDecodeError) as error:
         raise OFAError(f"{path}: not readable JSON ({error}); train the delta again or restore the file") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise OFAError(f"{path}: not a delta this project wrote (format {config.get('format') if isinstance(config, dict) else None!r}, "
+        raise OFAError(f"{path}: not a delta this project wrote (format "
+            f"{config.get('format') if isinstance(config, dict) else None!r}, "
                        f"expected {FORMAT!r}); an HF peft adapter of another model cannot be applied to OFA here")
     return config
 

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.records import BadRows, image_reference, jsonl_rows, tsv_rows, verified_image_file
+from ofa_core._errors import OFAError
+from ofa_core.plugin import BadRows, image_reference, jsonl_rows, tsv_rows, verified_image_file
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

@@ -13,7 +13,7 @@ import attrs
 import orjson
 
 from ofa_core.exported.manifest import is_exported
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 BACKENDS = ("torch", "onnxruntime")
 """What runs the network: PyTorch, or the graphs `ofa export onnx` wrote, in onnxruntime (CPU)."""
@@ -24,6 +24,13 @@ DELTA_CONFIG = "adapter_config.json"
 STATE_FILE = "trainer_state.json"
 """Written last into each `checkpoint-<step>/`: a checkpoint without it is incomplete."""
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' per-load and per-save progress bars, which would interleave with ours."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:

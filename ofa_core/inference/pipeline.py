@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from transformers.pipelines.base import Pipeline
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 RESULT_KEYS = ("prediction", "text", "ranking")
 """The keys of one answer; `ranking` only where the task ranks a closed set (classification, VQA with answers)."""
@@ -72,7 +72,8 @@ class OFAPipeline:
 
     def __repr__(self) -> str:
         mode = f"precision={self.precision!r}" if self.precision else f"dtype={str(self.model.dtype)!r}"
-        return f"OFAPipeline(task={self.task!r}, device={str(self.predictor.device)!r}, {mode}, batch_size={self.batch_size})"
+        device = str(self.predictor.device)
+        return f"OFAPipeline(task={self.task!r}, device={device!r}, {mode}, batch_size={self.batch_size})"
 
 
 def _checked_batch_size(value: Any) -> int:
@@ -199,7 +200,8 @@ _KEPT_RUNNERS = 8
 
 
 class OFATransformersPipeline(Pipeline):
-    """An OFA task as a transformers pipeline: `transformers.pipeline("ofa-caption", model=DIR)` after `import ofa_core`.
+    """An OFA task as a transformers pipeline: `transformers.pipeline("ofa-caption", model=DIR)` after
+    `import ofa_core`.
 
     Answers are those of `ofa_core.pipeline` for the same task (the same dicts). Inputs: an image or a list of
     images with fields as keyword arguments (`question=...`), a dict `{"image": ..., "question": ...}` or a list of

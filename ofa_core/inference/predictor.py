@@ -16,9 +16,9 @@ from ofa_core.data.encode import RecordEncoder
 from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder, decode_batch
 from ofa_core.generation.settings import generation_config
 from ofa_core.inference.loading import load_model
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.specs import PromptTemplate, TaskSpec
+from ofa_core.plugin import PromptTemplate, TaskSpec
 from ofa_core.recipe import closed_set_of, task_search
 
 

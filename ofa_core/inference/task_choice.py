@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.task_config import CheckpointTask
-from ofa_core.plugin.specs import PromptTemplate, TaskSpec
+from ofa_core.plugin import PromptTemplate, TaskSpec
 from ofa_core.recipe import build_options
 
 _INFERENCE_OPTION = {"all_candidates": "rank", "beam_search": "beam", "last_position": "rank"}

@@ -2,9 +2,9 @@
 
 configuration (and named presets), tokenization, image processing, processing, modeling (the
 network and the official beam search), the official search settings, Auto registration, location
-tokens for boxes, int8 quantization, and `OFAError`, the error everything above raises too.
+tokens for boxes and int8 quantization. Its errors are `OFAError` (`ofa_core._errors`), as everywhere above.
 
-Classes are imported on first use, so `ofa_core.model.errors` and `ofa_core.model.search` stay
+Classes are imported on first use, so `ofa_core.model.search` and `ofa_core.model.boxes` stay
 free of torch and transformers.
 """
 

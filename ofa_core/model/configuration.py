@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
-from ofa_core.model.presets import EN_VOCAB_SIZE, PRESETS, ZH_VOCAB_SIZE
+from ofa_core.model.presets import EN_VOCAB_SIZE, PRESETS
+from ofa_core.model.presets import ZH_VOCAB_SIZE as ZH_VOCAB_SIZE  # converters import it from here
 
 # Bottleneck block counts of the three ResNet stages OFA keeps (no layer4).
 RESNET_LAYERS: dict[str, tuple[int, int, int]] = {
@@ -152,7 +153,7 @@ class OFAConfig(PreTrainedConfig):
         return self.vocab_size - self.num_bins
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "OFAConfig":
+    def from_preset(cls, name: str, **overrides) -> OFAConfig:
         """A config for an official size (`ofa-base`, `ofa-cn-large`, ...) or `tiny-test`."""
         if name not in PRESETS:
             raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 ImageLike = Image.Image | str | PathLike | bytes | bytearray | memoryview | np.ndarray
 
@@ -96,7 +96,7 @@ class OFAImageProcessor(BaseImageProcessor):
         self.image_std = [float(v) for v in image_std]
 
     @classmethod
-    def from_config(cls, config: Any) -> "OFAImageProcessor":
+    def from_config(cls, config: Any) -> OFAImageProcessor:
         """Preprocessing of a model described by an `OFAConfig` (resolution and normalisation stats)."""
         return cls(
             patch_image_size=config.patch_image_size,
@@ -114,7 +114,7 @@ class OFAImageProcessor(BaseImageProcessor):
         return pixels.float().div(255).sub(mean).div(std)
 
     def preprocess(
-        self, images: ImageLike | None | Sequence[ImageLike | None], return_tensors: str | None = "pt"
+        self, images: ImageLike | Sequence[ImageLike | None] | None, return_tensors: str | None = "pt"
     ) -> BatchFeature:
         """Batch of one or more images (a list is a batch, anything else a single image)."""
         if return_tensors not in (None, "pt"):
@@ -129,7 +129,7 @@ class OFAImageProcessor(BaseImageProcessor):
         return BatchFeature({"patch_images": patch_images, "patch_masks": patch_masks})
 
     def __call__(
-        self, images: ImageLike | None | Sequence[ImageLike | None], return_tensors: str | None = "pt"
+        self, images: ImageLike | Sequence[ImageLike | None] | None, return_tensors: str | None = "pt"
     ) -> BatchFeature:
         return self.preprocess(images, return_tensors=return_tensors)
 

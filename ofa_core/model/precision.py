@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 """The modes, exact first."""
@@ -34,7 +34,8 @@ def int8_pays(config: Any) -> bool:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (x86 AVX512-BF16 or AMX); elsewhere it is emulated, slower than fp32."""
+    """Whether this CPU computes bf16 in hardware (x86 AVX512-BF16 or AMX); elsewhere it is emulated, slower than
+    fp32."""
     import torch
 
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]

@@ -23,7 +23,7 @@ class OFAProcessor(ProcessorMixin):
         super().__init__(image_processor, tokenizer, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "OFAProcessor":
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> OFAProcessor:
         """Load a saved processor; its parts are loaded by class, so no Auto registration is needed first."""
         return cls(OFAImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs),
                    OFATokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs))
@@ -31,7 +31,7 @@ class OFAProcessor(ProcessorMixin):
     def __call__(
         self,
         text: str | Sequence[str] | None = None,
-        images: ImageLike | None | Sequence[ImageLike | None] = None,
+        images: ImageLike | Sequence[ImageLike | None] | None = None,
         padding: bool | str = True,
         truncation: bool | None = None,
         max_length: int | None = None,

@@ -36,5 +36,5 @@ def quantize_for_cpu(model: OFAForConditionalGeneration, encoder: bool = False, 
         # torch.ao's eager quantization is deprecated upstream in favour of torchao, but is what the pinned torch ships.
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        return quantize_dynamic(fast, qconfig_spec={name: qconfig for name in targets},
+        return quantize_dynamic(fast, qconfig_spec=dict.fromkeys(targets, qconfig),
                                 dtype=torch.qint8, inplace=True)

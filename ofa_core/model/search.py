@@ -62,7 +62,6 @@ OFFICIAL_SEARCH: dict[str, SearchSettings] = {
     "grounding": SearchSettings(beam=5, max_len_b=4, min_len=4, no_repeat_ngram_size=3),
     "ocr-zh": SearchSettings(beam=5, max_len_b=64, min_len=1),
     "summarization": SearchSettings(beam=6, max_len_b=32, min_len=1, lenpen=0.7, no_repeat_ngram_size=3),
-    "summarization": SearchSettings(beam=6, max_len_b=32, min_len=1, lenpen=0.7, no_repeat_ngram_size=3),
 }
 
 # fairseq task names of the official checkpoints -> their evaluation search. The evaluate scripts of snli_ve and

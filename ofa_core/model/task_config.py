@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 TASK_CONFIG_FILE = "ofa_task.json"
 """The file name inside a converted model directory."""

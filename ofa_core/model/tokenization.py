@@ -18,7 +18,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
 from ofa_core.model.boxes import bin_token
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 BOS, PAD, EOS, UNK, MASK = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
 # The BERT vocabulary's own unknown piece; fairseq maps unknown Chinese word-pieces to it.
@@ -125,7 +125,7 @@ class OFATokenizer(TokenizersBackend):
     @classmethod
     def from_bert_vocab(
         cls, vocab_path: str | PathLike, code_dict_size: int = 8192, num_bins: int = 1000, **kwargs
-    ) -> "OFATokenizer":
+    ) -> OFATokenizer:
         """Chinese tokenizer from a BERT `vocab.txt`; fairseq id = BERT id + 4, as in `utils/BERT_CN_dict`."""
         text_tokens = _read_lines(vocab_path, "BERT vocab.txt")
         if BERT_UNK not in text_tokens:
@@ -158,7 +158,7 @@ class OFATokenizer(TokenizersBackend):
         code_dict_size: int = 8192,
         num_bins: int = 1000,
         **kwargs,
-    ) -> "OFATokenizer":
+    ) -> OFATokenizer:
         """English tokenizer from GPT-2's `encoder.json` + `vocab.bpe` and fairseq's `dict.txt` (fairseq ids)."""
         vocab = _fairseq_vocab(_gpt2_dict_tokens(encoder_json, dict_txt), code_dict_size, num_bins, str(dict_txt))
         backend = Tokenizer(models.BPE(vocab, _gpt2_merges(vocab_bpe)))
@@ -168,7 +168,7 @@ class OFATokenizer(TokenizersBackend):
         return cls._wrap(backend, "en", code_dict_size, num_bins, **kwargs)
 
     @classmethod
-    def _wrap(cls, backend: Tokenizer, language: str, code_dict_size: int, num_bins: int, **kwargs) -> "OFATokenizer":
+    def _wrap(cls, backend: Tokenizer, language: str, code_dict_size: int, num_bins: int, **kwargs) -> OFATokenizer:
         """Match `<code_*>`/`<bin_*>` whole, absorbing the space before each (fairseq encodes them unsplit)."""
         backend.add_tokens(
             [

@@ -1,26 +1,28 @@
-"""Everything a plugin author needs, in one import: `from ofa_core.plugin import hookimpl, TaskSpec, ...`.
+"""The plugin API, the one import a plugin needs: `from ofa_core.plugin import hookimpl, TaskSpec, ...`.
 
-A plugin implements some of the hooks in `ofa_core.plugin.hooks` and registers the spec classes of
-`ofa_core.plugin.specs`; its readers use the record helpers (image fields, per-split files, JSON lines,
-TSVs with an index, answer lists, the bad-record policy) and raise `OFAError` for anything a user can
-fix. Tasks that read or write boxes use the location-token helpers (`box_to_text`, `text_to_box`,
-`bin_token`, loaded with numpy on first use). Importing this module imports neither torch nor
-transformers, so listing plugins and validating recipes stay fast. Test helpers that build tiny models
-live in `ofa_core.plugin.testing` (torch).
+Its modules are private (`_hooks`, `_specs`, ...): every public name is here, so each has one import path.
+A plugin implements some of the hooks (docs/plugin-hooks.md) and registers spec classes; its readers use
+the record helpers (image fields, per-split files, JSON lines, TSVs with an index, answer lists, the
+bad-record policy) and raise `OFAError` for anything a user can fix. Tasks that read or write boxes use the
+location-token helpers (`box_to_text`, `text_to_box`, `bin_token`, loaded with numpy on first use).
+Importing this module imports neither torch nor transformers, so listing plugins and validating recipes
+stay fast. The test kit that builds tiny models and runs recipes is `ofa_core.testing` (torch).
 """
 
 import importlib
 from typing import Any
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.answer_lists import read_answer_list
-from ofa_core.plugin.hooks import PROJECT, Register, hookimpl, hookspec
-from ofa_core.plugin.records import (
+from ofa_core._errors import OFAError
+from ofa_core.plugin._answer_lists import read_answer_list
+from ofa_core.plugin._components import Components
+from ofa_core.plugin._hooks import PROJECT, Register, hookimpl, hookspec
+from ofa_core.plugin._records import (
     BAD_RECORD_POLICIES,
     BadRecordError,
     BadRows,
     PerSplitFiles,
     SplitFilesOptions,
+    columns_option,
     decode_image,
     image_reference,
     jsonl_rows,
@@ -28,11 +30,12 @@ from ofa_core.plugin.records import (
     verified_image,
     verified_image_file,
 )
-from ofa_core.plugin.specs import (
+from ofa_core.plugin._specs import (
     CLOSED_SET_FIELDS,
     IGNORE_INDEX,
     ClosedSet,
     ClosedSetOptions,
+    LossContext,
     LossOutput,
     LossSpec,
     Metric,
@@ -45,13 +48,13 @@ from ofa_core.plugin.specs import (
     is_options_class,
     path_option,
 )
-from ofa_core.plugin.tsv import TsvError, TsvIndex
+from ofa_core.plugin._tsv import TsvError, TsvIndex
 
 __all__ = [
     "BAD_RECORD_POLICIES", "CLOSED_SET_FIELDS", "IGNORE_INDEX", "PROJECT", "BadRecordError", "BadRows", "ClosedSet",
-    "ClosedSetOptions", "LossOutput", "LossSpec", "Metric", "MetricSpec", "NoOptions", "OFAError", "PerSplitFiles",
+    "ClosedSetOptions", "Components", "LossContext", "LossOutput", "LossSpec", "Metric", "MetricSpec", "NoOptions", "OFAError", "PerSplitFiles",
     "PromptTemplate", "ReaderSpec", "Register", "SplitFilesOptions", "TaskSpec", "TsvError", "TsvIndex",
-    "closed_set_fields_last", "decode_image", "hookimpl", "hookspec", "image_reference", "is_options_class",
+    "closed_set_fields_last", "columns_option", "decode_image", "hookimpl", "hookspec", "image_reference", "is_options_class",
     "jsonl_rows", "path_option", "read_answer_list", "tsv_rows", "verified_image", "verified_image_file",
 ]
 

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.recipe.paths import MissingPathError, resolve_path, unchecked_path
 from ofa_core.recipe.problems import raise_problems
 from ofa_core.recipe.purpose import TRAINING, Purpose
@@ -206,7 +206,8 @@ def _without(data: Any, keys: list[str | int]) -> Any:
 
 
 def _check_tasks(spec: RecipeFile) -> None:
-    """Exactly one of `task` and `tasks`; a mixture keeps its per-task sections inside its entries, with unique labels."""
+    """Exactly one of `task` and `tasks`; a mixture keeps its per-task sections inside its entries, with unique
+    labels."""
     if (spec.task is None) == (spec.tasks is None):
         given = "both task and tasks" if spec.task is not None else "neither task nor tasks"
         raise RecipeError(f"task: {given} given; name one task with \"task\" or a mixture with \"tasks\": [...]")

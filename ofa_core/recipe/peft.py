@@ -49,9 +49,11 @@ class PeftSection:
     decoder_prompt_projection: bool | None = attrs.field(default=None, validator=v.optional(v.instance_of(bool)), metadata={
         "help": "prefix/prompt: the same for the decoder (--decoder-prompt-projection); default false"})
     encoder_prompt_dim: int | None = attrs.field(default=None, validator=_positive, metadata={
-        "help": "prefix/prompt with projection: its hidden size (--encoder-prompt-dim); default 2 x d_model, as official"})
+        "help": "prefix/prompt with projection: its hidden size (--encoder-prompt-dim); default 2 x d_model, as "
+            "official"})
     decoder_prompt_dim: int | None = attrs.field(default=None, validator=_positive, metadata={
-        "help": "prefix/prompt with projection: its hidden size in the decoder (--decoder-prompt-dim); default 2 x d_model"})
+        "help": "prefix/prompt with projection: its hidden size in the decoder (--decoder-prompt-dim); default 2 "
+            "x d_model"})
     adapter_dim: int | None = attrs.field(default=None, validator=_positive, metadata={
         "help": "adapter: bottleneck size (--adapter-dim); default 200, the official code's default"})
     r: int | None = attrs.field(default=None, validator=_positive, metadata={"help": "lora: rank; default 8"})

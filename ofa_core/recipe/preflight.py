@@ -21,8 +21,9 @@ import orjson
 
 from ofa_core.exported.manifest import is_exported
 from ofa_core.generation.answer_tokens import JsonTokenizer, answer_ids
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import PATH_METADATA, PromptTemplate
+from ofa_core._errors import OFAError
+from ofa_core.plugin import PromptTemplate
+from ofa_core.plugin._specs import PATH_METADATA
 from ofa_core.recipe.sections import Recipe
 
 PATCH = 16

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 
 class RecipeProblems(OFAError):

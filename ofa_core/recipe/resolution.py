@@ -12,9 +12,10 @@ from typing import Any
 
 import attrs
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.search import OFFICIAL_SEARCH, search_for_language
-from ofa_core.plugin.specs import PATH_METADATA, ClosedSet, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.plugin import ClosedSet, LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.plugin._specs import PATH_METADATA
 from ofa_core.recipe.paths import MissingPathError, resolve_path, unchecked_path
 from ofa_core.recipe.problems import raise_problems
 from ofa_core.recipe.purpose import TRAINING, Purpose
@@ -206,7 +207,8 @@ def _prompt(recipe: Recipe, registry: Registry, task: TaskSpec, section: Any, fi
     else:
         close = difflib.get_close_matches(str(lang), list(task.prompts), n=1)
         hint = f"did you mean '{close[0]}'?; " if close else ""
-        raise recipe.error(f"{field('task.lang')}: task '{section.name}' has no '{lang}' prompt ({hint}languages: {', '.join(task.prompts)})")
+        raise recipe.error(f"{field('task.lang')}: task '{section.name}' has no '{lang}' prompt ({hint}languages: "
+            f"{', '.join(task.prompts)})")
     if prompt_name not in registry.prompts:
         raise recipe.error(f"{field('task.prompt')}: {registry.prompts.unknown_message(prompt_name)}")
     prompt = registry.prompts.get(prompt_name)
@@ -220,14 +222,10 @@ def _prompt(recipe: Recipe, registry: Registry, task: TaskSpec, section: Any, fi
 
 def task_search(task: TaskSpec, prompt: PromptTemplate) -> str | dict:
     """The task's default search, in its prompt language's official variant where one exists."""
-    from ofa_core.model.search import search_for_language
-
     return search_for_language(task.generation, prompt.lang) if isinstance(task.generation, str) else task.generation
 
 
 def _generation(value: str | dict) -> str | dict:
-    from ofa_core.model.search import OFFICIAL_SEARCH
-
     if isinstance(value, str) and value not in OFFICIAL_SEARCH:
         close = difflib.get_close_matches(value, sorted(OFFICIAL_SEARCH), n=1)
         hint = f"did you mean '{close[0]}'?; " if close else ""

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 
 class RecipeError(OFAError):

@@ -8,8 +8,8 @@ from typing import Any, Literal
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import PATH_METADATA, PROMPT_TYPES
+from ofa_core._errors import OFAError
+from ofa_core.plugin._specs import PATH_METADATA, PROMPT_TYPES
 from ofa_core.recipe.peft import PeftSection
 from ofa_core.recipe.schema import RecipeError
 from ofa_core.recipe.training import TrainingConfig
@@ -64,8 +64,10 @@ class TaskSection:
     lang: str | None = attrs.field(default=None, metadata={"help": "language of the prompt; default: the task's first"})
     prompt: str | None = attrs.field(default=None, metadata={"help": "registered prompt template replacing the task's"})
     prompt_type: Literal["none", "src", "prev_output"] | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.in_(PROMPT_TYPES)), metadata={
-        "help": "what the decoder sees before the target, as OFA's --prompt-type: 'none' (BOS only), 'prev_output' (the "
-                "source, as the official VQA and SNLI-VE fine-tunes), 'src' (the source and its EOS, GLUE); default: the prompt's"})
+        "help": "what the decoder sees before the target, as OFA's --prompt-type: 'none' (BOS only), "
+            "'prev_output' (the "
+                "source, as the official VQA and SNLI-VE fine-tunes), 'src' (the source and its EOS, GLUE); default: the "
+                    "prompt's"})
     options: dict = attrs.field(factory=dict, metadata={"help": "options of the task's options class"})
 
 
@@ -88,13 +90,15 @@ class PluginsSection:
 
 @attrs.frozen
 class TaskEntry:
-    """One task of a multi-task recipe: the same keys as a single-task recipe's task sections, plus its share of steps."""
+    """One task of a multi-task recipe: the same keys as a single-task recipe's task sections, plus its share of
+    steps."""
 
     task: TaskSection = attrs.field(metadata={"help": "the task: a name or {name, lang, prompt, options}"})
     label: str | None = attrs.field(default=None, metadata={
         "help": "name in logs, metrics (`<label>/cider`) and prediction files; default: the task's name"})
     weight: float = attrs.field(default=1.0, converter=float, validator=attrs.validators.gt(0), metadata={
-        "help": "relative share of training steps (times the dataset size to the power 1/temperature with mixture.temperature)"})
+        "help": "relative share of training steps (times the dataset size to the power 1/temperature with "
+            "mixture.temperature)"})
     data: DataSection = attrs.field(factory=DataSection)
     loss: Component | None = attrs.field(default=None, metadata={"help": "loss name or {name, ...options}; default: the task's"})
     metrics: list[Component] | None = attrs.field(default=None, metadata={"help": "metric names or {name, ...options}; default: the task's"})
@@ -142,7 +146,8 @@ class RecipeFile:
         "help": "parameter-efficient tuning (prefix, prompt, adapter, bitfit, lora): only its parameters train and "
                 "checkpoints hold only them (docs/peft.md); default: every unfrozen parameter trains"})
     training: dict = attrs.field(factory=dict, metadata={
-        "help": "transformers TrainingArguments names (ofa_core/recipe/training.py); a key described nowhere here means what it means there"})
+        "help": "transformers TrainingArguments names (ofa_core/recipe/training.py); a key described nowhere "
+            "here means what it means there"})
     output_dir: str | None = attrs.field(default=None, metadata={"help": "run directory, relative to the recipe; default runs/<name>"})
 
     @property

@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 import pluggy
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core._errors import OFAError
+from ofa_core.plugin import LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
 
 # namespace attribute -> (hook filling it, singular kind used in messages, spec class)
 KINDS: dict[str, tuple[str, str, type]] = {
@@ -183,7 +183,8 @@ def build_registry(pm: pluggy.PluginManager, plugins: list[PluginInfo], failures
             registry.failures.append(failure)
             registry.plugins = [p for p in registry.plugins if p.name != info.name]
             if warn:
-                warn(f"plugin '{info.name}' failed to register: {failure.error} (disable with OFA_DISABLE_PLUGINS={info.name})")
+                warn(f"plugin '{info.name}' failed to register: {failure.error} (disable with "
+                    f"OFA_DISABLE_PLUGINS={info.name})")
             continue
         for namespace, entry, replace in staged:
             namespace.add(entry, replace=replace)

@@ -26,8 +26,8 @@ from typing import Any
 
 import pluggy
 
-from ofa_core.plugin import hooks as hookspecs
-from ofa_core.model.errors import OFAError
+from ofa_core.plugin import _hooks as hookspecs
+from ofa_core._errors import OFAError
 from ofa_core.registry.components import PluginFailure, PluginInfo, Registry, build_registry
 
 DISTRIBUTION = "ofa-framework"

@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.scores import score_rows, score_source
+from ofa_core._errors import OFAError
+from ofa_core.plugin._scores import score_rows, score_source
 from ofa_core.recipe import Resolved
 from ofa_core.report.build import Section, worst_first
 

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 from PIL import Image, UnidentifiedImageError
 
-from ofa_core.plugin.records import decode_image
+from ofa_core.plugin import decode_image
 
 SIZE = 224
 """The longest side of a thumbnail in pixels: enough to judge a caption or a box, ~6 kB as JPEG."""

@@ -13,7 +13,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 SUFFIX = ".tmpl"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")

@@ -137,7 +137,7 @@ class Batcher:
         started = time.monotonic()
         try:
             rows = await loop.run_in_executor(self._executor, batch[0].predictor, [item.record for item in batch])
-        except Exception as error:  # noqa: BLE001 - one bad request must not fail the others: retry alone
+        except Exception as error:
             if len(batch) == 1:
                 _resolve(batch[0].future, error=error)
                 return

@@ -20,8 +20,9 @@ import attrs
 import orjson
 from PIL import Image, UnidentifiedImageError
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import PATH_METADATA, PromptTemplate, TaskSpec
+from ofa_core._errors import OFAError
+from ofa_core.plugin import PromptTemplate, TaskSpec
+from ofa_core.plugin._specs import PATH_METADATA
 
 RESERVED = ("task", "image", "id", "lang", "options", "generation")
 """Request names every task accepts; a task's prompt fields come on top."""
@@ -278,7 +279,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ApiError(413, f"image: too many pixels ({one_line(error, 120)}); the limit is {max_pixels} (--max-pixels)") from None
     except UnidentifiedImageError:
         raise ApiError(400, f"image: not in a known image format ({len(data)} bytes)") from None
-    except Exception as error:  # noqa: BLE001 - PIL raises many kinds for bad headers
+    except Exception as error:
         raise ApiError(400, f"image: could not be read ({type(error).__name__}: {one_line(error, 120)})") from None
     if width * height > max_pixels:
         raise ApiError(413, f"image: {width}x{height} pixels is over this server's limit of {max_pixels} pixels (--max-pixels)")
@@ -291,5 +292,5 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         return image if image.mode == "RGB" else image.convert("RGB")
     except Image.DecompressionBombError as error:
         raise ApiError(413, f"image: too many pixels ({one_line(error, 120)})") from None
-    except Exception as error:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ValueError, struct.error, ...
+    except Exception as error:
         raise ApiError(400, f"image: could not be decoded ({type(error).__name__}: {one_line(error, 120)})") from None

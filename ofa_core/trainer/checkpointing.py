@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 import torch
 
-from ofa_core.inference.loading import STATE_FILE, list_checkpoints, read_state
-from ofa_core.model.errors import OFAError
+from ofa_core.inference.loading import STATE_FILE, list_checkpoints
+from ofa_core.inference.loading import read_state as read_state  # the trainer reads states through ckpt
+from ofa_core._errors import OFAError
 
 
 

@@ -33,7 +33,8 @@ class World:
 
 
 def init_world() -> World:
-    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on CUDA); single process otherwise."""
+    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on CUDA); single process
+    otherwise."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import attrs
 from torch import nn
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.recipe.training import TrainingConfig
 
 
@@ -38,7 +38,8 @@ def apply_freezing(model: nn.Module, config: TrainingConfig, only: Callable[[str
     """
     for pattern in config.freeze_patterns:
         if not any(fnmatch.fnmatchcase(name, pattern) for name, _ in model.named_parameters()):
-            raise OFAError(f"training.freeze_patterns: {pattern!r} matches no parameter (names look like 'model.decoder.layers.0.fc1.weight')")
+            raise OFAError(f"training.freeze_patterns: {pattern!r} matches no parameter (names look like "
+                f"'model.decoder.layers.0.fc1.weight')")
     trainable = frozen = tensors = 0
     for name, parameter in model.named_parameters():
         keep = not config.freezes(name) and (only is None or only(name))

@@ -20,10 +20,10 @@ from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
 from ofa_core.inference import machine
 from ofa_core.inference.loading import NoModelError, default_device, load_for_inference, load_model, model_directory
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.scores import score_rows
+from ofa_core.plugin._scores import score_rows
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.recipe.resolution import registered_metric
 from ofa_core.trainer.distributed import gather_objects, init_world

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ofa_core.model.labels import IGNORE_INDEX
-from ofa_core.plugin.specs import LossOutput, LossSpec
+from ofa_core.plugin import LossOutput
 
 
 

@@ -10,7 +10,7 @@ import attrs
 
 from ofa_core.inference import delta
 from ofa_core.inference.loading import model_directory
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.recipe import Recipe
 from ofa_core.recipe.peft import model_settings, trains
 

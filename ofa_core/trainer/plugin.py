@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import LossOutput, LossSpec
+from ofa_core.plugin import hookimpl
+from ofa_core.plugin import LossOutput, LossSpec
 from ofa_core.trainer.scst_options import ScstOptions
 
 
@@ -26,7 +26,9 @@ class LabelSmoothingOptions:
 
 
 def build_label_smoothed_ce(options: LabelSmoothingOptions):
-    """`loss(model_output, batch) -> LossOutput` for the recipe's options (torch is imported here, not at registration)."""
+    """`loss(model_output, batch) -> LossOutput` for the recipe's options.
+
+    torch is imported here, not at registration."""
     from ofa_core.trainer.losses import label_smoothed_cross_entropy
 
     def loss(model_output: Any, batch: Mapping[str, Any]) -> LossOutput:

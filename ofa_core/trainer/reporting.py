@@ -116,7 +116,7 @@ class Reporter:
         if not active:
             return
         output_dir.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(output_dir / "log.jsonl", "ab")
+        self.log_file = open(output_dir / "log.jsonl", "ab")  # noqa: SIM115 - appended to until close()
         if "tensorboard" in report_to:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(output_dir / "runs"))

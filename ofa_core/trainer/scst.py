@@ -16,12 +16,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.specs import LossContext, LossOutput
+from ofa_core.plugin import LossContext, LossOutput
 from ofa_core.trainer.scst_options import ScstOptions
 
 ENCODER_INPUTS = ("input_ids", "attention_mask", "patch_images", "patch_masks")

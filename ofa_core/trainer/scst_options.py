@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from ofa_core.model.search import OFFICIAL_SEARCH
-from ofa_core.plugin.specs import path_option
+from ofa_core.plugin import path_option
 
 
 def _candidates(options: Any, _attribute: attrs.Attribute, value: int) -> None:

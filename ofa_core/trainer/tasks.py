@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from ofa_core.data import Example
-from ofa_core.plugin.specs import ClosedSet, LossOutput, Metric
+from ofa_core.plugin import ClosedSet, LossOutput, Metric
 
 LossFn = Callable[[Any, dict], LossOutput]
 
@@ -29,7 +29,8 @@ class TaskParts:
     `metrics` maps a name to a factory of fresh `Metric`s; `higher_is_better` gives each one's direction
     for `metric_for_best_model`. `postprocess(text, record)` turns generated text into the prediction the
     metrics see. With a `closed_set`, evaluation picks answers inside it and, if it says so, the loss sees
-    only the allowed tokens. `allowed_tokens` (token ids) restrict open-ended decoding (EOS stays allowed). `label` prefixes the task's scores and log keys in a mixture (`caption/cider`);
+    only the allowed tokens. `allowed_tokens` (token ids) restrict open-ended decoding (EOS stays allowed). `label`
+    prefixes the task's scores and log keys in a mixture (`caption/cider`);
     `probability` is its share of training steps.
     """
 

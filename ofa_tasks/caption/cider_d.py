@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
+from ofa_core.plugin import OFAError
 from ofa_tasks.caption.metrics import CollectedCaptions
 from ofa_tasks.caption.text import TOKENIZERS, is_chinese
 

@@ -7,11 +7,10 @@ shorter "图片描述了什么?" differs).
 
 from __future__ import annotations
 
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.plugin import Components, MetricSpec, PromptTemplate, TaskSpec
 from ofa_tasks.caption.cider_d import CiderD, CiderDOptions
 from ofa_tasks.caption.metrics import CaptionMetricOptions, CaptionScores
-from ofa_tasks.caption.readers import MugeOptions, OfaCaptionTsvOptions, read_muge, read_ofa_caption_tsv
+from ofa_tasks.caption.readers import READERS
 
 PROMPTS = {
     "en": PromptTemplate(name="caption.en", lang="en", source=" what does the image describe?", target="{caption}"),
@@ -27,33 +26,20 @@ def preprocess(record: dict, split: str, options: None) -> dict | None:
     return {**record, "caption": caption}
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    for template in PROMPTS.values():
-        register(template.name, template)
-
-
-@hookimpl
-def ofa_register_readers(register):
-    register("muge", ReaderSpec(options=MugeOptions, open=read_muge,
-                                description="MUGE folder: IC_<split>.jsonl captions + IC_<split>.tsv base64 images"))
-    register("ofa_caption_tsv", ReaderSpec(options=OfaCaptionTsvOptions, open=read_ofa_caption_tsv,
-                                           description="official OFA caption TSV (uniq-id, image-id, caption, objects, image)"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("caption", MetricSpec(options=CaptionMetricOptions, build=CaptionScores, higher_is_better=True,
-                                   description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'",
-                                   example_score="cider"))
-    register("cider_d", MetricSpec(options=CiderDOptions, build=CiderD, higher_is_better=True,
-                                   description="CIDEr-D per caption with training-set document frequencies: the scst reward",
-                                   example_score="cider_d"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("caption", TaskSpec(
-        prompts={"zh": "caption.zh", "en": "caption.en"}, reader="muge", loss="label_smoothed_cross_entropy",
-        metrics=("caption",), generation="caption", preprocess=preprocess,
-        description="describe an image (MUGE in Chinese, COCO-style in English)"))
+COMPONENTS = Components(
+    prompts=PROMPTS.values(),
+    readers=READERS,
+    metrics={
+        "caption": MetricSpec(options=CaptionMetricOptions, build=CaptionScores, higher_is_better=True,
+                                           description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'", example_score="cider"),
+        "cider_d": MetricSpec(options=CiderDOptions, build=CiderD, higher_is_better=True,
+                                           description="CIDEr-D per caption with training-set document frequencies: the scst reward", example_score="cider_d"),
+    },
+    tasks={
+        "caption": TaskSpec(
+                prompts={"zh": "caption.zh", "en": "caption.en"}, reader="muge", loss="label_smoothed_cross_entropy",
+                metrics=("caption",), generation="caption", preprocess=preprocess,
+                description="describe an image (MUGE in Chinese, COCO-style in English)"),
+    },
+)
+COMPONENTS.install(globals())

@@ -1,6 +1,6 @@
 """Caption data readers: MUGE (captions JSONL + image TSV) and the official OFA caption TSV.
 
-Bad rows are skipped or raise per `bad_records` (see `ofa_core.plugin.records`).
+Bad rows are skipped or raise per `bad_records` (see `ofa_core.plugin.BadRows`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,17 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.records import BAD_RECORD_POLICIES, BadRows, PerSplitFiles, decode_image, tsv_rows
-from ofa_core.plugin.specs import path_option
-from ofa_core.plugin.tsv import TsvIndex
+from ofa_core.plugin import (
+    BAD_RECORD_POLICIES,
+    BadRows,
+    OFAError,
+    PerSplitFiles,
+    ReaderSpec,
+    TsvIndex,
+    decode_image,
+    path_option,
+    tsv_rows,
+)
 from ofa_tasks.caption.text import official_caption
 
 
@@ -74,7 +81,8 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
 
 @attrs.frozen
 class OfaCaptionTsvOptions(PerSplitFiles):
-    """The official OFA caption TSV per split: uniq-id, image-id, caption (eval: references joined by '&&'), objects, image.
+    """The official OFA caption TSV per split: uniq-id, image-id, caption (eval: references joined by '&&'),
+    objects, image.
 
     Training rows are read as OFA's `selected_cols 0,4,2` (id = uniq-id), the others as `1,4,2` (id = image-id).
     """
@@ -95,3 +103,12 @@ def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[
         yield {"id": row_id, "image_id": fields[1], "image": image,
                "caption": references[0] if references else "", "references": references}
     bad.summarise(path, split)
+
+
+READERS = {
+    "muge": ReaderSpec(options=MugeOptions, open=read_muge,
+                                        description="MUGE folder: IC_<split>.jsonl captions + IC_<split>.tsv base64 images"),
+    "ofa_caption_tsv": ReaderSpec(options=OfaCaptionTsvOptions, open=read_ofa_caption_tsv,
+                                                   description="official OFA caption TSV (uniq-id, image-id, caption, objects, image)"),
+}
+"""The readers this task registers, by name."""

@@ -16,8 +16,10 @@ _ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def tokenize_zh(text: str) -> list[str]:
-    """'iPhone12 手机壳，红色' -> ['iPhone12', '手', '机', '壳', '，', '红', '色']. ASCII punctuation is removed from the
-    text first, as OFA's eval_caption removes it before its predictions are scored: '<code_12>' is one token 'code12'."""
+    """'iPhone12 手机壳，红色' -> ['iPhone12', '手', '机', '壳', '，', '红', '色']. ASCII punctuation is removed from
+    the
+    text first, as OFA's eval_caption removes it before its predictions are scored: '<code_12>' is one token
+    'code12'."""
     return _ZH_TOKEN.findall("".join(text.translate(_ASCII_PUNCTUATION).split()))
 
 

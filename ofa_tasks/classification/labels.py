@@ -1,6 +1,6 @@
 """The task options: where the label set comes from and how predictions are made.
 
-Labels come from the recipe (`labels`) or a file (`labels_file`, read by `ofa_core.plugin.answer_lists`),
+Labels come from the recipe (`labels`) or a file (`labels_file`, read by `ofa_core.plugin.read_answer_list`),
 never from the data: the label set must be known to validate a recipe, to evaluate a checkpoint
 on any split and to predict, none of which reads the training folder.
 """
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+
 import attrs
 
-from ofa_core.plugin.answer_lists import read_answer_list
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import ClosedSetOptions, closed_set_fields_last, path_option
+from ofa_core.plugin import ClosedSetOptions, OFAError, closed_set_fields_last, path_option, read_answer_list
 
 
 def _labels_tuple(value: object) -> tuple[str, ...] | None:
@@ -46,7 +45,8 @@ class ClassificationOptions(ClosedSetOptions):
     labels: tuple[str, ...] | None = attrs.field(default=None, converter=_labels_tuple, validator=_check_inline)
     """The class labels, as the text the model learns to emit (surrounding spaces are ignored)."""
     labels_file: str | None = path_option()
-    """A UTF-8 file with one label per line (.txt) or a JSON list / object keyed by label (.json), relative to the recipe."""
+    """A UTF-8 file with one label per line (.txt) or a JSON list / object keyed by label (.json), relative to the
+    recipe."""
     answer_space: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     """Targets and candidates are ' ' + label, the tokens OFA's English ImageNet fine-tune learns and scores (GPT-2
     BPE tokens differ with the space); predictions are reported without it."""

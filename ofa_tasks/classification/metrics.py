@@ -11,7 +11,7 @@ from collections import Counter
 
 import attrs
 
-from ofa_core.model.errors import OFAError
+from ofa_core.plugin import OFAError
 
 
 @attrs.frozen

@@ -10,22 +10,10 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import ClosedSet, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+from ofa_core.plugin import ClosedSet, Components, MetricSpec, OFAError, PromptTemplate, TaskSpec
 from ofa_tasks.classification.labels import ClassificationOptions, label_set
-from ofa_tasks.classification.metrics import (
-    ClassificationMetricOptions,
-    ClassificationScores,
-)
-from ofa_tasks.classification.readers import (
-    ClassificationJsonlOptions,
-    ImageClassifyTsvOptions,
-    ImageFolderOptions,
-    read_classification_jsonl,
-    read_image_classify_tsv,
-    read_image_folder,
-)
+from ofa_tasks.classification.metrics import ClassificationMetricOptions, ClassificationScores
+from ofa_tasks.classification.readers import READERS
 
 PROMPTS = {
     "zh": PromptTemplate(name="classification.zh", lang="zh", source="图片描述了什么内容?", target="{label}"),
@@ -60,34 +48,21 @@ def closed_set(options: ClassificationOptions) -> ClosedSet:
     return attrs.evolve(options.closed_set(answers, top_k=min(options.top_k, len(labels))), noun="labels")
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    for template in PROMPTS.values():
-        register(template.name, template)
-
-
-@hookimpl
-def ofa_register_readers(register):
-    register("image_folder", ReaderSpec(options=ImageFolderOptions, open=read_image_folder,
-                                        description="folder tree <root>/<train|valid|val|test>/<label>/<image files>"))
-    register("classification_jsonl", ReaderSpec(options=ClassificationJsonlOptions, open=read_classification_jsonl,
-                                                description="JSON lines: image (path, base64 or TSV id), label"))
-    register("image_classify_tsv", ReaderSpec(options=ImageClassifyTsvOptions, open=read_image_classify_tsv,
-                                              description="official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("classification", MetricSpec(
-        options=ClassificationMetricOptions, build=ClassificationScores, higher_is_better=True,
-        description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)",
-        example_score="accuracy"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("classification", TaskSpec(
-        prompts={"zh": "classification.zh", "en": "classification.en"}, reader="image_folder",
-        loss="label_smoothed_cross_entropy", metrics=("classification",), generation={"normalize_scores": False},
-        options=ClassificationOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
-        description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam inference"))
+COMPONENTS = Components(
+    prompts=PROMPTS.values(),
+    readers=READERS,
+    metrics={
+        "classification": MetricSpec(
+                options=ClassificationMetricOptions, build=ClassificationScores, higher_is_better=True,
+                description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)", example_score="accuracy"),
+    },
+    tasks={
+        "classification": TaskSpec(
+                prompts={"zh": "classification.zh", "en": "classification.en"}, reader="image_folder",
+                loss="label_smoothed_cross_entropy", metrics=("classification",), generation={"normalize_scores": False},
+                options=ClassificationOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
+                description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam "
+                "inference"),
+    },
+)
+COMPONENTS.install(globals())

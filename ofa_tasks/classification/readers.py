@@ -1,7 +1,7 @@
 """Classification readers: an image-folder tree (class name = label), JSON lines and OFA's ImageNet TSV.
 
 Both yield `{"id", "image", "label", "references": [label]}`; image files stay paths, decoded per
-batch. Bad rows are skipped or raise per `bad_records` (see `ofa_core.plugin.records`).
+batch. Bad rows are skipped or raise per `bad_records` (see `ofa_core.plugin.BadRows`).
 """
 
 from __future__ import annotations
@@ -12,19 +12,21 @@ from typing import Literal
 
 import attrs
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.records import (
+from ofa_core.plugin import (
     BAD_RECORD_POLICIES,
     BadRows,
+    OFAError,
     PerSplitFiles,
+    ReaderSpec,
     SplitFilesOptions,
+    columns_option,
     decode_image,
     image_reference,
     jsonl_rows,
+    path_option,
     tsv_rows,
     verified_image_file,
 )
-from ofa_core.plugin.specs import path_option
 
 SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val"), "test": ("test",)}
 """Folder names accepted for each split, in `<root>/<split>/<class>/<image>`."""
@@ -36,7 +38,8 @@ def _record(record_id: str, image: str | bytes, label: str | None) -> dict:
 
 @attrs.frozen
 class ImageFolderOptions:
-    """`root/<split>/<class name>/<image files>`: train, valid (or val) and test folders; the class folder names are the labels."""
+    """`root/<split>/<class name>/<image files>`: train, valid (or val) and test folders; the class folder names are
+    the labels."""
 
     root: str = path_option()
     bad_records: Literal["skip", "error"] = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
@@ -123,17 +126,11 @@ OFFICIAL_COLUMNS = (0, 2)
 """image, label words: `selected_cols` of the official ImageNet scripts (the TSV's column 1 is the label index)."""
 
 
-def _check_columns(_instance, _attribute, value: tuple[int, ...]) -> None:
-    if len(value) != 2 or len(set(value)) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
-        raise ValueError(f"give 2 distinct column numbers (from 0) for the image and the label words, as the official "
-                         f"selected_cols; got {list(value)}")
-
-
 @attrs.frozen
 class ImageClassifyTsvOptions(PerSplitFiles):
     """The official ImageNet TSV per split (imagenet_1k_train/val.tsv); `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    columns: tuple[int, ...] = columns_option("the image and the label words", 2, default=OFFICIAL_COLUMNS)
     """Where the image (base64) and the label words are: [0, 2] in OFA's files."""
 
 
@@ -154,3 +151,14 @@ def read_image_classify_tsv(options: ImageClassifyTsvOptions, split: str) -> Ite
             continue
         yield _record(str(number - 1), image, label or None)
     bad.summarise(path, split)
+
+
+READERS = {
+    "image_folder": ReaderSpec(options=ImageFolderOptions, open=read_image_folder,
+                                                description="folder tree <root>/<train|valid|val|test>/<label>/<image files>"),
+    "classification_jsonl": ReaderSpec(options=ClassificationJsonlOptions, open=read_classification_jsonl,
+                                                        description="JSON lines: image (path, base64 or TSV id), label"),
+    "image_classify_tsv": ReaderSpec(options=ImageClassifyTsvOptions, open=read_image_classify_tsv,
+                                                      description="official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)"),
+}
+"""The readers this task registers, by name."""

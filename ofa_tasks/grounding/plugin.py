@@ -11,24 +11,17 @@ from __future__ import annotations
 import attrs
 
 from ofa_core.plugin import (
+    Components,
     MetricSpec,
     OFAError,
     PromptTemplate,
-    ReaderSpec,
     TaskSpec,
     bin_token,
     box_to_text,
-    hookimpl,
     text_to_box,
 )
 from ofa_tasks.grounding.metrics import GroundingAccuracy, GroundingMetricOptions
-from ofa_tasks.grounding.readers import (
-    GroundingJsonlOptions,
-    GroundingTsvOptions,
-    image_size,
-    read_grounding_jsonl,
-    read_grounding_tsv,
-)
+from ofa_tasks.grounding.readers import READERS, image_size
 from ofa_tasks.grounding.text import OFFICIAL_MAX_WORDS, clean_expression
 
 PROMPTS = {
@@ -113,31 +106,19 @@ def allowed_tokens(options: GroundingOptions, tokenizer) -> list[int]:
     return list(ids)
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    for template in PROMPTS.values():
-        register(template.name, template)
-
-
-@hookimpl
-def ofa_register_readers(register):
-    register("grounding_tsv", ReaderSpec(options=GroundingTsvOptions, open=read_grounding_tsv,
-                                         description="official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)"))
-    register("grounding_jsonl", ReaderSpec(options=GroundingJsonlOptions, open=read_grounding_jsonl,
-                                           description="JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("grounding", MetricSpec(options=GroundingMetricOptions, build=GroundingAccuracy, higher_is_better=True,
-                                     description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100",
-                                     example_score="miou"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("grounding", TaskSpec(
-        prompts={"en": "grounding.en", "zh": "grounding.zh"}, reader="grounding_tsv", loss="label_smoothed_cross_entropy",
-        metrics=("grounding",), generation="grounding", options=GroundingOptions, preprocess=preprocess,
-        postprocess=postprocess, allowed_tokens=allowed_tokens,
-        description="locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box"))
+COMPONENTS = Components(
+    prompts=PROMPTS.values(),
+    readers=READERS,
+    metrics={
+        "grounding": MetricSpec(options=GroundingMetricOptions, build=GroundingAccuracy, higher_is_better=True,
+                                             description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100", example_score="miou"),
+    },
+    tasks={
+        "grounding": TaskSpec(
+                prompts={"en": "grounding.en", "zh": "grounding.zh"}, reader="grounding_tsv", loss="label_smoothed_cross_entropy",
+                metrics=("grounding",), generation="grounding", options=GroundingOptions, preprocess=preprocess,
+                postprocess=postprocess, allowed_tokens=allowed_tokens,
+                description="locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box"),
+    },
+)
+COMPONENTS.install(globals())

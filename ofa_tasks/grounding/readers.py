@@ -15,7 +15,17 @@ from collections.abc import Iterator, Sequence
 import attrs
 from PIL import Image
 
-from ofa_core.plugin import BadRows, PerSplitFiles, SplitFilesOptions, decode_image, image_reference, jsonl_rows, tsv_rows
+from ofa_core.plugin import (
+    BadRows,
+    PerSplitFiles,
+    ReaderSpec,
+    SplitFilesOptions,
+    columns_option,
+    decode_image,
+    image_reference,
+    jsonl_rows,
+    tsv_rows,
+)
 
 OFFICIAL_COLUMNS = (0, 4, 2, 3)
 """uniq-id, image, expression, box: `selected_cols` of the official RefCOCO/+/g scripts (RefCOCO-CN: 0,3,1,2)."""
@@ -47,18 +57,13 @@ def _record(record_id: str, image, size: tuple[int, int], text: str, box: list[f
     return record if box is None else {**record, "box": box}
 
 
-def _check_columns(instance, attribute, value: tuple[int, ...]) -> None:
-    if len(value) != 4 or len(set(value)) != 4 or any(not isinstance(v, int) or v < 0 for v in value):
-        raise ValueError(f"give 4 distinct column numbers (from 0) for uniq-id, image, "
-                         f"expression and box, as the official selected_cols; got {list(value)}")
-
-
 @attrs.frozen
 class GroundingTsvOptions(PerSplitFiles):
     """The official RefCOCO/+/g or RefCOCO-CN TSV per split; `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
-    """Where uniq-id, image (base64), expression and box (`x0,y0,x1,y1`) are: [0, 4, 2, 3] for RefCOCO/+/g, [0, 3, 1, 2] for RefCOCO-CN."""
+    columns: tuple[int, ...] = columns_option("uniq-id, image, expression and box", 4, default=OFFICIAL_COLUMNS)
+    """Where uniq-id, image (base64), expression and box (`x0,y0,x1,y1`) are: [0, 4, 2, 3] for RefCOCO/+/g, [0, 3,
+    1, 2] for RefCOCO-CN."""
 
 
 def read_grounding_tsv(options: GroundingTsvOptions, split: str) -> Iterator[dict]:
@@ -116,3 +121,12 @@ def read_grounding_jsonl(options: GroundingJsonlOptions, split: str) -> Iterator
     if images is not None:
         images.close()
     bad.summarise(path, split)
+
+
+READERS = {
+    "grounding_tsv": ReaderSpec(options=GroundingTsvOptions, open=read_grounding_tsv,
+                                                 description="official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)"),
+    "grounding_jsonl": ReaderSpec(options=GroundingJsonlOptions, open=read_grounding_jsonl,
+                                                   description="JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels"),
+}
+"""The readers this task registers, by name."""

@@ -15,7 +15,8 @@ OFFICIAL_MAX_WORDS = 80
 
 
 def clean_expression(text: str, max_words: int = OFFICIAL_MAX_WORDS) -> str:
-    """Lower case, no leading punctuation, '-' and '/' as spaces, '<person>' as 'person', single spaces, at most `max_words` words."""
+    """Lower case, no leading punctuation, '-' and '/' as spaces, '<person>' as 'person', single spaces, at most
+    `max_words` words."""
     cleaned = text.lower().lstrip(LEADING_PUNCTUATION).replace("-", " ").replace("/", " ").replace("<person>", "person")
     cleaned = re.sub(r"\s{2,}", " ", cleaned).rstrip("\n").strip(" ")
     return " ".join(cleaned.split(" ")[:max_words])

@@ -19,7 +19,8 @@ MIN_SIDE = 64
 
 
 def resized_size(width: int, height: int, side: int) -> tuple[int, int]:
-    """(width, height) after the official resize: the long side becomes `side`, the short one max(64, int(side * short / long))."""
+    """(width, height) after the official resize: the long side becomes `side`, the short one max(64, int(side *
+    short / long))."""
     if width >= height:
         return max(MIN_SIDE, side), max(MIN_SIDE, int(side * (height / width)))
     return max(MIN_SIDE, int(side * (width / height))), max(MIN_SIDE, side)

@@ -12,10 +12,10 @@ import random
 
 import attrs
 
-from ofa_core.plugin import MetricSpec, NoOptions, OFAError, PromptTemplate, ReaderSpec, TaskSpec, hookimpl
+from ofa_core.plugin import Components, MetricSpec, NoOptions, OFAError, PromptTemplate, TaskSpec
 from ofa_tasks.ocr.image import MIN_SIDE, open_image, square
 from ofa_tasks.ocr.metrics import OcrScores
-from ofa_tasks.ocr.readers import OcrJsonlOptions, OcrTsvOptions, read_ocr_jsonl, read_ocr_tsv
+from ofa_tasks.ocr.readers import READERS
 from ofa_tasks.ocr.text import OFFICIAL_MAX_CHARS, normalise_label, without_spaces
 
 PROMPTS = {"zh": PromptTemplate(name="ocr.zh", lang="zh", source="图片上的文字是什么?", target="{label}")}
@@ -57,30 +57,18 @@ def postprocess(text: str, record: dict, options: OcrOptions) -> str:
     return without_spaces(text)
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    for template in PROMPTS.values():
-        register(template.name, template)
-
-
-@hookimpl
-def ofa_register_readers(register):
-    register("ocr_tsv", ReaderSpec(options=OcrTsvOptions, open=read_ocr_tsv,
-                                   description="official OFA-OCR TSV (uniq-id, base64 image, text; columns as selected_cols)"))
-    register("ocr_jsonl", ReaderSpec(options=OcrJsonlOptions, open=read_ocr_jsonl,
-                                     description="JSON lines: image (path, base64 or TSV id), text"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("ocr", MetricSpec(options=NoOptions, build=OcrScores, higher_is_better=True,
-                               description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)",
-                               example_score="ned"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("ocr", TaskSpec(
-        prompts={"zh": "ocr.zh"}, reader="ocr_tsv", loss="label_smoothed_cross_entropy", metrics=("ocr",),
-        generation="ocr-zh", options=OcrOptions, preprocess=preprocess, postprocess=postprocess,
-        description="read the Chinese text in an image (OFA-OCR): aspect-keeping resize, edge padding, exact match"))
+COMPONENTS = Components(
+    prompts=PROMPTS.values(),
+    readers=READERS,
+    metrics={
+        "ocr": MetricSpec(options=NoOptions, build=OcrScores, higher_is_better=True,
+                                       description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)", example_score="ned"),
+    },
+    tasks={
+        "ocr": TaskSpec(
+                prompts={"zh": "ocr.zh"}, reader="ocr_tsv", loss="label_smoothed_cross_entropy", metrics=("ocr",),
+                generation="ocr-zh", options=OcrOptions, preprocess=preprocess, postprocess=postprocess,
+                description="read the Chinese text in an image (OFA-OCR): aspect-keeping resize, edge padding, exact match"),
+    },
+)
+COMPONENTS.install(globals())

@@ -6,23 +6,27 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, PerSplitFiles, SplitFilesOptions, decode_image, image_reference, jsonl_rows, tsv_rows
+from ofa_core.plugin import (
+    BadRows,
+    PerSplitFiles,
+    ReaderSpec,
+    SplitFilesOptions,
+    columns_option,
+    decode_image,
+    image_reference,
+    jsonl_rows,
+    tsv_rows,
+)
 
 OFFICIAL_COLUMNS = (0, 1, 2)
 """uniq-id, image, text: `selected_cols` of the official OCR evaluation scripts."""
-
-
-def _check_columns(instance, attribute, value: tuple[int, ...]) -> None:
-    if len(value) != 3 or len(set(value)) != 3 or any(not isinstance(v, int) or v < 0 for v in value):
-        raise ValueError(f"give 3 distinct column numbers (from 0) for uniq-id, image and text, "
-                         f"as the official selected_cols; got {list(value)}")
 
 
 @attrs.frozen
 class OcrTsvOptions(PerSplitFiles):
     """The official OCR TSV per split; `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    columns: tuple[int, ...] = columns_option("uniq-id, image and text", 3, default=OFFICIAL_COLUMNS)
     """Where uniq-id, image (base64) and text are: [0, 1, 2] in the official files."""
 
 
@@ -66,3 +70,12 @@ def read_ocr_jsonl(options: OcrJsonlOptions, split: str) -> Iterator[dict]:
     if images is not None:
         images.close()
     bad.summarise(path, split)
+
+
+READERS = {
+    "ocr_tsv": ReaderSpec(options=OcrTsvOptions, open=read_ocr_tsv,
+                                           description="official OFA-OCR TSV (uniq-id, base64 image, text; columns as selected_cols)"),
+    "ocr_jsonl": ReaderSpec(options=OcrJsonlOptions, open=read_ocr_jsonl,
+                                             description="JSON lines: image (path, base64 or TSV id), text"),
+}
+"""The readers this task registers, by name."""

@@ -14,16 +14,15 @@ import attrs
 from ofa_core.plugin import (
     ClosedSet,
     ClosedSetOptions,
+    Components,
     MetricSpec,
     OFAError,
     PromptTemplate,
-    ReaderSpec,
     TaskSpec,
     closed_set_fields_last,
-    hookimpl,
 )
 from ofa_tasks.snli_ve.metrics import SnliVeAccuracy, SnliVeMetricOptions
-from ofa_tasks.snli_ve.readers import SnliVeTsvOptions, read_snli_ve_tsv
+from ofa_tasks.snli_ve.readers import READERS
 from ofa_tasks.snli_ve.text import ANSWERS, LABEL_WORDS, OFFICIAL_MAX_WORDS, clean_caption
 
 WITH_CAPTION = ' can image and text1 " {premise} " imply text2 " {hypothesis} "?'
@@ -79,29 +78,20 @@ def postprocess(text: str, record: dict, options: SnliVeOptions) -> str:
     return text.strip()
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    for template in PROMPTS:
-        register(template.name, template)
-
-
-@hookimpl
-def ofa_register_readers(register):
-    register("snli_ve_tsv", ReaderSpec(options=SnliVeTsvOptions, open=read_snli_ve_tsv,
-                                       description="official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("snli_ve", MetricSpec(options=SnliVeMetricOptions, build=SnliVeAccuracy, higher_is_better=True,
-                                   description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100",
-                                   example_score="accuracy"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("snli_ve", TaskSpec(
-        prompts={"en": "snli_ve.en"}, reader="snli_ve_tsv", loss="label_smoothed_cross_entropy", metrics=("snli_ve",),
-        generation="default", options=SnliVeOptions, preprocess=preprocess, postprocess=postprocess,
-        closed_set=closed_set,
-        description="visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no or maybe"))
+COMPONENTS = Components(
+    prompts=PROMPTS,
+    readers=READERS,
+    metrics={
+        "snli_ve": MetricSpec(options=SnliVeMetricOptions, build=SnliVeAccuracy, higher_is_better=True,
+                                           description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100", example_score="accuracy"),
+    },
+    tasks={
+        "snli_ve": TaskSpec(
+                prompts={"en": "snli_ve.en"}, reader="snli_ve_tsv", loss="label_smoothed_cross_entropy", metrics=("snli_ve",),
+                generation="default", options=SnliVeOptions, preprocess=preprocess, postprocess=postprocess,
+                closed_set=closed_set,
+                description="visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no "
+                "or maybe"),
+    },
+)
+COMPONENTS.install(globals())

@@ -6,24 +6,18 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, OFAError, PerSplitFiles, decode_image, tsv_rows
+from ofa_core.plugin import BadRows, OFAError, PerSplitFiles, ReaderSpec, columns_option, decode_image, tsv_rows
 from ofa_tasks.snli_ve.text import LABEL_WORDS
 
 OFFICIAL_COLUMNS = (0, 2, 3, 4, 5)
 """uniq-id, image, hypothesis, caption, label: `selected_cols` of the official SNLI-VE scripts."""
 
 
-def _check_columns(_instance, _attribute, value: tuple[int, ...]) -> None:
-    if len(value) != 5 or len(set(value)) != 5 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
-        raise ValueError(f"give 5 distinct column numbers (from 0) for uniq-id, image, hypothesis, caption and label, "
-                         f"as the official selected_cols; got {list(value)}")
-
-
 @attrs.frozen
 class SnliVeTsvOptions(PerSplitFiles):
     """The official SNLI-VE TSV per split (snli_ve_train/dev/test.tsv); `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    columns: tuple[int, ...] = columns_option("uniq-id, image, hypothesis, caption and label", 5, default=OFFICIAL_COLUMNS)
     """Where uniq-id, image (base64), hypothesis, premise caption and label are: [0, 2, 3, 4, 5] in OFA's files."""
 
 
@@ -47,3 +41,10 @@ def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
         yield {"id": fields[id_column], "image": image, "hypothesis": fields[hypothesis_column],
                "premise": fields[premise_column], "label": word, "references": [word] if word else []}
     bad.summarise(path, split)
+
+
+READERS = {
+    "snli_ve_tsv": ReaderSpec(options=SnliVeTsvOptions, open=read_snli_ve_tsv,
+                                               description="official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)"),
+}
+"""The readers this task registers, by name."""

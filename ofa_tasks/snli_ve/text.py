@@ -15,7 +15,8 @@ OFFICIAL_MAX_WORDS = 80
 
 
 def clean_caption(text: str, max_words: int = OFFICIAL_MAX_WORDS) -> str:
-    """Lower case, no leading punctuation, '-' and '/' as spaces, '<person>' as 'person', spaces collapsed, cut to `max_words`."""
+    """Lower case, no leading punctuation, '-' and '/' as spaces, '<person>' as 'person', spaces collapsed, cut to
+    `max_words`."""
     text = text.lower().lstrip(",.!?*#:;~").replace("-", " ").replace("/", " ").replace("<person>", "person")
     text = re.sub(r"\s{2,}", " ", text).rstrip("\n").strip(" ")
     return " ".join(text.split(" ")[:max_words])

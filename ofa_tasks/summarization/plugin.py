@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import MetricSpec, OFAError, PromptTemplate, ReaderSpec, TaskSpec, hookimpl
+from ofa_core.plugin import Components, MetricSpec, OFAError, PromptTemplate, TaskSpec
 from ofa_tasks.summarization.metrics import Rouge, RougeOptions
-from ofa_tasks.summarization.readers import SummaryJsonlOptions, SummaryTsvOptions, read_summary_jsonl, read_summary_tsv
+from ofa_tasks.summarization.readers import READERS
 from ofa_tasks.summarization.text import OFFICIAL_SOURCE_WORDS, OFFICIAL_TARGET_WORDS, clean, official_hypothesis
 
 PROMPTS = {"en": PromptTemplate(name="summarization.en", lang="en",
@@ -22,7 +22,8 @@ _positive = [attrs.validators.instance_of(int), attrs.validators.gt(0)]
 
 @attrs.frozen
 class SummarizationOptions:
-    """`task.options` of `summarization`: word limits of the clean-up, and whether to score as the official evaluation."""
+    """`task.options` of `summarization`: word limits of the clean-up, and whether to score as the official
+    evaluation."""
 
     max_source_words: int = attrs.field(default=OFFICIAL_SOURCE_WORDS, validator=_positive)
     """Words of the article kept after clean-up (the official `--max-src-length`, 512)."""
@@ -52,30 +53,18 @@ def postprocess(text: str, record: dict, options: SummarizationOptions) -> str:
     return official_hypothesis(text) if options.official_postprocess else text.strip()
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    for template in PROMPTS.values():
-        register(template.name, template)
-
-
-@hookimpl
-def ofa_register_readers(register):
-    register("summary_tsv", ReaderSpec(options=SummaryTsvOptions, open=read_summary_tsv,
-                                       description="official OFA Gigaword TSV (article, summary; columns as selected_cols)"))
-    register("summary_jsonl", ReaderSpec(options=SummaryJsonlOptions, open=read_summary_jsonl,
-                                         description="JSON lines: source (the article), summary"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("rouge", MetricSpec(options=RougeOptions, build=Rouge, higher_is_better=True,
-                                 description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100",
-                                 example_score="rougeL"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("summarization", TaskSpec(
-        prompts={"en": "summarization.en"}, reader="summary_tsv", loss="label_smoothed_cross_entropy",
-        metrics=("rouge",), generation="summarization", options=SummarizationOptions, preprocess=preprocess,
-        postprocess=postprocess, description="summarise an article in one sentence (Gigaword), text only; ROUGE"))
+COMPONENTS = Components(
+    prompts=PROMPTS.values(),
+    readers=READERS,
+    metrics={
+        "rouge": MetricSpec(options=RougeOptions, build=Rouge, higher_is_better=True,
+                                         description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100", example_score="rougeL"),
+    },
+    tasks={
+        "summarization": TaskSpec(
+                prompts={"en": "summarization.en"}, reader="summary_tsv", loss="label_smoothed_cross_entropy",
+                metrics=("rouge",), generation="summarization", options=SummarizationOptions, preprocess=preprocess,
+                postprocess=postprocess, description="summarise an article in one sentence (Gigaword), text only; ROUGE"),
+    },
+)
+COMPONENTS.install(globals())

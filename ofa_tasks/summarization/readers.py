@@ -6,23 +6,17 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, PerSplitFiles, jsonl_rows, tsv_rows
+from ofa_core.plugin import BadRows, PerSplitFiles, ReaderSpec, columns_option, jsonl_rows, tsv_rows
 
 OFFICIAL_COLUMNS = (0, 1)
 """article, summary: `selected_cols` of the official Gigaword scripts."""
-
-
-def _check_columns(instance, attribute, value: tuple[int, ...]) -> None:
-    if len(value) != 2 or len(set(value)) != 2 or any(not isinstance(v, int) or v < 0 for v in value):
-        raise ValueError(f"give 2 distinct column numbers (from 0) for the article and the summary, "
-                         f"as the official selected_cols; got {list(value)}")
 
 
 @attrs.frozen
 class SummaryTsvOptions(PerSplitFiles):
     """The official Gigaword TSV per split (no header); `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    columns: tuple[int, ...] = columns_option("the article and the summary", 2, default=OFFICIAL_COLUMNS)
     """Where the article and the summary are: [0, 1] in the official files."""
 
 
@@ -52,3 +46,12 @@ def read_summary_jsonl(options: SummaryJsonlOptions, split: str) -> Iterator[dic
         record = {"id": str(row.get("id", f"{path.stem}:{number}")), "image": None, "source": row["source"]}
         yield record if summary is None else {**record, "summary": summary}
     bad.summarise(path, split)
+
+
+READERS = {
+    "summary_tsv": ReaderSpec(options=SummaryTsvOptions, open=read_summary_tsv,
+                                               description="official OFA Gigaword TSV (article, summary; columns as selected_cols)"),
+    "summary_jsonl": ReaderSpec(options=SummaryJsonlOptions, open=read_summary_jsonl,
+                                                 description="JSON lines: source (the article), summary"),
+}
+"""The readers this task registers, by name."""

@@ -13,7 +13,8 @@ import string
 
 LEADING_PUNCTUATION = ",.!?*#:;~"
 OFFICIAL_SOURCE_WORDS = 512
-"""`--max-src-length` of the official Gigaword script, applied to the article as a word limit (then to its BPE tokens)."""
+"""`--max-src-length` of the official Gigaword script, applied to the article as a word limit (then to its BPE
+tokens)."""
 OFFICIAL_TARGET_WORDS = 64
 """`--max-tgt-length` of the official Gigaword script, a word limit on the training summary."""
 
@@ -41,6 +42,31 @@ def _punctuation(text: str) -> bool:
 
 def _capital(token: str) -> bool:
     return len(token) == 1 and token.isupper()
+
+
+def _abbreviation_end(tokens: list[str], i: int) -> int:
+    """Where the capital letters and dots of "U . N ." that start one token before `i` end."""
+    end = i + 3
+    while end + 2 < len(tokens) and _capital(tokens[end + 1]) and tokens[end + 2] == ".":
+        end += 2
+    return end
+
+
+def _hyphen(out: list[str], after: str | None, first: bool) -> tuple[int, bool]:
+    """A lone '-': '--' with a second one, else it joins the words around it as the official rule does.
+
+    Returns (tokens consumed, whether the next token joins the last one)."""
+    if after == "-":
+        out.append("--")
+        return 2, False
+    if after is None or first:
+        out.append("-")
+        return 1, False
+    if not _punctuation(out[-1]) and after[0] not in string.punctuation:
+        out[-1] += "-"
+        return 1, True
+    out.append("-")
+    return 1, False
 
 
 def ptb_tokens(text: str) -> str:
@@ -81,22 +107,10 @@ def ptb_tokens(text: str) -> str:
             out[-1] += "." + after
             step = 2
         elif token == "." and out and _capital(out[-1]) and len(rest) >= 2 and _capital(rest[0]) and rest[1] == ".":
-            end = i + 3
-            while end + 2 < len(tokens) and _capital(tokens[end + 1]) and tokens[end + 2] == ".":
-                end += 2
-            out[-1] += "".join(tokens[i:end])
+            out[-1] += "".join(tokens[i:_abbreviation_end(tokens, i)])
             step = 2  # the official loop moves on by two whatever it joined, so later letters repeat
         elif token == "-":
-            if after == "-":
-                out.append("--")
-                step = 2
-            elif after is None or i == 0:
-                out.append("-")
-            elif not _punctuation(out[-1]) and after[0] not in string.punctuation:
-                out[-1] += "-"
-                join_next = True
-            else:
-                out.append("-")
+            step, join_next = _hyphen(out, after, i == 0)
         elif joining and out and token[0] not in string.punctuation:
             out[-1] += token
         else:

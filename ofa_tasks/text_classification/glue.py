@@ -11,7 +11,8 @@ import attrs
 
 @attrs.frozen
 class GlueDataset:
-    """One dataset: the record fields its prompt names, the prompt, raw label -> answer word, and the official layout."""
+    """One dataset: the record fields its prompt names, the prompt, raw label -> answer word, and the official
+    layout."""
 
     fields: tuple[str, ...]
     """Text fields, in the order of the official TSV's text columns."""

@@ -16,17 +16,16 @@ import attrs
 from ofa_core.plugin import (
     ClosedSet,
     ClosedSetOptions,
+    Components,
     MetricSpec,
     OFAError,
     PromptTemplate,
-    ReaderSpec,
     TaskSpec,
     closed_set_fields_last,
-    hookimpl,
 )
 from ofa_tasks.text_classification.glue import GLUE, OFFICIAL_MAX_WORDS, answer_word, clean
 from ofa_tasks.text_classification.metrics import GlueMetricOptions, GlueScores
-from ofa_tasks.text_classification.readers import GlueJsonlOptions, GlueTsvOptions, read_glue_jsonl, read_glue_tsv
+from ofa_tasks.text_classification.readers import READERS
 
 PROMPTS = {"en": PromptTemplate(name="text_classification.en", lang="en", source="{prompt_text}", target="{answer}",
                                 prompt_type="src")}
@@ -85,31 +84,19 @@ def closed_set(options: TextClassificationOptions) -> ClosedSet:
                         noun="labels")
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    for template in PROMPTS.values():
-        register(template.name, template)
-
-
-@hookimpl
-def ofa_register_readers(register):
-    register("glue_tsv", ReaderSpec(options=GlueTsvOptions, open=read_glue_tsv,
-                                    description="tab-separated texts and label (GLUE / OFA's GLUE files; columns as selected_cols)"))
-    register("glue_jsonl", ReaderSpec(options=GlueJsonlOptions, open=read_glue_jsonl,
-                                      description="JSON lines: the dataset's text fields (or texts), label"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("glue", MetricSpec(options=GlueMetricOptions, build=GlueScores, higher_is_better=True,
-                                description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)",
-                                example_score="accuracy"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("text_classification", TaskSpec(
-        prompts={"en": "text_classification.en"}, reader="glue_tsv", loss="label_smoothed_cross_entropy",
-        metrics=("glue",), generation="default", options=TextClassificationOptions, preprocess=preprocess,
-        postprocess=postprocess, closed_set=closed_set,
-        description="classify a text or a text pair (GLUE: SST-2, CoLA, MNLI, MRPC, QNLI, QQP, RTE), text only"))
+COMPONENTS = Components(
+    prompts=PROMPTS.values(),
+    readers=READERS,
+    metrics={
+        "glue": MetricSpec(options=GlueMetricOptions, build=GlueScores, higher_is_better=True,
+                                        description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)", example_score="accuracy"),
+    },
+    tasks={
+        "text_classification": TaskSpec(
+                prompts={"en": "text_classification.en"}, reader="glue_tsv", loss="label_smoothed_cross_entropy",
+                metrics=("glue",), generation="default", options=TextClassificationOptions, preprocess=preprocess,
+                postprocess=postprocess, closed_set=closed_set,
+                description="classify a text or a text pair (GLUE: SST-2, CoLA, MNLI, MRPC, QNLI, QQP, RTE), text only"),
+    },
+)
+COMPONENTS.install(globals())

@@ -10,23 +10,14 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, OFAError, PerSplitFiles, jsonl_rows, tsv_rows
-
-
-def _check_columns(instance, attribute, value: tuple[int, ...] | None) -> None:
-    if value is None:
-        return
-    if len(value) < 2 or len(set(value)) != len(value) or any(not isinstance(v, int) or v < 0 for v in value):
-        raise ValueError(f"give distinct column numbers (from 0): the text columns, then the label column, "
-                         f"as the official selected_cols; got {list(value)}")
+from ofa_core.plugin import BadRows, OFAError, PerSplitFiles, ReaderSpec, columns_option, jsonl_rows, tsv_rows
 
 
 @attrs.frozen
 class GlueTsvOptions(PerSplitFiles):
     """One TSV per split; `columns` as the official `selected_cols` (the text columns, then the label)."""
 
-    columns: tuple[int, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple),
-                                                  validator=_check_columns)
+    columns: tuple[int, ...] | None = columns_option("the text columns, then the label column", None, default=None)
     """Text columns then the label column: SST-2 [0, 1], CoLA [1, 2], MNLI [0, 1, 2], MRPC [0, 1, 2], QNLI [1, 2, 3],
     QQP [3, 4, 5], RTE [1, 2, 3] (the official scripts)."""
     header: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
@@ -65,3 +56,12 @@ def read_glue_jsonl(options: GlueJsonlOptions, split: str) -> Iterator[dict]:
         record = {**row, "id": str(row.get("id", f"{path.stem}:{number}")), "image": None}
         yield record if label is None else {**record, "label": str(label)}
     bad.summarise(path, split)
+
+
+READERS = {
+    "glue_tsv": ReaderSpec(options=GlueTsvOptions, open=read_glue_tsv,
+                                            description="tab-separated texts and label (GLUE / OFA's GLUE files; columns as selected_cols)"),
+    "glue_jsonl": ReaderSpec(options=GlueJsonlOptions, open=read_glue_jsonl,
+                                              description="JSON lines: the dataset's text fields (or texts), label"),
+}
+"""The readers this task registers, by name."""

@@ -1,4 +1,4 @@
-"""Answers with confidences, in OFA's `conf|!+answer` form, question normalisation, object tags and answer files.
+"""Answers with confidences, in OFA's `conf|!+answer` form, question normalisation and object tags.
 
 OFA's VQA data scores each reference answer (`0.6|!+no&&1.0|!+yes`); soft accuracy credits a
 prediction with its answer's confidence.  References travel to the metric in that same form so
@@ -8,15 +8,13 @@ the score needs nothing but strings.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
-from ofa_core.plugin import OFAError, read_answer_list
 
 SEPARATOR = "|!+"
 
 
 def encode(answer: str, confidence: float) -> str:
-    """'no', 0.6 -> '0.6|!+no'; a fully confident answer stays plain, so predictions files and samples read naturally."""
+    """'no', 0.6 -> '0.6|!+no'; a fully confident answer stays plain, so predictions files and samples read
+    naturally."""
     return answer if confidence == 1.0 else f"{confidence:g}{SEPARATOR}{answer}"
 
 
@@ -59,30 +57,3 @@ def object_tags(objects: str | list | tuple | None, max_objects: int) -> str:
     else:
         labels = [str(label) for label in objects]
     return " object: " + " ".join(labels[:max_objects])
-
-
-def read_answers(path: str, field: str) -> tuple[str, ...]:
-    """Candidate answers in file order: `.txt` and `.json` as `read_answer_list`, `.tsv` as `answer<TAB>index` rows.
-
-    The `.tsv` form is an export of OFA's answer-to-label pickle (one `answer<TAB>index` row per entry, in the
-    pickle's order), which is never unpickled here: unpickling runs code.
-    """
-    if Path(path).suffix.lower() != ".tsv":
-        return read_answer_list(path, field)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise OFAError(f"{path}: {field}: cannot read the answer table ({error}); give a UTF-8 answer<TAB>index file") from None
-    seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        answer = line.split("\t", 1)[0].strip()
-        if not answer:
-            raise OFAError(f"{path}: {field}: line {number} has no answer before its tab; remove it")
-        if answer in seen:
-            raise OFAError(f"{path}: {field}: line {number} repeats {answer!r} (line {seen[answer]}); keep one")
-        seen[answer] = number
-    if not seen:
-        raise OFAError(f"{path}: {field}: no answers in the file; write one answer<TAB>index row per answer")
-    return tuple(seen)

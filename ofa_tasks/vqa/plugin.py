@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import (
+from ofa_core.plugin import (
     ClosedSet,
     ClosedSetOptions,
+    Components,
     MetricSpec,
+    OFAError,
     PromptTemplate,
-    ReaderSpec,
     TaskSpec,
     closed_set_fields_last,
     path_option,
+    read_answer_list,
 )
-from ofa_tasks.vqa.answers import normalise_question, object_tags, read_answers
+from ofa_tasks.vqa.answers import normalise_question, object_tags
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
-from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv
+from ofa_tasks.vqa.readers import READERS
 
 PROMPTS = {
     "en": PromptTemplate(name="vqa.en", lang="en", source=" {question_en}", target="{answer}"),
@@ -58,7 +58,7 @@ def closed_set(options: VqaOptions) -> ClosedSet | None:
     if options.answers and options.answers_file:
         raise OFAError("task.options: give either answers or answers_file, not both")
     if options.answers_file:
-        answers = read_answers(options.answers_file, "task.options.answers_file")
+        answers = read_answer_list(options.answers_file, "task.options.answers_file")
     elif options.answers:
         answers = options.answers
     else:
@@ -92,29 +92,18 @@ def postprocess(text: str, record: dict, options: VqaOptions) -> str:
     return text.strip()
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    for template in PROMPTS.values():
-        register(template.name, template)
-
-
-@hookimpl
-def ofa_register_readers(register):
-    register("vqa_jsonl", ReaderSpec(options=VqaJsonlOptions, open=read_vqa_jsonl,
-                                     description="JSON lines: image (path, base64 or TSV id), question, answers"))
-    register("vqa_tsv", ReaderSpec(options=VqaTsvOptions, open=read_vqa_tsv,
-                                   description="official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("vqa", MetricSpec(options=VqaMetricOptions, build=VqaAccuracy, higher_is_better=True,
-                               description="soft VQA accuracy (answer confidence) and exact match, x100", example_score="vqa_acc"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("vqa", TaskSpec(
-        prompts={"en": "vqa.en", "zh": "vqa.zh"}, reader="vqa_jsonl", loss="label_smoothed_cross_entropy",
-        metrics=("vqa",), generation="vqa", options=VqaOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
-        description="answer a question about an image (open-ended, or picked from candidate answers)"))
+COMPONENTS = Components(
+    prompts=PROMPTS.values(),
+    readers=READERS,
+    metrics={
+        "vqa": MetricSpec(options=VqaMetricOptions, build=VqaAccuracy, higher_is_better=True,
+                                       description="soft VQA accuracy (answer confidence) and exact match, x100", example_score="vqa_acc"),
+    },
+    tasks={
+        "vqa": TaskSpec(
+                prompts={"en": "vqa.en", "zh": "vqa.zh"}, reader="vqa_jsonl", loss="label_smoothed_cross_entropy",
+                metrics=("vqa",), generation="vqa", options=VqaOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
+                description="answer a question about an image (open-ended, or picked from candidate answers)"),
+    },
+)
+COMPONENTS.install(globals())

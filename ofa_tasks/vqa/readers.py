@@ -6,7 +6,17 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin.records import BadRows, PerSplitFiles, SplitFilesOptions, decode_image, image_reference, jsonl_rows, tsv_rows
+from ofa_core.plugin import (
+    BadRows,
+    PerSplitFiles,
+    ReaderSpec,
+    SplitFilesOptions,
+    columns_option,
+    decode_image,
+    image_reference,
+    jsonl_rows,
+    tsv_rows,
+)
 from ofa_tasks.vqa.answers import encode, parse_official
 
 
@@ -66,17 +76,11 @@ OFFICIAL_COLUMNS = (0, 5, 2, 3, 4)
 """question-id, image, question, answers, objects: `selected_cols` of the official VQA scripts."""
 
 
-def _check_columns(_instance, _attribute, value: tuple[int, ...]) -> None:
-    if len(value) != 5 or len(set(value)) != 5 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
-        raise ValueError(f"give 5 distinct column numbers (from 0) for question-id, image, question, answers and "
-                         f"objects, as the official selected_cols; got {list(value)}")
-
-
 @attrs.frozen
 class VqaTsvOptions(PerSplitFiles):
     """The official OFA VQA TSV per split; `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = attrs.field(default=OFFICIAL_COLUMNS, converter=tuple, validator=_check_columns)
+    columns: tuple[int, ...] = columns_option("question-id, image, question, answers and objects", 5, default=OFFICIAL_COLUMNS)
     """Where question-id, image (base64), question, answers ('conf|!+ans&&...') and objects ('a&&b') are:
     [0, 5, 2, 3, 4] in OFA's vqa_train/val/test TSVs."""
 
@@ -99,3 +103,12 @@ def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
             continue
         yield _record(fields[id_column], image, fields[question_column], answers, fields[objects_column])
     bad.summarise(path, split)
+
+
+READERS = {
+    "vqa_jsonl": ReaderSpec(options=VqaJsonlOptions, open=read_vqa_jsonl,
+                                             description="JSON lines: image (path, base64 or TSV id), question, answers"),
+    "vqa_tsv": ReaderSpec(options=VqaTsvOptions, open=read_vqa_tsv,
+                                           description="official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)"),
+}
+"""The readers this task registers, by name."""

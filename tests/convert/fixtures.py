@@ -207,7 +207,7 @@ def _fake_modules() -> dict[str, types.ModuleType]:
     """Modules named like fairseq's/OmegaConf's so pickle records their classes under those names."""
     modules = {name: types.ModuleType(name) for name in _FAKE_MODULES}
 
-    class DDP_BACKEND_CHOICES(enum.Enum):  # noqa: N801 (fairseq's name)
+    class DDP_BACKEND_CHOICES(enum.Enum):
         c10d = "c10d"
         no_c10d = "no_c10d"
 

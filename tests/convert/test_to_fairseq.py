@@ -82,7 +82,7 @@ GROUPS = {"_name", "common", "common_eval", "checkpoint", "dataset", "distribute
 
 
 def _saved_tiny(tmp_path: Path, **overrides) -> Path:
-    from ofa_core.plugin.testing import tiny_model
+    from ofa_core.testing import tiny_model
 
     directory = tmp_path / "trained"
     tiny_model(3, **overrides).save_pretrained(directory)

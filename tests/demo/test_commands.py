@@ -79,7 +79,8 @@ def test_the_main_recipe_without_weights_or_data_says_what_to_download_convert_a
 
 
 def test_processes_started_together_generate_the_demo_once(cache):
-    """As under torchrun: two processes reach a missing demo at the same time; one writes it, the other waits and reads it."""
+    """As under torchrun: two processes reach a missing demo at the same time; one writes it, the other waits and
+    reads it."""
     import os
     import subprocess
     import sys

@@ -1,4 +1,5 @@
-"""The demo data: reproducible to the byte, read by the real readers, self-consistent, and fully covered by its tokenizer."""
+"""The demo data: reproducible to the byte, read by the real readers, self-consistent, and fully covered by its
+tokenizer."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ofa_core.demo.writer import builtin_prompt_texts
 from ofa_core.demo.writer import DemoSizes, generate
 from ofa_core.model.processing import OFAProcessor
 from ofa_core.recipe import build_options
-from ofa_core.plugin.testing import registry_with
+from ofa_core.testing import registry_with
 
 from .conftest import SMALL
 

@@ -10,8 +10,8 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from ofa_core.export.onnx import export_onnx  # noqa: E402
-from ofa_core.plugin.testing import tiny_model, tiny_processor  # noqa: E402
+from ofa_core.export.onnx import export_onnx
+from ofa_core.testing import tiny_model, tiny_processor
 
 
 def conditioned_checkpoint(directory: Path, seed: int = 0, **overrides) -> Path:

@@ -18,7 +18,7 @@ import pytest
 
 from ofa_core.cli.main import main
 from ofa_core.exported.manifest import MANIFEST_FILE, sha256
-from ofa_core.plugin.testing import fake_image
+from ofa_core.testing import fake_image
 
 PREDICT = ["--task", "caption", "--lang", "en", "--generation", "max_new_tokens=6"]
 
@@ -89,10 +89,12 @@ def test_predict_onnxruntime_matches_torch_with_the_source_gone(tmp_path, cn_mod
     assert main(["export", "onnx", "--model", str(source), "--out", str(exported)]) == 0
     assert main(["predict", "--model", str(source), *PREDICT, str(photos), "-o", str(tmp_path / "torch.jsonl")]) == 0
     shutil.move(source, tmp_path / "moved-away")
+    argv = ["predict", "--backend", "onnxruntime", "--model", str(exported), *PREDICT, str(photos), "-o",
+            str(tmp_path / "ort.jsonl")]
     script = (
         "import json, sys\n"
         "from ofa_core.cli.main import main\n"
-        f"code = main({['predict', '--backend', 'onnxruntime', '--model', str(exported), *PREDICT, str(photos), '-o', str(tmp_path / 'ort.jsonl')]!r})\n"
+        f"code = main({argv!r})\n"
         "network = [name for name in sys.modules if name.startswith('ofa_core.model.modeling.')\n"
         "           and name not in ('ofa_core.model.modeling.beam_search', 'ofa_core.model.modeling.outputs')]\n"
         "print(json.dumps({'code': code, 'network': network, 'export': 'ofa_core.export' in sys.modules}))\n")
@@ -203,7 +205,7 @@ def test_pipeline_onnxruntime(cn_model, cn_exported):
     images = [fake_image(seed) for seed in range(3)]
     assert exported(images) == reference(images)
     assert "precision='fp32'" in repr(exported)
-    with pytest.raises(ofa_core.model.errors.OFAError, match="fp32 or int8"):
+    with pytest.raises(ofa_core.OFAError, match="fp32 or int8"):
         ofa_core.pipeline("caption", model=cn_exported, backend="onnxruntime", precision="bf16")
 
 

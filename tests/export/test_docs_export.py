@@ -8,13 +8,12 @@ import io
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
 from ofa_core.cli.main import main
-from ofa_core.plugin.testing import fake_image
+from ofa_core.testing import fake_image
 
 PAGE = Path(__file__).parents[2] / "docs" / "export.md"
 

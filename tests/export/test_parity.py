@@ -17,7 +17,7 @@ from ofa_core.inference.task_choice import choose_task
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.modeling.beam_search import TorchBackend
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.testing import fake_image, tiny_processor
+from ofa_core.testing import fake_image, tiny_processor
 from ofa_core.registry import load_plugins
 
 from tests.convert.conftest import run_cli

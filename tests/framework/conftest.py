@@ -13,8 +13,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import MetricSpec, NoOptions, PromptTemplate, ReaderSpec, TaskSpec, path_option
+from ofa_core.plugin import hookimpl
+from ofa_core.plugin import MetricSpec, NoOptions, PromptTemplate, ReaderSpec, TaskSpec, path_option
 
 REPO = Path(__file__).parents[2]
 COUNTING = REPO / "plugins" / "ofa-plugin-counting"

@@ -9,7 +9,7 @@ import pytest
 from ofa_core.cli.main import COMMANDS, main
 from ofa_core.registry.discovery import import_path
 from ofa_core.recipe.docs import json_schema
-from ofa_core.plugin.testing import fake_image, registry_with, tiny_checkpoint
+from ofa_core.testing import fake_image, registry_with, tiny_checkpoint
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -39,7 +39,7 @@ def test_tasks_and_plugins_list_providers(capsys, counting_installed):
 def test_plugins_reports_failures_and_adds_plugin_verbs(capsys, tmp_path):
     (tmp_path / "broken.py").write_text("raise RuntimeError('half-written plugin')\n")
     (tmp_path / "hello.py").write_text(
-        "from ofa_core.plugin.hooks import hookimpl\n"
+        "from ofa_core.plugin import hookimpl\n"
         "@hookimpl\n"
         "def ofa_register_commands(subparsers):\n"
         "    parser = subparsers.add_parser('hello', help='say hello')\n"
@@ -60,7 +60,7 @@ def test_plugins_reports_failures_and_adds_plugin_verbs(capsys, tmp_path):
 def test_recipe_errors_are_one_line_exit_2_and_debug_raises(capsys, tmp_path):
     recipe = tmp_path / "r.json"
     recipe.write_bytes(orjson.dumps({"task": "grounding", "model": {"checkpoint": "."}, "trainig": {}}))
-    code, out, err = run(capsys, "recipe", "validate", str(recipe))
+    code, _out, err = run(capsys, "recipe", "validate", str(recipe))
     assert code == 2 and f"error: {recipe}: trainig: unknown key (did you mean 'training'?)\n" in err
     assert all(line.startswith(f"error: {recipe}: ") for line in err.splitlines())  # one line per mistake
     with pytest.raises(Exception, match="trainig"):
@@ -91,7 +91,7 @@ def test_recipe_show_schema_and_run_dry_run(capsys, tmp_path):
 
 
 def test_new_plugin_scaffold_works_and_never_overwrites(capsys, tmp_path, monkeypatch):
-    code, out, _ = run(capsys, "new-plugin", "my_vqa", "--dir", str(tmp_path))
+    code, _out, _ = run(capsys, "new-plugin", "my_vqa", "--dir", str(tmp_path))
     target = tmp_path / "ofa-plugin-my-vqa"
     assert code == 0 and (target / "pyproject.toml").is_file()
     assert 'my_vqa = "ofa_plugin_my_vqa"' in (target / "pyproject.toml").read_text()

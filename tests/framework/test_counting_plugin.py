@@ -2,12 +2,13 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import fake_image, run_recipe, tiny_checkpoint
+from ofa_core.testing import fake_image, run_recipe, tiny_checkpoint
 
 from .conftest import COUNTING
 
@@ -48,5 +49,5 @@ def test_recipe_trains_and_evaluates_end_to_end(counting_installed, counting_dat
     assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(checkpoints[-1])]) == 0
     metrics = orjson.loads(capsys.readouterr().out)
     assert 0.0 <= metrics["accuracy"] <= metrics["within_one"] <= 100.0 and metrics["examples"] == 2
-    predictions = [orjson.loads(line) for line in open(metrics["predictions"], "rb")]
+    predictions = [orjson.loads(line) for line in Path(metrics["predictions"]).read_bytes().splitlines()]
     assert len(predictions) == 2 and all(row["prediction"] in {"0", "1", "2", "3", "4", "5"} for row in predictions)

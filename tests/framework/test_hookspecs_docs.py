@@ -4,7 +4,7 @@ import inspect
 import re
 from pathlib import Path
 
-from ofa_core.plugin import hooks as hookspecs
+from ofa_core.plugin import _hooks as hookspecs
 
 DOC = Path(__file__).parents[2] / "docs" / "plugin-hooks.md"
 
@@ -16,7 +16,7 @@ def hooks() -> dict:
 def test_every_hook_is_documented_with_its_signature_and_docstring():
     text = DOC.read_text(encoding="utf-8")
     documented = dict(re.findall(r"^### `(ofa_\w+)(\(.*\) -> .*)`$", text, flags=re.M))
-    assert set(documented) == set(hooks()), "docs/plugin-hooks.md and ofa_core/plugin/hooks.py list different hooks"
+    assert set(documented) == set(hooks()), "docs/plugin-hooks.md and ofa_core/plugin/_hooks.py list different hooks"
     for name, fn in hooks().items():
         assert documented[name] == str(inspect.signature(fn)).replace("'", ""), f"{name}: signature differs from the docs"
         assert inspect.getdoc(fn) in text, f"{name}: its one-line docstring is not in the docs"

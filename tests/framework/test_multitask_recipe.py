@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from ofa_core.cli import main
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.testing import fake_image, registry_with, run_recipe, tiny_checkpoint
+from ofa_core import OFAError
+from ofa_core.testing import fake_image, registry_with, run_recipe, tiny_checkpoint
 from ofa_core.recipe import load, resolve, resolve_tasks
 from ofa_core.recipe.docs import json_schema
 from ofa_core.recipe.show import resolved_values
@@ -114,7 +114,7 @@ def test_the_multitask_demo_recipe_is_valid():
 @pytest.fixture
 def mixed_data(tmp_path) -> dict:
     """A counting task (the example third-party plugin) and classification (built-in), on the same four images."""
-    lines, images = [], []
+    lines = []
     for index in range(4):
         path = tmp_path / "images" / f"{index}.png"
         path.parent.mkdir(exist_ok=True)
@@ -151,5 +151,5 @@ def test_a_third_party_task_trains_in_a_mixture_with_a_built_in_one(counting_ins
     result = orjson.loads(capsys.readouterr().out)
     assert set(result["predictions"]) == {"counting", "classification"}
     for label, path in result["predictions"].items():
-        predictions = [orjson.loads(line) for line in open(path, "rb")]
+        predictions = [orjson.loads(line) for line in Path(path).read_bytes().splitlines()]
         assert len(predictions) == 4 and {row["task"] for row in predictions} == {label}

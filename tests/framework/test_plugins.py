@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.registry.discovery import PluginLoader, load_plugins
 
 PLUGIN = '''
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import PromptTemplate
+from ofa_core.plugin import hookimpl
+from ofa_core.plugin import PromptTemplate
 
 @hookimpl
 def ofa_register_prompts(register):

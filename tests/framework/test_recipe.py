@@ -7,11 +7,11 @@ import jsonschema
 import orjson
 import pytest
 
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.recipe import load, resolve
 from ofa_core.recipe.docs import json_schema
 from ofa_core.recipe.show import resolved_values
-from ofa_core.plugin.testing import registry_with
+from ofa_core.testing import registry_with
 
 from .conftest import Toy
 
@@ -61,7 +61,8 @@ def test_extends_set_and_provenance(recipe, tmp_path):
     ({"traning": {}}, "recipe.json: traning: unknown key (did you mean 'training'?)"),
     ({"training": {"learnig_rate": 1}}, "recipe.json: training.learnig_rate: unknown key (did you mean 'learning_rate'?)"),
     ({"training": {"max_steps": "10"}}, "recipe.json: training.max_steps: expected integer, got string '10'"),
-    ({"training": {"lr_scheduler_type": "cosin"}}, "training.lr_scheduler_type: 'cosin' is not one of 'linear', 'cosine', 'constant', 'polynomial' (did you mean 'cosine'?)"),
+    ({"training": {"lr_scheduler_type": "cosin"}}, "training.lr_scheduler_type: 'cosin' is not one of 'linear', 'cosine', 'constant', 'polynomial' "
+     "(did you mean 'cosine'?)"),
     ({"data": {"max_source_length": 1.5}}, "recipe.json: data.max_source_length: expected integer, got number 1.5"),
     ({"task": {"nme": "toy"}}, "recipe.json: task.nme: unknown key (did you mean 'name'?)"),
     ({"model": {"checkpoint": "nowhere"}}, "recipe.json: model.checkpoint: "),

@@ -2,12 +2,12 @@
 
 import pytest
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.hooks import hookimpl
+from ofa_core import OFAError
+from ofa_core.plugin import hookimpl
 from ofa_core.registry.discovery import PluginLoader
 from ofa_core.registry.components import DuplicateComponent, InvalidSpec, UnknownComponent
-from ofa_core.plugin.specs import NoOptions, PromptTemplate, TaskSpec
-from ofa_core.plugin.testing import registry_with
+from ofa_core.plugin import NoOptions, PromptTemplate, TaskSpec
+from ofa_core.testing import registry_with
 
 from .conftest import Toy
 

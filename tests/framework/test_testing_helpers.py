@@ -1,10 +1,10 @@
-"""ofa_core.plugin.testing helpers that plugin authors build their tests on."""
+"""ofa_core.testing helpers that plugin authors build their tests on."""
 
 import pytest
 from PIL import Image
 
-from ofa_core.plugin.specs import MetricSpec, NoOptions
-from ofa_core.plugin.testing import check_metric, fake_image, tiny_dataset, tiny_processor, tiny_vocabulary
+from ofa_core.plugin import MetricSpec, NoOptions
+from ofa_core.testing import check_metric, fake_image, tiny_dataset, tiny_processor, tiny_vocabulary
 
 
 def test_tiny_dataset_writes_images_and_records(tmp_path):

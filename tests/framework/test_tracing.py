@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from ofa_core.plugin.hooks import hookimpl
-from ofa_core.plugin.specs import PromptTemplate
+from ofa_core.plugin import hookimpl
+from ofa_core.plugin import PromptTemplate
 from ofa_core.registry.discovery import PluginLoader, load_plugins
 
 from .conftest import REPO, Toy

@@ -22,9 +22,9 @@ from safetensors.numpy import save_file
 
 from ofa_core.cli import main
 from ofa_core.generation.answer_tokens import JsonTokenizer, answer_ids
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import ClosedSet
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint, tiny_processor
+from ofa_core import OFAError
+from ofa_core.plugin import ClosedSet
+from ofa_core.testing import fake_image, tiny_checkpoint, tiny_processor
 from ofa_core.recipe import preflight
 
 REPO = Path(__file__).parents[2]
@@ -206,7 +206,7 @@ RUN_ERRORS = [
     RunError(at(ENCODER, "self.embed_tokens(input_ids)"), model_file("config.json", json_edit(vocab_size=100)),
              "but the model embeds only 100"),
     # the data (trainer/from_recipe.py _examples: the reader, the task's preprocess, the prompt)
-    RunError(at("ofa_core/plugin/records.py", "no file for the {split} split"), removing("data.reader.valid"),
+    RunError(at("ofa_core/plugin/_records.py", "no file for the {split} split"), removing("data.reader.valid"),
              "data.reader.valid: no file for the valid split"),
     RunError(at(LOOP, "has no examples; check its data.reader and files"), data_file("train.jsonl", ""),
              "train.jsonl is empty; give the file its records"),

@@ -9,7 +9,7 @@ import torch
 
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 from test_modeling import VOCAB, make_inputs, reference_beam_search
 
 PREFIX = dict(encoder_prompt=True, decoder_prompt=True, encoder_prompt_length=3, decoder_prompt_length=2)

@@ -116,7 +116,8 @@ class Case:
         return GOLDENS / f"{self.key}.json"
 
     def tokenizer_arguments(self) -> list[str]:
-        """What `convert fairseq` is given, as the recipe's setup text says: --bpe-dir for English, --vocab for Chinese."""
+        """What `convert fairseq` is given, as the recipe's setup text says: --bpe-dir for English, --vocab for
+        Chinese."""
         return ["--bpe-dir", str(SPEC / "BPE_EN")] if self.language == "en" else ["--vocab", str(SPEC / "BERT_CN_vocab.txt")]
 
 
@@ -159,7 +160,8 @@ CASES: dict[str, Case] = {case.key: case for case in (
          ("--task=gigaword", "--batch-size=32", "--log-format=simple", "--log-interval=10", "--seed=7",
           "--gen-subset=test", "--beam=6", "--lenpen=0.7", "--max-len-b=32", "--no-repeat-ngram-size=3",
           "--num-workers=0"), {"selected_cols": "0,1"}, "summary", "gigaword_rouge"),
-    # evaluate_refcoco_base.sh and evaluate_refcoco_cn.sh: exactly four tokens, no-repeat 3, batches of 16 (evaluate.py
+    # evaluate_refcoco_base.sh and evaluate_refcoco_cn.sh: exactly four tokens, no-repeat 3, batches of 16
+    # (evaluate.py
     # stops after the first batch, testing a tensor's truth value; official_eval.py records eval_refcoco's boxes).
     *(Case(recipe, recipe, language, rows, script, _REFCOCO_FLAGS, {"selected_cols": columns}, "box", "refcoco_accuracy",
            {"patch_image_size": 512}, TokenWeights(bins=_REFCOCO_BINS))
@@ -193,12 +195,14 @@ CASES: dict[str, Case] = {case.key: case for case in (
           ("beam", "run_scripts/vqa/evaluate_vqa_beam_base.sh", 16,
            ("--beam-search-vqa-eval", "--beam=5", "--unnormalized", "--temperature=1.0"), {"valid_batch_size": "20"},
            "answer", ("task.options.inference=beam",)))),
-    # evaluate_snli_ve_base.sh: the premise caption in the prompt (the checkpoint's --add-caption), answers no/yes/maybe.
+    # evaluate_snli_ve_base.sh: the premise caption in the prompt (the checkpoint's --add-caption), answers
+    # no/yes/maybe.
     Case("snli_ve", "snli_ve", "en", "snli_ve.tsv", "run_scripts/snli_ve/evaluate_snli_ve_base.sh",
          ("--task=snli_ve", "--batch-size=8", "--log-format=simple", "--log-interval=10", "--seed=7",
           "--gen-subset=dev", "--num-workers=0"), {"selected_cols": "0,2,3,4,5"}, "closed_set", "snli_ve_accuracy",
          weights=_CLOSED_SET_WEIGHTS),
-    # evaluate_imagenet.sh; the checkpoint normalises with ImageNet's mean and std (--imagenet-default-mean-and-std).
+    # evaluate_imagenet.sh; the checkpoint normalises with ImageNet's mean and std
+    # (--imagenet-default-mean-and-std).
     Case("imagenet", "image_classify", "en", "imagenet.tsv", "run_scripts/image_classify/evaluate_imagenet.sh",
          ("--task=image_classify", "--batch-size=8", "--log-format=simple", "--log-interval=10", "--seed=7",
           "--gen-subset=val", "--num-workers=0"), {"selected_cols": "0,2"}, "closed_set", "imagenet_accuracy",

@@ -18,7 +18,7 @@ from ofa_core.cli import main
 from ofa_core.convert.safe_load import load_checkpoint
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
-from ofa_core.plugin.testing import randomize_
+from ofa_core.testing import randomize_
 
 from .cases import Case, TokenWeights, Weights
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 # Metric scores are compared on ofa eval's scale (x100); the golden holds the official scorer's value times 100.
 METRIC_TOLERANCE = 1e-4
-_PUNCTUATION = str.maketrans({key: None for key in string.punctuation})
+_PUNCTUATION = str.maketrans(dict.fromkeys(string.punctuation))
 
 
 def _by_id(golden: dict, lines: list[dict]) -> list[tuple[dict, dict]]:

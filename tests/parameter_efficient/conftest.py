@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ofa_core.plugin.testing import tiny_checkpoint
+from ofa_core.testing import tiny_checkpoint
 from tests.trainer.test_recipe import write_muge
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from ofa_core.cli.main import main
-from ofa_core.plugin.testing import fake_image, run_recipe
+from ofa_core.testing import fake_image, run_recipe
 from tests.parameter_efficient.test_peft import recipe
 
 PAGE = Path(__file__).parents[2] / "docs" / "peft.md"

@@ -11,7 +11,7 @@ from safetensors import safe_open
 
 from ofa_core.cli import main
 from ofa_core.inference.loading import load_model
-from ofa_core.plugin.testing import fake_image, run_recipe, tiny_checkpoint
+from ofa_core.testing import fake_image, run_recipe, tiny_checkpoint
 from ofa_core.recipe.peft import PeftSection, trains
 from ofa_core.recipe.schema import RecipeError, build
 
@@ -147,7 +147,7 @@ def test_the_pipeline_and_serving_s_loader_apply_a_delta(data):
 
     from ofa_core.inference.loading import load_for_inference
     from ofa_core.inference.pipeline import pipeline
-    from ofa_core.plugin.testing import registry_with
+    from ofa_core.testing import registry_with
     from ofa_core.serving.app import ServeSettings, create_app
     from ofa_core.serving.requests import served_tasks
 

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from ofa_core.cli.main import main
-from ofa_core.plugin.testing import tiny_checkpoint
+from ofa_core.testing import tiny_checkpoint
 from tests.test_docs import fenced_blocks
 
 PAGE = Path(__file__).parents[2] / "docs" / "report.md"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint
+from ofa_core.testing import fake_image, tiny_checkpoint
 from ofa_core.report import build
 from ofa_core.report.cards import probabilities
 from ofa_core.report.curves import read_curves

@@ -26,17 +26,17 @@ def report(grounding, tmp_path_factory):
     return out
 
 
-def _ids(driver) -> list[str]:  # noqa: F811
+def _ids(driver) -> list[str]:
     return driver.execute_script("return Array.from(document.querySelectorAll('section.task article'))"
                                  ".filter(card => !card.hidden).map(card => card.dataset.id);")
 
 
-def _scores(driver) -> list[float]:  # noqa: F811
+def _scores(driver) -> list[float]:
     return driver.execute_script("return Array.from(document.querySelectorAll('section.task article'))"
                                  ".map(card => parseFloat(card.dataset.score));")
 
 
-def test_report_page_decodes_sorts_filters_without_console_errors(driver, report, tmp_path) -> None:  # noqa: F811
+def test_report_page_decodes_sorts_filters_without_console_errors(driver, report, tmp_path) -> None:
     driver.get_log("browser")  # drop what earlier pages logged
     driver.get(report.as_uri())
     assert driver.title == "OFA evaluation report"

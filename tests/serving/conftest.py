@@ -15,7 +15,7 @@ FAST = {"max_new_tokens": 6, "num_beams": 2}
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
-    from ofa_core.plugin.testing import tiny_checkpoint
+    from ofa_core.testing import tiny_checkpoint
 
     return tiny_checkpoint(tmp_path_factory.mktemp("serving") / "model")
 
@@ -48,7 +48,7 @@ def make_app(loaded, tasks):
 
 
 def png_bytes(seed: int = 0, size: tuple[int, int] = (40, 30), fmt: str = "PNG") -> bytes:
-    from ofa_core.plugin.testing import fake_image
+    from ofa_core.testing import fake_image
 
     buffer = io.BytesIO()
     fake_image(seed, size).save(buffer, format=fmt)

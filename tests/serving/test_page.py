@@ -26,10 +26,9 @@ selenium = pytest.importorskip("selenium", reason="selenium is not installed: pi
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint  # noqa: E402
+from ofa_core.testing import fake_image, tiny_checkpoint  # noqa: E402
 
 REPO = Path(__file__).parents[2]
 NO_CHROMIUM = "no Chromium: install Debian's chromium and chromium-driver (.ci/run does)"

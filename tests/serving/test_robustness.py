@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import struct
-import threading
 import time
 import zlib
 
-import pytest
 from fastapi.testclient import TestClient
 
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from tests.serving.conftest import FAST, async_client, b64, metric, png_bytes, run_async
 
 LABELS = ["cat", "dog"]
@@ -125,7 +122,7 @@ def test_malformed_requests_get_4xx_json_errors(make_app):
             answer = client.post("/v1/predict", **post)
             body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else None
             if (answer.status_code != status or not isinstance(body, dict) or set(body) != {"error"}
-                    or "\n" not in body["error"] and "Traceback" in body["error"] or "\n" in body["error"]):
+                    or ("\n" not in body["error"] and "Traceback" in body["error"]) or "\n" in body["error"]):
                 wrong.append(f"{what}: {answer.status_code} {answer.text[:200]}")
         growth = rss_mb() - before
         assert not wrong, "\n".join(wrong)

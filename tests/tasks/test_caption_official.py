@@ -12,7 +12,7 @@ from PIL import Image
 
 from ofa_core.cli import main
 from ofa_core.model.generation_config import official_generation_config
-from ofa_core.plugin.testing import tiny_checkpoint
+from ofa_core.testing import tiny_checkpoint
 from ofa_tasks.caption.readers import OfaCaptionTsvOptions, read_ofa_caption_tsv
 from ofa_tasks.caption.text import official_caption
 

@@ -11,8 +11,9 @@ import orjson
 import pytest
 from PIL import Image
 
-from ofa_core.plugin.tsv import INDEX_SUFFIX, TsvIndex
-from ofa_core.plugin.records import BadRecordError
+from ofa_core.plugin import TsvIndex
+from ofa_core.plugin._tsv import INDEX_SUFFIX
+from ofa_core.plugin import BadRecordError
 from ofa_tasks.caption.readers import (
     MugeOptions,
     OfaCaptionTsvOptions,
@@ -97,7 +98,7 @@ def test_index_is_cached_and_rebuilt_when_the_tsv_changes(muge):
 
 
 def test_missing_files_are_one_line_errors(tmp_path):
-    from ofa_core.model.errors import OFAError
+    from ofa_core import OFAError
 
     with pytest.raises(OFAError, match="no such file"):
         TsvIndex(tmp_path / "nope.tsv")
@@ -119,7 +120,7 @@ def test_official_caption_tsv_reader(tmp_path):
 
 
 def test_official_caption_tsv_reads_the_file_of_each_split_and_muge_accepts_one_text(tmp_path):
-    from ofa_core.model.errors import OFAError
+    from ofa_core import OFAError
 
     with pytest.raises(OFAError, match=r"data\.reader\.train: no file for the train split"):
         list(read_ofa_caption_tsv(OfaCaptionTsvOptions(valid=str(tmp_path / "v.tsv")), "train"))

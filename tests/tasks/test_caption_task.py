@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import registry_with, run_recipe, tiny_checkpoint
+from ofa_core.testing import registry_with, run_recipe, tiny_checkpoint
 
 # Three kinds of "product photo", each with its own captions (characters from the tiny vocabulary).
 KINDS = {

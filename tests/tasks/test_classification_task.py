@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.image_processing import load_image
 from ofa_core.recipe import build_options
 from ofa_core.recipe.schema import RecipeError
-from ofa_core.plugin.records import BadRecordError
-from ofa_core.plugin.specs import ClosedSet
-from ofa_core.plugin.testing import check_metric, registry_with, run_recipe, tiny_checkpoint
+from ofa_core.plugin import BadRecordError
+from ofa_core.plugin import ClosedSet
+from ofa_core.testing import check_metric, registry_with, run_recipe, tiny_checkpoint
 from ofa_tasks.classification import plugin
 from ofa_tasks.classification.labels import ClassificationOptions
 from ofa_tasks.classification.metrics import (
@@ -91,7 +91,7 @@ def test_labels_file_is_resolved_against_the_recipe_and_read_as_utf8(tmp_path):
 
 @pytest.mark.parametrize(("data", "expected"), [
     ("猫\n狗\n猫\n".encode(), r"labels\.txt: task\.options\.labels_file: line 3 repeats '猫' \(line 1\)"),
-    ("\n\n".encode(), r"labels\.txt: task\.options\.labels_file: no answers in the file"),
+    (b"\n\n", r"labels\.txt: task\.options\.labels_file: no answers in the file"),
     ("红色\n".encode("gbk"), r"labels\.txt: task\.options\.labels_file: not UTF-8 text .*save it as UTF-8"),
 ])
 def test_labels_file_errors_name_file_and_line(tmp_path, data, expected):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from ofa_core.plugin.scores import score_rows
-from ofa_core.plugin.testing import registry_with
+from ofa_core.plugin._scores import score_rows
+from ofa_core.testing import registry_with
 
 CAPTIONS = [("一只红色的杯子", ["一只红色的杯子", "红色的杯子放在桌上"]),
             ("蓝色的鞋", ["一双蓝色的鞋子", "蓝色运动鞋"]),

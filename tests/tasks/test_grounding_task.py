@@ -17,7 +17,7 @@ from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.search import OFFICIAL_SEARCH
 from ofa_core.model.tokenization import OFATokenizer
 from ofa_core.plugin import OFAError
-from ofa_core.plugin.testing import check_metric, fake_image, registry_with, tiny_checkpoint, tiny_processor
+from ofa_core.testing import check_metric, fake_image, registry_with, tiny_checkpoint, tiny_processor
 from ofa_tasks.grounding.metrics import GroundingAccuracy, GroundingMetricOptions
 from ofa_tasks.grounding.plugin import PROMPTS, GroundingOptions, allowed_tokens, postprocess, preprocess
 from ofa_tasks.grounding.readers import GroundingJsonlOptions, GroundingTsvOptions, read_grounding_jsonl, read_grounding_tsv

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import run_recipe, tiny_checkpoint
+from ofa_core.testing import run_recipe, tiny_checkpoint
 
 # A red rectangle in one of four places, on images of four sizes (boxes as fractions of the image).
 PLACES = [(0.1, 0.1, 0.45, 0.45), (0.55, 0.1, 0.9, 0.45), (0.1, 0.55, 0.45, 0.9), (0.55, 0.55, 0.9, 0.9)]

@@ -21,7 +21,7 @@ from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.model.tokenization import OFATokenizer
-from ofa_core.plugin.testing import fake_image, registry_with, run_recipe, tiny_checkpoint, tiny_model, tiny_processor
+from ofa_core.testing import fake_image, registry_with, run_recipe, tiny_checkpoint, tiny_model, tiny_processor
 from ofa_tasks.classification import plugin
 from ofa_tasks.classification.labels import ClassificationOptions
 from ofa_tasks.classification.plugin import closed_set, postprocess, preprocess

@@ -19,8 +19,8 @@ from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.search import OFFICIAL_SEARCH
 from ofa_core.model.tokenization import OFATokenizer
 from ofa_core.plugin import OFAError
-from ofa_core.plugin.records import BadRecordError
-from ofa_core.plugin.testing import check_metric, fake_image, registry_with, tiny_checkpoint
+from ofa_core.plugin import BadRecordError
+from ofa_core.testing import check_metric, fake_image, registry_with, tiny_checkpoint
 from ofa_tasks.ocr.image import pad_offset, resized_size, square
 from ofa_tasks.ocr.metrics import OcrScores
 from ofa_tasks.ocr.plugin import PROMPTS, OcrOptions, postprocess, preprocess

@@ -9,7 +9,7 @@ import orjson
 from PIL import Image, ImageDraw
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import run_recipe, tiny_checkpoint
+from ofa_core.testing import run_recipe, tiny_checkpoint
 
 # (label, size, colour): landscape and portrait "text lines" the model must tell apart; labels use the tiny vocabulary.
 LINES = [("红色的车", (120, 30), (220, 30, 30)), ("一只猫", (30, 100), (30, 30, 220)),

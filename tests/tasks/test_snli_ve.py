@@ -18,7 +18,7 @@ from ofa_core.generation.answer_tokens import answer_ids
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.tokenization import OFATokenizer
 from ofa_core.plugin import OFAError
-from ofa_core.plugin.testing import check_metric, registry_with, run_recipe, tiny_checkpoint
+from ofa_core.testing import check_metric, registry_with, run_recipe, tiny_checkpoint
 from ofa_tasks.snli_ve import plugin
 from ofa_tasks.snli_ve.plugin import SnliVeOptions, closed_set, postprocess, preprocess
 from ofa_tasks.snli_ve.readers import SnliVeTsvOptions, read_snli_ve_tsv

@@ -14,8 +14,8 @@ from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.search import OFFICIAL_SEARCH
 from ofa_core.model.tokenization import OFATokenizer
 from ofa_core.plugin import OFAError
-from ofa_core.plugin.records import BadRecordError
-from ofa_core.plugin.testing import check_metric, registry_with, tiny_checkpoint
+from ofa_core.plugin import BadRecordError
+from ofa_core.testing import check_metric, registry_with, tiny_checkpoint
 from ofa_tasks.summarization.metrics import Rouge, RougeOptions
 from ofa_tasks.summarization.plugin import PROMPTS, SummarizationOptions, postprocess, preprocess
 from ofa_tasks.summarization.readers import SummaryJsonlOptions, SummaryTsvOptions, read_summary_jsonl, read_summary_tsv

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import run_recipe, tiny_checkpoint
+from ofa_core.testing import run_recipe, tiny_checkpoint
 
 ROWS = [("there was a red car on the road today", "red car"), ("a big dog ran in the park all day", "big dog"),
         ("the cat slept on a warm mat", "cat sleeps"), ("the sun was hot over the city", "hot sun")]

@@ -16,8 +16,8 @@ from ofa_core.generation.closed_set import ClosedSetDecoder
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.tokenization import OFATokenizer
 from ofa_core.plugin import OFAError
-from ofa_core.plugin.records import BadRecordError
-from ofa_core.plugin.testing import check_metric, registry_with, tiny_checkpoint, tiny_model
+from ofa_core.plugin import BadRecordError
+from ofa_core.testing import check_metric, registry_with, tiny_checkpoint, tiny_model
 from ofa_tasks.text_classification.glue import GLUE, clean
 from ofa_tasks.text_classification.metrics import GlueMetricOptions, GlueScores
 from ofa_tasks.text_classification.plugin import PROMPTS, TextClassificationOptions, closed_set, postprocess, preprocess
@@ -126,7 +126,8 @@ def test_the_restricted_loss_allows_only_answer_words_then_only_eos(en):
 
 
 def test_ranking_is_the_argmax_of_answer_masked_logits_at_the_last_source_position(en):
-    """As official eval_glue: logits of the decoder fed the whole source, at its last position, masked to the answers."""
+    """As official eval_glue: logits of the decoder fed the whole source, at its last position, masked to the
+    answers."""
     torch.manual_seed(0)
     model = tiny_model(1, vocab_size=len(en))
     task_options = options("mnli")

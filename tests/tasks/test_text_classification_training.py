@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import run_recipe, tiny_checkpoint
+from ofa_core.testing import run_recipe, tiny_checkpoint
 
 # SST-2 layout (sentence, label 0/1): the label is decided by one word.
 ROWS = [("i like it", 1), ("i hate it", 0), ("we like this", 1), ("we hate this", 0), ("they like that", 1), ("they hate that", 0)]

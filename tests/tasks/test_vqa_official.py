@@ -20,7 +20,7 @@ from ofa_core.generation.closed_set import ClosedSetDecoder
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.tokenization import OFATokenizer
 from ofa_core.plugin import OFAError
-from ofa_core.plugin.testing import registry_with, run_recipe, tiny_checkpoint
+from ofa_core.testing import registry_with, run_recipe, tiny_checkpoint
 from ofa_tasks.vqa import plugin
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
 from ofa_tasks.vqa.plugin import VqaOptions, closed_set, postprocess, preprocess

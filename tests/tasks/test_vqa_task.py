@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import base64
 import io
 import logging
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import registry_with, run_recipe, tiny_checkpoint
+from ofa_core.testing import registry_with, run_recipe, tiny_checkpoint
 from ofa_tasks.vqa.answers import decode, encode, normalise_question, parse_official
 from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
 from ofa_tasks.vqa.readers import VqaJsonlOptions, VqaTsvOptions, read_vqa_jsonl, read_vqa_tsv
@@ -127,7 +129,7 @@ def test_closed_set_evaluation_only_answers_candidates_and_ranks_them(vqa_recipe
     run_recipe(vqa_recipe, tmp_path, max_steps=1)
     assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(tmp_path / "model")]) == 0
     result = orjson.loads(capsys.readouterr().out)
-    rows = [orjson.loads(line) for line in open(result["predictions"], "rb")]
+    rows = [orjson.loads(line) for line in Path(result["predictions"]).read_bytes().splitlines()]
     assert len(rows) == 3
     for row in rows:
         assert row["prediction"] in {"红色", "大", "小", "猫"}
@@ -139,7 +141,7 @@ def test_trie_restricted_training_with_beam_inference_learns_the_answers(vqa_rec
     run_recipe(vqa_recipe, tmp_path, max_steps=25)
     before, after = untrained_and_trained(tmp_path, capsys)
     assert after["vqa_acc"] > before["vqa_acc"] + 30, (before, after)
-    assert all(orjson.loads(line)["prediction"] in {"红色", "大", "小", "猫"} for line in open(after["predictions"], "rb"))
+    assert all(orjson.loads(line)["prediction"] in {"红色", "大", "小", "猫"} for line in Path(after["predictions"]).read_bytes().splitlines())
 
 
 @pytest.mark.parametrize("options, message", [

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import run_recipe
+from ofa_core.testing import run_recipe
 from tests.convert.fixtures import TINY, save_fairseq_checkpoint, write_bert_vocab
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -129,7 +129,7 @@ def test_predict_reads_muge_headerless_image_tsv_and_skips_bad_rows(converted, i
 
 def test_predict_decodes_with_the_official_search_of_the_prompt_language(converted):
     from ofa_core.inference.predictor import Predictor
-    from ofa_core.plugin.testing import registry_with
+    from ofa_core.testing import registry_with
     from ofa_tasks.caption import plugin
 
     registry = registry_with(plugin)

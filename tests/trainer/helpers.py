@@ -13,7 +13,7 @@ from PIL import Image
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.processing import OFAProcessor
-from ofa_core.plugin.specs import PromptTemplate
+from ofa_core.plugin import PromptTemplate
 from ofa_core.model.tokenization import OFATokenizer
 
 CHARS = list("图片描述了什么红绿蓝猫狗")

@@ -1,4 +1,5 @@
-"""Two gloo processes (replicated or FSDP-sharded) train to the same weights as one process with the same global batch."""
+"""Two gloo processes (replicated or FSDP-sharded) train to the same weights as one process with the same global
+batch."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from safetensors.torch import load_file
 from ofa_core.model.search import SearchSettings
 from ofa_core.model.generation_config import as_generation_config
 from ofa_core.model.search import special_token_ids
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 
 from .test_train import make_trainer
 

@@ -39,13 +39,13 @@ def _worst(one: dict[int, float], two: dict[int, float]) -> float:
 def test_memory_cache_is_bitwise_the_uncached_run_and_skips_the_encoder(tmp_path: Path, monkeypatch) -> None:
     plain = make_trainer(tmp_path / "plain", max_steps=12, encoder_cache=False, **LIT, **ALIGNED)
     plain.train()
-    assert plain.encoder_caches == [None]
+    assert plain.run.encoder_caches == [None]
     decoded = []
     cached = make_trainer(tmp_path / "cached", max_steps=12, **LIT, **ALIGNED)
     original = cached.processor.image_processor.to_tensor
     monkeypatch.setattr(cached.processor.image_processor, "to_tensor", lambda image: decoded.append(1) or original(image))
     cached.train()
-    cache = cached.encoder_caches[0]
+    cache = cached.run.encoder_caches[0]
     assert cache.storage.dtype == torch.float32 and cache.files is None
     assert (cache.misses, cache.hits) == (6, 3 * 3 * 2)  # 6 images computed in epoch 1, read in epochs 2 to 4
     assert len(decoded) == 6  # later epochs do not decode the images either
@@ -57,7 +57,7 @@ def test_half_precision_cache_moves_losses_by_its_rounding(tmp_path: Path, dtype
     make_trainer(tmp_path / "plain", max_steps=12, encoder_cache=False, **LIT, **ALIGNED).train()
     trainer = make_trainer(tmp_path / dtype, max_steps=12, encoder_cache_dtype=dtype, **LIT, **ALIGNED)
     trainer.train()
-    assert trainer.encoder_caches[0].storage.dtype == getattr(torch, dtype)
+    assert trainer.run.encoder_caches[0].storage.dtype == getattr(torch, dtype)
     plain, cached = losses(tmp_path / "plain" / "run"), losses(tmp_path / dtype / "run")
     assert all(plain[step] == cached[step] for step in (1, 2, 3))  # epoch 1 uses the outputs as computed
     assert 0 < _worst(plain, cached) <= bound
@@ -81,7 +81,7 @@ def test_disk_cache_survives_a_kill_and_rebuilds_a_truncated_or_partial_file(tmp
             flags.write_bytes(bytes([1, 0, 1, 0, 1, 0]))
         trainer = lit_trainer(run)
         trainer.train()
-        cache = trainer.encoder_caches[0]
+        cache = trainer.run.encoder_caches[0]
         assert cache.misses == {"kept": 0, "truncated": 6, "partial": 3}[case]
         assert flags.read_bytes() == bytes([1]) * 6
         resumed = {step: loss for step, loss in losses(run / "run").items() if step > 3}  # the later line of a step counts
@@ -101,19 +101,19 @@ def test_disk_cache_is_keyed_by_the_encoder_weights(tmp_path: Path, capsys) -> N
         trainer.model.get_encoder().layer_norm.weight.add_(0.5)
     trainer.train()
     (second,) = root.iterdir()  # the other weights' rows are deleted
-    assert second.name != first.name and trainer.encoder_caches[0].misses == 6
+    assert second.name != first.name and trainer.run.encoder_caches[0].misses == 6
     assert "0 stored" in capsys.readouterr().err
 
 
 def test_cache_is_off_where_the_encoder_output_can_change(tmp_path: Path, capsys) -> None:
     trainer = make_trainer(tmp_path / "embed", max_steps=1, freeze_encoder=True)
     trainer.train()
-    assert trainer.encoder_caches == [None]
+    assert trainer.run.encoder_caches == [None]
     assert "encoder cache off: the shared word embedding, the encoder's input, trains" in capsys.readouterr().err
     trainer = make_trainer(tmp_path / "random", max_steps=1, **LIT)
     trainer.processor.image_processor.randomized = True
     trainer.train()
-    assert trainer.encoder_caches == [None]
+    assert trainer.run.encoder_caches == [None]
     assert "encoder cache off: the image processor augments images at random" in capsys.readouterr().err
 
 

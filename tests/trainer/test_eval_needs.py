@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import fake_image, tiny_checkpoint
+from ofa_core.testing import fake_image, tiny_checkpoint
 from ofa_tasks.text_classification.glue import GLUE
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import torch
 
 from ofa_core.cli import main
 from ofa_core.model.precision import cpu_has_native_bf16
-from ofa_core.plugin.testing import tiny_checkpoint
+from ofa_core.testing import tiny_checkpoint
 
 from .test_eval_needs import official_setup
 from .test_recipe import write_muge
@@ -116,7 +116,7 @@ def test_predict_and_serve_records_match_what_the_model_ran_in(tmp_path, capsys,
     from fastapi.testclient import TestClient
 
     from ofa_core.inference.loading import load_for_inference
-    from ofa_core.plugin.testing import fake_image
+    from ofa_core.testing import fake_image
     from ofa_core.registry import load_plugins
     from ofa_core.serving.app import ServeSettings, create_app
     from ofa_core.serving.requests import served_tasks

@@ -9,7 +9,7 @@ import orjson
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import tiny_checkpoint
+from ofa_core.testing import tiny_checkpoint
 
 LABELS = ["红色", "猫", "golden retriever"]
 

@@ -11,7 +11,7 @@ import torch
 from ofa_core.data import GroupDataset, group_examples
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
 from ofa_core.trainer.reporting import LogWindow
-from ofa_core.trainer.schedule import due
+from ofa_core.trainer.cadence import due
 from ofa_core.trainer.state import Position, TrainState
 
 from .test_train import make_trainer

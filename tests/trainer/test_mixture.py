@@ -15,10 +15,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.generation_config import as_generation_config
 from ofa_core.model.search import SearchSettings, special_token_ids
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.loop import Trainer
 from ofa_core.trainer.tasks import TaskParts, mixture_probabilities, task_for_step

@@ -16,7 +16,7 @@ from ofa_core.cli import main
 from ofa_core.cli.run import show_samples
 from ofa_core.model.generation_config import as_generation_config
 from ofa_core.model.search import SearchSettings, special_token_ids
-from ofa_core.plugin.testing import tiny_checkpoint
+from ofa_core.testing import tiny_checkpoint
 from ofa_core.trainer import reporting, timing
 
 from .test_mixture import make_mixture

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import base64
 import io
 
 import orjson
 
 from ofa_core.cli import main
-from ofa_core.plugin.testing import fake_image, run_recipe, tiny_checkpoint
+from ofa_core.testing import fake_image, run_recipe, tiny_checkpoint
 
 
 def write_muge(folder, split: str, images: int) -> None:
@@ -41,5 +43,5 @@ def test_muge_lit_recipe_trains_evaluates_and_scores(tmp_path, capsys) -> None:
     assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", summary["best_checkpoint"]]) == 0
     result = orjson.loads(capsys.readouterr().out)
     assert result["examples"] == 2 and "cider" in result
-    rows = [orjson.loads(line) for line in open(result["predictions"], "rb")]
+    rows = [orjson.loads(line) for line in Path(result["predictions"]).read_bytes().splitlines()]
     assert {row["id"] for row in rows} == {"0", "1"}

@@ -15,9 +15,9 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from ofa_core.cli import main
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.testing import tiny_checkpoint
-from ofa_core.plugin.specs import LossContext
+from ofa_core import OFAError
+from ofa_core.testing import tiny_checkpoint
+from ofa_core.plugin import LossContext
 from ofa_core.recipe.resolution import registered_metric
 from ofa_core.registry import load_plugins
 from ofa_core.trainer import checkpointing as ckpt

@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from ofa_core.data import Collator, GroupDataset, group_examples
-from ofa_core.model.errors import OFAError
+from ofa_core import OFAError
 from ofa_core.model.search import SearchSettings
 from ofa_core.model.generation_config import as_generation_config
 from ofa_core.model.search import special_token_ids
 from ofa_core.model.modeling import OFAForConditionalGeneration
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 from ofa_core.trainer import checkpointing as ckpt
 from ofa_core.recipe.training import TrainingConfig
 from ofa_core.trainer.optim import build_optimizer
@@ -174,7 +174,7 @@ def test_cached_images_are_decoded_once_and_train_the_same(tmp_path: Path, monke
         processor = trainer.processor.image_processor
         calls = []
         to_tensor = processor.to_tensor
-        monkeypatch.setattr(processor, "to_tensor", lambda image: calls.append(image) or to_tensor(image))
+        monkeypatch.setattr(processor, "to_tensor", lambda image, calls=calls, to_tensor=to_tensor: calls.append(image) or to_tensor(image))
         trainer.train()
         runs[cache] = calls, losses(tmp_path / str(cache) / "run"), [p.detach().clone() for p in trainer.model.parameters()]
     (plain_calls, plain_losses, plain_weights), (cached_calls, cached_losses, cached_weights) = runs[False], runs[True]
@@ -187,7 +187,7 @@ def test_fused_adamw_is_the_same_update_in_one_kernel(tmp_path: Path) -> None:
     """`optim: adamw_torch_fused` asks torch for the fused kernel; from the same weights and gradients, its
     updates agree with the default's to float rounding."""
     trainer = make_trainer(tmp_path, max_steps=2, optim="adamw_torch_fused")
-    assert trainer.train()["steps"] == 2 and trainer.optimizer.defaults["fused"]
+    assert trainer.train()["steps"] == 2 and trainer.run.optimizer.defaults["fused"]
     models = {optim: tiny_model(patch_image_size=32, scale=0.1) for optim in ("adamw_torch", "adamw_torch_fused")}
     models["adamw_torch_fused"].load_state_dict(models["adamw_torch"].state_dict())
     generator = torch.Generator().manual_seed(0)

@@ -87,7 +87,7 @@ def muge_caption(predictions: dict[str, str], case: Case) -> dict[str, float]:
     """OFA publishes no MUGE scorer; the scorers of coco_caption on MUGE's tokens as docs/tasks/caption.md defines
     them: no spaces, one token per CJK character or full-width sign, one per run of ASCII letters and digits, ASCII
     punctuation dropped (written here from that text, not from the project's code)."""
-    drop = str.maketrans({key: None for key in string.punctuation})
+    drop = str.maketrans(dict.fromkeys(string.punctuation))
 
     def tokens(text: str) -> str:
         text = re.sub(r"\s+", "", text).translate(drop)

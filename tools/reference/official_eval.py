@@ -5,7 +5,8 @@ anywhere:
     python tools/reference/official_eval.py --ofa OFA_DIR --record OUT.json -- EVALUATE.PY ARGUMENTS...
 The arguments are evaluate.py's own (those of a run_scripts/<task>/evaluate_*.sh call, --cpu instead of --fp16).
 Nothing of OFA's code is changed or copied: `torch.Tensor.cuda` becomes a no-op (evaluate.py allocates its score
-sums with .cuda()), torch.load may read pickled argparse settings again, and a profile hook reads the local variables of utils/eval_utils.py's eval_* functions as they
+sums with .cuda()), torch.load may read pickled argparse settings again, and a profile hook reads the local
+variables of utils/eval_utils.py's eval_* functions as they
 return: the hypotheses of a search (every beam's tokens and score), or the per-candidate scores of a closed set,
 with the batch's sample ids. The record is a JSON list, one entry per row, in the order evaluate.py saw them.
 """

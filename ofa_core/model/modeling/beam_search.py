@@ -67,7 +67,7 @@ class TorchBackend:
         return self.model.get_encoder()(input_ids, attention_mask=attention_mask, patch_images=patch_images,
                                         patch_masks=patch_masks)
 
-    def start(self, encoder_outputs: OFAEncoderOutput, max_len: int) -> "_DecoderState":
+    def start(self, encoder_outputs: OFAEncoderOutput, max_len: int) -> _DecoderState:
         return _DecoderState(self.model, encoder_outputs, max_len)
 
     def answer_logits(self, decoder_input_ids, encoder_outputs, per_image, positions) -> torch.Tensor:

@@ -30,7 +30,7 @@ class DecoderPositionBias:
     self_bias: list[torch.Tensor]
     cross_bias: torch.Tensor
 
-    def rows(self, start: int, length: int) -> "DecoderPositionBias":
+    def rows(self, start: int, length: int) -> DecoderPositionBias:
         stop = start + length
         return DecoderPositionBias(
             [bias[:, start:stop, :stop] for bias in self.self_bias], self.cross_bias[:, start:stop]

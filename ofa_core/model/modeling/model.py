@@ -45,7 +45,8 @@ class OFAPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """transformers' loading, or, for a directory one of `checkpoint_readers` understands, its weights converted in memory."""
+        """transformers' loading, or, for a directory one of `checkpoint_readers` understands, its weights converted
+        in memory."""
         path = os.fspath(pretrained_model_name_or_path)
         for reader in OFAPreTrainedModel.checkpoint_readers:
             found = reader(path)

@@ -12,13 +12,13 @@ import attrs
 from ofa_core.plugin import (
     ClosedSet,
     ClosedSetOptions,
+    Components,
     MetricSpec,
     OFAError,
     PromptTemplate,
     ReaderSpec,
     TaskSpec,
     closed_set_fields_last,
-    hookimpl,
 )
 from ofa_plugin_counting.metric import CountingAccuracy, CountingMetricOptions
 from ofa_plugin_counting.reader import ReaderOptions, open_split
@@ -51,30 +51,22 @@ def preprocess(record: dict, split: str, options: CountingOptions) -> dict:
     return {**record, "count": str(count), "references": [str(count)]}
 
 
-@hookimpl
-def ofa_register_prompts(register):
-    register("counting.en", PromptTemplate(name="counting.en", lang="en", source=" how many {object} are there?",
-                                           target="{count}"))
-    register("counting.zh", PromptTemplate(name="counting.zh", lang="zh", source="图片中有几个{object}？", target="{count}"))
+PROMPTS = (
+    PromptTemplate(name="counting.en", lang="en", source=" how many {object} are there?", target="{count}"),
+    PromptTemplate(name="counting.zh", lang="zh", source="图片中有几个{object}？", target="{count}"),
+)
 
-
-@hookimpl
-def ofa_register_readers(register):
-    register("counting_jsonl", ReaderSpec(
+COMPONENTS = Components(
+    prompts=PROMPTS,
+    readers={"counting_jsonl": ReaderSpec(
         options=ReaderOptions, open=open_split,
-        description="JSON lines: image (path or base64), object, count (a whole number)"))
-
-
-@hookimpl
-def ofa_register_metrics(register):
-    register("counting", MetricSpec(
+        description="JSON lines: image (path or base64), object, count (a whole number)")},
+    metrics={"counting": MetricSpec(
         options=CountingMetricOptions, build=CountingAccuracy, higher_is_better=True,
-        description="exact count accuracy and accuracy within one, x100"))
-
-
-@hookimpl
-def ofa_register_tasks(register):
-    register("counting", TaskSpec(
+        description="exact count accuracy and accuracy within one, x100")},
+    tasks={"counting": TaskSpec(
         prompts={"en": "counting.en", "zh": "counting.zh"}, reader="counting_jsonl", loss="label_smoothed_cross_entropy",
         metrics=("counting",), generation="vqa", options=CountingOptions, preprocess=preprocess, closed_set=closed_set,
-        description="count the objects of a kind in an image (0..max_count)"))
+        description="count the objects of a kind in an image (0..max_count)")},
+)
+COMPONENTS.install(globals())  # the ofa_register_* hooks pluggy calls, each registering its part

@@ -8,7 +8,7 @@ import pytest
 
 import ofa_plugin_counting
 from ofa_core.plugin import OFAError
-from ofa_core.plugin.testing import check_metric, fake_image, registry_with
+from ofa_core.testing import check_metric, fake_image, registry_with
 from ofa_plugin_counting import CountingOptions, closed_set, preprocess
 from ofa_plugin_counting.reader import ReaderOptions, open_split
 

@@ -1,4 +1,4 @@
-"""When the loop logs, evaluates and saves: one rule for all three (not the learning-rate schedule, see `optim`)."""
+"""The cadence of logging, evaluation and saving: one rule for all three (the learning-rate schedule is in `optim`)."""
 
 from __future__ import annotations
 

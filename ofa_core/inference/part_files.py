@@ -19,14 +19,14 @@ from typing import Any
 
 import orjson
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 TIMEOUT = timedelta(hours=24)
 """How long a process waits at the barrier for the others (they finish within a batch of each other unless
 their shares of bad images differ widely)."""
 
 
-class World:
+class Processes:
     """This process's place among the processes `torchrun` started (rank 0 of 1 without torchrun)."""
 
     def __init__(self, environ: dict | None = None) -> None:
@@ -97,7 +97,7 @@ class World:
         return values
 
 
-def run_tag(world: World) -> str:
+def run_tag(world: Processes) -> str:
     """A name shared by this run's processes, so its part files never collide with an interrupted run's."""
     return world.broadcast(uuid.uuid4().hex[:12] if world.main else None)
 
@@ -111,7 +111,7 @@ def leftover_parts(output: Path, tag: str) -> list[Path]:
     return sorted(p for p in output.parent.glob(f".{output.name}.part-*") if not p.name.startswith(f".{output.name}.part-{tag}-"))
 
 
-def jsonl_rows(path: Path, lenient_tail: bool = False) -> Iterator[tuple[bytes, dict]]:
+def output_rows(path: Path, lenient_tail: bool = False) -> Iterator[tuple[bytes, dict]]:
     """(line, row) for each line of a JSONL file of prediction rows (objects with an `id`).
 
     A line that is not such a row is an `OFAError`, except the last line when `lenient_tail`: a write cut off by
@@ -180,7 +180,7 @@ def merge(output: Path, kept: Path | None, parts: list[Path], salvaged: list[tup
     added = 0
     with temporary.open("wb") as out:
         if kept is not None and kept.exists():
-            for line, _ in jsonl_rows(kept, lenient_tail=True):
+            for line, _ in output_rows(kept, lenient_tail=True):
                 out.write(line)
         for _, line in heapq.merge(iter(salvaged), *(_indexed(part, order) for part in parts), key=lambda item: item[0]):
             out.write(line)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from ofa_core.model.errors import OFAError
+from ofa_core._errors import OFAError
 
 logger = logging.getLogger(__name__)
 INDEX_SUFFIX = ".ofaidx"

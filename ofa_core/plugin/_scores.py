@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ofa_core.plugin.specs import MetricSpec
+from ofa_core.plugin._specs import MetricSpec
 
 
 @attrs.frozen

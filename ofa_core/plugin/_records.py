@@ -14,14 +14,14 @@ import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import orjson
 
-from ofa_core.model.errors import OFAError
-from ofa_core.plugin.specs import path_option
-from ofa_core.plugin.tsv import TsvIndex
+from ofa_core._errors import OFAError
+from ofa_core.plugin._specs import path_option
+from ofa_core.plugin._tsv import TsvIndex
 
 logger = logging.getLogger(__name__)
 BAD_RECORD_POLICIES = ("skip", "error")
@@ -101,6 +101,33 @@ class PerSplitFiles:
         if path is None:
             raise OFAError(f"data.reader.{split}: no file for the {split} split; add \"{split}\": \"path\" to the reader options")
         return Path(path)
+
+
+def columns_option(what: str, count: int | None, *, default: tuple[int, ...] | None) -> Any:
+    """An options field naming the TSV columns a reader takes, as the official scripts' `selected_cols`.
+
+    `what` names the columns in order ("uniq-id, image and text"); a value must be `count` distinct column
+    numbers from 0, or with `count` None at least two (a list whose length varies). `default` None leaves
+    the field optional, for readers that need the user to say.
+    """
+
+    def check(_instance: Any, _attribute: attrs.Attribute, value: tuple[int, ...] | None) -> None:
+        if value is None and default is None:
+            return
+        wrong_count = len(value) != count if count is not None else len(value) < 2
+        if (
+            wrong_count
+            or len(set(value)) != len(value)
+            or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value)
+        ):
+            number = f"{count} " if count is not None else ""
+            raise ValueError(
+                f"give {number}distinct column numbers (from 0) for {what}, as the official selected_cols; "
+                f"got {list(value)}"
+            )
+
+    converter = tuple if default is not None else attrs.converters.optional(tuple)
+    return attrs.field(default=default, converter=converter, validator=check)
 
 
 @attrs.frozen

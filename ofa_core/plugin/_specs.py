@@ -1,7 +1,7 @@
 """What a plugin declares: frozen attrs classes the registry stores and the trainer runs.
 
 A plugin never runs a training loop; it hands the core these specs through the hooks in
-`ofa_core.plugin.hooks`. Heavy imports (torch, datasets) belong inside `open` / `build`, so listing
+`ofa_core.plugin._hooks`. Heavy imports (torch, datasets) belong inside `open` / `build`, so listing
 plugins stays fast; this module itself does not import torch.
 """
 
@@ -19,9 +19,23 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "CLOSED_SET_FIELDS", "IGNORE_INDEX", "ClosedSet", "ClosedSetOptions", "LossContext", "LossOutput", "LossSpec", "Metric",
-    "MetricSpec", "NoOptions", "PROMPT_TYPES", "PromptTemplate", "ReaderSpec", "TaskSpec", "closed_set_fields_last",
-    "is_options_class", "path_option",
+    "CLOSED_SET_FIELDS",
+    "IGNORE_INDEX",
+    "PROMPT_TYPES",
+    "ClosedSet",
+    "ClosedSetOptions",
+    "LossContext",
+    "LossOutput",
+    "LossSpec",
+    "Metric",
+    "MetricSpec",
+    "NoOptions",
+    "PromptTemplate",
+    "ReaderSpec",
+    "TaskSpec",
+    "closed_set_fields_last",
+    "is_options_class",
+    "path_option",
 ]
 
 PATH_METADATA = "ofa_path"
@@ -55,7 +69,7 @@ def path_option(*, default: str | None = None, must_exist: bool = True, split: s
 
 def _options_class(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not is_options_class(value):
-        raise TypeError(f"{attribute.name} must be a frozen attrs class (use ofa_core.plugin.specs.NoOptions for none), got {value!r}")
+        raise TypeError(f"{attribute.name} must be a frozen attrs class (use ofa_core.plugin.NoOptions for none), got {value!r}")
 
 
 def _nonempty(_instance: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -251,9 +265,11 @@ class ClosedSetOptions:
     """'rank' scores every answer by its summed log-probability and takes the best (OFA's all-candidate inference);
     'beam' constrains beam search to the answers' token trie."""
     top_k: int = attrs.field(default=1, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
-    """Best answers per example handed to metrics' `update_rankings` and written to each prediction's `ranking` (scores every answer)."""
+    """Best answers per example handed to metrics' `update_rankings` and written to each prediction's `ranking`
+    (scores every answer)."""
     restrict_loss: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    """Train with logits outside the answers' tokens masked and label smoothing spread over allowed tokens only (OFA's constraint masks)."""
+    """Train with logits outside the answers' tokens masked and label smoothing spread over allowed tokens only
+    (OFA's constraint masks)."""
 
     def closed_set(self, answers: Iterable[str], *, top_k: int | None = None) -> ClosedSet:
         """The `ClosedSet` of `answers` decoded with these options (`top_k` overrides, e.g. capped at len(answers))."""

@@ -1,0 +1,40 @@
+"""Old import paths kept until release 0.2.0: each old module re-exports its new home and warns once.
+
+`ofa_core/specs.py` and its siblings are one call each, `moved(globals(), "ofa_core.plugin._specs")`: the old
+module keeps every name it had, and its warning names `ofa_core.plugin`, the one import plugins should use.
+Python caches modules, so the warning comes once per process, pointing at the line that imported the old path.
+Delete the old modules (and this one) in release 0.2.0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
+
+REMOVED_IN = "0.2.0"
+"""The release that deletes the old import paths."""
+
+
+def moved(namespace: dict[str, Any], new: str) -> None:
+    """Make the module whose globals are `namespace` an alias of module `new`, and warn to use `ofa_core.plugin`.
+
+    Every public name of `new` is copied (so `from old import Name` and `from old import *` behave as
+    before); any other attribute is looked up in `new` on access.
+    """
+    old = namespace["__name__"]
+    target = importlib.import_module(new)
+    namespace.update({name: value for name, value in vars(target).items() if not name.startswith("_")})
+    if hasattr(target, "__all__"):
+        namespace["__all__"] = list(target.__all__)
+
+    def __getattr__(name: str) -> Any:
+        try:
+            return getattr(target, name)
+        except AttributeError:
+            raise AttributeError(f"module {old!r} has no attribute {name!r} (it moved to {new})") from None
+
+    namespace["__getattr__"] = __getattr__
+    # stacklevel 3: past this function and the old module, to the importer (import machinery frames are skipped).
+    warnings.warn(f"{old} is deprecated; import from ofa_core.plugin. The old path will be removed in release {REMOVED_IN}.",
+                  DeprecationWarning, stacklevel=3)
