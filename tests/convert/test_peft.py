@@ -11,18 +11,33 @@ from safetensors.torch import load_file
 from ofa_core.convert.safe_load import load_checkpoint
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
-from ofa_core.plugin.testing import tiny_model
+from ofa_core.testing import tiny_model
 
 from .conftest import run_cli
 from .fixtures import TINY, save_fairseq_checkpoint
 from .test_fairseq import expected_ofa_tensors
 
 PEFT = {
-    "prefix": {"encoder_prompt": True, "decoder_prompt": True, "encoder_prompt_type": "prefix",
-               "decoder_prompt_type": "prefix", "encoder_prompt_length": 5, "decoder_prompt_length": 3},
-    "projection-adapter": {"encoder_prompt": True, "encoder_prompt_projection": True, "encoder_prompt_length": 4,
-                           "encoder_prompt_dim": 12, "decoder_prompt": True, "decoder_prompt_projection": True,
-                           "decoder_prompt_length": 2, "decoder_prompt_dim": 10, "adapter": True, "adapter_dim": 6},
+    "prefix": {
+        "encoder_prompt": True,
+        "decoder_prompt": True,
+        "encoder_prompt_type": "prefix",
+        "decoder_prompt_type": "prefix",
+        "encoder_prompt_length": 5,
+        "decoder_prompt_length": 3,
+    },
+    "projection-adapter": {
+        "encoder_prompt": True,
+        "encoder_prompt_projection": True,
+        "encoder_prompt_length": 4,
+        "encoder_prompt_dim": 12,
+        "decoder_prompt": True,
+        "decoder_prompt_projection": True,
+        "decoder_prompt_length": 2,
+        "decoder_prompt_dim": 10,
+        "adapter": True,
+        "adapter_dim": 6,
+    },
     "adapter": {"adapter": True, "adapter_dim": 7},
 }
 
@@ -54,7 +69,7 @@ def test_flags_come_from_cfg_and_every_weight_maps_exactly(converted) -> None:
 
 
 def test_round_trip_to_fairseq_is_bit_equal(converted, tmp_path: Path) -> None:
-    name, ckpt, out = converted
+    _name, ckpt, out = converted
     back, again = tmp_path / "back.pt", tmp_path / "again"
     assert run_cli("convert", "to-fairseq", out, "--out", back) == 0
     original, exported = load_checkpoint(ckpt), load_checkpoint(back)
@@ -89,8 +104,9 @@ def test_prompt_type_is_refused_both_ways(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cfg.model.decoder_prompt_type='prompt'" in err and "prefix" in err
     assert not (tmp_path / "out").exists()
-    tiny_model(seed=0, vocab_size=300, encoder_prompt=True, encoder_prompt_type="prompt",
-               encoder_prompt_length=2).save_pretrained(tmp_path / "model")
+    tiny_model(
+        seed=0, vocab_size=300, encoder_prompt=True, encoder_prompt_type="prompt", encoder_prompt_length=2
+    ).save_pretrained(tmp_path / "model")
     assert run_cli("convert", "to-fairseq", tmp_path / "model", "--out", tmp_path / "x.pt", "--task", "caption_cn") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "encoder_prompt_type 'prompt'" in err and not (tmp_path / "x.pt").exists()
