@@ -26,11 +26,11 @@ import time
 
 import pytest
 import torch
-
 from bench_precision import demo  # noqa: F401 - the trained demo model fixture
+
+from ofa_core import OFAError
 from ofa_core.model import precision
 from ofa_core.model.configuration import OFAConfig
-from ofa_core import OFAError
 from ofa_core.model.modeling import OFAForConditionalGeneration
 
 PROMPT = [0, 1749, 4279, 2993, 6839, 753, 788, 724, 1083, 2163, 140, 2]  # "图片描述了什么内容?"
@@ -115,6 +115,7 @@ def interleaved(run_fp32, run_int8, rounds: int = 5) -> tuple[float, float]:
 def test_int8_on_the_trained_demo_model(report, demo):
     """Where int8 does not pay: the demo model (width 128), trained, with its recipe's search, on its photos."""
     from bench_precision import RECIPE
+
     from ofa_core.inference.loading import load_model
     from ofa_core.inference.predictor import Predictor
     from ofa_core.inference.task_choice import choose_task
@@ -133,11 +134,13 @@ def test_int8_on_the_trained_demo_model(report, demo):
         chosen = records[:count]
 
         def decode(predictor, chosen=chosen, batch=batch, count=count):
-            return lambda: [predictor(chosen[start:start + batch]) for start in range(0, count, batch)]
+            return lambda: [predictor(chosen[start : start + batch]) for start in range(0, count, batch)]
 
         fp32_s, int8_s = interleaved(decode(fp32), decode(int8), rounds=3)
-        report(f"trained demo model (width 128), batch {batch}, {count} photos: fp32 {fp32_s / count * 1000:.1f}, int8 "
-               f"{int8_s / count * 1000:.1f} ms/image: int8 {fp32_s / int8_s:.2f}x fp32 (--precision int8: left in fp32)")
+        report(
+            f"trained demo model (width 128), batch {batch}, {count} photos: fp32 {fp32_s / count * 1000:.1f}, int8 "
+            f"{int8_s / count * 1000:.1f} ms/image: int8 {fp32_s / int8_s:.2f}x fp32 (--precision int8: left in fp32)"
+        )
 
 
 def test_int8_at_tiny_width(report):
@@ -151,10 +154,14 @@ def test_int8_at_tiny_width(report):
     for batch in (1, 8):
         batch_inputs = inputs(batch)
         with torch.no_grad():
-            fp32_s, int8_s = interleaved(lambda given=batch_inputs: fp32.generate(**given, **SETTINGS),
-                                         lambda given=batch_inputs: int8.generate(**given, **SETTINGS))
-        report(f"ofa-tiny shape (width 256, {RESOLUTION} px) batch {batch}: fp32 {fp32_s / batch * 1000:.1f}, int8 "
-               f"{int8_s / batch * 1000:.1f} ms/image: int8 {fp32_s / int8_s:.2f}x fp32 (--precision int8: applied)")
+            fp32_s, int8_s = interleaved(
+                lambda given=batch_inputs: fp32.generate(**given, **SETTINGS),
+                lambda given=batch_inputs: int8.generate(**given, **SETTINGS),
+            )
+        report(
+            f"ofa-tiny shape (width 256, {RESOLUTION} px) batch {batch}: fp32 {fp32_s / batch * 1000:.1f}, int8 "
+            f"{int8_s / batch * 1000:.1f} ms/image: int8 {fp32_s / int8_s:.2f}x fp32 (--precision int8: applied)"
+        )
 
 
 def test_speedup_over_fairseq(report, exact, tmp_path):

@@ -35,8 +35,8 @@ from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.plugin import PromptTemplate
-from ofa_core.testing import tiny_processor
 from ofa_core.recipe.training import TrainingConfig
+from ofa_core.testing import tiny_processor
 from ofa_core.trainer.loop import Trainer
 from ofa_tasks.caption.readers import MugeOptions, read_muge
 
@@ -69,10 +69,20 @@ def ours(folder: Path, precision: str, run: Path) -> dict:
     examples = encode_records(records, RecordEncoder(processor.tokenizer, TEMPLATE, 80, 32), "train")
     model = OFAForConditionalGeneration(OFAConfig.from_preset("ofa-cn-base", patch_image_size=RESOLUTION))
     steps_per_epoch = len(examples) // BATCH
-    config = TrainingConfig(output_dir=str(run), max_steps=EPOCHS * steps_per_epoch, per_device_train_batch_size=BATCH,
-                            learning_rate=5e-5, lr_scheduler_type="cosine", warmup_steps=1, logging_steps=1000,
-                            save_strategy="no", report_to="none", mixed_precision="no" if precision == "fp32" else "bf16",
-                            freeze_encoder=True, freeze_word_embed=True)
+    config = TrainingConfig(
+        output_dir=str(run),
+        max_steps=EPOCHS * steps_per_epoch,
+        per_device_train_batch_size=BATCH,
+        learning_rate=5e-5,
+        lr_scheduler_type="cosine",
+        warmup_steps=1,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to="none",
+        mixed_precision="no" if precision == "fp32" else "bf16",
+        freeze_encoder=True,
+        freeze_word_embed=True,
+    )
     trainer = Trainer(model, config, processor, train_examples=examples)
     marks: list[float] = []
     phases: list[dict[str, float]] = []
@@ -87,7 +97,7 @@ def ours(folder: Path, precision: str, run: Path) -> dict:
     trainer._train_step = timed
     started = time.perf_counter()
     trainer.train()
-    bounds = [started] + marks[steps_per_epoch - 1:: steps_per_epoch]
+    bounds = [started] + marks[steps_per_epoch - 1 :: steps_per_epoch]
     speeds = [steps_per_epoch * BATCH / (stop - start) for start, stop in zip(bounds, bounds[1:])]
     later = {name: phases[-1][name] - phases[-2][name] for name in phases[-1]}
     return {"samples_per_s": speeds, "later_phases": later, "steps_per_epoch": steps_per_epoch}
@@ -95,9 +105,15 @@ def ours(folder: Path, precision: str, run: Path) -> dict:
 
 def seed_command(command: str, folder: Path, captions: int, precision: str) -> float:
     """OFA-Chinese's samples/s as the command prints it."""
-    env = {**os.environ, "OFA_BENCH_DATA": str(folder), "OFA_BENCH_PORT": os.environ.get("OFA_CHINESE_PORT_DIR", ""),
-           "OFA_BENCH_CAPTIONS": str(captions), "OFA_BENCH_PRECISION": precision, "OFA_BENCH_BATCH": str(BATCH),
-           "OFA_BENCH_EPOCHS": str(EPOCHS)}
+    env = {
+        **os.environ,
+        "OFA_BENCH_DATA": str(folder),
+        "OFA_BENCH_PORT": os.environ.get("OFA_CHINESE_PORT_DIR", ""),
+        "OFA_BENCH_CAPTIONS": str(captions),
+        "OFA_BENCH_PRECISION": precision,
+        "OFA_BENCH_BATCH": str(BATCH),
+        "OFA_BENCH_EPOCHS": str(EPOCHS),
+    }
     result = subprocess.run(command, shell=True, env=env, capture_output=True, text=True)
     found = re.findall(r"([0-9.]+)\s*samples/s", result.stdout)
     if result.returncode or not found:
@@ -115,9 +131,11 @@ def test_lit_step(benchmark, report, tmp_path, captions, precision):
     phases = figures["later_phases"]
     total = sum(phases.values()) or 1.0
     shares = ", ".join(f"{name} {100 * value / total:.0f}%" for name, value in phases.items() if value)
-    line = (f"LiT CN-base @{RESOLUTION}px, {captions} caption(s)/image, batch {BATCH}, {precision}, 2 threads, "
-            f"{figures['steps_per_epoch']} steps/epoch: epoch 1 {first:.2f} samples/s, epoch 2 (cached) {later:.2f} "
-            f"samples/s; epoch 2 phases: {shares}")
+    line = (
+        f"LiT CN-base @{RESOLUTION}px, {captions} caption(s)/image, batch {BATCH}, {precision}, 2 threads, "
+        f"{figures['steps_per_epoch']} steps/epoch: epoch 1 {first:.2f} samples/s, epoch 2 (cached) {later:.2f} "
+        f"samples/s; epoch 2 phases: {shares}"
+    )
     command = os.environ.get("OFA_CHINESE_BENCH")
     if command:
         seed = seed_command(command, folder, captions, precision)

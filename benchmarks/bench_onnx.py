@@ -29,12 +29,12 @@ from pathlib import Path
 import orjson
 import pytest
 import torch
-
 from bench_generate import NEW_TOKENS, RESOLUTION, SETTINGS, inputs
 from bench_precision import demo  # noqa: F401 - the trained demo model fixture
+
+from ofa_core import OFAError
 from ofa_core.model import precision
 from ofa_core.model.configuration import OFAConfig
-from ofa_core import OFAError
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.model.search import special_token_ids
@@ -83,9 +83,13 @@ def _generate(model, batch_inputs: dict) -> torch.Tensor:
     config = official_generation_config("caption", **special_token_ids(model.config))
     config.update(**SETTINGS)
     attention = torch.ones_like(batch_inputs["input_ids"])
-    return model.generate(batch_inputs["input_ids"], generation_config=config, attention_mask=attention,
-                          patch_images=batch_inputs["patch_images"],
-                          patch_masks=torch.ones(batch_inputs["input_ids"].shape[0], dtype=torch.bool))
+    return model.generate(
+        batch_inputs["input_ids"],
+        generation_config=config,
+        attention_mask=attention,
+        patch_images=batch_inputs["patch_images"],
+        patch_masks=torch.ones(batch_inputs["input_ids"].shape[0], dtype=torch.bool),
+    )
 
 
 @pytest.mark.parametrize("batch", [1, 8])
@@ -131,6 +135,7 @@ def test_agreement_and_speed_on_the_trained_demo_model(report, demo, tmp_path):
     import json
 
     from bench_precision import RECIPE
+
     from ofa_core.export.onnx import export_onnx
     from ofa_core.inference.agreement import answer_tokens, token_agreement
     from ofa_core.inference.loading import load_model
@@ -146,11 +151,14 @@ def test_agreement_and_speed_on_the_trained_demo_model(report, demo, tmp_path):
     task, prompt, options = choose_task(registry, "caption", "zh", {}, caller="the benchmark")
     metric = registry.namespace("metric").get("caption")
     generation = json.loads(RECIPE.read_text(encoding="utf-8"))["generation"]
-    modes = {"torch fp32": model.eval(),
-             "onnxruntime fp32": ExportedModel.load(tmp_path / "demo", "fp32", threads=THREADS),
-             "onnxruntime int8": ExportedModel.load(tmp_path / "demo", "int8", threads=THREADS)}
-    predictors = {mode: Predictor(runner, processor, task, prompt, options, dict(generation))
-                  for mode, runner in modes.items()}
+    modes = {
+        "torch fp32": model.eval(),
+        "onnxruntime fp32": ExportedModel.load(tmp_path / "demo", "fp32", threads=THREADS),
+        "onnxruntime int8": ExportedModel.load(tmp_path / "demo", "int8", threads=THREADS),
+    }
+    predictors = {
+        mode: Predictor(runner, processor, task, prompt, options, dict(generation)) for mode, runner in modes.items()
+    }
     rows: dict[str, list[dict]] = {mode: [] for mode in modes}
     seconds = dict.fromkeys(modes, 0.0)
     for predictor in predictors.values():
@@ -158,7 +166,7 @@ def test_agreement_and_speed_on_the_trained_demo_model(report, demo, tmp_path):
     for start in range(0, len(records), 8):  # modes interleaved batch by batch: each sees the same machine load
         for mode, predictor in predictors.items():
             began = time.perf_counter()
-            rows[mode] += predictor(records[start:start + 8])
+            rows[mode] += predictor(records[start : start + 8])
             seconds[mode] += time.perf_counter() - began
     exact_tokens = answer_tokens(rows["torch fp32"], processor.tokenizer)
     for mode in modes:
@@ -167,9 +175,11 @@ def test_agreement_and_speed_on_the_trained_demo_model(report, demo, tmp_path):
         scores = metric.build(metric.options(tokenize="zh"))
         scores.update([row["prediction"] for row in rows[mode]], list(references))
         rate = len(records) / seconds[mode]
-        report(f"demo {mode}: identical best answers {same}/{len(tokens)}, identical tokens {share:.1%}, CIDEr-D "
-               f"{scores.compute()['cider']:.2f}; {rate:.1f} images/s at batch 8 "
-               f"({seconds['torch fp32'] / seconds[mode]:.2f}x torch fp32)")
+        report(
+            f"demo {mode}: identical best answers {same}/{len(tokens)}, identical tokens {share:.1%}, CIDEr-D "
+            f"{scores.compute()['cider']:.2f}; {rate:.1f} images/s at batch 8 "
+            f"({seconds['torch fp32'] / seconds[mode]:.2f}x torch fp32)"
+        )
         if mode == "onnxruntime fp32":
             assert same == len(records)
 
@@ -196,18 +206,36 @@ def test_predict_images_per_second_on_real_photos(report, cn_base, real_photos, 
     with `--backend onnxruntime`, beam 5 and 16 new tokens, each as a fresh command, the two alternating over
     2 rounds; images/s is what `predict` prints (model loading excluded), the texts must be identical."""
     _, model_dir, exported = cn_base
-    common = ["--task", "caption", "--lang", "zh", "--batch-size", str(batch), "--generation", "num_beams=5",
-              "--generation", f"max_new_tokens={NEW_TOKENS}", "--generation", "no_repeat_ngram_size=3",
-              str(real_photos)]
-    commands = {"torch fp32": ["--model", str(model_dir)],
-                "onnxruntime fp32": ["--backend", "onnxruntime", "--model", str(exported)]}
+    common = [
+        "--task",
+        "caption",
+        "--lang",
+        "zh",
+        "--batch-size",
+        str(batch),
+        "--generation",
+        "num_beams=5",
+        "--generation",
+        f"max_new_tokens={NEW_TOKENS}",
+        "--generation",
+        "no_repeat_ngram_size=3",
+        str(real_photos),
+    ]
+    commands = {
+        "torch fp32": ["--model", str(model_dir)],
+        "onnxruntime fp32": ["--backend", "onnxruntime", "--model", str(exported)],
+    }
     rates: dict[str, list[float]] = {name: [] for name in commands}
     texts: dict[str, list[str]] = {}
     for _ in range(2):
         for name, extra in commands.items():
             out = tmp_path / f"{name.replace(' ', '-')}.jsonl"
-            result = subprocess.run([sys.executable, "-m", "ofa_core", "predict", *extra, *common, "-o", str(out),
-                                     "--overwrite"], capture_output=True, text=True, check=True)
+            result = subprocess.run(
+                [sys.executable, "-m", "ofa_core", "predict", *extra, *common, "-o", str(out), "--overwrite"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rate = re.search(r"\(([\d.]+) images/s, model loading excluded\)", result.stderr)
             assert rate, result.stderr
             rates[name].append(float(rate.group(1)))
@@ -215,5 +243,7 @@ def test_predict_images_per_second_on_real_photos(report, cn_base, real_photos, 
     assert texts["torch fp32"] == texts["onnxruntime fp32"]
     best = {name: max(values) for name, values in rates.items()}
     for name, values in rates.items():
-        report(f"ofa predict {name} batch {batch}: {best[name]:.2f} images/s (best of {len(values)}; "
-               f"{best[name] / best['torch fp32']:.2f}x torch fp32) on {len(list(real_photos.iterdir()))} real photos")
+        report(
+            f"ofa predict {name} batch {batch}: {best[name]:.2f} images/s (best of {len(values)}; "
+            f"{best[name] / best['torch fp32']:.2f}x torch fp32) on {len(list(real_photos.iterdir()))} real photos"
+        )

@@ -28,7 +28,9 @@ def test_fused_adamw_step(benchmark, report):
     model = OFAForConditionalGeneration(OFAConfig.from_preset("ofa-demo", code_dict_size=16, vocab_size=1248))
     for parameter in model.parameters():
         parameter.grad = torch.randn_like(parameter) * 1e-3
-    optimizers = {kind: build_optimizer(model, TrainingConfig(output_dir="", optim=kind, learning_rate=1e-7)) for kind in KINDS}
+    optimizers = {
+        kind: build_optimizer(model, TrainingConfig(output_dir="", optim=kind, learning_rate=1e-7)) for kind in KINDS
+    }
     seconds: dict[str, list[float]] = {kind: [] for kind in KINDS}
 
     def both_kinds() -> None:
@@ -41,6 +43,8 @@ def test_fused_adamw_step(benchmark, report):
     both_kinds()  # warm-up: the moments are allocated on the first step
     benchmark.pedantic(both_kinds, rounds=7, iterations=1)
     median = {kind: sorted(times[1:])[len(times[1:]) // 2] * 1000 for kind, times in seconds.items()}
-    report(f"AdamW step, ofa-demo shape (6.1 M parameters), CPU 2 threads: adamw_torch {median['adamw_torch']:.1f} ms, "
-           f"adamw_torch_fused {median['adamw_torch_fused']:.1f} ms "
-               f"({median['adamw_torch'] / median['adamw_torch_fused']:.1f}x)")
+    report(
+        f"AdamW step, ofa-demo shape (6.1 M parameters), CPU 2 threads: adamw_torch {median['adamw_torch']:.1f} ms, "
+        f"adamw_torch_fused {median['adamw_torch_fused']:.1f} ms "
+        f"({median['adamw_torch'] / median['adamw_torch_fused']:.1f}x)"
+    )

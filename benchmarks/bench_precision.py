@@ -22,13 +22,13 @@ from pathlib import Path
 import orjson
 import pytest
 import torch
-
 from bench_serve import _demo_model
+
+from ofa_core import OFAError
 from ofa_core.inference.agreement import compare
 from ofa_core.inference.loading import list_checkpoints, load_model
 from ofa_core.inference.task_choice import choose_task
 from ofa_core.model import precision
-from ofa_core import OFAError
 from ofa_core.model.quantize import quantize_for_cpu
 from ofa_core.registry import load_plugins
 
@@ -42,8 +42,12 @@ def demo() -> tuple[Path, list[dict], list[list[str]]]:
     """(trained run directory, validation records, their reference captions)."""
     folder = _demo_model() / "muge"
     if not list_checkpoints(RUN):
-        subprocess.run([sys.executable, "-m", "ofa_core", "run", str(RECIPE)], cwd=ROOT, check=True, capture_output=True)
-    references = {row["image_id"]: row["text"] for row in map(orjson.loads, (folder / "IC_valid.jsonl").read_bytes().splitlines())}
+        subprocess.run(
+            [sys.executable, "-m", "ofa_core", "run", str(RECIPE)], cwd=ROOT, check=True, capture_output=True
+        )
+    references = {
+        row["image_id"]: row["text"] for row in map(orjson.loads, (folder / "IC_valid.jsonl").read_bytes().splitlines())
+    }
     records = []
     for line in (folder / "IC_valid.tsv").read_text(encoding="utf-8").splitlines():
         key, image = line.split("\t")[:2]
@@ -54,11 +58,13 @@ def demo() -> tuple[Path, list[dict], list[list[str]]]:
 def modes(model) -> dict:
     """Every mode this machine runs, by report name; the int8 variants are the ones compared to choose
     `--precision int8`."""
-    found = {"fp32": model,
-             "int8 (--precision int8: per-channel, encoder and decoder layers)": quantize_for_cpu(model, encoder=True),
-             "int8 per-tensor, encoder and decoder layers": quantize_for_cpu(model, encoder=True, per_channel=False),
-             "int8 per-channel, last decoder layer fp32": quantize_for_cpu(model, encoder=True, keep_last_layer=True),
-             "int8 per-tensor, decoder only (the former fast mode)": quantize_for_cpu(model, per_channel=False)}
+    found = {
+        "fp32": model,
+        "int8 (--precision int8: per-channel, encoder and decoder layers)": quantize_for_cpu(model, encoder=True),
+        "int8 per-tensor, encoder and decoder layers": quantize_for_cpu(model, encoder=True, per_channel=False),
+        "int8 per-channel, last decoder layer fp32": quantize_for_cpu(model, encoder=True, keep_last_layer=True),
+        "int8 per-tensor, decoder only (the former fast mode)": quantize_for_cpu(model, per_channel=False),
+    }
     for name, device in (("bf16", "cpu"), ("fp16", "cuda")):
         try:
             found[name] = precision.apply(copy.deepcopy(model), name, device)[0]

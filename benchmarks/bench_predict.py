@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bench_serve import _demo_model, _images
 
 COUNT = 200
@@ -41,10 +40,25 @@ def folder(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_predict_throughput(benchmark, report, folder: Path, tmp_path: Path, name: str) -> None:
     model = _demo_model() / "model"
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"] if "processes" in name \
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+        if "processes" in name
         else [sys.executable]
-    command = [*launcher, "-m", "ofa_core", "predict", "--model", str(model), "--task", "caption", str(folder),
-               "--output", str(tmp_path / "out.jsonl"), *SETTINGS[name]]
+    )
+    command = [
+        *launcher,
+        "-m",
+        "ofa_core",
+        "predict",
+        "--model",
+        str(model),
+        "--task",
+        "caption",
+        str(folder),
+        "--output",
+        str(tmp_path / "out.jsonl"),
+        *SETTINGS[name],
+    ]
 
     def run() -> tuple[float, str]:
         started = time.perf_counter()
@@ -54,4 +68,6 @@ def test_predict_throughput(benchmark, report, folder: Path, tmp_path: Path, nam
     seconds, stderr = benchmark.pedantic(run, rounds=1, iterations=1)
     rate = re.search(r"\(([\d.]+) images/s, model loading excluded\)", stderr)
     assert sum(1 for _ in Path(tmp_path / "out.jsonl").read_text().splitlines()) == COUNT
-    report(f"predict {name}: {COUNT} photos in {seconds:.1f} s wall; decoding {rate.group(1) if rate else '?'} images/s")
+    report(
+        f"predict {name}: {COUNT} photos in {seconds:.1f} s wall; decoding {rate.group(1) if rate else '?'} images/s"
+    )

@@ -42,7 +42,9 @@ def make_muge(folder, count: int):
     with tsv.open("w") as rows, captions.open("w") as lines:
         for index in range(count):
             rows.write(f"{index:032x}\t{images[index % 8]}\n")
-            lines.write(json.dumps({"image_id": f"{index:032x}", "text": [f"第{index}张图片"] * 10}, ensure_ascii=False) + "\n")
+            lines.write(
+                json.dumps({"image_id": f"{index:032x}", "text": [f"第{index}张图片"] * 10}, ensure_ascii=False) + "\n"
+            )
     return folder, tsv
 
 
@@ -60,6 +62,6 @@ def test_muge_reader_rows_per_second_and_peak_rss(tmp_path, report, count):
     assert first["rows"] == second["rows"] == count
     report(
         f"MUGE reader, {count} images ({size_mb:.0f} MB TSV): index build + read {count / first['seconds']:.0f} "
-            f"rows/s, "
+        f"rows/s, "
         f"cached {count / second['seconds']:.0f} rows/s, peak RSS {second['peak_rss_mb']:.0f} MB"
     )

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ofa_core.plugin._scores import score_rows
-from ofa_core.testing import registry_with
 from ofa_core.report import build
+from ofa_core.testing import registry_with
 
 ROWS = 5000
 WORDS = list("红色蓝色绿色黄色的杯子鞋子包帽子盒子放在桌上白色背景上有一个带圆点条纹格子图案")
@@ -46,8 +46,15 @@ def section() -> build.Section:
         references = [_caption(rng) for _ in range(5)]
         rows.append({"id": key, "prediction": rng.choice([references[0], _caption(rng)]), "references": references})
         records[key] = {"id": key, "image": photos[index % 50] + index.to_bytes(4, "big")}  # distinct bytes
-    return build.Section(label="", task="caption", rows=rows, records=records, prompt="图片描述了什么内容?",
-                         scores={}, score_name="caption: cider")
+    return build.Section(
+        label="",
+        task="caption",
+        rows=rows,
+        records=records,
+        prompt="图片描述了什么内容?",
+        scores={},
+        score_name="caption: cider",
+    )
 
 
 def test_report_of_5000_captions(benchmark, report, section) -> None:
@@ -65,12 +72,18 @@ def test_report_of_5000_captions(benchmark, report, section) -> None:
         everything = build.render([scored_section], limit=ROWS)
         done = time.perf_counter()
         assert page.count("<article ") == build.DEFAULT_LIMIT and everything.count("<article ") == ROWS
-        return {"score": scored - started, "page": rendered - scored, "all": done - rendered,
-                "mb": len(page.encode()) / 1e6}
+        return {
+            "score": scored - started,
+            "page": rendered - scored,
+            "all": done - rendered,
+            "mb": len(page.encode()) / 1e6,
+        }
 
     timings = benchmark.pedantic(one_round, rounds=3, iterations=1)
-    line = (f"report of {ROWS} captions: per-example CIDEr-D {timings['score']:.2f} s, page of the {build.DEFAULT_LIMIT} "
-            f"worst {timings['page']:.2f} s ({timings['mb']:.1f} MB), page of all {ROWS} {timings['all']:.2f} s "
-            f"(last round; median total {benchmark.stats.stats.median:.2f} s)")
+    line = (
+        f"report of {ROWS} captions: per-example CIDEr-D {timings['score']:.2f} s, page of the {build.DEFAULT_LIMIT} "
+        f"worst {timings['page']:.2f} s ({timings['mb']:.1f} MB), page of all {ROWS} {timings['all']:.2f} s "
+        f"(last round; median total {benchmark.stats.stats.median:.2f} s)"
+    )
     benchmark.extra_info["summary"] = line
     report(line)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from bench_train import CAPTIONS_PER_IMAGE, RESOLUTION, make_trainer, muge_records
+
 from ofa_core.testing import tiny_model, tiny_processor
 from ofa_core.trainer.plugin import build_scst
 from ofa_core.trainer.scst_options import ScstOptions
@@ -39,15 +39,18 @@ def test_scst_steps_per_second_relative_to_cross_entropy(benchmark, report, tmp_
             if loss == "scst":
                 trainer.tasks[0].loss_fn = build_scst(ScstOptions(search="caption", candidates=5))
                 model.get_encoder().register_forward_hook(
-                    lambda module, args, output: encoder_rows.append(output.last_hidden_state.shape[0]))
+                    lambda module, args, output: encoder_rows.append(output.last_hidden_state.shape[0])
+                )
             seconds[loss].append(trainer.train()["train_seconds"])
 
     both_losses()  # warm-up: the registry, the reward's document frequencies
     benchmark.pedantic(both_losses, rounds=2, iterations=1)
     speed = {loss: steps / min(times[1:]) for loss, times in seconds.items()}
     images = batch // CAPTIONS_PER_IMAGE
-    report(f"LiT {preset} @256px, {batch} captions of {images} images per step: CE {speed['ce']:.2f} steps/s, "
-           f"SCST (5 candidates per image, beam 5, max_len_b 16) {speed['scst']:.2f} steps/s")
+    report(
+        f"LiT {preset} @256px, {batch} captions of {images} images per step: CE {speed['ce']:.2f} steps/s, "
+        f"SCST (5 candidates per image, beam 5, max_len_b 16) {speed['scst']:.2f} steps/s"
+    )
     report(f"{preset}: SCST / CE steps per second: {speed['scst'] / speed['ce']:.3f}")
     # a frozen encoder runs once per image and step, for the search and the re-scoring together
     assert encoder_rows == [images] * (3 * steps)

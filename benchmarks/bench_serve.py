@@ -46,9 +46,26 @@ def _free_port() -> int:
 
 def _serve(model: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "ofa_core", "serve", "--model", str(model), "--task", "caption",
-                                "--port", str(port), "--max-batch", str(max_batch), "--max-wait-ms", "20"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ofa_core",
+            "serve",
+            "--model",
+            str(model),
+            "--task",
+            "caption",
+            "--port",
+            str(port),
+            "--max-batch",
+            str(max_batch),
+            "--max-wait-ms",
+            "20",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -62,9 +79,12 @@ def _serve(model: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
 
 def _load(url: str, images: list[str]) -> tuple[float, list[float]]:
     """(seconds for all requests, latency of each) with CLIENTS requests in flight."""
+
     def one(index: int) -> float:
         started = time.perf_counter()
-        response = httpx.post(f"{url}/v1/predict", json={"task": "caption", "image": images[index % len(images)]}, timeout=120)
+        response = httpx.post(
+            f"{url}/v1/predict", json={"task": "caption", "image": images[index % len(images)]}, timeout=120
+        )
         response.raise_for_status()
         return time.perf_counter() - started
 
@@ -89,7 +109,9 @@ def test_dynamic_batching_throughput(benchmark, report, max_batch: int) -> None:
     throughput = REQUESTS / seconds
     RESULTS[max_batch] = throughput
     p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
-    report(f"serve --max-batch {max_batch}: {throughput:.1f} requests/s, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
-           f"({CLIENTS} clients, {REQUESTS} caption requests, demo model, 2 CPU threads)")
+    report(
+        f"serve --max-batch {max_batch}: {throughput:.1f} requests/s, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
+        f"({CLIENTS} clients, {REQUESTS} caption requests, demo model, 2 CPU threads)"
+    )
     if max_batch == 8 and 1 in RESULTS:
         report(f"serve: dynamic batching {throughput / RESULTS[1]:.2f}x the throughput of --max-batch 1")

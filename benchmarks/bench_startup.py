@@ -36,8 +36,14 @@ def _median_seconds(command: list[str]) -> float:
 
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_startup(benchmark, report, name: str) -> None:
-    benchmark.pedantic(subprocess.run, args=(COMMANDS[name],), kwargs={"check": True, "capture_output": True},
-                       rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(
+        subprocess.run,
+        args=(COMMANDS[name],),
+        kwargs={"check": True, "capture_output": True},
+        rounds=ROUNDS,
+        iterations=1,
+        warmup_rounds=1,
+    )
     seconds = benchmark.stats.stats.median
     SECONDS[name] = seconds
     if name == "import pluggy, attrs":
@@ -48,10 +54,14 @@ def test_startup(benchmark, report, name: str) -> None:
 
 
 def test_peak_memory_of_ofa_tasks(report) -> None:
-    script = ("import resource, sys, json; from ofa_core.cli import main; import contextlib, io\n"
-              "with contextlib.redirect_stdout(io.StringIO()): main(['tasks'])\n"
-              "print(json.dumps({'mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
-              "'torch': 'torch' in sys.modules}))")
-    result = json.loads(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout)
+    script = (
+        "import resource, sys, json; from ofa_core.cli import main; import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['tasks'])\n"
+        "print(json.dumps({'mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+        "'torch': 'torch' in sys.modules}))"
+    )
+    result = json.loads(
+        subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    )
     report(f"startup: ofa tasks peak RSS {result['mb']:.0f} MB, torch imported: {result['torch']}")
     assert not result["torch"]

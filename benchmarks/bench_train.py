@@ -26,8 +26,8 @@ from PIL import Image
 
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.plugin import PromptTemplate
-from ofa_core.testing import tiny_model, tiny_processor
 from ofa_core.recipe.training import TrainingConfig
+from ofa_core.testing import tiny_model, tiny_processor
 from ofa_core.trainer.loop import Trainer
 
 RESOLUTION = 256
@@ -48,12 +48,24 @@ def muge_records(images: int) -> list[dict]:
     return records
 
 
-def make_trainer(model, processor, records, output_dir: str, steps: int, batch: int, freeze_encoder: bool = True,
-                 **options) -> Trainer:
+def make_trainer(
+    model, processor, records, output_dir: str, steps: int, batch: int, freeze_encoder: bool = True, **options
+) -> Trainer:
     examples = encode_records(records, RecordEncoder(processor.tokenizer, TEMPLATE, 80, 32), "train")
-    config = TrainingConfig(output_dir=output_dir, max_steps=steps, per_device_train_batch_size=batch, learning_rate=5e-5,
-                            lr_scheduler_type="cosine", warmup_steps=1, logging_steps=steps, save_strategy="no",
-                            report_to="none", freeze_encoder=freeze_encoder, freeze_word_embed=freeze_encoder, **options)
+    config = TrainingConfig(
+        output_dir=output_dir,
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=5e-5,
+        lr_scheduler_type="cosine",
+        warmup_steps=1,
+        logging_steps=steps,
+        save_strategy="no",
+        report_to="none",
+        freeze_encoder=freeze_encoder,
+        freeze_word_embed=freeze_encoder,
+        **options,
+    )
     return Trainer(model, config, processor, train_examples=examples)
 
 
@@ -76,8 +88,10 @@ def test_lit_captions_per_second(benchmark, report, tmp_path):
     benchmark.pedantic(both_modes, rounds=3, iterations=1)
     speed = {grouped: steps * batch / min(times[1:]) for grouped, times in seconds.items()}
     for grouped in (False, True):
-        report(f"LiT tiny-test @256px, {batch} captions/batch, {CAPTIONS_PER_IMAGE}/image, encoder "
-               f"{'once per image' if grouped else 'once per caption'}: {speed[grouped]:.1f} captions/s")
+        report(
+            f"LiT tiny-test @256px, {batch} captions/batch, {CAPTIONS_PER_IMAGE}/image, encoder "
+            f"{'once per image' if grouped else 'once per caption'}: {speed[grouped]:.1f} captions/s"
+        )
     report(f"LiT one-pass-per-image speed-up: {speed[True] / speed[False]:.1f}x (target >= 5x)")
     assert speed[True] / speed[False] >= 5.0
 
@@ -110,6 +124,8 @@ def test_cn_base_training_step(report, lit):
     script = CN_BASE_STEP.format(bench=str(Path(__file__).parent), lit=lit, batch=batch, precision="no")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    report(f"CN-base @256px {'LiT (grouped, 10 captions/image)' if lit else 'full fine-tune'}, batch {batch}, fp32, 2 "
+    report(
+        f"CN-base @256px {'LiT (grouped, 10 captions/image)' if lit else 'full fine-tune'}, batch {batch}, fp32, 2 "
         f"threads: "
-           f"{figures['samples_per_s']:.2f} samples/s, peak RSS {figures['peak_rss_mb']:.0f} MB")
+        f"{figures['samples_per_s']:.2f} samples/s, peak RSS {figures['peak_rss_mb']:.0f} MB"
+    )

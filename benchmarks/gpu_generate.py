@@ -40,16 +40,20 @@ def prompts_and_images(checkpoint: Path, count: int) -> tuple[list[str], list[Im
             records.append(record)
         if len(records) == count:
             break
-    images = [Image.open(io.BytesIO(r["image"]) if isinstance(r["image"], bytes) else r["image"]).convert("RGB")
-              for r in records]
+    images = [
+        Image.open(io.BytesIO(r["image"]) if isinstance(r["image"], bytes) else r["image"]).convert("RGB")
+        for r in records
+    ]
     return [task.prompt.source.format(**record) for record in records], images, task.generation
 
 
-def generate(model, processor, config, texts: list[str], images: list, batch_size: int, dtype: torch.dtype,
-             device: torch.device) -> tuple[list[str], float]:
+def generate(
+    model, processor, config, texts: list[str], images: list, batch_size: int, dtype: torch.dtype, device: torch.device
+) -> tuple[list[str], float]:
     """Best beams for every prompt, and the seconds it took (after one warm-up batch)."""
+
     def batch(start: int) -> list[str]:
-        inputs = processor(text=texts[start:start + batch_size], images=images[start:start + batch_size])
+        inputs = processor(text=texts[start : start + batch_size], images=images[start : start + batch_size])
         inputs = {key: value.to(device) for key, value in inputs.items()}
         inputs["patch_images"] = inputs["patch_images"].to(dtype)
         with torch.no_grad():
@@ -84,12 +88,16 @@ def main() -> int:
         model = model.to(dtype)
         results[name] = generate(model, processor, config, texts, images, args.batch_size, dtype, device)
         captions, seconds = results[name]
-        print(f"generate {name}: {len(captions)} images in {seconds:.2f} s, {len(captions) / seconds:.1f} images/s "
-              f"(beam {config.num_beams}, batch {args.batch_size}, {device})")
+        print(
+            f"generate {name}: {len(captions)} images in {seconds:.2f} s, {len(captions) / seconds:.1f} images/s "
+            f"(beam {config.num_beams}, batch {args.batch_size}, {device})"
+        )
     same = sum(a == b for a, b in zip(results["fp32"][0], results["bf16"][0]))
-    print(f"generate bf16 vs fp32: best beams identical for {same} of {len(texts)} images "
-        f"({100 * same / len(texts):.1f} %)")
-    for (a, b) in islice(((a, b) for a, b in zip(results["fp32"][0], results["bf16"][0]) if a != b), 3):
+    print(
+        f"generate bf16 vs fp32: best beams identical for {same} of {len(texts)} images "
+        f"({100 * same / len(texts):.1f} %)"
+    )
+    for a, b in islice(((a, b) for a, b in zip(results["fp32"][0], results["bf16"][0]) if a != b), 3):
         print(f"  differs: fp32 {a!r} / bf16 {b!r}")
     return 0
 

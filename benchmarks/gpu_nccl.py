@@ -33,8 +33,10 @@ def main() -> int:
     seconds = (time.perf_counter() - started) / 10
     dist.barrier()
     if rank == 0:
-        print(f"nccl: {size} process(es), all-reduce of 256 MB {'correct' if ok else 'WRONG'}, "
-              f"{seconds * 1000:.2f} ms each ({0.25 / seconds:.0f} GB/s algorithm bandwidth)")
+        print(
+            f"nccl: {size} process(es), all-reduce of 256 MB {'correct' if ok else 'WRONG'}, "
+            f"{seconds * 1000:.2f} ms each ({0.25 / seconds:.0f} GB/s algorithm bandwidth)"
+        )
     dist.destroy_process_group()
     return 0 if ok else 1
 

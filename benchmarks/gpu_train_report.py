@@ -28,9 +28,11 @@ def report(run_dir: Path, precision: str) -> list[str]:
     tokens = statistics.median(row["tokens_per_s"] for row in steady)
     first, last = train[0]["loss"], train[-1]["loss"]
     scale = train[-1].get("loss_scale")
-    print(f"train {precision}: {train[-1]['step']} steps in {train[-1]['time']:.1f} s; {samples:.0f} samples/s, "
-          f"{tokens:.0f} target tokens/s (median of {len(steady)} logging windows); loss {first:.3f} -> {last:.3f}"
-          + (f"; loss scale {scale:g}" if scale is not None else ""))
+    print(
+        f"train {precision}: {train[-1]['step']} steps in {train[-1]['time']:.1f} s; {samples:.0f} samples/s, "
+        f"{tokens:.0f} target tokens/s (median of {len(steady)} logging windows); loss {first:.3f} -> {last:.3f}"
+        + (f"; loss scale {scale:g}" if scale is not None else "")
+    )
     problems = []
     if not all(math.isfinite(row["loss"]) for row in train):
         problems.append(f"{precision}: a training loss is not finite")

@@ -33,14 +33,30 @@ def method_settings(method: str) -> list[str]:
     if method == "full":
         return []
     recipe = orjson.loads((RECIPES / f"demo_vqa_{method}.json").read_bytes())
-    return ["--set", f"peft={orjson.dumps(recipe['peft']).decode()}",
-            "--set", f"training.learning_rate={recipe['training']['learning_rate']}"]
+    return [
+        "--set",
+        f"peft={orjson.dumps(recipe['peft']).decode()}",
+        "--set",
+        f"training.learning_rate={recipe['training']['learning_rate']}",
+    ]
 
 
 def run(recipe: Path, output: Path, flags: list[str], threads: int) -> tuple[dict, int]:
     """Train in a child process; (its summary, its peak resident memory in bytes)."""
-    command = [sys.executable, "-m", "ofa_core", "run", str(recipe), "--set", f"output_dir={output}",
-               "--set", "training.resume_from_checkpoint=null", "--set", "training.report_to=none", *flags]
+    command = [
+        sys.executable,
+        "-m",
+        "ofa_core",
+        "run",
+        str(recipe),
+        "--set",
+        f"output_dir={output}",
+        "--set",
+        "training.resume_from_checkpoint=null",
+        "--set",
+        "training.report_to=none",
+        *flags,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
     stdout = process.stdout.read()
@@ -52,15 +68,28 @@ def run(recipe: Path, output: Path, flags: list[str], threads: int) -> tuple[dic
 
 def checkpoint_bytes(checkpoint: Path) -> int:
     """The model files of a checkpoint: everything but the optimizer, scheduler, RNG and trainer state."""
-    return sum(p.stat().st_size for p in checkpoint.iterdir()
-               if p.name not in TRAINER_FILES and not p.name.startswith("rng_state_"))
+    return sum(
+        p.stat().st_size
+        for p in checkpoint.iterdir()
+        if p.name not in TRAINER_FILES and not p.name.startswith("rng_state_")
+    )
 
 
 def measure(task: str, method: str, seed: int, steps: int, start: Path | None, work: Path, threads: int) -> dict:
     recipe = RECIPES / ("demo_vqa.json" if task == "vqa" else "demo_caption.json")
-    flags = [*method_settings(method), "--set", f"training.seed={seed}", "--set", f"training.max_steps={steps}",
-             "--set", f"training.eval_steps={steps}", "--set", f"training.save_steps={steps}",
-             "--set", f"training.warmup_steps={max(steps // 20, 1)}"]
+    flags = [
+        *method_settings(method),
+        "--set",
+        f"training.seed={seed}",
+        "--set",
+        f"training.max_steps={steps}",
+        "--set",
+        f"training.eval_steps={steps}",
+        "--set",
+        f"training.save_steps={steps}",
+        "--set",
+        f"training.warmup_steps={max(steps // 20, 1)}",
+    ]
     if start is not None:
         flags += ["--set", f"model.checkpoint={start}"]
     output = work / f"{task}-{method}-{seed}"
@@ -69,39 +98,58 @@ def measure(task: str, method: str, seed: int, steps: int, start: Path | None, w
     training_seconds = sum(seconds for phase, seconds in phases.items() if phase not in ("evaluation", "checkpoints"))
     batch = orjson.loads(recipe.read_bytes())["training"]["per_device_train_batch_size"]
     checkpoint = Path(summary["final_eval"]["checkpoint"])
-    return {"task": task, "method": method, "seed": seed, "steps": steps,
-            "trainable": summary["trainable_parameters"],
-            "total": summary["trainable_parameters"] + summary["frozen_parameters"],
-            "checkpoint_bytes": checkpoint_bytes(checkpoint), "peak_rss_bytes": peak,
-            "samples_per_s": steps * batch / training_seconds, "metric": summary["final_eval"][HEADLINE[task]]}
+    return {
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "steps": steps,
+        "trainable": summary["trainable_parameters"],
+        "total": summary["trainable_parameters"] + summary["frozen_parameters"],
+        "checkpoint_bytes": checkpoint_bytes(checkpoint),
+        "peak_rss_bytes": peak,
+        "samples_per_s": steps * batch / training_seconds,
+        "metric": summary["final_eval"][HEADLINE[task]],
+    }
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| task | method | trainable (share) | checkpoint | peak memory | samples/s | metric (mean ± sd, seeds) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | method | trainable (share) | checkpoint | peak memory | samples/s | metric (mean ± sd, seeds) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     keys = sorted({(row["task"], row["method"]) for row in rows}, key=lambda k: (k[0], k[1] != "full", k[1]))
     for task, method in keys:
         group = [row for row in rows if (row["task"], row["method"]) == (task, method)]
         metrics = [row["metric"] for row in group]
         spread = statistics.stdev(metrics) if len(metrics) > 1 else 0.0
         first = group[0]
-        lines.append(f"| {task} | {method} | {first['trainable']:,} ({100 * first['trainable'] / first['total']:.2f}%) | "
-                     f"{statistics.mean(r['checkpoint_bytes'] for r in group) / 2**20:.2f} MiB | "
-                     f"{statistics.mean(r['peak_rss_bytes'] for r in group) / 2**20:.0f} MiB | "
-                     f"{statistics.mean(r['samples_per_s'] for r in group):.1f} | "
-                     f"{HEADLINE[task]} {statistics.mean(metrics):.1f} ± {spread:.1f} ({len(group)}) |")
+        lines.append(
+            f"| {task} | {method} | {first['trainable']:,} ({100 * first['trainable'] / first['total']:.2f}%) | "
+            f"{statistics.mean(r['checkpoint_bytes'] for r in group) / 2**20:.2f} MiB | "
+            f"{statistics.mean(r['peak_rss_bytes'] for r in group) / 2**20:.0f} MiB | "
+            f"{statistics.mean(r['samples_per_s'] for r in group):.1f} | "
+            f"{HEADLINE[task]} {statistics.mean(metrics):.1f} ± {spread:.1f} ({len(group)}) |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", choices=("vqa", "caption"), default=["vqa", "caption"])
-    parser.add_argument("--methods", nargs="+", default=["full", "lora", "bitfit"],
-                        choices=("full", "lora", "bitfit", "prefix", "prompt", "adapter"))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["full", "lora", "bitfit"],
+        choices=("full", "lora", "bitfit", "prefix", "prompt", "adapter"),
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=200, help="training steps of every run")
-    parser.add_argument("--caption-start-steps", type=int, default=150,
-                        help="steps of demo_caption.json that make the captioning runs' common start")
+    parser.add_argument(
+        "--caption-start-steps",
+        type=int,
+        default=150,
+        help="steps of demo_caption.json that make the captioning runs' common start",
+    )
     parser.add_argument("--threads", type=int, default=2, help="OMP threads of each run")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "peft_figures")
     args = parser.parse_args()
@@ -113,10 +161,19 @@ def main() -> None:
     if "caption" in args.tasks:
         start_dir = args.work / f"caption-start-{args.caption_start_steps}"
         if not start_dir.is_dir():
-            run(RECIPES / "demo_caption.json", start_dir, ["--set", f"training.max_steps={args.caption_start_steps}",
-                                                          "--set", "training.eval_strategy=no",
-                                                          "--set", f"training.save_steps={args.caption_start_steps}"],
-                args.threads)
+            run(
+                RECIPES / "demo_caption.json",
+                start_dir,
+                [
+                    "--set",
+                    f"training.max_steps={args.caption_start_steps}",
+                    "--set",
+                    "training.eval_strategy=no",
+                    "--set",
+                    f"training.save_steps={args.caption_start_steps}",
+                ],
+                args.threads,
+            )
         start = start_dir
     for seed in args.seeds:
         for task in args.tasks:
@@ -124,13 +181,22 @@ def main() -> None:
                 key = (task, method, seed, args.steps)
                 if any((row["task"], row["method"], row["seed"], row["steps"]) == key for row in done):
                     continue
-                row = measure(task, method, seed, args.steps, start if task == "caption" else None, args.work, args.threads)
+                row = measure(
+                    task, method, seed, args.steps, start if task == "caption" else None, args.work, args.threads
+                )
                 done.append(row)
                 with results.open("ab") as handle:
                     handle.write(orjson.dumps(row) + b"\n")
                 print(orjson.dumps(row).decode(), file=sys.stderr, flush=True)
-    print(table([row for row in done if row["steps"] == args.steps and row["task"] in args.tasks
-                 and row["method"] in args.methods]))
+    print(
+        table(
+            [
+                row
+                for row in done
+                if row["steps"] == args.steps and row["task"] in args.tasks and row["method"] in args.methods
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

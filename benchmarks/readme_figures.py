@@ -27,8 +27,7 @@ import attrs
 import orjson
 
 REPO = Path(__file__).resolve().parents[1]
-HEADER = ("| recipe | wall time | result (60 validation photos) | untrained model |\n"
-          "|---|---|---|---|")
+HEADER = "| recipe | wall time | result (60 validation photos) | untrained model |\n|---|---|---|---|"
 
 
 @attrs.frozen
@@ -45,15 +44,32 @@ class Row:
 
 
 ROWS = (
-    Row("demo_caption.json", "`demo_caption.json` (data generation included)",
-        (("CIDEr-D", "cider"), ("BLEU-4", "bleu4"), ("ROUGE-L", "rouge_l")), untrained="cider"),
-    Row("demo_vqa.json", "`demo_vqa.json`", (("VQA accuracy", "vqa_acc"),), starts_from_caption=True,
-        untrained="vqa_acc"),
-    Row("demo_classification.json", "`demo_classification.json`", (("accuracy", "accuracy"),),
-        starts_from_caption=True, untrained="accuracy"),
-    Row("demo_multitask.json", "`demo_multitask.json` (all three tasks in one model, 1800 steps from the initial "
+    Row(
+        "demo_caption.json",
+        "`demo_caption.json` (data generation included)",
+        (("CIDEr-D", "cider"), ("BLEU-4", "bleu4"), ("ROUGE-L", "rouge_l")),
+        untrained="cider",
+    ),
+    Row(
+        "demo_vqa.json",
+        "`demo_vqa.json`",
+        (("VQA accuracy", "vqa_acc"),),
+        starts_from_caption=True,
+        untrained="vqa_acc",
+    ),
+    Row(
+        "demo_classification.json",
+        "`demo_classification.json`",
+        (("accuracy", "accuracy"),),
+        starts_from_caption=True,
+        untrained="accuracy",
+    ),
+    Row(
+        "demo_multitask.json",
+        "`demo_multitask.json` (all three tasks in one model, 1800 steps from the initial "
         "weights; [docs/multitask.md](docs/multitask.md))",
-        (("CIDEr-D", "caption/cider"), ("VQA accuracy", "vqa/vqa_acc"), ("accuracy", "classification/accuracy"))),
+        (("CIDEr-D", "caption/cider"), ("VQA accuracy", "vqa/vqa_acc"), ("accuracy", "classification/accuracy")),
+    ),
 )
 
 Runner = Callable[[list[str], Mapping[str, str]], dict]
@@ -62,8 +78,9 @@ Runner = Callable[[list[str], Mapping[str, str]], dict]
 
 def run_command(argv: list[str], environ: Mapping[str, str]) -> dict:
     """Run `python -m ofa_core ARGV` in the project folder; its stdout is one JSON document."""
-    done = subprocess.run([sys.executable, "-m", "ofa_core", *argv], cwd=REPO, env=dict(environ),
-                          stdout=subprocess.PIPE, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "ofa_core", *argv], cwd=REPO, env=dict(environ), stdout=subprocess.PIPE, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"python -m ofa_core {' '.join(argv)} failed with exit status {done.returncode}")
     return orjson.loads(done.stdout)
@@ -80,16 +97,39 @@ def commands(seed: int, work: Path, max_steps: int | None) -> list[tuple[Row, li
     for row in ROWS:
         budget = {}
         if max_steps is not None:
-            budget = {"training.max_steps": max_steps, "training.eval_steps": max_steps, "training.save_steps": max_steps}
+            budget = {
+                "training.max_steps": max_steps,
+                "training.eval_steps": max_steps,
+                "training.save_steps": max_steps,
+            }
         start = {"model.checkpoint": str(base / "demo_caption")} if row.starts_from_caption else {}
-        found.append((row, ["run", f"recipes/{row.recipe}", *_sets(**{"training.seed": seed, "output_dir":
-                                                                       str(base / row.recipe.removesuffix(".json")),
-                                                                       **start, **budget})]))
+        found.append(
+            (
+                row,
+                [
+                    "run",
+                    f"recipes/{row.recipe}",
+                    *_sets(
+                        **{
+                            "training.seed": seed,
+                            "output_dir": str(base / row.recipe.removesuffix(".json")),
+                            **start,
+                            **budget,
+                        }
+                    ),
+                ],
+            )
+        )
     return found
 
 
-def measure(seeds: Sequence[int], work: Path, max_steps: int | None, runner: Runner = run_command,
-            clock: Callable[[], float] | None = None) -> tuple[dict[str, list[tuple[float, dict]]], dict[str, dict]]:
+def measure(
+    seeds: Sequence[int],
+    work: Path,
+    max_steps: int | None,
+    runner: Runner = run_command,
+    clock: Callable[[], float] | None = None,
+) -> tuple[dict[str, list[tuple[float, dict]]], dict[str, dict]]:
     """Every row's (seconds, final scores) per seed, and the initial weights' scores per row (with seed 0's demo)."""
     clock = clock or time.monotonic
     results: dict[str, list[tuple[float, dict]]] = {row.recipe: [] for row in ROWS}
@@ -104,10 +144,19 @@ def measure(seeds: Sequence[int], work: Path, max_steps: int | None, runner: Run
             for row in ROWS:
                 if row.untrained is not None:
                     out = work / f"untrained-{row.recipe.removesuffix('.json')}.jsonl"
-                    untrained[row.recipe] = runner(["eval", f"recipes/{row.recipe}", "--checkpoint",
-                                                    str(work / f"seed-{seed}" / "cache" / "demo" / "model"),
-                                                    "--predictions", str(out), "--overwrite",
-                                                    *_sets(output_dir=str(out.with_suffix("")))], environ)
+                    untrained[row.recipe] = runner(
+                        [
+                            "eval",
+                            f"recipes/{row.recipe}",
+                            "--checkpoint",
+                            str(work / f"seed-{seed}" / "cache" / "demo" / "model"),
+                            "--predictions",
+                            str(out),
+                            "--overwrite",
+                            *_sets(output_dir=str(out.with_suffix(""))),
+                        ],
+                        environ,
+                    )
     return results, untrained
 
 
@@ -124,19 +173,26 @@ def spread(values: Sequence[float], show: Callable[[float], str]) -> str:
     return middle if len(values) == 1 else f"{middle} ({low}{dash}{high})"
 
 
-def table(results: Mapping[str, Sequence[tuple[float, dict]]], untrained: Mapping[str, dict],
-          machine: Mapping[str, object], seeds: Sequence[int]) -> str:
+def table(
+    results: Mapping[str, Sequence[tuple[float, dict]]],
+    untrained: Mapping[str, dict],
+    machine: Mapping[str, object],
+    seeds: Sequence[int],
+) -> str:
     """The README's demo table with its machine line: every cell the median over the seeds, with min–max."""
     from ofa_core.inference.machine import one_line
 
-    measured = (f"Measured on {one_line(machine)} (CPU only, each recipe a fresh `python -m ofa_core run ...`; "
-                f"seeds {', '.join(map(str, seeds))}: median (min–max)):")
+    measured = (
+        f"Measured on {one_line(machine)} (CPU only, each recipe a fresh `python -m ofa_core run ...`; "
+        f"seeds {', '.join(map(str, seeds))}: median (min–max)):"
+    )
     lines = [measured, "", HEADER]
     for row in ROWS:
         runs = results[row.recipe]
         seconds = spread([duration for duration, _ in runs], wall_time)
-        scores = ", ".join(f"{label} {spread([scores[key] for _, scores in runs], lambda v: f'{v:.1f}')}"
-                           for label, key in row.scores)
+        scores = ", ".join(
+            f"{label} {spread([scores[key] for _, scores in runs], lambda v: f'{v:.1f}')}" for label, key in row.scores
+        )
         before = f"{untrained[row.recipe][row.untrained]:.1f}" if row.untrained else "as above"
         if row.recipe == "demo_caption.json" and row.untrained:
             before = f"CIDEr-D {before}"
@@ -144,13 +200,23 @@ def table(results: Mapping[str, Sequence[tuple[float, dict]]], untrained: Mappin
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None, runner: Runner = run_command, clock: Callable[[], float] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, runner: Runner = run_command, clock: Callable[[], float] | None = None
+) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
-    parser.add_argument("--max-steps", type=int, help="a shorter budget for every recipe (evaluating and saving at "
-                        "its end), to try the script; the README's figures use the recipes' own budgets")
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "readme_figures",
-                        help="where the runs and demo folders go (default: runs/readme_figures)")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        help="a shorter budget for every recipe (evaluating and saving at "
+        "its end), to try the script; the README's figures use the recipes' own budgets",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=REPO / "runs" / "readme_figures",
+        help="where the runs and demo folders go (default: runs/readme_figures)",
+    )
     args = parser.parse_args(argv)
     from ofa_core.inference.machine import describe
 

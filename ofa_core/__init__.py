@@ -17,8 +17,14 @@ from ofa_core import auto_registration
 from ofa_core._errors import OFAError
 from ofa_core.auto_registration import register_auto_classes
 
-_MODEL_CLASSES = ("OFAConfig", "OFAForConditionalGeneration", "OFAImageProcessor", "OFAModel", "OFAProcessor",
-                  "OFATokenizer")
+_MODEL_CLASSES = (
+    "OFAConfig",
+    "OFAForConditionalGeneration",
+    "OFAImageProcessor",
+    "OFAModel",
+    "OFAProcessor",
+    "OFATokenizer",
+)
 
 _LAZY = {"pipeline": "ofa_core.inference.pipeline", "hookimpl": "ofa_core.plugin"}
 

@@ -57,8 +57,12 @@ def _register_if_ready(just_loaded: ModuleType | None = None) -> None:
     try:
         register_auto_classes()
     except Exception as error:  # an import hook must never break the import that triggered it
-        warnings.warn(f"ofa_core could not register its classes with transformers' Auto loaders: {error}; "
-                      f"call ofa_core.register_auto_classes() to see why", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"ofa_core could not register its classes with transformers' Auto loaders: {error}; "
+            f"call ofa_core.register_auto_classes() to see why",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         _uninstall()
 
 

@@ -31,6 +31,7 @@ def randomize_(model: torch.nn.Module, seed: int = 0, scale: float = 0.5) -> tor
     A freshly initialised model predicts nearly the same token everywhere; wide random
     weights make outputs depend on every input, which is what equality tests need.
     """
+
     def noise_for(name: str, shape: torch.Size, uniform: bool = False) -> torch.Tensor:
         # Seeded by name, so the values do not depend on the order modules are declared in.
         generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
@@ -53,7 +54,9 @@ def randomize_(model: torch.nn.Module, seed: int = 0, scale: float = 0.5) -> tor
     return model
 
 
-def tiny_model(seed: int = 0, preset: str = "tiny-test", scale: float = 0.5, **overrides) -> OFAForConditionalGeneration:
+def tiny_model(
+    seed: int = 0, preset: str = "tiny-test", scale: float = 0.5, **overrides
+) -> OFAForConditionalGeneration:
     """A preset (by default `tiny-test`) with seeded random weights, in eval mode."""
     torch.manual_seed(seed)
     model = OFAForConditionalGeneration(OFAConfig.from_preset(preset, **overrides))
@@ -73,8 +76,19 @@ def tiny_vocabulary() -> list[str]:
     """
     ascii_pieces = [chr(c) for c in range(33, 127)]
     words = ["the", "of", "what", "which", "region", "does", "text", "describe", "image"]
-    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *ascii_pieces,
-            *(f"##{c}" for c in ascii_pieces if c.isalnum()), *words, *dict.fromkeys(_TINY_CJK), "，", "？"]
+    return [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *ascii_pieces,
+        *(f"##{c}" for c in ascii_pieces if c.isalnum()),
+        *words,
+        *dict.fromkeys(_TINY_CJK),
+        "，",
+        "？",
+    ]
 
 
 def tiny_processor(code_dict_size: int = 16, num_bins: int = 1000, patch_image_size: int = 64):
@@ -143,7 +157,6 @@ def run_recipe(recipe: dict, directory, max_steps: int = 2, plugins=()) -> dict:
     """
     from ofa_core.trainer import from_recipe  # the trainer's imports only for tests that train
 
-
     directory = Path(directory)
     path = directory / "recipe.json"
     training = {"output_dir": "run", **recipe.get("training", {}), "max_steps": max_steps}
@@ -171,11 +184,15 @@ def check_metric(spec, predictions: list[str], references: list[list[str]], opti
     states = [part.state() for part in parts]
     for key, value in states[0].items():
         if not isinstance(value, (int, float, list)) or isinstance(value, bool):
-            raise AssertionError(f"state()[{key!r}] is {type(value).__name__}; use numbers (added) or lists (concatenated)")
+            raise AssertionError(
+                f"state()[{key!r}] is {type(value).__name__}; use numbers (added) or lists (concatenated)"
+            )
     merged = spec.build(options)
     merged.load_state({key: states[0][key] + states[1][key] for key in states[0]})
     whole = spec.build(options)
     whole.update(predictions, references)
     if merged.compute() != whole.compute():
-        raise AssertionError(f"merged halves give {merged.compute()}, all at once gives {whole.compute()}; state() must add up")
+        raise AssertionError(
+            f"merged halves give {merged.compute()}, all at once gives {whole.compute()}; state() must add up"
+        )
     return whole.compute()

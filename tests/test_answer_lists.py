@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from ofa_core.plugin import read_answer_list
 from ofa_core import OFAError
+from ofa_core.plugin import read_answer_list
 
 
 def test_text_and_json_forms(tmp_path):
@@ -21,13 +21,16 @@ def test_text_and_json_forms(tmp_path):
     assert read_answer_list(as_map, "answers_file") == ("yes", "no", "2")
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("dup.txt", "猫\n狗\n猫\n", "line 3 repeats '猫' (line 1)"),
-    ("empty.txt", "\n \n", "no answers"),
-    ("bad.json", "[1, 2]", "list of strings"),
-    ("broken.json", "[\"a\"", "not valid JSON"),
-    ("blank.json", "[\"a\", \" \"]", "entry 2 is empty"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("dup.txt", "猫\n狗\n猫\n", "line 3 repeats '猫' (line 1)"),
+        ("empty.txt", "\n \n", "no answers"),
+        ("bad.json", "[1, 2]", "list of strings"),
+        ("broken.json", '["a"', "not valid JSON"),
+        ("blank.json", '["a", " "]', "entry 2 is empty"),
+    ],
+)
 def test_bad_files_name_the_file_field_and_line(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")

@@ -38,19 +38,44 @@ def test_import_contracts_hold() -> None:
     assert "0 broken" in result.stdout
 
 
-@pytest.mark.parametrize(("module", "line", "broken"), [
-    ("ofa_core/model/search.py", "import ofa_core.trainer.loop", "ofa_core.model is not allowed to import ofa_core.trainer"),
-    ("ofa_core/plugin/_specs.py", "import torch", "ofa_core.plugin is not allowed to import torch"),
-    ("ofa_tasks/vqa/plugin.py", "import ofa_core.model.boxes", "ofa_tasks is not allowed to import ofa_core.model"),
-    ("ofa_tasks/caption/plugin.py", "from ofa_core.plugin._specs import TaskSpec",
-     "ofa_tasks is not allowed to import ofa_core.plugin._specs"),
-    ("ofa_tasks/ocr/readers.py", "from ofa_core.errors import OFAError", "ofa_tasks is not allowed to import ofa_core.errors"),
-    ("ofa_tasks/vqa/metrics.py", "import ofa_tasks.caption.text", "ofa_tasks.vqa is not allowed to import ofa_tasks.caption"),
-    ("ofa_core/recipe/loading.py", "import ofa_tasks.caption", "ofa_core is not allowed to import ofa_tasks"),
-    ("ofa_core/trainer/loop.py", "import ofa_core.cli.main", "ofa_core.trainer is not allowed to import ofa_core.cli"),
-    ("ofa_core/trainer/scst_options.py", "def lazy():\n    import ofa_core.trainer.scst",
-     "ofa_core.trainer.scst_options is not allowed to import ofa_core.trainer.scst"),
-])
+@pytest.mark.parametrize(
+    ("module", "line", "broken"),
+    [
+        (
+            "ofa_core/model/search.py",
+            "import ofa_core.trainer.loop",
+            "ofa_core.model is not allowed to import ofa_core.trainer",
+        ),
+        ("ofa_core/plugin/_specs.py", "import torch", "ofa_core.plugin is not allowed to import torch"),
+        ("ofa_tasks/vqa/plugin.py", "import ofa_core.model.boxes", "ofa_tasks is not allowed to import ofa_core.model"),
+        (
+            "ofa_tasks/caption/plugin.py",
+            "from ofa_core.plugin._specs import TaskSpec",
+            "ofa_tasks is not allowed to import ofa_core.plugin._specs",
+        ),
+        (
+            "ofa_tasks/ocr/readers.py",
+            "from ofa_core.errors import OFAError",
+            "ofa_tasks is not allowed to import ofa_core.errors",
+        ),
+        (
+            "ofa_tasks/vqa/metrics.py",
+            "import ofa_tasks.caption.text",
+            "ofa_tasks.vqa is not allowed to import ofa_tasks.caption",
+        ),
+        ("ofa_core/recipe/loading.py", "import ofa_tasks.caption", "ofa_core is not allowed to import ofa_tasks"),
+        (
+            "ofa_core/trainer/loop.py",
+            "import ofa_core.cli.main",
+            "ofa_core.trainer is not allowed to import ofa_core.cli",
+        ),
+        (
+            "ofa_core/trainer/scst_options.py",
+            "def lazy():\n    import ofa_core.trainer.scst",
+            "ofa_core.trainer.scst_options is not allowed to import ofa_core.trainer.scst",
+        ),
+    ],
+)
 def test_a_forbidden_import_breaks_a_contract(tmp_path: Path, module: str, line: str, broken: str) -> None:
     for package in ("ofa_core", "ofa_tasks"):
         shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -115,10 +140,14 @@ def _modules_after(code: str, cwd: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["ofa_core", "ofa_core.plugin", "ofa_core.registry", "ofa_core.recipe", "ofa_core.hookspecs"])
+@pytest.mark.parametrize(
+    "module", ["ofa_core", "ofa_core.plugin", "ofa_core.registry", "ofa_core.recipe", "ofa_core.hookspecs"]
+)
 def test_light_modules_import_neither_torch_nor_transformers(module: str, tmp_path: Path) -> None:
-    assert _modules_after(f"import warnings; warnings.simplefilter('ignore'); import {module}", tmp_path) == \
-        {"torch": False, "transformers": False}
+    assert _modules_after(f"import warnings; warnings.simplefilter('ignore'); import {module}", tmp_path) == {
+        "torch": False,
+        "transformers": False,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -140,37 +169,57 @@ def _light_recipe(folder: Path, model: Path) -> Path:
     (folder / "muge").mkdir()
     (folder / "muge" / "IC_train.jsonl").write_text('{"image_id": "1", "text": ["一只猫"]}\n')
     (folder / "muge" / "IC_train.tsv").write_text(f"1\t{base64.b64encode(png.getvalue()).decode()}\n")
-    recipe = {"task": {"name": "caption", "lang": "zh"}, "model": {"checkpoint": str(model)},
-              "data": {"reader": {"name": "muge", "folder": "muge"}}}
+    recipe = {
+        "task": {"name": "caption", "lang": "zh"},
+        "model": {"checkpoint": str(model)},
+        "data": {"reader": {"name": "muge", "folder": "muge"}},
+    }
     path = folder / "recipe.json"
     path.write_text(json.dumps(recipe))
     return path
 
 
-@pytest.mark.parametrize("argv", [
-    ["tasks", "--all"], ["plugins"], ["recipe", "validate", "RECIPE"], ["recipe", "show", "RECIPE"],
-    ["recipe", "schema"], ["new-plugin", "light_task", "--dir", "PLUGINS"], ["run", "RECIPE", "--dry-run"], ["--help"],
-])
-def test_light_commands_import_neither_torch_nor_transformers(argv: list[str], tmp_path: Path, light_model: Path) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tasks", "--all"],
+        ["plugins"],
+        ["recipe", "validate", "RECIPE"],
+        ["recipe", "show", "RECIPE"],
+        ["recipe", "schema"],
+        ["new-plugin", "light_task", "--dir", "PLUGINS"],
+        ["run", "RECIPE", "--dry-run"],
+        ["--help"],
+    ],
+)
+def test_light_commands_import_neither_torch_nor_transformers(
+    argv: list[str], tmp_path: Path, light_model: Path
+) -> None:
     recipe = _light_recipe(tmp_path, light_model)
     argv = [str(recipe) if a == "RECIPE" else str(tmp_path / "plugins") if a == "PLUGINS" else a for a in argv]
-    loaded = _modules_after(f"""
+    loaded = _modules_after(
+        f"""
         import contextlib, io
         from ofa_core.cli import main
         with contextlib.redirect_stdout(io.StringIO()):
             code = main({argv!r})
         assert code == 0, code
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert loaded == {"torch": False, "transformers": False}
 
 
 def test_commands_that_need_a_model_still_get_it(tmp_path: Path) -> None:
     """The light paths are not light by luck: the model classes load (and register with transformers) on use."""
-    loaded = _modules_after("""
+    loaded = _modules_after(
+        """
         import ofa_core
         from transformers import AutoConfig
         config = ofa_core.OFAConfig.from_preset("tiny-test")
         config.save_pretrained("saved")
         assert type(AutoConfig.from_pretrained("saved")).__name__ == "OFAConfig"
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert loaded == {"torch": True, "transformers": True}

@@ -33,8 +33,13 @@ ORDERS = {
 
 
 def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", textwrap.dedent(code)], cwd=cwd,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +57,14 @@ def test_auto_loaders_find_ofa_whatever_was_imported_first(saved: Path, order: s
 
 
 def test_import_ofa_core_alone_is_light_and_registers_nothing_yet(tmp_path: Path) -> None:
-    result = _python("""
+    result = _python(
+        """
         import sys, ofa_core
         assert "torch" not in sys.modules and "transformers" not in sys.modules
         assert not ofa_core.auto_registration._registered
         print(sorted(ofa_core.__all__))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "OFAForConditionalGeneration" in result.stdout

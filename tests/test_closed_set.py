@@ -53,12 +53,18 @@ def test_rank_and_exhaustive_beam_agree_on_random_models(processor):
         inputs = inputs_for(processor)
         config = official_generation_config("default", **special_token_ids(model.config))
         config.update(num_beams=len(ANSWERS), length_penalty=0.0, no_repeat_ngram_size=0, max_new_tokens=8)
-        ranked = ClosedSetDecoder(ClosedSet(ANSWERS, top_k=3), processor.tokenizer).decode(model, inputs, config, processor.tokenizer)
-        beamed = ClosedSetDecoder(ClosedSet(ANSWERS, inference="beam"), processor.tokenizer).decode(model, inputs, config, processor.tokenizer)
+        ranked = ClosedSetDecoder(ClosedSet(ANSWERS, top_k=3), processor.tokenizer).decode(
+            model, inputs, config, processor.tokenizer
+        )
+        beamed = ClosedSetDecoder(ClosedSet(ANSWERS, inference="beam"), processor.tokenizer).decode(
+            model, inputs, config, processor.tokenizer
+        )
         assert [d.text for d in ranked] == [d.text for d in beamed], seed
         for decoded in ranked:
             assert decoded.text == decoded.ranking[0][0]
-            assert [score for _, score in decoded.ranking] == sorted((score for _, score in decoded.ranking), reverse=True)
+            assert [score for _, score in decoded.ranking] == sorted(
+                (score for _, score in decoded.ranking), reverse=True
+            )
             assert len(decoded.ranking) == 3 and all(answer in ANSWERS for answer, _ in decoded.ranking)
 
 
@@ -67,7 +73,8 @@ def test_beam_answers_are_always_in_the_set_even_with_a_short_length_budget(proc
     config = official_generation_config("default", **special_token_ids(model.config))
     config.update(num_beams=2, max_new_tokens=1)  # shorter than "一只狗" + EOS: the decoder extends it
     decoded = ClosedSetDecoder(ClosedSet(ANSWERS, inference="beam"), processor.tokenizer).decode(
-        model, inputs_for(processor, 4), config, processor.tokenizer)
+        model, inputs_for(processor, 4), config, processor.tokenizer
+    )
     assert all(d.text in ANSWERS for d in decoded)
 
 
@@ -80,12 +87,17 @@ def test_answers_that_tokenize_alike_or_to_nothing_are_refused(processor):
 
 def test_labels_of_characters_the_vocabulary_lacks_are_explained(processor):
     """七 and 三 are not in the tiny vocabulary: both become [UNK], and the message says so in the recipe's words."""
-    message = ("closed set: labels '七' and '三' both become [UNK]: this model's vocabulary lacks 七, 三; "
-               "use labels written with characters it knows, or a model whose vocabulary has them")
+    message = (
+        "closed set: labels '七' and '三' both become [UNK]: this model's vocabulary lacks 七, 三; "
+        "use labels written with characters it knows, or a model whose vocabulary has them"
+    )
     with pytest.raises(OFAError) as raised:
         ClosedSetDecoder(ClosedSet(("猫", "七", "三"), noun="labels"), processor.tokenizer)
     assert str(raised.value) == message
-    with pytest.raises(OFAError, match=r"^closed set: answers '一七' and '一三' both become '一 \[UNK\]': .* lacks 七, 三; use answers "):
+    with pytest.raises(
+        OFAError,
+        match=r"^closed set: answers '一七' and '一三' both become '一 \[UNK\]': .* lacks 七, 三; use answers ",
+    ):
         ClosedSetDecoder(ClosedSet(("一七", "一三")), processor.tokenizer)
     with pytest.raises(OFAError, match="^closed set: labels 'red' and 'RED' tokenize identically; keep one of them$"):
         ClosedSetDecoder(ClosedSet(("red", "RED"), noun="labels"), processor.tokenizer)
@@ -129,7 +141,9 @@ def test_restricted_loss_smooths_over_allowed_tokens_only():
     out.loss_sum.backward()
     assert logits.grad[0, 0, 3:].abs().sum() == 0, "masked logits get no gradient"
     plain = label_smoothed_cross_entropy(logits, labels, epsilon)
-    assert math.isfinite(float(plain.loss_sum.detach())) and float(plain.loss_sum.detach()) != pytest.approx(float(expected))
+    assert math.isfinite(float(plain.loss_sum.detach())) and float(plain.loss_sum.detach()) != pytest.approx(
+        float(expected)
+    )
 
 
 def test_scores_do_not_depend_on_how_many_answers_share_a_decoder_pass(processor):

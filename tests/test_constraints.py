@@ -23,7 +23,11 @@ def test_constrained_beam_search_only_emits_candidates_on_random_models():
         model = tiny_model(seed, vocab_size=200)
         generator = torch.Generator().manual_seed(seed)
         candidates = {
-            tuple(torch.randint(4, 200, (int(torch.randint(1, 4, (1,), generator=generator)),), generator=generator).tolist())
+            tuple(
+                torch.randint(
+                    4, 200, (int(torch.randint(1, 4, (1,), generator=generator)),), generator=generator
+                ).tolist()
+            )
             for _ in range(5)
         }
         trie = CandidateTrie(candidates, bos=0, eos=2)
@@ -31,7 +35,11 @@ def test_constrained_beam_search_only_emits_candidates_on_random_models():
         ids[:, 0], ids[:, -1] = 0, 2
         images = torch.randn(3, 3, 64, 64, generator=generator)
         out = model.generate(
-            input_ids=ids, patch_images=images, num_beams=3, num_return_sequences=3, max_new_tokens=6,
+            input_ids=ids,
+            patch_images=images,
+            num_beams=3,
+            num_return_sequences=3,
+            max_new_tokens=6,
             prefix_allowed_tokens_fn=trie,
         )
         for row in out.tolist():
@@ -44,8 +52,13 @@ def test_fewer_candidates_than_beams_keeps_the_output_shape():
     trie = CandidateTrie([[5, 6]], bos=0, eos=2)
     ids = torch.tensor([[0, 10, 11, 2], [0, 12, 13, 2]])
     out = model.generate(
-        input_ids=ids, patch_images=torch.randn(2, 3, 64, 64), num_beams=3, num_return_sequences=3,
-        max_new_tokens=6, prefix_allowed_tokens_fn=trie, return_dict_in_generate=True,
+        input_ids=ids,
+        patch_images=torch.randn(2, 3, 64, 64),
+        num_beams=3,
+        num_return_sequences=3,
+        max_new_tokens=6,
+        prefix_allowed_tokens_fn=trie,
+        return_dict_in_generate=True,
     )
     assert out.sequences.shape[0] == 6
     assert out.sequences[0, :4].tolist() == [0, 5, 6, 2] and out.sequences[3, :4].tolist() == [0, 5, 6, 2]

@@ -78,20 +78,25 @@ def test_loss_weight_comes_from_the_record_and_is_checked(processor):
 def test_collate_pads_prompts_and_carries_weights(processor):
     tok = processor.tokenizer
     encoder = RecordEncoder(tok, template("prev_output"))
-    examples = [encoder.encode({"question": q, "answer": "猫", "loss_weight": w}) for q, w in (("图片", 1.0), ("图片中有什么", 0.5))]
+    examples = [
+        encoder.encode({"question": q, "answer": "猫", "loss_weight": w})
+        for q, w in (("图片", 1.0), ("图片中有什么", 0.5))
+    ]
     batch = Collator(tok.pad_token_id, 32)([([e], None, True) for e in examples])
     prompts = batch["decoder_prompts"].tolist()
     short, long = examples[0].decoder_prompt, examples[1].decoder_prompt
     assert prompts == [[*short, *[tok.pad_token_id] * (len(long) - len(short))], list(long)]
     assert batch["loss_weights"].tolist() == [1.0, 0.5]
-    plain = Collator(tok.pad_token_id, 32)([([RecordEncoder(tok, template()).encode({"question": "a", "answer": "b"})], None, True)])
+    plain = Collator(tok.pad_token_id, 32)(
+        [([RecordEncoder(tok, template()).encode({"question": "a", "answer": "b"})], None, True)]
+    )
     assert "decoder_prompts" not in plain and "loss_weights" not in plain
 
 
 def test_loss_weights_scale_each_rows_loss():
     torch.manual_seed(0)
     logits, labels = torch.randn(2, 3, 11), torch.tensor([[1, 2, IGNORE_INDEX], [3, 4, 5]])
-    full = [label_smoothed_cross_entropy(logits[i:i + 1], labels[i:i + 1], 0.1).loss_sum for i in range(2)]
+    full = [label_smoothed_cross_entropy(logits[i : i + 1], labels[i : i + 1], 0.1).loss_sum for i in range(2)]
     weighted = label_smoothed_cross_entropy(logits, labels, 0.1, weights=torch.tensor([0.5, 2.0])).loss_sum
     torch.testing.assert_close(weighted, 0.5 * full[0] + 2.0 * full[1])
 
@@ -111,14 +116,14 @@ def _prompts(processor, questions: list[str]) -> torch.Tensor:
 def _sequence_log_prob(model, inputs: dict, row: int, tokens: list[int], allowed=None, start: int = 0) -> float:
     """Teacher-forced sum of log p(token) over `tokens` (BOS first); from position `start` on, restricted to
     `allowed`."""
-    single = {k: v[row:row + 1] for k, v in inputs.items()}
+    single = {k: v[row : row + 1] for k, v in inputs.items()}
     logits = model(**single, decoder_input_ids=torch.tensor([tokens[:-1]])).logits[0].float()
     total = 0.0
     for position, token in enumerate(tokens[1:]):
         step = logits[position]
         if allowed is not None and position >= start:
             mask = torch.full_like(step, float("-inf"))
-            mask[allowed(tokens[:1] + tokens[start + 1: position + 1])] = 0.0
+            mask[allowed(tokens[:1] + tokens[start + 1 : position + 1])] = 0.0
             step = step + mask
         total += float(torch.log_softmax(step, -1)[token])
     return total
@@ -134,11 +139,16 @@ def test_beam_search_forces_each_rows_prompt_and_scores_include_it(processor, mo
     for row, question in enumerate(questions):
         tokens = [t for t in out.sequences[row].tolist() if t != pad]
         prompt = ids(processor, question)
-        assert tokens[1:1 + len(prompt)] == prompt and tokens[-1] == eos
+        assert tokens[1 : 1 + len(prompt)] == prompt and tokens[-1] == eos
         # unnormalised score = log-probs of the prompt tokens + the generated ones
-        assert out.sequences_scores[row].item() == pytest.approx(_sequence_log_prob(model, inputs, row, tokens), abs=1e-4)
-        alone = model.generate(**{k: v[row:row + 1] for k, v in inputs.items()}, generation_config=config,
-                               decoder_prompt_ids=_prompts(processor, [question]))
+        assert out.sequences_scores[row].item() == pytest.approx(
+            _sequence_log_prob(model, inputs, row, tokens), abs=1e-4
+        )
+        alone = model.generate(
+            **{k: v[row : row + 1] for k, v in inputs.items()},
+            generation_config=config,
+            decoder_prompt_ids=_prompts(processor, [question]),
+        )
         assert [t for t in alone[0].tolist() if t != pad] == tokens  # right-padded prompts do not change a row
 
 
@@ -155,10 +165,13 @@ def test_open_ended_decoding_strips_the_prompt(processor, model):
     config = official_generation_config("vqa", **special_token_ids(model.config))
     config.update(num_beams=2, max_new_tokens=12)
     decoded = decode_batch(model, inputs, config, processor.tokenizer)
-    sequences = model.generate(**{k: v for k, v in inputs.items() if k != "decoder_prompts"}, generation_config=config,
-                               decoder_prompt_ids=inputs["decoder_prompts"])
+    sequences = model.generate(
+        **{k: v for k, v in inputs.items() if k != "decoder_prompts"},
+        generation_config=config,
+        decoder_prompt_ids=inputs["decoder_prompts"],
+    )
     for row, question in enumerate(questions):
-        after = sequences[row].tolist()[1 + len(ids(processor, question)):]
+        after = sequences[row].tolist()[1 + len(ids(processor, question)) :]
         assert decoded[row].text == processor.tokenizer.decode(after, skip_special_tokens=True).strip()
 
 
@@ -168,7 +181,9 @@ def test_ranking_scores_each_answer_after_its_rows_prompt(processor, model):
     decoder = ClosedSetDecoder(ClosedSet(ANSWERS, top_k=len(ANSWERS)), processor.tokenizer)
     encoder_outputs = model.get_encoder()(**inputs)
     scores = decoder.score(model, encoder_outputs, prompts)
-    trie = CandidateTrie([ids(processor, a) for a in ANSWERS], processor.tokenizer.bos_token_id, processor.tokenizer.eos_token_id)
+    trie = CandidateTrie(
+        [ids(processor, a) for a in ANSWERS], processor.tokenizer.bos_token_id, processor.tokenizer.eos_token_id
+    )
     bos, eos = processor.tokenizer.bos_token_id, processor.tokenizer.eos_token_id
     for row, question in enumerate(questions):
         prompt = ids(processor, question)
@@ -188,8 +203,12 @@ def test_trie_beam_after_prompts_agrees_with_ranking(processor):
         inputs = {**_inputs(processor, questions), "decoder_prompts": _prompts(processor, questions)}
         config = official_generation_config("vqa", **special_token_ids(model.config))
         config.update(num_beams=len(ANSWERS), no_repeat_ngram_size=0)
-        ranked = ClosedSetDecoder(ClosedSet(ANSWERS), processor.tokenizer).decode(model, inputs, config, processor.tokenizer)
-        beamed = ClosedSetDecoder(ClosedSet(ANSWERS, inference="beam"), processor.tokenizer).decode(model, inputs, config, processor.tokenizer)
+        ranked = ClosedSetDecoder(ClosedSet(ANSWERS), processor.tokenizer).decode(
+            model, inputs, config, processor.tokenizer
+        )
+        beamed = ClosedSetDecoder(ClosedSet(ANSWERS, inference="beam"), processor.tokenizer).decode(
+            model, inputs, config, processor.tokenizer
+        )
         assert [d.text for d in beamed] == [d.text for d in ranked], seed
         assert all(d.text in ANSWERS for d in beamed)
 
@@ -215,7 +234,9 @@ def test_a_recipe_sets_the_prompt_type(tmp_path):
     registry = load_plugins().registry()
     for prompt_type in ("prev_output", "src"):
         path = tmp_path / f"{prompt_type}.json"
-        path.write_text('{"model": {"checkpoint": "."}, "task": {"name": "vqa", "lang": "en", "prompt_type": "%s"}}' % prompt_type)
+        path.write_text(
+            '{"model": {"checkpoint": "."}, "task": {"name": "vqa", "lang": "en", "prompt_type": "%s"}}' % prompt_type
+        )
         resolved = resolve(load(path), registry)
         assert resolved.prompt.prompt_type == prompt_type
         assert resolved.prompt.source == registry.prompts.get("vqa.en").source

@@ -10,13 +10,13 @@ import jsonschema
 import orjson
 import pytest
 
-from ofa_core.model.search import OFFICIAL_SEARCH
 from ofa_core.model.generation_config import official_generation_config
+from ofa_core.model.search import OFFICIAL_SEARCH
 from ofa_core.recipe.docs import json_schema
-from ofa_core.recipe.sections import Component, RecipeFile
 from ofa_core.recipe.schema import build
-from ofa_core.testing import registry_with
+from ofa_core.recipe.sections import Component, RecipeFile
 from ofa_core.recipe.training import TrainingConfig
+from ofa_core.testing import registry_with
 
 DOCS = Path(__file__).parents[1] / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -83,9 +83,11 @@ def check_components(recipe: dict, registry) -> None:
     task = registry.tasks.get(spec.task.name)
     assert spec.task.lang is None or spec.task.lang in task.prompts
     build_options(task.options, spec.task.options, "task.options")
-    for field, kind, ref in [("data.reader", "reader", spec.data.reader or Component(task.reader)),
-                             ("loss", "loss", spec.loss or Component(task.loss)),
-                             *[(f"metrics[{i}]", "metric", m) for i, m in enumerate(spec.metrics or [])]]:
+    for field, kind, ref in [
+        ("data.reader", "reader", spec.data.reader or Component(task.reader)),
+        ("loss", "loss", spec.loss or Component(task.loss)),
+        *[(f"metrics[{i}]", "metric", m) for i, m in enumerate(spec.metrics or [])],
+    ]:
         build_options(registry.namespace(kind).get(ref.name).options, ref.options, field)
     assert not isinstance(spec.generation, str) or spec.generation in OFFICIAL_SEARCH
     build(TrainingConfig, {**spec.training, "output_dir": "run"}, "training")
@@ -111,8 +113,13 @@ def test_task_pages_name_registered_components_and_the_code_s_settings(page, reg
             assert all(found in registry.namespace(kind) for found in table[row]), (row, table[row])
     for search, *numbers in SEARCH_ROW.findall(text):
         config = official_generation_config(search)
-        assert numbers == [str(config.num_beams), str(config.max_new_tokens), str(config.min_new_tokens),
-                           str(config.no_repeat_ngram_size), "yes" if config.normalize_scores else "no"], search
+        assert numbers == [
+            str(config.num_beams),
+            str(config.max_new_tokens),
+            str(config.min_new_tokens),
+            str(config.no_repeat_ngram_size),
+            "yes" if config.normalize_scores else "no",
+        ], search
     for recipe in recipes(page):
         check_components(recipe, registry)
 
@@ -230,4 +237,6 @@ def test_commands_the_page_shows_parse(page, capsys):
         try:
             parser.parse_args(argv)
         except SystemExit as exit_:
-            assert exit_.code == 0, f"{page.name}: `ofa {' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()}"
+            assert exit_.code == 0, (
+                f"{page.name}: `ofa {' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()}"
+            )

@@ -194,7 +194,9 @@ def reference_beam_search(model, ids, images, beam, max_len_b, min_len=1, no_rep
     return sorted(finished, key=lambda item: item[1], reverse=True)
 
 
-@pytest.mark.parametrize("seed,beam,max_new,no_repeat,lenpen", [(0, 5, 9, 3, 1.0), (1, 3, 6, 0, 1.0), (2, 4, 8, 2, 0.5)])
+@pytest.mark.parametrize(
+    "seed,beam,max_new,no_repeat,lenpen", [(0, 5, 9, 3, 1.0), (1, 3, 6, 0, 1.0), (2, 4, 8, 2, 0.5)]
+)
 def test_generate_matches_a_plain_reference_beam_loop(model, seed, beam, max_new, no_repeat, lenpen):
     ids, images = make_inputs(seed=seed, batch=2)
     out = model.generate(
@@ -222,7 +224,11 @@ def test_forced_eos_at_max_length_keeps_its_real_log_probability(model):
     """Hypotheses cut at the length limit are ranked with EOS's real log-prob, as in fairseq."""
     ids, images = make_inputs(seed=7, batch=1)
     out = model.generate(
-        input_ids=ids, patch_images=images, num_beams=5, max_new_tokens=3, num_return_sequences=5,
+        input_ids=ids,
+        patch_images=images,
+        num_beams=5,
+        max_new_tokens=3,
+        num_return_sequences=5,
         return_dict_in_generate=True,
     )
     expected = reference_beam_search(model, ids, images, 5, 2)

@@ -43,8 +43,9 @@ def _same(batched: list[dict], alone: list[dict]) -> None:
         assert ("ranking" in one) == ("ranking" in other)
         if "ranking" in one:
             assert [r["answer"] for r in one["ranking"]] == [r["answer"] for r in other["ranking"]]
-            assert [r["score"] for r in one["ranking"]] == pytest.approx([r["score"] for r in other["ranking"]],
-                                                                       rel=1e-5, abs=1e-5)
+            assert [r["score"] for r in one["ranking"]] == pytest.approx(
+                [r["score"] for r in other["ranking"]], rel=1e-5, abs=1e-5
+            )
 
 
 def test_one_image_gives_a_dict_and_a_list_gives_a_list_in_order(model_dir, images, tmp_path) -> None:
@@ -101,8 +102,9 @@ def test_unknown_task_bad_settings_and_fp16_on_cpu_are_clear_errors(model_dir) -
 
 
 def test_bfloat16_runs_on_the_cpu(model_dir, images) -> None:
-    classify = ofa_core.pipeline("classification", model=model_dir, device="cpu", dtype=torch.bfloat16,
-                                 options={"labels": LABELS})
+    classify = ofa_core.pipeline(
+        "classification", model=model_dir, device="cpu", dtype=torch.bfloat16, options={"labels": LABELS}
+    )
     assert classify.model.dtype == torch.bfloat16
     answer = classify(images[0])
     assert answer["prediction"] in LABELS
@@ -110,7 +112,13 @@ def test_bfloat16_runs_on_the_cpu(model_dir, images) -> None:
 
 
 def test_import_ofa_core_stays_light_until_pipeline_is_touched(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", textwrap.dedent("""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::RuntimeWarning",
+            "-c",
+            textwrap.dedent("""
         import sys, ofa_core
         assert "torch" not in sys.modules and "transformers" not in sys.modules, "import ofa_core imported torch"
         assert "pipeline" in dir(ofa_core)
@@ -118,7 +126,13 @@ def test_import_ofa_core_stays_light_until_pipeline_is_touched(tmp_path) -> None
         assert callable(pipeline) and "torch" in sys.modules
         from transformers.pipelines import PIPELINE_REGISTRY
         assert {"ofa-caption", "ofa-vqa", "ofa-classification"} <= set(PIPELINE_REGISTRY.get_supported_tasks())
-    """)], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    """),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -138,7 +152,9 @@ def test_transformers_pipeline_gives_the_same_answers(model_dir, images, vqa) ->
     assert caption(images) == ofa_core.pipeline("caption", model=model_dir, generation=SHORT)(images)
 
     expected = ofa_core.pipeline("classification", model=model_dir, options={"labels": LABELS})(images)
-    classify = transformers.pipeline("ofa-classification", model=str(model_dir), device="cpu", options={"labels": LABELS})
+    classify = transformers.pipeline(
+        "ofa-classification", model=str(model_dir), device="cpu", options={"labels": LABELS}
+    )
     _same(classify(images), expected)
     zero_shot = transformers.pipeline("ofa-classification", model=str(model_dir), device="cpu")
     _same(zero_shot(images, candidate_labels=LABELS), expected)
@@ -151,10 +167,22 @@ def test_transformers_pipeline_gives_the_same_answers(model_dir, images, vqa) ->
 def test_transformers_pipeline_after_import_ofa_core_in_a_fresh_process(model_dir, images, tmp_path) -> None:
     images[0].save(tmp_path / "image.png")
     expected = ofa_core.pipeline("caption", model=model_dir, generation=SHORT)(images[0])
-    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", textwrap.dedent(f"""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::RuntimeWarning",
+            "-c",
+            textwrap.dedent(f"""
         import ofa_core, transformers
         pipe = transformers.pipeline("ofa-caption", model={str(model_dir)!r}, device="cpu", generation={SHORT!r})
         print(pipe("image.png")["prediction"])
-    """)], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    """),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == expected["prediction"].strip()

@@ -12,12 +12,12 @@ import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
 import ofa_core
+from ofa_core import OFAError
 from ofa_core.cli import main
 from ofa_core.inference.agreement import ModeReport, compare, token_agreement
-from ofa_core.inference.task_choice import choose_task
 from ofa_core.inference.loading import load_for_inference, load_model
+from ofa_core.inference.task_choice import choose_task
 from ofa_core.model import precision
-from ofa_core import OFAError
 from ofa_core.model.quantize import quantize_for_cpu
 from ofa_core.testing import fake_image, tiny_checkpoint, tiny_dataset, tiny_model
 
@@ -41,16 +41,20 @@ def photos(tmp_path_factory) -> Path:
 @pytest.fixture
 def native_bf16(monkeypatch):
     """Make the bf16 support check answer `value` (the CPU of the test machine may lack or have it)."""
+
     def set_to(value: bool) -> None:
         monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: value)
+
     return set_to
 
 
 @pytest.fixture
 def int8_from_width(monkeypatch):
     """Lower the width from which int8 pays, so that the tiny model is quantized."""
+
     def set_to(width: int) -> None:
         monkeypatch.setattr(precision, "INT8_MIN_D_MODEL", width)
+
     return set_to
 
 
@@ -64,7 +68,10 @@ def generate(model) -> torch.Tensor:
 
 # --- detection and refusals -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(False, False, False), (True, False, True), (False, True, True)])
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"), [(False, False, False), (True, False, True), (False, True, True)]
+)
 def test_native_bf16_is_avx512_bf16_or_amx(monkeypatch, avx512_bf16, amx, expected):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
@@ -79,12 +86,15 @@ def test_bf16_on_a_cpu_without_native_support_is_refused_with_the_fix(native_bf1
     precision.check("bf16", "cpu")
 
 
-@pytest.mark.parametrize(("mode", "device", "message"), [
-    ("fp16", "cpu", r"fp16: half precision needs a GPU; on the CPU use bf16"),
-    ("int8", "cuda", r"int8: the int8 mode runs on the CPU only; on cuda use bf16 or fp16"),
-    ("int8", "mps", r"int8: checked on CPUs and CUDA GPUs only; on mps use fp32"),
-    ("fp8", "cpu", r"fp8: not a precision; choose one of fp32, bf16, fp16, int8"),
-])
+@pytest.mark.parametrize(
+    ("mode", "device", "message"),
+    [
+        ("fp16", "cpu", r"fp16: half precision needs a GPU; on the CPU use bf16"),
+        ("int8", "cuda", r"int8: the int8 mode runs on the CPU only; on cuda use bf16 or fp16"),
+        ("int8", "mps", r"int8: checked on CPUs and CUDA GPUs only; on mps use fp32"),
+        ("fp8", "cpu", r"fp8: not a precision; choose one of fp32, bf16, fp16, int8"),
+    ],
+)
 def test_unsupported_modes_are_refused_in_one_line(mode, device, message):
     with pytest.raises(OFAError, match=message) as error:
         precision.check(mode, device)
@@ -112,6 +122,7 @@ def test_a_refused_mode_is_refused_before_anything_is_loaded(tmp_path):
 
 # --- each mode runs -----------------------------------------------------------------------------------------------
 
+
 def test_fp32_is_the_model_as_it_is():
     model = tiny_model()
     same, applied = precision.apply(model, "fp32", "cpu")
@@ -131,8 +142,10 @@ def test_int8_on_a_narrow_model_is_left_in_fp32_with_a_notice():
     model = tiny_model()
     same, applied = precision.apply(model, "int8", "cpu")
     assert same is model and applied.precision == "fp32" and applied.requested == "int8"
-    assert applied.notice == ("--precision int8: left in fp32: this model's width (32) is below 256, where int8 "
-                              "decoding is no faster than fp32")
+    assert applied.notice == (
+        "--precision int8: left in fp32: this model's width (32) is below 256, where int8 "
+        "decoding is no faster than fp32"
+    )
 
 
 def test_int8_quantizes_encoder_decoder_and_projection_of_a_copy(int8_from_width):
@@ -160,6 +173,7 @@ def test_int8_variants_keep_what_they_say_in_fp32():
 
 # --- loading path, CLI, pipeline ----------------------------------------------------------------------------------
 
+
 def test_load_for_inference_reports_what_was_applied(model_dir):
     loaded = load_for_inference(model_dir, "int8", "cpu")
     assert loaded.precision.precision == "fp32" and "left in fp32" in loaded.precision.notice
@@ -186,11 +200,27 @@ def test_predict_records_the_precision_and_reports_images_per_second(model_dir, 
 
 
 def test_predict_refuses_an_unsupported_precision_without_a_traceback(model_dir, photos, tmp_path, capsys):
-    code = main(["predict", "--model", str(model_dir), *PREDICT, str(photos), "-o", str(tmp_path / "o.jsonl"),
-                 "--precision", "fp16", "--device", "cpu"])
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(model_dir),
+            *PREDICT,
+            str(photos),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--precision",
+            "fp16",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert err.strip() == "error: --precision fp16: half precision needs a GPU; on the CPU use bf16 (with native support) or int8"
+    assert (
+        err.strip()
+        == "error: --precision fp16: half precision needs a GPU; on the CPU use bf16 (with native support) or int8"
+    )
     assert not (tmp_path / "o.jsonl").exists()
 
 
@@ -213,11 +243,13 @@ def test_eval_refuses_an_unsupported_precision(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     code = main(["eval", "recipes/demo_caption.json", "--checkpoint", ".", "--precision", "fp16"])
     assert code == 2
-    assert capsys.readouterr().err.strip() == ("error: --precision fp16: half precision needs a GPU; on the CPU use "
-                                               "bf16 (with native support) or int8")
+    assert capsys.readouterr().err.strip() == (
+        "error: --precision fp16: half precision needs a GPU; on the CPU use bf16 (with native support) or int8"
+    )
 
 
 # --- the agreement report ----------------------------------------------------------------------------------------
+
 
 def test_token_agreement_counts_identical_answers_and_positions():
     assert token_agreement([[1, 2, 3], [4, 5]], [[1, 2, 3], [4, 6, 7]]) == (1, 4 / 6)
@@ -229,8 +261,9 @@ def test_token_agreement_counts_identical_answers_and_positions():
 def test_report_line_states_agreement_and_both_scores():
     exact = ModeReport("fp32", 4, 4, 1.0, 200.0, ())
     fast = ModeReport("int8", 4, 3, 0.9, 198.0, ())
-    assert fast.line(exact) == ("int8: identical best beams 3/4 (75%), identical tokens 90.0%; CIDEr-D 198.00 vs "
-                                "200.00 (-1.00%)")
+    assert fast.line(exact) == (
+        "int8: identical best beams 3/4 (75%), identical tokens 90.0%; CIDEr-D 198.00 vs 200.00 (-1.00%)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +277,9 @@ def trained(tmp_path_factory):
     model, processor = load_model(tiny_checkpoint(root / "model"))
     task, prompt, _ = choose_task(load_plugins().registry(), "caption", "en", {}, caller="the test")
     sources = processor(text=[prompt.source.format(**r) for r in records], images=[r["image"] for r in records])
-    labels = processor.tokenizer([f" {r['caption']}" for r in records], padding=True, return_tensors="pt")["input_ids"][:, 1:]
+    labels = processor.tokenizer([f" {r['caption']}" for r in records], padding=True, return_tensors="pt")["input_ids"][
+        :, 1:
+    ]
     labels = labels.masked_fill(labels == processor.tokenizer.pad_token_id, -100)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
@@ -270,10 +305,24 @@ def test_compare_reports_agreement_and_cider_on_a_trained_model(trained, native_
         return scores.compute()["cider"]
 
     native_bf16(True)
-    models = {"fp32": model, "fp32 again": model, "int8": quantize_for_cpu(model, encoder=True),
-              "bf16": precision.apply(copy.deepcopy(model), "bf16", "cpu")[0]}
-    reports = compare(models, processor, task, prompt, None, {"num_beams": 3, "max_new_tokens": 6},
-                      records, [r["references"] for r in records], cider, batch_size=3)
+    models = {
+        "fp32": model,
+        "fp32 again": model,
+        "int8": quantize_for_cpu(model, encoder=True),
+        "bf16": precision.apply(copy.deepcopy(model), "bf16", "cpu")[0],
+    }
+    reports = compare(
+        models,
+        processor,
+        task,
+        prompt,
+        None,
+        {"num_beams": 3, "max_new_tokens": 6},
+        records,
+        [r["references"] for r in records],
+        cider,
+        batch_size=3,
+    )
     exact, again = reports[0], reports[1]
     assert [r.mode for r in reports] == list(models) and all(r.images == 4 for r in reports)
     assert sum(p == r["caption"] for p, r in zip(exact.predictions, records)) >= 3  # trained: it captions its images

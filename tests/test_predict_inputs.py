@@ -35,8 +35,11 @@ def test_jsonl_records_with_and_without_images(model, tmp_path, capsys):
     image = tmp_path / "red.png"
     fake_image(0).save(image)
     encoded = base64.b64encode(image.read_bytes()).decode()
-    lines = [{"id": "a", "question": "这是什么", "image": "red.png"}, {"id": "b", "question": "有几个"},
-             {"question": "什么颜色", "image": encoded}]
+    lines = [
+        {"id": "a", "question": "这是什么", "image": "red.png"},
+        {"id": "b", "question": "有几个"},
+        {"question": "什么颜色", "image": encoded},
+    ]
     (tmp_path / "records.jsonl").write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines) + b"[1, 2]\n")
     rows = predict(capsys, str(tmp_path / "records.jsonl"), "--model", str(model), "--task", "vqa", "--lang", "zh")
     assert [row["id"] for row in rows] == ["a", "b", "records:3"]
@@ -56,12 +59,33 @@ def test_no_inputs_and_no_fields_is_a_clear_error(model, capsys):
 
 def test_a_converted_checkpoint_names_the_task_and_prompt_type(tmp_path, capsys):
     tiny_checkpoint(tmp_path / "vqa")
-    CheckpointTask(fairseq_task="vqa_gen", task="vqa", language="zh", search="vqa", inference="beam_search",
-                   patch_image_size=32, image_mean=[0.5] * 3, image_std=[0.5] * 3, max_src_length=80, max_tgt_length=30,
-                   prompt_type="prev_output").write(tmp_path / "vqa")
+    CheckpointTask(
+        fairseq_task="vqa_gen",
+        task="vqa",
+        language="zh",
+        search="vqa",
+        inference="beam_search",
+        patch_image_size=32,
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+        max_src_length=80,
+        max_tgt_length=30,
+        prompt_type="prev_output",
+    ).write(tmp_path / "vqa")
     field = ["--field", "question=图片中有什么"]
     recorded = predict(capsys, "--model", str(tmp_path / "vqa"), *field)
-    explicit = predict(capsys, "--model", str(tmp_path / "vqa"), "--task", "vqa", "--lang", "zh", "--prompt-type", "prev_output", *field)
+    explicit = predict(
+        capsys,
+        "--model",
+        str(tmp_path / "vqa"),
+        "--task",
+        "vqa",
+        "--lang",
+        "zh",
+        "--prompt-type",
+        "prev_output",
+        *field,
+    )
     assert recorded == explicit and recorded[0]["source"] == "图片中有什么"
     assert main(["predict", "--model", str(model_without_record(tmp_path)), *field]) == 2
     assert "--task: not given" in capsys.readouterr().err

@@ -14,8 +14,18 @@ import pytest
 from ofa_core.cli import main
 from ofa_core.testing import fake_image, tiny_checkpoint
 
-COMMON = ["--task", "caption", "--lang", "en", "--generation", "max_new_tokens=3", "--generation", "num_beams=1",
-          "--batch-size", "2"]
+COMMON = [
+    "--task",
+    "caption",
+    "--lang",
+    "en",
+    "--generation",
+    "max_new_tokens=3",
+    "--generation",
+    "num_beams=1",
+    "--batch-size",
+    "2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +74,11 @@ def test_ids_are_unique_relative_paths_and_duplicates_name_both_sources(model, p
     fake_image(8, (48, 32)).save(other / "a" / "0.png")
     code, err = predict(capsys, model, str(photos), str(other), "-o", str(tmp_path / "dup.jsonl"))
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert err.startswith("error: duplicate id 'a/0': ") and str(photos / "a" / "0.png") in err and str(other / "a" / "0.png") in err
+    assert (
+        err.startswith("error: duplicate id 'a/0': ")
+        and str(photos / "a" / "0.png") in err
+        and str(other / "a" / "0.png") in err
+    )
     assert not (tmp_path / "dup.jsonl").exists()
 
 
@@ -79,7 +93,9 @@ def test_a_corrupt_image_is_skipped_and_reported_or_fatal_with_strict(model, tmp
     assert code == 0, err
     assert [row["id"] for row in rows(out)] == ["0", "1", "2"]
     skipped = [line for line in err.splitlines() if line.startswith("skipped ")]
-    assert skipped == [line for line in skipped if line.startswith(f"skipped {folder / '1b.png'}: not a readable image")]
+    assert skipped == [
+        line for line in skipped if line.startswith(f"skipped {folder / '1b.png'}: not a readable image")
+    ]
     assert len(skipped) == 1 and "3 images in " in err and "; 1 skipped" in err
 
     code, err = predict(capsys, model, str(folder), "-o", str(tmp_path / "strict.jsonl"), "--strict")
@@ -132,10 +148,31 @@ def test_two_processes_write_the_same_rows_in_the_same_order_as_one(model, photo
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                             "-m", "ofa_core", "predict", "--model", str(model), *COMMON, *inputs, "-o", str(two),
-                             "--device", "cpu"],
-                            capture_output=True, text=True, env=env, timeout=240)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "ofa_core",
+            "predict",
+            "--model",
+            str(model),
+            *COMMON,
+            *inputs,
+            "-o",
+            str(two),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr
     assert two.read_bytes() == one.read_bytes()
     assert f"skipped {photos.parent / 'bad' / 'broken.png'}: " in result.stderr

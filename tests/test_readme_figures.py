@@ -14,9 +14,12 @@ SPEC = importlib.util.spec_from_file_location("readme_figures", REPO / "benchmar
 figures = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(figures)
 
-FINAL = {"demo_caption.json": {"cider": 451.0, "bleu4": 93.5, "rouge_l": 95.5},
-         "demo_vqa.json": {"vqa_acc": 91.0}, "demo_classification.json": {"accuracy": 98.3},
-         "demo_multitask.json": {"caption/cider": 382.7, "vqa/vqa_acc": 85.0, "classification/accuracy": 98.3}}
+FINAL = {
+    "demo_caption.json": {"cider": 451.0, "bleu4": 93.5, "rouge_l": 95.5},
+    "demo_vqa.json": {"vqa_acc": 91.0},
+    "demo_classification.json": {"accuracy": 98.3},
+    "demo_multitask.json": {"caption/cider": 382.7, "vqa/vqa_acc": 85.0, "classification/accuracy": 98.3},
+}
 
 
 class Stub:
@@ -56,8 +59,12 @@ def test_each_seed_runs_every_recipe_from_a_fresh_demo_folder(tmp_path) -> None:
 
 def test_the_table_has_the_readme_s_format_machine_and_spread(tmp_path, capsys) -> None:
     stub = Stub()
-    assert figures.main(["--seeds", "0", "1", "2", "--max-steps", "2", "--work", str(tmp_path)], runner=stub,
-                        clock=stub.clock) == 0
+    assert (
+        figures.main(
+            ["--seeds", "0", "1", "2", "--max-steps", "2", "--work", str(tmp_path)], runner=stub, clock=stub.clock
+        )
+        == 0
+    )
     printed = capsys.readouterr().out.strip().splitlines()
     from ofa_core.inference.machine import cpu_model
 
@@ -65,10 +72,12 @@ def test_the_table_has_the_readme_s_format_machine_and_spread(tmp_path, capsys) 
     readme = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
     start = readme.index(printed[2])  # the README's table starts with the same header
     assert readme[start + 1] == printed[3]
-    ours, theirs = printed[4:8], readme[start + 2:start + 6]
+    ours, theirs = printed[4:8], readme[start + 2 : start + 6]
     assert [line.split(" | ")[0] for line in ours] == [line.split(" | ")[0] for line in theirs]  # the same recipes
-    assert ours[0] == ("| `demo_caption.json` (data generation included) | 1 min 10 s (1 min 0 s – 1 min 20 s) | "
-                       "CIDEr-D 452.0 (451.0–453.0), BLEU-4 94.5 (93.5–95.5), ROUGE-L 96.5 (95.5–97.5) | CIDEr-D 0.0 |")
+    assert ours[0] == (
+        "| `demo_caption.json` (data generation included) | 1 min 10 s (1 min 0 s – 1 min 20 s) | "
+        "CIDEr-D 452.0 (451.0–453.0), BLEU-4 94.5 (93.5–95.5), ROUGE-L 96.5 (95.5–97.5) | CIDEr-D 0.0 |"
+    )
     assert ours[1].endswith("| VQA accuracy 92.0 (91.0–93.0) | 3.0 |")
     assert ours[3].endswith("accuracy 99.3 (98.3–100.3) | as above |")
     for line in ours:
@@ -78,4 +87,3 @@ def test_the_table_has_the_readme_s_format_machine_and_spread(tmp_path, capsys) 
 @pytest.mark.parametrize(("seconds", "shown"), [(29.4, "29 s"), (76.0, "1 min 16 s"), (253.0, "4 min 13 s")])
 def test_wall_time_as_the_readme_writes_it(seconds, shown) -> None:
     assert figures.wall_time(seconds) == shown
-

@@ -34,8 +34,20 @@ def test_scaffolded_plugin_installs_is_listed_and_passes_its_own_tests(tmp_path)
     assert done.stdout.startswith(f"created {source}")
     site = tmp_path / "site"
     env = {**os.environ, **OFFLINE}
-    done = python("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                  "--target", str(site), str(source), env=env, cwd=tmp_path)
+    done = python(
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--target",
+        str(site),
+        str(source),
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (site / "ofa_plugin_my_task" / "__init__.py").is_file()
     env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -80,8 +92,11 @@ def test_create_refuses_bad_names_and_existing_targets_writing_nothing(tmp_path)
 
 
 def test_every_template_ships_as_package_data(tmp_path):
-    on_disk = {path.relative_to(SCAFFOLD).as_posix() for path in (SCAFFOLD / "templates").rglob("*") if path.is_file()
-               and "__pycache__" not in path.parts}
+    on_disk = {
+        path.relative_to(SCAFFOLD).as_posix()
+        for path in (SCAFFOLD / "templates").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
     assert on_disk and all(path.endswith(SUFFIX) for path in on_disk), on_disk
     assert {f"templates/{path}{SUFFIX}" for path in templates()} == on_disk  # what importlib.resources finds
     # A wheel built with this project's pyproject.toml from a copy holding just the scaffold package.
@@ -91,10 +106,25 @@ def test_every_template_ships_as_package_data(tmp_path):
     (copy / "README.md").write_text("copy\n")
     shutil.copy(REPO / "ofa_core" / "__init__.py", copy / "ofa_core")
     shutil.copytree(SCAFFOLD, copy / "ofa_core" / "scaffold", ignore=shutil.ignore_patterns("__pycache__"))
-    done = python("-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w",
-                  str(tmp_path / "dist"), str(copy), env={**os.environ, **OFFLINE}, cwd=tmp_path)
+    done = python(
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-w",
+        str(tmp_path / "dist"),
+        str(copy),
+        env={**os.environ, **OFFLINE},
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     [wheel] = (tmp_path / "dist").glob("*.whl")
-    shipped = {name.removeprefix("ofa_core/scaffold/") for name in zipfile.ZipFile(wheel).namelist()
-               if name.startswith("ofa_core/scaffold/templates/")}
+    shipped = {
+        name.removeprefix("ofa_core/scaffold/")
+        for name in zipfile.ZipFile(wheel).namelist()
+        if name.startswith("ofa_core/scaffold/templates/")
+    }
     assert shipped == on_disk

@@ -223,7 +223,7 @@ def test_en_location_tokens_absorb_separating_spaces(en: OFATokenizer) -> None:
 
 def test_en_save_load_through_auto_tokenizer(en: OFATokenizer, tmp_path: Path) -> None:
     loaded = AutoTokenizer.from_pretrained(save_for_auto(en, tmp_path / "tok"))
-    text = " which region does the text \" a man \" describe? <bin_12>"
+    text = ' which region does the text " a man " describe? <bin_12>'
     assert loaded(text)["input_ids"] == en(text)["input_ids"]
     assert loaded.language == "en"
     assert len(loaded) == 59457

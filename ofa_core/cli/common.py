@@ -23,12 +23,19 @@ from ofa_core.recipe.sections import SETUP
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", metavar="RECIPE", help="recipe JSON file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value, e.g. --set training.learning_rate=1e-4 (value parsed as JSON)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set training.learning_rate=1e-4 (value parsed as JSON)",
+    )
 
 
-def prepare(args: argparse.Namespace, preflight: bool = False,
-            purpose: Purpose = TRAINING) -> tuple[Recipe, tuple[Resolved, ...]]:
+def prepare(
+    args: argparse.Namespace, preflight: bool = False, purpose: Purpose = TRAINING
+) -> tuple[Recipe, tuple[Resolved, ...]]:
     """Load the recipe, the plugins it names, and every task's components, once: all checks before any compute,
     of what `purpose` reads (an evaluation: its split, the task's files, no starting model, loss or training).
     With `preflight`, also everything else that would stop a run before its first step (`recipe.preflight`).
@@ -44,7 +51,9 @@ def prepare(args: argparse.Namespace, preflight: bool = False,
         from ofa_core.demo.folder import awaits_first_use, create_on_first_use
 
         problems = problems_of(error)
-        waiting = [problem for problem in problems if isinstance(problem, MissingRecipePath) and awaits_first_use(problem.path)]
+        waiting = [
+            problem for problem in problems if isinstance(problem, MissingRecipePath) and awaits_first_use(problem.path)
+        ]
         if not waiting:
             raise
         if len(waiting) < len(problems):
@@ -54,8 +63,9 @@ def prepare(args: argparse.Namespace, preflight: bool = False,
     return _load_and_resolve(args, preflight, purpose)
 
 
-def _load_and_resolve(args: argparse.Namespace, preflight: bool,
-                      purpose: Purpose) -> tuple[Recipe, tuple[Resolved, ...]]:
+def _load_and_resolve(
+    args: argparse.Namespace, preflight: bool, purpose: Purpose
+) -> tuple[Recipe, tuple[Resolved, ...]]:
     recipe, problems = load_all(args.recipe, args.overrides, purpose)
     if recipe is None:
         raise_problems(problems)
@@ -84,8 +94,12 @@ def _preflight(recipe: Recipe, parts: tuple[dict[str, Any], ...], found: list[OF
         except NoModelError as error:
             problems.append(recipe.missing(f"model.checkpoint: {error}", checkpoint))
     elif not any(isinstance(problem, MissingRecipePath) and problem.path == checkpoint for problem in found):
-        problems.append(recipe.missing(f"model.checkpoint: {checkpoint} is not a directory; give a model directory "
-                                       f"or a run directory", checkpoint))
+        problems.append(
+            recipe.missing(
+                f"model.checkpoint: {checkpoint} is not a directory; give a model directory or a run directory",
+                checkpoint,
+            )
+        )
     resume = recipe.training.resume_from_checkpoint
     if resume == "auto":
         newest = list_checkpoints(Path(recipe.training.output_dir))
@@ -109,9 +123,11 @@ def report(error: OFAError, args: argparse.Namespace) -> int:
 
 def print_json(value: Any) -> None:
     """Print a result (dicts, attrs objects, paths) as indented JSON on stdout."""
+
     def default(obj: Any) -> Any:
         if attrs.has(type(obj)):
             return attrs.asdict(obj)
         return str(obj)
+
     json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=default)
     sys.stdout.write("\n")

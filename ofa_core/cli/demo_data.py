@@ -15,13 +15,26 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     from ofa_core.demo.sizes import DemoSizes
 
     defaults = DemoSizes()
-    parser.add_argument("--dir", metavar="DIR",
-                        help="where to write it (default: $OFA_CACHE_DIR/demo, else ~/.cache/ofa/demo, where the demo recipes look)")
+    parser.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="where to write it (default: $OFA_CACHE_DIR/demo, else ~/.cache/ofa/demo, where the demo recipes look)",
+    )
     parser.add_argument("--force", action="store_true", help="replace the folder if it exists")
-    parser.add_argument("--train-images", type=int, default=defaults.train_images, metavar="N",
-                        help=f"training photos (default {defaults.train_images})")
-    parser.add_argument("--valid-images", type=int, default=defaults.valid_images, metavar="N",
-                        help=f"validation photos (default {defaults.valid_images})")
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=defaults.train_images,
+        metavar="N",
+        help=f"training photos (default {defaults.train_images})",
+    )
+    parser.add_argument(
+        "--valid-images",
+        type=int,
+        default=defaults.valid_images,
+        metavar="N",
+        help=f"validation photos (default {defaults.valid_images})",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="the same seed and sizes give identical files")
 
 
@@ -33,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.dir).expanduser() if args.dir else demo_dir()
     if root.exists() and not args.force:
         state = "holds the demo" if (root / MANIFEST).is_file() else "exists"
-        raise OFAError(f"{root}: already {state}; pass --force to replace it, or --dir for another folder (nothing was written)")
+        raise OFAError(
+            f"{root}: already {state}; pass --force to replace it, or --dir for another folder (nothing was written)"
+        )
     try:
         sizes = DemoSizes(train_images=args.train_images, valid_images=args.valid_images, seed=args.seed)
     except ValueError as error:

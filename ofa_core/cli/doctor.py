@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'torch threads:':<16}{device['torch_threads']}")
     print(f"{'cache folder:':<16}{result['cache_dir']}")
     demo = result["demo"]
-    print(f"{'demo data:':<16}{'present' if demo['exists'] else 'not generated yet (ofa demo-data)'} ({demo['folder']})")
+    print(
+        f"{'demo data:':<16}{'present' if demo['exists'] else 'not generated yet (ofa demo-data)'} ({demo['folder']})"
+    )
     print("plugins:")
     for plugin in result["plugins"]:
         version = f" {plugin['version']}" if plugin["version"] else ""

@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ofa_core._errors import OFAError
+from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
 from ofa_core.cli.report import add_limit_argument, check_limit
 from ofa_core.cli.run import is_main_process, write_report
-from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
 from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
-from ofa_core._errors import OFAError
-from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
+from ofa_core.model.precision import HELP as PRECISION_HELP
+from ofa_core.model.precision import PRECISIONS
 from ofa_core.recipe.purpose import evaluation
 
 HELP = "evaluate a checkpoint with the recipe's task, data, generation and metrics"
@@ -27,14 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     add_recipe_arguments(parser)
     parser.add_argument("--checkpoint", required=True, metavar="DIR", help="model directory to evaluate")
     parser.add_argument("--split", default="valid", choices=("valid", "test"), help="which split the reader opens")
-    parser.add_argument("--predictions", metavar="OUT.jsonl", help="where the predictions go, one JSON line per row "
-                        "(`id`, `prediction`, `references`, and `ranking` for a closed set); default: "
-                        "<output_dir>/predictions-<split>-<checkpoint>.jsonl; a mixture writes OUT-<label>.jsonl per task")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing predictions file (refused otherwise)")
+    parser.add_argument(
+        "--predictions",
+        metavar="OUT.jsonl",
+        help="where the predictions go, one JSON line per row "
+        "(`id`, `prediction`, `references`, and `ranking` for a closed set); default: "
+        "<output_dir>/predictions-<split>-<checkpoint>.jsonl; a mixture writes OUT-<label>.jsonl per task",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing predictions file (refused otherwise)"
+    )
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
-    parser.add_argument("--report", metavar="REPORT.html", help="also write the HTML report of the predictions: "
-                        "images, predictions, references and per-example scores, worst first (docs/report.md)")
+    parser.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="also write the HTML report of the predictions: "
+        "images, predictions, references and per-example scores, worst first (docs/report.md)",
+    )
     add_limit_argument(parser)
 
 
@@ -42,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     check_limit(args.report_limit)
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
-        raise OFAError(f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model "
-            f"directory")
+        raise OFAError(
+            f"{checkpoint}: --checkpoint: no such directory; give a run's checkpoint-<step> or a converted model "
+            f"directory"
+        )
     if args.precision != "fp32" and args.backend == "torch":
         from ofa_core.inference.loading import default_device
         from ofa_core.model.precision import check
@@ -54,13 +67,23 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.trainer.distributed import leave_world
 
     quiet_transformers()
-    result = from_recipe.evaluate(recipe, tasks, checkpoint, args.split, report=True,
-                                  predictions_path=args.predictions, overwrite=args.overwrite, precision=args.precision,
-                                  backend=args.backend)
+    result = from_recipe.evaluate(
+        recipe,
+        tasks,
+        checkpoint,
+        args.split,
+        report=True,
+        predictions_path=args.predictions,
+        overwrite=args.overwrite,
+        precision=args.precision,
+        backend=args.backend,
+    )
     if is_main_process():  # under torchrun one process speaks; the others print only their errors
         if args.report:
             runs = [path for path in (checkpoint, checkpoint.parent) if (path / "log.jsonl").is_file()]
-            result["report"] = str(write_report(tasks, result, args.report, args.report_limit, runs[0] if runs else None))
+            result["report"] = str(
+                write_report(tasks, result, args.report, args.report_limit, runs[0] if runs else None)
+            )
         print_json(result)
     leave_world()
     return 0

@@ -11,13 +11,24 @@ HELP = "export a model (or a run's best checkpoint) as ONNX graphs for onnxrunti
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
     formats = parser.add_subparsers(dest="format", metavar="FORMAT", required=True)
-    onnx = formats.add_parser("onnx", parents=parents, help="an encoder graph and a decoder-step graph with its "
-                              "key/value cache, with the tokenizer, processor and generation settings")
-    onnx.add_argument("--model", required=True, metavar="DIR",
-                      help="model directory (with its processor files), or a run directory (its best checkpoint)")
+    onnx = formats.add_parser(
+        "onnx",
+        parents=parents,
+        help="an encoder graph and a decoder-step graph with its "
+        "key/value cache, with the tokenizer, processor and generation settings",
+    )
+    onnx.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="model directory (with its processor files), or a run directory (its best checkpoint)",
+    )
     onnx.add_argument("--out", required=True, metavar="DIR", help="folder to write (must not exist, or be empty)")
-    onnx.add_argument("--int8", action="store_true",
-                      help="also write dynamically quantized int8 graphs (*.int8.onnx) beside the fp32 ones")
+    onnx.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write dynamically quantized int8 graphs (*.int8.onnx) beside the fp32 ones",
+    )
     onnx.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 

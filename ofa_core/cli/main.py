@@ -41,17 +41,24 @@ COMMANDS: dict[str, str] = {
 def _global_options() -> argparse.ArgumentParser:
     # Accepted before or after the verb; SUPPRESS keeps a later default from overwriting a value.
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show the full traceback on errors")
-    options.add_argument("--plugins-dir", action="append", default=argparse.SUPPRESS, metavar="DIR",
-                         help="load every plugin file/package in DIR (repeatable; also OFA_PLUGINS_DIR)")
+    options.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors"
+    )
+    options.add_argument(
+        "--plugins-dir",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="load every plugin file/package in DIR (repeatable; also OFA_PLUGINS_DIR)",
+    )
     return options
 
 
 def build_parser(loader: PluginLoader | None = None) -> argparse.ArgumentParser:
     debug = _global_options()
-    parser = argparse.ArgumentParser(prog="ofa", parents=[debug],
-                                     description="OFA (One-For-All) vision-language models on PyTorch + transformers")
+    parser = argparse.ArgumentParser(
+        prog="ofa", parents=[debug], description="OFA (One-For-All) vision-language models on PyTorch + transformers"
+    )
     verbs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)

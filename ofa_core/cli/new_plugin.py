@@ -10,8 +10,12 @@ HELP = "create a plugin package (pyproject with the ofa_core entry point, module
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
-    parser.add_argument("name", metavar="NAME", help="task name: lowercase letters, digits and underscores, e.g. my_vqa")
-    parser.add_argument("--dir", default="plugins", metavar="DIR", help="where to create ofa-plugin-NAME/ (default: plugins)")
+    parser.add_argument(
+        "name", metavar="NAME", help="task name: lowercase letters, digits and underscores, e.g. my_vqa"
+    )
+    parser.add_argument(
+        "--dir", default="plugins", metavar="DIR", help="where to create ofa-plugin-NAME/ (default: plugins)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

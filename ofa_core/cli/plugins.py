@@ -10,7 +10,9 @@ import argparse
 from ofa_core.cli.common import print_json
 from ofa_core.registry.components import KINDS
 
-HELP = "list loaded plugins with versions, origins and registered names, and plugins that failed to load (exit 1 if any)"
+HELP = (
+    "list loaded plugins with versions, origins and registered names, and plugins that failed to load (exit 1 if any)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
@@ -24,10 +26,14 @@ def run(args: argparse.Namespace) -> int:
     for kind in KINDS:
         for entry in registry.namespace(kind).entries():
             provided.setdefault(entry.plugin, {}).setdefault(kind, []).append(entry.name)
-    plugins = [{"name": p.name, "version": p.version, "origin": p.origin, "registers": provided.get(p.name, {})}
-               for p in registry.plugins]
-    failures = [{"name": f.name, "origin": f.origin, "error": f.error, **({"traceback": f.traceback} if args.errors else {})}
-                for f in registry.failures]
+    plugins = [
+        {"name": p.name, "version": p.version, "origin": p.origin, "registers": provided.get(p.name, {})}
+        for p in registry.plugins
+    ]
+    failures = [
+        {"name": f.name, "origin": f.origin, "error": f.error, **({"traceback": f.traceback} if args.errors else {})}
+        for f in registry.failures
+    ]
     if args.json:
         print_json({"plugins": plugins, "failures": failures})
         return 1 if failures else 0

@@ -12,19 +12,27 @@ from ofa_core.recipe.docs import COMMAND, json_schema, render
 from ofa_core.recipe.problems import RecipeProblems
 from ofa_core.recipe.show import resolved_values
 
-HELP = "validate a recipe, show its resolved values with their origins, or print the recipe JSON Schema or its reference"
+HELP = (
+    "validate a recipe, show its resolved values with their origins, or print the recipe JSON Schema or its reference"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    validate = actions.add_parser("validate", parents=parents, help="check everything a run needs before its first step (keys, types, "
-                                                                    "plugins, components, model files, data) and list every mistake")
+    validate = actions.add_parser(
+        "validate",
+        parents=parents,
+        help="check everything a run needs before its first step (keys, types, "
+        "plugins, components, model files, data) and list every mistake",
+    )
     add_recipe_arguments(validate)
     show = actions.add_parser("show", parents=parents, help="print every resolved value and where it came from")
     add_recipe_arguments(show)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     actions.add_parser("schema", parents=parents, help="print the JSON Schema of recipe files")
-    actions.add_parser("docs", parents=parents, help=f"print the recipe reference in Markdown, made from the schema ({COMMAND})")
+    actions.add_parser(
+        "docs", parents=parents, help=f"print the recipe reference in Markdown, made from the schema ({COMMAND})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path.ljust(width)} = {text}  # {origin}")
     for resolved in tasks:
         label = f" ({resolved.label}, weight {resolved.weight:g})" if resolved.label else ""
-        print(f"# task {resolved.task_name}{label}: prompt {resolved.prompt.name} ({resolved.prompt.source!r} -> "
-              f"{resolved.prompt.target!r}), metrics {', '.join(n for n, _, _ in resolved.metrics) or 'none'}, "
-              f"generation {resolved.generation}")
+        print(
+            f"# task {resolved.task_name}{label}: prompt {resolved.prompt.name} ({resolved.prompt.source!r} -> "
+            f"{resolved.prompt.target!r}), metrics {', '.join(n for n, _, _ in resolved.metrics) or 'none'}, "
+            f"generation {resolved.generation}"
+        )
     return 0

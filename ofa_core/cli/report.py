@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ofa_core.cli.common import prepare
 from ofa_core._errors import OFAError
+from ofa_core.cli.common import prepare
 from ofa_core.recipe.purpose import evaluation
 from ofa_core.report import DEFAULT_LIMIT
 
@@ -25,16 +25,34 @@ def add_limit_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
-    parser.add_argument("predictions", nargs="+", metavar="PREDICTIONS.jsonl",
-                        help="the predictions file `ofa eval` wrote (a mixture: each task's <stem>-<label>.jsonl)")
+    parser.add_argument(
+        "predictions",
+        nargs="+",
+        metavar="PREDICTIONS.jsonl",
+        help="the predictions file `ofa eval` wrote (a mixture: each task's <stem>-<label>.jsonl)",
+    )
     parser.add_argument("--recipe", required=True, metavar="RECIPE", help="the recipe the predictions were made with")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value, as the evaluation did (e.g. --set data.reader.valid=val.tsv)")
-    parser.add_argument("--run", dest="run_dir", metavar="DIR", help="a run directory: its log.jsonl curves go into the report")
-    parser.add_argument("--out", metavar="REPORT.html", help="where the page goes; default: beside the first "
-                        "predictions file, named after it with .html")
-    parser.add_argument("--split", choices=("valid", "test"), help="the split the predictions are of; default: the "
-                        "one their meta file names, else valid")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, as the evaluation did (e.g. --set data.reader.valid=val.tsv)",
+    )
+    parser.add_argument(
+        "--run", dest="run_dir", metavar="DIR", help="a run directory: its log.jsonl curves go into the report"
+    )
+    parser.add_argument(
+        "--out",
+        metavar="REPORT.html",
+        help="where the page goes; default: beside the first predictions file, named after it with .html",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("valid", "test"),
+        help="the split the predictions are of; default: the one their meta file names, else valid",
+    )
     add_limit_argument(parser)
 
 
@@ -59,8 +77,10 @@ def task_files(tasks, paths: list[Path]) -> dict[str, Path]:
         if matching:
             files[label] = matching[0]
     if not files:
-        raise OFAError(f"{paths[0]}: PREDICTIONS: no file is named after a task of the mixture "
-                       f"({', '.join(f'*-{label}.jsonl' for label in labels)}); give the files `ofa eval` wrote")
+        raise OFAError(
+            f"{paths[0]}: PREDICTIONS: no file is named after a task of the mixture "
+            f"({', '.join(f'*-{label}.jsonl' for label in labels)}); give the files `ofa eval` wrote"
+        )
     return files
 
 
@@ -78,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.report import build, sources
 
     out = Path(args.out) if args.out else paths[0].with_suffix(".html")
-    written = build.write(sources.sections(tasks, files, args.report_limit, split), out, run_dir=run_dir,
-                          limit=args.report_limit)
+    written = build.write(
+        sources.sections(tasks, files, args.report_limit, split), out, run_dir=run_dir, limit=args.report_limit
+    )
     print(written)
     return 0

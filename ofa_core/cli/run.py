@@ -25,7 +25,11 @@ HELP = "train as a recipe says (validated first; --dry-run stops after validatio
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true", help="validate the recipe, plugins, components, model files and data, then stop")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the recipe, plugins, components, model files and data, then stop",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,9 +78,11 @@ def show_samples(result: dict, count: int) -> None:
     from ofa_core.trainer.reporting import class_table, headline
 
     files = result["predictions"] if isinstance(result["predictions"], dict) else {"": result["predictions"]}
-    print(f"ofa: {result['checkpoint']} on {result['split']}: {headline(result)}; predictions in "
-          f"{', '.join(files.values())}" + (f"; report in {result['report']}" if result.get("report") else ""),
-          file=sys.stderr)
+    print(
+        f"ofa: {result['checkpoint']} on {result['split']}: {headline(result)}; predictions in "
+        f"{', '.join(files.values())}" + (f"; report in {result['report']}" if result.get("report") else ""),
+        file=sys.stderr,
+    )
     for line in class_table(result):
         print(f"  {line}", file=sys.stderr)
     for label, path in files.items():
@@ -84,6 +90,8 @@ def show_samples(result: dict, count: int) -> None:
             for line in islice(handle, count):
                 row = orjson.loads(line)
                 task = f"[{label}] " if label else ""
-                print(f"  {task}{row['id']}: {row['prediction']}  <- references: "
+                print(
+                    f"  {task}{row['id']}: {row['prediction']}  <- references: "
                     f"{' / '.join(map(str, row['references'][:2]))}",
-                      file=sys.stderr)
+                    file=sys.stderr,
+                )

@@ -12,39 +12,72 @@ import sys
 from pathlib import Path
 
 from ofa_core import auto_registration
-from ofa_core.inference.loading import BACKEND_HELP, BACKENDS, model_directory
 from ofa_core._errors import OFAError
-from ofa_core.model.precision import HELP as PRECISION_HELP, PRECISIONS
+from ofa_core.inference.loading import BACKEND_HELP, BACKENDS, model_directory
+from ofa_core.model.precision import HELP as PRECISION_HELP
+from ofa_core.model.precision import PRECISIONS
 
 HELP = "serve a model over HTTP: a JSON prediction API with dynamic batching and metrics (docs/serving.md)"
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="model directory (with its processor files), or a run directory (its best checkpoint)")
-    parser.add_argument("--task", action="append", default=[], metavar="NAME",
-                        help="serve only this task (repeatable; default: every registered task)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="model directory (with its processor files), or a run directory (its best checkpoint)",
+    )
+    parser.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="serve only this task (repeatable; default: every registered task)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
+    )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    parser.add_argument("--device", default="cpu", help="torch device for the model, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for the model, e.g. cpu, cuda, cuda:1 (default: cpu)"
+    )
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
     batching = parser.add_argument_group("batching")
     batching.add_argument("--max-batch", type=int, default=8, help="most requests in one forward pass (default: 8)")
-    batching.add_argument("--max-wait-ms", type=float, default=10.0,
-                          help="how long the first request of a batch waits for others (default: 10)")
-    batching.add_argument("--max-queue", type=int, default=64,
-                          help="requests waiting for the model before new ones get 503 (default: 64)")
+    batching.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=10.0,
+        help="how long the first request of a batch waits for others (default: 10)",
+    )
+    batching.add_argument(
+        "--max-queue", type=int, default=64, help="requests waiting for the model before new ones get 503 (default: 64)"
+    )
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--timeout-s", type=float, default=60.0, help="answer 504 after this many seconds (default: 60)")
+    limits.add_argument(
+        "--timeout-s", type=float, default=60.0, help="answer 504 after this many seconds (default: 60)"
+    )
     limits.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MB (default: 20)")
-    limits.add_argument("--max-pixels", type=float, default=40e6,
-                        help="largest image, width x height, checked before decoding (default: 40e6)")
-    limits.add_argument("--max-new-tokens", type=int, default=64,
-                        help="largest max_new_tokens / max_length a request may ask for (default: 64)")
+    limits.add_argument(
+        "--max-pixels",
+        type=float,
+        default=40e6,
+        help="largest image, width x height, checked before decoding (default: 40e6)",
+    )
+    limits.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=64,
+        help="largest max_new_tokens / max_length a request may ask for (default: 64)",
+    )
     limits.add_argument("--max-beams", type=int, default=8, help="largest num_beams a request may ask for (default: 8)")
-    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
-                        help="uvicorn's log level (default: info)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (default: info)",
+    )
 
 
 def _check_port(host: str, port: int) -> None:
@@ -85,9 +118,16 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.model.task_config import read_checkpoint_task
     from ofa_core.serving.app import ServeSettings, create_app
 
-    settings = ServeSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                             timeout_s=args.timeout_s, max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels),
-                             max_new_tokens=args.max_new_tokens, max_beams=args.max_beams).check()
+    settings = ServeSettings(
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        timeout_s=args.timeout_s,
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=int(args.max_pixels),
+        max_new_tokens=args.max_new_tokens,
+        max_beams=args.max_beams,
+    ).check()
     try:
         device = torch.device(args.device)
     except (RuntimeError, ValueError) as error:
@@ -101,12 +141,28 @@ def run(args: argparse.Namespace) -> int:
     if loaded.precision.notice:
         print(loaded.precision.notice, file=sys.stderr)
     recorded = read_checkpoint_task(model_dir)
-    app = create_app(loaded.model, loaded.processor, tasks, settings, model_name=str(model_dir),
-                     precision=loaded.precision.precision, language=recorded.language if recorded else None)
+    app = create_app(
+        loaded.model,
+        loaded.processor,
+        tasks,
+        settings,
+        model_name=str(model_dir),
+        precision=loaded.precision.precision,
+        language=recorded.language if recorded else None,
+    )
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving {model_dir} on {device} in {loaded.precision.precision} ({args.backend}) for {', '.join(tasks)}: "
+    print(
+        f"serving {model_dir} on {device} in {loaded.precision.precision} ({args.backend}) for {', '.join(tasks)}: "
         f"http://{shown}:{args.port} "
-          f"(API docs at /docs; Ctrl-C stops after the queued requests)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=max(1, int(settings.timeout_s)))
+        f"(API docs at /docs; Ctrl-C stops after the queued requests)",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=max(1, int(settings.timeout_s)),
+    )
     return 0

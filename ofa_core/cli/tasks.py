@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ofa_core.cli.common import print_json
-from ofa_core.registry.components import KINDS
 from ofa_core.plugin import PromptTemplate
+from ofa_core.registry.components import KINDS
 
 HELP = "list registered tasks with the plugin that provides each (--all: every component kind)"
 
@@ -20,8 +20,16 @@ def run(args: argparse.Namespace) -> int:
     registry = args.loader.registry()
     kinds = list(KINDS) if args.all else ["tasks"]
     listing = {
-        kind: [{"name": e.name, "plugin": e.plugin, "version": e.version, "origin": e.origin,
-                "description": _describe(e.spec)} for e in registry.namespace(kind).entries()]
+        kind: [
+            {
+                "name": e.name,
+                "plugin": e.plugin,
+                "version": e.version,
+                "origin": e.origin,
+                "description": _describe(e.spec),
+            }
+            for e in registry.namespace(kind).entries()
+        ]
         for kind in kinds
     }
     if args.json:

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from ofa_core.model.configuration import EN_VOCAB_SIZE, RESNET_LAYERS, ZH_VOCAB_SIZE, OFAConfig
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
     FAIRSEQ_POSITION_TAIL,
@@ -25,6 +24,7 @@ from ofa_core.convert.keys import (
 from ofa_core.convert.mapping import ConversionError, Converted, assemble
 from ofa_core.convert.safe_load import CheckpointError, load_checkpoint, plain
 from ofa_core.convert.task import checkpoint_task
+from ofa_core.model.configuration import EN_VOCAB_SIZE, RESNET_LAYERS, ZH_VOCAB_SIZE, OFAConfig
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -82,14 +82,38 @@ ARCH_DEFAULTS: dict[str, Any] = {
 }
 # Size overrides of the smaller/larger `ofa_*` architectures (D, layers, heads, trunk).
 ARCH_SIZES: dict[str, dict[str, Any]] = {
-    "ofa_tiny": {"encoder_embed_dim": 256, "encoder_layers": 4, "decoder_layers": 4, "encoder_attention_heads": 4,
-                 "decoder_attention_heads": 4, "resnet_type": "resnet50"},
-    "ofa_medium": {"encoder_embed_dim": 512, "encoder_layers": 4, "decoder_layers": 4, "encoder_attention_heads": 8,
-                   "decoder_attention_heads": 8, "resnet_type": "resnet101"},
-    "ofa_base": {"encoder_embed_dim": 768, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 12,
-                 "decoder_attention_heads": 12, "resnet_type": "resnet101"},
-    "ofa_huge": {"encoder_embed_dim": 1280, "encoder_layers": 24, "decoder_layers": 12, "encoder_attention_heads": 16,
-                 "decoder_attention_heads": 16, "resnet_type": "resnet152"},
+    "ofa_tiny": {
+        "encoder_embed_dim": 256,
+        "encoder_layers": 4,
+        "decoder_layers": 4,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "resnet_type": "resnet50",
+    },
+    "ofa_medium": {
+        "encoder_embed_dim": 512,
+        "encoder_layers": 4,
+        "decoder_layers": 4,
+        "encoder_attention_heads": 8,
+        "decoder_attention_heads": 8,
+        "resnet_type": "resnet101",
+    },
+    "ofa_base": {
+        "encoder_embed_dim": 768,
+        "encoder_layers": 6,
+        "decoder_layers": 6,
+        "encoder_attention_heads": 12,
+        "decoder_attention_heads": 12,
+        "resnet_type": "resnet101",
+    },
+    "ofa_huge": {
+        "encoder_embed_dim": 1280,
+        "encoder_layers": 24,
+        "decoder_layers": 12,
+        "encoder_attention_heads": 16,
+        "decoder_attention_heads": 16,
+        "resnet_type": "resnet152",
+    },
 }
 # Settings under which the official model differs from what ofa_core implements.
 _UNSUPPORTED: dict[str, tuple[Any, str]] = {
@@ -132,8 +156,10 @@ def checkpoint_settings(checkpoint: dict, path: Path) -> tuple[dict[str, Any], d
         return cfg["model"], task
     if isinstance(args, dict):
         return args, args
-    raise CheckpointError(f"{path}: no model settings: neither cfg['model'] nor args is present; this is not a "
-                          "fairseq training checkpoint (pass the .pt file fairseq wrote)")
+    raise CheckpointError(
+        f"{path}: no model settings: neither cfg['model'] nor args is present; this is not a "
+        "fairseq training checkpoint (pass the .pt file fairseq wrote)"
+    )
 
 
 def _whole_cfg(checkpoint: dict) -> dict[str, Any] | None:
@@ -158,8 +184,18 @@ def peft_settings(a: FairseqArgs) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for side in ("encoder", "decoder"):
         if a.get(f"{side}_prompt"):
-            settings.update({f"{side}_prompt{field}": convert(a.get(f"{side}_prompt{field}")) for field, convert in
-                             (("", bool), ("_type", str), ("_length", int), ("_projection", bool), ("_dim", int))})
+            settings.update(
+                {
+                    f"{side}_prompt{field}": convert(a.get(f"{side}_prompt{field}"))
+                    for field, convert in (
+                        ("", bool),
+                        ("_type", str),
+                        ("_length", int),
+                        ("_projection", bool),
+                        ("_dim", int),
+                    )
+                }
+            )
     if a.get("adapter"):
         settings.update(adapter=True, adapter_dim=int(a.get("adapter_dim")))
     return settings
@@ -184,8 +220,7 @@ def _check_supported(a: FairseqArgs, args: dict[str, Any], path: Path) -> None:
         )
 
 
-def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, language: str, path: Path
-                  ) -> OFAConfig:
+def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, language: str, path: Path) -> OFAConfig:
     """Every OFAConfig field from the checkpoint's own settings."""
     a = FairseqArgs(args)
     _check_supported(a, args, path)
@@ -194,9 +229,11 @@ def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, l
     for side in ("encoder", "decoder"):
         kind = a.get(f"{side}_prompt_type")
         if a.get(f"{side}_prompt") and kind != "prefix":
-            raise ConversionError(f"{path}: cfg.model.{side}_prompt_type={kind!r}: official OFA builds and runs only "
-                                  "'prefix' prompts (its --*-prompt-type choices), so no such checkpoint can be "
-                                  f"converted; retrain with --{side}-prompt-type prefix")
+            raise ConversionError(
+                f"{path}: cfg.model.{side}_prompt_type={kind!r}: official OFA builds and runs only "
+                "'prefix' prompts (its --*-prompt-type choices), so no such checkpoint can be "
+                f"converted; retrain with --{side}-prompt-type prefix"
+            )
 
     def setting(name: str, default: Any) -> Any:
         """Task settings live in cfg['task']; older files only have them in the model args."""
@@ -255,15 +292,18 @@ def _model_weights(checkpoint: dict, path: Path, ema: bool) -> tuple[dict[str, t
     has_ema = isinstance(extra.get("ema"), dict) and bool(extra["ema"])
     if ema:
         if not has_ema:
-            raise ConversionError(f"{path}: --ema given but the checkpoint holds no EMA weights "
-                                  "(extra_state['ema']); run without --ema")
+            raise ConversionError(
+                f"{path}: --ema given but the checkpoint holds no EMA weights (extra_state['ema']); run without --ema"
+            )
         notes.append("weights: EMA copy from extra_state['ema']")
         weights = extra["ema"]
     else:
         weights = checkpoint.get("model")
         if has_ema:
-            notes.append("the checkpoint also holds EMA weights; the official evaluation of VQA (--ema-eval) uses "
-                         "them: convert again with --ema for those")
+            notes.append(
+                "the checkpoint also holds EMA weights; the official evaluation of VQA (--ema-eval) uses "
+                "them: convert again with --ema for those"
+            )
     if not isinstance(weights, dict) or not weights:
         raise CheckpointError(f"{path}: no 'model' state dict in the checkpoint; pass an OFA training checkpoint")
     bad = [key for key, value in weights.items() if not isinstance(value, torch.Tensor)]
@@ -288,8 +328,10 @@ def read_fairseq(path: str | Path, *, ema: bool = False, language: str | None = 
         notes.append(f"--lang {language} overrides the checkpoint's own {detected} vocabulary setting")
     language = language or detected
     if language is None:
-        raise ConversionError(f"{path}: cannot tell the vocabulary (bpe setting absent, {embedding.shape[0]} rows); "
-                              "pass --lang zh or --lang en")
+        raise ConversionError(
+            f"{path}: cannot tell the vocabulary (bpe setting absent, {embedding.shape[0]} rows); "
+            "pass --lang zh or --lang en"
+        )
     config = derive_config(args, task, embedding.shape[0], language, path)
     state, sources, map_notes = assemble(
         weights,
@@ -297,16 +339,24 @@ def read_fairseq(path: str | Path, *, ema: bool = False, language: str | None = 
         origin=str(path),
         embedding_keys=FAIRSEQ_EMBEDDINGS,
         rename=lambda key: port_to_ofa(fairseq_to_port(key)),
-        recomputed=expected_buffers(config.token_bucket_size, config.image_bucket_size, config.code_image_size,
-                                    FAIRSEQ_POSITION_TAIL),
+        recomputed=expected_buffers(
+            config.token_bucket_size, config.image_bucket_size, config.code_image_size, FAIRSEQ_POSITION_TAIL
+        ),
         ignored=VERSION_BUFFERS,
         fill_batch_counters=bool(FairseqArgs(args).get("freeze_resnet")),
     )
-    dtypes = sorted({str(tensor.dtype).replace("torch.", "") for tensor in weights.values() if tensor.is_floating_point()})
+    dtypes = sorted(
+        {str(tensor.dtype).replace("torch.", "") for tensor in weights.values() if tensor.is_floating_point()}
+    )
     if dtypes != ["float32"]:
         notes.append(f"source floats are {', '.join(dtypes)}; stored as float32 (exact)")
     notes += map_notes
-    origin = {"fairseq_model_args": args, "fairseq_task": task, "fairseq_cfg": _whole_cfg(checkpoint),
-              "fairseq_dtype": dtypes[0] if len(dtypes) == 1 else None}
-    return Converted(config, state, sources, dtypes, notes, origin=origin,
-                     task=checkpoint_task(args, task, config, path, ema=ema))
+    origin = {
+        "fairseq_model_args": args,
+        "fairseq_task": task,
+        "fairseq_cfg": _whole_cfg(checkpoint),
+        "fairseq_dtype": dtypes[0] if len(dtypes) == 1 else None,
+    }
+    return Converted(
+        config, state, sources, dtypes, notes, origin=origin, task=checkpoint_task(args, task, config, path, ema=ema)
+    )

@@ -30,11 +30,20 @@ _LAYER_KEY = re.compile(r"^(encoder|decoder)\.layers\.(\d+)\.([^.]+)(.*)$")
 # The shared token embedding: three stored copies in fairseq and the ports, four tied names in ofa_core.
 FAIRSEQ_EMBEDDINGS = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight")
 OFA_SHARED = "model.shared.weight"
-OFA_EMBEDDINGS = (OFA_SHARED, "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight")
+OFA_EMBEDDINGS = (
+    OFA_SHARED,
+    "model.encoder.embed_tokens.weight",
+    "model.decoder.embed_tokens.weight",
+    "lm_head.weight",
+)
 
 # Index buffers the ports and fairseq store but ofa_core recomputes.
-BUCKET_BUFFERS = ("encoder.token_rp_bucket", "encoder.image_rp_bucket", "decoder.token_rp_bucket",
-                  "decoder.image_rp_bucket")
+BUCKET_BUFFERS = (
+    "encoder.token_rp_bucket",
+    "encoder.image_rp_bucket",
+    "decoder.token_rp_bucket",
+    "decoder.image_rp_bucket",
+)
 IMAGE_POSITION_IDX = "decoder.image_position_idx"
 VERSION_BUFFERS = ("encoder.version", "decoder.version")
 # fairseq's text bucket table is always built for 1024 positions, whatever max_source_positions says.
@@ -71,7 +80,7 @@ def ofa_to_port(key: str) -> str:
     """ofa_core name (not an embedding alias) -> transformers-port name."""
     if not key.startswith("model."):
         raise KeyError(key)
-    return key[len("model."):]
+    return key[len("model.") :]
 
 
 def token_bucket_buffer(bucket_size: int) -> torch.Tensor:
@@ -98,8 +107,9 @@ FAIRSEQ_POSITION_TAIL = 769
 PORT_POSITION_TAIL = 768
 
 
-def expected_buffers(token_bucket_size: int, image_bucket_size: int, code_image_size: int, tail: int
-                     ) -> dict[str, torch.Tensor]:
+def expected_buffers(
+    token_bucket_size: int, image_bucket_size: int, code_image_size: int, tail: int
+) -> dict[str, torch.Tensor]:
     """Every recomputed index buffer a checkpoint of this geometry stores, by fairseq/port name."""
     token = token_bucket_buffer(token_bucket_size)
     image = image_bucket_buffer(image_bucket_size)

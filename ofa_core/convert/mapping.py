@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ofa_core.model.configuration import OFAConfig
-from ofa_core.convert.keys import OFA_EMBEDDINGS, OFA_SHARED
 from ofa_core._errors import OFAError
+from ofa_core.convert.keys import OFA_EMBEDDINGS, OFA_SHARED
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.task_config import CheckpointTask
 
 

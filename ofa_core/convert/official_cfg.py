@@ -20,9 +20,15 @@ NAMESPACE_MARK = "__namespace__"
 """Marks a group fairseq stores as an argparse Namespace (the model's legacy arguments)."""
 
 # ofa_task.json's fairseq task (and language) -> entry name, where the two differ.
-_ENTRY_FOR = {("caption", "zh"): "caption_cn", ("refcoco", "zh"): "refcoco_cn",
-              **{(task, lang): f"glue_{task}" for task in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")
-                 for lang in ("en", "zh")}}
+_ENTRY_FOR = {
+    ("caption", "zh"): "caption_cn",
+    ("refcoco", "zh"): "refcoco_cn",
+    **{
+        (task, lang): f"glue_{task}"
+        for task in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")
+        for lang in ("en", "zh")
+    },
+}
 
 
 @functools.cache

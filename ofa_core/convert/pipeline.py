@@ -27,8 +27,15 @@ class ConversionReport:
     notes: list[str] = field(default_factory=list)
 
 
-def convert_to_directory(converted: Converted, source: str, out: Path, *, tokenizer=None, tokenizer_source: str | None
-                         = None, verify: bool = True) -> ConversionReport:
+def convert_to_directory(
+    converted: Converted,
+    source: str,
+    out: Path,
+    *,
+    tokenizer=None,
+    tokenizer_source: str | None = None,
+    verify: bool = True,
+) -> ConversionReport:
     """Write model.safetensors, config.json and preprocessing files into `out`; nothing appears on failure."""
     notes = list(converted.notes)
     with atomic_directory(out) as staging:
@@ -37,15 +44,18 @@ def convert_to_directory(converted: Converted, source: str, out: Path, *, tokeni
         search = task.search if task else "default"
         model.generation_config = official_generation_config(search, **special_token_ids(converted.config))
         if task:
-            notes.append(f"task: fairseq {task.fairseq_task!r} -> {TASK_CONFIG_FILE} (prompt type {task.prompt_type}, "
-                         f"{task.patch_image_size}px, {task.inference or 'unknown'} inference); generation defaults: "
-                         f"the official {search!r} search")
+            notes.append(
+                f"task: fairseq {task.fairseq_task!r} -> {TASK_CONFIG_FILE} (prompt type {task.prompt_type}, "
+                f"{task.patch_image_size}px, {task.inference or 'unknown'} inference); generation defaults: "
+                f"the official {search!r} search"
+            )
         model.save_pretrained(staging)
         if task:
             task.write(staging)
         if "fairseq_model_args" in converted.origin:
-            (staging / ORIGIN_FILE).write_text(json.dumps(converted.origin, indent=1, sort_keys=True, default=str),
-                                               encoding="utf-8")
+            (staging / ORIGIN_FILE).write_text(
+                json.dumps(converted.origin, indent=1, sort_keys=True, default=str), encoding="utf-8"
+            )
         files = write_preprocessing(staging, converted.config, tokenizer)
         result = verify_directory(staging, model, converted.state_dict) if verify else None
     parameters = sum(parameter.numel() for parameter in model.parameters())

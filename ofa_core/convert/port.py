@@ -17,17 +17,11 @@ from typing import Any
 import torch
 from transformers.utils import logging
 
-from ofa_core.model.configuration import EN_VOCAB_SIZE, RESNET_LAYERS, ZH_VOCAB_SIZE, OFAConfig
-from ofa_core.convert.keys import (
-    FAIRSEQ_EMBEDDINGS,
-    PORT_POSITION_TAIL,
-    VERSION_BUFFERS,
-    expected_buffers,
-    port_to_ofa,
-)
+from ofa_core._errors import OFAError
+from ofa_core.convert.keys import FAIRSEQ_EMBEDDINGS, PORT_POSITION_TAIL, VERSION_BUFFERS, expected_buffers, port_to_ofa
 from ofa_core.convert.mapping import ConversionError, Converted, assemble
 from ofa_core.convert.safe_load import CheckpointError, load_checkpoint
-from ofa_core._errors import OFAError
+from ofa_core.model.configuration import EN_VOCAB_SIZE, RESNET_LAYERS, ZH_VOCAB_SIZE, OFAConfig
 
 logger = logging.get_logger(__name__)
 
@@ -35,16 +29,42 @@ logger = logging.get_logger(__name__)
 PORT_PATCH_IMAGE_SIZE = 256
 # Defaults of the ports' `OFAConfig.__init__`, for keys a port config.json leaves out.
 PORT_DEFAULTS: dict[str, Any] = {
-    "vocab_size": EN_VOCAB_SIZE, "max_position_embeddings": 1024, "encoder_layers": 4, "encoder_ffn_dim": 2048,
-    "encoder_attention_heads": 8, "decoder_layers": 4, "decoder_ffn_dim": 2048, "decoder_attention_heads": 8,
-    "activation_function": "gelu", "d_model": 512, "dropout": 0.1, "attention_dropout": 0.0,
-    "activation_dropout": 0.0, "init_std": 0.02, "scale_embedding": False, "pad_token_id": 1, "bos_token_id": 0,
-    "eos_token_id": 2, "encoder_normalize_before": True, "decoder_normalize_before": True, "normformer": True,
-    "encoder_drop_path_rate": 0.0, "decoder_drop_path_rate": 0.0, "layernorm_embedding": True,
-    "patch_layernorm_embedding": True, "resnet_type": "resnet101", "resnet_drop_path_rate": 0.0,
-    "token_bucket_size": 256, "image_bucket_size": 42, "add_type_embedding": True,
-    "share_decoder_input_output_embed": True, "attn_scale_factor": 2.0, "code_layernorm_embedding": True,
-    "code_image_size": 128, "entangle_position_embedding": False, "use_cache": True,
+    "vocab_size": EN_VOCAB_SIZE,
+    "max_position_embeddings": 1024,
+    "encoder_layers": 4,
+    "encoder_ffn_dim": 2048,
+    "encoder_attention_heads": 8,
+    "decoder_layers": 4,
+    "decoder_ffn_dim": 2048,
+    "decoder_attention_heads": 8,
+    "activation_function": "gelu",
+    "d_model": 512,
+    "dropout": 0.1,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "init_std": 0.02,
+    "scale_embedding": False,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "encoder_normalize_before": True,
+    "decoder_normalize_before": True,
+    "normformer": True,
+    "encoder_drop_path_rate": 0.0,
+    "decoder_drop_path_rate": 0.0,
+    "layernorm_embedding": True,
+    "patch_layernorm_embedding": True,
+    "resnet_type": "resnet101",
+    "resnet_drop_path_rate": 0.0,
+    "token_bucket_size": 256,
+    "image_bucket_size": 42,
+    "add_type_embedding": True,
+    "share_decoder_input_output_embed": True,
+    "attn_scale_factor": 2.0,
+    "code_layernorm_embedding": True,
+    "code_image_size": 128,
+    "entangle_position_embedding": False,
+    "use_cache": True,
 }
 PORT_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -87,8 +107,10 @@ def resolve_source(source: str) -> Path:
         return Path(snapshot_download(repo_id=source, allow_patterns=HUB_PATTERNS))
     except Exception as error:  # the hub client raises many unrelated types (network, auth, HTTP)
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise PortError(f"{source}: download from the Hugging Face hub failed ({type(error).__name__}: {detail}); "
-                        "check the id and your network, or download the repository and pass its directory") from error
+        raise PortError(
+            f"{source}: download from the Hugging Face hub failed ({type(error).__name__}: {detail}); "
+            "check the id and your network, or download the repository and pass its directory"
+        ) from error
 
 
 def _load_weight_file(file: Path) -> dict[str, torch.Tensor]:
@@ -115,8 +137,9 @@ def read_port_weights(directory: Path) -> dict[str, torch.Tensor]:
     else:
         index = next((directory / name for name in _INDEX_FILES if (directory / name).is_file()), None)
         if index is None:
-            raise PortError(f"{directory}: no weights ({', '.join(_WEIGHT_FILES + _INDEX_FILES)}); pass a complete "
-                            "port directory")
+            raise PortError(
+                f"{directory}: no weights ({', '.join(_WEIGHT_FILES + _INDEX_FILES)}); pass a complete port directory"
+            )
         try:
             shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
         except (ValueError, KeyError, TypeError) as error:
@@ -125,7 +148,7 @@ def read_port_weights(directory: Path) -> dict[str, torch.Tensor]:
         for shard in shards:
             weights.update(_load_weight_file(directory / shard))
     if weights and all(key.startswith("model.") for key in weights):
-        weights = {key[len("model."):]: value for key, value in weights.items()}
+        weights = {key[len("model.") :]: value for key, value in weights.items()}
     return weights
 
 
@@ -137,8 +160,10 @@ def _language(config: dict[str, Any], directory: Path) -> str:
         return "zh"
     if (directory / "vocab.json").is_file():
         return "en"
-    raise PortError(f"{directory}: cannot tell the vocabulary (vocab_size {config.get('vocab_size')}, no vocab.txt "
-                    "or vocab.json); this is not an OFA port directory")
+    raise PortError(
+        f"{directory}: cannot tell the vocabulary (vocab_size {config.get('vocab_size')}, no vocab.txt "
+        "or vocab.json); this is not an OFA port directory"
+    )
 
 
 def port_config(raw: dict[str, Any], directory: Path) -> tuple[OFAConfig, list[str]]:
@@ -151,32 +176,52 @@ def port_config(raw: dict[str, Any], directory: Path) -> tuple[OFAConfig, list[s
         raise ConversionError(f"{origin}: resnet_type {c['resnet_type']!r} is not one of {sorted(RESNET_LAYERS)}")
     if not c["share_decoder_input_output_embed"]:
         raise ConversionError(f"{origin}: share_decoder_input_output_embed false is not supported")
-    notes = [f"patch_image_size set to {PORT_PATCH_IMAGE_SIZE} (the ports' documented resolution; their config "
-             "does not record one): pass the fine-tuning resolution to the processor if it differs"]
+    notes = [
+        f"patch_image_size set to {PORT_PATCH_IMAGE_SIZE} (the ports' documented resolution; their config "
+        "does not record one): pass the fine-tuning resolution to the processor if it differs"
+    ]
     config = OFAConfig(
-        vocab_size=c["vocab_size"], d_model=c["d_model"],
-        encoder_layers=c["encoder_layers"], decoder_layers=c["decoder_layers"],
-        encoder_attention_heads=c["encoder_attention_heads"], decoder_attention_heads=c["decoder_attention_heads"],
-        encoder_ffn_dim=c["encoder_ffn_dim"], decoder_ffn_dim=c["decoder_ffn_dim"],
-        activation_function=c["activation_function"], max_position_embeddings=c["max_position_embeddings"],
-        resnet_type=c["resnet_type"], resnet_drop_path_rate=float(c["resnet_drop_path_rate"]),
-        token_bucket_size=c["token_bucket_size"], image_bucket_size=c["image_bucket_size"],
-        attn_scale_factor=float(c["attn_scale_factor"]), code_image_size=c["code_image_size"],
+        vocab_size=c["vocab_size"],
+        d_model=c["d_model"],
+        encoder_layers=c["encoder_layers"],
+        decoder_layers=c["decoder_layers"],
+        encoder_attention_heads=c["encoder_attention_heads"],
+        decoder_attention_heads=c["decoder_attention_heads"],
+        encoder_ffn_dim=c["encoder_ffn_dim"],
+        decoder_ffn_dim=c["decoder_ffn_dim"],
+        activation_function=c["activation_function"],
+        max_position_embeddings=c["max_position_embeddings"],
+        resnet_type=c["resnet_type"],
+        resnet_drop_path_rate=float(c["resnet_drop_path_rate"]),
+        token_bucket_size=c["token_bucket_size"],
+        image_bucket_size=c["image_bucket_size"],
+        attn_scale_factor=float(c["attn_scale_factor"]),
+        code_image_size=c["code_image_size"],
         entangle_position_embedding=bool(c["entangle_position_embedding"]),
         # The ports add target positions in the decoder only together with entangle_position_embedding.
         disable_entangle=not c["entangle_position_embedding"],
-        scale_attn=bool(c["normformer"]), scale_fc=bool(c["normformer"]), scale_heads=True, scale_resids=False,
+        scale_attn=bool(c["normformer"]),
+        scale_fc=bool(c["normformer"]),
+        scale_heads=True,
+        scale_resids=False,
         layernorm_embedding=bool(c["layernorm_embedding"]),
         patch_layernorm_embedding=bool(c["patch_layernorm_embedding"]),
         code_layernorm_embedding=bool(c["code_layernorm_embedding"]),
-        add_type_embedding=bool(c["add_type_embedding"]), scale_embedding=bool(c["scale_embedding"]),
-        dropout=float(c["dropout"]), attention_dropout=float(c["attention_dropout"]),
+        add_type_embedding=bool(c["add_type_embedding"]),
+        scale_embedding=bool(c["scale_embedding"]),
+        dropout=float(c["dropout"]),
+        attention_dropout=float(c["attention_dropout"]),
         activation_dropout=float(c["activation_dropout"]),
         encoder_drop_path_rate=float(c["encoder_drop_path_rate"]),
-        decoder_drop_path_rate=float(c["decoder_drop_path_rate"]), init_std=float(c["init_std"]),
-        language=_language(c, directory), patch_image_size=PORT_PATCH_IMAGE_SIZE,
-        pad_token_id=c["pad_token_id"], bos_token_id=c["bos_token_id"], eos_token_id=c["eos_token_id"],
-        decoder_start_token_id=c.get("decoder_start_token_id", c["bos_token_id"]), use_cache=True,
+        decoder_drop_path_rate=float(c["decoder_drop_path_rate"]),
+        init_std=float(c["init_std"]),
+        language=_language(c, directory),
+        patch_image_size=PORT_PATCH_IMAGE_SIZE,
+        pad_token_id=c["pad_token_id"],
+        bos_token_id=c["bos_token_id"],
+        eos_token_id=c["eos_token_id"],
+        decoder_start_token_id=c.get("decoder_start_token_id", c["bos_token_id"]),
+        use_cache=True,
     )
     return config, notes
 
@@ -195,8 +240,9 @@ def read_port(path: str | Path) -> Converted:
         origin=str(directory),
         embedding_keys=(*FAIRSEQ_EMBEDDINGS, "shared.weight"),
         rename=port_to_ofa,
-        recomputed=expected_buffers(config.token_bucket_size, config.image_bucket_size, config.code_image_size,
-                                    PORT_POSITION_TAIL),
+        recomputed=expected_buffers(
+            config.token_bucket_size, config.image_bucket_size, config.code_image_size, PORT_POSITION_TAIL
+        ),
         ignored=VERSION_BUFFERS,
     )
     dtypes = sorted({str(t.dtype).replace("torch.", "") for t in weights.values() if t.is_floating_point()})
@@ -238,18 +284,25 @@ def port_tokenizer(directory: Path, config: OFAConfig):
             if tuple(lines[:4]) == PORT_SPECIALS and lines[-1] == "<mask>":
                 lines = lines[4:-1]  # back to the plain BERT vocabulary the OFA tokenizer is built from
             (scratch / "vocab.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-            tokenizer = OFATokenizer.from_bert_vocab(scratch / "vocab.txt", code_dict_size=config.code_dict_size,
-                                                     num_bins=config.num_bins)
+            tokenizer = OFATokenizer.from_bert_vocab(
+                scratch / "vocab.txt", code_dict_size=config.code_dict_size, num_bins=config.num_bins
+            )
         elif config.language == "en" and (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
             _gpt2_files_from_bart(directory, scratch)
-            tokenizer = OFATokenizer.from_gpt2_bpe(scratch / "encoder.json", directory / "merges.txt",
-                                                   scratch / "dict.txt", code_dict_size=config.code_dict_size,
-                                                   num_bins=config.num_bins)
+            tokenizer = OFATokenizer.from_gpt2_bpe(
+                scratch / "encoder.json",
+                directory / "merges.txt",
+                scratch / "dict.txt",
+                code_dict_size=config.code_dict_size,
+                num_bins=config.num_bins,
+            )
         else:
             return None
     if len(tokenizer) != config.vocab_size:
-        raise PortError(f"{directory}: its tokenizer files give {len(tokenizer)} tokens but the model has "
-                        f"{config.vocab_size} embedding rows; pass --vocab / --bpe-dir with the right vocabulary")
+        raise PortError(
+            f"{directory}: its tokenizer files give {len(tokenizer)} tokens but the model has "
+            f"{config.vocab_size} embedding rows; pass --vocab / --bpe-dir with the right vocabulary"
+        )
     return tokenizer
 
 
@@ -260,8 +313,10 @@ def _gpt2_files_from_bart(directory: Path, scratch: Path) -> None:
     ids = [index for _, index in by_id]
     tokens = [token for token, _ in by_id]
     if ids != list(range(len(ids))) or tuple(tokens[:4]) != PORT_SPECIALS or tokens[-1] != "<mask>":
-        raise PortError(f"{directory / 'vocab.json'}: not OFA's English vocabulary (expected ids 0..N with "
-                        "<s> <pad> </s> <unk> first and <mask> last)")
+        raise PortError(
+            f"{directory / 'vocab.json'}: not OFA's English vocabulary (expected ids 0..N with "
+            "<s> <pad> </s> <unk> first and <mask> last)"
+        )
     text = tokens[4:-1]
     # Each text token gets a stand-in "GPT-2 id" equal to its position; dict.txt lists them in fairseq order.
     (scratch / "encoder.json").write_text(json.dumps({token: i for i, token in enumerate(text)}), encoding="utf-8")

@@ -27,13 +27,18 @@ def format_report(report: ConversionReport) -> str:
     if report.tokenizer:
         lines.append(f"  tokenizer    from {report.tokenizer}")
     else:
-        how = "--vocab PATH/vocab.txt (OFA's utils/BERT_CN_dict)" if config.language == "zh" else \
-            "--bpe-dir DIR with encoder.json, vocab.bpe, dict.txt (OFA's utils/BPE)"
+        how = (
+            "--vocab PATH/vocab.txt (OFA's utils/BERT_CN_dict)"
+            if config.language == "zh"
+            else "--bpe-dir DIR with encoder.json, vocab.bpe, dict.txt (OFA's utils/BPE)"
+        )
         lines.append(f"  tokenizer    MISSING: model, config and image processor only; convert again with {how}")
     if report.verify:
         v = report.verify
-        lines.append(f"  verify       ok: {v.tensors_checked} tensors identical after reload; forward on a fixed "
-                     f"input gives identical logits {list(v.logits_shape)} (greedy ids {v.greedy_ids})")
+        lines.append(
+            f"  verify       ok: {v.tensors_checked} tensors identical after reload; forward on a fixed "
+            f"input gives identical logits {list(v.logits_shape)} (greedy ids {v.greedy_ids})"
+        )
     else:
         lines.append("  verify       skipped (--no-verify)")
     lines += [f"  note         {note}" for note in report.notes]

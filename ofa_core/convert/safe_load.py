@@ -61,8 +61,21 @@ class Stub:
 _STUB_PREFIXES = ("fairseq.", "fairseq_cli.", "omegaconf.", "tasks.", "models.", "criterions.")
 
 # Types that pickles name as globals (sets, or `type` values such as OmegaConf's `object_type=dict`).
-_BUILTINS = {"set", "frozenset", "bytearray", "complex", "slice", "list", "dict", "tuple", "int", "float", "str",
-             "bool", "bytes"}
+_BUILTINS = {
+    "set",
+    "frozenset",
+    "bytearray",
+    "complex",
+    "slice",
+    "list",
+    "dict",
+    "tuple",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "bytes",
+}
 
 _TORCH_REBUILDERS = {
     ("torch._utils", "_rebuild_tensor"),
@@ -160,8 +173,9 @@ def load_checkpoint(path: str | Path) -> Any:
             mmap = zipfile.is_zipfile(handle)
             handle.seek(0)
         # The pickle stream is interpreted by our unpickler only, so weights_only's own filter is off.
-        return torch.load(file, map_location="cpu", pickle_module=_RestrictedPickleModule, weights_only=False,
-                          mmap=mmap)
+        return torch.load(
+            file, map_location="cpu", pickle_module=_RestrictedPickleModule, weights_only=False, mmap=mmap
+        )
     except pickle.UnpicklingError as error:
         if "is not allowed" in str(error):
             raise UnsafeCheckpointError(
@@ -171,8 +185,18 @@ def load_checkpoint(path: str | Path) -> Any:
         raise _unreadable(file, error) from error
     except OFAError:
         raise
-    except (RuntimeError, EOFError, ValueError, TypeError, KeyError, AttributeError, IndexError, OSError,
-            zipfile.BadZipFile, io.UnsupportedOperation) as error:
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        OSError,
+        zipfile.BadZipFile,
+        io.UnsupportedOperation,
+    ) as error:
         raise _unreadable(file, error) from error
 
 

@@ -33,8 +33,10 @@ def _json_setting(task: dict[str, Any], name: str, path: Path) -> Any:
     try:
         return orjson.loads(str(value))
     except orjson.JSONDecodeError:
-        raise ConversionError(f"{path}: cfg.task.{name}={value!r} is not JSON; the official task could not read it "
-                              "either: fix the checkpoint's setting") from None
+        raise ConversionError(
+            f"{path}: cfg.task.{name}={value!r} is not JSON; the official task could not read it "
+            "either: fix the checkpoint's setting"
+        ) from None
 
 
 def _answers(task: dict[str, Any], path: Path) -> list[str] | None:
@@ -45,13 +47,16 @@ def _answers(task: dict[str, Any], path: Path) -> list[str] | None:
     if labels is None:
         return None
     if not isinstance(labels, dict) or sorted(labels.values()) != list(range(len(labels))):
-        raise ConversionError(f"{path}: cfg.task.ans2label_dict={task['ans2label_dict']!r} does not number its "
-                              "answers 0..n-1; fix the checkpoint's setting")
+        raise ConversionError(
+            f"{path}: cfg.task.ans2label_dict={task['ans2label_dict']!r} does not number its "
+            "answers 0..n-1; fix the checkpoint's setting"
+        )
     return sorted(labels, key=labels.__getitem__)
 
 
-def checkpoint_task(args: dict[str, Any], task: dict[str, Any], config: OFAConfig, path: Path, *, ema: bool
-                    ) -> CheckpointTask | None:
+def checkpoint_task(
+    args: dict[str, Any], task: dict[str, Any], config: OFAConfig, path: Path, *, ema: bool
+) -> CheckpointTask | None:
     """The task record of a checkpoint; None when the file names no task (then nothing decides outputs)."""
     settings = {**args, **task}  # older files keep the task settings among the model arguments
     name = task.get("_name") or args.get("task")
@@ -61,8 +66,9 @@ def checkpoint_task(args: dict[str, Any], task: dict[str, Any], config: OFAConfi
     if prompt_type not in PROMPT_TYPES:
         raise ConversionError(f"{path}: cfg.task.prompt_type={prompt_type!r} is none of {', '.join(PROMPT_TYPES)}")
     ofa_task, inference = _TASKS.get(name, (None, None))
-    if name == "vqa_gen" and (settings.get("unconstrained_training")
-                              or settings.get("val_inference_type", "allcand") == "beamsearch"):
+    if name == "vqa_gen" and (
+        settings.get("unconstrained_training") or settings.get("val_inference_type", "allcand") == "beamsearch"
+    ):
         inference = "beam_search"
     eval_args = _json_setting(settings, "eval_args", path) or {}
     return CheckpointTask(

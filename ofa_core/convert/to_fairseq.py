@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ofa_core.model.configuration import OFAConfig
+from ofa_core._errors import OFAError
 from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN, IMAGENET_STD, derive_config
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
@@ -33,7 +33,7 @@ from ofa_core.convert.keys import (
 )
 from ofa_core.convert.official_cfg import NAMESPACE_MARK, entry_for, official_cfg, official_tasks, script_of
 from ofa_core.convert.writer import atomic_file
-from ofa_core._errors import OFAError
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.task_config import TASK_CONFIG_FILE, TaskConfigError, read_checkpoint_task
 
 # Written into converted directories: the fairseq model args and task settings they came from.
@@ -46,12 +46,18 @@ class ExportError(OFAError):
 
 def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """fairseq model arguments reproducing `config`, layered over the original ones when known."""
-    sizes = {"encoder_embed_dim": config.d_model, "encoder_layers": config.encoder_layers,
-             "decoder_layers": config.decoder_layers, "encoder_attention_heads": config.encoder_attention_heads,
-             "decoder_attention_heads": config.decoder_attention_heads, "resnet_type": config.resnet_type}
+    sizes = {
+        "encoder_embed_dim": config.d_model,
+        "encoder_layers": config.encoder_layers,
+        "decoder_layers": config.decoder_layers,
+        "encoder_attention_heads": config.encoder_attention_heads,
+        "decoder_attention_heads": config.decoder_attention_heads,
+        "resnet_type": config.resnet_type,
+    }
     # fairseq fills unset sizes from the arch; every size is set explicitly, so the name only needs to exist.
-    arch = (base or {}).get("arch") or next((name for name, values in ARCH_SIZES.items() if values == sizes),
-                                            "ofa_large")
+    arch = (base or {}).get("arch") or next(
+        (name for name, values in ARCH_SIZES.items() if values == sizes), "ofa_large"
+    )
     derived = {
         **sizes,
         "arch": arch,
@@ -98,8 +104,11 @@ def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[st
     # Settings the config does not describe (sync_bn...) keep their original values. A key the original arguments
     # lack stays out when it says what its absence means (the model's default; vocab_size, which loading sets), so
     # a converted checkpoint's cfg comes back unchanged.
-    return {key: value for key, value in {**ARCH_DEFAULTS, **base, **derived}.items()
-            if not base or key in base or (key != "vocab_size" and ARCH_DEFAULTS.get(key, ...) != value)}
+    return {
+        key: value
+        for key, value in {**ARCH_DEFAULTS, **base, **derived}.items()
+        if not base or key in base or (key != "vocab_size" and ARCH_DEFAULTS.get(key, ...) != value)
+    }
 
 
 def peft_args(config: OFAConfig) -> dict[str, Any]:
@@ -107,8 +116,12 @@ def peft_args(config: OFAConfig) -> dict[str, Any]:
     args: dict[str, Any] = {}
     for side in ("encoder", "decoder"):
         if getattr(config, f"{side}_prompt"):
-            args.update({f"{side}_prompt{field}": getattr(config, f"{side}_prompt{field}")
-                         for field in ("", "_type", "_length", "_projection", "_dim")})
+            args.update(
+                {
+                    f"{side}_prompt{field}": getattr(config, f"{side}_prompt{field}")
+                    for field in ("", "_type", "_length", "_projection", "_dim")
+                }
+            )
     if config.adapter:
         args.update(adapter=True, adapter_dim=config.adapter_dim)
     return args
@@ -126,8 +139,9 @@ def task_settings(config: OFAConfig, base: dict[str, Any] | None = None) -> dict
     }
 
 
-def fairseq_state_dict(config: OFAConfig, state: dict[str, torch.Tensor], frozen_batch_norm: bool = False
-                       ) -> OrderedDict[str, torch.Tensor]:
+def fairseq_state_dict(
+    config: OFAConfig, state: dict[str, torch.Tensor], frozen_batch_norm: bool = False
+) -> OrderedDict[str, torch.Tensor]:
     """ofa_core names -> fairseq names, with the three embedding copies and the recomputed buffers.
 
     `frozen_batch_norm`: fairseq's FrozenBatchNorm2d (--freeze-resnet) has no `num_batches_tracked`.
@@ -142,8 +156,9 @@ def fairseq_state_dict(config: OFAConfig, state: dict[str, torch.Tensor], frozen
         out[key] = shared.clone()  # fairseq files store separate copies
     for key in VERSION_BUFFERS:
         out[key] = torch.tensor([3.0])
-    buffers = expected_buffers(config.token_bucket_size, config.image_bucket_size, config.code_image_size,
-                               FAIRSEQ_POSITION_TAIL)
+    buffers = expected_buffers(
+        config.token_bucket_size, config.image_bucket_size, config.code_image_size, FAIRSEQ_POSITION_TAIL
+    )
     out.update({key: value.clone() for key, value in buffers.items()})
     return out
 
@@ -162,18 +177,26 @@ def _read_origin(directory: Path) -> dict[str, Any]:
 def _unrepresentable(directory: Path, config: OFAConfig) -> None:
     """Refuse, in one line, what a fairseq OFA checkpoint has no place for."""
     if (directory / "adapter_config.json").is_file():
-        raise ExportError(f"{directory}: holds a parameter-efficient delta (adapter_config.json) that fairseq cannot "
-                          "represent; merge it into the base weights first and export the merged directory")
+        raise ExportError(
+            f"{directory}: holds a parameter-efficient delta (adapter_config.json) that fairseq cannot "
+            "represent; merge it into the base weights first and export the merged directory"
+        )
     for side in ("encoder", "decoder"):
         if getattr(config, f"{side}_prompt") and getattr(config, f"{side}_prompt_type") != "prefix":
-            raise ExportError(f"{directory / 'config.json'}: {side}_prompt_type "
-                              f"{getattr(config, f'{side}_prompt_type')!r}: official OFA builds only 'prefix' prompts "
-                              "(its --*-prompt-type choices); only a prefix-prompt model can be exported")
-    if list(config.image_mean) not in (IMAGENET_MEAN, [0.5, 0.5, 0.5]) or \
-            list(config.image_std) not in (IMAGENET_STD, [0.5, 0.5, 0.5]):
-        raise ExportError(f"{directory / 'config.json'}: image_mean {list(config.image_mean)} / image_std "
-                          f"{list(config.image_std)}: fairseq OFA knows only 0.5 or ImageNet's statistics "
-                          "(--imagenet-default-mean-and-std); set one of those before exporting")
+            raise ExportError(
+                f"{directory / 'config.json'}: {side}_prompt_type "
+                f"{getattr(config, f'{side}_prompt_type')!r}: official OFA builds only 'prefix' prompts "
+                "(its --*-prompt-type choices); only a prefix-prompt model can be exported"
+            )
+    if list(config.image_mean) not in (IMAGENET_MEAN, [0.5, 0.5, 0.5]) or list(config.image_std) not in (
+        IMAGENET_STD,
+        [0.5, 0.5, 0.5],
+    ):
+        raise ExportError(
+            f"{directory / 'config.json'}: image_mean {list(config.image_mean)} / image_std "
+            f"{list(config.image_std)}: fairseq OFA knows only 0.5 or ImageNet's statistics "
+            "(--imagenet-default-mean-and-std); set one of those before exporting"
+        )
 
 
 def _task_entry(directory: Path, config: OFAConfig, task: str | None) -> str:
@@ -191,22 +214,26 @@ def _task_entry(directory: Path, config: OFAConfig, task: str | None) -> str:
         return "caption_cn" if config.language == "zh" else "caption"
     name = entry_for(recorded.fairseq_task, recorded.language)
     if name is None:
-        raise ExportError(f"{directory / TASK_CONFIG_FILE}: fairseq task {recorded.fairseq_task!r} "
-                          f"({recorded.language}) has no official fine-tuning script to take a cfg from; "
-                          f"pass --task with one of {', '.join(names)}")
+        raise ExportError(
+            f"{directory / TASK_CONFIG_FILE}: fairseq task {recorded.fairseq_task!r} "
+            f"({recorded.language}) has no official fine-tuning script to take a cfg from; "
+            f"pass --task with one of {', '.join(names)}"
+        )
     return name
 
 
 def _exact_in(dtype: torch.dtype, state: dict[str, torch.Tensor]) -> bool:
     """Whether every float tensor survives a cast to `dtype` (weights changed since conversion may not)."""
-    return all(torch.equal(value.to(dtype).to(value.dtype), value)
-               for value in state.values() if value.is_floating_point())
+    return all(
+        torch.equal(value.to(dtype).to(value.dtype), value) for value in state.values() if value.is_floating_point()
+    )
 
 
 def _original_config(origin: dict[str, Any], config: OFAConfig, directory: Path) -> OFAConfig:
     """The config `convert fairseq` derived from the original arguments (the vocabulary as the weights have it)."""
-    return derive_config(origin["fairseq_model_args"], origin.get("fairseq_task") or {}, config.vocab_size,
-                         config.language, directory)
+    return derive_config(
+        origin["fairseq_model_args"], origin.get("fairseq_task") or {}, config.vocab_size, config.language, directory
+    )
 
 
 def _language_of(cfg: dict[str, Any]) -> str:
@@ -237,8 +264,10 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
 
     directory, out = Path(directory), Path(out)
     if not (directory / "config.json").is_file():
-        raise ExportError(f"{directory}: no config.json; pass a directory written by 'convert fairseq' or "
-                          "'convert port' (or save_pretrained)")
+        raise ExportError(
+            f"{directory}: no config.json; pass a directory written by 'convert fairseq' or "
+            "'convert port' (or save_pretrained)"
+        )
     if out.is_dir():
         raise ExportError(f"{out}: is a directory; pass the path of the .pt file to write")
     # Before loading: transformers would try to apply a directory's adapter_config.json itself.
@@ -250,8 +279,10 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
     original_args = origin.get("fairseq_model_args") if task is None else None
     cfg, source = _base_cfg(directory, config, origin, task)
     if _language_of(cfg) != config.language and (task is not None or not origin):
-        raise ExportError(f"--task: its script is for {_language_of(cfg)} models, this model is {config.language}; "
-                          f"choose the {config.language} variant (one of {', '.join(official_tasks())})")
+        raise ExportError(
+            f"--task: its script is for {_language_of(cfg)} models, this model is {config.language}; "
+            f"choose the {config.language} variant (one of {', '.join(official_tasks())})"
+        )
     base = original_args or {k: v for k, v in (cfg.get("model") or {}).items() if k != NAMESPACE_MARK}
     args = model_args(config, base)
     if original_args and args == model_args(_original_config(origin, config, directory), base):
@@ -262,8 +293,9 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
     state = fairseq_state_dict(config, weights, frozen_batch_norm=bool(args.get("freeze_resnet")))
     dtype = getattr(torch, str(origin.get("fairseq_dtype") or ""), None)
     if isinstance(dtype, torch.dtype) and _exact_in(dtype, state):  # back in the dtype the original file stored
-        state = OrderedDict((key, value.to(dtype) if value.is_floating_point() else value)
-                            for key, value in state.items())
+        state = OrderedDict(
+            (key, value.to(dtype) if value.is_floating_point() else value) for key, value in state.items()
+        )
     extra_state: dict[str, Any] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "val_loss": None}
     if (cfg.get("ema") or {}).get("store_ema"):  # evaluate.py --ema-eval reads the weights from here
         extra_state["ema"] = OrderedDict((key, value.clone()) for key, value in state.items())
@@ -272,11 +304,22 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
         "cfg": cfg,
         "model": state,
         "criterion": None,
-        "optimizer_history": [{"criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
-                               "optimizer_name": "FairseqAdam", "lr_scheduler_state": {}, "num_updates": 0}],
+        "optimizer_history": [
+            {
+                "criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
+                "optimizer_name": "FairseqAdam",
+                "lr_scheduler_state": {},
+                "num_updates": 0,
+            }
+        ],
         "task_state": {},
         "extra_state": extra_state,
     }
     atomic_file(out, lambda temp: torch.save(checkpoint, temp))
-    return {"keys": len(state), "parameters": sum(p.numel() for p in model.parameters()),
-            "task": cfg["task"].get("_name"), "cfg_source": source, "from_origin": bool(origin)}
+    return {
+        "keys": len(state),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "task": cfg["task"].get("_name"),
+        "cfg_source": source,
+        "from_origin": bool(origin),
+    }

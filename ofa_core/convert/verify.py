@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ofa_core.model.configuration import OFAConfig
 from ofa_core._errors import OFAError
+from ofa_core.model.configuration import OFAConfig
 
 
 class VerificationError(OFAError):
@@ -55,11 +55,16 @@ def verify_directory(directory: Path, source_model, state_dict: dict[str, torch.
     reloaded = OFAForConditionalGeneration.from_pretrained(directory).eval()
     loaded = reloaded.state_dict()
     missing = sorted(set(state_dict) - set(loaded))
-    differing = [key for key in state_dict if key in loaded and (
-        loaded[key].dtype != state_dict[key].dtype or not torch.equal(loaded[key], state_dict[key]))]
+    differing = [
+        key
+        for key in state_dict
+        if key in loaded
+        and (loaded[key].dtype != state_dict[key].dtype or not torch.equal(loaded[key], state_dict[key]))
+    ]
     if missing or differing:
-        raise VerificationError(f"{directory}: reloaded weights differ from the source: missing "
-                                f"{missing[:5]}, changed {differing[:5]}")
+        raise VerificationError(
+            f"{directory}: reloaded weights differ from the source: missing {missing[:5]}, changed {differing[:5]}"
+        )
     if reloaded.lm_head.weight.data_ptr() != reloaded.get_input_embeddings().weight.data_ptr():
         raise VerificationError(f"{directory}: reloaded output projection is not tied to the shared embedding")
     inputs = fixed_inputs(reloaded.config)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ofa_core.model.configuration import OFAConfig
-from ofa_core.convert.keys import OFA_SHARED
 from ofa_core._errors import OFAError
+from ofa_core.convert.keys import OFA_SHARED
+from ofa_core.model.configuration import OFAConfig
 
 BPE_FILES = ("encoder.json", "vocab.bpe", "dict.txt")
 
@@ -95,44 +95,58 @@ def build_tokenizer(language: str, config: OFAConfig, vocab: Path | None, bpe_di
     from ofa_core.model.tokenization import OFATokenizer, VocabularyError
 
     if vocab is not None and bpe_dir is not None:
-        raise OutputError("--vocab (Chinese BERT vocab.txt) and --bpe-dir (English GPT-2 BPE) exclude each other; "
-                          "pass the one matching the model")
+        raise OutputError(
+            "--vocab (Chinese BERT vocab.txt) and --bpe-dir (English GPT-2 BPE) exclude each other; "
+            "pass the one matching the model"
+        )
     if vocab is not None:
         if language != "zh":
-            raise OutputError(f"--vocab {vocab}: the model uses the English GPT-2 BPE vocabulary; pass --bpe-dir DIR "
-                              f"holding {', '.join(BPE_FILES)} instead")
+            raise OutputError(
+                f"--vocab {vocab}: the model uses the English GPT-2 BPE vocabulary; pass --bpe-dir DIR "
+                f"holding {', '.join(BPE_FILES)} instead"
+            )
         tokenizer = OFATokenizer.from_bert_vocab(vocab, code_dict_size=config.code_dict_size, num_bins=config.num_bins)
         source = f"--vocab {vocab}"
     elif bpe_dir is not None:
         if language != "en":
-            raise OutputError(f"--bpe-dir {bpe_dir}: the model uses the Chinese BERT vocabulary; pass --vocab "
-                              "vocab.txt instead")
+            raise OutputError(
+                f"--bpe-dir {bpe_dir}: the model uses the Chinese BERT vocabulary; pass --vocab vocab.txt instead"
+            )
         if not bpe_dir.is_dir():
-            raise OutputError(f"--bpe-dir {bpe_dir}: not a directory; pass the folder holding {', '.join(BPE_FILES)} "
-                              "(OFA's utils/BPE)")
+            raise OutputError(
+                f"--bpe-dir {bpe_dir}: not a directory; pass the folder holding {', '.join(BPE_FILES)} "
+                "(OFA's utils/BPE)"
+            )
         missing = [name for name in BPE_FILES if not (bpe_dir / name).is_file()]
         if missing:
-            raise OutputError(f"--bpe-dir {bpe_dir}: missing {', '.join(missing)}; pass the directory holding "
-                              f"{', '.join(BPE_FILES)} (OFA's utils/BPE)")
+            raise OutputError(
+                f"--bpe-dir {bpe_dir}: missing {', '.join(missing)}; pass the directory holding "
+                f"{', '.join(BPE_FILES)} (OFA's utils/BPE)"
+            )
         try:
-            tokenizer = OFATokenizer.from_gpt2_bpe(*(bpe_dir / name for name in BPE_FILES),
-                                                   code_dict_size=config.code_dict_size, num_bins=config.num_bins)
+            tokenizer = OFATokenizer.from_gpt2_bpe(
+                *(bpe_dir / name for name in BPE_FILES), code_dict_size=config.code_dict_size, num_bins=config.num_bins
+            )
         except (VocabularyError, UnicodeDecodeError) as error:
             raise OutputError(f"--bpe-dir {bpe_dir}: {error}; these are not OFA's utils/BPE files") from None
         source = f"--bpe-dir {bpe_dir}"
     else:
         return None
     if len(tokenizer) != config.vocab_size:
-        raise OutputError(f"{source}: gives {len(tokenizer)} tokens but the model has {config.vocab_size} embedding "
-                          "rows; pass the vocabulary the checkpoint was trained with")
+        raise OutputError(
+            f"{source}: gives {len(tokenizer)} tokens but the model has {config.vocab_size} embedding "
+            "rows; pass the vocabulary the checkpoint was trained with"
+        )
     return tokenizer
 
 
 def missing_vocabulary(checkpoint: Path, config: OFAConfig) -> str:
     """The error for a conversion without vocabulary files: which option this checkpoint's language needs."""
     if config.language == "en":
-        need = f"English (GPT-2 BPE, {config.vocab_size} tokens): pass --bpe-dir DIR holding {', '.join(BPE_FILES)} " \
-               "(OFA's utils/BPE)"
+        need = (
+            f"English (GPT-2 BPE, {config.vocab_size} tokens): pass --bpe-dir DIR holding {', '.join(BPE_FILES)} "
+            "(OFA's utils/BPE)"
+        )
     else:
         need = f"Chinese (BERT, {config.vocab_size} tokens): pass --vocab PATH to OFA's utils/BERT_CN_dict/vocab.txt"
     return f"{checkpoint}: the model is {need}, or --no-tokenizer to write it without a tokenizer"

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from ofa_core.data.encode import Example
-from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core._errors import OFAError
+from ofa_core.data.encode import Example
 from ofa_core.model.image_processing import ImageError
+from ofa_core.model.labels import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +30,15 @@ class GroupDataset(torch.utils.data.Dataset):
     encoder output is cached: the image is not decoded at all (None, as for an image-less example).
     """
 
-    def __init__(self, examples: Sequence[Example], groups: Sequence[Sequence[int]], image_processor: Any,
-                 bad_images: str = "skip", cache_images: bool = False,
-                 encoded: Callable[[Example], bool] | None = None) -> None:
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        groups: Sequence[Sequence[int]],
+        image_processor: Any,
+        bad_images: str = "skip",
+        cache_images: bool = False,
+        encoded: Callable[[Example], bool] | None = None,
+    ) -> None:
         self.examples = examples
         self.groups = groups
         self.image_processor = image_processor
@@ -55,7 +61,9 @@ class GroupDataset(torch.utils.data.Dataset):
             pixels = self.image_processor.to_tensor(image)
         except ImageError as err:
             if self.bad_images == "error":
-                raise OFAError(f"example {members[0].id!r}: {err} (set training.bad_images to 'skip' to drop such records)") from None
+                raise OFAError(
+                    f"example {members[0].id!r}: {err} (set training.bad_images to 'skip' to drop such records)"
+                ) from None
             logger.warning("skipping example %r: %s", members[0].id, err)
             return members, None, False
         if self.cache is not None:

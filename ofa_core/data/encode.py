@@ -16,7 +16,6 @@ from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.plugin import PromptTemplate
 
 
-
 class RecordError(OFAError):
     """A record lacks a field its prompt template names."""
 
@@ -57,8 +56,10 @@ def _format(template: str, record: dict, what: str) -> str:
     try:
         return template.format(**record)
     except KeyError as err:
-        raise RecordError(f"record {record.get('id')!r}: the {what} template {template!r} needs field {err}, "
-                          f"but the record has {sorted(record)}; fix the reader or the prompt") from None
+        raise RecordError(
+            f"record {record.get('id')!r}: the {what} template {template!r} needs field {err}, "
+            f"but the record has {sorted(record)}; fix the reader or the prompt"
+        ) from None
 
 
 @attrs.frozen
@@ -103,7 +104,9 @@ class RecordEncoder:
         references = record.get("references") or ()
         weight = record.get("loss_weight", 1.0)
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight >= 0:
-            raise RecordError(f"record {record.get('id')!r}: loss_weight must be a number >= 0, got {weight!r}; fix the reader")
+            raise RecordError(
+                f"record {record.get('id')!r}: loss_weight must be a number >= 0, got {weight!r}; fix the reader"
+            )
         return Example(
             id=record.get("id"),
             source_ids=source_ids,
@@ -118,8 +121,9 @@ class RecordEncoder:
         )
 
 
-def encode_records(records: Iterable[dict], encoder: RecordEncoder, split: str,
-                   preprocess: Callable | None = None, options: Any = None) -> list[Example]:
+def encode_records(
+    records: Iterable[dict], encoder: RecordEncoder, split: str, preprocess: Callable | None = None, options: Any = None
+) -> list[Example]:
     """Every record the task's `preprocess` keeps, tokenized."""
     examples = []
     for record in records:

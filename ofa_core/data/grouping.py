@@ -42,8 +42,16 @@ def _split(sizes: list[int], parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def epoch_batches(groups: Sequence[Sequence[int]], batch_size: int, world_size: int, rank: int,
-                  seed: int, epoch: int, shuffle: bool, drop_last: bool) -> list[list[int]]:
+def epoch_batches(
+    groups: Sequence[Sequence[int]],
+    batch_size: int,
+    world_size: int,
+    rank: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    drop_last: bool,
+) -> list[list[int]]:
     """This process's batches of one epoch, as lists of group indices.
 
     Groups are shuffled with `seed + epoch` (identical on every process), packed into global
@@ -70,15 +78,16 @@ def epoch_batches(groups: Sequence[Sequence[int]], batch_size: int, world_size: 
         if len(chunk) < world_size:
             if drop_last:
                 continue
-            batches.append(chunk[rank: rank + 1])
+            batches.append(chunk[rank : rank + 1])
             continue
         start, stop = _split([len(groups[g]) for g in chunk], world_size)[rank]
         batches.append(chunk[start:stop])
     return batches
 
 
-def example_batches(groups: Sequence[Sequence[int]], batch_size: int, world_size: int, rank: int,
-                    seed: int, epoch: int) -> list[list[Part]]:
+def example_batches(
+    groups: Sequence[Sequence[int]], batch_size: int, world_size: int, rank: int, seed: int, epoch: int
+) -> list[list[Part]]:
     """This process's training batches of one epoch: `batch_size` examples each, as parts of groups.
 
     Groups are shuffled with `seed + epoch` (identical on every process) and laid end to end; every
@@ -93,10 +102,10 @@ def example_batches(groups: Sequence[Sequence[int]], batch_size: int, world_size
     target = batch_size * world_size
     batches = []
     for begin in range(0, len(flat), target):
-        chunk = flat[begin: begin + target]
+        chunk = flat[begin : begin + target]
         if len(chunk) < world_size:
             continue
-        batches.append(_parts(chunk[len(chunk) * rank // world_size: len(chunk) * (rank + 1) // world_size]))
+        batches.append(_parts(chunk[len(chunk) * rank // world_size : len(chunk) * (rank + 1) // world_size]))
     return batches
 
 

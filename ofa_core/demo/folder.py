@@ -1,6 +1,5 @@
 """The demo folder: where it lives (`$OFA_CACHE_DIR/demo`), and writing it once when a recipe first needs it."""
 
-
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +10,6 @@ from pathlib import Path
 from ofa_core.demo import writer
 from ofa_core.demo.writer import MANIFEST
 from ofa_core.recipe.paths import cache_dir
-
 
 
 def demo_dir() -> Path:
@@ -63,6 +61,8 @@ def create_on_first_use(path: Path) -> bool:
 
 def summary(manifest: dict) -> str:
     counts = manifest["counts"]
-    return (f"{counts['train_images']} + {counts['valid_images']} photos, {counts['train_captions']} + "
+    return (
+        f"{counts['train_images']} + {counts['valid_images']} photos, {counts['train_captions']} + "
         f"{counts['valid_captions']} "
-            f"captions, {counts['train_questions']} + {counts['valid_questions']} questions (train + valid)")
+        f"captions, {counts['train_questions']} + {counts['valid_questions']} questions (train + valid)"
+    )

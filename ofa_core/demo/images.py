@@ -21,6 +21,7 @@ SIZE = 128
 
 def _outline(draw: ImageDraw.ImageDraw, name: str, to_px) -> None:
     """Fill the object's outline with 255 on an 'L' mask; `to_px(x, y)` maps unit coordinates to pixels."""
+
     def polygon(points):
         draw.polygon([to_px(x, y) for x, y in points], fill=255)
 
@@ -32,14 +33,18 @@ def _outline(draw: ImageDraw.ImageDraw, name: str, to_px) -> None:
         draw.ellipse(box(0.25, -0.4, 0.9, 0.4), outline=255, width=max(2, int(to_px(0.14, 0)[0] - to_px(0, 0)[0])))
     elif name == "包":
         polygon([(-0.7, -0.2), (0.7, -0.2), (0.88, 0.8), (-0.88, 0.8)])
-        draw.arc(box(-0.45, -0.85, 0.45, 0.25), 180, 360, fill=255, width=max(2, int(to_px(0.12, 0)[0] - to_px(0, 0)[0])))
+        draw.arc(
+            box(-0.45, -0.85, 0.45, 0.25), 180, 360, fill=255, width=max(2, int(to_px(0.12, 0)[0] - to_px(0, 0)[0]))
+        )
     elif name == "鞋":
         polygon([(-0.9, 0.5), (-0.9, -0.4), (-0.45, -0.4), (-0.3, 0.0), (0.55, 0.1), (0.9, 0.32), (0.9, 0.5)])
     elif name == "帽子":
         draw.pieslice(box(-0.58, -0.5, 0.58, 0.7), 180, 360, fill=255)
         draw.rectangle(box(-0.95, 0.08, 0.95, 0.28), fill=255)
     elif name == "瓶子":
-        draw.rounded_rectangle(box(-0.32, -0.25, 0.32, 0.9), radius=max(2, int(to_px(0.12, 0)[0] - to_px(0, 0)[0])), fill=255)
+        draw.rounded_rectangle(
+            box(-0.32, -0.25, 0.32, 0.9), radius=max(2, int(to_px(0.12, 0)[0] - to_px(0, 0)[0])), fill=255
+        )
         draw.rectangle(box(-0.12, -0.68, 0.12, -0.2), fill=255)
         draw.rectangle(box(-0.17, -0.9, 0.17, -0.66), fill=255)
     elif name == "盒子":
@@ -86,14 +91,17 @@ def draw_scene(scene: Scene) -> Image.Image:
     background = Image.new("RGB", (SIZE, SIZE), BACKGROUNDS[scene.background])
     shadow = Image.new("L", (SIZE, SIZE), 0)
     ImageDraw.Draw(shadow).ellipse([*to_px(-0.95, 0.7), *to_px(1.05, 1.05)], fill=90)
-    background = Image.composite(Image.new("RGB", (SIZE, SIZE), (40, 40, 40)), background,
-                                 shadow.filter(ImageFilter.GaussianBlur(4)))
+    background = Image.composite(
+        Image.new("RGB", (SIZE, SIZE), (40, 40, 40)), background, shadow.filter(ImageFilter.GaussianBlur(4))
+    )
     mask = Image.new("L", (SIZE, SIZE), 0)
     _outline(ImageDraw.Draw(mask), scene.object, to_px)
     surface = np.asarray(_pattern(scene.pattern, COLOURS[scene.colour], rng), dtype=np.float32)
     shading = np.linspace(1.12, 0.82, SIZE, dtype=np.float32)[None, :, None]  # lit from the left
     surface = Image.fromarray(np.clip(surface * shading, 0, 255).astype(np.uint8))
-    photo = np.asarray(Image.composite(surface, background, mask.filter(ImageFilter.GaussianBlur(0.6))), dtype=np.float32)
+    photo = np.asarray(
+        Image.composite(surface, background, mask.filter(ImageFilter.GaussianBlur(0.6))), dtype=np.float32
+    )
     noise = np.random.default_rng(scene.seed).normal(0.0, 5.0, photo.shape).astype(np.float32)
     return Image.fromarray(np.clip(photo + noise, 0, 255).astype(np.uint8))
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from transformers.utils import logging as hf_logging
 
-from ofa_core.model.configuration import OFAConfig
 from ofa_core.demo.texts import all_text
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.model.processing import OFAProcessor

@@ -55,5 +55,10 @@ class Scene:
 
 
 def sample_scene(rng: random.Random) -> Scene:
-    return Scene(object=rng.choice(list(OBJECTS)), colour=rng.choice(list(COLOURS)), pattern=rng.choice(PATTERNS),
-                 background=rng.choice(list(BACKGROUNDS)), seed=rng.getrandbits(32))
+    return Scene(
+        object=rng.choice(list(OBJECTS)),
+        colour=rng.choice(list(COLOURS)),
+        pattern=rng.choice(PATTERNS),
+        background=rng.choice(list(BACKGROUNDS)),
+        seed=rng.getrandbits(32),
+    )

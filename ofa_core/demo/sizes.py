@@ -16,6 +16,10 @@ class DemoSizes:
 
     train_images: int = attrs.field(default=3000, validator=attrs.validators.gt(0))
     valid_images: int = attrs.field(default=60, validator=attrs.validators.gt(0))
-    train_captions: int = attrs.field(default=1, validator=[attrs.validators.gt(0), attrs.validators.le(len(texts.CAPTION_TEMPLATES))])
-    train_questions: int = attrs.field(default=2, validator=[attrs.validators.gt(0), attrs.validators.le(len(texts.QUESTION_TEMPLATES))])
+    train_captions: int = attrs.field(
+        default=1, validator=[attrs.validators.gt(0), attrs.validators.le(len(texts.CAPTION_TEMPLATES))]
+    )
+    train_questions: int = attrs.field(
+        default=2, validator=[attrs.validators.gt(0), attrs.validators.le(len(texts.QUESTION_TEMPLATES))]
+    )
     seed: int = 0

@@ -29,9 +29,15 @@ QUESTION_TEMPLATES = {
 
 
 def _fields(scene: Scene) -> dict[str, str]:
-    return {"object": scene.object, "shape": scene.shape, "colour": scene.colour, "pattern": scene.pattern,
-            "background": scene.background, "pattern_adjective": _PATTERN_ADJECTIVE[scene.pattern],
-            "pattern_clause": _PATTERN_CLAUSE[scene.pattern]}
+    return {
+        "object": scene.object,
+        "shape": scene.shape,
+        "colour": scene.colour,
+        "pattern": scene.pattern,
+        "background": scene.background,
+        "pattern_adjective": _PATTERN_ADJECTIVE[scene.pattern],
+        "pattern_clause": _PATTERN_CLAUSE[scene.pattern],
+    }
 
 
 def captions(scene: Scene) -> list[str]:
@@ -58,6 +64,15 @@ ANSWERS = tuple(dict.fromkeys([*COLOURS, *OBJECTS, *PATTERNS, *OBJECTS.values(),
 
 def all_text() -> str:
     """Every character a caption, question, answer or label can contain (the demo vocabulary's source)."""
-    words = [*OBJECTS, *OBJECTS.values(), *COLOURS, *PATTERNS, *BACKGROUNDS, *_PATTERN_ADJECTIVE.values(),
-             *_PATTERN_CLAUSE.values(), *CAPTION_TEMPLATES, *(q for q, _ in QUESTION_TEMPLATES.values())]
+    words = [
+        *OBJECTS,
+        *OBJECTS.values(),
+        *COLOURS,
+        *PATTERNS,
+        *BACKGROUNDS,
+        *_PATTERN_ADJECTIVE.values(),
+        *_PATTERN_CLAUSE.values(),
+        *CAPTION_TEMPLATES,
+        *(q for q, _ in QUESTION_TEMPLATES.values()),
+    ]
     return "".join(words)

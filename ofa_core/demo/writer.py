@@ -50,7 +50,9 @@ def builtin_prompt_texts() -> list[str]:
     embedding drawn first from the seeded generator, hence every initial weight and the demo's measured scores."""
     from ofa_core.registry.discovery import PluginLoader
 
-    loader = PluginLoader(environ={"OFA_LOAD_PLUGINS": ""})  # this project's own plugins only: same vocabulary everywhere
+    loader = PluginLoader(
+        environ={"OFA_LOAD_PLUGINS": ""}
+    )  # this project's own plugins only: same vocabulary everywhere
     loader.load_entry_points()
     registry = loader.registry()
     names = {registry.tasks.get(task).prompts[lang] for task in DEMO_TASKS for lang in registry.tasks.get(task).prompts}
@@ -75,10 +77,14 @@ def _split(scenes: list[Scene], split: str, sizes: DemoSizes) -> dict[str, list[
     for index, scene in enumerate(scenes):
         image_id = f"{split}-{index:05d}"
         phrasings = texts.captions(scene)
-        captions.append({"image_id": image_id, "text": _rotating(phrasings, index, sizes.train_captions) if train else phrasings})
+        captions.append(
+            {"image_id": image_id, "text": _rotating(phrasings, index, sizes.train_captions) if train else phrasings}
+        )
         asked = texts.questions(scene)
         for number, (question, answer) in enumerate(_rotating(asked, index, sizes.train_questions) if train else asked):
-            questions.append({"id": f"{image_id}-q{number}", "image": image_id, "question": question, "answers": [answer]})
+            questions.append(
+                {"id": f"{image_id}-q{number}", "image": image_id, "question": question, "answers": [answer]}
+            )
         labels.append({"id": image_id, "image": image_id, "label": texts.label(scene)})
     return {"captions": captions, "questions": questions, "labels": labels}
 
@@ -104,7 +110,9 @@ def _write(folder: Path, sizes: DemoSizes) -> dict:
         (folder / part).mkdir(parents=True)
     rng = random.Random(sizes.seed)
     counts: dict[str, int] = {"train_images": sizes.train_images, "valid_images": sizes.valid_images}
-    bar = tqdm(total=sizes.train_images + sizes.valid_images, desc="demo photos", unit="photo", disable=not sys.stderr.isatty())
+    bar = tqdm(
+        total=sizes.train_images + sizes.valid_images, desc="demo photos", unit="photo", disable=not sys.stderr.isatty()
+    )
     with open(folder / "images.tsv", "wb") as all_images:
         for split in SPLITS:
             scenes = [sample_scene(rng) for _ in range(getattr(sizes, f"{split}_images"))]
@@ -120,10 +128,19 @@ def _write(folder: Path, sizes: DemoSizes) -> dict:
             counts[f"{split}_questions"] = _jsonl(folder / "vqa" / f"{split}.jsonl", rows["questions"])
             _jsonl(folder / "classification" / f"{split}.jsonl", rows["labels"])
     bar.close()
-    (folder / "classification" / "labels.txt").write_text("".join(f"{label}\n" for label in texts.LABELS), encoding="utf-8")
+    (folder / "classification" / "labels.txt").write_text(
+        "".join(f"{label}\n" for label in texts.LABELS), encoding="utf-8"
+    )
     (folder / "vqa" / "answers.txt").write_text("".join(f"{answer}\n" for answer in texts.ANSWERS), encoding="utf-8")
     write_initial_model(folder / "model", sizes.seed, builtin_prompt_texts())
-    manifest = {"sizes": attrs.asdict(sizes), "counts": counts,
-                "model": "model", "caption": "muge", "vqa": "vqa", "classification": "classification", "images": "images.tsv"}
+    manifest = {
+        "sizes": attrs.asdict(sizes),
+        "counts": counts,
+        "model": "model",
+        "caption": "muge",
+        "vqa": "vqa",
+        "classification": "classification",
+        "images": "images.tsv",
+    }
     (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest

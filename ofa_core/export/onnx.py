@@ -29,11 +29,10 @@ import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 
-from ofa_core.exported.manifest import FORMAT, FORMAT_VERSION, GRAPHS, MANIFEST_FILE, is_exported, sha256
-from ofa_core.exported.runtime import (DECODER_INPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS, cache_names,
-                                       session)
-from ofa_core.inference.loading import load_model, model_directory
 from ofa_core._errors import OFAError
+from ofa_core.exported.manifest import FORMAT, FORMAT_VERSION, GRAPHS, MANIFEST_FILE, is_exported, sha256
+from ofa_core.exported.runtime import DECODER_INPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS, cache_names, session
+from ofa_core.inference.loading import load_model, model_directory
 from ofa_core.model.task_config import TASK_CONFIG_FILE
 
 OPSET = 17
@@ -65,8 +64,9 @@ class EncoderGraph(nn.Module):
         self.eval()  # a new module trains; the exporter would restore that mode on the model's modules
 
     def forward(self, input_ids, attention_mask, patch_images, patch_masks):
-        outputs = self.encoder(input_ids, attention_mask=attention_mask, patch_images=patch_images,
-                               patch_masks=patch_masks)
+        outputs = self.encoder(
+            input_ids, attention_mask=attention_mask, patch_images=patch_images, patch_masks=patch_masks
+        )
         hidden = outputs.last_hidden_state
         cross = [tensor for layer in self.decoder.layers for tensor in layer.cross_attn.project_keys_values(hidden)]
         return (hidden, outputs.padding_mask, self.decoder.cross_position_keys(outputs.position_embeddings), *cross)
@@ -107,8 +107,10 @@ class ExportSummary:
     def lines(self) -> list[str]:
         sizes = ", ".join(f"{name} ({size / 2**20:.1f} MiB)" for name, size in self.files.items())
         diffs = ", ".join(f"{name} {value:.1e}" for name, value in self.max_difference.items())
-        return [f"exported to {self.out} (ONNX opset {self.opset}) in {self.seconds:.1f} s: {sizes}",
-                f"onnx.checker passed; largest difference from PyTorch fp32 on the export example: {diffs}"]
+        return [
+            f"exported to {self.out} (ONNX opset {self.opset}) in {self.seconds:.1f} s: {sizes}",
+            f"onnx.checker passed; largest difference from PyTorch fp32 on the export example: {diffs}",
+        ]
 
 
 def _example(model: Any, processor: Any) -> dict[str, torch.Tensor]:
@@ -120,9 +122,12 @@ def _example(model: Any, processor: Any) -> dict[str, torch.Tensor]:
     ids[0, -1] = model.config.eos_token_id
     ids[1, 4] = model.config.eos_token_id
     ids[1, 5] = model.config.pad_token_id
-    return {"input_ids": ids, "attention_mask": ids.ne(model.config.pad_token_id).long(),
-            "patch_images": torch.randn(2, 3, size, size, generator=generator),
-            "patch_masks": torch.tensor([True, False])}
+    return {
+        "input_ids": ids,
+        "attention_mask": ids.ne(model.config.pad_token_id).long(),
+        "patch_images": torch.randn(2, 3, size, size, generator=generator),
+        "patch_masks": torch.tensor([True, False]),
+    }
 
 
 def _decoder_example(model: Any, encoded: tuple, past: int, beams: int) -> tuple:
@@ -133,19 +138,37 @@ def _decoder_example(model: Any, encoded: tuple, past: int, beams: int) -> tuple
     rows = hidden.shape[0] * beams
     generator = torch.Generator().manual_seed(1)
     tokens = torch.randint(5, config.vocab_size, (rows, 1), generator=generator)
-    caches = [torch.randn(rows, heads, past, config.d_model // heads, generator=generator)
-              for _ in range(2 * config.decoder_layers)]
+    caches = [
+        torch.randn(rows, heads, past, config.d_model // heads, generator=generator)
+        for _ in range(2 * config.decoder_layers)
+    ]
     return (tokens, padding, position_keys, *caches, *cross)
 
 
-def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
-            axes: dict[str, dict[int, str]], opset: int) -> None:
+def _export(
+    module: nn.Module,
+    args: tuple,
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict[str, dict[int, str]],
+    opset: int,
+) -> None:
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on Python values it fixes (shape checks, flags)
-        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs, dynamic_axes=axes,
-                          opset_version=opset, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     import onnx
 
     onnx.checker.check_model(str(path), full_check=True)
@@ -154,14 +177,25 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 def _axes(model: Any) -> tuple[dict, dict]:
     layers = model.config.decoder_layers
     cross = {name: {0: "batch", 2: "source"} for name in cache_names(layers, "cross")}
-    encoder = {"input_ids": {0: "batch", 1: "text"}, "attention_mask": {0: "batch", 1: "text"},
-               "patch_images": {0: "batch"}, "patch_masks": {0: "batch"},
-               "last_hidden_state": {0: "batch", 1: "source"}, "padding_mask": {0: "batch", 1: "source"},
-               "position_keys": {1: "source"}, **cross}
-    decoder = {"input_ids": {0: "rows"}, "encoder_padding_mask": {0: "batch", 1: "source"},
-               "position_keys": {1: "source"}, "logits": {0: "rows"}, **cross,
-               **{name: {0: "rows", 2: "past"} for name in cache_names(layers, "past")},
-               **{name: {0: "rows", 2: "past_and_new"} for name in cache_names(layers, "present")}}
+    encoder = {
+        "input_ids": {0: "batch", 1: "text"},
+        "attention_mask": {0: "batch", 1: "text"},
+        "patch_images": {0: "batch"},
+        "patch_masks": {0: "batch"},
+        "last_hidden_state": {0: "batch", 1: "source"},
+        "padding_mask": {0: "batch", 1: "source"},
+        "position_keys": {1: "source"},
+        **cross,
+    }
+    decoder = {
+        "input_ids": {0: "rows"},
+        "encoder_padding_mask": {0: "batch", 1: "source"},
+        "position_keys": {1: "source"},
+        "logits": {0: "rows"},
+        **cross,
+        **{name: {0: "rows", 2: "past"} for name in cache_names(layers, "past")},
+        **{name: {0: "rows", 2: "past_and_new"} for name in cache_names(layers, "present")},
+    }
     return encoder, decoder
 
 
@@ -188,9 +222,11 @@ def _verify(model: Any, folder: Path, encoder_args: tuple, decoder_args: tuple) 
     encoder_diff = max(_relative(a, b) for a, b in zip(ort_encoded, encoded) if a.dtype != np.bool_)
     step_diff = max(_relative(a, b) for a, b in zip(ort_step, step))
     if not padding_equal or max(encoder_diff, step_diff) > VERIFY_TOLERANCE:
-        raise ExportError(f"the exported graphs do not reproduce this model (encoder {encoder_diff:.2e}, decoder step "
-                          f"{step_diff:.2e}, padding {'equal' if padding_equal else 'different'}); this model's "
-                          f"configuration is not supported by the exporter")
+        raise ExportError(
+            f"the exported graphs do not reproduce this model (encoder {encoder_diff:.2e}, decoder step "
+            f"{step_diff:.2e}, padding {'equal' if padding_equal else 'different'}); this model's "
+            f"configuration is not supported by the exporter"
+        )
     return {"encoder": encoder_diff, "decoder_step": step_diff}
 
 
@@ -208,8 +244,9 @@ def _quantize(folder: Path) -> None:
     try:
         for name in GRAPHS["fp32"]:
             target = folder / f"{name}.int8.onnx"
-            quantize_dynamic(folder / f"{name}.onnx", target, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gemm"])
+            quantize_dynamic(
+                folder / f"{name}.onnx", target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+            )
             onnx.checker.check_model(str(target), full_check=True)
     finally:
         root.setLevel(level)
@@ -225,21 +262,35 @@ def _package_version(name: str) -> str | None:
 def _manifest(folder: Path, source: Path | None, model: Any, opset: int, difference: dict[str, float]) -> dict:
     graphs = {}
     for path in sorted(folder.glob("*.onnx")):
-        graphs[path.name.removesuffix(".onnx")] = {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size}
+        graphs[path.name.removesuffix(".onnx")] = {
+            "file": path.name,
+            "sha256": sha256(path),
+            "bytes": path.stat().st_size,
+        }
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "exported_by": {name: _package_version(pkg) for name, pkg in
-                        (("ofa-framework", "ofa-framework"), ("torch", "torch"), ("onnx", "onnx"),
-                         ("onnxruntime", "onnxruntime"))},
-        "source": str(source.resolve()) if source is not None else None, "opset": opset,
-        "decoder_layers": model.config.decoder_layers, "vocab_size": model.config.vocab_size,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "exported_by": {
+            name: _package_version(pkg)
+            for name, pkg in (
+                ("ofa-framework", "ofa-framework"),
+                ("torch", "torch"),
+                ("onnx", "onnx"),
+                ("onnxruntime", "onnxruntime"),
+            )
+        },
+        "source": str(source.resolve()) if source is not None else None,
+        "opset": opset,
+        "decoder_layers": model.config.decoder_layers,
+        "vocab_size": model.config.vocab_size,
         "verified_max_difference": difference,
         "graphs": graphs,
     }
 
 
-def export_onnx(model_dir: str | Path, out: str | Path, int8: bool = False, overwrite: bool = False,
-                opset: int = OPSET) -> ExportSummary:
+def export_onnx(
+    model_dir: str | Path, out: str | Path, int8: bool = False, overwrite: bool = False, opset: int = OPSET
+) -> ExportSummary:
     """Write the exported folder `out` for the model in `model_dir` (a model or run directory)."""
     started = time.perf_counter()
     model_dir, out = Path(model_dir), Path(out)
@@ -255,15 +306,23 @@ def export_onnx(model_dir: str | Path, out: str | Path, int8: bool = False, over
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
-        raise ExportError("onnx and onnxruntime are not installed; install the extra: "
-                          "pip install 'ofa-framework[onnx]'") from None
+        raise ExportError(
+            "onnx and onnxruntime are not installed; install the extra: pip install 'ofa-framework[onnx]'"
+        ) from None
     source = model_directory(model_dir)
     model, processor = load_model(source)
     return export_model(model, processor, out, int8, source, opset, started)
 
 
-def export_model(model: Any, processor: Any, out: Path, int8: bool = False, source: Path | None = None,
-                 opset: int = OPSET, started: float | None = None) -> ExportSummary:
+def export_model(
+    model: Any,
+    processor: Any,
+    out: Path,
+    int8: bool = False,
+    source: Path | None = None,
+    opset: int = OPSET,
+    started: float | None = None,
+) -> ExportSummary:
     """Write the exported folder `out` (replacing it) for a loaded model and its processor; `source`, the model's
     directory, is recorded in the manifest and its ofa_task.json copied."""
     started = time.perf_counter() if started is None else started
@@ -277,12 +336,24 @@ def export_model(model: Any, processor: Any, out: Path, int8: bool = False, sour
         folder = Path(staging)
         with torch.no_grad():
             encoded = EncoderGraph(model)(*encoder_args)
-        _export(EncoderGraph(model), encoder_args, folder / "encoder.onnx", list(ENCODER_INPUTS),
-                [*ENCODER_OUTPUTS, *cache_names(layers, "cross")], encoder_axes, opset)
-        _export(DecoderStepGraph(model), _decoder_example(model, encoded, past=3, beams=2),
-                folder / "decoder_step.onnx",
-                [*DECODER_INPUTS, *cache_names(layers, "past"), *cache_names(layers, "cross")],
-                ["logits", *cache_names(layers, "present")], decoder_axes, opset)
+        _export(
+            EncoderGraph(model),
+            encoder_args,
+            folder / "encoder.onnx",
+            list(ENCODER_INPUTS),
+            [*ENCODER_OUTPUTS, *cache_names(layers, "cross")],
+            encoder_axes,
+            opset,
+        )
+        _export(
+            DecoderStepGraph(model),
+            _decoder_example(model, encoded, past=3, beams=2),
+            folder / "decoder_step.onnx",
+            [*DECODER_INPUTS, *cache_names(layers, "past"), *cache_names(layers, "cross")],
+            ["logits", *cache_names(layers, "present")],
+            decoder_axes,
+            opset,
+        )
         difference = _verify(model, folder, encoder_args, _decoder_example(model, encoded, past=5, beams=3))
         if int8:
             _quantize(folder)

@@ -55,11 +55,14 @@ class Manifest:
         path = self.directory / entry["file"]
         manifest = self.directory / MANIFEST_FILE
         if not path.is_file():
-            raise ExportedFolderError(f"{path}: missing, but {manifest} lists it; export again with "
-                                      f"`ofa export onnx --overwrite`")
+            raise ExportedFolderError(
+                f"{path}: missing, but {manifest} lists it; export again with `ofa export onnx --overwrite`"
+            )
         if sha256(path) != entry["sha256"]:
-            raise ExportedFolderError(f"{path}: its sha256 does not match graphs.{name}.sha256 in {manifest} (the "
-                                      f"file changed after export); export again with `ofa export onnx --overwrite`")
+            raise ExportedFolderError(
+                f"{path}: its sha256 does not match graphs.{name}.sha256 in {manifest} (the "
+                f"file changed after export); export again with `ofa export onnx --overwrite`"
+            )
         return path
 
 
@@ -69,13 +72,21 @@ def read_manifest(directory: str | Path) -> Manifest:
     try:
         data = orjson.loads(path.read_bytes())
     except FileNotFoundError:
-        raise ExportedFolderError(f"{directory}: no {MANIFEST_FILE}; not a folder written by `ofa export onnx`") from None
+        raise ExportedFolderError(
+            f"{directory}: no {MANIFEST_FILE}; not a folder written by `ofa export onnx`"
+        ) from None
     except orjson.JSONDecodeError as error:
-        raise ExportedFolderError(f"{path}: not valid JSON ({error}); export again with `ofa export onnx --overwrite`") from None
+        raise ExportedFolderError(
+            f"{path}: not valid JSON ({error}); export again with `ofa export onnx --overwrite`"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("graphs"), dict):
-        raise ExportedFolderError(f"{path}: field format: expected {FORMAT!r} with a graphs object; not a manifest "
-                                  f"written by `ofa export onnx`")
+        raise ExportedFolderError(
+            f"{path}: field format: expected {FORMAT!r} with a graphs object; not a manifest "
+            f"written by `ofa export onnx`"
+        )
     if data.get("format_version") != FORMAT_VERSION:
-        raise ExportedFolderError(f"{path}: field format_version: {data.get('format_version')!r}, this version reads "
-                                  f"{FORMAT_VERSION}; export again with this version's `ofa export onnx`")
+        raise ExportedFolderError(
+            f"{path}: field format_version: {data.get('format_version')!r}, this version reads "
+            f"{FORMAT_VERSION}; export again with this version's `ofa export onnx`"
+        )
     return Manifest(directory, data)

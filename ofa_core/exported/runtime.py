@@ -20,8 +20,8 @@ import numpy as np
 import orjson
 import torch
 
-from ofa_core.exported.manifest import GRAPHS, ExportedFolderError, read_manifest
 from ofa_core._errors import OFAError
+from ofa_core.exported.manifest import GRAPHS, ExportedFolderError, read_manifest
 from ofa_core.model.modeling.beam_search import AllowedTokensFn, official_search
 from ofa_core.model.search import SearchSettings
 
@@ -61,8 +61,9 @@ class ExportedConfig:
         except FileNotFoundError:
             raise ExportedFolderError(f"{path}: missing; export again with `ofa export onnx --overwrite`") from None
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as error:
-            raise ExportedFolderError(f"{path}: not the model's config ({error}); export again with "
-                                      f"`ofa export onnx --overwrite`") from None
+            raise ExportedFolderError(
+                f"{path}: not the model's config ({error}); export again with `ofa export onnx --overwrite`"
+            ) from None
 
 
 @attrs.define
@@ -92,14 +93,20 @@ class OrtBackend:
 
     def encode(self, input_ids, attention_mask, patch_images, patch_masks) -> ExportedEncoderOutput:
         if patch_images is None:
-            raise OFAError("the exported encoder takes patch_images (the processor gives a blank image and a False "
-                           "patch mask to text-only records)")
+            raise OFAError(
+                "the exported encoder takes patch_images (the processor gives a blank image and a False "
+                "patch mask to text-only records)"
+            )
         if attention_mask is None:
             attention_mask = input_ids.ne(self.config.pad_token_id)
         if patch_masks is None:
             patch_masks = torch.ones(input_ids.shape[0], dtype=torch.bool)
-        feeds = {"input_ids": _numpy(input_ids, np.int64), "attention_mask": _numpy(attention_mask, np.int64),
-                 "patch_images": _numpy(patch_images, np.float32), "patch_masks": _numpy(patch_masks, np.bool_)}
+        feeds = {
+            "input_ids": _numpy(input_ids, np.int64),
+            "attention_mask": _numpy(attention_mask, np.int64),
+            "patch_images": _numpy(patch_images, np.float32),
+            "patch_masks": _numpy(patch_masks, np.bool_),
+        }
         hidden, padding, position_keys, *cross = self.encoder.run(None, feeds)
         return ExportedEncoderOutput(torch.from_numpy(hidden), padding, position_keys, cross)
 
@@ -109,8 +116,9 @@ class OrtBackend:
     def answer_logits(self, decoder_input_ids, encoder_outputs, per_image, positions) -> torch.Tensor:
         """Teacher forcing as decoder steps: rows share their image's cross keys/values, as beams do."""
         state = _OrtDecoderState(self, encoder_outputs, rows=decoder_input_ids.shape[0])
-        steps = [state.step(decoder_input_ids[:, index:index + 1], index)
-                 for index in range(int(positions.max()) + 1)]
+        steps = [
+            state.step(decoder_input_ids[:, index : index + 1], index) for index in range(int(positions.max()) + 1)
+        ]
         logits = torch.stack(steps, dim=1)
         return logits.gather(1, positions[:, :, None].expand(-1, -1, logits.shape[-1]))
 
@@ -130,9 +138,13 @@ class _OrtDecoderState:
 
     def step(self, new_tokens: torch.Tensor, step: int) -> torch.Tensor:
         backend = self.backend
-        feeds = {"input_ids": _numpy(new_tokens, np.int64), "encoder_padding_mask": self.padding,
-                 "position_keys": self.position_keys, **dict(zip(backend.past_names, self.past)),
-                 **dict(zip(backend.cross_names, self.cross))}
+        feeds = {
+            "input_ids": _numpy(new_tokens, np.int64),
+            "encoder_padding_mask": self.padding,
+            "position_keys": self.position_keys,
+            **dict(zip(backend.past_names, self.past)),
+            **dict(zip(backend.cross_names, self.cross)),
+        }
         logits, *self.past = backend.decoder.run(None, feeds)
         return torch.from_numpy(logits)
 
@@ -199,15 +211,22 @@ class ExportedModel:
         manifest's sha256 before onnxruntime reads it."""
         manifest = read_manifest(directory)
         if precision not in GRAPHS:
-            raise ExportedFolderError(f"precision {precision}: an exported folder runs {' or '.join(GRAPHS)} "
-                                      f"(bf16 and fp16 are PyTorch modes)")
+            raise ExportedFolderError(
+                f"precision {precision}: an exported folder runs {' or '.join(GRAPHS)} "
+                f"(bf16 and fp16 are PyTorch modes)"
+            )
         if precision not in manifest.precisions:
-            raise ExportedFolderError(f"{manifest.directory}: has no {precision} graphs (it has "
-                                      f"{', '.join(manifest.precisions)}); export with `ofa export onnx --int8`")
+            raise ExportedFolderError(
+                f"{manifest.directory}: has no {precision} graphs (it has "
+                f"{', '.join(manifest.precisions)}); export with `ofa export onnx --int8`"
+            )
         encoder_name, decoder_name = GRAPHS[precision]
         config = ExportedConfig.read(manifest.directory / "config.json")
-        backend = OrtBackend(session(manifest.graph_path(encoder_name), threads),
-                             session(manifest.graph_path(decoder_name), threads), config)
+        backend = OrtBackend(
+            session(manifest.graph_path(encoder_name), threads),
+            session(manifest.graph_path(decoder_name), threads),
+            config,
+        )
         return cls(manifest.directory, config, backend, precision)
 
     def eval(self) -> ExportedModel:
@@ -222,9 +241,14 @@ class ExportedModel:
         return self.backend
 
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, generation_config: Any = None,
-                 prefix_allowed_tokens_fn: AllowedTokensFn | None = None,
-                 decoder_prompt_ids: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        generation_config: Any = None,
+        prefix_allowed_tokens_fn: AllowedTokensFn | None = None,
+        decoder_prompt_ids: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         """The official search's best sequences, as `OFAForConditionalGeneration.generate(search='official')`."""
         config = copy.deepcopy(generation_config)
         model_inputs = config.update(**kwargs)
@@ -233,8 +257,14 @@ class ExportedModel:
         settings = SearchSettings.from_generation_config(config)
         with torch_threads(SEARCH_THREADS):
             sequences, _ = official_search(
-                self.backend, settings, input_ids, prefix_allowed_tokens_fn,
-                attention_mask=model_inputs.get("attention_mask"), patch_images=model_inputs.get("patch_images"),
-                patch_masks=model_inputs.get("patch_masks"), encoder_outputs=model_inputs.get("encoder_outputs"),
-                decoder_prompt_ids=decoder_prompt_ids)
+                self.backend,
+                settings,
+                input_ids,
+                prefix_allowed_tokens_fn,
+                attention_mask=model_inputs.get("attention_mask"),
+                patch_images=model_inputs.get("patch_images"),
+                patch_masks=model_inputs.get("patch_masks"),
+                encoder_outputs=model_inputs.get("encoder_outputs"),
+                decoder_prompt_ids=decoder_prompt_ids,
+            )
         return sequences

@@ -36,13 +36,17 @@ def identical(noun: str, first: str, second: str, ids: tuple[int, ...], tokenize
         return f"closed set: {noun} {first!r} and {second!r} tokenize identically; keep one of them"
     lacking: list[str] = []
     for character in dict.fromkeys(first + second):
-        if not character.isspace() and unknown.intersection(tokenizer(character, add_special_tokens=False)["input_ids"]):
+        if not character.isspace() and unknown.intersection(
+            tokenizer(character, add_special_tokens=False)["input_ids"]
+        ):
             lacking.append(character)
     tokens = " ".join(tokenizer.convert_ids_to_tokens(list(ids)))
     tokens = tokens if len(ids) == 1 else repr(tokens)
     lacks = f"lacks {', '.join(lacking)}" if lacking else "lacks some of their characters"
-    return (f"closed set: {noun} {first!r} and {second!r} both become {tokens}: this model's vocabulary {lacks}; "
-            f"use {noun} written with characters it knows, or a model whose vocabulary has them")
+    return (
+        f"closed set: {noun} {first!r} and {second!r} both become {tokens}: this model's vocabulary {lacks}; "
+        f"use {noun} written with characters it knows, or a model whose vocabulary has them"
+    )
 
 
 def answer_ids(closed_set: ClosedSet, tokenizer: Any) -> list[tuple[int, ...]]:

@@ -17,11 +17,10 @@ from typing import Any
 import attrs
 import torch
 
-from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.generation.answer_tokens import answer_ids
 from ofa_core.generation.trie import CandidateTrie
+from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.plugin import ClosedSet
-
 
 
 @attrs.frozen
@@ -92,26 +91,33 @@ class ClosedSetDecoder:
         backend = model.search_backend()
         batch = encoder_outputs.last_hidden_state.shape[0]
         device = encoder_outputs.last_hidden_state.device
-        prompt_rows = [[] for _ in range(batch)] if prompts is None else \
-            [[token for token in row if token != self.pad] for row in prompts.tolist()]
+        prompt_rows = (
+            [[] for _ in range(batch)]
+            if prompts is None
+            else [[token for token in row if token != self.pad] for row in prompts.tolist()]
+        )
         offsets = torch.tensor([len(row) for row in prompt_rows], device=device)
         per_pass = max(1, self.max_rows // batch)
         scores = torch.empty(batch, len(self.answers), device=device)
         for start in range(0, len(self.answers), per_pass):
-            targets = self.targets[start:start + per_pass]
+            targets = self.targets[start : start + per_pass]
             length = int(targets.ne(IGNORE_INDEX).sum(1).max())
-            answers, targets = self.inputs[start:start + per_pass, :length], targets[:, :length]
+            answers, targets = self.inputs[start : start + per_pass, :length], targets[:, :length]
             mask = self.constraint_mask(answers, targets).to(device)
             count = answers.shape[0]
             inputs = self._after_prompts(prompt_rows, answers).to(device)
             # The answer's k-th token is predicted at position prompt length + k of its row.
-            positions = (offsets.repeat_interleave(count)[:, None] + torch.arange(length, device=device)).clamp(max=inputs.shape[1] - 1)
+            positions = (offsets.repeat_interleave(count)[:, None] + torch.arange(length, device=device)).clamp(
+                max=inputs.shape[1] - 1
+            )
             logits = backend.answer_logits(inputs, encoder_outputs, count, positions)
             logits = logits.float().view(batch, count, length, -1).masked_fill(~mask, float("-inf"))
             lprobs = torch.log_softmax(logits, dim=-1)
             targets = targets.to(device)
             picked = lprobs.gather(-1, targets.clamp(min=0)[None, :, :, None].expand(batch, -1, -1, 1)).squeeze(-1)
-            scores[:, self.order[start:start + count].to(device)] = picked.masked_fill(targets.eq(IGNORE_INDEX), 0.0).sum(-1)
+            scores[:, self.order[start : start + count].to(device)] = picked.masked_fill(
+                targets.eq(IGNORE_INDEX), 0.0
+            ).sum(-1)
         return scores
 
     def _after_prompts(self, prompt_rows: list[list[int]], answers: torch.Tensor) -> torch.Tensor:
@@ -121,10 +127,10 @@ class ClosedSetDecoder:
         width = max(len(row) for row in prompt_rows) + answers.shape[1]
         out = torch.full((len(prompt_rows) * answers.shape[0], width), self.pad, dtype=torch.long)
         for row, prompt in enumerate(prompt_rows):
-            block = out[row * answers.shape[0]:(row + 1) * answers.shape[0]]
+            block = out[row * answers.shape[0] : (row + 1) * answers.shape[0]]
             block[:, 0] = self.bos
-            block[:, 1:1 + len(prompt)] = torch.tensor(prompt, dtype=torch.long)
-            block[:, 1 + len(prompt):len(prompt) + answers.shape[1]] = answers[:, 1:]
+            block[:, 1 : 1 + len(prompt)] = torch.tensor(prompt, dtype=torch.long)
+            block[:, 1 + len(prompt) : len(prompt) + answers.shape[1]] = answers[:, 1:]
         return out
 
     def _answer_of(self, tokens: list[int], tokenizer: Any) -> str:
@@ -134,18 +140,23 @@ class ClosedSetDecoder:
         return self.by_tokens.get(tuple(ids)) or tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     @torch.no_grad()
-    def decode(self, model: Any, inputs: dict, generation_config: Any, tokenizer: Any, rank_all: bool = False) -> list[Decoded]:
+    def decode(
+        self, model: Any, inputs: dict, generation_config: Any, tokenizer: Any, rank_all: bool = False
+    ) -> list[Decoded]:
         """Answers for a batch of processor inputs (`input_ids`, `attention_mask`, `patch_images`, `patch_masks`,
         optionally `decoder_prompts`); `ranking` holds the top_k answers, or with `rank_all` every answer."""
-        encoder_outputs = model.search_backend().encode(inputs["input_ids"], inputs.get("attention_mask"),
-                                                        inputs.get("patch_images"), inputs.get("patch_masks"))
+        encoder_outputs = model.search_backend().encode(
+            inputs["input_ids"], inputs.get("attention_mask"), inputs.get("patch_images"), inputs.get("patch_masks")
+        )
         prompts = inputs.get("decoder_prompts")
         closed_set, rankings = self.closed_set, None
         if closed_set.inference == "rank" or closed_set.top_k > 1 or rank_all:
             scores = self.score(model, encoder_outputs, prompts)
             top = scores.topk(len(self.answers) if rank_all else min(closed_set.top_k, len(self.answers)), dim=1)
-            rankings = [tuple((self.answers[i].strip(), float(s)) for i, s in zip(idx.tolist(), val.tolist()))
-                        for idx, val in zip(top.indices, top.values)]
+            rankings = [
+                tuple((self.answers[i].strip(), float(s)) for i, s in zip(idx.tolist(), val.tolist()))
+                for idx, val in zip(top.indices, top.values)
+            ]
         if closed_set.inference == "rank":
             texts = [ranking[0][0] for ranking in rankings]
         else:
@@ -153,10 +164,16 @@ class ClosedSetDecoder:
             # every answer fits after the longest prompt; beams left without one stop here
             config.max_new_tokens = self.max_length + (prompts.shape[1] if prompts is not None else 0)
             config.num_return_sequences = 1
-            sequences = model.generate(inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                                       patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"),
-                                       encoder_outputs=encoder_outputs, generation_config=config,
-                                       prefix_allowed_tokens_fn=self.trie, decoder_prompt_ids=prompts)
+            sequences = model.generate(
+                inputs["input_ids"],
+                attention_mask=inputs.get("attention_mask"),
+                patch_images=inputs.get("patch_images"),
+                patch_masks=inputs.get("patch_masks"),
+                encoder_outputs=encoder_outputs,
+                generation_config=config,
+                prefix_allowed_tokens_fn=self.trie,
+                decoder_prompt_ids=prompts,
+            )
             texts = [self._answer_of(row, tokenizer) for row in after_prompts(sequences, prompts, self.pad)]
         if closed_set.top_k == 1 and not rank_all:
             return [Decoded(text) for text in texts]
@@ -169,7 +186,7 @@ def after_prompts(sequences: torch.Tensor, prompts: torch.Tensor | None, pad: in
     if prompts is None:
         return [row[1:] for row in rows]
     lengths = prompts.ne(pad).sum(1).tolist()
-    return [row[1 + length:] for row, length in zip(rows, lengths)]
+    return [row[1 + length :] for row, length in zip(rows, lengths)]
 
 
 class AllowedTokens:
@@ -182,18 +199,29 @@ class AllowedTokens:
         return self.ids
 
 
-def decode_batch(model: Any, inputs: dict, generation_config: Any, tokenizer: Any,
-                 closed_set: ClosedSetDecoder | None = None, allowed_tokens: AllowedTokens | None = None,
-                 rank_all: bool = False) -> list[Decoded]:
+def decode_batch(
+    model: Any,
+    inputs: dict,
+    generation_config: Any,
+    tokenizer: Any,
+    closed_set: ClosedSetDecoder | None = None,
+    allowed_tokens: AllowedTokens | None = None,
+    rank_all: bool = False,
+) -> list[Decoded]:
     """Stripped answers for a batch of processor inputs: inside `closed_set` when given (`rank_all`: every answer
     ranked), else from the search (restricted to `allowed_tokens` when given). `inputs["decoder_prompts"]`, when
     present, are forced first."""
     if closed_set is not None:
         return closed_set.decode(model, inputs, generation_config, tokenizer, rank_all)
     prompts = inputs.get("decoder_prompts")
-    sequences = model.generate(inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                               patch_images=inputs.get("patch_images"), patch_masks=inputs.get("patch_masks"),
-                               generation_config=generation_config, decoder_prompt_ids=prompts,
-                               prefix_allowed_tokens_fn=allowed_tokens)
+    sequences = model.generate(
+        inputs["input_ids"],
+        attention_mask=inputs.get("attention_mask"),
+        patch_images=inputs.get("patch_images"),
+        patch_masks=inputs.get("patch_masks"),
+        generation_config=generation_config,
+        decoder_prompt_ids=prompts,
+        prefix_allowed_tokens_fn=allowed_tokens,
+    )
     rows = after_prompts(sequences, prompts, tokenizer.pad_token_id)
     return [Decoded(text.strip()) for text in tokenizer.batch_decode(rows, skip_special_tokens=True)]

@@ -39,4 +39,3 @@ class CandidateTrie:
 
     def __call__(self, batch_id: int, prefix: torch.Tensor) -> list[int]:
         return self.allowed(prefix.tolist())
-

@@ -34,9 +34,11 @@ class ModeReport:
     def line(self, reference: ModeReport, metric: str = "CIDEr-D") -> str:
         """The benchmark's report line for this mode against `reference`."""
         change = (self.score - reference.score) / reference.score if reference.score else 0.0
-        return (f"{self.mode}: identical best beams {self.same_best}/{self.images} ({self.same_best / self.images:.0%}), "
-                f"identical tokens {self.same_tokens:.1%}; {metric} {self.score:.2f} vs {reference.score:.2f} "
-                f"({change:+.2%})")
+        return (
+            f"{self.mode}: identical best beams {self.same_best}/{self.images} ({self.same_best / self.images:.0%}), "
+            f"identical tokens {self.same_tokens:.1%}; {metric} {self.score:.2f} vs {reference.score:.2f} "
+            f"({change:+.2%})"
+        )
 
 
 def answer_tokens(rows: Sequence[Mapping[str, Any]], tokenizer: Any) -> list[list[int]]:
@@ -54,9 +56,18 @@ def token_agreement(reference: Sequence[Sequence[int]], other: Sequence[Sequence
     return same, (matching / positions if positions else 1.0)
 
 
-def compare(models: Mapping[str, Any], processor: Any, task: Any, prompt: Any, options: Any,
-            generation: Mapping[str, Any], records: Sequence[dict], references: Sequence[list[str]], score: Score,
-            batch_size: int = 8) -> list[ModeReport]:
+def compare(
+    models: Mapping[str, Any],
+    processor: Any,
+    task: Any,
+    prompt: Any,
+    options: Any,
+    generation: Mapping[str, Any],
+    records: Sequence[dict],
+    references: Sequence[list[str]],
+    score: Score,
+    batch_size: int = 8,
+) -> list[ModeReport]:
     """Each model's answers to `records` against the first model's (the exact one), with `score` against `references`.
 
     `models` maps a mode's name to a model ready to run (e.g. `ofa_core.model.precision.apply`'s result).
@@ -65,12 +76,18 @@ def compare(models: Mapping[str, Any], processor: Any, task: Any, prompt: Any, o
     exact_tokens: list[list[int]] = []
     for mode, model in models.items():
         predictor = Predictor(model, processor, task, prompt, options, dict(generation))
-        rows = [row for start in range(0, len(records), batch_size) for row in predictor(list(records[start:start + batch_size]))]
+        rows = [
+            row
+            for start in range(0, len(records), batch_size)
+            for row in predictor(list(records[start : start + batch_size]))
+        ]
         if len(rows) != len(records):
             raise ValueError(f"{mode}: {len(rows)} answers for {len(records)} records; the task skipped some")
         tokens = answer_tokens(rows, processor.tokenizer)
         exact_tokens = exact_tokens or tokens
         same, share = token_agreement(exact_tokens, tokens)
         predictions = [row["prediction"] for row in rows]
-        reports.append(ModeReport(mode, len(rows), same, share, score(predictions, list(references)), tuple(predictions)))
+        reports.append(
+            ModeReport(mode, len(rows), same, share, score(predictions, list(references)), tuple(predictions))
+        )
     return reports

@@ -128,7 +128,7 @@ def _check_job(job: PredictJob, processes: part_files.Processes) -> None:
     if output is not None and output.exists() and not (job.overwrite or job.resume):
         raise OFAError(
             f"{output}: already exists; pass --overwrite to replace it, --resume to complete it, or choose another "
-                f"--output"
+            f"--output"
         )
     if job.resume and output is not None:
         _check_resumed_precision(output, job.precision)

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from ofa_core.inference.loading import DELTA_CONFIG, _processor
 from ofa_core._errors import OFAError
+from ofa_core.inference.loading import DELTA_CONFIG, _processor
 from ofa_core.recipe.peft import model_settings, target_regex, trains
 
 CONFIG_FILE = DELTA_CONFIG
@@ -42,19 +42,26 @@ def read_config(directory: Path) -> dict[str, Any]:
     except (OSError, orjson.JSONDecodeError) as error:
         raise OFAError(f"{path}: not readable JSON ({error}); train the delta again or restore the file") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise OFAError(f"{path}: not a delta this project wrote (format "
+        raise OFAError(
+            f"{path}: not a delta this project wrote (format "
             f"{config.get('format') if isinstance(config, dict) else None!r}, "
-                       f"expected {FORMAT!r}); an HF peft adapter of another model cannot be applied to OFA here")
+            f"expected {FORMAT!r}); an HF peft adapter of another model cannot be applied to OFA here"
+        )
     return config
 
 
 def base_hash(directory: Path) -> str:
     """SHA-256 over the base model's weight files (name and bytes, in name order): what a delta was trained on."""
     directory = Path(directory)
-    files = sorted(p for p in directory.iterdir() if p.name in _BASE_WEIGHTS or
-                   (p.name.startswith("model-") and p.name.endswith(".safetensors")))
+    files = sorted(
+        p
+        for p in directory.iterdir()
+        if p.name in _BASE_WEIGHTS or (p.name.startswith("model-") and p.name.endswith(".safetensors"))
+    )
     if not files:
-        raise OFAError(f"{directory}: no model weights (model.safetensors) to apply a delta to; give the base model directory")
+        raise OFAError(
+            f"{directory}: no model weights (model.safetensors) to apply a delta to; give the base model directory"
+        )
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode())
@@ -73,10 +80,16 @@ def attach(model: Any, settings: dict[str, Any]) -> Any:
     names = [name for name, _ in model.named_modules()]
     for pattern in settings["targets"]:
         if not any(re.fullmatch(target_regex([pattern]), name) for name in names):
-            raise OFAError(f"peft.targets: {pattern!r} matches no module (names look like "
-                           f"'model.decoder.layers.0.self_attn.q_proj' or 'q_proj')")
-    config = LoraConfig(r=settings["r"], lora_alpha=settings["alpha"], lora_dropout=settings["dropout"],
-                        target_modules=target_regex(settings["targets"]))
+            raise OFAError(
+                f"peft.targets: {pattern!r} matches no module (names look like "
+                f"'model.decoder.layers.0.self_attn.q_proj' or 'q_proj')"
+            )
+    config = LoraConfig(
+        r=settings["r"],
+        lora_alpha=settings["alpha"],
+        lora_dropout=settings["dropout"],
+        target_modules=target_regex(settings["targets"]),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecation notices, raised inside peft
         try:
@@ -89,28 +102,48 @@ def check_model_supports(model_config: Any, settings: dict[str, Any]) -> None:
     """A prefix, prompt or adapter delta needs the model's official PEFT modules (OFAConfig options)."""
     missing = [name for name in model_settings(settings) if not hasattr(model_config, name)]
     if missing:
-        raise OFAError(f"peft.method {settings['method']!r}: this model configuration has no {missing[0]} option; "
-                       f"use bitfit or lora, or a version of the model with the official prompt and adapter modules")
+        raise OFAError(
+            f"peft.method {settings['method']!r}: this model configuration has no {missing[0]} option; "
+            f"use bitfit or lora, or a version of the model with the official prompt and adapter modules"
+        )
 
 
 def trained_state(model: Any, settings: dict[str, Any]) -> dict[str, Any]:
     """The delta's tensors: every parameter the method trains, by name, on the CPU."""
-    return {name: parameter.detach().to("cpu").contiguous() for name, parameter in model.named_parameters()
-            if trains(settings, name)}
+    return {
+        name: parameter.detach().to("cpu").contiguous()
+        for name, parameter in model.named_parameters()
+        if trains(settings, name)
+    }
 
 
-def write(directory: Path, model: Any, settings: dict[str, Any], base: Path, base_sha256: str,
-          weights: dict[str, Any] | None = None) -> None:
+def write(
+    directory: Path,
+    model: Any,
+    settings: dict[str, Any],
+    base: Path,
+    base_sha256: str,
+    weights: dict[str, Any] | None = None,
+) -> None:
     """Write the delta into `directory`: its tensors (`weights`, default: `trained_state(model)`) and config."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    save_file(weights if weights is not None else trained_state(model, settings), str(directory / WEIGHTS_FILE),
-              metadata={"format": "pt"})
-    config = {"format": FORMAT, "peft_type": settings["method"].upper(), "method": settings["method"],
-              "settings": settings, "base_model": str(Path(base).resolve()),
-              "base_model_relative": os.path.relpath(Path(base).resolve(), directory.resolve()), "base_sha256": base_sha256,
-              "model_config": model_settings(settings)}
+    save_file(
+        weights if weights is not None else trained_state(model, settings),
+        str(directory / WEIGHTS_FILE),
+        metadata={"format": "pt"},
+    )
+    config = {
+        "format": FORMAT,
+        "peft_type": settings["method"].upper(),
+        "method": settings["method"],
+        "settings": settings,
+        "base_model": str(Path(base).resolve()),
+        "base_model_relative": os.path.relpath(Path(base).resolve(), directory.resolve()),
+        "base_sha256": base_sha256,
+        "model_config": model_settings(settings),
+    }
     (directory / CONFIG_FILE).write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n")
 
 
@@ -128,8 +161,10 @@ def load_weights(model: Any, weights: dict[str, Any], settings: dict[str, Any], 
     expected = {name for name, _ in model.named_parameters() if trains(settings, name)}
     missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
     if missing or unexpected:
-        raise OFAError(f"{where}: the delta's tensors do not fit this model (missing {missing[:3]}, unexpected "
-                       f"{unexpected[:3]}); apply it to the base model and settings it was trained with")
+        raise OFAError(
+            f"{where}: the delta's tensors do not fit this model (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); apply it to the base model and settings it was trained with"
+        )
     model.load_state_dict(weights, strict=False)
 
 
@@ -139,8 +174,10 @@ def base_directory(directory: Path, config: dict[str, Any]) -> Path:
     for candidate in (recorded, Path(directory) / config.get("base_model_relative", recorded)):
         if (candidate / "config.json").is_file():
             return candidate
-    raise OFAError(f"{Path(directory) / CONFIG_FILE}: base_model {recorded} is not a model directory (no config.json); "
-                   f"put the base model back there or edit base_model to where it is now")
+    raise OFAError(
+        f"{Path(directory) / CONFIG_FILE}: base_model {recorded} is not a model directory (no config.json); "
+        f"put the base model back there or edit base_model to where it is now"
+    )
 
 
 def load(directory: Path, overrides: dict | None = None, merge: bool = True) -> tuple[Any, Any, dict[str, Any]]:
@@ -154,8 +191,10 @@ def load(directory: Path, overrides: dict | None = None, merge: bool = True) -> 
     base = base_directory(directory, config)
     found = base_hash(base)
     if found != config["base_sha256"]:
-        raise OFAError(f"{directory / CONFIG_FILE}: base model {base} has changed (weights SHA-256 {found[:12]}..., "
-                       f"the delta was trained on {config['base_sha256'][:12]}...); use the base it was trained on")
+        raise OFAError(
+            f"{directory / CONFIG_FILE}: base model {base} has changed (weights SHA-256 {found[:12]}..., "
+            f"the delta was trained on {config['base_sha256'][:12]}...); use the base it was trained on"
+        )
     settings = config["settings"]
     model = OFAForConditionalGeneration.from_pretrained(base, **{**dict(overrides or {}), **config["model_config"]})
     check_model_supports(model.config, settings)
@@ -164,4 +203,3 @@ def load(directory: Path, overrides: dict | None = None, merge: bool = True) -> 
     if merge and wrapper is not model:
         model = wrapper.merge_and_unload()
     return model, _processor(base), config
-

@@ -61,7 +61,9 @@ def _jsonl_entries(path: Path, fields: dict[str, str], bad) -> Iterator[Entry]:
     """Lines of JSON objects: the record's fields, `image` optional (a path relative to the file, or base64)."""
     for number, row in jsonl_rows(path, bad):
         key = row.get("id")
-        yield Entry(str(key) if key is not None else f"{path.stem}:{number}", f"{path}:{number}", {**fields, **row}, path.parent)
+        yield Entry(
+            str(key) if key is not None else f"{path.stem}:{number}", f"{path}:{number}", {**fields, **row}, path.parent
+        )
 
 
 def _hidden(relative: Path) -> bool:
@@ -75,19 +77,28 @@ def entries(inputs: list[str], fields: dict[str, str], bad=None) -> Iterator[Ent
     bad = BadRows("skip") if bad is None else bad
     if not inputs:
         if not fields:
-            raise OFAError("INPUT: none given; pass images, folders, .tsv or .jsonl files, or the record's fields with --field")
+            raise OFAError(
+                "INPUT: none given; pass images, folders, .tsv or .jsonl files, or the record's fields with --field"
+            )
         yield Entry("0", "--field", dict(fields), Path.cwd())
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            images = sorted((p.relative_to(path) for p in path.rglob("*")
-                             if p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p.relative_to(path)) and p.is_file()),
-                            key=lambda relative: relative.as_posix())
+            images = sorted(
+                (
+                    p.relative_to(path)
+                    for p in path.rglob("*")
+                    if p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p.relative_to(path)) and p.is_file()
+                ),
+                key=lambda relative: relative.as_posix(),
+            )
             if not images:
                 raise OFAError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
             for relative in images:
                 image = path / relative
-                yield Entry(relative.with_suffix("").as_posix(), str(image), {"id": None, "image": str(image), **fields})
+                yield Entry(
+                    relative.with_suffix("").as_posix(), str(image), {"id": None, "image": str(image), **fields}
+                )
         elif path.suffix.lower() == ".tsv":
             yield from _tsv_entries(path, fields, bad)
         elif path.suffix.lower() == ".jsonl":
@@ -109,8 +120,10 @@ def unique_ids(listed: Iterable[Entry]) -> dict[str, str]:
     for entry in listed:
         first = seen.setdefault(entry.id, entry.source)
         if first != entry.source:
-            raise OFAError(f"duplicate id {entry.id!r}: {first} and {entry.source}; ids must be unique across inputs "
-                           f"(rename one, or predict them in separate runs)")
+            raise OFAError(
+                f"duplicate id {entry.id!r}: {first} and {entry.source}; ids must be unique across inputs "
+                f"(rename one, or predict them in separate runs)"
+            )
     return seen
 
 

@@ -12,13 +12,15 @@ from typing import Any
 import attrs
 import orjson
 
-from ofa_core.exported.manifest import is_exported
 from ofa_core._errors import OFAError
+from ofa_core.exported.manifest import is_exported
 
 BACKENDS = ("torch", "onnxruntime")
 """What runs the network: PyTorch, or the graphs `ofa export onnx` wrote, in onnxruntime (CPU)."""
-BACKEND_HELP = ("torch (default): the PyTorch model; onnxruntime: a folder written by `ofa export onnx`, on the CPU, "
-                "--precision fp32 or int8 (with --int8 exported); see docs/export.md")
+BACKEND_HELP = (
+    "torch (default): the PyTorch model; onnxruntime: a folder written by `ofa export onnx`, on the CPU, "
+    "--precision fp32 or int8 (with --int8 exported); see docs/export.md"
+)
 DELTA_CONFIG = "adapter_config.json"
 """Marks a parameter-efficient delta directory (ofa_core.inference.delta)."""
 STATE_FILE = "trainer_state.json"
@@ -37,7 +39,9 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest step first."""
     if not output_dir.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := _NAME.match(p.name)) and (p / STATE_FILE).is_file()]
+    found = [
+        (int(m.group(1)), p) for p in output_dir.iterdir() if (m := _NAME.match(p.name)) and (p / STATE_FILE).is_file()
+    ]
     return [p for _, p in sorted(found)]
 
 
@@ -60,8 +64,10 @@ def model_directory(path: str | Path) -> Path:
         return path
     found = list_checkpoints(path)
     if not found:
-        raise NoModelError(f"{path}: neither a model directory (no config.json) nor a run directory with a finished "
-                           f"checkpoint-<step>/; train its recipe first (ofa run RECIPE) or give a converted model directory")
+        raise NoModelError(
+            f"{path}: neither a model directory (no config.json) nor a run directory with a finished "
+            f"checkpoint-<step>/; train its recipe first (ofa run RECIPE) or give a converted model directory"
+        )
     best = read_state(found[-1]).get("best_checkpoint")
     if best and (path / Path(best).name / STATE_FILE).is_file():
         return path / Path(best).name
@@ -83,8 +89,10 @@ def load_model(directory: str | Path, overrides: dict | None = None) -> tuple[An
         model, processor, _ = delta.load(directory, overrides)
         return model, processor
     if is_exported(directory):
-        raise OFAError(f"{directory}: an exported ONNX folder; run it with --backend onnxruntime "
-                       f"(backend='onnxruntime' in Python), or give the PyTorch model it was exported from")
+        raise OFAError(
+            f"{directory}: an exported ONNX folder; run it with --backend onnxruntime "
+            f"(backend='onnxruntime' in Python), or give the PyTorch model it was exported from"
+        )
     processor = _processor(directory)
     return OFAForConditionalGeneration.from_pretrained(directory, **dict(overrides or {})), processor
 
@@ -95,8 +103,10 @@ def _processor(directory: Path) -> Any:
     try:
         return OFAProcessor.from_pretrained(directory)
     except (OSError, ValueError) as err:
-        raise OFAError(f"{directory}: no processor (tokenizer + image processor) saved with the model ({err}); "
-                       f"convert with `ofa convert` or save one with processor.save_pretrained") from None
+        raise OFAError(
+            f"{directory}: no processor (tokenizer + image processor) saved with the model ({err}); "
+            f"convert with `ofa convert` or save one with processor.save_pretrained"
+        ) from None
 
 
 def default_device() -> Any:
@@ -116,8 +126,13 @@ class Loaded:
     """`ofa_core.model.precision.Applied`: requested and applied mode, and the notice when they differ."""
 
 
-def load_for_inference(directory: str | Path, precision: str = "fp32", device: Any = None,
-                       option: str = "--precision", backend: str = "torch") -> Loaded:
+def load_for_inference(
+    directory: str | Path,
+    precision: str = "fp32",
+    device: Any = None,
+    option: str = "--precision",
+    backend: str = "torch",
+) -> Loaded:
     """The model in `directory` on `device` (default: `default_device()`) in `precision`, checked before loading.
 
     `option` names the setting in messages (`--precision` for the CLI, `precision` for the Python API). `backend`
@@ -143,10 +158,14 @@ def _load_exported(directory: Path, precision: str, device: Any, option: str) ->
     if device is not None and str(device).split(":")[0] != "cpu":
         raise OFAError(f"device {device}: the onnxruntime backend runs on the CPU; use the CPU, or the torch backend")
     if not is_exported(directory):
-        raise OFAError(f"{directory}: not an exported folder (no manifest.json); export it first with "
-                       f"`ofa export onnx --model {directory} --out DIR` and give DIR")
+        raise OFAError(
+            f"{directory}: not an exported folder (no manifest.json); export it first with "
+            f"`ofa export onnx --model {directory} --out DIR` and give DIR"
+        )
     if precision not in ("fp32", "int8"):
-        raise OFAError(f"{option} {precision}: the onnxruntime backend runs fp32 or int8 graphs; bf16 and fp16 are "
-                       f"torch backend modes")
+        raise OFAError(
+            f"{option} {precision}: the onnxruntime backend runs fp32 or int8 graphs; bf16 and fp16 are "
+            f"torch backend modes"
+        )
     model = ExportedModel.load(directory, precision)
     return Loaded(model, _processor(directory), Applied(precision, precision))

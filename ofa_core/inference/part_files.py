@@ -108,7 +108,9 @@ def part_path(output: Path, tag: str, rank: int) -> Path:
 
 def leftover_parts(output: Path, tag: str) -> list[Path]:
     """Part files of earlier runs writing `output` that never got merged (the run was interrupted)."""
-    return sorted(p for p in output.parent.glob(f".{output.name}.part-*") if not p.name.startswith(f".{output.name}.part-{tag}-"))
+    return sorted(
+        p for p in output.parent.glob(f".{output.name}.part-*") if not p.name.startswith(f".{output.name}.part-{tag}-")
+    )
 
 
 def output_rows(path: Path, lenient_tail: bool = False) -> Iterator[tuple[bytes, dict]]:
@@ -137,7 +139,9 @@ def _row(path: Path, number: int, line: bytes) -> tuple[bytes, dict]:
     except orjson.JSONDecodeError:
         row = None
     if not isinstance(row, dict) or "id" not in row:
-        raise OFAError(f"{path}:{number}: not a prediction row (a JSON object with an 'id'); cannot resume from this file")
+        raise OFAError(
+            f"{path}:{number}: not a prediction row (a JSON object with an 'id'); cannot resume from this file"
+        )
     return line if line.endswith(b"\n") else line + b"\n", row
 
 
@@ -167,8 +171,9 @@ def _indexed(path: Path, order: dict[str, int]) -> Iterator[tuple[int, bytes]]:
             yield index, line
 
 
-def merge(output: Path, kept: Path | None, parts: list[Path], salvaged: list[tuple[int, bytes]],
-          order: dict[str, int]) -> int:
+def merge(
+    output: Path, kept: Path | None, parts: list[Path], salvaged: list[tuple[int, bytes]], order: dict[str, int]
+) -> int:
     """Write `output`: the lines of `kept` (the existing output, when resuming) as they are, then the rows of
     `parts` (each in input order) and `salvaged`, merged in input order. Atomic: a temporary file renamed at
     the end, after which the parts are removed. Returns the number of rows added."""
@@ -182,7 +187,9 @@ def merge(output: Path, kept: Path | None, parts: list[Path], salvaged: list[tup
         if kept is not None and kept.exists():
             for line, _ in output_rows(kept, lenient_tail=True):
                 out.write(line)
-        for _, line in heapq.merge(iter(salvaged), *(_indexed(part, order) for part in parts), key=lambda item: item[0]):
+        for _, line in heapq.merge(
+            iter(salvaged), *(_indexed(part, order) for part in parts), key=lambda item: item[0]
+        ):
             out.write(line)
             added += 1
     os.replace(temporary, output)

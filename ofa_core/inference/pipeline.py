@@ -37,7 +37,9 @@ class OFAPipeline:
     a list gives one value per image. Records are decoded `batch_size` at a time; answers keep the input order.
     """
 
-    def __init__(self, predictor: Any, batch_size: int = 8, task: str | None = None, precision: str | None = None) -> None:
+    def __init__(
+        self, predictor: Any, batch_size: int = 8, task: str | None = None, precision: str | None = None
+    ) -> None:
         """`task`: the registered name, for messages; `precision`: the mode the model runs in, when one was chosen."""
         self.predictor, self.batch_size = predictor, _checked_batch_size(batch_size)
         self.task, self.precision = task, precision
@@ -60,13 +62,15 @@ class OFAPipeline:
         size = _checked_batch_size(batch_size) if batch_size is not None else self.batch_size
         answers: list[dict] = []
         for start in range(0, len(records), size):
-            batch = records[start:start + size]
+            batch = records[start : start + size]
             by_id = {row["id"]: row for row in self.predictor(batch)}
             for record in batch:
                 row = by_id.get(record["id"])
                 if row is None:
-                    raise OFAError(f"input {record['id']}: the task '{self.task}' skipped it (its preprocess "
-                                   f"returned nothing); check the fields it needs")
+                    raise OFAError(
+                        f"input {record['id']}: the task '{self.task}' skipped it (its preprocess "
+                        f"returned nothing); check the fields it needs"
+                    )
                 answers.append({key: row[key] for key in RESULT_KEYS if key in row})
         return answers
 
@@ -93,13 +97,17 @@ def make_records(images: list, fields: Mapping[str, Any], single: bool = False) 
         if isinstance(value, (list, tuple)):
             if len(value) != len(images):
                 given = "1 image" if single else f"{len(images)} images"
-                raise OFAError(f"{name}=[...]: {len(value)} values for {given}; give one value per image, "
-                               f"or a single value for all")
+                raise OFAError(
+                    f"{name}=[...]: {len(value)} values for {given}; give one value per image, "
+                    f"or a single value for all"
+                )
             columns[name] = list(value)
         else:
             columns[name] = [value] * len(images)
-    return [{"id": str(index), "image": image, **{name: values[index] for name, values in columns.items()}}
-            for index, image in enumerate(images)]
+    return [
+        {"id": str(index), "image": image, **{name: values[index] for name, values in columns.items()}}
+        for index, image in enumerate(images)
+    ]
 
 
 def _dtype(value: Any) -> torch.dtype | None:
@@ -117,14 +125,16 @@ def _device(value: Any) -> torch.device:
     if value is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(f"cuda:{value}" if isinstance(value, int) and value >= 0 else
-                            "cpu" if isinstance(value, int) else value)
+        return torch.device(
+            f"cuda:{value}" if isinstance(value, int) and value >= 0 else "cpu" if isinstance(value, int) else value
+        )
     except (RuntimeError, TypeError) as error:
         raise OFAError(f"device {value!r}: not a torch device ({error}); e.g. 'cpu', 'cuda' or 'cuda:1'") from None
 
 
-def resolve_task(task: str, lang: str | None = None, options: Mapping[str, Any] | None = None,
-                 registry: Any = None) -> tuple[Any, Any, Any]:
+def resolve_task(
+    task: str, lang: str | None = None, options: Mapping[str, Any] | None = None, registry: Any = None
+) -> tuple[Any, Any, Any]:
     """(task spec, prompt, built options) of the registered task `task`; every settings error before any loading."""
     from ofa_core.inference.task_choice import choose_task
     from ofa_core.registry import load_plugins
@@ -133,9 +143,18 @@ def resolve_task(task: str, lang: str | None = None, options: Mapping[str, Any] 
     return choose_task(registry, task, lang, options, caller="the pipeline")
 
 
-def pipeline(task: str, model: str | Path, device: Any = None, dtype: Any = None, lang: str | None = None,
-             options: Mapping[str, Any] | None = None, generation: Mapping[str, Any] | None = None,
-             batch_size: int = 8, precision: str | None = None, backend: str = "torch") -> OFAPipeline:
+def pipeline(
+    task: str,
+    model: str | Path,
+    device: Any = None,
+    dtype: Any = None,
+    lang: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    generation: Mapping[str, Any] | None = None,
+    batch_size: int = 8,
+    precision: str | None = None,
+    backend: str = "torch",
+) -> OFAPipeline:
     """A callable answering the registered task `task` with the model in `model` (a model or run directory).
 
     `device`: where the model runs (default: CUDA if available, else the CPU). `precision`: 'fp32' (exact), 'bf16'
@@ -157,12 +176,16 @@ def pipeline(task: str, model: str | Path, device: Any = None, dtype: Any = None
     target, dtype = _device(device), _dtype(dtype)
     if precision is not None:
         if dtype is not None:
-            raise OFAError(f"dtype={dtype} and precision={precision!r}: give one of them (precision='bf16' is a "
-                           f"checked dtype=torch.bfloat16)")
+            raise OFAError(
+                f"dtype={dtype} and precision={precision!r}: give one of them (precision='bf16' is a "
+                f"checked dtype=torch.bfloat16)"
+            )
         check(precision, target, "precision")
     if dtype == torch.float16 and target.type == "cpu":
-        raise OFAError("dtype float16 on the CPU: half precision needs a GPU (device='cuda'); "
-                       "on the CPU use dtype=torch.bfloat16 or float32")
+        raise OFAError(
+            "dtype float16 on the CPU: half precision needs a GPU (device='cuda'); "
+            "on the CPU use dtype=torch.bfloat16 or float32"
+        )
     directory = Path(model)
     if not directory.is_dir():
         raise OFAError(f"{directory}: model: no such directory (give a model directory or a run directory)")
@@ -184,8 +207,10 @@ def _exported_pipeline(task, model, device, dtype, lang, options, generation, ba
     from ofa_core.inference.predictor import Predictor
 
     if dtype is not None:
-        raise OFAError(f"dtype={dtype}: the onnxruntime backend runs its exported graphs as they are; give "
-                       f"precision='fp32' or 'int8'")
+        raise OFAError(
+            f"dtype={dtype}: the onnxruntime backend runs its exported graphs as they are; give "
+            f"precision='fp32' or 'int8'"
+        )
     directory = Path(model)
     if not directory.is_dir():
         raise OFAError(f"{directory}: model: no such directory (give a folder written by `ofa export onnx`)")
@@ -216,16 +241,26 @@ class OFATransformersPipeline(Pipeline):
     _load_feature_extractor = False
     _load_video_processor = False
 
-    def __init__(self, model: Any, *args: Any, lang: str | None = None, options: Mapping[str, Any] | None = None,
-                 generation: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *args: Any,
+        lang: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        generation: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         from ofa_core.model.modeling import OFAForConditionalGeneration
 
         if not isinstance(model, OFAForConditionalGeneration):
-            raise OFAError(f"{type(self).__name__} runs OFA models only (OFAForConditionalGeneration), "
-                           f"got {type(model).__name__}")
+            raise OFAError(
+                f"{type(self).__name__} runs OFA models only (OFAForConditionalGeneration), got {type(model).__name__}"
+            )
         super().__init__(model, *args, **kwargs)
         if self.processor is None:
-            raise OFAError(f"{type(self).__name__}: no OFA processor; save one with the model (processor.save_pretrained)")
+            raise OFAError(
+                f"{type(self).__name__}: no OFA processor; save one with the model (processor.save_pretrained)"
+            )
         from ofa_core.registry import load_plugins
 
         self._settings = {"lang": lang, "options": dict(options or {}), "generation": dict(generation or {})}
@@ -255,16 +290,23 @@ class OFATransformersPipeline(Pipeline):
     def _sanitize_parameters(self, **kwargs: Any) -> tuple[dict, dict, dict]:
         return kwargs, {}, {}
 
-    def __call__(self, inputs: Any = None, *args: Any, batch_size: int | None = None, num_workers: int | None = None,
-                 **fields: Any) -> dict | list[dict]:
+    def __call__(
+        self,
+        inputs: Any = None,
+        *args: Any,
+        batch_size: int | None = None,
+        num_workers: int | None = None,
+        **fields: Any,
+    ) -> dict | list[dict]:
         if args:
             raise OFAError(f"{type(self).__name__}: give task fields as keyword arguments, e.g. question='...'")
         if inputs is None:
             inputs = fields.pop("image", fields.pop("images", None))
         runner = self.runner(self._call_options(fields))
         size = batch_size or self._batch_size or 8
-        if isinstance(inputs, Mapping) or (isinstance(inputs, (list, tuple)) and inputs and
-                                           all(isinstance(item, Mapping) for item in inputs)):
+        if isinstance(inputs, Mapping) or (
+            isinstance(inputs, (list, tuple)) and inputs and all(isinstance(item, Mapping) for item in inputs)
+        ):
             single = isinstance(inputs, Mapping)
             items = [inputs] if single else list(inputs)
             records = []
@@ -328,8 +370,11 @@ class OFAClassificationPipeline(OFATransformersPipeline):
         return {"labels": [labels] if isinstance(labels, str) else list(labels), "labels_file": None}
 
 
-TRANSFORMERS_TASKS = {"ofa-caption": OFACaptionPipeline, "ofa-vqa": OFAVQAPipeline,
-                      "ofa-classification": OFAClassificationPipeline}
+TRANSFORMERS_TASKS = {
+    "ofa-caption": OFACaptionPipeline,
+    "ofa-vqa": OFAVQAPipeline,
+    "ofa-classification": OFAClassificationPipeline,
+}
 """transformers task name -> pipeline class; each runs the OFA task its class names."""
 
 
@@ -340,5 +385,6 @@ def register_transformers_pipelines() -> None:
 
     for name, pipeline_class in TRANSFORMERS_TASKS.items():
         if PIPELINE_REGISTRY.supported_tasks.get(name, {}).get("impl") is not pipeline_class:
-            PIPELINE_REGISTRY.register_pipeline(name, pipeline_class=pipeline_class, pt_model=AutoModelForSeq2SeqLM,
-                                                type="multimodal")
+            PIPELINE_REGISTRY.register_pipeline(
+                name, pipeline_class=pipeline_class, pt_model=AutoModelForSeq2SeqLM, type="multimodal"
+            )

@@ -34,8 +34,11 @@ def checkpoint_options(spec: TaskSpec, found: CheckpointTask, given: Mapping[str
     if spec.options is None:
         return {}
     names = {field.name for field in attrs.fields(spec.options)}
-    values = {name: getattr(found, name) for name in names & {field.name for field in attrs.fields(CheckpointTask)}
-              if name != "inference" and getattr(found, name) is not None}
+    values = {
+        name: getattr(found, name)
+        for name in names & {field.name for field in attrs.fields(CheckpointTask)}
+        if name != "inference" and getattr(found, name) is not None
+    }
     if found.answers is not None and "answers" not in names and "labels" in names:  # classification calls them labels
         values["labels"] = found.answers
     has_answers = any(name in values or name in (given or {}) for name in _ANSWER_OPTIONS)
@@ -44,9 +47,19 @@ def checkpoint_options(spec: TaskSpec, found: CheckpointTask, given: Mapping[str
     return values
 
 
-def choose_task(registry: Any, task: str | None, lang: str | None = None, options: Mapping[str, Any] | None = None, *,
-                caller: str, lang_name: str = "lang", options_name: str = "options", prompt_type: str | None = None,
-                checkpoint: CheckpointTask | None = None, task_name: str = "task") -> tuple[TaskSpec, PromptTemplate, Any]:
+def choose_task(
+    registry: Any,
+    task: str | None,
+    lang: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    caller: str,
+    lang_name: str = "lang",
+    options_name: str = "options",
+    prompt_type: str | None = None,
+    checkpoint: CheckpointTask | None = None,
+    task_name: str = "task",
+) -> tuple[TaskSpec, PromptTemplate, Any]:
     """(task spec, prompt, built options) of the registered task `task`, in `lang` (default: its first language).
 
     `checkpoint` (a converted official checkpoint's task) fills in what is not given: the task, the language, the
@@ -55,8 +68,10 @@ def choose_task(registry: Any, task: str | None, lang: str | None = None, option
     """
     if task is None:
         if checkpoint is None or checkpoint.task is None:
-            raise OFAError(f"{task_name}: not given, and the model directory has no ofa_task.json naming one; "
-                           f"pass a registered task (see 'ofa tasks')")
+            raise OFAError(
+                f"{task_name}: not given, and the model directory has no ofa_task.json naming one; "
+                f"pass a registered task (see 'ofa tasks')"
+            )
         task = checkpoint.task
     if task not in registry.tasks:
         raise OFAError(registry.tasks.unknown_message(task))
@@ -72,9 +87,13 @@ def choose_task(registry: Any, task: str | None, lang: str | None = None, option
         prompt_type = checkpoint.prompt_type
     if prompt_type is not None and prompt_type != prompt.prompt_type:
         if prompt.decoder_prefix:
-            raise OFAError(f"prompt '{prompt.name}' has its own decoder_prefix, so prompt type {prompt_type!r} cannot apply")
+            raise OFAError(
+                f"prompt '{prompt.name}' has its own decoder_prefix, so prompt type {prompt_type!r} cannot apply"
+            )
         prompt = attrs.evolve(prompt, prompt_type=prompt_type)
     if options is not None and not isinstance(options, Mapping):
-        raise OFAError(f"{options_name}: expected a dict of the task's options, e.g. {{'labels': [...]}}, got {options!r}")
+        raise OFAError(
+            f"{options_name}: expected a dict of the task's options, e.g. {{'labels': [...]}}, got {options!r}"
+        )
     values = {**(checkpoint_options(spec, checkpoint, options) if from_checkpoint else {}), **dict(options or {})}
     return spec, prompt, build_options(spec.options, values, options_name, Path.cwd())

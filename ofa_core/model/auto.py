@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForSeq2SeqLM,
-    AutoProcessor,
-    AutoTokenizer,
-)
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSeq2SeqLM, AutoProcessor, AutoTokenizer
 
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.image_processing import OFAImageProcessor
@@ -24,9 +17,7 @@ def register_auto_classes() -> None:
     AutoConfig.register(OFAConfig.model_type, OFAConfig, exist_ok=True)
     AutoTokenizer.register(OFAConfig, tokenizer_class=OFATokenizer, exist_ok=True)
     AutoImageProcessor.register(
-        OFAConfig,
-        image_processor_classes={"pil": OFAImageProcessor, "torchvision": OFAImageProcessor},
-        exist_ok=True,
+        OFAConfig, image_processor_classes={"pil": OFAImageProcessor, "torchvision": OFAImageProcessor}, exist_ok=True
     )
     AutoProcessor.register(OFAConfig, OFAProcessor, exist_ok=True)
     AutoModel.register(OFAConfig, OFAModel, exist_ok=True)

@@ -37,7 +37,9 @@ def box_to_bins(
     """
     width, height = _checked_size(image_size)
     ratio_w, ratio_h = patch_image_size / width, patch_image_size / height
-    scaled = np.asarray(_four(box), dtype=np.float32) * np.asarray([ratio_w, ratio_h, ratio_w, ratio_h], dtype=np.float32)
+    scaled = np.asarray(_four(box), dtype=np.float32) * np.asarray(
+        [ratio_w, ratio_h, ratio_w, ratio_h], dtype=np.float32
+    )
     bins = np.clip(np.round(scaled / np.float32(max_image_size) * np.float32(num_bins - 1)), 0, num_bins - 1)
     return tuple(int(b) for b in bins.tolist())
 

@@ -23,8 +23,10 @@ INT8_MIN_D_MODEL = 256
 """int8 is applied from this width (`ofa-tiny`'s, the narrowest official size) up. On the trained demo model (width
 128) it was no faster than fp32 (0.90x at batch 1, 1.06x at batch 8): quantizing each step's activations costs about
 what the smaller weights save. benchmarks/bench_generate.py measures both sides."""
-HELP = (f"fp32: exact (default); bf16: GPUs and CPUs with native bf16; fp16: GPUs; int8: CPU, models of width "
-        f"{INT8_MIN_D_MODEL} or more (docs/predict.md has what each costs in answers)")
+HELP = (
+    f"fp32: exact (default); bf16: GPUs and CPUs with native bf16; fp16: GPUs; int8: CPU, models of width "
+    f"{INT8_MIN_D_MODEL} or more (docs/predict.md has what each costs in answers)"
+)
 """The `--precision` help of every command that takes it."""
 
 
@@ -54,16 +56,22 @@ def check(precision: str, device: Any, option: str = "--precision") -> None:
         if precision == "int8":
             raise OFAError(f"{option} int8: the int8 mode runs on the CPU only; on {device} use bf16 or fp16")
         if not torch.cuda.is_available():
-            raise OFAError(f"{option} {precision} on {device}: CUDA is not available here; run on a GPU machine or "
-                           f"use the CPU with fp32, int8 or (native) bf16")
+            raise OFAError(
+                f"{option} {precision} on {device}: CUDA is not available here; run on a GPU machine or "
+                f"use the CPU with fp32, int8 or (native) bf16"
+            )
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise OFAError(f"{option} bf16: this GPU has no native bf16 (compute capability 8.0 or later); use fp16")
     elif device.type == "cpu":
         if precision == "fp16":
-            raise OFAError(f"{option} fp16: half precision needs a GPU; on the CPU use bf16 (with native support) or int8")
+            raise OFAError(
+                f"{option} fp16: half precision needs a GPU; on the CPU use bf16 (with native support) or int8"
+            )
         if precision == "bf16" and not cpu_has_native_bf16():
-            raise OFAError(f"{option} bf16: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 would run slower "
-                           f"than fp32; use int8 or fp32")
+            raise OFAError(
+                f"{option} bf16: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 would run slower "
+                f"than fp32; use int8 or fp32"
+            )
     elif precision != "fp32":
         raise OFAError(f"{option} {precision}: checked on CPUs and CUDA GPUs only; on {device} use fp32")
 
@@ -89,8 +97,10 @@ def apply(model: Any, precision: str, device: Any, option: str = "--precision") 
     model = model.eval()
     if precision == "int8":
         if not int8_pays(model.config):
-            notice = (f"{option} int8: left in fp32: this model's width ({model.config.d_model}) is below "
-                      f"{INT8_MIN_D_MODEL}, where int8 decoding is no faster than fp32")
+            notice = (
+                f"{option} int8: left in fp32: this model's width ({model.config.d_model}) is below "
+                f"{INT8_MIN_D_MODEL}, where int8 decoding is no faster than fp32"
+            )
             return model.to(device), Applied(precision, "fp32", notice)
         return quantize_for_cpu(model.to(torch.float32), encoder=True).to(device), Applied(precision, precision)
     return model.to(device=device, dtype=getattr(torch, DTYPE_NAMES[precision])), Applied(precision, precision)

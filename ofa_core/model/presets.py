@@ -38,7 +38,12 @@ PRESETS: dict[str, dict] = {
     # The demo's from-scratch model (`ofa_core.demo`): learns the demo photos in minutes on 2 CPU cores. It has no
     # LayerNorm after the patch projection: from random weights, the projection soon learns a part common to all
     # photos, the LayerNorm scales the photo-specific rest down to little, and the ResNet stops learning shapes.
-    "ofa-demo": {**_ZH, **_size(128, 512, 4, 3, 3, "resnet18"), "patch_image_size": 64, "patch_layernorm_embedding": False},
+    "ofa-demo": {
+        **_ZH,
+        **_size(128, 512, 4, 3, 3, "resnet18"),
+        "patch_image_size": 64,
+        "patch_layernorm_embedding": False,
+    },
     # Small enough to build and run in milliseconds; keeps the Chinese id layout.
     "tiny-test": {**_ZH, **_size(32, 64, 4, 2, 2, "resnet18"), "patch_image_size": 64},
 }

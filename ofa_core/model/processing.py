@@ -25,8 +25,10 @@ class OFAProcessor(ProcessorMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> OFAProcessor:
         """Load a saved processor; its parts are loaded by class, so no Auto registration is needed first."""
-        return cls(OFAImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs),
-                   OFATokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs))
+        return cls(
+            OFAImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs),
+            OFATokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs),
+        )
 
     def __call__(
         self,

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import copy
 import warnings
+
 import torch
 from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
 from ofa_core.model.modeling import OFAForConditionalGeneration
 
-def quantize_for_cpu(model: OFAForConditionalGeneration, encoder: bool = False, keep_last_layer: bool = False,
-                     per_channel: bool = True) -> OFAForConditionalGeneration:
+
+def quantize_for_cpu(
+    model: OFAForConditionalGeneration, encoder: bool = False, keep_last_layer: bool = False, per_channel: bool = True
+) -> OFAForConditionalGeneration:
     """A copy of `model` with int8 dynamic-quantized linears in the decoder layers and output projection.
 
     `encoder`: the encoder's transformer layers too (the `int8` precision mode does: at batch 8 they are much of the
@@ -36,5 +39,4 @@ def quantize_for_cpu(model: OFAForConditionalGeneration, encoder: bool = False, 
         # torch.ao's eager quantization is deprecated upstream in favour of torchao, but is what the pinned torch ships.
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        return quantize_dynamic(fast, qconfig_spec=dict.fromkeys(targets, qconfig),
-                                dtype=torch.qint8, inplace=True)
+        return quantize_dynamic(fast, qconfig_spec=dict.fromkeys(targets, qconfig), dtype=torch.qint8, inplace=True)

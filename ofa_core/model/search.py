@@ -67,8 +67,13 @@ OFFICIAL_SEARCH: dict[str, SearchSettings] = {
 # fairseq task names of the official checkpoints -> their evaluation search. The evaluate scripts of snli_ve and
 # image_classify set no search flags (they score every candidate answer), and GLUE has no evaluate script (its
 # prediction is an arg-max over label tokens), so those tasks keep the `default` entry.
-_FAIRSEQ_TASKS = {"caption": "caption", "vqa_gen": "vqa", "refcoco": "grounding", "ocr": "ocr-zh",
-                  "gigaword": "summarization"}
+_FAIRSEQ_TASKS = {
+    "caption": "caption",
+    "vqa_gen": "vqa",
+    "refcoco": "grounding",
+    "ocr": "ocr-zh",
+    "gigaword": "summarization",
+}
 
 
 def search_for_language(name: str, language: str | None) -> str:

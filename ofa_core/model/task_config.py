@@ -105,8 +105,10 @@ def read_checkpoint_task(directory: str | Path) -> CheckpointTask | None:
         raise TaskConfigError(f"{path}: holds a {type(data).__name__}, not an object; convert the checkpoint again")
     version = data.pop("format", None)
     if version != FORMAT:
-        raise TaskConfigError(f"{path}: format {version!r}, this ofa_core reads format {FORMAT}; convert the "
-                              "checkpoint again with this version")
+        raise TaskConfigError(
+            f"{path}: format {version!r}, this ofa_core reads format {FORMAT}; convert the "
+            "checkpoint again with this version"
+        )
     known = {field.name for field in attrs.fields(CheckpointTask)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -17,8 +17,8 @@ from pathlib import Path
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
-from ofa_core.model.boxes import bin_token
 from ofa_core._errors import OFAError
+from ofa_core.model.boxes import bin_token
 
 BOS, PAD, EOS, UNK, MASK = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
 # The BERT vocabulary's own unknown piece; fairseq maps unknown Chinese word-pieces to it.

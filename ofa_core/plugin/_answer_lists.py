@@ -26,7 +26,9 @@ def read_answer_list(path: str | Path, field: str) -> tuple[str, ...]:
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as error:
-            raise OFAError(f"{path}: {field}: not valid JSON ({error}); give a list of answers or an object keyed by answer") from None
+            raise OFAError(
+                f"{path}: {field}: not valid JSON ({error}); give a list of answers or an object keyed by answer"
+            ) from None
         if isinstance(value, dict):
             value = list(value)
         if not isinstance(value, list) or not all(isinstance(answer, str) for answer in value):
@@ -37,11 +39,16 @@ def read_answer_list(path: str | Path, field: str) -> tuple[str, ...]:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as error:
-            raise OFAError(f"{path}: {field}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") from None
+            raise OFAError(
+                f"{path}: {field}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
+            ) from None
         # A .tsv row's answer is its first field (its index column only records the pickle's order).
         table = path.suffix.lower() == ".tsv"
-        entries = [(number, line.split("\t", 1)[0].strip() if table else line.strip())
-                   for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        entries = [
+            (number, line.split("\t", 1)[0].strip() if table else line.strip())
+            for number, line in enumerate(text.splitlines(), start=1)
+            if line.strip()
+        ]
         where, empty = "line", "has no answer before its tab" if table else "is empty"
     seen: dict[str, int] = {}
     for number, answer in entries:

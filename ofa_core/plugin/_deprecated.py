@@ -36,5 +36,8 @@ def moved(namespace: dict[str, Any], new: str) -> None:
 
     namespace["__getattr__"] = __getattr__
     # stacklevel 3: past this function and the old module, to the importer (import machinery frames are skipped).
-    warnings.warn(f"{old} is deprecated; import from ofa_core.plugin. The old path will be removed in release {REMOVED_IN}.",
-                  DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"{old} is deprecated; import from ofa_core.plugin. The old path will be removed in release {REMOVED_IN}.",
+        DeprecationWarning,
+        stacklevel=3,
+    )

@@ -93,13 +93,17 @@ class PerSplitFiles:
     train: str | None = path_option(split="train")
     valid: str | None = path_option(split="valid")
     test: str | None = path_option(split="test")
-    bad_records: Literal["skip", "error"] = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
+    bad_records: Literal["skip", "error"] = attrs.field(
+        default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES)
+    )
 
     def split_file(self, split: str) -> Path:
         """The file of `split`, or an error saying how to add it."""
         path = getattr(self, split, None)
         if path is None:
-            raise OFAError(f"data.reader.{split}: no file for the {split} split; add \"{split}\": \"path\" to the reader options")
+            raise OFAError(
+                f'data.reader.{split}: no file for the {split} split; add "{split}": "path" to the reader options'
+            )
         return Path(path)
 
 
@@ -151,7 +155,7 @@ class BadRows:
     def __call__(self, where: str, why: str) -> None:
         message = f"{where}: {why}"
         if self.policy == "error":
-            raise BadRecordError(f"{message}; fix or remove the row, or set data.reader.bad_records to \"skip\"")
+            raise BadRecordError(f'{message}; fix or remove the row, or set data.reader.bad_records to "skip"')
         self.skipped += 1
         logger.warning("skipped %s", message)
 

@@ -53,7 +53,11 @@ def is_options_class(value: Any) -> bool:
     Options are built from recipe JSON with `options(**values)`, so attrs validators run before
     any compute and unknown keys fail as unexpected keyword arguments.
     """
-    return isinstance(value, type) and attrs.has(value) and getattr(value.__setattr__, "__name__", "") == "_frozen_setattrs"
+    return (
+        isinstance(value, type)
+        and attrs.has(value)
+        and getattr(value.__setattr__, "__name__", "") == "_frozen_setattrs"
+    )
 
 
 def path_option(*, default: str | None = None, must_exist: bool = True, split: str | None = None) -> Any:
@@ -63,13 +67,18 @@ def path_option(*, default: str | None = None, must_exist: bool = True, split: s
     any compute, instead of the reader failing mid-run. A reader's file of one `split` ('train', 'valid',
     'test') is required only by commands that read that split: `ofa eval --split valid` needs no train file.
     """
-    return attrs.field(default=default, metadata={PATH_METADATA: {"must_exist": must_exist, "split": split}},
-                       validator=attrs.validators.optional(attrs.validators.instance_of(str)))
+    return attrs.field(
+        default=default,
+        metadata={PATH_METADATA: {"must_exist": must_exist, "split": split}},
+        validator=attrs.validators.optional(attrs.validators.instance_of(str)),
+    )
 
 
 def _options_class(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not is_options_class(value):
-        raise TypeError(f"{attribute.name} must be a frozen attrs class (use ofa_core.plugin.NoOptions for none), got {value!r}")
+        raise TypeError(
+            f"{attribute.name} must be a frozen attrs class (use ofa_core.plugin.NoOptions for none), got {value!r}"
+        )
 
 
 def _nonempty(_instance: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -94,9 +103,13 @@ class PromptTemplate:
     """Encoder text template."""
     target: str = attrs.field(validator=attrs.validators.instance_of(str))
     """Decoder target template (what the loss is computed on)."""
-    decoder_prefix: str | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)))
+    decoder_prefix: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
+    )
     """Optional decoder text forced before the target and excluded from the loss."""
-    prompt_type: Literal["none", "src", "prev_output"] = attrs.field(default="none", validator=attrs.validators.in_(PROMPT_TYPES))
+    prompt_type: Literal["none", "src", "prev_output"] = attrs.field(
+        default="none", validator=attrs.validators.in_(PROMPT_TYPES)
+    )
     """What the decoder sees before the target, as OFA's `--prompt-type`: 'none' only BOS; 'prev_output' the
     whole source without its EOS (VQA and SNLI-VE fine-tunes); 'src' the whole source with its EOS (GLUE), the
     answer then read at the last source position. The prompt is forced in decoding and masked out of the loss."""
@@ -153,7 +166,9 @@ class LossSpec:
 
     options: type = attrs.field(validator=_options_class)
     """Frozen attrs class built from the recipe's `loss` options (e.g. label_smoothing)."""
-    build: Callable[[Any], Callable[[Any, Mapping[str, Any]], LossOutput]] = attrs.field(validator=attrs.validators.is_callable())
+    build: Callable[[Any], Callable[[Any, Mapping[str, Any]], LossOutput]] = attrs.field(
+        validator=attrs.validators.is_callable()
+    )
     """`build(options_instance)` -> the loss function."""
     description: str = ""
     """One line shown by `ofa plugins`."""
@@ -225,7 +240,9 @@ class MetricSpec:
     """Direction used for `metric_for_best_model` when the recipe does not say."""
     description: str = ""
     """One line shown by `ofa plugins`."""
-    example_score: str | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)))
+    example_score: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
+    )
     """Optional: the key of `compute()` that the mean of the examples' `score` reproduces (e.g. 'cider'); the metric
     then has `example_scores()` (see `Metric`). None: the metric gives no per-example scores."""
 
@@ -249,7 +266,9 @@ def closed_set_fields_last(_cls: type, fields: list[attrs.Attribute]) -> list[at
     and a subclass that redefines one of them (another default) keeps it in its place.
     """
     tail = {field.name: field for field in fields if field.name in CLOSED_SET_FIELDS}
-    return [field for field in fields if field.name not in tail] + [tail[name] for name in CLOSED_SET_FIELDS if name in tail]
+    return [field for field in fields if field.name not in tail] + [
+        tail[name] for name in CLOSED_SET_FIELDS if name in tail
+    ]
 
 
 @attrs.frozen(field_transformer=closed_set_fields_last)
@@ -273,8 +292,12 @@ class ClosedSetOptions:
 
     def closed_set(self, answers: Iterable[str], *, top_k: int | None = None) -> ClosedSet:
         """The `ClosedSet` of `answers` decoded with these options (`top_k` overrides, e.g. capped at len(answers))."""
-        return ClosedSet(answers, inference=self.inference, top_k=self.top_k if top_k is None else top_k,
-                         restrict_loss=self.restrict_loss)
+        return ClosedSet(
+            answers,
+            inference=self.inference,
+            top_k=self.top_k if top_k is None else top_k,
+            restrict_loss=self.restrict_loss,
+        )
 
 
 @attrs.frozen(field_transformer=closed_set_fields_last)
@@ -299,29 +322,42 @@ class ClosedSet(ClosedSetOptions):
 class TaskSpec:
     """A task ties registered components together by name; a recipe picks a task and may override any part."""
 
-    prompts: dict[str, str] = attrs.field(validator=attrs.validators.deep_mapping(
-        attrs.validators.instance_of(str), attrs.validators.instance_of(str), attrs.validators.instance_of(dict)))
+    prompts: dict[str, str] = attrs.field(
+        validator=attrs.validators.deep_mapping(
+            attrs.validators.instance_of(str), attrs.validators.instance_of(str), attrs.validators.instance_of(dict)
+        )
+    )
     """Language -> registered prompt template name, e.g. {'en': 'caption.en', 'zh': 'caption.zh'}."""
     reader: str = attrs.field(validator=attrs.validators.instance_of(str))
     """Default reader name (a recipe's `data.reader` may replace it)."""
     loss: str = attrs.field(validator=attrs.validators.instance_of(str))
     """Default loss name."""
-    metrics: tuple[str, ...] = attrs.field(converter=tuple, validator=attrs.validators.deep_iterable(attrs.validators.instance_of(str)))
+    metrics: tuple[str, ...] = attrs.field(
+        converter=tuple, validator=attrs.validators.deep_iterable(attrs.validators.instance_of(str))
+    )
     """Default metric names; the first is the default `metric_for_best_model`."""
     generation: str | dict = attrs.field(validator=attrs.validators.instance_of((str, dict)))
     """A key of `ofa_core.model.search.OFFICIAL_SEARCH` (e.g. 'caption'; a language's own entry such as
     'caption-zh' is used for that language's prompt) or GenerationConfig kwargs."""
     options: type | None = attrs.field(default=None, validator=attrs.validators.optional(_options_class))
     """Frozen attrs class for the recipe's `task.options`, passed to the callables below."""
-    preprocess: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
+    preprocess: Callable | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.is_callable())
+    )
     """`preprocess(record, split, options) -> record | None` (None drops the record); pure."""
-    postprocess: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
+    postprocess: Callable | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.is_callable())
+    )
     """`postprocess(text, record, options) -> prediction` applied to generated text (already stripped); pure. The
     prediction is what every output carries as `prediction`: a string, or a JSON value such as grounding's box
     `[x0, y0, x1, y1]` (None: no answer)."""
-    closed_set: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
+    closed_set: Callable | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.is_callable())
+    )
     """`closed_set(options) -> ClosedSet | None`: answers decoding is constrained to (None: open-ended)."""
-    allowed_tokens: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
+    allowed_tokens: Callable | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.is_callable())
+    )
     """`allowed_tokens(options, tokenizer) -> token ids | None`: what open-ended decoding may emit (EOS is always
     allowed), e.g. grounding's `<bin_*>` tokens; a None function or result: the whole vocabulary."""
     description: str = ""

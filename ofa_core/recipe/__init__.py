@@ -12,11 +12,35 @@ torch.
 from ofa_core.recipe.loading import load, load_all
 from ofa_core.recipe.problems import RecipeProblems
 from ofa_core.recipe.purpose import TRAINING, Purpose, evaluation
-from ofa_core.recipe.resolution import (Resolution, Resolved, build_options, closed_set_of, resolve, resolve_all,
-                                        resolve_tasks, task_search)
+from ofa_core.recipe.resolution import (
+    Resolution,
+    Resolved,
+    build_options,
+    closed_set_of,
+    resolve,
+    resolve_all,
+    resolve_tasks,
+    task_search,
+)
 from ofa_core.recipe.sections import MissingRecipePath, Recipe
 from ofa_core.recipe.training import TrainingConfig
 
-__all__ = ["TRAINING", "MissingRecipePath", "Purpose", "Recipe", "RecipeProblems", "Resolution", "Resolved", "TrainingConfig",
-           "build_options", "closed_set_of", "evaluation", "load", "load_all", "resolve", "resolve_all", "resolve_tasks",
-           "task_search"]
+__all__ = [
+    "TRAINING",
+    "MissingRecipePath",
+    "Purpose",
+    "Recipe",
+    "RecipeProblems",
+    "Resolution",
+    "Resolved",
+    "TrainingConfig",
+    "build_options",
+    "closed_set_of",
+    "evaluation",
+    "load",
+    "load_all",
+    "resolve",
+    "resolve_all",
+    "resolve_tasks",
+    "task_search",
+]

@@ -35,9 +35,14 @@ In the tables, *required* keys have no default; a key may also be left out to ta
 def render(schema: dict) -> str:
     """The whole reference page for `schema` (what `ofa_core.recipe.json_schema()` returns)."""
     definitions = schema.get("$defs", {})
-    lines = ["# Recipe reference", "",
-             f"<!-- generated from the recipe JSON Schema by `{COMMAND}`; do not edit by hand -->", "",
-             INTRO, ""]
+    lines = [
+        "# Recipe reference",
+        "",
+        f"<!-- generated from the recipe JSON Schema by `{COMMAND}`; do not edit by hand -->",
+        "",
+        INTRO,
+        "",
+    ]
     lines += _section("Top level", schema.get("description", ""), schema, definitions, "")
     for path, prop, definition in _object_sections(schema, definitions, ""):
         lines += _section(f"`{path}`", _description(prop, {}), definition, definitions, path)
@@ -137,8 +142,15 @@ def json_schema() -> dict:
     definitions: dict[str, dict] = {}
     top = object_schema(RecipeFile, definitions)
     written = top["properties"]["training"]  # the RecipeFile field's description and default
-    top["properties"]["training"] = {**schema_of(TrainingConfig, definitions),
-                                     **{key: written[key] for key in ("description", "default")}}
+    top["properties"]["training"] = {
+        **schema_of(TrainingConfig, definitions),
+        **{key: written[key] for key in ("description", "default")},
+    }
     definitions[TrainingConfig.__name__].pop("required", None)  # output_dir may come from the top level
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            "title": "ofa recipe", **top, "$defs": definitions}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "ofa recipe",
+        **top,
+        "$defs": definitions,
+    }

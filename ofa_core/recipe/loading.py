@@ -27,7 +27,9 @@ def read_json(path: Path, what: str = "recipe") -> dict:
     try:
         data = orjson.loads(path.read_bytes())
     except FileNotFoundError:
-        raise OFAError(f"{path}: {what} not found; check the path (relative paths are relative to the recipe that names them)") from None
+        raise OFAError(
+            f"{path}: {what} not found; check the path (relative paths are relative to the recipe that names them)"
+        ) from None
     except orjson.JSONDecodeError as error:
         raise OFAError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(data, dict):
@@ -110,8 +112,9 @@ def load(path: str | Path, overrides: Sequence[str] = (), purpose: Purpose = TRA
     return recipe
 
 
-def load_all(path: str | Path, overrides: Sequence[str] = (),
-             purpose: Purpose = TRAINING) -> tuple[Recipe | None, list[OFAError]]:
+def load_all(
+    path: str | Path, overrides: Sequence[str] = (), purpose: Purpose = TRAINING
+) -> tuple[Recipe | None, list[OFAError]]:
     """The recipe and every mistake in it. A bad value is reported and its default used, so later checks still
     run; the recipe is None only when its shape leaves nothing to check (no model, neither task nor tasks).
     Without training (`purpose`), `model.checkpoint` and `training.resume_from_checkpoint` need not exist, and
@@ -134,7 +137,9 @@ def load_all(path: str | Path, overrides: Sequence[str] = (),
 
     def fail(error: RecipeError) -> OFAError:
         field = error.field
-        origin = next((o for p, o in origins.items() if p == field or p.startswith(field + ".")), None) or origin_of(origins, field)
+        origin = next((o for p, o in origins.items() if p == field or p.startswith(field + ".")), None) or origin_of(
+            origins, field
+        )
         where = f" (value from {origin})" if origin not in (None, "this file", "default") else ""
         if isinstance(error, MissingPathError):
             return MissingRecipePath(f"{path}: {with_setup(f'{error}{where}', merged.get('setup'))}", error.path)
@@ -200,8 +205,8 @@ def _without(data: Any, keys: list[str | int]) -> Any:
         return {**data, key: _without(data[key], rest)}
     if isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
         if not rest:
-            return data[:key] + data[key + 1:]
-        return data[:key] + [_without(data[key], rest)] + data[key + 1:]
+            return data[:key] + data[key + 1 :]
+        return data[:key] + [_without(data[key], rest)] + data[key + 1 :]
     return data
 
 
@@ -210,7 +215,7 @@ def _check_tasks(spec: RecipeFile) -> None:
     labels."""
     if (spec.task is None) == (spec.tasks is None):
         given = "both task and tasks" if spec.task is not None else "neither task nor tasks"
-        raise RecipeError(f"task: {given} given; name one task with \"task\" or a mixture with \"tasks\": [...]")
+        raise RecipeError(f'task: {given} given; name one task with "task" or a mixture with "tasks": [...]')
     if spec.tasks is None:
         return
     if not spec.tasks:
@@ -223,10 +228,14 @@ def _check_tasks(spec: RecipeFile) -> None:
     seen: dict[str, int] = {}
     for index, entry in enumerate(spec.tasks):
         if entry.name in seen:
-            raise RecipeError(f"tasks[{index}].label: '{entry.name}' is also the label of tasks[{seen[entry.name]}]; "
-                              f"give each entry a distinct label")
+            raise RecipeError(
+                f"tasks[{index}].label: '{entry.name}' is also the label of tasks[{seen[entry.name]}]; "
+                f"give each entry a distinct label"
+            )
         if "/" in entry.name:
-            raise RecipeError(f"tasks[{index}].label: '{entry.name}' contains '/', which separates a label from a metric name")
+            raise RecipeError(
+                f"tasks[{index}].label: '{entry.name}' contains '/', which separates a label from a metric name"
+            )
         seen[entry.name] = index
 
 
@@ -260,11 +269,15 @@ def _training(spec: RecipeFile, path: Path, errors: list[RecipeError], purpose: 
     if not purpose.trains:
         known = {attribute.name for attribute in attrs.fields(TrainingConfig)}
         values = {key: value for key, value in values.items() if key in EVALUATION_SETTINGS or key not in known}
-    if "resume_from_checkpoint" in values and values["resume_from_checkpoint"] not in (None, "auto") \
-            and isinstance(values["resume_from_checkpoint"], str):
+    if (
+        "resume_from_checkpoint" in values
+        and values["resume_from_checkpoint"] not in (None, "auto")
+        and isinstance(values["resume_from_checkpoint"], str)
+    ):
         try:
-            values["resume_from_checkpoint"] = resolve_path(values["resume_from_checkpoint"], path.parent,
-                                                            "training.resume_from_checkpoint", must_exist=True)
+            values["resume_from_checkpoint"] = resolve_path(
+                values["resume_from_checkpoint"], path.parent, "training.resume_from_checkpoint", must_exist=True
+            )
         except RecipeError as error:
             errors.append(error)
             del values["resume_from_checkpoint"]

@@ -33,13 +33,17 @@ _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 def expand_variables(value: str, field: str) -> str:
     """`$NAME` / `${NAME}` from the environment; `$OFA_CACHE_DIR` defaults to ~/.cache/ofa (`ofa_core.recipe.paths`)."""
+
     def replace(match: re.Match) -> str:
         name = match.group(1) or match.group(2)
         if name == CACHE_VARIABLE:
             return str(cache_dir())
         if name not in os.environ:
-            raise RecipeError(f"{field}: environment variable ${name} in {value!r} is not set; set it or write the path out")
+            raise RecipeError(
+                f"{field}: environment variable ${name} in {value!r} is not set; set it or write the path out"
+            )
         return os.environ[name]
+
     return _VARIABLE.sub(replace, value)
 
 

@@ -65,13 +65,16 @@ def closed_set_of(task: TaskSpec, options: Any, prompt: PromptTemplate) -> Close
     """The task's closed set for these options (answers are scored after the prompt's decoder part, if any)."""
     closed_set = task.closed_set(options) if task.closed_set is not None else None
     if closed_set is not None and closed_set.inference == "beam" and prompt.prompt_type == "src":
-        raise OFAError(f"prompt '{prompt.name}' has prompt type 'src', whose answer is read by ranking: "
-                       f"set the task option inference to 'rank'")
+        raise OFAError(
+            f"prompt '{prompt.name}' has prompt type 'src', whose answer is read by ranking: "
+            f"set the task option inference to 'rank'"
+        )
     return closed_set
 
 
-def build_options(options_class: type | None, values: Mapping[str, Any], field: str, base: Path,
-                  splits: frozenset[str] | None = None) -> Any:
+def build_options(
+    options_class: type | None, values: Mapping[str, Any], field: str, base: Path, splits: frozenset[str] | None = None
+) -> Any:
     """An instance of a component's options class from recipe JSON; path options resolved. With `splits`, the
     reads of a command that opens only those splits: another split's file (`path_option(split=...)`) need not
     exist."""
@@ -126,8 +129,10 @@ def resolve_all(recipe: Recipe, registry: Registry, purpose: Purpose = TRAINING)
     """Every task and every mistake found in any of them (each component is checked even when another of its
     task is wrong), as far as `purpose` reads them: an evaluation needs no loss and only its split's files."""
     problems: list[OFAError] = []
-    parts = tuple(_resolve_entry(recipe, registry, index, entry, problems, purpose)
-                  for index, entry in enumerate(recipe.spec.entries))
+    parts = tuple(
+        _resolve_entry(recipe, registry, index, entry, problems, purpose)
+        for index, entry in enumerate(recipe.spec.entries)
+    )
     tasks = tuple(Resolved(**found) for found in parts if len(found) == len(attrs.fields(Resolved)))
     return Resolution(tasks, problems, parts)
 
@@ -139,8 +144,9 @@ class _Failed:
 FAILED = _Failed()
 
 
-def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEntry, problems: list[OFAError],
-                   purpose: Purpose) -> dict[str, Any]:
+def _resolve_entry(
+    recipe: Recipe, registry: Registry, index: int, entry: TaskEntry, problems: list[OFAError], purpose: Purpose
+) -> dict[str, Any]:
     """The entry's resolved parts by `Resolved` field name (all of them when nothing is wrong)."""
     base = recipe.base_dir
 
@@ -172,27 +178,54 @@ def _resolve_entry(recipe: Recipe, registry: Registry, index: int, entry: TaskEn
     prompt = attempt(_prompt, recipe, registry, task, section, field) if ok(task) else FAILED
     reader_ref = entry.data.reader or (Component(task.reader) if ok(task) else None)
     reader = attempt(lookup, registry.readers, reader_ref.name, "data.reader") if reader_ref else FAILED
-    reader_options = attempt(build_options, reader.options, reader_ref.options, field("data.reader"), base,
-                             purpose.splits) if ok(reader) else FAILED
+    reader_options = (
+        attempt(build_options, reader.options, reader_ref.options, field("data.reader"), base, purpose.splits)
+        if ok(reader)
+        else FAILED
+    )
     loss, loss_options = None, None
     if purpose.trains:
         loss_ref = entry.loss or (Component(task.loss) if ok(task) else None)
         loss = attempt(lookup, registry.losses, loss_ref.name, "loss") if loss_ref else FAILED
-        loss_options = attempt(build_options, loss.options, loss_ref.options, field("loss"), base) if ok(loss) else FAILED
-    metric_refs = entry.metrics if entry.metrics is not None else [Component(m) for m in task.metrics] if ok(task) else []
+        loss_options = (
+            attempt(build_options, loss.options, loss_ref.options, field("loss"), base) if ok(loss) else FAILED
+        )
+    metric_refs = (
+        entry.metrics if entry.metrics is not None else [Component(m) for m in task.metrics] if ok(task) else []
+    )
     metrics = []
     for i, ref in enumerate(metric_refs):
         metric = attempt(lookup, registry.metrics, ref.name, f"metrics[{i}]")
-        options = attempt(build_options, metric.options, ref.options, field(f"metrics[{i}]"), base) if ok(metric) else FAILED
+        options = (
+            attempt(build_options, metric.options, ref.options, field(f"metrics[{i}]"), base) if ok(metric) else FAILED
+        )
         metrics.append((ref.name, metric, options))
-    task_options = attempt(build_options, task.options, section.options, field("task.options"), base) if ok(task) else FAILED
-    search = entry.generation if entry.generation is not None else task_search(task, prompt) if ok(task, prompt) else None
+    task_options = (
+        attempt(build_options, task.options, section.options, field("task.options"), base) if ok(task) else FAILED
+    )
+    search = (
+        entry.generation if entry.generation is not None else task_search(task, prompt) if ok(task, prompt) else None
+    )
     generation = attempt(_generation, search, prefixed=True) if search is not None else FAILED
-    closed_set = attempt(closed_set_of, task, task_options, prompt, prefixed=True) if ok(task, task_options, prompt) else FAILED
-    parts = dict(task_name=section.name, task=task, task_options=task_options, prompt=prompt, reader=reader,
-                 reader_options=reader_options, loss=loss, loss_options=loss_options, generation=generation,
-                 closed_set=closed_set, data=entry.data, label=entry.name if recipe.spec.multitask else "",
-                 weight=entry.weight, registered_metrics=registry.metrics)
+    closed_set = (
+        attempt(closed_set_of, task, task_options, prompt, prefixed=True) if ok(task, task_options, prompt) else FAILED
+    )
+    parts = dict(
+        task_name=section.name,
+        task=task,
+        task_options=task_options,
+        prompt=prompt,
+        reader=reader,
+        reader_options=reader_options,
+        loss=loss,
+        loss_options=loss_options,
+        generation=generation,
+        closed_set=closed_set,
+        data=entry.data,
+        label=entry.name if recipe.spec.multitask else "",
+        weight=entry.weight,
+        registered_metrics=registry.metrics,
+    )
     if ok(*(value for metric in metrics for value in metric[1:])):
         parts["metrics"] = tuple(metrics)
     return {name: value for name, value in parts.items() if ok(value)}
@@ -207,16 +240,20 @@ def _prompt(recipe: Recipe, registry: Registry, task: TaskSpec, section: Any, fi
     else:
         close = difflib.get_close_matches(str(lang), list(task.prompts), n=1)
         hint = f"did you mean '{close[0]}'?; " if close else ""
-        raise recipe.error(f"{field('task.lang')}: task '{section.name}' has no '{lang}' prompt ({hint}languages: "
-            f"{', '.join(task.prompts)})")
+        raise recipe.error(
+            f"{field('task.lang')}: task '{section.name}' has no '{lang}' prompt ({hint}languages: "
+            f"{', '.join(task.prompts)})"
+        )
     if prompt_name not in registry.prompts:
         raise recipe.error(f"{field('task.prompt')}: {registry.prompts.unknown_message(prompt_name)}")
     prompt = registry.prompts.get(prompt_name)
     if section.prompt_type is None or section.prompt_type == prompt.prompt_type:
         return prompt
     if prompt.decoder_prefix:
-        raise recipe.error(f"{field('task.prompt_type')}: prompt '{prompt.name}' has its own decoder_prefix; "
-                           f"drop task.prompt_type or pick a prompt without one")
+        raise recipe.error(
+            f"{field('task.prompt_type')}: prompt '{prompt.name}' has its own decoder_prefix; "
+            f"drop task.prompt_type or pick a prompt without one"
+        )
     return attrs.evolve(prompt, prompt_type=section.prompt_type)
 
 
@@ -229,5 +266,7 @@ def _generation(value: str | dict) -> str | dict:
     if isinstance(value, str) and value not in OFFICIAL_SEARCH:
         close = difflib.get_close_matches(value, sorted(OFFICIAL_SEARCH), n=1)
         hint = f"did you mean '{close[0]}'?; " if close else ""
-        raise RecipeError(f"generation: unknown official search '{value}' ({hint}known: {', '.join(sorted(OFFICIAL_SEARCH))})")
+        raise RecipeError(
+            f"generation: unknown official search '{value}' ({hint}known: {', '.join(sorted(OFFICIAL_SEARCH))})"
+        )
     return value

@@ -68,12 +68,21 @@ def _type_name(hint: Any) -> str:
         return "list"
     if origin is dict or hint is dict or attrs.has(hint if isinstance(hint, type) else type(None)):
         return "object"
-    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 def _json_name(value: Any) -> str:
-    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list", dict: "object",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        list: "list",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def field_hints(cls: type) -> dict[str, Any]:
@@ -107,9 +116,13 @@ def field_docstrings(cls: type) -> dict[str, str]:
             continue
         body = ast.parse(source).body[0].body
         for node, following in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-                    and isinstance(following.value.value, str)):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
                 docs[node.target.id] = inspect.cleandoc(following.value.value)
     return docs
 
@@ -136,7 +149,9 @@ def convert(value: Any, hint: Any, path: str) -> Any:
             return value
         close = difflib.get_close_matches(str(value), [str(a) for a in typing.get_args(hint)], n=1)
         hint_text = f" (did you mean '{close[0]}'?)" if close else ""
-        raise RecipeError(f"{path}: {_short(value)} is not one of {', '.join(map(repr, typing.get_args(hint)))}{hint_text}")
+        raise RecipeError(
+            f"{path}: {_short(value)} is not one of {', '.join(map(repr, typing.get_args(hint)))}{hint_text}"
+        )
     if hint is type(None) or hint is None:
         if value is None:
             return None
@@ -188,8 +203,13 @@ def build(cls: type, value: Any, path: str) -> Any:
         if name not in fields or name.startswith("_"):
             known = [k for k in list(aliases) + list(fields) if k not in aliases.values() and not k.startswith("_")]
             close = difflib.get_close_matches(key, known, n=1)
-            hint = (f"did you mean '{close[0]}'?" if close else
-                    f"known keys: {', '.join(known)}" if known else "this component takes no options")
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else f"known keys: {', '.join(known)}"
+                if known
+                else "this component takes no options"
+            )
             errors.append(RecipeError(f"{_join(path, key)}: unknown key ({hint})"))
             continue
         accepted = json_hint(fields[name], hints[name])
@@ -316,8 +336,12 @@ def object_schema(cls: type, definitions: dict[str, dict]) -> dict:
             required.append(key)
         else:
             prop.update(_default(field.default))
-    schema = {**_described(cls), "type": "object", "properties": properties,
-              "additionalProperties": bool(getattr(cls, "OPEN", False))}
+    schema = {
+        **_described(cls),
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": bool(getattr(cls, "OPEN", False)),
+    }
     if required:
         schema["required"] = required
     return schema

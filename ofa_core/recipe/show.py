@@ -13,7 +13,9 @@ from ofa_core.recipe.resolution import Resolved
 from ofa_core.recipe.sections import Component, Recipe, TaskEntry
 
 
-def resolved_values(recipe: Recipe, resolved: Sequence[Resolved] | Resolved | None = None) -> dict[str, tuple[Any, str]]:
+def resolved_values(
+    recipe: Recipe, resolved: Sequence[Resolved] | Resolved | None = None
+) -> dict[str, tuple[Any, str]]:
     """Every leaf of the resolved recipe with where it came from (default, a file, --set).
 
     With `resolved` (every task, from `resolve_tasks`), components show what will actually run: the task's
@@ -39,7 +41,11 @@ def resolved_values(recipe: Recipe, resolved: Sequence[Resolved] | Resolved | No
     if recipe.spec.multitask:
         out = {k: v for k, v in out.items() if not k.startswith(("task.", "data.", "loss", "metrics", "generation"))}
     else:
-        out = {k: v for k, v in out.items() if not k.startswith(("data.reader", "loss", "metrics", "generation", "task.options"))}
+        out = {
+            k: v
+            for k, v in out.items()
+            if not k.startswith(("data.reader", "loss", "metrics", "generation", "task.options"))
+        }
     for index, entry in enumerate(recipe.spec.entries):
         out.update(_entry_rows(recipe, index, entry, resolved[index] if resolved else None))
     return out
@@ -52,13 +58,26 @@ def _entry_rows(recipe: Recipe, index: int, entry: TaskEntry, resolved: Resolved
     out = {}
     if spec.multitask:
         origin = origin_of(origins, "tasks")
-        fields = flatten({"label": entry.name, "weight": entry.weight, "task": attrs.asdict(entry.task),
-                          "data": {k: v for k, v in attrs.asdict(entry.data).items() if k != "reader"}})
-        out.update({field(path): (value, origin) for path, value in fields.items()
-                    if resolved is None or not path.startswith("task.options")})
+        fields = flatten(
+            {
+                "label": entry.name,
+                "weight": entry.weight,
+                "task": attrs.asdict(entry.task),
+                "data": {k: v for k, v in attrs.asdict(entry.data).items() if k != "reader"},
+            }
+        )
+        out.update(
+            {
+                field(path): (value, origin)
+                for path, value in fields.items()
+                if resolved is None or not path.startswith("task.options")
+            }
+        )
     if resolved is None:
         return out
-    out.update(_component_rows(field("data.reader"), entry.data.reader, resolved.task.reader, resolved.reader_options, origins))
+    out.update(
+        _component_rows(field("data.reader"), entry.data.reader, resolved.task.reader, resolved.reader_options, origins)
+    )
     out.update(_component_rows(field("loss"), entry.loss, resolved.task.loss, resolved.loss_options, origins))
     for number, (name, _metric, options) in enumerate(resolved.metrics):
         given = entry.metrics[number] if entry.metrics is not None else None
@@ -74,7 +93,10 @@ def _component_rows(path: str, given: Component | None, default: str, options: A
     json_path = path.replace("[", ".").replace("]", "")  # origins use dots for list indices too
     if given is None:
         return {f"{path}.name": (default, "task default"), **_option_rows(path, options, {}, origins)}
-    return {f"{path}.name": (given.name, origin_of(origins, f"{json_path}.name")), **_option_rows(path, options, given.options, origins)}
+    return {
+        f"{path}.name": (given.name, origin_of(origins, f"{json_path}.name")),
+        **_option_rows(path, options, given.options, origins),
+    }
 
 
 def _option_rows(path: str, options: Any, given: Mapping[str, Any], origins: Mapping[str, str]) -> dict:
@@ -82,8 +104,10 @@ def _option_rows(path: str, options: Any, given: Mapping[str, Any], origins: Map
     if options is None:
         return {}
     json_path = path.replace("[", ".").replace("]", "")
-    return {f"{path}.{field.name}": (getattr(options, field.name),
-                                     origin_of(origins, f"{json_path}.{field.name}") if field.name in given else "default")
-            for field in attrs.fields(type(options))}
-
-
+    return {
+        f"{path}.{field.name}": (
+            getattr(options, field.name),
+            origin_of(origins, f"{json_path}.{field.name}") if field.name in given else "default",
+        )
+        for field in attrs.fields(type(options))
+    }

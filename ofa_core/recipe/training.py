@@ -32,8 +32,13 @@ def _resume(_instance, attribute: attrs.Attribute, value: str | None) -> None:
 def _best_model_metric(_instance, attribute: attrs.Attribute, value: str | dict | None) -> None:
     if value is None or (isinstance(value, str) and value):
         return
-    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(w, (int, float)) and not isinstance(w, bool)
-                                                 for k, w in value.items()):
+    if (
+        isinstance(value, dict)
+        and value
+        and all(
+            isinstance(k, str) and isinstance(w, (int, float)) and not isinstance(w, bool) for k, w in value.items()
+        )
+    ):
         return
     raise ValueError(f"{attribute.name} must be a score name or an object of score names to weights, got {value!r}")
 
@@ -49,12 +54,22 @@ def _report_to(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ..
 
 def _backends(_instance, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
     if any(backend != "tensorboard" for backend in value):
-        raise ValueError(f"{attribute.name} must be 'tensorboard', 'all', 'none' or a list of backends; "
-                         f"'tensorboard' is the only backend, got {list(value)}")
+        raise ValueError(
+            f"{attribute.name} must be 'tensorboard', 'all', 'none' or a list of backends; "
+            f"'tensorboard' is the only backend, got {list(value)}"
+        )
 
 
-EVALUATION_SETTINGS = frozenset({"output_dir", "per_device_eval_batch_size", "dataloader_num_workers", "bad_images",
-                                 "metric_for_best_model", "report_to"})
+EVALUATION_SETTINGS = frozenset(
+    {
+        "output_dir",
+        "per_device_eval_batch_size",
+        "dataloader_num_workers",
+        "bad_images",
+        "metric_for_best_model",
+        "report_to",
+    }
+)
 """The settings an evaluation without training (`ofa eval`) reads; it leaves the others at their defaults, unchecked
 (its precision is `--precision`, never `mixed_precision`)."""
 
@@ -81,12 +96,14 @@ class TrainingConfig:
     adam_beta2: float = attrs.field(default=0.999, converter=float, validator=_probability)
     adam_epsilon: float = attrs.field(default=1e-8, converter=float, validator=_positive)
     optim: Literal["adamw_torch", "adamw_torch_fused"] = attrs.field(
-        default="adamw_torch", validator=v.in_(("adamw_torch", "adamw_torch_fused")))
+        default="adamw_torch", validator=v.in_(("adamw_torch", "adamw_torch_fused"))
+    )
     """AdamW as torch runs it by default, or its fused kernel (transformers' names): one pass over the weights
     instead of several (3.2x faster on the demo model, 2 CPU threads: benchmarks/bench_optimizer.py); the updates
     agree to float rounding, not bit for bit."""
     lr_scheduler_type: Literal["linear", "cosine", "constant", "polynomial"] = attrs.field(
-        default="linear", validator=v.in_(("linear", "cosine", "constant", "polynomial")))
+        default="linear", validator=v.in_(("linear", "cosine", "constant", "polynomial"))
+    )
     warmup_steps: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])
     warmup_ratio: float = attrs.field(default=0.0, converter=float, validator=_probability)
     """Used when `warmup_steps` is 0: warm up for this fraction of all steps (OFA's scripts use 0.06)."""
@@ -94,10 +111,14 @@ class TrainingConfig:
     """0 disables clipping (the norm is still measured and logged)."""
     seed: int = attrs.field(default=42, validator=v.instance_of(int))
     logging_steps: int = attrs.field(default=50, validator=[v.instance_of(int), _positive])
-    eval_strategy: Literal["no", "steps", "epoch"] = attrs.field(default="no", validator=v.in_(("no", "steps", "epoch")))
+    eval_strategy: Literal["no", "steps", "epoch"] = attrs.field(
+        default="no", validator=v.in_(("no", "steps", "epoch"))
+    )
     eval_steps: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), _positive]))
     """Defaults to `logging_steps`, as in transformers."""
-    save_strategy: Literal["no", "steps", "epoch"] = attrs.field(default="steps", validator=v.in_(("no", "steps", "epoch")))
+    save_strategy: Literal["no", "steps", "epoch"] = attrs.field(
+        default="steps", validator=v.in_(("no", "steps", "epoch"))
+    )
     save_steps: int = attrs.field(default=500, validator=[v.instance_of(int), _positive])
     save_total_limit: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), _positive]))
     """Keep at most this many checkpoints; the best one (by `metric_for_best_model`) is never deleted."""
@@ -120,7 +141,9 @@ class TrainingConfig:
     """The shared token embedding, which is also the output projection."""
     freeze_image_backbone: bool = attrs.field(default=False, validator=v.instance_of(bool))
     """The ResNet that embeds image patches."""
-    freeze_patterns: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.deep_iterable(v.instance_of(str)))
+    freeze_patterns: tuple[str, ...] = attrs.field(
+        default=(), converter=tuple, validator=v.deep_iterable(v.instance_of(str))
+    )
     """fnmatch patterns over parameter names, e.g. 'model.decoder.layers.0.*'."""
     group_by_image: bool = attrs.field(default=True, validator=v.instance_of(bool))
     """With a frozen encoder, batch the samples of one image together and encode that image once."""
@@ -131,7 +154,8 @@ class TrainingConfig:
     """Keep the encoder cache in memory (per process) when it fits this many MiB, else in a memory-mapped file
     under `output_dir/encoder-cache` that a resumed run reuses."""
     encoder_cache_dtype: Literal["auto", "float32", "float16", "bfloat16"] = attrs.field(
-        default="auto", validator=v.in_(("auto", "float32", "float16", "bfloat16")))
+        default="auto", validator=v.in_(("auto", "float32", "float16", "bfloat16"))
+    )
     """auto: in memory, the encoder output's own dtype (its values bit for bit); on disk, float16 (half of float32;
     later epochs' losses move by fp16 rounding)."""
     fsdp: bool | str = attrs.field(default=False, validator=v.in_((False, True, "full_shard", "shard_grad_op")))

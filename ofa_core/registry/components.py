@@ -89,7 +89,8 @@ class Namespace:
         if old is not None and not replace:
             raise DuplicateComponent(
                 f"{self.kind} '{entry.name}' registered by {_describe(old)} and {_describe(entry)}; "
-                f"rename one, disable a plugin with OFA_DISABLE_PLUGINS, or pass replace=True to override on purpose")
+                f"rename one, disable a plugin with OFA_DISABLE_PLUGINS, or pass replace=True to override on purpose"
+            )
         self._entries[entry.name] = entry
 
     def get(self, name: str) -> Any:
@@ -150,8 +151,14 @@ class Registry:
         raise KeyError(kind)
 
 
-def build_registry(pm: pluggy.PluginManager, plugins: list[PluginInfo], failures: list[PluginFailure],
-                   *, strict: bool = False, warn: Callable[[str], None] | None = None) -> Registry:
+def build_registry(
+    pm: pluggy.PluginManager,
+    plugins: list[PluginInfo],
+    failures: list[PluginFailure],
+    *,
+    strict: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> Registry:
     """Call every plugin's registering hooks one plugin at a time, each with its own `register`.
 
     Each call goes through pluggy (a hook caller holding only that plugin's implementation), so
@@ -183,8 +190,10 @@ def build_registry(pm: pluggy.PluginManager, plugins: list[PluginInfo], failures
             registry.failures.append(failure)
             registry.plugins = [p for p in registry.plugins if p.name != info.name]
             if warn:
-                warn(f"plugin '{info.name}' failed to register: {failure.error} (disable with "
-                    f"OFA_DISABLE_PLUGINS={info.name})")
+                warn(
+                    f"plugin '{info.name}' failed to register: {failure.error} (disable with "
+                    f"OFA_DISABLE_PLUGINS={info.name})"
+                )
             continue
         for namespace, entry, replace in staged:
             namespace.add(entry, replace=replace)
@@ -202,8 +211,10 @@ class _Register:
         if not isinstance(name, str) or not name:
             raise InvalidSpec(f"plugin '{plugin}' registered a {kind} with name {name!r}; names are non-empty strings")
         if not isinstance(spec, self.namespace.spec_type):
-            raise InvalidSpec(f"plugin '{plugin}' registered {kind} '{name}' as {type(spec).__name__}; "
-                              f"expected ofa_core.plugin.{self.namespace.spec_type.__name__}")
+            raise InvalidSpec(
+                f"plugin '{plugin}' registered {kind} '{name}' as {type(spec).__name__}; "
+                f"expected ofa_core.plugin.{self.namespace.spec_type.__name__}"
+            )
         self.staged.append((self.namespace, Entry(name, spec, plugin, self.info.version, self.info.origin), replace))
 
     def __repr__(self) -> str:

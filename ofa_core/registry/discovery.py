@@ -26,8 +26,8 @@ from typing import Any
 
 import pluggy
 
-from ofa_core.plugin import _hooks as hookspecs
 from ofa_core._errors import OFAError
+from ofa_core.plugin import _hooks as hookspecs
 from ofa_core.registry.components import PluginFailure, PluginInfo, Registry, build_registry
 
 DISTRIBUTION = "ofa-framework"
@@ -141,9 +141,13 @@ class PluginLoader:
             try:
                 module = import_path(path) if looks_like_path else importlib.import_module(reference)
             except FileNotFoundError:
-                raise OFAError(f"plugins.load[{index}]: {path} does not exist; give a path relative to the recipe or a module name") from None
+                raise OFAError(
+                    f"plugins.load[{index}]: {path} does not exist; give a path relative to the recipe or a module name"
+                ) from None
             except Exception as exc:
-                raise OFAError(f"plugins.load[{index}]: cannot import '{reference}': {type(exc).__name__}: {exc}") from exc
+                raise OFAError(
+                    f"plugins.load[{index}]: cannot import '{reference}': {type(exc).__name__}: {exc}"
+                ) from exc
             before = len(self.failures)
             self.add(module, name, "recipe")
             if len(self.failures) > before:
@@ -186,7 +190,9 @@ def import_path(path: Path) -> ModuleType:
         sys.modules[LOCAL_PACKAGE] = package
     name = f"{LOCAL_PACKAGE}.{path.stem.replace('-', '_')}"
     if path.is_dir():
-        spec = importlib.util.spec_from_file_location(name, path / "__init__.py", submodule_search_locations=[str(path)])
+        spec = importlib.util.spec_from_file_location(
+            name, path / "__init__.py", submodule_search_locations=[str(path)]
+        )
     else:
         spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

@@ -52,8 +52,11 @@ def prompt_text(template: str, record: Mapping[str, Any]) -> str:
 def worst_first(section: Section) -> list[Mapping[str, Any]]:
     """Rows ordered worst first by `score` (rows without one last), ties by position."""
     sign = 1.0 if section.higher_is_better else -1.0
-    scored = [(sign * row["score"], index) for index, row in enumerate(section.rows)
-              if isinstance(row.get("score"), (int, float))]
+    scored = [
+        (sign * row["score"], index)
+        for index, row in enumerate(section.rows)
+        if isinstance(row.get("score"), (int, float))
+    ]
     unscored = [index for index, row in enumerate(section.rows) if not isinstance(row.get("score"), (int, float))]
     return [section.rows[index] for _, index in sorted(scored)] + [section.rows[index] for index in unscored]
 
@@ -65,8 +68,11 @@ def cards(section: Section, limit: int) -> list[Card]:
     for row in worst_first(section)[:limit]:
         record = section.records.get(str(row.get("id")), {})
         image = record.get("image")
-        key = record.get("image_id") if record.get("image_id") is not None else \
-            (image if isinstance(image, (str, bytes)) else id(image))
+        key = (
+            record.get("image_id")
+            if record.get("image_id") is not None
+            else (image if isinstance(image, (str, bytes)) else id(image))
+        )
         if key not in made:
             made[key] = thumbnail(image)
         result.append(card(row, prompt_text(section.prompt, record), made[key], image is not None))
@@ -74,14 +80,24 @@ def cards(section: Section, limit: int) -> list[Card]:
 
 
 def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "page"), autoescape=True,
-                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "page"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     environment.filters["number"] = lambda value: f"{value:,.2f}" if isinstance(value, float) else str(value)
     return environment
 
 
-def render(sections: Sequence[Section], *, run_dir: Path | None = None, limit: int = DEFAULT_LIMIT,
-           title: str = "OFA evaluation report") -> str:
+def render(
+    sections: Sequence[Section],
+    *,
+    run_dir: Path | None = None,
+    limit: int = DEFAULT_LIMIT,
+    title: str = "OFA evaluation report",
+) -> str:
     """The whole page as one HTML string: styles, script, thumbnails and curves inline."""
     curves = []
     if run_dir is not None and (run_dir / "log.jsonl").is_file():
@@ -90,12 +106,22 @@ def render(sections: Sequence[Section], *, run_dir: Path | None = None, limit: i
     meta = sections[0].meta if sections else {}
     page = _environment().get_template("report.html")
     return page.render(
-        title=title, sections=[{"section": section, "cards": cards(section, limit), "anchor": f"task-{index}"}
-                               for index, section in enumerate(sections)],
-        limit=limit, curves=curves, run_dir=str(run_dir) if run_dir else None, machine=one_line(machine),
-        checkpoint=meta.get("checkpoint", "?"), split=meta.get("split", "?"), precision=meta.get("precision", "?"),
+        title=title,
+        sections=[
+            {"section": section, "cards": cards(section, limit), "anchor": f"task-{index}"}
+            for index, section in enumerate(sections)
+        ],
+        limit=limit,
+        curves=curves,
+        run_dir=str(run_dir) if run_dir else None,
+        machine=one_line(machine),
+        checkpoint=meta.get("checkpoint", "?"),
+        split=meta.get("split", "?"),
+        precision=meta.get("precision", "?"),
         built=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        style=(HERE / "page" / "report.css").read_text(), script=(HERE / "page" / "report.js").read_text())
+        style=(HERE / "page" / "report.css").read_text(),
+        script=(HERE / "page" / "report.js").read_text(),
+    )
 
 
 def write(sections: Sequence[Section], out: str | Path, **options: Any) -> Path:

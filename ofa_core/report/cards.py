@@ -85,8 +85,15 @@ def card(row: Mapping[str, Any], prompt: str, image: Thumbnail | None, has_image
     boxes = image is not None and (predicted is not None or bool(reference_boxes))
     score = row.get("score")
     return Card(
-        id=str(row.get("id")), score=float(score) if isinstance(score, (int, float)) else None,
-        correct=row["correct"] if isinstance(row.get("correct"), bool) else None, prompt=prompt,
-        prediction=shown(row.get("prediction")), references=tuple(map(shown, references)),
-        answers=probabilities(row.get("ranking") or ()), image=image, has_image=has_image,
-        predicted_box=predicted if boxes else None, reference_boxes=reference_boxes if boxes else ())
+        id=str(row.get("id")),
+        score=float(score) if isinstance(score, (int, float)) else None,
+        correct=row["correct"] if isinstance(row.get("correct"), bool) else None,
+        prompt=prompt,
+        prediction=shown(row.get("prediction")),
+        references=tuple(map(shown, references)),
+        answers=probabilities(row.get("ranking") or ()),
+        image=image,
+        has_image=has_image,
+        predicted_box=predicted if boxes else None,
+        reference_boxes=reference_boxes if boxes else (),
+    )

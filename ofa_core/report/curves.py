@@ -11,8 +11,21 @@ import orjson
 from markupsafe import escape
 
 WIDTH, HEIGHT, MARGIN = 340, 170, 46
-SKIPPED = {"step", "split", "time", "epoch", "dropped", "precision", "examples", "checkpoint", "eval_split",
-           "samples_per_s", "tokens_per_s", "grad_norm", "loss_scale"}
+SKIPPED = {
+    "step",
+    "split",
+    "time",
+    "epoch",
+    "dropped",
+    "precision",
+    "examples",
+    "checkpoint",
+    "eval_split",
+    "samples_per_s",
+    "tokens_per_s",
+    "grad_norm",
+    "loss_scale",
+}
 """Log keys that are bookkeeping rather than curves a reader compares."""
 
 
@@ -36,7 +49,12 @@ def read_curves(log: Path) -> list[Curve]:
         if split not in ("train", "eval") or not isinstance(entry.get("step"), (int, float)):
             continue
         for key, value in entry.items():
-            if key in SKIPPED or "/class/" in f"/{key}" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if (
+                key in SKIPPED
+                or "/class/" in f"/{key}"
+                or isinstance(value, bool)
+                or not isinstance(value, (int, float))
+            ):
                 continue
             if split == "train" and key.split("/")[-1] not in ("loss", "lr", "nll_loss", "reward"):
                 continue
@@ -64,16 +82,23 @@ def svg(curve: Curve) -> str:
         return f"{MARGIN + (x - x0) / span_x * inner_w:.1f},{HEIGHT - MARGIN - (y - y0) / span_y * inner_h:.1f}"
 
     coordinates = " ".join(place(x, y) for x, y in curve.points)
-    marks = "".join(f'<circle cx="{place(x, y).split(",")[0]}" cy="{place(x, y).split(",")[1]}" r="2.5"/>'
-                    for x, y in curve.points) if len(curve.points) <= 30 else ""
+    marks = (
+        "".join(
+            f'<circle cx="{place(x, y).split(",")[0]}" cy="{place(x, y).split(",")[1]}" r="2.5"/>'
+            for x, y in curve.points
+        )
+        if len(curve.points) <= 30
+        else ""
+    )
     bottom, right = HEIGHT - MARGIN, WIDTH - MARGIN
-    return (f'<svg class="curve" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
-            f'aria-label="{escape(curve.title)}" xmlns="http://www.w3.org/2000/svg">'
-            f'<text x="{MARGIN}" y="16" class="title">{escape(curve.title)}</text>'
-            f'<path d="M{MARGIN},{MARGIN} V{bottom} H{right}" class="axis"/>'
-            f'<polyline points="{coordinates}" class="line"/>{marks}'
-            f'<text x="{MARGIN - 4}" y="{MARGIN + 4}" class="tick" text-anchor="end">{_label(y1)}</text>'
-            f'<text x="{MARGIN - 4}" y="{bottom}" class="tick" text-anchor="end">{_label(y0)}</text>'
-            f'<text x="{MARGIN}" y="{bottom + 14}" class="tick">{_label(x0)}</text>'
-            f'<text x="{right}" y="{bottom + 14}" class="tick" text-anchor="end">step {_label(x1)}</text></svg>')
-
+    return (
+        f'<svg class="curve" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
+        f'aria-label="{escape(curve.title)}" xmlns="http://www.w3.org/2000/svg">'
+        f'<text x="{MARGIN}" y="16" class="title">{escape(curve.title)}</text>'
+        f'<path d="M{MARGIN},{MARGIN} V{bottom} H{right}" class="axis"/>'
+        f'<polyline points="{coordinates}" class="line"/>{marks}'
+        f'<text x="{MARGIN - 4}" y="{MARGIN + 4}" class="tick" text-anchor="end">{_label(y1)}</text>'
+        f'<text x="{MARGIN - 4}" y="{bottom}" class="tick" text-anchor="end">{_label(y0)}</text>'
+        f'<text x="{MARGIN}" y="{bottom + 14}" class="tick">{_label(x0)}</text>'
+        f'<text x="{right}" y="{bottom + 14}" class="tick" text-anchor="end">step {_label(x1)}</text></svg>'
+    )

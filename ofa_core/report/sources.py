@@ -22,7 +22,9 @@ def read_rows(path: Path) -> list[dict]:
     try:
         lines = path.read_bytes().splitlines()
     except OSError as error:
-        raise OFAError(f"{path}: cannot read the predictions file ({error.strerror}); give the JSONL `ofa eval` wrote") from None
+        raise OFAError(
+            f"{path}: cannot read the predictions file ({error.strerror}); give the JSONL `ofa eval` wrote"
+        ) from None
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -30,10 +32,14 @@ def read_rows(path: Path) -> list[dict]:
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            raise OFAError(f"{path}: line {number} is not JSON ({error}); give the predictions JSONL `ofa eval` wrote") from None
+            raise OFAError(
+                f"{path}: line {number} is not JSON ({error}); give the predictions JSONL `ofa eval` wrote"
+            ) from None
         if not isinstance(row, dict) or "id" not in row or "prediction" not in row or "references" not in row:
-            raise OFAError(f"{path}: line {number} lacks `id`, `prediction` or `references`; give the predictions "
-                           "JSONL `ofa eval` wrote")
+            raise OFAError(
+                f"{path}: line {number} lacks `id`, `prediction` or `references`; give the predictions "
+                "JSONL `ofa eval` wrote"
+            )
         rows.append(row)
     return rows
 
@@ -46,7 +52,9 @@ def read_meta(path: Path) -> dict[str, Any]:
     try:
         value = orjson.loads(meta.read_bytes())
     except orjson.JSONDecodeError as error:
-        raise OFAError(f"{meta}: not JSON ({error}); delete it or write the predictions again with `ofa eval`") from None
+        raise OFAError(
+            f"{meta}: not JSON ({error}); delete it or write the predictions again with `ofa eval`"
+        ) from None
     return value if isinstance(value, dict) else {}
 
 
@@ -87,13 +95,26 @@ def section(resolved: Resolved, path: Path, limit: int, split: str | None = None
     if chosen is not None and rows and not all("score" in row for row in rows):
         score_rows(resolved.metrics, rows)
     scores = meta.get("scores") or _metric_values(resolved, rows)
-    draft = Section(label=resolved.label, task=resolved.task_name, rows=rows, records={}, prompt=resolved.prompt.source,
-                    scores=scores, higher_is_better=chosen[1].higher_is_better if chosen else True, meta=meta,
-                    score_name=f"{chosen[0].metric}: {chosen[0].key}" if chosen else None)
+    draft = Section(
+        label=resolved.label,
+        task=resolved.task_name,
+        rows=rows,
+        records={},
+        prompt=resolved.prompt.source,
+        scores=scores,
+        higher_is_better=chosen[1].higher_is_better if chosen else True,
+        meta=meta,
+        score_name=f"{chosen[0].metric}: {chosen[0].key}" if chosen else None,
+    )
     wanted = {str(row["id"]) for row in worst_first(draft)[:limit]}
     records = _records(resolved, split or meta.get("split", "valid"), wanted)
     return attrs.evolve(draft, records=records)
 
-def sections(tasks: Sequence[Resolved], files: Mapping[str, str | Path], limit: int, split: str | None = None) -> list[Section]:
+
+def sections(
+    tasks: Sequence[Resolved], files: Mapping[str, str | Path], limit: int, split: str | None = None
+) -> list[Section]:
     """The sections of every task's predictions file (`files` maps each task's label to its file)."""
-    return [section(resolved, Path(files[resolved.label]), limit, split) for resolved in tasks if resolved.label in files]
+    return [
+        section(resolved, Path(files[resolved.label]), limit, split) for resolved in tasks if resolved.label in files
+    ]

@@ -22,7 +22,9 @@ NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 def names(name: str) -> dict[str, str]:
     """Placeholder -> value for task `name` (e.g. my_vqa -> ofa-plugin-my-vqa, ofa_plugin_my_vqa)."""
     if not NAME_PATTERN.fullmatch(name):
-        raise OFAError(f"new-plugin {name!r}: use lowercase letters, digits and underscores, starting with a letter (e.g. my_vqa)")
+        raise OFAError(
+            f"new-plugin {name!r}: use lowercase letters, digits and underscores, starting with a letter (e.g. my_vqa)"
+        )
     return {"__NAME__": name, "__MODULE__": f"ofa_plugin_{name}", "__DIST__": f"ofa-plugin-{name.replace('_', '-')}"}
 
 
@@ -39,7 +41,9 @@ def templates() -> dict[str, str]:
 
     walk(resources.files(__name__) / "templates", "")
     if not found:
-        raise OFAError("ofa_core.scaffold: no templates found; the installation is incomplete (reinstall ofa-framework)")
+        raise OFAError(
+            "ofa_core.scaffold: no templates found; the installation is incomplete (reinstall ofa-framework)"
+        )
     return found
 
 

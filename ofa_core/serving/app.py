@@ -165,8 +165,13 @@ def _add_routes(app: FastAPI, answerer: Answerer, metrics: Metrics, max_body_byt
     @app.get("/health")
     async def health() -> dict:
         state = app.state
-        return {"status": "ok", "model": state.model_name, "precision": state.precision, "language": state.language,
-                "tasks": list(tasks)}
+        return {
+            "status": "ok",
+            "model": state.model_name,
+            "precision": state.precision,
+            "language": state.language,
+            "tasks": list(tasks),
+        }
 
     @app.get("/v1/tasks")
     async def list_tasks() -> dict:

@@ -16,15 +16,28 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("ofa_requests", "Prediction requests answered, by task and HTTP status",
-                                ["task", "status"], registry=self.registry)
-        self.errors = Counter("ofa_errors", "Error answers, by kind (bad_request, not_found, too_large, "
-                                            "unsupported_media_type, unprocessable, overloaded, timeout, internal)",
-                              ["kind"], registry=self.registry)
-        self.latency = Histogram("ofa_request_latency_seconds", "Time from receiving a prediction request to answering it",
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram("ofa_batch_size", "Requests per forward pass", buckets=BATCH_BUCKETS,
-                                    registry=self.registry)
+        self.requests = Counter(
+            "ofa_requests",
+            "Prediction requests answered, by task and HTTP status",
+            ["task", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "ofa_errors",
+            "Error answers, by kind (bad_request, not_found, too_large, "
+            "unsupported_media_type, unprocessable, overloaded, timeout, internal)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ofa_request_latency_seconds",
+            "Time from receiving a prediction request to answering it",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "ofa_batch_size", "Requests per forward pass", buckets=BATCH_BUCKETS, registry=self.registry
+        )
         self.queue_depth = Gauge("ofa_queue_depth", "Requests waiting for the model", registry=self.registry)
 
     def render(self) -> bytes:

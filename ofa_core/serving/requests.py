@@ -27,16 +27,35 @@ from ofa_core.plugin._specs import PATH_METADATA
 RESERVED = ("task", "image", "id", "lang", "options", "generation")
 """Request names every task accepts; a task's prompt fields come on top."""
 
-KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-         415: "unsupported_media_type", 422: "unprocessable", 500: "internal", 503: "overloaded", 504: "timeout"}
+KINDS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    500: "internal",
+    503: "overloaded",
+    504: "timeout",
+}
 """HTTP status -> the `kind` label of the `ofa_errors_total` metric."""
 
 # Generation settings whose request value is capped by an operator flag: key -> (limit attribute, flag).
 TOKEN_LIMITED = ("max_new_tokens", "max_length", "min_new_tokens", "min_length")
 BEAM_LIMITED = ("num_beams", "num_beam_groups")
 _INTEGER_SETTINGS = {*TOKEN_LIMITED, *BEAM_LIMITED, "top_k", "no_repeat_ngram_size", "num_return_sequences"}
-_NUMBER_SETTINGS = {"temperature", "top_p", "min_p", "typical_p", "length_penalty", "repetition_penalty",
-                    "diversity_penalty", "epsilon_cutoff", "eta_cutoff", "encoder_repetition_penalty"}
+_NUMBER_SETTINGS = {
+    "temperature",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "length_penalty",
+    "repetition_penalty",
+    "diversity_penalty",
+    "epsilon_cutoff",
+    "eta_cutoff",
+    "encoder_repetition_penalty",
+}
 
 
 class ApiError(Exception):
@@ -111,9 +130,14 @@ class ServedTask:
         return defaults
 
     def describe(self) -> dict:
-        return {"name": self.name, "description": self.spec.description, "languages": self.languages,
-                "fields": list(self.fields), "options": self.option_defaults(),
-                "closed_set": self.spec.closed_set is not None}
+        return {
+            "name": self.name,
+            "description": self.spec.description,
+            "languages": self.languages,
+            "fields": list(self.fields),
+            "options": self.option_defaults(),
+            "closed_set": self.spec.closed_set is not None,
+        }
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -211,10 +235,14 @@ def check_generation(generation: dict, limits: Limits) -> dict:
         if key in _NUMBER_SETTINGS and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ApiError(400, f"generation.{key}: expected a number, got {value!r:.40}")
         if key in TOKEN_LIMITED and value > limits.max_new_tokens:
-            raise ApiError(400, f"generation.{key} {value} is over this server's limit of {limits.max_new_tokens} "
-                                f"(--max-new-tokens)")
+            raise ApiError(
+                400,
+                f"generation.{key} {value} is over this server's limit of {limits.max_new_tokens} (--max-new-tokens)",
+            )
         if key in BEAM_LIMITED and value > limits.max_beams:
-            raise ApiError(400, f"generation.{key} {value} is over this server's limit of {limits.max_beams} (--max-beams)")
+            raise ApiError(
+                400, f"generation.{key} {value} is over this server's limit of {limits.max_beams} (--max-beams)"
+            )
         if key == "num_return_sequences" and value != 1:
             raise ApiError(400, "generation.num_return_sequences: the server returns one answer per request; use 1")
     return generation
@@ -228,19 +256,27 @@ def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], li
     if not isinstance(name, str):
         raise ApiError(400, f"task: expected text, got {type(name).__name__}")
     if name not in tasks:
-        raise ApiError(404, f"task '{one_line(name, 60)}' is not served here{did_you_mean(name, tasks)}; "
-                            f"served: {', '.join(tasks)} (GET /v1/tasks)")
+        raise ApiError(
+            404,
+            f"task '{one_line(name, 60)}' is not served here{did_you_mean(name, tasks)}; "
+            f"served: {', '.join(tasks)} (GET /v1/tasks)",
+        )
     task = tasks[name]
     accepted = (*RESERVED, *task.fields)
     unknown = [key for key in values if key not in accepted]
     if unknown:
         shown = ", ".join(f"'{one_line(key, 40)}'" for key in unknown[:5])
-        raise ApiError(422, f"unknown field{'s' if len(unknown) > 1 else ''} {shown} for task '{name}'"
-                            f"{did_you_mean(str(unknown[0]), accepted)}; accepted: {', '.join(accepted)}")
+        raise ApiError(
+            422,
+            f"unknown field{'s' if len(unknown) > 1 else ''} {shown} for task '{name}'"
+            f"{did_you_mean(str(unknown[0]), accepted)}; accepted: {', '.join(accepted)}",
+        )
     missing = [key for key in ("image", *task.fields) if values.get(key) is None]
     if missing:
-        raise ApiError(422, f"missing field{'s' if len(missing) > 1 else ''} {', '.join(repr(k) for k in missing)} "
-                            f"for task '{name}'")
+        raise ApiError(
+            422,
+            f"missing field{'s' if len(missing) > 1 else ''} {', '.join(repr(k) for k in missing)} for task '{name}'",
+        )
     for key in task.fields:
         if not isinstance(values[key], str) or not values[key].strip():
             raise ApiError(400, f"{key}: expected non-empty text")
@@ -253,8 +289,11 @@ def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], li
     options = _json_object(values.get("options"), "options")
     forbidden = sorted(set(options) & task.path_options())
     if forbidden:
-        raise ApiError(400, f"options.{forbidden[0]}: a request cannot name files on the server; give the values "
-                            f"inline (e.g. labels or answers as a list)")
+        raise ApiError(
+            400,
+            f"options.{forbidden[0]}: a request cannot name files on the server; give the values "
+            f"inline (e.g. labels or answers as a list)",
+        )
     generation = check_generation(_json_object(values.get("generation"), "generation"), limits)
     image = values["image"]
     if isinstance(image, str):
@@ -263,8 +302,15 @@ def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], li
         raise ApiError(400, f"image: expected a base64 string, got {type(image).__name__}")
     if not image:
         raise ApiError(400, "image: empty")
-    return PredictRequest(task=task, image=bytes(image), id=None if request_id is None else str(request_id), lang=lang,
-                          options=options, generation=generation, fields={key: values[key] for key in task.fields})
+    return PredictRequest(
+        task=task,
+        image=bytes(image),
+        id=None if request_id is None else str(request_id),
+        lang=lang,
+        options=options,
+        generation=generation,
+        fields={key: values[key] for key in task.fields},
+    )
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -276,13 +322,17 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         image = Image.open(io.BytesIO(data))
         width, height = image.size
     except Image.DecompressionBombError as error:
-        raise ApiError(413, f"image: too many pixels ({one_line(error, 120)}); the limit is {max_pixels} (--max-pixels)") from None
+        raise ApiError(
+            413, f"image: too many pixels ({one_line(error, 120)}); the limit is {max_pixels} (--max-pixels)"
+        ) from None
     except UnidentifiedImageError:
         raise ApiError(400, f"image: not in a known image format ({len(data)} bytes)") from None
     except Exception as error:
         raise ApiError(400, f"image: could not be read ({type(error).__name__}: {one_line(error, 120)})") from None
     if width * height > max_pixels:
-        raise ApiError(413, f"image: {width}x{height} pixels is over this server's limit of {max_pixels} pixels (--max-pixels)")
+        raise ApiError(
+            413, f"image: {width}x{height} pixels is over this server's limit of {max_pixels} pixels (--max-pixels)"
+        )
     if width <= 0 or height <= 0:
         raise ApiError(400, f"image: {width}x{height} has no pixels")
     try:

@@ -18,10 +18,9 @@ from typing import Any
 import orjson
 import torch
 
+from ofa_core._errors import OFAError
 from ofa_core.inference.loading import STATE_FILE, list_checkpoints
 from ofa_core.inference.loading import read_state as read_state  # the trainer reads states through ckpt
-from ofa_core._errors import OFAError
-
 
 
 def rng_state() -> dict[str, Any]:
@@ -45,8 +44,16 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def write_checkpoint(output_dir: Path, step: int, model, processor, trainer_files: dict[str, Any], state: dict,
-                     weights: dict | None = None, delta: Any = None) -> Path:
+def write_checkpoint(
+    output_dir: Path,
+    step: int,
+    model,
+    processor,
+    trainer_files: dict[str, Any],
+    state: dict,
+    weights: dict | None = None,
+    delta: Any = None,
+) -> Path:
     """Write `checkpoint-<step>` atomically; `trainer_files` maps file name -> object for `torch.save`.
 
     `weights`: the full state dict of a sharded model (otherwise the model's own is saved). `delta` (a
@@ -89,8 +96,10 @@ def resolve_resume(value: str | None, output_dir: Path) -> Path | None:
         return found[-1] if found else None
     path = Path(value)
     if not (path / STATE_FILE).is_file():
-        raise OFAError(f"training.resume_from_checkpoint: {path} is not a complete checkpoint (no {STATE_FILE}); "
-                       f"use 'auto' or a checkpoint-<step> directory")
+        raise OFAError(
+            f"training.resume_from_checkpoint: {path} is not a complete checkpoint (no {STATE_FILE}); "
+            f"use 'auto' or a checkpoint-<step> directory"
+        )
     return path
 
 

@@ -70,7 +70,7 @@ def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world: World)
     dist.all_reduce(flat)
     offset = 0
     for p in params:
-        p.grad.copy_(flat[offset: offset + p.numel()].view_as(p))
+        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p))
         offset += p.numel()
 
 

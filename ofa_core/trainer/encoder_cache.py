@@ -46,13 +46,25 @@ def slot_key(example: Example) -> tuple:
     return example.image_key, example.source_ids
 
 
-def fingerprint(encoder: torch.nn.Module, model_config: Any, preprocessing: dict, precision: str, dtype: str,
-                keys: Sequence[tuple]) -> str:
+def fingerprint(
+    encoder: torch.nn.Module, model_config: Any, preprocessing: dict, precision: str, dtype: str, keys: Sequence[tuple]
+) -> str:
     """What the stored outputs depend on, hashed: weights, config, preprocessing, precision, dtype and inputs."""
     digest = hashlib.blake2b(digest_size=16)
     config = {k: v for k, v in model_config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
-    digest.update(orjson.dumps({"format": FORMAT, "config": config, "preprocessing": preprocessing,
-                                "precision": precision, "dtype": dtype}, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+    digest.update(
+        orjson.dumps(
+            {
+                "format": FORMAT,
+                "config": config,
+                "preprocessing": preprocessing,
+                "precision": precision,
+                "dtype": dtype,
+            },
+            default=str,
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+        )
+    )
     for name, tensor in encoder.state_dict().items():
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
@@ -78,8 +90,15 @@ class Encoded:
 class EncoderCache:
     """Stored encoder rows of one task's slots, in `storage` (host memory or a mapped file); see the module doc."""
 
-    def __init__(self, keys: Sequence[tuple], image_len: int, out_dtype: torch.dtype, storage: torch.Tensor,
-                 filled: torch.Tensor, files: _Files | None) -> None:
+    def __init__(
+        self,
+        keys: Sequence[tuple],
+        image_len: int,
+        out_dtype: torch.dtype,
+        storage: torch.Tensor,
+        filled: torch.Tensor,
+        files: _Files | None,
+    ) -> None:
         self.slots = {key: slot for slot, key in enumerate(keys)}
         self.image_len = image_len
         self.out_dtype = out_dtype
@@ -117,26 +136,46 @@ class EncoderCache:
         computed = None
         if missing:
             rows = torch.tensor(missing, device=batch["input_ids"].device)
-            computed = encoder({k: batch[k].index_select(0, rows)
-                                for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")})
-            self._store(computed, [slot_of_row[row] for row in missing], range(len(missing)),
-                        batch["patch_masks"].index_select(0, rows))
+            computed = encoder(
+                {
+                    k: batch[k].index_select(0, rows)
+                    for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")
+                }
+            )
+            self._store(
+                computed,
+                [slot_of_row[row] for row in missing],
+                range(len(missing)),
+                batch["patch_masks"].index_select(0, rows),
+            )
             self.positions.setdefault(width, computed.position_embeddings[0])
         present = [row for row, state in enumerate(states) if state != EMPTY]
         self.misses += len(missing)
         self.hits += len(present)
         return self._assemble(batch, slot_of_row, present, states, missing, computed, encoder)
 
-    def _store(self, out: OFAEncoderOutput, slots: Sequence[int], rows: Sequence[int], patch_masks: torch.Tensor) -> None:
+    def _store(
+        self, out: OFAEncoderOutput, slots: Sequence[int], rows: Sequence[int], patch_masks: torch.Tensor
+    ) -> None:
         hidden = out.last_hidden_state.detach().to(self.storage.dtype).cpu()
         for slot, row in zip(slots, rows):
             start, length = self.offsets[slot], self.lengths[slot]
-            self.storage[start: start + length].copy_(hidden[row, :length])
+            self.storage[start : start + length].copy_(hidden[row, :length])
         with_image = patch_masks.tolist()
-        self.filled[list(slots)] = torch.tensor([IMAGE if with_image[row] else NO_IMAGE for row in rows], dtype=torch.uint8)
+        self.filled[list(slots)] = torch.tensor(
+            [IMAGE if with_image[row] else NO_IMAGE for row in rows], dtype=torch.uint8
+        )
 
-    def _assemble(self, batch: dict, slot_of_row: list[int], present: list[int], states: list[int], missing: list[int],
-                  computed: OFAEncoderOutput | None, encoder: EncoderFn) -> OFAEncoderOutput:
+    def _assemble(
+        self,
+        batch: dict,
+        slot_of_row: list[int],
+        present: list[int],
+        states: list[int],
+        missing: list[int],
+        computed: OFAEncoderOutput | None,
+        encoder: EncoderFn,
+    ) -> OFAEncoderOutput:
         """Stored rows zero-padded to the batch's width, computed rows as they came; padding as the encoder marks it."""
         input_ids = batch["input_ids"]
         device, width = input_ids.device, input_ids.shape[1]
@@ -153,7 +192,9 @@ class EncoderCache:
             if states[row] == NO_IMAGE:
                 padding[row, : self.image_len] = True
         rows, columns = torch.cat(targets).to(device), torch.cat(positions).to(device)
-        hidden[rows, columns] = self.storage[torch.cat(sources)].to(device=device, dtype=self.out_dtype, non_blocking=True)
+        hidden[rows, columns] = self.storage[torch.cat(sources)].to(
+            device=device, dtype=self.out_dtype, non_blocking=True
+        )
         if computed is not None:
             at = torch.tensor(missing, device=device)
             hidden.index_copy_(0, at, computed.last_hidden_state.to(self.out_dtype))
@@ -161,8 +202,11 @@ class EncoderCache:
         if width not in self.positions:
             self.positions[width] = self._probe(batch, encoder)
         table = self.positions[width]
-        return OFAEncoderOutput(last_hidden_state=hidden, padding_mask=padding,
-                                position_embeddings=table.unsqueeze(0).expand(len(slot_of_row), -1, -1))
+        return OFAEncoderOutput(
+            last_hidden_state=hidden,
+            padding_mask=padding,
+            position_embeddings=table.unsqueeze(0).expand(len(slot_of_row), -1, -1),
+        )
 
     def _probe(self, batch: dict, encoder: EncoderFn) -> torch.Tensor:
         """The position embeddings of a source width no computed batch has had: one encoder row (they depend
@@ -193,16 +237,18 @@ class _Files:
         os.replace(temporary, self.folder / "filled.bin")
 
 
-def _mapped(folder: Path, size: int, dtype: torch.dtype, width: int,
-            filled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, _Files]:
+def _mapped(
+    folder: Path, size: int, dtype: torch.dtype, width: int, filled: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, _Files]:
     with open(folder / "rows.bin", "r+b") as handle:
         rows = mmap.mmap(handle.fileno(), size)
     storage = torch.frombuffer(rows, dtype=dtype).view(-1, width)
     return storage, filled.share_memory_(), _Files(folder, rows)
 
 
-def _open_files(folder: Path, meta: dict, rows: int, width: int, dtype: torch.dtype,
-                slots: int) -> tuple[torch.Tensor, torch.Tensor, _Files, str]:
+def _open_files(
+    folder: Path, meta: dict, rows: int, width: int, dtype: torch.dtype, slots: int
+) -> tuple[torch.Tensor, torch.Tensor, _Files, str]:
     """Map `folder`'s rows file, reusing the slots it committed when its description and sizes match; else
     start it afresh. Returns storage, flags, files and what was wrong with a previous file ('' if nothing)."""
     size = rows * width * dtype.itemsize
@@ -212,12 +258,15 @@ def _open_files(folder: Path, meta: dict, rows: int, width: int, dtype: torch.dt
             previous = orjson.loads((folder / "meta.json").read_bytes())
         except orjson.JSONDecodeError:
             previous = None
-        sizes = tuple((folder / name).stat().st_size if (folder / name).exists() else -1
-                      for name in ("rows.bin", "filled.bin"))
+        sizes = tuple(
+            (folder / name).stat().st_size if (folder / name).exists() else -1 for name in ("rows.bin", "filled.bin")
+        )
         if previous != meta:
             note = "its meta.json does not describe this cache"
         elif sizes != (size, slots):
-            note = f"rows.bin holds {max(sizes[0], 0):,} of {size:,} bytes, filled.bin {max(sizes[1], 0):,} of {slots:,}"
+            note = (
+                f"rows.bin holds {max(sizes[0], 0):,} of {size:,} bytes, filled.bin {max(sizes[1], 0):,} of {slots:,}"
+            )
         else:
             filled = torch.frombuffer(bytearray((folder / "filled.bin").read_bytes()), dtype=torch.uint8)
             if not bool(filled.gt(NO_IMAGE).any()):
@@ -232,30 +281,52 @@ def _open_files(folder: Path, meta: dict, rows: int, width: int, dtype: torch.dt
     return (*_mapped(folder, size, dtype, width, torch.zeros(slots, dtype=torch.uint8)), note)
 
 
-def open_cache(examples: Sequence[Example], encoder: EncoderFn, encoder_module: torch.nn.Module, model_config: Any,
-               image_processor: Any, precision: str, dtype_name: str, memory_mb: int, folder: Path,
-               rank: int, say: Callable[[str], None]) -> EncoderCache:
+def open_cache(
+    examples: Sequence[Example],
+    encoder: EncoderFn,
+    encoder_module: torch.nn.Module,
+    model_config: Any,
+    image_processor: Any,
+    precision: str,
+    dtype_name: str,
+    memory_mb: int,
+    folder: Path,
+    rank: int,
+    say: Callable[[str], None],
+) -> EncoderCache:
     """The cache of `examples`' distinct encoder inputs: in memory when it fits `memory_mb` (in the encoder output's
     own dtype unless `dtype_name` names one), else mapped from a file under `folder` (float16 unless it names one).
 
     One encoder row is run first to learn the output's length and dtype."""
     keys = list(dict.fromkeys(slot_key(example) for example in examples))
     first = examples[0]
-    probe = encoder({"input_ids": torch.tensor([first.source_ids]),
-                     "attention_mask": torch.ones(1, len(first.source_ids), dtype=torch.long),
-                     "patch_images": torch.zeros(1, 3, image_processor.patch_image_size, image_processor.patch_image_size),
-                     "patch_masks": torch.tensor([True])})
+    probe = encoder(
+        {
+            "input_ids": torch.tensor([first.source_ids]),
+            "attention_mask": torch.ones(1, len(first.source_ids), dtype=torch.long),
+            "patch_images": torch.zeros(1, 3, image_processor.patch_image_size, image_processor.patch_image_size),
+            "patch_masks": torch.tensor([True]),
+        }
+    )
     hidden = probe.last_hidden_state
     image_len, width = hidden.shape[1] - len(first.source_ids), hidden.shape[2]
     rows = sum(image_len + len(source_ids) for _, source_ids in keys)
     in_memory = rows * width * DTYPES.get(dtype_name, hidden.dtype).itemsize <= memory_mb * 2**20
     dtype = DTYPES.get(dtype_name, hidden.dtype if in_memory else torch.float16)
     size = rows * width * dtype.itemsize
-    described = f"{len(keys):,} encoder inputs of {image_len} image + source positions x {width}, {dtype_name_of(dtype)}"
+    described = (
+        f"{len(keys):,} encoder inputs of {image_len} image + source positions x {width}, {dtype_name_of(dtype)}"
+    )
     if in_memory:
         say(f"encoder cache: {described}, {size / 2**20:,.1f} MB in memory")
-        return EncoderCache(keys, image_len, hidden.dtype, torch.empty(rows, width, dtype=dtype),
-                            torch.zeros(len(keys), dtype=torch.uint8).share_memory_(), None)
+        return EncoderCache(
+            keys,
+            image_len,
+            hidden.dtype,
+            torch.empty(rows, width, dtype=dtype),
+            torch.zeros(len(keys), dtype=torch.uint8).share_memory_(),
+            None,
+        )
     key = fingerprint(encoder_module, model_config, image_processor.to_dict(), precision, dtype_name_of(dtype), keys)
     for stale in folder.glob(f"*/rank-{rank}"):
         if stale.parent.name != key:  # another model, preprocessing or data: its rows are of no use
@@ -263,8 +334,15 @@ def open_cache(examples: Sequence[Example], encoder: EncoderFn, encoder_module: 
             with contextlib.suppress(OSError):  # the other processes' folders may still be there
                 stale.parent.rmdir()
     folder = folder / key / f"rank-{rank}"
-    meta = {"format": FORMAT, "key": key, "dtype": dtype_name_of(dtype), "rows": rows, "width": width,
-            "slots": len(keys), "image_len": image_len}
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "dtype": dtype_name_of(dtype),
+        "rows": rows,
+        "width": width,
+        "slots": len(keys),
+        "image_len": image_len,
+    }
     storage, filled, files, note = _open_files(folder, meta, rows, width, dtype, len(keys))
     if note:
         say(f"encoder cache: {folder}: {note}; rebuilt")

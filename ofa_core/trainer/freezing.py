@@ -12,7 +12,6 @@ from ofa_core._errors import OFAError
 from ofa_core.recipe.training import TrainingConfig
 
 
-
 @attrs.frozen
 class FreezeSummary:
     trainable: int
@@ -24,12 +23,15 @@ class FreezeSummary:
     def __str__(self) -> str:
         total = self.trainable + self.frozen
         method = f"; peft {self.method}" if self.method else ""
-        return (f"parameters: {self.trainable:,} trainable of {total:,} ({100 * self.trainable / max(total, 1):.2f}%"
-                f"{method}), {self.frozen:,} frozen ({self.frozen_tensors} tensors)")
+        return (
+            f"parameters: {self.trainable:,} trainable of {total:,} ({100 * self.trainable / max(total, 1):.2f}%"
+            f"{method}), {self.frozen:,} frozen ({self.frozen_tensors} tensors)"
+        )
 
 
-def apply_freezing(model: nn.Module, config: TrainingConfig, only: Callable[[str], bool] | None = None,
-                   method: str | None = None) -> FreezeSummary:
+def apply_freezing(
+    model: nn.Module, config: TrainingConfig, only: Callable[[str], bool] | None = None, method: str | None = None
+) -> FreezeSummary:
     """Set `requires_grad` from the config; the shared embedding (tied to `lm_head`) follows `freeze_word_embed` only.
 
     Tied weights are one tensor listed once by `named_parameters`, under `model.shared.weight`. With `only` (a
@@ -38,8 +40,10 @@ def apply_freezing(model: nn.Module, config: TrainingConfig, only: Callable[[str
     """
     for pattern in config.freeze_patterns:
         if not any(fnmatch.fnmatchcase(name, pattern) for name, _ in model.named_parameters()):
-            raise OFAError(f"training.freeze_patterns: {pattern!r} matches no parameter (names look like "
-                f"'model.decoder.layers.0.fc1.weight')")
+            raise OFAError(
+                f"training.freeze_patterns: {pattern!r} matches no parameter (names look like "
+                f"'model.decoder.layers.0.fc1.weight')"
+            )
     trainable = frozen = tensors = 0
     for name, parameter in model.named_parameters():
         keep = not config.freezes(name) and (only is None or only(name))

@@ -16,18 +16,18 @@ import attrs
 import orjson
 import torch
 
+from ofa_core._errors import OFAError
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.generation.settings import generation_config
 from ofa_core.inference import machine
 from ofa_core.inference.loading import NoModelError, default_device, load_for_inference, load_model, model_directory
-from ofa_core._errors import OFAError
 from ofa_core.model.precision import apply as apply_precision
 from ofa_core.model.search import special_token_ids
 from ofa_core.plugin._scores import score_rows
 from ofa_core.recipe import Recipe, Resolved
 from ofa_core.recipe.resolution import registered_metric
-from ofa_core.trainer.distributed import gather_objects, init_world
 from ofa_core.trainer import peft
+from ofa_core.trainer.distributed import gather_objects, init_world
 from ofa_core.trainer.loop import Trainer
 from ofa_core.trainer.reporting import log_evaluation
 from ofa_core.trainer.tasks import TaskParts, mixture_probabilities
@@ -65,16 +65,26 @@ def _postprocess(function: Any, text: str, record: dict, options: Any) -> Any:
     return function(text, record, options)
 
 
-def _trainer(recipe: Recipe, tasks: Sequence[Resolved], model, processor, splits: dict[str, str],
-             plan: peft.PeftPlan | None = None, **changes) -> Trainer:
+def _trainer(
+    recipe: Recipe,
+    tasks: Sequence[Resolved],
+    model,
+    processor,
+    splits: dict[str, str],
+    plan: peft.PeftPlan | None = None,
+    **changes,
+) -> Trainer:
     workers = max(resolved.data.num_workers for resolved in tasks)
     if workers:
         changes.setdefault("dataloader_num_workers", workers)
     config = attrs.evolve(recipe.training, **changes) if changes else recipe.training
     parts = [_task_parts(resolved, model, processor, splits, recipe.base_dir) for resolved in tasks]
     if "train" in splits and len(parts) > 1:
-        probabilities = mixture_probabilities([part.probability for part in parts], [len(part.train_examples) for part in parts],
-                                              recipe.spec.mixture.temperature)
+        probabilities = mixture_probabilities(
+            [part.probability for part in parts],
+            [len(part.train_examples) for part in parts],
+            recipe.spec.mixture.temperature,
+        )
         for part, probability in zip(parts, probabilities):
             part.probability = probability
     return Trainer(model, config, processor, tasks=parts, world=init_world(), peft=plan)
@@ -99,12 +109,16 @@ def train(recipe: Recipe, tasks: Sequence[Resolved]) -> dict[str, Any]:
     return _trainer(recipe, tasks, model, processor, splits, plan=chosen).train()
 
 
-def prediction_files(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str,
-                     path: str | Path | None = None) -> dict[str, Path]:
+def prediction_files(
+    recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str, path: str | Path | None = None
+) -> dict[str, Path]:
     """Where `evaluate` writes each task's predictions: `path` (`<stem>-<label>.jsonl` beside it per task of a
     mixture), by default `<output_dir>/predictions-<split>-<checkpoint name>.jsonl`."""
-    chosen = Path(path) if path is not None else \
-        Path(recipe.training.output_dir) / f"predictions-{split}-{Path(checkpoint).name}.jsonl"
+    chosen = (
+        Path(path)
+        if path is not None
+        else Path(recipe.training.output_dir) / f"predictions-{split}-{Path(checkpoint).name}.jsonl"
+    )
     stem = chosen.with_suffix("") if chosen.suffix == ".jsonl" else chosen
     labels = [resolved.label for resolved in tasks]
     if labels == [""]:
@@ -116,7 +130,9 @@ def refuse_existing(files: dict[str, Path], option: str = "--predictions") -> No
     """An existing predictions file is kept: evaluating again must not silently replace it."""
     for path in files.values():
         if path.exists():
-            raise OFAError(f"{path}: {option}: the file exists; pass --overwrite to replace it, or another {option} path")
+            raise OFAError(
+                f"{path}: {option}: the file exists; pass --overwrite to replace it, or another {option} path"
+            )
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
@@ -127,9 +143,17 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
     partial.replace(path)
 
 
-def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, split: str = "valid",
-             report: bool = False, predictions_path: str | Path | None = None, overwrite: bool = True,
-             precision: str = "fp32", backend: str = "torch") -> dict[str, Any]:
+def evaluate(
+    recipe: Recipe,
+    tasks: Sequence[Resolved],
+    checkpoint: str | Path,
+    split: str = "valid",
+    report: bool = False,
+    predictions_path: str | Path | None = None,
+    overwrite: bool = True,
+    precision: str = "fp32",
+    backend: str = "torch",
+) -> dict[str, Any]:
     """Generate on `split` with the checkpoint (a model or run directory) and score it: the metrics (top level),
     plus the predictions file (one per task in a mixture: `predictions` maps each label to its file; see
     `prediction_files`). Rows are `{"id", "prediction", "references"}`, plus `ranking` (every answer with its
@@ -160,9 +184,14 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
     scores, _ = trainer.evaluate(predictions=rows)
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
     if trainer.world.is_main:
-        metadata = {"checkpoint": str(checkpoint), "split": split, "precision": applied.precision,
-                    "requested_precision": applied.requested, "backend": backend,
-                    "machine": machine.describe()}
+        metadata = {
+            "checkpoint": str(checkpoint),
+            "split": split,
+            "precision": applied.precision,
+            "requested_precision": applied.requested,
+            "backend": backend,
+            "machine": machine.describe(),
+        }
         for label, out in files.items():
             resolved = next(resolved for resolved in tasks if resolved.label == label)
             task_rows = [row for row in rows if row.get("task", "") == label]
@@ -170,21 +199,42 @@ def evaluate(recipe: Recipe, tasks: Sequence[Resolved], checkpoint: str | Path, 
             _write_rows(out, task_rows)
             scored = {"score": attrs.asdict(source)} if source is not None else {}
             out.with_name(out.name + ".meta.json").write_bytes(
-                orjson.dumps({**metadata, "task": resolved.task_name, "scores": task_scores(scores, label), **scored},
-                             option=orjson.OPT_INDENT_2) + b"\n")
+                orjson.dumps(
+                    {**metadata, "task": resolved.task_name, "scores": task_scores(scores, label), **scored},
+                    option=orjson.OPT_INDENT_2,
+                )
+                + b"\n"
+            )
     predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
-        log_evaluation(Path(recipe.training.output_dir), recipe.training.report_to, _checkpoint_step(Path(checkpoint)),
-                       scores, applied.precision, checkpoint=str(checkpoint), eval_split=split, examples=len(rows))
-    return {**scores, "checkpoint": str(checkpoint), "split": split, "examples": len(rows), "predictions": predictions,
-            "precision": applied.precision}
+        log_evaluation(
+            Path(recipe.training.output_dir),
+            recipe.training.report_to,
+            _checkpoint_step(Path(checkpoint)),
+            scores,
+            applied.precision,
+            checkpoint=str(checkpoint),
+            eval_split=split,
+            examples=len(rows),
+        )
+    return {
+        **scores,
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "examples": len(rows),
+        "predictions": predictions,
+        "precision": applied.precision,
+    }
 
 
 def task_scores(scores: dict[str, Any], label: str) -> dict[str, float]:
     """One task's numeric scores, unprefixed (`<label>/cider` -> `cider` in a mixture), without the counts."""
     prefix = f"{label}/" if label else ""
-    return {key[len(prefix):]: value for key, value in scores.items()
-            if key.startswith(prefix) and key not in ("dropped", "weighted") and isinstance(value, (int, float))}
+    return {
+        key[len(prefix) :]: value
+        for key, value in scores.items()
+        if key.startswith(prefix) and key not in ("dropped", "weighted") and isinstance(value, (int, float))
+    }
 
 
 def _checkpoint_step(checkpoint: Path) -> int:

@@ -26,8 +26,8 @@ from safetensors.torch import load_file
 from ofa_core._errors import OFAError
 from ofa_core.data import Collator, Example, GroupDataset, group_examples
 from ofa_core.data.grouping import Part, example_batches
-from ofa_core.inference.loading import DELTA_CONFIG
 from ofa_core.generation.closed_set import AllowedTokens, ClosedSetDecoder
+from ofa_core.inference.loading import DELTA_CONFIG
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.plugin import ClosedSet, LossContext, LossOutput, Metric
 from ofa_core.recipe.training import TrainingConfig
@@ -53,13 +53,16 @@ def _say(world: World, text: str) -> None:
 
 def _default_loss(output: Any, batch: dict, epsilon: float) -> LossOutput:
     """`Trainer`'s own loss when a task gives none: label-smoothed cross entropy with `training.label_smoothing`."""
-    return label_smoothed_cross_entropy(output.logits, batch["labels"], epsilon, batch.get("constraint_mask"),
-                                        batch.get("loss_weights"))
+    return label_smoothed_cross_entropy(
+        output.logits, batch["labels"], epsilon, batch.get("constraint_mask"), batch.get("loss_weights")
+    )
 
 
 def _no_metric_registry(name: str, options: Mapping[str, Any]) -> Metric:
-    raise OFAError(f"loss.reward: this trainer was given no metric registry to build '{name}' from; "
-                   f"set TaskParts.build_metric (runs from a recipe have it)")
+    raise OFAError(
+        f"loss.reward: this trainer was given no metric registry to build '{name}' from; "
+        f"set TaskParts.build_metric (runs from a recipe have it)"
+    )
 
 
 def _references_per_input(examples: Sequence[Example]) -> list[list[str]]:
@@ -108,41 +111,69 @@ class Trainer:
     evaluation scores every task with its own search and metrics (`<label>/<score>`).
     """
 
-    def __init__(self, model: torch.nn.Module, config: TrainingConfig, processor: Any, *,
-                 train_examples: Sequence[Example] = (), eval_examples: Sequence[Example] = (),
-                 loss_fn: LossFn | None = None, metrics: dict[str, Callable[[], Metric]] | None = None,
-                 higher_is_better: dict[str, bool] | None = None, generation_config: Any = None,
-                 postprocess: Callable[[str, dict], Any] | None = None, closed_set: ClosedSet | None = None,
-                 tasks: Sequence[TaskParts] = (), world: World | None = None, peft: Any = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: TrainingConfig,
+        processor: Any,
+        *,
+        train_examples: Sequence[Example] = (),
+        eval_examples: Sequence[Example] = (),
+        loss_fn: LossFn | None = None,
+        metrics: dict[str, Callable[[], Metric]] | None = None,
+        higher_is_better: dict[str, bool] | None = None,
+        generation_config: Any = None,
+        postprocess: Callable[[str, dict], Any] | None = None,
+        closed_set: ClosedSet | None = None,
+        tasks: Sequence[TaskParts] = (),
+        world: World | None = None,
+        peft: Any = None,
+    ) -> None:
         self.world = world or init_world()
         self.peft = peft  # a trainer.peft.PeftPlan: only its parameters train, checkpoints are deltas
         self.device = device_for(self.world)
         if config.mixed_precision == "fp16" and self.device.type != "cuda":
-            raise OFAError("training.mixed_precision: fp16 needs a CUDA GPU (its GradScaler is CUDA-only); use 'bf16' or 'no' "
-                "on CPU")
+            raise OFAError(
+                "training.mixed_precision: fp16 needs a CUDA GPU (its GradScaler is CUDA-only); use 'bf16' or 'no' "
+                "on CPU"
+            )
         self.model = model.to(self.device)
         self.config = config
         self.processor = processor
-        single = TaskParts(train_examples=train_examples, eval_examples=eval_examples, loss_fn=loss_fn,
-                           metrics=metrics or {}, higher_is_better=higher_is_better or {},
-                           generation_config=generation_config, postprocess=postprocess, closed_set=closed_set)
+        single = TaskParts(
+            train_examples=train_examples,
+            eval_examples=eval_examples,
+            loss_fn=loss_fn,
+            metrics=metrics or {},
+            higher_is_better=higher_is_better or {},
+            generation_config=generation_config,
+            postprocess=postprocess,
+            closed_set=closed_set,
+        )
         if tasks and single != TaskParts():
             raise ValueError("give the parts of one task as keyword arguments, or `tasks`, not both")
         self.tasks: list[TaskParts] = list(tasks) or [single]
-        if len({task.label for task in self.tasks}) != len(self.tasks) or (len(self.tasks) > 1 and not all(
-                task.label for task in self.tasks)):
+        if len({task.label for task in self.tasks}) != len(self.tasks) or (
+            len(self.tasks) > 1 and not all(task.label for task in self.tasks)
+        ):
             raise ValueError("the tasks of a mixture need distinct, non-empty labels")
         for task in self.tasks:
             task.loss_fn = task.loss_fn or functools.partial(_default_loss, epsilon=config.label_smoothing)
             task.postprocess = task.postprocess or _unchanged
-        self.decoders = [ClosedSetDecoder(task.closed_set, processor.tokenizer) if task.closed_set else None
-                         for task in self.tasks]
-        self.allowed = [AllowedTokens(task.allowed_tokens, processor.tokenizer.eos_token_id)
-                        if task.allowed_tokens is not None else None for task in self.tasks]
+        self.decoders = [
+            ClosedSetDecoder(task.closed_set, processor.tokenizer) if task.closed_set else None for task in self.tasks
+        ]
+        self.allowed = [
+            AllowedTokens(task.allowed_tokens, processor.tokenizer.eos_token_id)
+            if task.allowed_tokens is not None
+            else None
+            for task in self.tasks
+        ]
         self.output_dir = Path(config.output_dir)
         self.collator = Collator(model.config.pad_token_id, processor.image_processor.patch_image_size)
-        self.evaluator = Evaluator(self.tasks, config, processor, self.world, self.device, self.collator, self.decoders,
-                                   self.allowed)
+        self.evaluator = Evaluator(
+            self.tasks, config, processor, self.world, self.device, self.collator, self.decoders, self.allowed
+        )
         self.frozen_encoder = config.freeze_encoder
         self.sharded = bool(config.fsdp) and self.world.distributed
         self.model_class = type(model)
@@ -172,9 +203,11 @@ class Trainer:
         index = batch["encoder_index"]
         if index.numel() == out.last_hidden_state.shape[0]:
             return out
-        return OFAEncoderOutput(last_hidden_state=out.last_hidden_state.index_select(0, index),
-                                padding_mask=out.padding_mask.index_select(0, index),
-                                position_embeddings=out.position_embeddings.index_select(0, index))
+        return OFAEncoderOutput(
+            last_hidden_state=out.last_hidden_state.index_select(0, index),
+            padding_mask=out.padding_mask.index_select(0, index),
+            position_embeddings=out.position_embeddings.index_select(0, index),
+        )
 
     @torch.no_grad()
     def _encoder_pass(self, inputs: dict[str, torch.Tensor]) -> OFAEncoderOutput:
@@ -184,23 +217,32 @@ class Trainer:
 
     def _forward(self, batch: dict):
         if not self.sharded:
-            return self.model(decoder_input_ids=batch["decoder_input_ids"], encoder_outputs=self._encode(batch), use_cache=False)
+            return self.model(
+                decoder_input_ids=batch["decoder_input_ids"], encoder_outputs=self._encode(batch), use_cache=False
+            )
         # Sharded parameters are gathered only inside the root forward: no shared encoder pass here.
         index = batch["encoder_index"]
-        inputs = {k: batch[k].index_select(0, index) for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")}
+        inputs = {
+            k: batch[k].index_select(0, index) for k in ("input_ids", "attention_mask", "patch_images", "patch_masks")
+        }
         return self.model(**inputs, decoder_input_ids=batch["decoder_input_ids"], use_cache=False)
 
     def _loss_context(self, index: int) -> LossContext:
         """What a loss with `drives_model` gets besides model and batch; built once per task."""
         if self.sharded:
-            raise OFAError("loss: a loss that runs the model itself (e.g. scst) cannot run under training.fsdp; "
-                           "set training.fsdp to false")
+            raise OFAError(
+                "loss: a loss that runs the model itself (e.g. scst) cannot run under training.fsdp; "
+                "set training.fsdp to false"
+            )
         if index not in self._loss_contexts:
             examples = self.tasks[index].train_examples
             self._loss_contexts[index] = LossContext(
-                tokenizer=self.processor.tokenizer, encode=self._encode, train_mode=self._train_mode,
+                tokenizer=self.processor.tokenizer,
+                encode=self._encode,
+                train_mode=self._train_mode,
                 metric=self.tasks[index].build_metric or _no_metric_registry,
-                train_references=functools.partial(_references_per_input, examples))
+                train_references=functools.partial(_references_per_input, examples),
+            )
         return self._loss_contexts[index]
 
     def _generation_model(self) -> torch.nn.Module:
@@ -299,14 +341,28 @@ class Trainer:
             weights = sharding.full_model_state(self.model)
             optimizer_state = sharding.full_optimizer_state(self.model, self.run.optimizer)
         if self.world.is_main:
-            files = {"optimizer.pt": optimizer_state or self.run.optimizer.state_dict(), "scheduler.pt": self.run.scheduler.state_dict(),
-                     "rng_state_0.pt": ckpt.rng_state()}
+            files = {
+                "optimizer.pt": optimizer_state or self.run.optimizer.state_dict(),
+                "scheduler.pt": self.run.scheduler.state_dict(),
+                "rng_state_0.pt": ckpt.rng_state(),
+            }
             if self.run.scaler:
                 files["scaler.pt"] = self.run.scaler.state_dict()
             if self._is_best(metrics):
-                self.run.state.best_checkpoint, self.run.state.best_metric = str(path), metrics[self._best_name(metrics)]
-            ckpt.write_checkpoint(self.output_dir, self.run.state.step, self.model, self.processor, files,
-                                  self.run.state.to_json(self.world.size, metrics), weights, self.peft)
+                self.run.state.best_checkpoint, self.run.state.best_metric = (
+                    str(path),
+                    metrics[self._best_name(metrics)],
+                )
+            ckpt.write_checkpoint(
+                self.output_dir,
+                self.run.state.step,
+                self.model,
+                self.processor,
+                files,
+                self.run.state.to_json(self.world.size, metrics),
+                weights,
+                self.peft,
+            )
             keep = Path(self.run.state.best_checkpoint) if self.run.state.best_checkpoint else None
             ckpt.rotate(self.output_dir, self.config.save_total_limit, keep)
         barrier(self.world)
@@ -337,20 +393,26 @@ class Trainer:
         """Load weights, optimizer, scheduler, scaler and this process's RNG from `path`; return its state."""
         data = ckpt.read_state(path)
         if data["world_size"] != self.world.size:
-            raise OFAError(f"training.resume_from_checkpoint: {path} was written by {data['world_size']} processes, "
-                           f"this run has {self.world.size}; resume with the same number of processes")
+            raise OFAError(
+                f"training.resume_from_checkpoint: {path} was written by {data['world_size']} processes, "
+                f"this run has {self.world.size}; resume with the same number of processes"
+            )
         state = TrainState.from_json(data)
         labels = [task.label for task in self.tasks]
         if sorted(state.positions) != sorted(labels):
-            raise OFAError(f"training.resume_from_checkpoint: {path} was written for the tasks "
-                           f"{sorted(state.positions) or ['(one task)']}, this run has {sorted(labels)}; resume with the same "
-                               f"tasks "
-                           f"or start a new output_dir")
+            raise OFAError(
+                f"training.resume_from_checkpoint: {path} was written for the tasks "
+                f"{sorted(state.positions) or ['(one task)']}, this run has {sorted(labels)}; resume with the same "
+                f"tasks "
+                f"or start a new output_dir"
+            )
         if (path / DELTA_CONFIG).is_file() != (self.peft is not None):
-            raise OFAError(f"training.resume_from_checkpoint: {path} was written by a run "
-                           f"{'with' if self.peft is None else 'without'} a peft section, this recipe has "
-                           f"{'none' if self.peft is None else 'one'}; resume with the recipe that wrote it or start a new "
-                               f"output_dir")
+            raise OFAError(
+                f"training.resume_from_checkpoint: {path} was written by a run "
+                f"{'with' if self.peft is None else 'without'} a peft section, this recipe has "
+                f"{'none' if self.peft is None else 'one'}; resume with the recipe that wrote it or start a new "
+                f"output_dir"
+            )
         if self.peft is not None:
             self.peft.load(self.model, path, str(self.device))
             self.run.optimizer.load_state_dict(ckpt.load_file(path, "optimizer.pt"))
@@ -362,8 +424,10 @@ class Trainer:
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
             tied = {"lm_head.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"}
             if set(missing) - tied or unexpected:
-                raise OFAError(f"{path}: model weights do not match this model (missing {sorted(set(missing) - tied)[:3]}, "
-                    f"unexpected {unexpected[:3]})")
+                raise OFAError(
+                    f"{path}: model weights do not match this model (missing {sorted(set(missing) - tied)[:3]}, "
+                    f"unexpected {unexpected[:3]})"
+                )
             self.run.optimizer.load_state_dict(ckpt.load_file(path, "optimizer.pt"))
         self.run.scheduler.load_state_dict(ckpt.load_file(path, "scheduler.pt"))
         if self.run.scaler and (path / "scaler.pt").exists():
@@ -379,7 +443,11 @@ class Trainer:
         started = time.monotonic()
         while self.run.state.step < self.run.total_steps:
             self._train_step(task_for_step(self.run.state.step, self.run.probabilities, self.config.seed))
-        if self.config.save_strategy != "no" and self.run.saved_at != self.run.state.step and self.run.state.step > self.run.start_step:
+        if (
+            self.config.save_strategy != "no"
+            and self.run.saved_at != self.run.state.step
+            and self.run.state.step > self.run.start_step
+        ):
             with self.run.times.phase("checkpoints"):
                 self._save(None)
         self.run.reporter.close()
@@ -389,7 +457,10 @@ class Trainer:
                 _say(self.world, f"encoder cache: {cache.hits:,} encoder rows read, {cache.misses:,} computed")
         result = self._summary(time.monotonic() - started)
         _say(self.world, "time by phase: " + breakdown_line(result["seconds_by_phase"]))
-        _say(self.world, "done: " + ", ".join(f"{k}={v}" for k, v in result.items() if v is not None and k != "seconds_by_phase"))
+        _say(
+            self.world,
+            "done: " + ", ".join(f"{k}={v}" for k, v in result.items() if v is not None and k != "seconds_by_phase"),
+        )
         return result
 
     def _prepare(self) -> None:
@@ -397,16 +468,19 @@ class Trainer:
         config, world = self.config, self.world
         mixture = len(self.tasks) > 1
         if mixture and "epoch" in (config.eval_strategy, config.save_strategy):
-            raise OFAError("training.eval_strategy / save_strategy: 'epoch' has no single meaning when several tasks "
-                           "share the steps; use 'steps' with eval_steps / save_steps")
+            raise OFAError(
+                "training.eval_strategy / save_strategy: 'epoch' has no single meaning when several tasks "
+                "share the steps; use 'steps' with eval_steps / save_steps"
+            )
         for task in self.tasks:
             if not task.train_examples:
                 where = f" of task '{task.label}'" if task.label else ""
                 raise OFAError(f"training: the train split{where} has no examples; check its data.reader and files")
         torch.manual_seed(config.seed)
         random.seed(config.seed)
-        self.run.freezing = apply_freezing(self.model, config, self.peft.trains if self.peft else None,
-                                       self.peft.method if self.peft else None)
+        self.run.freezing = apply_freezing(
+            self.model, config, self.peft.trains if self.peft else None, self.peft.method if self.peft else None
+        )
         _say(world, str(self.run.freezing))
         if self.sharded:
             sharding.shard(self.model, reshard_after_forward=config.fsdp != "shard_grad_op")
@@ -415,16 +489,28 @@ class Trainer:
         by_image = config.freeze_encoder and config.group_by_image
         self.run.groups = [group_examples(task.train_examples, by_image) for task in self.tasks]
         self.run.encoder_caches = self._open_encoder_caches()
-        self.run.datasets = [GroupDataset(task.train_examples, groups, self.processor.image_processor, config.bad_images,
-                                      config.cache_images, cache.encoded if cache is not None else None)
-                         for task, groups, cache in zip(self.tasks, self.run.groups, self.run.encoder_caches)]
+        self.run.datasets = [
+            GroupDataset(
+                task.train_examples,
+                groups,
+                self.processor.image_processor,
+                config.bad_images,
+                config.cache_images,
+                cache.encoded if cache is not None else None,
+            )
+            for task, groups, cache in zip(self.tasks, self.run.groups, self.run.encoder_caches)
+        ]
         self.run.epoch_cache, self.run.streams = {}, [None] * len(self.tasks)
-        steps_per_epoch = [math.ceil(len(self._epoch_batches(index, 0)) / config.gradient_accumulation_steps)
-                           for index in range(len(self.tasks))]
+        steps_per_epoch = [
+            math.ceil(len(self._epoch_batches(index, 0)) / config.gradient_accumulation_steps)
+            for index in range(len(self.tasks))
+        ]
         for task, steps in zip(self.tasks, steps_per_epoch):
             if steps == 0:
                 where = f"task '{task.label}': " if task.label else ""
-                raise OFAError(f"training: {where}{len(task.train_examples)} examples make no batch for {world.size} processes")
+                raise OFAError(
+                    f"training: {where}{len(task.train_examples)} examples make no batch for {world.size} processes"
+                )
         total = sum(steps_per_epoch)
         self.run.total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * total)
         self.run.probabilities = [task.probability for task in self.tasks]
@@ -433,18 +519,25 @@ class Trainer:
         self.run.scaler = torch.amp.GradScaler("cuda") if config.mixed_precision == "fp16" else None
         self._remove_unfinished_checkpoints()
         resume = ckpt.resolve_resume(config.resume_from_checkpoint, self.output_dir)
-        self.run.state = self._resume(resume) if resume is not None else TrainState.start([task.label for task in self.tasks])
+        self.run.state = (
+            self._resume(resume) if resume is not None else TrainState.start([task.label for task in self.tasks])
+        )
         if resume is not None:
             _say(world, f"resumed from {resume} at step {self.run.state.step}")
         for index, (task, groups, steps) in enumerate(zip(self.tasks, self.run.groups, steps_per_epoch)):
             share = f" ({task.label}, {task.probability:.0%} of steps)" if mixture else ""
             batches = self._epoch_batches(index, 0)
             images = sum(map(len, batches)) / len(batches) * config.gradient_accumulation_steps
-            _say(world, f"{len(task.train_examples)} examples in {len(groups)} groups; {steps} steps/epoch{share}; a step "
-                        f"trains {config.per_device_train_batch_size * config.gradient_accumulation_steps} examples of "
-                        f"{images:.1f} images (encoder inputs) on average per process")
+            _say(
+                world,
+                f"{len(task.train_examples)} examples in {len(groups)} groups; {steps} steps/epoch{share}; a step "
+                f"trains {config.per_device_train_batch_size * config.gradient_accumulation_steps} examples of "
+                f"{images:.1f} images (encoder inputs) on average per process",
+            )
         _say(world, f"{self.run.total_steps} steps")
-        self.run.reporter = Reporter(self.output_dir, config.report_to, self.run.total_steps, self.run.state.step, world.is_main)
+        self.run.reporter = Reporter(
+            self.output_dir, config.report_to, self.run.total_steps, self.run.state.step, world.is_main
+        )
         self.run.start_step, self.run.saved_at, self.run.last_metrics = self.run.state.step, -1, {}
         self.run.times = PhaseTimes(self.device)
 
@@ -470,11 +563,22 @@ class Trainer:
         if reason:
             _say(self.world, f"encoder cache off: {reason}")
             return nothing
-        return [open_cache(task.train_examples, self._encoder_pass, encoder, self.model.config, self.processor.image_processor,
-                           config.mixed_precision, config.encoder_cache_dtype, config.encoder_cache_memory_mb,
-                           self.output_dir / "encoder-cache" / (task.label or "train"), self.world.rank,
-                           functools.partial(_say, self.world))
-                for task in self.tasks]
+        return [
+            open_cache(
+                task.train_examples,
+                self._encoder_pass,
+                encoder,
+                self.model.config,
+                self.processor.image_processor,
+                config.mixed_precision,
+                config.encoder_cache_dtype,
+                config.encoder_cache_memory_mb,
+                self.output_dir / "encoder-cache" / (task.label or "train"),
+                self.world.rank,
+                functools.partial(_say, self.world),
+            )
+            for task in self.tasks
+        ]
 
     def _epoch_batches(self, index: int, epoch: int) -> list[list[Part]]:
         """This process's micro-batches (parts of groups, `per_device_train_batch_size` examples) of task `index` in
@@ -482,8 +586,17 @@ class Trainer:
         cached = self.run.epoch_cache.get(index)
         if cached is None or cached[0] != epoch:
             config, world = self.config, self.world
-            cached = epoch, example_batches(self.run.groups[index], config.per_device_train_batch_size, world.size, world.rank,
-                                            config.seed, epoch)
+            cached = (
+                epoch,
+                example_batches(
+                    self.run.groups[index],
+                    config.per_device_train_batch_size,
+                    world.size,
+                    world.rank,
+                    config.seed,
+                    epoch,
+                ),
+            )
             self.run.epoch_cache[index] = cached
         return cached[1]
 
@@ -493,9 +606,13 @@ class Trainer:
         position = self.run.state.positions[self.tasks[index].label]
         if self.run.streams[index] is None:
             batches = self._epoch_batches(index, position.epoch)
-            loader = torch.utils.data.DataLoader(self.run.datasets[index], batch_sampler=batches[position.batch_position:],
-                                                 collate_fn=self.collator, num_workers=self.config.dataloader_num_workers,
-                                                 generator=loader_generator())
+            loader = torch.utils.data.DataLoader(
+                self.run.datasets[index],
+                batch_sampler=batches[position.batch_position :],
+                collate_fn=self.collator,
+                num_workers=self.config.dataloader_num_workers,
+                generator=loader_generator(),
+            )
             self.run.streams[index] = iter(loader)
         micro = list(islice(self.run.streams[index], self.config.gradient_accumulation_steps))
         if micro:
@@ -521,7 +638,9 @@ class Trainer:
         else:
             self.run.reporter.heartbeat(state.step, self.run.scheduler.get_last_lr()[0])
         metrics = None
-        if any(task.eval_examples for task in self.tasks) and due(config.eval_strategy, config.eval_interval, state.step, end_of_epoch):
+        if any(task.eval_examples for task in self.tasks) and due(
+            config.eval_strategy, config.eval_interval, state.step, end_of_epoch
+        ):
             with self.run.times.phase("evaluation"):
                 metrics = self.run.last_metrics = self._evaluate_during_training()
         if due(config.save_strategy, config.save_steps, state.step, end_of_epoch):
@@ -537,7 +656,9 @@ class Trainer:
         epochs = {}
         for index, task in enumerate(self.tasks):
             position = self.run.state.positions[task.label]
-            epochs[task.label] = position.epoch + position.batch_position / max(len(self._epoch_batches(index, position.epoch)), 1)
+            epochs[task.label] = position.epoch + position.batch_position / max(
+                len(self._epoch_batches(index, position.epoch)), 1
+            )
         return epochs
 
     def _evaluate_during_training(self) -> dict[str, float]:
@@ -549,11 +670,18 @@ class Trainer:
     def _summary(self, seconds: float) -> dict[str, Any]:
         state = self.run.state
         epochs = self._epochs()
-        return {"steps": state.step, "epochs": epochs[""] if list(epochs) == [""] else epochs,
-                "train_seconds": round(seconds, 3), "seconds_by_phase": self.run.times.summary(seconds),
-                "trainable_parameters": self.run.freezing.trainable, "peft": self.peft.method if self.peft else None,
-                "frozen_parameters": self.run.freezing.frozen, "best_checkpoint": state.best_checkpoint,
-                "best_metric": state.best_metric, "eval": self.run.last_metrics}
+        return {
+            "steps": state.step,
+            "epochs": epochs[""] if list(epochs) == [""] else epochs,
+            "train_seconds": round(seconds, 3),
+            "seconds_by_phase": self.run.times.summary(seconds),
+            "trainable_parameters": self.run.freezing.trainable,
+            "peft": self.peft.method if self.peft else None,
+            "frozen_parameters": self.run.freezing.frozen,
+            "best_checkpoint": state.best_checkpoint,
+            "best_metric": state.best_metric,
+            "eval": self.run.last_metrics,
+        }
 
     # -- evaluation ----------------------------------------------------------------------------------
 
@@ -561,7 +689,8 @@ class Trainer:
         """What evaluation computes in (see `Evaluator.precision`)."""
         return self.evaluator.precision(self.model)
 
-    def evaluate(self, examples: Sequence[Example] | None = None, return_samples: int = 0,
-                 predictions: list | None = None) -> tuple[dict[str, float], list[str]]:
+    def evaluate(
+        self, examples: Sequence[Example] | None = None, return_samples: int = 0, predictions: list | None = None
+    ) -> tuple[dict[str, float], list[str]]:
         """Score the model on every task's evaluation examples (see `Evaluator.evaluate`)."""
         return self.evaluator.evaluate(self._generation_model(), examples, return_samples, predictions)

@@ -14,10 +14,13 @@ from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.plugin import LossOutput
 
 
-
-def label_smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, epsilon: float,
-                                 constraint_mask: torch.Tensor | None = None,
-                                 weights: torch.Tensor | None = None) -> LossOutput:
+def label_smoothed_cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: float,
+    constraint_mask: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+) -> LossOutput:
     """`(1 - ε - ε_i)·nll + ε_i·Σ_v(−log p_v)` with `ε_i = ε/(V−1)`, summed over targets != IGNORE_INDEX.
 
     This is OFA's `adjust_label_smoothed_cross_entropy`: the smoothing mass is spread over the
@@ -45,5 +48,13 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps
         nll, smooth = nll * row_weights, smooth * row_weights
     loss = ((1.0 - epsilon - eps_i) * nll + eps_i * smooth).sum()
     ntokens = int(keep.sum())
-    return LossOutput(loss, ntokens, {"loss": float(loss.detach()), "nll_loss": float(nll.detach().sum()),
-                                      "ntokens": float(ntokens), "nsentences": float(labels.shape[0])})
+    return LossOutput(
+        loss,
+        ntokens,
+        {
+            "loss": float(loss.detach()),
+            "nll_loss": float(nll.detach().sum()),
+            "ntokens": float(ntokens),
+            "nsentences": float(labels.shape[0]),
+        },
+    )

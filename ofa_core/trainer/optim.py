@@ -51,7 +51,9 @@ def lr_factor(kind: str, step: int, warmup: int, total: int) -> float:
     return 1.0 - progress  # linear, and polynomial decay with power 1 and end lr 0
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainingConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = warmup_steps(config, total_steps)
     kind = config.lr_scheduler_type
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(kind, step, warmup, total_steps))

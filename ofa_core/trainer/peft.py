@@ -8,9 +8,9 @@ from typing import Any
 
 import attrs
 
+from ofa_core._errors import OFAError
 from ofa_core.inference import delta
 from ofa_core.inference.loading import model_directory
-from ofa_core._errors import OFAError
 from ofa_core.recipe import Recipe
 from ofa_core.recipe.peft import model_settings, trains
 
@@ -52,9 +52,11 @@ class PeftPlan:
         """A checkpoint's trained tensors into `model`, refusing a delta of another method or base."""
         config = delta.read_config(checkpoint)
         if config["settings"] != self.settings or config["base_sha256"] != self.base_sha256:
-            raise OFAError(f"training.resume_from_checkpoint: {checkpoint} holds a {config['method']} delta of other "
-                           f"settings or another base model than this recipe's peft and model.checkpoint; resume with "
-                           f"the recipe that wrote it or start a new output_dir")
+            raise OFAError(
+                f"training.resume_from_checkpoint: {checkpoint} holds a {config['method']} delta of other "
+                f"settings or another base model than this recipe's peft and model.checkpoint; resume with "
+                f"the recipe that wrote it or start a new output_dir"
+            )
         delta.load_weights(model, delta.read_weights(checkpoint, device), self.settings, checkpoint)
 
 
@@ -65,8 +67,10 @@ def plan(recipe: Recipe) -> PeftPlan | None:
         return None
     base = model_directory(recipe.spec.model.checkpoint)
     if delta.is_delta(base):
-        raise OFAError(f"{recipe.path}: model.checkpoint: {base} is itself a delta; write it out as a plain model "
-                       f"with `ofa merge {base} --out DIR` and start from DIR")
+        raise OFAError(
+            f"{recipe.path}: model.checkpoint: {base} is itself a delta; write it out as a plain model "
+            f"with `ofa merge {base} --out DIR` and start from DIR"
+        )
     if recipe.training.fsdp:
         raise OFAError(f"{recipe.path}: training.fsdp: a peft run trains too few parameters to shard; set it to false")
     settings = section.settings()

@@ -12,8 +12,7 @@ from typing import Any
 
 import attrs
 
-from ofa_core.plugin import hookimpl
-from ofa_core.plugin import LossOutput, LossSpec
+from ofa_core.plugin import LossOutput, LossSpec, hookimpl
 from ofa_core.trainer.scst_options import ScstOptions
 
 
@@ -21,7 +20,9 @@ from ofa_core.trainer.scst_options import ScstOptions
 class LabelSmoothingOptions:
     """Options of the default loss."""
 
-    label_smoothing: float = attrs.field(default=0.1, converter=float, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
+    label_smoothing: float = attrs.field(
+        default=0.1, converter=float, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
+    )
     """ε; the official caption/VQA/RefCOCO fine-tunes use 0.1, SNLI-VE 0."""
 
 
@@ -32,8 +33,14 @@ def build_label_smoothed_ce(options: LabelSmoothingOptions):
     from ofa_core.trainer.losses import label_smoothed_cross_entropy
 
     def loss(model_output: Any, batch: Mapping[str, Any]) -> LossOutput:
-        return label_smoothed_cross_entropy(model_output.logits, batch["labels"], options.label_smoothing,
-                                            batch.get("constraint_mask"), batch.get("loss_weights"))
+        return label_smoothed_cross_entropy(
+            model_output.logits,
+            batch["labels"],
+            options.label_smoothing,
+            batch.get("constraint_mask"),
+            batch.get("loss_weights"),
+        )
+
     return loss
 
 
@@ -51,9 +58,12 @@ def build_scst(options: ScstOptions):
     return ScstLoss(options)
 
 
-SCST = LossSpec(options=ScstOptions, build=build_scst,
-                description="self-critical sequence training: beam candidates rewarded by a registered metric "
-                            "(CIDEr-D) minus the other candidates' mean")
+SCST = LossSpec(
+    options=ScstOptions,
+    build=build_scst,
+    description="self-critical sequence training: beam candidates rewarded by a registered metric "
+    "(CIDEr-D) minus the other candidates' mean",
+)
 
 
 @hookimpl

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 from tqdm.auto import tqdm
 
-
 PROGRESS_SECONDS = 30.0
 """Without a terminal, a progress line is printed at least this often (besides every `logging_steps`)."""
 
@@ -35,8 +34,11 @@ def duration(seconds: float) -> str:
 def headline(scores: dict[str, Any]) -> str:
     """'cider=445.90, bleu4=89.50' ('caption/cider=...' in a mixture): the float scores, without per-class keys
     ('class/<label>/f1') or counts."""
-    return ", ".join(f"{key}={value:.2f}" for key, value in scores.items()
-                     if isinstance(value, float) and key != "dropped" and "/class/" not in f"/{key}")
+    return ", ".join(
+        f"{key}={value:.2f}"
+        for key, value in scores.items()
+        if isinstance(value, float) and key != "dropped" and "/class/" not in f"/{key}"
+    )
 
 
 class LogWindow:
@@ -71,9 +73,14 @@ class LogWindow:
         totals = self.totals
         elapsed = max(_now() - self.started, 1e-9)
         tokens = max(totals["sample_size"], 1.0)
-        values = {"loss": totals["loss_sum"] / tokens, "lr": lr, "grad_norm": totals["grad_norm"],
-                  "samples_per_s": totals["nsamples"] / elapsed, "tokens_per_s": totals["sample_size"] / elapsed,
-                  "dropped": totals["num_dropped"]}
+        values = {
+            "loss": totals["loss_sum"] / tokens,
+            "lr": lr,
+            "grad_norm": totals["grad_norm"],
+            "samples_per_s": totals["nsamples"] / elapsed,
+            "tokens_per_s": totals["sample_size"] / elapsed,
+            "dropped": totals["num_dropped"],
+        }
         values.update({f"{label}/epoch" if label else "epoch": epoch for label, epoch in epochs.items()})
         if "nll_loss" in totals:
             values["nll_loss"] = totals["nll_loss"] / tokens
@@ -101,12 +108,15 @@ class Reporter:
     a mixture).
     """
 
-    def __init__(self, output_dir: Path, report_to: tuple[str, ...], total_steps: int, start_step: int, active: bool) -> None:
+    def __init__(
+        self, output_dir: Path, report_to: tuple[str, ...], total_steps: int, start_step: int, active: bool
+    ) -> None:
         self.active = active
         self.started = _now()
         terminal = _isatty(sys.stderr)
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not active or not terminal,
-                        dynamic_ncols=True, desc="train")
+        self.bar = tqdm(
+            total=total_steps, initial=start_step, disable=not active or not terminal, dynamic_ncols=True, desc="train"
+        )
         self.lines = active and not terminal
         self.total_steps, self.start_step, self.step = total_steps, start_step, start_step
         self.printed_at = self.started
@@ -119,6 +129,7 @@ class Reporter:
         self.log_file = open(output_dir / "log.jsonl", "ab")  # noqa: SIM115 - appended to until close()
         if "tensorboard" in report_to:
             from torch.utils.tensorboard import SummaryWriter
+
             self.writer = SummaryWriter(str(output_dir / "runs"))
 
     def log(self, step: int, values: dict[str, Any], prefix: str = "train", tag: str | None = None) -> None:
@@ -186,12 +197,16 @@ class Reporter:
     def progress_line(self, step: int, values: dict[str, Any]) -> str:
         """'ofa: step 120/1000 (12%) loss 2.3456 (caption 2.10 vqa 1.20) lr 4.9e-04 38.2 samples/s ETA 3m05s'."""
         total = max(self.total_steps, 1)
-        tasks = " ".join(f"{key[:-len('/loss')]} {value:.2f}" for key, value in values.items() if key.endswith("/loss"))
+        tasks = " ".join(
+            f"{key[: -len('/loss')]} {value:.2f}" for key, value in values.items() if key.endswith("/loss")
+        )
         done = step - self.start_step
         elapsed = _now() - self.started
         eta = duration((self.total_steps - step) * elapsed / done) if done > 0 and elapsed > 0 else "?"
-        return (f"ofa: step {step}/{self.total_steps} ({100 * step // total}%) loss {values['loss']:.4f}"
-                f"{f' ({tasks})' if tasks else ''} lr {values['lr']:.1e} {values['samples_per_s']:.1f} samples/s ETA {eta}")
+        return (
+            f"ofa: step {step}/{self.total_steps} ({100 * step // total}%) loss {values['loss']:.4f}"
+            f"{f' ({tasks})' if tasks else ''} lr {values['lr']:.1e} {values['samples_per_s']:.1f} samples/s ETA {eta}"
+        )
 
     def close(self) -> None:
         self.bar.close()
@@ -214,8 +229,9 @@ def eval_tag(precision: str) -> str:
     return "eval" if precision == "fp32" else f"eval-{precision}"
 
 
-def log_evaluation(output_dir: Path, report_to: tuple[str, ...], step: int, scores: dict[str, Any], precision: str,
-                   **extra: Any) -> None:
+def log_evaluation(
+    output_dir: Path, report_to: tuple[str, ...], step: int, scores: dict[str, Any], precision: str, **extra: Any
+) -> None:
     """`ofa eval`'s record of its scores, as training writes them: one `"split": "eval"` line appended to
     `log.jsonl` (with the `precision` the scores were computed in and `extra`, e.g. the checkpoint) and, with
     'tensorboard' in `report_to`, one `<eval_tag>/<score>` scalar per numeric score at `step` under `runs/`.

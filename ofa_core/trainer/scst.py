@@ -46,9 +46,11 @@ def inputs_of(examples: Sequence[Any]) -> dict[int, list[str]]:
 
 
 def _select(encoded: OFAEncoderOutput, index: torch.Tensor) -> OFAEncoderOutput:
-    return OFAEncoderOutput(last_hidden_state=encoded.last_hidden_state.index_select(0, index),
-                            padding_mask=encoded.padding_mask.index_select(0, index),
-                            position_embeddings=encoded.position_embeddings.index_select(0, index))
+    return OFAEncoderOutput(
+        last_hidden_state=encoded.last_hidden_state.index_select(0, index),
+        padding_mask=encoded.padding_mask.index_select(0, index),
+        position_embeddings=encoded.position_embeddings.index_select(0, index),
+    )
 
 
 class ScstLoss:
@@ -64,8 +66,10 @@ class ScstLoss:
         if self.reward is None:
             reward = context.metric(self.options.reward, self.options.reward_options)
             if not callable(getattr(reward, "rewards", None)):
-                raise OFAError(f"loss.reward: metric '{self.options.reward}' has no rewards(candidates, references) method; "
-                               f"name a reward metric such as 'cider_d'")
+                raise OFAError(
+                    f"loss.reward: metric '{self.options.reward}' has no rewards(candidates, references) method; "
+                    f"name a reward metric such as 'cider_d'"
+                )
             if callable(getattr(reward, "fit", None)):
                 reward.fit(context.train_references(), self.options.references)
             self.reward = reward
@@ -78,9 +82,14 @@ class ScstLoss:
         config.num_return_sequences = self.options.candidates
         model.eval()
         with torch.no_grad():
-            sequences = model.generate(inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                                       patch_images=inputs["patch_images"], patch_masks=inputs["patch_masks"],
-                                       encoder_outputs=encoded, generation_config=config)
+            sequences = model.generate(
+                inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                patch_images=inputs["patch_images"],
+                patch_masks=inputs["patch_masks"],
+                encoder_outputs=encoded,
+                generation_config=config,
+            )
         context.train_mode()
         return sequences
 
@@ -107,10 +116,20 @@ class ScstLoss:
         pad = model.config.pad_token_id
         labels = sequences[:, 1:].masked_fill(sequences[:, 1:].eq(pad), IGNORE_INDEX)
         repeat = torch.arange(len(rows), device=sequences.device).repeat_interleave(k)
-        logits = model(decoder_input_ids=sequences[:, :-1], encoder_outputs=_select(encoded, repeat), use_cache=False).logits
+        logits = model(
+            decoder_input_ids=sequences[:, :-1], encoder_outputs=_select(encoded, repeat), use_cache=False
+        ).logits
         keep = labels.ne(IGNORE_INDEX)
         log_probs = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
         loss = -(log_probs * advantage[:, None] * keep).sum()
         ntokens = int(keep.sum())
-        return LossOutput(loss, ntokens, {"loss": float(loss.detach()), "ntokens": float(ntokens), "nsentences": float(len(texts)),
-                                          "reward_sum": float(scores.sum())})
+        return LossOutput(
+            loss,
+            ntokens,
+            {
+                "loss": float(loss.detach()),
+                "ntokens": float(ntokens),
+                "nsentences": float(len(texts)),
+                "reward_sum": float(scores.sum()),
+            },
+        )

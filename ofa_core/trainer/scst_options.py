@@ -19,8 +19,10 @@ from ofa_core.plugin import path_option
 def _candidates(options: Any, _attribute: attrs.Attribute, value: int) -> None:
     beam = OFFICIAL_SEARCH[options.search].beam
     if not 2 <= value <= beam:
-        raise ValueError(f"candidates must be between 2 (the baseline needs another candidate) and the beam of "
-                         f"search '{options.search}' ({beam}), got {value}")
+        raise ValueError(
+            f"candidates must be between 2 (the baseline needs another candidate) and the beam of "
+            f"search '{options.search}' ({beam}), got {value}"
+        )
 
 
 @attrs.frozen
@@ -29,8 +31,13 @@ class ScstOptions:
 
     reward: str = attrs.field(default="cider_d", validator=attrs.validators.instance_of(str))
     """A registered metric with `rewards(candidates, references)`; the caption task's `cider_d` by default."""
-    reward_options: dict = attrs.field(factory=dict, converter=dict, validator=attrs.validators.deep_mapping(
-        attrs.validators.instance_of(str), attrs.validators.instance_of(object)))
+    reward_options: dict = attrs.field(
+        factory=dict,
+        converter=dict,
+        validator=attrs.validators.deep_mapping(
+            attrs.validators.instance_of(str), attrs.validators.instance_of(object)
+        ),
+    )
     """The reward metric's options, e.g. {"tokenize": "zh"}."""
     references: str | None = path_option(default=None)
     """The training reference file (MUGE's IC_train.jsonl, the official caption TSV): the reward's corpus statistics
@@ -40,4 +47,3 @@ class ScstOptions:
     no-repeat 3)."""
     candidates: int = attrs.field(default=5, validator=[attrs.validators.instance_of(int), _candidates])
     """Candidates per input (the best beams); each is rewarded against the mean reward of the others."""
-

@@ -9,8 +9,13 @@ directories as an unsharded one.
 from __future__ import annotations
 
 import torch
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
-                                                     set_model_state_dict, set_optimizer_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.distributed.fsdp import fully_shard
 
 FULL = StateDictOptions(full_state_dict=True)
@@ -40,8 +45,12 @@ def full_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimize
     return get_optimizer_state_dict(model, optimizer, options=FULL_ON_CPU)
 
 
-def load_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights: dict, optimizer_state: dict) -> None:
+def load_full_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights: dict, optimizer_state: dict
+) -> None:
     """Scatter full (unsharded) model and optimizer states, as saved, into the shards."""
     set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
     # Parameters that never received a gradient (image-code tables) have no Adam state: not strict.
-    set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True, strict=False))
+    set_optimizer_state_dict(
+        model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True, strict=False)
+    )

@@ -42,8 +42,14 @@ class TrainState:
             where = attrs.asdict(self.positions[""])
         else:
             where = {"tasks": {label: attrs.asdict(position) for label, position in self.positions.items()}}
-        return {"step": self.step, **where, "world_size": world_size, "metrics": metrics or {},
-                "best_checkpoint": self.best_checkpoint, "best_metric": self.best_metric}
+        return {
+            "step": self.step,
+            **where,
+            "world_size": world_size,
+            "metrics": metrics or {},
+            "best_checkpoint": self.best_checkpoint,
+            "best_metric": self.best_metric,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainState:
@@ -51,5 +57,9 @@ class TrainState:
             positions = {label: Position(**position) for label, position in data["tasks"].items()}
         else:
             positions = {"": Position(data["epoch"], data["batch_position"])}
-        return cls(step=data["step"], positions=positions, best_checkpoint=data.get("best_checkpoint"),
-                   best_metric=data.get("best_metric"))
+        return cls(
+            step=data["step"],
+            positions=positions,
+            best_checkpoint=data.get("best_checkpoint"),
+            best_metric=data.get("best_metric"),
+        )

@@ -50,7 +50,9 @@ class TaskParts:
     `from_recipe` builds it from the registry the recipe was resolved against."""
 
 
-def mixture_probabilities(weights: Sequence[float], sizes: Sequence[int], temperature: float | None = None) -> list[float]:
+def mixture_probabilities(
+    weights: Sequence[float], sizes: Sequence[int], temperature: float | None = None
+) -> list[float]:
     """Each task's share of steps: proportional to its weight, times its number of training examples to the
     power 1/temperature when a temperature is given (1: by dataset size; larger: closer to the weights alone)."""
     scaled = [weight * (size ** (1.0 / temperature) if temperature else 1.0) for weight, size in zip(weights, sizes)]

@@ -44,7 +44,7 @@ class CiderDOptions:
 def ngram_counts(tokens: Sequence[str]) -> list[Counter]:
     """Counts of the 1..4-grams of `tokens`, one Counter per n, each n-gram as its tokens joined by spaces
     (tokens never hold whitespace, so the join is unambiguous and fits a JSON key)."""
-    return [Counter(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)) for n in range(1, MAX_N + 1)]
+    return [Counter(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)) for n in range(1, MAX_N + 1)]
 
 
 @attrs.frozen
@@ -80,7 +80,9 @@ def cache_path(beside: Path, tokenize: str) -> Path:
     return beside.with_name(f"{beside.name}.cider-d-{tokenize}.json")
 
 
-def cached_document_frequency(beside: Path, tokenize: str, compute: Callable[[], DocumentFrequency]) -> DocumentFrequency:
+def cached_document_frequency(
+    beside: Path, tokenize: str, compute: Callable[[], DocumentFrequency]
+) -> DocumentFrequency:
     """The cached frequencies when the cache's fingerprint matches `beside`'s contents, else `compute()`'s,
     written to the cache (through a temporary file and a rename, so concurrent processes never see half a file)."""
     path = cache_path(beside, tokenize)
@@ -95,12 +97,22 @@ def cached_document_frequency(beside: Path, tokenize: str, compute: Callable[[],
     frequency = compute()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_bytes(orjson.dumps({"format": CACHE_FORMAT, "fingerprint": fingerprint,
-                                            "documents": frequency.documents, "counts": frequency.counts}))
+        temporary.write_bytes(
+            orjson.dumps(
+                {
+                    "format": CACHE_FORMAT,
+                    "fingerprint": fingerprint,
+                    "documents": frequency.documents,
+                    "counts": frequency.counts,
+                }
+            )
+        )
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise OFAError(f"loss.references: cannot write the CIDEr-D cache {path} ({error}); make its folder writable") from None
+        raise OFAError(
+            f"loss.references: cannot write the CIDEr-D cache {path} ({error}); make its folder writable"
+        ) from None
     return frequency
 
 
@@ -124,12 +136,18 @@ class CiderD(CollectedCaptions):
     def fit(self, references: Sequence[Sequence[str]], beside: str | Path | None = None) -> None:
         """Document frequencies from the training references (one list per input); cached beside the file
         `beside` (the training references' source, fingerprinted) when given."""
+
         def compute() -> DocumentFrequency:
             return DocumentFrequency.of(self._tokenised(references))
-        self.frequency = compute() if beside is None else cached_document_frequency(Path(beside), self.tokenize, compute)
+
+        self.frequency = (
+            compute() if beside is None else cached_document_frequency(Path(beside), self.tokenize, compute)
+        )
 
     def _vector(self, tokens: Sequence[str], frequency: DocumentFrequency) -> Vector:
-        weights = [{gram: count * frequency.weight(gram) for gram, count in per_n.items()} for per_n in ngram_counts(tokens)]
+        weights = [
+            {gram: count * frequency.weight(gram) for gram, count in per_n.items()} for per_n in ngram_counts(tokens)
+        ]
         norms = [math.sqrt(sum(w * w for w in per_n.values())) for per_n in weights]
         return weights, norms, len(tokens)
 
@@ -137,10 +155,12 @@ class CiderD(CollectedCaptions):
         weights, norms, length = candidate
         total = 0.0
         for ref_weights, ref_norms, ref_length in references:
-            penalty = math.exp(-((length - ref_length) ** 2) / (2 * SIGMA ** 2))
+            penalty = math.exp(-((length - ref_length) ** 2) / (2 * SIGMA**2))
             for n in range(MAX_N):
-                overlap = sum(min(w, ref_weights[n].get(gram, 0.0)) * ref_weights[n].get(gram, 0.0)
-                              for gram, w in weights[n].items())
+                overlap = sum(
+                    min(w, ref_weights[n].get(gram, 0.0)) * ref_weights[n].get(gram, 0.0)
+                    for gram, w in weights[n].items()
+                )
                 if norms[n] and ref_norms[n]:
                     overlap /= norms[n] * ref_norms[n]
                 total += overlap * penalty
@@ -152,9 +172,13 @@ class CiderD(CollectedCaptions):
             raise ValueError(f"{len(candidates)} candidates but {len(references)} reference lists")
         distinct = list(dict.fromkeys(tuple(refs) for refs in references))
         frequency = self.frequency or DocumentFrequency.of(self._tokenised(distinct))
-        vectors = {refs: [self._vector(tokens, frequency) for tokens in self._tokenised([refs])[0]] for refs in distinct}
-        return [self._score(self._vector(self._tokens(text, self._language(refs)), frequency), vectors[tuple(refs)])
-                for text, refs in zip(candidates, references)]
+        vectors = {
+            refs: [self._vector(tokens, frequency) for tokens in self._tokenised([refs])[0]] for refs in distinct
+        }
+        return [
+            self._score(self._vector(self._tokens(text, self._language(refs)), frequency), vectors[tuple(refs)])
+            for text, refs in zip(candidates, references)
+        ]
 
     def example_scores(self) -> list[dict[str, float]]:
         """Each collected caption's CIDEr-D x100 (frequencies as `compute()` uses them); their mean is `cider_d`."""

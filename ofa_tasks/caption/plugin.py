@@ -30,16 +30,31 @@ COMPONENTS = Components(
     prompts=PROMPTS.values(),
     readers=READERS,
     metrics={
-        "caption": MetricSpec(options=CaptionMetricOptions, build=CaptionScores, higher_is_better=True,
-                                           description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'", example_score="cider"),
-        "cider_d": MetricSpec(options=CiderDOptions, build=CiderD, higher_is_better=True,
-                                           description="CIDEr-D per caption with training-set document frequencies: the scst reward", example_score="cider_d"),
+        "caption": MetricSpec(
+            options=CaptionMetricOptions,
+            build=CaptionScores,
+            higher_is_better=True,
+            description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'",
+            example_score="cider",
+        ),
+        "cider_d": MetricSpec(
+            options=CiderDOptions,
+            build=CiderD,
+            higher_is_better=True,
+            description="CIDEr-D per caption with training-set document frequencies: the scst reward",
+            example_score="cider_d",
+        ),
     },
     tasks={
         "caption": TaskSpec(
-                prompts={"zh": "caption.zh", "en": "caption.en"}, reader="muge", loss="label_smoothed_cross_entropy",
-                metrics=("caption",), generation="caption", preprocess=preprocess,
-                description="describe an image (MUGE in Chinese, COCO-style in English)"),
+            prompts={"zh": "caption.zh", "en": "caption.en"},
+            reader="muge",
+            loss="label_smoothed_cross_entropy",
+            metrics=("caption",),
+            generation="caption",
+            preprocess=preprocess,
+            description="describe an image (MUGE in Chinese, COCO-style in English)",
+        )
     },
 )
 COMPONENTS.install(globals())

@@ -36,8 +36,10 @@ class MugeOptions:
         captions, images = Path(self.folder) / f"IC_{split}.jsonl", Path(self.folder) / f"IC_{split}.tsv"
         for file in (captions, images):
             if not file.is_file():
-                raise OFAError(f"data.reader.folder: {file} not found; MUGE's {split} split needs "
-                               f"IC_{split}.jsonl and IC_{split}.tsv in {self.folder}")
+                raise OFAError(
+                    f"data.reader.folder: {file} not found; MUGE's {split} split needs "
+                    f"IC_{split}.jsonl and IC_{split}.tsv in {self.folder}"
+                )
         return captions, images
 
 
@@ -70,11 +72,21 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
                 continue
             if split == "train":
                 for index, caption in enumerate(captions):
-                    yield {"id": f"{image_id}#{index}", "image_id": image_id, "image": image, "caption": caption,
-                           "references": captions}
+                    yield {
+                        "id": f"{image_id}#{index}",
+                        "image_id": image_id,
+                        "image": image,
+                        "caption": caption,
+                        "references": captions,
+                    }
             else:
-                yield {"id": image_id, "image_id": image_id, "image": image,
-                       "caption": captions[0] if captions else "", "references": captions}
+                yield {
+                    "id": image_id,
+                    "image_id": image_id,
+                    "image": image,
+                    "caption": captions[0] if captions else "",
+                    "references": captions,
+                }
     images.close()
     bad.summarise(captions_path, split)
 
@@ -100,15 +112,26 @@ def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[
             continue
         references = [text for text in map(official_caption, fields[2].split("&&")) if text]
         row_id = fields[0] if split == "train" else fields[1]
-        yield {"id": row_id, "image_id": fields[1], "image": image,
-               "caption": references[0] if references else "", "references": references}
+        yield {
+            "id": row_id,
+            "image_id": fields[1],
+            "image": image,
+            "caption": references[0] if references else "",
+            "references": references,
+        }
     bad.summarise(path, split)
 
 
 READERS = {
-    "muge": ReaderSpec(options=MugeOptions, open=read_muge,
-                                        description="MUGE folder: IC_<split>.jsonl captions + IC_<split>.tsv base64 images"),
-    "ofa_caption_tsv": ReaderSpec(options=OfaCaptionTsvOptions, open=read_ofa_caption_tsv,
-                                                   description="official OFA caption TSV (uniq-id, image-id, caption, objects, image)"),
+    "muge": ReaderSpec(
+        options=MugeOptions,
+        open=read_muge,
+        description="MUGE folder: IC_<split>.jsonl captions + IC_<split>.tsv base64 images",
+    ),
+    "ofa_caption_tsv": ReaderSpec(
+        options=OfaCaptionTsvOptions,
+        open=read_ofa_caption_tsv,
+        description="official OFA caption TSV (uniq-id, image-id, caption, objects, image)",
+    ),
 }
 """The readers this task registers, by name."""

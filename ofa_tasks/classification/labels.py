@@ -77,13 +77,17 @@ class LabelSet:
             return
         close = difflib.get_close_matches(label, self.labels, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise OFAError(f"record {record_id!r}: label {label!r} is not one of the {len(self.labels)} labels in "
-                       f"{self.source}{hint}; add it there or correct the record")
+        raise OFAError(
+            f"record {record_id!r}: label {label!r} is not one of the {len(self.labels)} labels in "
+            f"{self.source}{hint}; add it there or correct the record"
+        )
 
 
 @functools.lru_cache(maxsize=16)
 def label_set(options: ClassificationOptions) -> LabelSet:
     """The options' labels, read once per options (records are checked against them one by one)."""
     if options.labels_file is not None:
-        return LabelSet(read_answer_list(options.labels_file, "task.options.labels_file"), f"labels_file {options.labels_file}")
+        return LabelSet(
+            read_answer_list(options.labels_file, "task.options.labels_file"), f"labels_file {options.labels_file}"
+        )
     return LabelSet(tuple(label.strip() for label in options.labels), "task.options.labels")

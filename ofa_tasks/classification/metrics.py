@@ -23,7 +23,9 @@ class ClassificationMetricOptions:
 
 def _label(references: list[str], index: int) -> str:
     if not references:
-        raise OFAError(f"example {index} of the batch has no reference label; evaluate a split whose records have labels")
+        raise OFAError(
+            f"example {index} of the batch has no reference label; evaluate a split whose records have labels"
+        )
     return references[0]
 
 
@@ -56,8 +58,12 @@ class ClassificationScores:
             self.ranking_lengths.append(len(ranking))
 
     def state(self) -> dict:
-        return {"predictions": list(self.predictions), "labels": list(self.labels),
-                "top_k_hits": list(self.top_k_hits), "ranking_lengths": list(self.ranking_lengths)}
+        return {
+            "predictions": list(self.predictions),
+            "labels": list(self.labels),
+            "top_k_hits": list(self.top_k_hits),
+            "ranking_lengths": list(self.ranking_lengths),
+        }
 
     def load_state(self, merged: dict) -> None:
         self.predictions, self.labels = list(merged["predictions"]), list(merged["labels"])
@@ -83,6 +89,12 @@ class ClassificationScores:
         scores["macro_f1"] = 100 * sum(f1 for _, _, f1, _ in per_class.values()) / len(per_class) if per_class else 0.0
         if self.per_class:
             for label, (precision, recall, f1, count_of_label) in per_class.items():
-                scores.update({f"class/{label}/precision": 100 * precision, f"class/{label}/recall": 100 * recall,
-                               f"class/{label}/f1": 100 * f1, f"class/{label}/support": float(count_of_label)})
+                scores.update(
+                    {
+                        f"class/{label}/precision": 100 * precision,
+                        f"class/{label}/recall": 100 * recall,
+                        f"class/{label}/f1": 100 * f1,
+                        f"class/{label}/support": float(count_of_label),
+                    }
+                )
         return scores

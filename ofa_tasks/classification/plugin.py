@@ -17,7 +17,9 @@ from ofa_tasks.classification.readers import READERS
 
 PROMPTS = {
     "zh": PromptTemplate(name="classification.zh", lang="zh", source="图片描述了什么内容?", target="{label}"),
-    "en": PromptTemplate(name="classification.en", lang="en", source=" what does the image describe?", target="{label}"),
+    "en": PromptTemplate(
+        name="classification.en", lang="en", source=" what does the image describe?", target="{label}"
+    ),
 }
 
 
@@ -53,16 +55,27 @@ COMPONENTS = Components(
     readers=READERS,
     metrics={
         "classification": MetricSpec(
-                options=ClassificationMetricOptions, build=ClassificationScores, higher_is_better=True,
-                description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)", example_score="accuracy"),
+            options=ClassificationMetricOptions,
+            build=ClassificationScores,
+            higher_is_better=True,
+            description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)",
+            example_score="accuracy",
+        )
     },
     tasks={
         "classification": TaskSpec(
-                prompts={"zh": "classification.zh", "en": "classification.en"}, reader="image_folder",
-                loss="label_smoothed_cross_entropy", metrics=("classification",), generation={"normalize_scores": False},
-                options=ClassificationOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
-                description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam "
-                "inference"),
+            prompts={"zh": "classification.zh", "en": "classification.en"},
+            reader="image_folder",
+            loss="label_smoothed_cross_entropy",
+            metrics=("classification",),
+            generation={"normalize_scores": False},
+            options=ClassificationOptions,
+            preprocess=preprocess,
+            postprocess=postprocess,
+            closed_set=closed_set,
+            description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam "
+            "inference",
+        )
     },
 )
 COMPONENTS.install(globals())

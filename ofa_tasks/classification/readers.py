@@ -42,16 +42,22 @@ class ImageFolderOptions:
     the labels."""
 
     root: str = path_option()
-    bad_records: Literal["skip", "error"] = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
+    bad_records: Literal["skip", "error"] = attrs.field(
+        default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES)
+    )
 
     def split_folder(self, split: str) -> Path:
         names = SPLIT_FOLDERS.get(split, (split,))
         found = [Path(self.root) / name for name in names if (Path(self.root) / name).is_dir()]
         if len(found) > 1:
-            raise OFAError(f"data.reader.root: both {found[0]} and {found[1]} exist; keep one folder for the {split} split")
+            raise OFAError(
+                f"data.reader.root: both {found[0]} and {found[1]} exist; keep one folder for the {split} split"
+            )
         if not found:
-            raise OFAError(f"data.reader.root: no {' or '.join(names)} folder in {self.root} for the {split} split; "
-                           f"expected {self.root}/{names[0]}/<class name>/<images>")
+            raise OFAError(
+                f"data.reader.root: no {' or '.join(names)} folder in {self.root} for the {split} split; "
+                f"expected {self.root}/{names[0]}/<class name>/<images>"
+            )
         return found[0]
 
 
@@ -70,7 +76,10 @@ def read_image_folder(options: ImageFolderOptions, split: str) -> Iterator[dict]
         label = class_folder.name.strip()
         for path in _visible(class_folder):
             if path.is_dir():
-                bad(str(path), f"a folder inside class folder {class_folder.name!r}; images go directly in {class_folder}")
+                bad(
+                    str(path),
+                    f"a folder inside class folder {class_folder.name!r}; images go directly in {class_folder}",
+                )
                 continue
             try:
                 image = verified_image_file(path)
@@ -154,11 +163,20 @@ def read_image_classify_tsv(options: ImageClassifyTsvOptions, split: str) -> Ite
 
 
 READERS = {
-    "image_folder": ReaderSpec(options=ImageFolderOptions, open=read_image_folder,
-                                                description="folder tree <root>/<train|valid|val|test>/<label>/<image files>"),
-    "classification_jsonl": ReaderSpec(options=ClassificationJsonlOptions, open=read_classification_jsonl,
-                                                        description="JSON lines: image (path, base64 or TSV id), label"),
-    "image_classify_tsv": ReaderSpec(options=ImageClassifyTsvOptions, open=read_image_classify_tsv,
-                                                      description="official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)"),
+    "image_folder": ReaderSpec(
+        options=ImageFolderOptions,
+        open=read_image_folder,
+        description="folder tree <root>/<train|valid|val|test>/<label>/<image files>",
+    ),
+    "classification_jsonl": ReaderSpec(
+        options=ClassificationJsonlOptions,
+        open=read_classification_jsonl,
+        description="JSON lines: image (path, base64 or TSV id), label",
+    ),
+    "image_classify_tsv": ReaderSpec(
+        options=ImageClassifyTsvOptions,
+        open=read_image_classify_tsv,
+        description="official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)",
+    ),
 }
 """The readers this task registers, by name."""

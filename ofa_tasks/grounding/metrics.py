@@ -19,8 +19,9 @@ Box = tuple[float, float, float, float]
 class GroundingMetricOptions:
     """`iou_threshold`: the smallest IoU that counts as a hit (0.5, the RefCOCO convention)."""
 
-    iou_threshold: float = attrs.field(default=0.5, converter=float,
-                                       validator=[attrs.validators.gt(0.0), attrs.validators.le(1.0)])
+    iou_threshold: float = attrs.field(
+        default=0.5, converter=float, validator=[attrs.validators.gt(0.0), attrs.validators.le(1.0)]
+    )
 
 
 def parse_box(value: Sequence[float] | str | None) -> Box | None:

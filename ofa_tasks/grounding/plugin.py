@@ -25,9 +25,15 @@ from ofa_tasks.grounding.readers import READERS, image_size
 from ofa_tasks.grounding.text import OFFICIAL_MAX_WORDS, clean_expression
 
 PROMPTS = {
-    "en": PromptTemplate(name="grounding.en", lang="en", source=' which region does the text " {expression} " describe?',
-                         target="{region}"),
-    "zh": PromptTemplate(name="grounding.zh", lang="zh", source='这段文字" {expression} "描述的是哪个区域？', target="{region}"),
+    "en": PromptTemplate(
+        name="grounding.en",
+        lang="en",
+        source=' which region does the text " {expression} " describe?',
+        target="{region}",
+    ),
+    "zh": PromptTemplate(
+        name="grounding.zh", lang="zh", source='这段文字" {expression} "描述的是哪个区域？', target="{region}"
+    ),
 }
 
 _positive = [attrs.validators.instance_of(int), attrs.validators.gt(0)]
@@ -52,7 +58,11 @@ class GroundingOptions:
 
     def quantisation(self) -> dict[str, int]:
         """Keyword arguments of the box helpers, so targets and predictions use the same quantisation."""
-        return {"patch_image_size": self.patch_image_size, "max_image_size": self.max_image_size, "num_bins": self.num_bins}
+        return {
+            "patch_image_size": self.patch_image_size,
+            "max_image_size": self.max_image_size,
+            "num_bins": self.num_bins,
+        }
 
 
 def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
@@ -61,8 +71,10 @@ def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
     if not isinstance(record.get("text"), str) and isinstance(record.get("expression"), str):
         record = {**record, "text": record["expression"]}  # the prompt's field, as the HTTP API and its page name it
     if not isinstance(record.get("text"), str):
-        raise OFAError(f"{where}: grounding needs the field 'text' (the referring expression); with ofa predict "
-                       f"pass --field text='the man in red' or a 'text' TSV column, else give it in the reader")
+        raise OFAError(
+            f"{where}: grounding needs the field 'text' (the referring expression); with ofa predict "
+            f"pass --field text='the man in red' or a 'text' TSV column, else give it in the reader"
+        )
     if record.get("image") is None:
         raise OFAError(f"{where}: no image; grounding needs one per record")
     if record.get("width") and record.get("height"):
@@ -72,8 +84,12 @@ def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
             size = image_size(record["image"])
         except OSError as error:
             raise OFAError(f"{where}: cannot read the image size ({error}); give a readable image") from None
-    prepared = {**record, "expression": clean_expression(record["text"], options.max_words),
-                "width": size[0], "height": size[1]}
+    prepared = {
+        **record,
+        "expression": clean_expression(record["text"], options.max_words),
+        "width": size[0],
+        "height": size[1],
+    }
     if record.get("box") is not None:
         prepared["region"] = box_to_text(record["box"], size, **options.quantisation())
     elif split != "test":
@@ -96,13 +112,17 @@ def allowed_tokens(options: GroundingOptions, tokenizer) -> list[int]:
         return list(range(len(tokenizer)))
     model_bins = getattr(tokenizer, "num_bins", None)
     if model_bins is not None and model_bins != options.num_bins:
-        raise OFAError(f"task.options.num_bins: {options.num_bins}, but the model's tokenizer has {model_bins} "
-                       f"location tokens; set num_bins to {model_bins}")
+        raise OFAError(
+            f"task.options.num_bins: {options.num_bins}, but the model's tokenizer has {model_bins} "
+            f"location tokens; set num_bins to {model_bins}"
+        )
     ids = tokenizer.convert_tokens_to_ids([bin_token(index) for index in range(options.num_bins)])
     if any(found is None or found == tokenizer.unk_token_id for found in ids):
-        raise OFAError(f"task.options.restrict_to_bins: the model's vocabulary lacks {bin_token(0)} .. "
-                       f"{bin_token(options.num_bins - 1)}; use an OFA checkpoint with location tokens, "
-                       f"or set restrict_to_bins to false")
+        raise OFAError(
+            f"task.options.restrict_to_bins: the model's vocabulary lacks {bin_token(0)} .. "
+            f"{bin_token(options.num_bins - 1)}; use an OFA checkpoint with location tokens, "
+            f"or set restrict_to_bins to false"
+        )
     return list(ids)
 
 
@@ -110,15 +130,27 @@ COMPONENTS = Components(
     prompts=PROMPTS.values(),
     readers=READERS,
     metrics={
-        "grounding": MetricSpec(options=GroundingMetricOptions, build=GroundingAccuracy, higher_is_better=True,
-                                             description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100", example_score="miou"),
+        "grounding": MetricSpec(
+            options=GroundingMetricOptions,
+            build=GroundingAccuracy,
+            higher_is_better=True,
+            description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100",
+            example_score="miou",
+        )
     },
     tasks={
         "grounding": TaskSpec(
-                prompts={"en": "grounding.en", "zh": "grounding.zh"}, reader="grounding_tsv", loss="label_smoothed_cross_entropy",
-                metrics=("grounding",), generation="grounding", options=GroundingOptions, preprocess=preprocess,
-                postprocess=postprocess, allowed_tokens=allowed_tokens,
-                description="locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box"),
+            prompts={"en": "grounding.en", "zh": "grounding.zh"},
+            reader="grounding_tsv",
+            loss="label_smoothed_cross_entropy",
+            metrics=("grounding",),
+            generation="grounding",
+            options=GroundingOptions,
+            preprocess=preprocess,
+            postprocess=postprocess,
+            allowed_tokens=allowed_tokens,
+            description="locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box",
+        )
     },
 )
 COMPONENTS.install(globals())

@@ -52,8 +52,14 @@ def parse_box(values: Sequence) -> list[float]:
 
 
 def _record(record_id: str, image, size: tuple[int, int], text: str, box: list[float] | None) -> dict:
-    record = {"id": record_id, "image": image, "width": size[0], "height": size[1], "text": text,
-              "references": [tuple(box)] if box is not None else []}
+    record = {
+        "id": record_id,
+        "image": image,
+        "width": size[0],
+        "height": size[1],
+        "text": text,
+        "references": [tuple(box)] if box is not None else [],
+    }
     return record if box is None else {**record, "box": box}
 
 
@@ -124,9 +130,15 @@ def read_grounding_jsonl(options: GroundingJsonlOptions, split: str) -> Iterator
 
 
 READERS = {
-    "grounding_tsv": ReaderSpec(options=GroundingTsvOptions, open=read_grounding_tsv,
-                                                 description="official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)"),
-    "grounding_jsonl": ReaderSpec(options=GroundingJsonlOptions, open=read_grounding_jsonl,
-                                                   description="JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels"),
+    "grounding_tsv": ReaderSpec(
+        options=GroundingTsvOptions,
+        open=read_grounding_tsv,
+        description="official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)",
+    ),
+    "grounding_jsonl": ReaderSpec(
+        options=GroundingJsonlOptions,
+        open=read_grounding_jsonl,
+        description="JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels",
+    ),
 }
 """The readers this task registers, by name."""

@@ -35,7 +35,11 @@ class OcrScores:
         return {"hits": self.hits, "distance_sum": self.distance_sum, "count": self.count}
 
     def load_state(self, merged: dict) -> None:
-        self.hits, self.distance_sum, self.count = int(merged["hits"]), float(merged["distance_sum"]), int(merged["count"])
+        self.hits, self.distance_sum, self.count = (
+            int(merged["hits"]),
+            float(merged["distance_sum"]),
+            int(merged["count"]),
+        )
 
     def example_scores(self) -> list[dict]:
         """Each text's 1 - normalised edit distance x100 (its mean is `ned`) and `correct`: an exact match (their

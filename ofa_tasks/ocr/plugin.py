@@ -25,9 +25,13 @@ PROMPTS = {"zh": PromptTemplate(name="ocr.zh", lang="zh", source="图片上的�
 class OcrOptions:
     """`task.options` of `ocr`: the square side, the label length and the seed of the training offsets."""
 
-    patch_image_size: int = attrs.field(default=480, validator=[attrs.validators.instance_of(int), attrs.validators.ge(MIN_SIDE)])
+    patch_image_size: int = attrs.field(
+        default=480, validator=[attrs.validators.instance_of(int), attrs.validators.ge(MIN_SIDE)]
+    )
     """Side of the padded square: the checkpoint's `patch_image_size` (480 for OFA-OCR), at least 64."""
-    max_chars: int = attrs.field(default=OFFICIAL_MAX_CHARS, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)])
+    max_chars: int = attrs.field(
+        default=OFFICIAL_MAX_CHARS, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)]
+    )
     """Characters of a normalised label kept (the official `--max-tgt-length`, 30 by default)."""
     seed: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
     """Seed of the training images' padding offsets (drawn once per record from the seed and the record id)."""
@@ -61,14 +65,26 @@ COMPONENTS = Components(
     prompts=PROMPTS.values(),
     readers=READERS,
     metrics={
-        "ocr": MetricSpec(options=NoOptions, build=OcrScores, higher_is_better=True,
-                                       description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)", example_score="ned"),
+        "ocr": MetricSpec(
+            options=NoOptions,
+            build=OcrScores,
+            higher_is_better=True,
+            description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)",
+            example_score="ned",
+        )
     },
     tasks={
         "ocr": TaskSpec(
-                prompts={"zh": "ocr.zh"}, reader="ocr_tsv", loss="label_smoothed_cross_entropy", metrics=("ocr",),
-                generation="ocr-zh", options=OcrOptions, preprocess=preprocess, postprocess=postprocess,
-                description="read the Chinese text in an image (OFA-OCR): aspect-keeping resize, edge padding, exact match"),
+            prompts={"zh": "ocr.zh"},
+            reader="ocr_tsv",
+            loss="label_smoothed_cross_entropy",
+            metrics=("ocr",),
+            generation="ocr-zh",
+            options=OcrOptions,
+            preprocess=preprocess,
+            postprocess=postprocess,
+            description="read the Chinese text in an image (OFA-OCR): aspect-keeping resize, edge padding, exact match",
+        )
     },
 )
 COMPONENTS.install(globals())

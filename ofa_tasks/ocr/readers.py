@@ -73,9 +73,13 @@ def read_ocr_jsonl(options: OcrJsonlOptions, split: str) -> Iterator[dict]:
 
 
 READERS = {
-    "ocr_tsv": ReaderSpec(options=OcrTsvOptions, open=read_ocr_tsv,
-                                           description="official OFA-OCR TSV (uniq-id, base64 image, text; columns as selected_cols)"),
-    "ocr_jsonl": ReaderSpec(options=OcrJsonlOptions, open=read_ocr_jsonl,
-                                             description="JSON lines: image (path, base64 or TSV id), text"),
+    "ocr_tsv": ReaderSpec(
+        options=OcrTsvOptions,
+        open=read_ocr_tsv,
+        description="official OFA-OCR TSV (uniq-id, base64 image, text; columns as selected_cols)",
+    ),
+    "ocr_jsonl": ReaderSpec(
+        options=OcrJsonlOptions, open=read_ocr_jsonl, description="JSON lines: image (path, base64 or TSV id), text"
+    ),
 }
 """The readers this task registers, by name."""

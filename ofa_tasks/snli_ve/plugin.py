@@ -30,7 +30,9 @@ WITH_CAPTION = ' can image and text1 " {premise} " imply text2 " {hypothesis} "?
 WITHOUT_CAPTION = ' does the image describe " {hypothesis} "?'
 """OFA's source without it (its zero-shot script)."""
 
-PROMPTS = (PromptTemplate(name="snli_ve.en", lang="en", source="{statement_en}", target=" {label}", prompt_type="prev_output"),)
+PROMPTS = (
+    PromptTemplate(name="snli_ve.en", lang="en", source="{statement_en}", target=" {label}", prompt_type="prev_output"),
+)
 
 
 @attrs.frozen(field_transformer=closed_set_fields_last)
@@ -39,7 +41,9 @@ class SnliVeOptions(ClosedSetOptions):
 
     add_caption: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     """OFA's `--add-caption`: the source names the premise caption and the hypothesis; false: the hypothesis alone."""
-    max_words: int = attrs.field(default=OFFICIAL_MAX_WORDS, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)])
+    max_words: int = attrs.field(
+        default=OFFICIAL_MAX_WORDS, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)]
+    )
     """Words kept of the premise and of the hypothesis (OFA's `--max-src-length`, 80 in its scripts)."""
 
 
@@ -53,22 +57,30 @@ def preprocess(record: dict, split: str, options: SnliVeOptions) -> dict:
     words are mapped)."""
     where = f"record {record.get('id')!r}"
     if not isinstance(record.get("hypothesis"), str):
-        raise OFAError(f"{where}: snli_ve needs the field 'hypothesis' (the text to check); with ofa predict pass "
-                       f"--field hypothesis='two dogs play' (and --field premise='...' unless add_caption is false)")
+        raise OFAError(
+            f"{where}: snli_ve needs the field 'hypothesis' (the text to check); with ofa predict pass "
+            f"--field hypothesis='two dogs play' (and --field premise='...' unless add_caption is false)"
+        )
     hypothesis = clean_caption(record["hypothesis"], options.max_words)
     if not options.add_caption:
         statement = WITHOUT_CAPTION.format(hypothesis=hypothesis)
     elif isinstance(record.get("premise"), str):
-        statement = WITH_CAPTION.format(premise=clean_caption(record["premise"], options.max_words), hypothesis=hypothesis)
+        statement = WITH_CAPTION.format(
+            premise=clean_caption(record["premise"], options.max_words), hypothesis=hypothesis
+        )
     else:
-        raise OFAError(f"{where}: snli_ve needs the field 'premise' (the image's caption); with ofa predict pass "
-                       f"--field premise='...', or set the task option add_caption to false")
+        raise OFAError(
+            f"{where}: snli_ve needs the field 'premise' (the image's caption); with ofa predict pass "
+            f"--field premise='...', or set the task option add_caption to false"
+        )
     prepared = {**record, "statement_en": statement}
     label = LABEL_WORDS.get(record.get("label"), record.get("label"))
     if label not in ANSWERS:
         if split != "test" or label:
-            raise OFAError(f"{where}: label {label!r} is not entailment/yes, contradiction/no or neutral/maybe; "
-                           f"every {split} record needs one")
+            raise OFAError(
+                f"{where}: label {label!r} is not entailment/yes, contradiction/no or neutral/maybe; "
+                f"every {split} record needs one"
+            )
         return {**prepared, "label": "", "references": []}
     return {**prepared, "label": label, "references": [label]}
 
@@ -82,16 +94,28 @@ COMPONENTS = Components(
     prompts=PROMPTS,
     readers=READERS,
     metrics={
-        "snli_ve": MetricSpec(options=SnliVeMetricOptions, build=SnliVeAccuracy, higher_is_better=True,
-                                           description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100", example_score="accuracy"),
+        "snli_ve": MetricSpec(
+            options=SnliVeMetricOptions,
+            build=SnliVeAccuracy,
+            higher_is_better=True,
+            description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100",
+            example_score="accuracy",
+        )
     },
     tasks={
         "snli_ve": TaskSpec(
-                prompts={"en": "snli_ve.en"}, reader="snli_ve_tsv", loss="label_smoothed_cross_entropy", metrics=("snli_ve",),
-                generation="default", options=SnliVeOptions, preprocess=preprocess, postprocess=postprocess,
-                closed_set=closed_set,
-                description="visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no "
-                "or maybe"),
+            prompts={"en": "snli_ve.en"},
+            reader="snli_ve_tsv",
+            loss="label_smoothed_cross_entropy",
+            metrics=("snli_ve",),
+            generation="default",
+            options=SnliVeOptions,
+            preprocess=preprocess,
+            postprocess=postprocess,
+            closed_set=closed_set,
+            description="visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no "
+            "or maybe",
+        )
     },
 )
 COMPONENTS.install(globals())

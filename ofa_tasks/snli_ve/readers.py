@@ -17,7 +17,9 @@ OFFICIAL_COLUMNS = (0, 2, 3, 4, 5)
 class SnliVeTsvOptions(PerSplitFiles):
     """The official SNLI-VE TSV per split (snli_ve_train/dev/test.tsv); `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = columns_option("uniq-id, image, hypothesis, caption and label", 5, default=OFFICIAL_COLUMNS)
+    columns: tuple[int, ...] = columns_option(
+        "uniq-id, image, hypothesis, caption and label", 5, default=OFFICIAL_COLUMNS
+    )
     """Where uniq-id, image (base64), hypothesis, premise caption and label are: [0, 2, 3, 4, 5] in OFA's files."""
 
 
@@ -30,21 +32,32 @@ def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
     for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
         label = fields[label_column].strip()
         if label not in LABEL_WORDS and not (split == "test" and not label):
-            raise OFAError(f"{path}:{number}: column {label_column} (label) is {label[:40]!r}, not entailment, "
-                           f"contradiction or neutral; fix the row or data.reader.columns")
+            raise OFAError(
+                f"{path}:{number}: column {label_column} (label) is {label[:40]!r}, not entailment, "
+                f"contradiction or neutral; fix the row or data.reader.columns"
+            )
         try:
             image = decode_image(fields[image_column])
         except ValueError as error:
             bad(f"{path}:{number}", f"column {image_column} (image): {error}; check data.reader.columns")
             continue
         word = LABEL_WORDS.get(label)
-        yield {"id": fields[id_column], "image": image, "hypothesis": fields[hypothesis_column],
-               "premise": fields[premise_column], "label": word, "references": [word] if word else []}
+        yield {
+            "id": fields[id_column],
+            "image": image,
+            "hypothesis": fields[hypothesis_column],
+            "premise": fields[premise_column],
+            "label": word,
+            "references": [word] if word else [],
+        }
     bad.summarise(path, split)
 
 
 READERS = {
-    "snli_ve_tsv": ReaderSpec(options=SnliVeTsvOptions, open=read_snli_ve_tsv,
-                                               description="official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)"),
+    "snli_ve_tsv": ReaderSpec(
+        options=SnliVeTsvOptions,
+        open=read_snli_ve_tsv,
+        description="official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)",
+    )
 }
 """The readers this task registers, by name."""

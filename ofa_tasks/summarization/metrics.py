@@ -38,8 +38,12 @@ class Rouge:
             for name in ROUGE_TYPES:
                 self.sums[name] += scores[name].fmeasure
             self.count += 1
-            self.examples.append({"score": 100 * scores["rougeL"].fmeasure,
-                                  **{name: 100 * scores[name].fmeasure for name in ROUGE_TYPES}})
+            self.examples.append(
+                {
+                    "score": 100 * scores["rougeL"].fmeasure,
+                    **{name: 100 * scores[name].fmeasure for name in ROUGE_TYPES},
+                }
+            )
 
     def state(self) -> dict:
         return {**self.sums, "count": self.count}

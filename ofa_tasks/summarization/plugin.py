@@ -14,8 +14,11 @@ from ofa_tasks.summarization.metrics import Rouge, RougeOptions
 from ofa_tasks.summarization.readers import READERS
 from ofa_tasks.summarization.text import OFFICIAL_SOURCE_WORDS, OFFICIAL_TARGET_WORDS, clean, official_hypothesis
 
-PROMPTS = {"en": PromptTemplate(name="summarization.en", lang="en",
-                                source=' what is the summary of article " {article} "?', target="{target}")}
+PROMPTS = {
+    "en": PromptTemplate(
+        name="summarization.en", lang="en", source=' what is the summary of article " {article} "?', target="{target}"
+    )
+}
 
 _positive = [attrs.validators.instance_of(int), attrs.validators.gt(0)]
 
@@ -38,8 +41,10 @@ def preprocess(record: dict, split: str, options: SummarizationOptions) -> dict:
     """The cleaned `article`, the cleaned training `target`, and the lower-cased summary as the reference."""
     where = f"record {record.get('id')!r}"
     if not isinstance(record.get("source"), str):
-        raise OFAError(f"{where}: summarization needs the field 'source' (the article); with ofa predict pass "
-                       f"--field source='...' or a 'source' TSV column, else give it in the reader")
+        raise OFAError(
+            f"{where}: summarization needs the field 'source' (the article); with ofa predict pass "
+            f"--field source='...' or a 'source' TSV column, else give it in the reader"
+        )
     summary = record.get("summary")
     if not isinstance(summary, str) and split != "test":
         raise OFAError(f"{where}: no summary; every {split} record needs one as 'summary'")
@@ -57,14 +62,26 @@ COMPONENTS = Components(
     prompts=PROMPTS.values(),
     readers=READERS,
     metrics={
-        "rouge": MetricSpec(options=RougeOptions, build=Rouge, higher_is_better=True,
-                                         description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100", example_score="rougeL"),
+        "rouge": MetricSpec(
+            options=RougeOptions,
+            build=Rouge,
+            higher_is_better=True,
+            description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100",
+            example_score="rougeL",
+        )
     },
     tasks={
         "summarization": TaskSpec(
-                prompts={"en": "summarization.en"}, reader="summary_tsv", loss="label_smoothed_cross_entropy",
-                metrics=("rouge",), generation="summarization", options=SummarizationOptions, preprocess=preprocess,
-                postprocess=postprocess, description="summarise an article in one sentence (Gigaword), text only; ROUGE"),
+            prompts={"en": "summarization.en"},
+            reader="summary_tsv",
+            loss="label_smoothed_cross_entropy",
+            metrics=("rouge",),
+            generation="summarization",
+            options=SummarizationOptions,
+            preprocess=preprocess,
+            postprocess=postprocess,
+            description="summarise an article in one sentence (Gigaword), text only; ROUGE",
+        )
     },
 )
 COMPONENTS.install(globals())

@@ -25,8 +25,12 @@ def read_summary_tsv(options: SummaryTsvOptions, split: str) -> Iterator[dict]:
     bad = BadRows(options.bad_records)
     source_column, summary_column = options.columns
     for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
-        yield {"id": f"{path.stem}:{number}", "image": None, "source": fields[source_column],
-               "summary": fields[summary_column]}
+        yield {
+            "id": f"{path.stem}:{number}",
+            "image": None,
+            "source": fields[source_column],
+            "summary": fields[summary_column],
+        }
     bad.summarise(path, split)
 
 
@@ -40,8 +44,13 @@ def read_summary_jsonl(options: SummaryJsonlOptions, split: str) -> Iterator[dic
     bad = BadRows(options.bad_records)
     for number, row in jsonl_rows(path, bad):
         summary = row.get("summary")
-        if not isinstance(row.get("source"), str) or not (isinstance(summary, str) or (summary is None and split == "test")):
-            bad(f"{path}:{number}", "each line needs source and summary (strings; summary may be left out in the test split)")
+        if not isinstance(row.get("source"), str) or not (
+            isinstance(summary, str) or (summary is None and split == "test")
+        ):
+            bad(
+                f"{path}:{number}",
+                "each line needs source and summary (strings; summary may be left out in the test split)",
+            )
             continue
         record = {"id": str(row.get("id", f"{path.stem}:{number}")), "image": None, "source": row["source"]}
         yield record if summary is None else {**record, "summary": summary}
@@ -49,9 +58,13 @@ def read_summary_jsonl(options: SummaryJsonlOptions, split: str) -> Iterator[dic
 
 
 READERS = {
-    "summary_tsv": ReaderSpec(options=SummaryTsvOptions, open=read_summary_tsv,
-                                               description="official OFA Gigaword TSV (article, summary; columns as selected_cols)"),
-    "summary_jsonl": ReaderSpec(options=SummaryJsonlOptions, open=read_summary_jsonl,
-                                                 description="JSON lines: source (the article), summary"),
+    "summary_tsv": ReaderSpec(
+        options=SummaryTsvOptions,
+        open=read_summary_tsv,
+        description="official OFA Gigaword TSV (article, summary; columns as selected_cols)",
+    ),
+    "summary_jsonl": ReaderSpec(
+        options=SummaryJsonlOptions, open=read_summary_jsonl, description="JSON lines: source (the article), summary"
+    ),
 }
 """The readers this task registers, by name."""

@@ -18,8 +18,18 @@ tokens)."""
 OFFICIAL_TARGET_WORDS = 64
 """`--max-tgt-length` of the official Gigaword script, a word limit on the training summary."""
 
-PTB_TOKENS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-",
-              "[UNK]": "UNK", "&": "&amp;", "<": "&lt;", ">": "&gt;"}
+PTB_TOKENS = {
+    "(": "-lrb-",
+    ")": "-rrb-",
+    "[": "-lsb-",
+    "]": "-rsb-",
+    "{": "-lcb-",
+    "}": "-rcb-",
+    "[UNK]": "UNK",
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+}
 CLITICS = ("s", "d", "ll")
 
 
@@ -78,7 +88,7 @@ def ptb_tokens(text: str) -> str:
     double_open = single_open = joining = False
     i = 0
     while i < len(tokens):
-        token, rest = tokens[i], tokens[i + 1:]
+        token, rest = tokens[i], tokens[i + 1 :]
         after = rest[0] if rest else None
         join_next = False
         step = 1
@@ -107,7 +117,7 @@ def ptb_tokens(text: str) -> str:
             out[-1] += "." + after
             step = 2
         elif token == "." and out and _capital(out[-1]) and len(rest) >= 2 and _capital(rest[0]) and rest[1] == ".":
-            out[-1] += "".join(tokens[i:_abbreviation_end(tokens, i)])
+            out[-1] += "".join(tokens[i : _abbreviation_end(tokens, i)])
             step = 2  # the official loop moves on by two whatever it joined, so later letters repeat
         elif token == "-":
             step, join_next = _hyphen(out, after, i == 0)

@@ -27,22 +27,56 @@ class GlueDataset:
 
 
 GLUE: dict[str, GlueDataset] = {
-    "sst2": GlueDataset(("sentence",), ' is the sentiment of text " {sentence} " positive or negative?',
-                        {"0": "negative", "1": "positive"}, ("negative", "positive"), (0, 1)),
-    "cola": GlueDataset(("sentence",), ' is the text " {sentence} " grammatically correct?',
-                        {"0": "no", "1": "yes"}, ("no", "yes"), (1, 2)),
+    "sst2": GlueDataset(
+        ("sentence",),
+        ' is the sentiment of text " {sentence} " positive or negative?',
+        {"0": "negative", "1": "positive"},
+        ("negative", "positive"),
+        (0, 1),
+    ),
+    "cola": GlueDataset(
+        ("sentence",),
+        ' is the text " {sentence} " grammatically correct?',
+        {"0": "no", "1": "yes"},
+        ("no", "yes"),
+        (1, 2),
+    ),
     # OFA's MNLI files code neutral 0, entailment 1, contradiction 2; the GLUE words are accepted too.
-    "mnli": GlueDataset(("sentence1", "sentence2"), ' can text1 " {sentence1} " imply text2 " {sentence2} "?',
-                        {"0": "maybe", "1": "yes", "2": "no", "neutral": "maybe", "entailment": "yes", "contradiction": "no"},
-                        ("maybe", "yes", "no"), (0, 1, 2)),
-    "mrpc": GlueDataset(("sentence1", "sentence2"), ' does text1 " {sentence1} " and text2 " {sentence2} " have the same semantics?',
-                        {"0": "no", "1": "yes"}, ("no", "yes"), (0, 1, 2)),
-    "qnli": GlueDataset(("question", "sentence"), ' does " {sentence} " contain the answer to question " {question} "?',
-                        {"0": "no", "not_entailment": "no", "1": "yes", "entailment": "yes"}, ("no", "yes"), (1, 2, 3)),
-    "qqp": GlueDataset(("question1", "question2"), ' is question " {question1} " and question " {question2} " equivalent?',
-                       {"0": "no", "1": "yes"}, ("no", "yes"), (3, 4, 5)),
-    "rte": GlueDataset(("sentence1", "sentence2"), ' can text1 " {sentence1} " imply text2 " {sentence2} "?',
-                       {"not_entailment": "no", "entailment": "yes"}, ("no", "yes"), (1, 2, 3)),
+    "mnli": GlueDataset(
+        ("sentence1", "sentence2"),
+        ' can text1 " {sentence1} " imply text2 " {sentence2} "?',
+        {"0": "maybe", "1": "yes", "2": "no", "neutral": "maybe", "entailment": "yes", "contradiction": "no"},
+        ("maybe", "yes", "no"),
+        (0, 1, 2),
+    ),
+    "mrpc": GlueDataset(
+        ("sentence1", "sentence2"),
+        ' does text1 " {sentence1} " and text2 " {sentence2} " have the same semantics?',
+        {"0": "no", "1": "yes"},
+        ("no", "yes"),
+        (0, 1, 2),
+    ),
+    "qnli": GlueDataset(
+        ("question", "sentence"),
+        ' does " {sentence} " contain the answer to question " {question} "?',
+        {"0": "no", "not_entailment": "no", "1": "yes", "entailment": "yes"},
+        ("no", "yes"),
+        (1, 2, 3),
+    ),
+    "qqp": GlueDataset(
+        ("question1", "question2"),
+        ' is question " {question1} " and question " {question2} " equivalent?',
+        {"0": "no", "1": "yes"},
+        ("no", "yes"),
+        (3, 4, 5),
+    ),
+    "rte": GlueDataset(
+        ("sentence1", "sentence2"),
+        ' can text1 " {sentence1} " imply text2 " {sentence2} "?',
+        {"not_entailment": "no", "entailment": "yes"},
+        ("no", "yes"),
+        (1, 2, 3),
+    ),
 }
 
 OFFICIAL_MAX_WORDS = 512

@@ -58,6 +58,8 @@ class GlueScores:
             scores["f1"] = 100 * 2 * c["tp"] / denominator if denominator else 0.0
         if self.options.mcc:
             # Zero when a margin is empty (e.g. every prediction the same), where the official formula divides by zero.
-            denominator = math.sqrt((c["tp"] + c["fp"]) * (c["tp"] + c["fn"]) * (c["tn"] + c["fp"]) * (c["tn"] + c["fn"]))
+            denominator = math.sqrt(
+                (c["tp"] + c["fp"]) * (c["tp"] + c["fn"]) * (c["tn"] + c["fp"]) * (c["tn"] + c["fn"])
+            )
             scores["mcc"] = 100 * (c["tp"] * c["tn"] - c["fp"] * c["fn"]) / denominator if denominator else 0.0
         return scores

@@ -27,8 +27,11 @@ from ofa_tasks.text_classification.glue import GLUE, OFFICIAL_MAX_WORDS, answer_
 from ofa_tasks.text_classification.metrics import GlueMetricOptions, GlueScores
 from ofa_tasks.text_classification.readers import READERS
 
-PROMPTS = {"en": PromptTemplate(name="text_classification.en", lang="en", source="{prompt_text}", target="{answer}",
-                                prompt_type="src")}
+PROMPTS = {
+    "en": PromptTemplate(
+        name="text_classification.en", lang="en", source="{prompt_text}", target="{answer}", prompt_type="src"
+    )
+}
 
 
 @attrs.frozen(field_transformer=closed_set_fields_last)
@@ -36,9 +39,12 @@ class TextClassificationOptions(ClosedSetOptions):
     """`task.options` of `text_classification`: the GLUE dataset (its prompt and labels) and the word limit."""
 
     dataset: Literal["sst2", "cola", "mnli", "mrpc", "qnli", "qqp", "rte"] = attrs.field(
-        default="sst2", validator=attrs.validators.in_(tuple(GLUE)))
+        default="sst2", validator=attrs.validators.in_(tuple(GLUE))
+    )
     """Which GLUE dataset: decides the prompt, the record fields, the label words and their order."""
-    max_words: int = attrs.field(default=OFFICIAL_MAX_WORDS, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)])
+    max_words: int = attrs.field(
+        default=OFFICIAL_MAX_WORDS, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)]
+    )
     """Words kept of each text (the official `--max-src-length`, applied per text as a word limit)."""
     restrict_loss: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     """Train with the logits outside the answer words masked, as the official GLUE tasks always do."""
@@ -53,12 +59,16 @@ def preprocess(record: dict, split: str, options: TextClassificationOptions) -> 
     if texts is None:
         missing = [name for name in dataset.fields if not isinstance(record.get(name), str)]
         if missing:
-            raise OFAError(f"{where}: {options.dataset} needs the text fields {', '.join(dataset.fields)} "
-                           f"(missing {', '.join(missing)}); with ofa predict pass --field {missing[0]}='...'")
+            raise OFAError(
+                f"{where}: {options.dataset} needs the text fields {', '.join(dataset.fields)} "
+                f"(missing {', '.join(missing)}); with ofa predict pass --field {missing[0]}='...'"
+            )
         texts = [record[name] for name in dataset.fields]
     if len(texts) != len(dataset.fields):
-        raise OFAError(f"{where}: {len(texts)} texts, but {options.dataset} has {len(dataset.fields)} "
-                       f"({', '.join(dataset.fields)}); check data.reader.columns (official: {list(dataset.columns)})")
+        raise OFAError(
+            f"{where}: {len(texts)} texts, but {options.dataset} has {len(dataset.fields)} "
+            f"({', '.join(dataset.fields)}); check data.reader.columns (official: {list(dataset.columns)})"
+        )
     cleaned = dict(zip(dataset.fields, (clean(str(text), options.max_words) for text in texts)))
     prepared = {**record, "prompt_text": dataset.prompt.format(**cleaned)}
     raw = record.get("label")
@@ -68,8 +78,10 @@ def preprocess(record: dict, split: str, options: TextClassificationOptions) -> 
         return {**prepared, "answer": "", "references": []}
     word = answer_word(dataset, str(raw))
     if word is None:
-        raise OFAError(f"{where}: label {raw!r} is not one of {options.dataset}'s labels "
-                       f"({', '.join(sorted(dataset.labels))}); check the label column or task.options.dataset")
+        raise OFAError(
+            f"{where}: label {raw!r} is not one of {options.dataset}'s labels "
+            f"({', '.join(sorted(dataset.labels))}); check the label column or task.options.dataset"
+        )
     return {**prepared, "answer": f" {word}", "references": [word]}
 
 
@@ -80,23 +92,36 @@ def postprocess(text: str, record: dict, options: TextClassificationOptions) -> 
 def closed_set(options: TextClassificationOptions) -> ClosedSet:
     """The dataset's answer words, each with its leading space as the targets have it, in the official order."""
     answers = GLUE[options.dataset].answers
-    return attrs.evolve(options.closed_set([f" {word}" for word in answers], top_k=min(options.top_k, len(answers))),
-                        noun="labels")
+    return attrs.evolve(
+        options.closed_set([f" {word}" for word in answers], top_k=min(options.top_k, len(answers))), noun="labels"
+    )
 
 
 COMPONENTS = Components(
     prompts=PROMPTS.values(),
     readers=READERS,
     metrics={
-        "glue": MetricSpec(options=GlueMetricOptions, build=GlueScores, higher_is_better=True,
-                                        description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)", example_score="accuracy"),
+        "glue": MetricSpec(
+            options=GlueMetricOptions,
+            build=GlueScores,
+            higher_is_better=True,
+            description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)",
+            example_score="accuracy",
+        )
     },
     tasks={
         "text_classification": TaskSpec(
-                prompts={"en": "text_classification.en"}, reader="glue_tsv", loss="label_smoothed_cross_entropy",
-                metrics=("glue",), generation="default", options=TextClassificationOptions, preprocess=preprocess,
-                postprocess=postprocess, closed_set=closed_set,
-                description="classify a text or a text pair (GLUE: SST-2, CoLA, MNLI, MRPC, QNLI, QQP, RTE), text only"),
+            prompts={"en": "text_classification.en"},
+            reader="glue_tsv",
+            loss="label_smoothed_cross_entropy",
+            metrics=("glue",),
+            generation="default",
+            options=TextClassificationOptions,
+            preprocess=preprocess,
+            postprocess=postprocess,
+            closed_set=closed_set,
+            description="classify a text or a text pair (GLUE: SST-2, CoLA, MNLI, MRPC, QNLI, QQP, RTE), text only",
+        )
     },
 )
 COMPONENTS.install(globals())

@@ -27,15 +27,21 @@ class GlueTsvOptions(PerSplitFiles):
 def read_glue_tsv(options: GlueTsvOptions, split: str) -> Iterator[dict]:
     path = options.split_file(split)
     if options.columns is None:
-        raise OFAError("data.reader.columns: give the text columns then the label column, as the official selected_cols "
-                       "(SST-2 [0, 1], CoLA [1, 2], MNLI [0, 1, 2], MRPC [0, 1, 2], QNLI [1, 2, 3], QQP [3, 4, 5], RTE [1, 2, 3])")
+        raise OFAError(
+            "data.reader.columns: give the text columns then the label column, as the official selected_cols "
+            "(SST-2 [0, 1], CoLA [1, 2], MNLI [0, 1, 2], MRPC [0, 1, 2], QNLI [1, 2, 3], QQP [3, 4, 5], RTE [1, 2, 3])"
+        )
     bad = BadRows(options.bad_records)
     *text_columns, label_column = options.columns
     for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
         if options.header and number == 1:
             continue
-        yield {"id": f"{path.stem}:{number}", "image": None, "texts": [fields[c] for c in text_columns],
-               "label": fields[label_column]}
+        yield {
+            "id": f"{path.stem}:{number}",
+            "image": None,
+            "texts": [fields[c] for c in text_columns],
+            "label": fields[label_column],
+        }
     bad.summarise(path, split)
 
 
@@ -59,9 +65,15 @@ def read_glue_jsonl(options: GlueJsonlOptions, split: str) -> Iterator[dict]:
 
 
 READERS = {
-    "glue_tsv": ReaderSpec(options=GlueTsvOptions, open=read_glue_tsv,
-                                            description="tab-separated texts and label (GLUE / OFA's GLUE files; columns as selected_cols)"),
-    "glue_jsonl": ReaderSpec(options=GlueJsonlOptions, open=read_glue_jsonl,
-                                              description="JSON lines: the dataset's text fields (or texts), label"),
+    "glue_tsv": ReaderSpec(
+        options=GlueTsvOptions,
+        open=read_glue_tsv,
+        description="tab-separated texts and label (GLUE / OFA's GLUE files; columns as selected_cols)",
+    ),
+    "glue_jsonl": ReaderSpec(
+        options=GlueJsonlOptions,
+        open=read_glue_jsonl,
+        description="JSON lines: the dataset's text fields (or texts), label",
+    ),
 }
 """The readers this task registers, by name."""

@@ -45,7 +45,9 @@ class VqaOptions(ClosedSetOptions):
     ans2label exported), or `answer<TAB>index` rows (.tsv); candidates keep the file's order."""
     add_object: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     """OFA's `--add-object`: the English question is followed by ' object: ' and the record's `objects`."""
-    max_object_length: int = attrs.field(default=30, validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)])
+    max_object_length: int = attrs.field(
+        default=30, validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)]
+    )
     """Object labels kept with `add_object` (OFA's `--max-object-length`)."""
     answer_space: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     """Targets and candidates are ' ' + answer, the tokens OFA's English checkpoints learn and score (GPT-2 BPE
@@ -63,8 +65,9 @@ def closed_set(options: VqaOptions) -> ClosedSet | None:
         answers = options.answers
     else:
         if options.restrict_loss or options.top_k > 1 or options.inference != "rank":
-            raise OFAError("task.options: inference, top_k and restrict_loss need candidate answers; "
-                           "add answers or answers_file")
+            raise OFAError(
+                "task.options: inference, top_k and restrict_loss need candidate answers; add answers or answers_file"
+            )
         return None
     return options.closed_set(tuple(" " + answer for answer in answers) if options.answer_space else answers)
 
@@ -74,8 +77,10 @@ def preprocess(record: dict, split: str, options: VqaOptions) -> dict | None:
     if split == "train" and not record.get("answer"):
         return None
     if not isinstance(record.get("question"), str):
-        raise OFAError(f"record {record.get('id')!r}: no 'question' text; the reader must give one "
-                       f"(with ofa predict: --field question='...' or a 'question' TSV column)")
+        raise OFAError(
+            f"record {record.get('id')!r}: no 'question' text; the reader must give one "
+            f"(with ofa predict: --field question='...' or a 'question' TSV column)"
+        )
     question = normalise_question(record["question"])
     if options.add_object:
         question += object_tags(record.get("objects"), options.max_object_length)
@@ -96,14 +101,27 @@ COMPONENTS = Components(
     prompts=PROMPTS.values(),
     readers=READERS,
     metrics={
-        "vqa": MetricSpec(options=VqaMetricOptions, build=VqaAccuracy, higher_is_better=True,
-                                       description="soft VQA accuracy (answer confidence) and exact match, x100", example_score="vqa_acc"),
+        "vqa": MetricSpec(
+            options=VqaMetricOptions,
+            build=VqaAccuracy,
+            higher_is_better=True,
+            description="soft VQA accuracy (answer confidence) and exact match, x100",
+            example_score="vqa_acc",
+        )
     },
     tasks={
         "vqa": TaskSpec(
-                prompts={"en": "vqa.en", "zh": "vqa.zh"}, reader="vqa_jsonl", loss="label_smoothed_cross_entropy",
-                metrics=("vqa",), generation="vqa", options=VqaOptions, preprocess=preprocess, postprocess=postprocess, closed_set=closed_set,
-                description="answer a question about an image (open-ended, or picked from candidate answers)"),
+            prompts={"en": "vqa.en", "zh": "vqa.zh"},
+            reader="vqa_jsonl",
+            loss="label_smoothed_cross_entropy",
+            metrics=("vqa",),
+            generation="vqa",
+            options=VqaOptions,
+            preprocess=preprocess,
+            postprocess=postprocess,
+            closed_set=closed_set,
+            description="answer a question about an image (open-ended, or picked from candidate answers)",
+        )
     },
 )
 COMPONENTS.install(globals())

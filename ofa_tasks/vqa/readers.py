@@ -23,9 +23,14 @@ from ofa_tasks.vqa.answers import encode, parse_official
 def _record(record_id: str, image: bytes | str, question: str, scored: dict[str, float], objects=None) -> dict:
     """`answer` is the most confident answer (the first on ties, as OFA's `max`), `confidence` its score."""
     ranked = sorted(scored, key=scored.get, reverse=True)
-    record = {"id": record_id, "image": image, "question": question, "answer": ranked[0] if ranked else "",
-              "confidence": scored[ranked[0]] if ranked else 1.0,
-              "references": [encode(answer, scored[answer]) for answer in ranked]}
+    record = {
+        "id": record_id,
+        "image": image,
+        "question": question,
+        "answer": ranked[0] if ranked else "",
+        "confidence": scored[ranked[0]] if ranked else 1.0,
+        "references": [encode(answer, scored[answer]) for answer in ranked],
+    }
     return record if objects is None else {**record, "objects": objects}
 
 
@@ -41,7 +46,9 @@ def _answers(value) -> dict[str, float]:
         value = [value]
     scored: dict[str, float] = {}
     for item in value or []:
-        answer, confidence = (item["answer"], float(item.get("confidence", 1.0))) if isinstance(item, dict) else (item, 1.0)
+        answer, confidence = (
+            (item["answer"], float(item.get("confidence", 1.0))) if isinstance(item, dict) else (item, 1.0)
+        )
         scored[str(answer)] = max(confidence, scored.get(str(answer), 0.0))
     return scored
 
@@ -80,7 +87,9 @@ OFFICIAL_COLUMNS = (0, 5, 2, 3, 4)
 class VqaTsvOptions(PerSplitFiles):
     """The official OFA VQA TSV per split; `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = columns_option("question-id, image, question, answers and objects", 5, default=OFFICIAL_COLUMNS)
+    columns: tuple[int, ...] = columns_option(
+        "question-id, image, question, answers and objects", 5, default=OFFICIAL_COLUMNS
+    )
     """Where question-id, image (base64), question, answers ('conf|!+ans&&...') and objects ('a&&b') are:
     [0, 5, 2, 3, 4] in OFA's vqa_train/val/test TSVs."""
 
@@ -93,8 +102,11 @@ def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
         try:
             answers = parse_official(fields[answers_column])
         except ValueError as error:
-            bad(f"{path}:{number}", f"column {answers_column} (answers) {fields[answers_column][:60]!r}: {error}; "
-                                    f"expected 'confidence|!+answer&&...', or check data.reader.columns")
+            bad(
+                f"{path}:{number}",
+                f"column {answers_column} (answers) {fields[answers_column][:60]!r}: {error}; "
+                f"expected 'confidence|!+answer&&...', or check data.reader.columns",
+            )
             continue
         try:
             image = decode_image(fields[image_column])
@@ -106,9 +118,15 @@ def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
 
 
 READERS = {
-    "vqa_jsonl": ReaderSpec(options=VqaJsonlOptions, open=read_vqa_jsonl,
-                                             description="JSON lines: image (path, base64 or TSV id), question, answers"),
-    "vqa_tsv": ReaderSpec(options=VqaTsvOptions, open=read_vqa_tsv,
-                                           description="official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)"),
+    "vqa_jsonl": ReaderSpec(
+        options=VqaJsonlOptions,
+        open=read_vqa_jsonl,
+        description="JSON lines: image (path, base64 or TSV id), question, answers",
+    ),
+    "vqa_tsv": ReaderSpec(
+        options=VqaTsvOptions,
+        open=read_vqa_tsv,
+        description="official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)",
+    ),
 }
 """The readers this task registers, by name."""

@@ -20,14 +20,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TINY = {"arch": "ofa_tiny", "encoder_embed_dim": 32, "encoder_ffn_embed_dim": 64, "decoder_ffn_embed_dim": 64,
-        "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4, "decoder_attention_heads": 4,
-        "resnet_type": "resnet18", "vocab": 300}
+TINY = {
+    "arch": "ofa_tiny",
+    "encoder_embed_dim": 32,
+    "encoder_ffn_embed_dim": 64,
+    "decoder_ffn_embed_dim": 64,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "resnet_type": "resnet18",
+    "vocab": 300,
+}
 # OFA-CN-Base's shape (ResNet101 trunk, 6+6 layers, 12 heads, Chinese vocabulary) at a reduced width.
-CN_BASE_NARROW = {"arch": "ofa_base", "encoder_embed_dim": 48, "encoder_ffn_embed_dim": 192,
-                  "decoder_ffn_embed_dim": 192, "encoder_layers": 6, "decoder_layers": 6,
-                  "encoder_attention_heads": 12, "decoder_attention_heads": 12, "resnet_type": "resnet101",
-                  "vocab": 30325}
+CN_BASE_NARROW = {
+    "arch": "ofa_base",
+    "encoder_embed_dim": 48,
+    "encoder_ffn_embed_dim": 192,
+    "decoder_ffn_embed_dim": 192,
+    "encoder_layers": 6,
+    "decoder_layers": 6,
+    "encoder_attention_heads": 12,
+    "decoder_attention_heads": 12,
+    "resnet_type": "resnet101",
+    "vocab": 30325,
+}
 BLOCKS = {"resnet18": (2, 2, 2), "resnet50": (3, 4, 6), "resnet101": (3, 4, 23), "resnet152": (3, 8, 36)}
 
 
@@ -46,8 +63,9 @@ def image_buckets(bucket_size: int) -> torch.Tensor:
     span = 2 * bucket_size - 1
     rows, cols = torch.arange(n) // bucket_size, torch.arange(n) % bucket_size
     table = torch.empty(n + 1, n + 1, dtype=torch.long)
-    table[1:, 1:] = (rows[:, None] - rows[None, :] + bucket_size - 1) * span + (cols[:, None] - cols[None, :]
-                                                                              + bucket_size - 1)
+    table[1:, 1:] = (rows[:, None] - rows[None, :] + bucket_size - 1) * span + (
+        cols[:, None] - cols[None, :] + bucket_size - 1
+    )
     total = span * span + 3
     table[0, :], table[:, 0], table[0, 0] = total - 3, total - 2, total - 1
     return table
@@ -67,8 +85,9 @@ def _bn(prefix: str, channels: int, out: dict, rand) -> None:
     out[f"{prefix}.num_batches_tracked"] = torch.tensor(1234)
 
 
-def fairseq_model_state(size: dict, seed: int = 0, scale_resids: bool = False, meta: bool = False,
-                        peft: dict | None = None) -> OrderedDict:
+def fairseq_model_state(
+    size: dict, seed: int = 0, scale_resids: bool = False, meta: bool = False, peft: dict | None = None
+) -> OrderedDict:
     """Every key of an official OFA `model` state dict (NormFormer on), random values (shapes only if `meta`).
 
     `peft`: the official prompt/adapter flags of `unify_transformer.py` (`encoder_prompt`, `*_prompt_length`,
@@ -175,32 +194,81 @@ def fairseq_model_state(size: dict, seed: int = 0, scale_resids: bool = False, m
 def model_namespace(size: dict, **overrides) -> argparse.Namespace:
     """cfg['model'] as fairseq writes it: every CLI argument, task ones included."""
     fields = {key: value for key, value in size.items() if key != "vocab"}
-    return argparse.Namespace(**{
-        "_name": fields["arch"], **fields, "decoder_embed_dim": fields["encoder_embed_dim"],
-        "encoder_normalize_before": True, "decoder_normalize_before": True, "share_all_embeddings": True,
-        "share_decoder_input_output_embed": True, "no_scale_embedding": True, "layernorm_embedding": True,
-        "activation_fn": "gelu", "dropout": 0.1, "attention_dropout": 0.0, "activation_dropout": 0.0,
-        "max_source_positions": 1024, "max_target_positions": 1024, "token_bucket_size": 256,
-        "image_bucket_size": 42, "attn_scale_factor": 2, "code_image_size": 128, "add_type_embedding": True,
-        "patch_layernorm_embedding": True, "code_layernorm_embedding": True, "entangle_position_embedding": False,
-        "disable_entangle": True, "scale_attn": True, "scale_fc": True, "scale_heads": True, "scale_resids": False,
-        "resnet_drop_path_rate": 0.0, "encoder_drop_path_rate": 0.1, "decoder_drop_path_rate": 0.1,
-        "sync_bn": False, "freeze_resnet": False, "orig_patch_image_size": 256, "interpolate_position": False,
-        "bpe": "bert", "patch_image_size": 64, "max_src_length": 80, "max_tgt_length": 20, "seed": 7,
-        "lr": [1e-5], "ddp_backend": _fake_fairseq_enum()("c10d"), **overrides,
-    })
+    return argparse.Namespace(
+        **{
+            "_name": fields["arch"],
+            **fields,
+            "decoder_embed_dim": fields["encoder_embed_dim"],
+            "encoder_normalize_before": True,
+            "decoder_normalize_before": True,
+            "share_all_embeddings": True,
+            "share_decoder_input_output_embed": True,
+            "no_scale_embedding": True,
+            "layernorm_embedding": True,
+            "activation_fn": "gelu",
+            "dropout": 0.1,
+            "attention_dropout": 0.0,
+            "activation_dropout": 0.0,
+            "max_source_positions": 1024,
+            "max_target_positions": 1024,
+            "token_bucket_size": 256,
+            "image_bucket_size": 42,
+            "attn_scale_factor": 2,
+            "code_image_size": 128,
+            "add_type_embedding": True,
+            "patch_layernorm_embedding": True,
+            "code_layernorm_embedding": True,
+            "entangle_position_embedding": False,
+            "disable_entangle": True,
+            "scale_attn": True,
+            "scale_fc": True,
+            "scale_heads": True,
+            "scale_resids": False,
+            "resnet_drop_path_rate": 0.0,
+            "encoder_drop_path_rate": 0.1,
+            "decoder_drop_path_rate": 0.1,
+            "sync_bn": False,
+            "freeze_resnet": False,
+            "orig_patch_image_size": 256,
+            "interpolate_position": False,
+            "bpe": "bert",
+            "patch_image_size": 64,
+            "max_src_length": 80,
+            "max_tgt_length": 20,
+            "seed": 7,
+            "lr": [1e-5],
+            "ddp_backend": _fake_fairseq_enum()("c10d"),
+            **overrides,
+        }
+    )
 
 
 def task_settings(vocab: int, **overrides) -> dict:
     small = vocab < 1000  # tiny vocabularies use a few codes and bins so the layout stays fairseq's
-    return {"_name": "caption", "bpe": "bert", "bpe_dir": "utils/BERT_CN_dict", "selected_cols": "0,4,2",
-            "patch_image_size": 64, "max_src_length": 80, "max_tgt_length": 20, "prompt_type": "none",
-            "imagenet_default_mean_and_std": False, "num_bins": 10 if small else 1000,
-            "code_dict_size": 8 if small else 8192, **overrides}
+    return {
+        "_name": "caption",
+        "bpe": "bert",
+        "bpe_dir": "utils/BERT_CN_dict",
+        "selected_cols": "0,4,2",
+        "patch_image_size": 64,
+        "max_src_length": 80,
+        "max_tgt_length": 20,
+        "prompt_type": "none",
+        "imagenet_default_mean_and_std": False,
+        "num_bins": 10 if small else 1000,
+        "code_dict_size": 8 if small else 8192,
+        **overrides,
+    }
 
 
-_FAKE_MODULES = ("fairseq", "fairseq.dataclass", "fairseq.dataclass.constants", "omegaconf", "omegaconf.dictconfig",
-                 "omegaconf.nodes")
+_FAKE_MODULES = (
+    "fairseq",
+    "fairseq.dataclass",
+    "fairseq.dataclass.constants",
+    "omegaconf",
+    "omegaconf.dictconfig",
+    "omegaconf.nodes",
+)
 
 
 def _fake_modules() -> dict[str, types.ModuleType]:
@@ -222,15 +290,23 @@ def _fake_modules() -> dict[str, types.ModuleType]:
         """Pickles like OmegaConf's: value nodes inside `_content`, flags in a defaultdict."""
 
         def __init__(self, content: dict) -> None:
-            self._content = {key: DictConfig(value) if isinstance(value, dict) else AnyNode(value)
-                             for key, value in content.items()}
+            self._content = {
+                key: DictConfig(value) if isinstance(value, dict) else AnyNode(value) for key, value in content.items()
+            }
 
         def __getstate__(self) -> dict:
-            return {"_content": self._content, "_metadata": None, "_parent": None,
-                    "_flags": collections.defaultdict(int, readonly=0)}
+            return {
+                "_content": self._content,
+                "_metadata": None,
+                "_parent": None,
+                "_flags": collections.defaultdict(int, readonly=0),
+            }
 
-    for cls, module in ((DDP_BACKEND_CHOICES, "fairseq.dataclass.constants"), (DictConfig, "omegaconf.dictconfig"),
-                        (AnyNode, "omegaconf.nodes")):
+    for cls, module in (
+        (DDP_BACKEND_CHOICES, "fairseq.dataclass.constants"),
+        (DictConfig, "omegaconf.dictconfig"),
+        (AnyNode, "omegaconf.nodes"),
+    ):
         cls.__module__ = module
         cls.__qualname__ = cls.__name__
         setattr(modules[module], cls.__name__, cls)
@@ -244,9 +320,18 @@ def _fake_fairseq_enum():
     return _MODULES["fairseq.dataclass.constants"].DDP_BACKEND_CHOICES
 
 
-def save_fairseq_checkpoint(path: Path, size: dict, *, seed: int = 0, layout: str = "cfg", ema: bool = False,
-                            model_overrides: dict | None = None, task_overrides: dict | None = None,
-                            state: OrderedDict | None = None, peft: dict | None = None) -> OrderedDict:
+def save_fairseq_checkpoint(
+    path: Path,
+    size: dict,
+    *,
+    seed: int = 0,
+    layout: str = "cfg",
+    ema: bool = False,
+    model_overrides: dict | None = None,
+    task_overrides: dict | None = None,
+    state: OrderedDict | None = None,
+    peft: dict | None = None,
+) -> OrderedDict:
     """Write an official-layout checkpoint (fairseq meters, numpy scalars, OmegaConf bits included).
 
     `peft`: official prompt/adapter flags, set in cfg.model and given weights (see `fairseq_model_state`).
@@ -254,31 +339,55 @@ def save_fairseq_checkpoint(path: Path, size: dict, *, seed: int = 0, layout: st
     state = fairseq_model_state(size, seed, peft=peft) if state is None else state
     namespace = model_namespace(size, **{**(peft or {}), **(model_overrides or {})})
     task = task_settings(size["vocab"], **(task_overrides or {}))
-    meters = [(0, "loss", "AverageMeter", {"val": np.float64(2.5), "sum": np.float64(25.0), "count": 10,
-                                           "round": 3}),
-              (10, "wall", "StopwatchMeter", {"sum": 12.0, "n": np.int64(3), "round": 0})]
-    extra = {"metrics": OrderedDict(train=meters, default=[]), "previous_training_time": np.float64(1234.5),
-             "train_iterator": {"epoch": 3, "iterations_in_epoch": 0, "shuffle": True},
-             "val_loss": np.float64(1.75), "best": np.float32(1.5),
-             "hydra": _MODULES["omegaconf.dictconfig"].DictConfig({"run": {"dir": "outputs"}})}
+    meters = [
+        (0, "loss", "AverageMeter", {"val": np.float64(2.5), "sum": np.float64(25.0), "count": 10, "round": 3}),
+        (10, "wall", "StopwatchMeter", {"sum": 12.0, "n": np.int64(3), "round": 0}),
+    ]
+    extra = {
+        "metrics": OrderedDict(train=meters, default=[]),
+        "previous_training_time": np.float64(1234.5),
+        "train_iterator": {"epoch": 3, "iterations_in_epoch": 0, "shuffle": True},
+        "val_loss": np.float64(1.75),
+        "best": np.float32(1.5),
+        "hydra": _MODULES["omegaconf.dictconfig"].DictConfig({"run": {"dir": "outputs"}}),
+    }
     if ema:
-        extra["ema"] = OrderedDict((key, value + 1 if value.is_floating_point() and key.endswith("weight")
-                                    and "embed_tokens" not in key and "output_projection" not in key else value)
-                                   for key, value in state.items())
+        extra["ema"] = OrderedDict(
+            (
+                key,
+                value + 1
+                if value.is_floating_point()
+                and key.endswith("weight")
+                and "embed_tokens" not in key
+                and "output_projection" not in key
+                else value,
+            )
+            for key, value in state.items()
+        )
     checkpoint = {
         "args": namespace if layout == "args" else None,
         "model": state,
-        "optimizer_history": [{"criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
-                               "optimizer_name": "FairseqAdam", "lr_scheduler_state": {"best": np.float64(1.5)},
-                               "num_updates": 4000}],
+        "optimizer_history": [
+            {
+                "criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
+                "optimizer_name": "FairseqAdam",
+                "lr_scheduler_state": {"best": np.float64(1.5)},
+                "num_updates": 4000,
+            }
+        ],
         "task_state": {},
         "extra_state": extra,
         "criterion": None,
     }
     if layout == "cfg":
-        checkpoint["cfg"] = {"_name": None, "common": {"fp16": True, "seed": 7}, "model": namespace, "task": task,
-                             "criterion": {"_name": "adjust_label_smoothed_cross_entropy", "label_smoothing": 0.1},
-                             "ema": {"store_ema": ema}}
+        checkpoint["cfg"] = {
+            "_name": None,
+            "common": {"fp16": True, "seed": 7},
+            "model": namespace,
+            "task": task,
+            "criterion": {"_name": "adjust_label_smoothed_cross_entropy", "label_smoothing": 0.1},
+            "ema": {"store_ema": ema},
+        }
     else:
         for key, value in task.items():
             setattr(namespace, key, value)
@@ -304,40 +413,67 @@ def write_bert_vocab(path: Path, text_tokens: int) -> Path:
 
 
 def _port_name(key: str) -> str:
-    renames = {"attn_ln": "self_attn_mid_layer_norm", "self_attn_ln": "self_attn_mid_layer_norm",
-               "ffn_layernorm": "ffn_layer_norm", "encoder_attn": "cross_attn",
-               "encoder_attn_layer_norm": "cross_attn_layer_norm", "cross_attn_ln": "cross_attn_mid_layer_norm"}
+    renames = {
+        "attn_ln": "self_attn_mid_layer_norm",
+        "self_attn_ln": "self_attn_mid_layer_norm",
+        "ffn_layernorm": "ffn_layer_norm",
+        "encoder_attn": "cross_attn",
+        "encoder_attn_layer_norm": "cross_attn_layer_norm",
+        "cross_attn_ln": "cross_attn_mid_layer_norm",
+    }
     parts = key.split(".")
     if len(parts) > 3 and parts[1] == "layers":
         parts[3] = renames.get(parts[3], parts[3])
     return ".".join(parts)
 
 
-def write_port_dir(directory: Path, size: dict, *, seed: int = 0, prefix: str = "", safetensors: bool = False,
-                   tokenizer: bool = False) -> OrderedDict:
+def write_port_dir(
+    directory: Path, size: dict, *, seed: int = 0, prefix: str = "", safetensors: bool = False, tokenizer: bool = False
+) -> OrderedDict:
     """A transformers-port directory: port key names, 1025-long image_position_idx, port config + tokenizer."""
     directory.mkdir(parents=True)
     fairseq = fairseq_model_state(size, seed)
-    state = OrderedDict((prefix + _port_name(key), value) for key, value in fairseq.items()
-                        if not key.endswith(".version"))
+    state = OrderedDict(
+        (prefix + _port_name(key), value) for key, value in fairseq.items() if not key.endswith(".version")
+    )
     state[prefix + "decoder.image_position_idx"] = code_positions(tail=768)
-    config = {"model_type": "ofa", "architectures": ["OFAModel"], "vocab_size": size["vocab"],
-              "d_model": size["encoder_embed_dim"], "encoder_layers": size["encoder_layers"],
-              "decoder_layers": size["decoder_layers"], "encoder_attention_heads": size["encoder_attention_heads"],
-              "decoder_attention_heads": size["decoder_attention_heads"],
-              "encoder_ffn_dim": size["encoder_ffn_embed_dim"], "decoder_ffn_dim": size["decoder_ffn_embed_dim"],
-              "resnet_type": size["resnet_type"], "normformer": True, "encoder_normalize_before": True,
-              "decoder_normalize_before": True, "token_bucket_size": 256, "image_bucket_size": 42,
-              "attn_scale_factor": 2.0, "code_image_size": 128, "scale_embedding": False, "dropout": 0.1,
-              "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 0,
-              "forced_eos_token_id": 2, "use_cache": False, "transformers_version": "4.20.0"}
+    config = {
+        "model_type": "ofa",
+        "architectures": ["OFAModel"],
+        "vocab_size": size["vocab"],
+        "d_model": size["encoder_embed_dim"],
+        "encoder_layers": size["encoder_layers"],
+        "decoder_layers": size["decoder_layers"],
+        "encoder_attention_heads": size["encoder_attention_heads"],
+        "decoder_attention_heads": size["decoder_attention_heads"],
+        "encoder_ffn_dim": size["encoder_ffn_embed_dim"],
+        "decoder_ffn_dim": size["decoder_ffn_embed_dim"],
+        "resnet_type": size["resnet_type"],
+        "normformer": True,
+        "encoder_normalize_before": True,
+        "decoder_normalize_before": True,
+        "token_bucket_size": 256,
+        "image_bucket_size": 42,
+        "attn_scale_factor": 2.0,
+        "code_image_size": 128,
+        "scale_embedding": False,
+        "dropout": 0.1,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "decoder_start_token_id": 0,
+        "forced_eos_token_id": 2,
+        "use_cache": False,
+        "transformers_version": "4.20.0",
+    }
     (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
     if tokenizer and size["vocab"] == 30325:
         write_bert_vocab(directory / "bert.txt", 21128)
         bert = (directory / "bert.txt").read_text(encoding="utf-8").split("\n")[:-1]
         (directory / "bert.txt").unlink()
-        (directory / "vocab.txt").write_text("\n".join(["<s>", "<pad>", "</s>", "<unk>", *bert, "<mask>"]) + "\n",
-                                             encoding="utf-8")
+        (directory / "vocab.txt").write_text(
+            "\n".join(["<s>", "<pad>", "</s>", "<unk>", *bert, "<mask>"]) + "\n", encoding="utf-8"
+        )
     elif tokenizer:
         write_bart_vocab(directory, 50260)
     if safetensors:
@@ -358,5 +494,6 @@ def write_bart_vocab(directory: Path, text_tokens: int) -> None:
     merges = [(alphabet[i % 256], alphabet[i // 256]) for i in range(text_tokens - len(alphabet))]
     tokens = ["<s>", "<pad>", "</s>", "<unk>", *alphabet, *(a + b for a, b in merges), "<mask>"]
     (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
-    (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges),
-                                          encoding="utf-8")
+    (directory / "merges.txt").write_text(
+        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
+    )

@@ -13,8 +13,9 @@ from ofa_core.convert.safe_load import CheckpointError
 from .conftest import run_cli
 
 
-@pytest.mark.parametrize("argv", [[], ["convert"], ["convert", "fairseq"], ["convert", "port"],
-                                  ["convert", "to-fairseq"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["convert"], ["convert", "fairseq"], ["convert", "port"], ["convert", "to-fairseq"]]
+)
 def test_help(argv: list[str], capsys) -> None:
     assert run_cli(*argv, "--help") == 0
     assert "usage: ofa" in capsys.readouterr().out
@@ -33,7 +34,20 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_python_dash_m(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "ofa_core", "convert", "fairseq", str(tmp_path / "missing.pt"),
-                             "--out", str(tmp_path / "out")], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ofa_core",
+            "convert",
+            "fairseq",
+            str(tmp_path / "missing.pt"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1

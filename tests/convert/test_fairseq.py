@@ -8,19 +8,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert import pipeline
 from ofa_core.convert.fairseq import derive_config
 from ofa_core.convert.keys import FAIRSEQ_EMBEDDINGS, expected_buffers, fairseq_to_port, port_to_ofa
 from ofa_core.convert.mapping import assemble
 from ofa_core.convert.safe_load import load_checkpoint
 from ofa_core.convert.verify import fixed_inputs, forward_logits
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.model.processing import OFAProcessor
 
 from .conftest import run_cli
-from .fixtures import CN_BASE_NARROW, TINY, _port_name, fairseq_model_state, model_namespace, save_fairseq_checkpoint
-from .fixtures import task_settings
+from .fixtures import (
+    CN_BASE_NARROW,
+    TINY,
+    _port_name,
+    fairseq_model_state,
+    model_namespace,
+    save_fairseq_checkpoint,
+    task_settings,
+)
 
 DROPPED = ("version", "rp_bucket", "image_position_idx")
 
@@ -33,8 +40,12 @@ def expected_ofa_tensors(fairseq_state: dict) -> dict[str, torch.Tensor]:
             continue
         out["model." + _port_name(key)] = value
     shared = fairseq_state["encoder.embed_tokens.weight"]
-    for key in ("model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
-                "lm_head.weight"):
+    for key in (
+        "model.shared.weight",
+        "model.encoder.embed_tokens.weight",
+        "model.decoder.embed_tokens.weight",
+        "lm_head.weight",
+    ):
         out[key] = shared
     return out
 
@@ -117,11 +128,18 @@ def test_full_size_cn_base_maps_completely_on_meta() -> None:
         del state[key]  # one copy suffices here: meta tensors cannot be compared
     args = vars(model_namespace(size))
     config = derive_config(args, task_settings(30325), 30325, "zh", Path("cn_base.pt"))
-    mapped, _, _ = assemble(state, config, origin="cn_base.pt", embedding_keys=FAIRSEQ_EMBEDDINGS,
-                            rename=lambda key: port_to_ofa(fairseq_to_port(key)),
-                            recomputed=expected_buffers(256, 42, 128, 769), ignored=("encoder.version", "decoder.version"))
-    unique = {id(tensor): tensor for key, tensor in mapped.items() if tensor.is_floating_point()
-              and "running_" not in key}
+    mapped, _, _ = assemble(
+        state,
+        config,
+        origin="cn_base.pt",
+        embedding_keys=FAIRSEQ_EMBEDDINGS,
+        rename=lambda key: port_to_ofa(fairseq_to_port(key)),
+        recomputed=expected_buffers(256, 42, 128, 769),
+        ignored=("encoder.version", "decoder.version"),
+    )
+    unique = {
+        id(tensor): tensor for key, tensor in mapped.items() if tensor.is_floating_point() and "running_" not in key
+    }
     assert sum(tensor.numel() for tensor in unique.values()) == 159_865_160
 
 
@@ -133,8 +151,9 @@ def test_ema_weights(tmp_path: Path) -> None:
     key = "encoder.layers.0.fc1.weight"
     assert torch.equal(model.state_dict()["model." + key], state[key] + 1)
     assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "plain", "--no-verify", "--no-tokenizer") == 0
-    assert torch.equal(OFAForConditionalGeneration.from_pretrained(tmp_path / "plain").state_dict()["model." + key],
-                       state[key])
+    assert torch.equal(
+        OFAForConditionalGeneration.from_pretrained(tmp_path / "plain").state_dict()["model." + key], state[key]
+    )
 
 
 def test_ema_requested_but_absent(tiny_ckpt: Path, tmp_path: Path, capsys) -> None:
@@ -162,12 +181,18 @@ def _broken(tmp_path: Path, edit) -> Path:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda s: s.__setitem__("classification_heads.vqa.dense.weight", torch.zeros(2, 2)),
-         "unmapped keys: classification_heads.vqa.dense.weight"),
-        (lambda s: s.pop("decoder.layers.1.cross_attn_ln.bias"),
-         "missing keys: model.decoder.layers.1.cross_attn_mid_layer_norm.bias"),
-        (lambda s: s.__setitem__("encoder.image_proj.bias", torch.zeros(7)),
-         "shape mismatches: encoder.image_proj.bias (7,) vs (32,)"),
+        (
+            lambda s: s.__setitem__("classification_heads.vqa.dense.weight", torch.zeros(2, 2)),
+            "unmapped keys: classification_heads.vqa.dense.weight",
+        ),
+        (
+            lambda s: s.pop("decoder.layers.1.cross_attn_ln.bias"),
+            "missing keys: model.decoder.layers.1.cross_attn_mid_layer_norm.bias",
+        ),
+        (
+            lambda s: s.__setitem__("encoder.image_proj.bias", torch.zeros(7)),
+            "shape mismatches: encoder.image_proj.bias (7,) vs (32,)",
+        ),
         (lambda s: s["decoder.token_rp_bucket"].add_(1), "decoder.token_rp_bucket differ from the bucket formulas"),
         (lambda s: s["decoder.output_projection.weight"].mul_(2), "token embedding copies"),
     ],

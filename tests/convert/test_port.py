@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ofa_core.model.configuration import OFAConfig
 from ofa_core.convert import port as port_module
 from ofa_core.convert.port import is_port_checkpoint, read_port_if_any
+from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.model.processing import OFAProcessor
 
@@ -23,9 +23,12 @@ ZH, EN = {**TINY, "vocab": 30325}, {**TINY, "vocab": 59457}
 def _expected(port_state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
     out = {}
     for key, value in port_state.items():
-        key = key[len(prefix):]
+        key = key[len(prefix) :]
         if key.endswith(("rp_bucket", "image_position_idx")) or key in (
-                "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight"):
+            "encoder.embed_tokens.weight",
+            "decoder.embed_tokens.weight",
+            "decoder.output_projection.weight",
+        ):
             continue
         out["model." + key] = value
     out["model.shared.weight"] = out["lm_head.weight"] = port_state[prefix + "encoder.embed_tokens.weight"]
@@ -54,7 +57,9 @@ def test_chinese_port_bin_layout(tmp_path: Path) -> None:
     port_vocab = (src / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
     for token in ("<s>", "<pad>", "</s>", "<unk>", "[UNK]", port_vocab[500], "<mask>"):
         assert tokenizer.convert_tokens_to_ids(token) == port_vocab.index(token)
-    assert tokenizer.convert_tokens_to_ids("<code_0>") == 21133 and tokenizer.convert_tokens_to_ids("<bin_999>") == 30324
+    assert (
+        tokenizer.convert_tokens_to_ids("<code_0>") == 21133 and tokenizer.convert_tokens_to_ids("<bin_999>") == 30324
+    )
 
 
 def test_english_port_safetensors_with_prefix(tmp_path: Path) -> None:
@@ -105,7 +110,10 @@ def test_hub_download_failure_is_one_line(tmp_path: Path, monkeypatch, capsys) -
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     assert run_cli("convert", "port", "YeungNLP/ofa-cn-base", "--out", tmp_path / "out") == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: YeungNLP/ofa-cn-base: download from the Hugging Face hub failed") and err.count("\n") == 1
+    assert (
+        err.startswith("error: YeungNLP/ofa-cn-base: download from the Hugging Face hub failed")
+        and err.count("\n") == 1
+    )
 
 
 def test_hub_id_download_is_used(tmp_path: Path, monkeypatch) -> None:
@@ -121,7 +129,9 @@ def test_hub_id_download_is_used(tmp_path: Path, monkeypatch) -> None:
     assert port_module.resolve_source("YeungNLP/ofa-cn-base") == src and calls == ["YeungNLP/ofa-cn-base"]
 
 
-@pytest.mark.parametrize("config", [{"model_type": "bart"}, {"model_type": "ofa", "scale_attn": True, "language": "zh"}])
+@pytest.mark.parametrize(
+    "config", [{"model_type": "bart"}, {"model_type": "ofa", "scale_attn": True, "language": "zh"}]
+)
 def test_not_a_port(tmp_path: Path, config: dict) -> None:
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert not is_port_checkpoint(tmp_path)

@@ -71,8 +71,11 @@ def test_legacy_format_and_plain_values(tmp_path: Path) -> None:
     import numpy as np
 
     path = tmp_path / "legacy.pt"
-    obj = {"model": {"w": torch.arange(3.0)}, "args": argparse.Namespace(lr=[0.1], best=np.float64(2.0)),
-           "extra": {"n": np.int64(4), "a": np.arange(2), "s": {1, 2}}}
+    obj = {
+        "model": {"w": torch.arange(3.0)},
+        "args": argparse.Namespace(lr=[0.1], best=np.float64(2.0)),
+        "extra": {"n": np.int64(4), "a": np.arange(2), "s": {1, 2}},
+    }
     torch.save(obj, path, _use_new_zipfile_serialization=False)
     loaded = load_checkpoint(path)
     assert torch.equal(loaded["model"]["w"], obj["model"]["w"])

@@ -23,51 +23,126 @@ EN_VOCAB = 59457
 # (fairseq task overrides, --ema?) -> (task fields, image size and stats, generation settings)
 CASES = {
     "caption": (
-        {"_name": "caption", "bpe": "gpt2", "patch_image_size": 480, "max_tgt_length": 20,
-         "eval_args": '{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'},
+        {
+            "_name": "caption",
+            "bpe": "gpt2",
+            "patch_image_size": 480,
+            "max_tgt_length": 20,
+            "eval_args": '{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}',
+        },
         False,
-        {"task": "caption", "language": "en", "search": "caption", "inference": "beam_search", "prompt_type": "none",
-         "max_tgt_length": 20, "eval_args": {"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}},
+        {
+            "task": "caption",
+            "language": "en",
+            "search": "caption",
+            "inference": "beam_search",
+            "prompt_type": "none",
+            "max_tgt_length": 20,
+            "eval_args": {"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3},
+        },
         (480, *HALF),
-        {"num_beams": 5, "max_new_tokens": 17, "min_new_tokens": 1, "no_repeat_ngram_size": 3, "length_penalty": 1.0,
-         "normalize_scores": True},
+        {
+            "num_beams": 5,
+            "max_new_tokens": 17,
+            "min_new_tokens": 1,
+            "no_repeat_ngram_size": 3,
+            "length_penalty": 1.0,
+            "normalize_scores": True,
+        },
     ),
     "vqa_gen": (
-        {"_name": "vqa_gen", "bpe": "gpt2", "patch_image_size": 480, "prompt_type": "prev_output", "add_object": True,
-         "max_object_length": 30, "max_tgt_length": 30, "ans2label_dict": '{"no": 0, "yes":1}',
-         "ans2label_file": "../../dataset/vqa_data/trainval_ans2label.pkl", "uses_ema": True,
-         "val_inference_type": "allcand", "unconstrained_training": False},
+        {
+            "_name": "vqa_gen",
+            "bpe": "gpt2",
+            "patch_image_size": 480,
+            "prompt_type": "prev_output",
+            "add_object": True,
+            "max_object_length": 30,
+            "max_tgt_length": 30,
+            "ans2label_dict": '{"no": 0, "yes":1}',
+            "ans2label_file": "../../dataset/vqa_data/trainval_ans2label.pkl",
+            "uses_ema": True,
+            "val_inference_type": "allcand",
+            "unconstrained_training": False,
+        },
         True,
-        {"task": "vqa", "search": "vqa", "inference": "all_candidates", "prompt_type": "prev_output",
-         "add_object": True, "max_object_length": 30, "answers": None, "answer_space": True,
-         "ans2label_file": "../../dataset/vqa_data/trainval_ans2label.pkl", "uses_ema": True, "weights": "ema"},
+        {
+            "task": "vqa",
+            "search": "vqa",
+            "inference": "all_candidates",
+            "prompt_type": "prev_output",
+            "add_object": True,
+            "max_object_length": 30,
+            "answers": None,
+            "answer_space": True,
+            "ans2label_file": "../../dataset/vqa_data/trainval_ans2label.pkl",
+            "uses_ema": True,
+            "weights": "ema",
+        },
         (480, *HALF),
-        {"num_beams": 5, "max_new_tokens": 201, "min_new_tokens": 1, "no_repeat_ngram_size": 0,
-         "normalize_scores": False},
+        {
+            "num_beams": 5,
+            "max_new_tokens": 201,
+            "min_new_tokens": 1,
+            "no_repeat_ngram_size": 0,
+            "normalize_scores": False,
+        },
     ),
     "refcoco": (
         {"_name": "refcoco", "bpe": "gpt2", "patch_image_size": 512, "max_image_size": 512, "selected_cols": "0,4,2,3"},
         False,
-        {"task": "grounding", "search": "grounding", "inference": "beam_search", "max_image_size": 512,
-         "selected_cols": "0,4,2,3", "weights": "model"},
+        {
+            "task": "grounding",
+            "search": "grounding",
+            "inference": "beam_search",
+            "max_image_size": 512,
+            "selected_cols": "0,4,2,3",
+            "weights": "model",
+        },
         (512, *HALF),
         {"num_beams": 5, "max_new_tokens": 5, "min_new_tokens": 4, "no_repeat_ngram_size": 3},
     ),
     "snli_ve": (
-        {"_name": "snli_ve", "bpe": "gpt2", "patch_image_size": 480, "prompt_type": "prev_output", "add_caption": True,
-         "ans2label_dict": '{"no": 0, "yes":1, "maybe": 2}'},
+        {
+            "_name": "snli_ve",
+            "bpe": "gpt2",
+            "patch_image_size": 480,
+            "prompt_type": "prev_output",
+            "add_caption": True,
+            "ans2label_dict": '{"no": 0, "yes":1, "maybe": 2}',
+        },
         False,
-        {"task": "snli_ve", "search": "default", "inference": "all_candidates", "prompt_type": "prev_output",
-         "add_caption": True, "add_object": False, "answers": ["no", "yes", "maybe"], "answer_space": False},
+        {
+            "task": "snli_ve",
+            "search": "default",
+            "inference": "all_candidates",
+            "prompt_type": "prev_output",
+            "add_caption": True,
+            "add_object": False,
+            "answers": ["no", "yes", "maybe"],
+            "answer_space": False,
+        },
         (480, *HALF),
         {"num_beams": 5, "max_new_tokens": 201, "min_new_tokens": 1, "no_repeat_ngram_size": 0},
     ),
     "image_classify": (
-        {"_name": "image_classify", "bpe": "gpt2", "patch_image_size": 480, "imagenet_default_mean_and_std": True,
-         "ans2label_file": "../../dataset/imagenet_1k_data/class2label_new.pkl"},
+        {
+            "_name": "image_classify",
+            "bpe": "gpt2",
+            "patch_image_size": 480,
+            "imagenet_default_mean_and_std": True,
+            "ans2label_file": "../../dataset/imagenet_1k_data/class2label_new.pkl",
+        },
         False,
-        {"task": "classification", "search": "default", "inference": "all_candidates", "answers": None, "answer_space": True,
-         "image_mean": IMAGENET[0], "image_std": IMAGENET[1]},
+        {
+            "task": "classification",
+            "search": "default",
+            "inference": "all_candidates",
+            "answers": None,
+            "answer_space": True,
+            "image_mean": IMAGENET[0],
+            "image_std": IMAGENET[1],
+        },
         (480, *IMAGENET),
         {"num_beams": 5, "max_new_tokens": 201},
     ),
@@ -81,8 +156,13 @@ CASES = {
     "sst2": (
         {"_name": "sst2", "bpe": "gpt2", "prompt_type": "src", "ans2label_dict": '{"negative": 0, "positive":1}'},
         False,
-        {"task": "text_classification", "search": "default", "inference": "last_position", "prompt_type": "src",
-         "answers": ["negative", "positive"]},
+        {
+            "task": "text_classification",
+            "search": "default",
+            "inference": "last_position",
+            "prompt_type": "src",
+            "answers": ["negative", "positive"],
+        },
         (64, *HALF),
         {"num_beams": 5},
     ),
@@ -113,8 +193,9 @@ def test_conversion_writes_the_task_the_processor_and_the_search(name: str, tmp_
 def test_old_args_layout_names_its_task_in_args(tmp_path: Path) -> None:
     """Files before fairseq's dataclass configs keep the task name in args.task and its settings among the args."""
     ckpt = tmp_path / "old.pt"
-    save_fairseq_checkpoint(ckpt, TINY, layout="args",
-                            task_overrides={"_name": None, "task": "refcoco", "patch_image_size": 512})
+    save_fairseq_checkpoint(
+        ckpt, TINY, layout="args", task_overrides={"_name": None, "task": "refcoco", "patch_image_size": 512}
+    )
     assert run_cli("convert", "fairseq", ckpt, "--out", tmp_path / "out", "--no-verify", "--no-tokenizer") == 0
     task = read_checkpoint_task(tmp_path / "out")
     assert (task.fairseq_task, task.language, task.search, task.patch_image_size) == ("refcoco", "zh", "grounding", 512)
@@ -144,9 +225,19 @@ def test_bad_answer_numbering_is_refused(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "out").exists()
 
 
-MUGE = CheckpointTask(fairseq_task="caption", task="caption", language="zh", search="caption-zh",
-                      inference="beam_search", patch_image_size=480, image_mean=HALF[0], image_std=HALF[1],
-                      max_src_length=80, max_tgt_length=20, source="caption_cn_base.pt")
+MUGE = CheckpointTask(
+    fairseq_task="caption",
+    task="caption",
+    language="zh",
+    search="caption-zh",
+    inference="beam_search",
+    patch_image_size=480,
+    image_mean=HALF[0],
+    image_std=HALF[1],
+    max_src_length=80,
+    max_tgt_length=20,
+    source="caption_cn_base.pt",
+)
 
 
 @pytest.fixture
@@ -168,12 +259,15 @@ def test_reader_round_trip_and_absence(task_dir: Path, tmp_path: Path) -> None:
     assert read_checkpoint_task(tmp_path) is None
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"format": 2}, "format 2, this ofa_core reads format 1"),
-    ({"promt_type": "src"}, "unknown field 'promt_type'"),
-    ({"prompt_type": "prefix"}, "'prompt_type' must be in"),
-    ({"weights": "best"}, "'weights' must be in"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"format": 2}, "format 2, this ofa_core reads format 1"),
+        ({"promt_type": "src"}, "unknown field 'promt_type'"),
+        ({"prompt_type": "prefix"}, "'prompt_type' must be in"),
+        ({"weights": "best"}, "'weights' must be in"),
+    ],
+)
 def test_reader_errors_name_the_file(task_dir: Path, change: dict, expected: str) -> None:
     _edit(task_dir, **change)
     with pytest.raises(TaskConfigError) as error:
@@ -191,16 +285,21 @@ def test_reader_imports_no_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, ofa_core.model.task_config; "
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
+    code = (
+        "import sys, ofa_core.model.task_config; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 @pytest.fixture(scope="module")
 def english_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("fairseq") / "caption_en.pt"
-    save_fairseq_checkpoint(path, {**TINY, "vocab": EN_VOCAB}, task_overrides={"_name": "caption", "bpe": "gpt2",
-                                                                              "bpe_dir": "../../utils/BPE"})
+    save_fairseq_checkpoint(
+        path,
+        {**TINY, "vocab": EN_VOCAB},
+        task_overrides={"_name": "caption", "bpe": "gpt2", "bpe_dir": "../../utils/BPE"},
+    )
     return path
 
 
@@ -233,18 +332,25 @@ def test_chinese_checkpoint_without_vocabulary(tiny_ckpt: Path, tmp_path: Path, 
 def _bpe_copy(tmp_path: Path, **replace: str) -> Path:
     folder = tmp_path / "BPE"
     folder.mkdir()
-    for name, text in {"encoder.json": '{"a": 0}', "vocab.bpe": "#version: 0.2\n", "dict.txt": "0 5\n",
-                       **replace}.items():
+    for name, text in {
+        "encoder.json": '{"a": 0}',
+        "vocab.bpe": "#version: 0.2\n",
+        "dict.txt": "0 5\n",
+        **replace,
+    }.items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder
 
 
-@pytest.mark.parametrize(("files", "expected"), [
-    ({"encoder.json": "{broken"}, "encoder.json is not valid JSON"),
-    ({"dict.txt": "7 5\n"}, "GPT-2 id 7 is not in"),
-    ({"vocab.bpe": "#version: 0.2\na b c\n"}, "a merge line needs two tokens"),
-    ({}, "gives 9198 tokens but the model has 59457 embedding rows"),
-])
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"encoder.json": "{broken"}, "encoder.json is not valid JSON"),
+        ({"dict.txt": "7 5\n"}, "GPT-2 id 7 is not in"),
+        ({"vocab.bpe": "#version: 0.2\na b c\n"}, "a merge line needs two tokens"),
+        ({}, "gives 9198 tokens but the model has 59457 embedding rows"),
+    ],
+)
 def test_wrong_bpe_files(english_ckpt: Path, tmp_path: Path, capsys, files: dict, expected: str) -> None:
     folder = _bpe_copy(tmp_path, **files)
     assert run_cli("convert", "fairseq", english_ckpt, "--out", tmp_path / "out", "--bpe-dir", folder) == 2
@@ -259,15 +365,28 @@ def test_bpe_dir_missing_files_or_not_a_folder(english_ckpt: Path, tmp_path: Pat
     (tmp_path / "half" / "encoder.json").write_text("{}")
     assert run_cli("convert", "fairseq", english_ckpt, "--out", tmp_path / "out", "--bpe-dir", tmp_path / "half") == 2
     assert "missing vocab.bpe, dict.txt" in capsys.readouterr().err
-    assert run_cli("convert", "fairseq", english_ckpt, "--out", tmp_path / "out", "--bpe-dir",
-                   tmp_path / "half" / "encoder.json") == 2
+    assert (
+        run_cli(
+            "convert",
+            "fairseq",
+            english_ckpt,
+            "--out",
+            tmp_path / "out",
+            "--bpe-dir",
+            tmp_path / "half" / "encoder.json",
+        )
+        == 2
+    )
     assert "not a directory" in capsys.readouterr().err
 
 
-def test_no_tokenizer_excludes_the_vocabulary_options(tiny_ckpt: Path, bert_vocab: Path, tmp_path: Path,
-                                                      capsys) -> None:
-    assert run_cli("convert", "fairseq", tiny_ckpt, "--out", tmp_path / "out", "--vocab", bert_vocab,
-                   "--no-tokenizer") == 2
+def test_no_tokenizer_excludes_the_vocabulary_options(
+    tiny_ckpt: Path, bert_vocab: Path, tmp_path: Path, capsys
+) -> None:
+    assert (
+        run_cli("convert", "fairseq", tiny_ckpt, "--out", tmp_path / "out", "--vocab", bert_vocab, "--no-tokenizer")
+        == 2
+    )
     assert "--no-tokenizer excludes --vocab and --bpe-dir" in capsys.readouterr().err
 
 

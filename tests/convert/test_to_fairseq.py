@@ -48,8 +48,10 @@ def test_official_buffers_and_separate_embedding_copies(tiny_dir: Path, tmp_path
     assert torch.equal(state["decoder.token_rp_bucket"], token_buckets(256))
     assert torch.equal(state["encoder.image_rp_bucket"], image_buckets(42))
     assert torch.equal(state["decoder.image_position_idx"], code_positions())
-    copies = [state[k] for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight",
-                                 "decoder.output_projection.weight")]
+    copies = [
+        state[k]
+        for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight")
+    ]
     assert all(torch.equal(copies[0], c) for c in copies)
     assert len({c.untyped_storage().data_ptr() for c in copies}) == 3
 
@@ -75,9 +77,29 @@ def test_not_a_model_directory(tmp_path: Path, capsys) -> None:
 
 # ---- the whole cfg, as the official code reads it ---------------------------------------------------------------
 
-GROUPS = {"_name", "common", "common_eval", "checkpoint", "dataset", "distributed_training", "generation",
-          "optimization", "optimizer", "lr_scheduler", "criterion", "bpe", "tokenizer", "scoring", "ema", "bmuf",
-          "eval_lm", "interactive", "simul_type", "model", "task"}
+GROUPS = {
+    "_name",
+    "common",
+    "common_eval",
+    "checkpoint",
+    "dataset",
+    "distributed_training",
+    "generation",
+    "optimization",
+    "optimizer",
+    "lr_scheduler",
+    "criterion",
+    "bpe",
+    "tokenizer",
+    "scoring",
+    "ema",
+    "bmuf",
+    "eval_lm",
+    "interactive",
+    "simul_type",
+    "model",
+    "task",
+}
 """The groups of a checkpoint fairseq's training saves (fairseq/dataclass/configs.py FairseqConfig)."""
 
 
@@ -156,8 +178,10 @@ def test_a_converted_checkpoint_gets_its_own_cfg_and_dtype_back(tmp_path: Path) 
     from .fixtures import fairseq_model_state, save_fairseq_checkpoint
 
     original = tmp_path / "half.pt"
-    half = OrderedDict((key, value.half() if value.is_floating_point() and "bucket" not in key else value)
-                       for key, value in fairseq_model_state(TINY, seed=4).items())
+    half = OrderedDict(
+        (key, value.half() if value.is_floating_point() and "bucket" not in key else value)
+        for key, value in fairseq_model_state(TINY, seed=4).items()
+    )
     save_fairseq_checkpoint(original, TINY, seed=4, state=half)
     directory, back = tmp_path / "dir", tmp_path / "back.pt"
     assert run_cli("convert", "fairseq", original, "--out", directory, "--no-tokenizer") == 0
@@ -176,8 +200,10 @@ def test_weights_changed_since_conversion_keep_their_precision_and_describe_them
     from .fixtures import fairseq_model_state, save_fairseq_checkpoint
 
     original = tmp_path / "half.pt"
-    half = OrderedDict((key, value.half() if value.is_floating_point() and "bucket" not in key else value)
-                       for key, value in fairseq_model_state(TINY, seed=4).items())
+    half = OrderedDict(
+        (key, value.half() if value.is_floating_point() and "bucket" not in key else value)
+        for key, value in fairseq_model_state(TINY, seed=4).items()
+    )
     save_fairseq_checkpoint(original, TINY, seed=4, state=half)
     directory, back, again = tmp_path / "dir", tmp_path / "back.pt", tmp_path / "again"
     assert run_cli("convert", "fairseq", original, "--out", directory, "--no-tokenizer") == 0
@@ -221,8 +247,11 @@ def test_the_docs_to_fairseq_commands_run_verbatim(tiny_dir: Path, tmp_path: Pat
     import shutil
 
     page = Path(__file__).parents[2] / "docs" / "checkpoints.md"
-    lines = [line for line in page.read_text(encoding="utf-8").splitlines()
-             if line.startswith("python -m ofa_core convert to-fairseq ")]
+    lines = [
+        line
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if line.startswith("python -m ofa_core convert to-fairseq ")
+    ]
     assert len(lines) == 2
     shutil.copytree(tiny_dir, tmp_path / "models" / "ofa-cn-base-muge")  # converted from fairseq
     (tmp_path / "runs" / "refcoco").mkdir(parents=True)  # and a model trained here

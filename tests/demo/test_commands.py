@@ -34,7 +34,18 @@ def test_a_demo_recipe_generates_the_missing_demo_data_on_first_use(cache, monke
     err = capsys.readouterr().err
     assert "generating it" in err and f"wrote the demo data to {cache / 'demo'}" in err
     assert (cache / "demo" / "muge" / "IC_valid.tsv").is_file()
-    assert main(["recipe", "validate", str(RECIPES / "demo_vqa.json"), "--set", f"model.checkpoint={cache / 'demo' / 'model'}"]) == 0
+    assert (
+        main(
+            [
+                "recipe",
+                "validate",
+                str(RECIPES / "demo_vqa.json"),
+                "--set",
+                f"model.checkpoint={cache / 'demo' / 'model'}",
+            ]
+        )
+        == 0
+    )
     assert "generating" not in capsys.readouterr().err  # generated once
 
 
@@ -54,15 +65,25 @@ def test_recipe_paths_expand_environment_variables(tmp_path, cache, monkeypatch,
     monkeypatch.setenv("MY_MODELS", str(tmp_path))
     (tmp_path / "model").mkdir()
     recipe = tmp_path / "recipe.json"
-    recipe.write_bytes(orjson.dumps({"model": {"checkpoint": "${MY_MODELS}/model"}, "task": "caption",
-                                     "data": {"reader": {"name": "muge", "folder": "$OFA_CACHE_DIR/data"}}}))
+    recipe.write_bytes(
+        orjson.dumps(
+            {
+                "model": {"checkpoint": "${MY_MODELS}/model"},
+                "task": "caption",
+                "data": {"reader": {"name": "muge", "folder": "$OFA_CACHE_DIR/data"}},
+            }
+        )
+    )
     assert main(["recipe", "show", str(recipe), "--json"]) == 0
     shown = orjson.loads(capsys.readouterr().out)
     assert shown["model.checkpoint"]["value"] == str(tmp_path / "model")
     assert shown["data.reader.folder"]["value"] == str(cache / "data")
     monkeypatch.delenv("MY_MODELS")
     assert main(["recipe", "validate", str(recipe)]) == 2
-    assert "model.checkpoint: environment variable $MY_MODELS in '${MY_MODELS}/model' is not set" in capsys.readouterr().err
+    assert (
+        "model.checkpoint: environment variable $MY_MODELS in '${MY_MODELS}/model' is not set"
+        in capsys.readouterr().err
+    )
 
 
 def test_the_main_recipe_without_weights_or_data_says_what_to_download_convert_and_where(capsys):
@@ -72,9 +93,16 @@ def test_the_main_recipe_without_weights_or_data_says_what_to_download_convert_a
     assert main(["run", str(recipe)]) == 2
     err = capsys.readouterr().err
     assert all(line.startswith(f"error: {recipe}: ") for line in err.splitlines()) and "Traceback" not in err
-    for needed in ("model.checkpoint", "checkpoints/ofa-cn-base not found", "ofa_cn_base.pt", "https://",
-                   "python -m ofa_core convert fairseq ofa_cn_base.pt --out checkpoints/ofa-cn-base",
-                   "IC_train.jsonl", "data/MUGE", "python -m ofa_core run recipes/demo_caption.json"):
+    for needed in (
+        "model.checkpoint",
+        "checkpoints/ofa-cn-base not found",
+        "ofa_cn_base.pt",
+        "https://",
+        "python -m ofa_core convert fairseq ofa_cn_base.pt --out checkpoints/ofa-cn-base",
+        "IC_train.jsonl",
+        "data/MUGE",
+        "python -m ofa_core run recipes/demo_caption.json",
+    ):
         assert needed in err, needed
 
 
@@ -85,13 +113,17 @@ def test_processes_started_together_generate_the_demo_once(cache):
     import subprocess
     import sys
 
-    script = ("import functools, sys; from ofa_core.demo import folder, writer; "
-              "from tests.demo.conftest import SMALL; writer.generate = functools.partial(writer.generate, sizes=SMALL); "
-              "folder.create_on_first_use(folder.demo_dir() / 'muge')")
+    script = (
+        "import functools, sys; from ofa_core.demo import folder, writer; "
+        "from tests.demo.conftest import SMALL; writer.generate = functools.partial(writer.generate, sizes=SMALL); "
+        "folder.create_on_first_use(folder.demo_dir() / 'muge')"
+    )
     root = RECIPES.parent
     env = {**os.environ, "OFA_CACHE_DIR": str(cache), "PYTHONPATH": str(root)}
-    processes = [subprocess.Popen([sys.executable, "-c", script], cwd=root, env=env, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     errors = [process.communicate(timeout=120)[1] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], errors
     assert sum("generating it" in err for err in errors) == 1, errors

@@ -13,8 +13,18 @@ from ofa_core.cli import main
 
 from .conftest import RECIPES
 
-SHORT = ["--set", "training.per_device_train_batch_size=8", "--set", "training.learning_rate=1e-3", "--set", "training.warmup_steps=10",
-         "--set", "training.logging_steps=10", "--set", "training.report_to=[]"]
+SHORT = [
+    "--set",
+    "training.per_device_train_batch_size=8",
+    "--set",
+    "training.learning_rate=1e-3",
+    "--set",
+    "training.warmup_steps=10",
+    "--set",
+    "training.logging_steps=10",
+    "--set",
+    "training.report_to=[]",
+]
 
 
 def steps(count: int) -> list[str]:
@@ -34,7 +44,10 @@ def losses(run) -> list[float]:
 def test_the_demo_trains_captions_from_scratch_then_answers_and_classifies_from_that_run(small_demo, tmp_path, capsys):
     runs = tmp_path / "runs"
     caption = str(RECIPES / "demo_caption.json")
-    untrained, _ = cli(["eval", caption, "--checkpoint", str(small_demo / "model"), "--set", f"output_dir={runs / 'untrained'}"], capsys)
+    untrained, _ = cli(
+        ["eval", caption, "--checkpoint", str(small_demo / "model"), "--set", f"output_dir={runs / 'untrained'}"],
+        capsys,
+    )
     summary, err = cli(["run", caption, *SHORT, *steps(80), "--set", f"output_dir={runs / 'demo_caption'}"], capsys)
     final = summary["final_eval"]
     assert final["checkpoint"] == summary["best_checkpoint"] == str(runs / "demo_caption" / "checkpoint-80")
@@ -47,16 +60,48 @@ def test_the_demo_trains_captions_from_scratch_then_answers_and_classifies_from_
 
     assert "Loading weights" not in err and "Writing model shards" not in err, "transformers' own bars stay quiet"
 
-    later = {"demo_vqa": ("vqa_acc", 60, 150, ["--set", "training.learning_rate=2e-3", "--set", "task.options.restrict_loss=true"]),
-             "demo_classification": ("accuracy", 12, 100, [])}
+    later = {
+        "demo_vqa": (
+            "vqa_acc",
+            60,
+            150,
+            ["--set", "training.learning_rate=2e-3", "--set", "task.options.restrict_loss=true"],
+        ),
+        "demo_classification": ("accuracy", 12, 100, []),
+    }
     for recipe, (metric, examples, count, extra) in later.items():
         path = str(RECIPES / f"{recipe}.json")
         init = ["--set", f"model.checkpoint={small_demo / 'model'}"]
-        untrained, _ = cli(["eval", path, "--checkpoint", str(small_demo / "model"), *init, "--set", f"output_dir={runs / f'untrained-{recipe}'}"], capsys)
-        summary, _ = cli(["run", path, *SHORT, *steps(count), *extra, "--set", f"model.checkpoint={runs / 'demo_caption'}",
-                          "--set", f"output_dir={runs / recipe}"], capsys)
+        untrained, _ = cli(
+            [
+                "eval",
+                path,
+                "--checkpoint",
+                str(small_demo / "model"),
+                *init,
+                "--set",
+                f"output_dir={runs / f'untrained-{recipe}'}",
+            ],
+            capsys,
+        )
+        summary, _ = cli(
+            [
+                "run",
+                path,
+                *SHORT,
+                *steps(count),
+                *extra,
+                "--set",
+                f"model.checkpoint={runs / 'demo_caption'}",
+                "--set",
+                f"output_dir={runs / recipe}",
+            ],
+            capsys,
+        )
         final = summary["final_eval"]
-        assert final["examples"] == examples and (runs / recipe / f"predictions-valid-checkpoint-{count}.jsonl").is_file()
+        assert (
+            final["examples"] == examples and (runs / recipe / f"predictions-valid-checkpoint-{count}.jsonl").is_file()
+        )
         assert final[metric] > untrained[metric] + 10, (recipe, untrained[metric], final[metric])
         trained = losses(runs / recipe)
         assert trained[-1] < 0.8 * trained[0], (recipe, trained)

@@ -41,7 +41,7 @@ def test_a_typo_is_one_line_before_any_demo_data_or_file(command, tmp_path, cach
 def test_a_wrong_type_given_with_set_is_reported_the_same_way(tmp_path, cache, monkeypatch, capsys):
     """Every path of the multi-task demo lies in the demo folder, so the wrong type is all there is to report."""
     monkeypatch.setattr(writer, "generate", lambda *args, **kwargs: pytest.fail("the demo was generated"))
-    assert main(["recipe", "validate", str(RECIPES / "demo_multitask.json"), "--set", "training.max_steps=\"many\""]) == 2
+    assert main(["recipe", "validate", str(RECIPES / "demo_multitask.json"), "--set", 'training.max_steps="many"']) == 2
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert out == "" and len(lines) == 1 and "training.max_steps" in lines[0] and "--set" in lines[0]
@@ -54,5 +54,9 @@ def test_a_missing_path_outside_the_demo_is_reported_beside_the_typo(tmp_path, c
     recipe = _typo_recipe(tmp_path)
     assert main(["recipe", "validate", str(recipe), "--set", f"data.reader.folder={tmp_path / 'nowhere'}"]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 2 and "learnig_rate" in lines[0] and f"data.reader.folder: {tmp_path / 'nowhere'} not found" in lines[1]
+    assert (
+        len(lines) == 2
+        and "learnig_rate" in lines[0]
+        and f"data.reader.folder: {tmp_path / 'nowhere'} not found" in lines[1]
+    )
     assert _files(cache) == []

@@ -9,8 +9,7 @@ import orjson
 from PIL import Image
 
 from ofa_core.demo import texts
-from ofa_core.demo.writer import builtin_prompt_texts
-from ofa_core.demo.writer import DemoSizes, generate
+from ofa_core.demo.writer import DemoSizes, builtin_prompt_texts, generate
 from ofa_core.model.processing import OFAProcessor
 from ofa_core.recipe import build_options
 from ofa_core.testing import registry_with
@@ -45,7 +44,9 @@ def test_every_format_is_what_the_built_in_readers_read(small_demo):
 
     captions = read("muge", "train", folder="muge")
     photos = SMALL.train_images
-    assert len(captions) == photos * SMALL.train_captions and {r["image_id"] for r in captions} == {f"train-{i:05d}" for i in range(photos)}
+    assert len(captions) == photos * SMALL.train_captions and {r["image_id"] for r in captions} == {
+        f"train-{i:05d}" for i in range(photos)
+    }
     valid = read("muge", "valid", folder="muge")
     assert len(valid) == SMALL.valid_images and all(len(r["references"]) == len(texts.CAPTION_TEMPLATES) for r in valid)
     assert Image.open(io.BytesIO(valid[0]["image"])).size == (128, 128)
@@ -60,13 +61,19 @@ def test_every_format_is_what_the_built_in_readers_read(small_demo):
 
 
 def test_captions_questions_and_labels_agree_about_each_photo(small_demo):
-    captions = {row["image_id"]: row["text"] for row in map(orjson.loads, (small_demo / "muge" / "IC_valid.jsonl").open("rb"))}
-    labels = {row["id"]: row["label"] for row in map(orjson.loads, (small_demo / "classification" / "valid.jsonl").open("rb"))}
+    captions = {
+        row["image_id"]: row["text"] for row in map(orjson.loads, (small_demo / "muge" / "IC_valid.jsonl").open("rb"))
+    }
+    labels = {
+        row["id"]: row["label"] for row in map(orjson.loads, (small_demo / "classification" / "valid.jsonl").open("rb"))
+    }
     for row in map(orjson.loads, (small_demo / "vqa" / "valid.jsonl").open("rb")):
         if row["question"] == texts.QUESTION_TEMPLATES["colour"][0]:
             assert all(row["answers"][0] in caption for caption in captions[row["image"]])
     assert all(all(label in caption for caption in captions[image]) for image, label in labels.items())
-    assert set(labels.values()) <= set((small_demo / "classification" / "labels.txt").read_text(encoding="utf-8").split())
+    assert set(labels.values()) <= set(
+        (small_demo / "classification" / "labels.txt").read_text(encoding="utf-8").split()
+    )
 
 
 def test_the_tokenizer_knows_every_character_of_the_demo_and_the_built_in_prompts(small_demo):

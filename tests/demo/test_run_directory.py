@@ -32,17 +32,28 @@ def test_a_run_directory_resolves_to_its_best_checkpoint_else_its_newest(tmp_pat
 
 
 def test_a_directory_without_model_or_checkpoint_is_a_one_line_error(tmp_path):
-    with pytest.raises(NoModelError, match="neither a model directory .* nor a run directory with a finished checkpoint"):
+    with pytest.raises(
+        NoModelError, match="neither a model directory .* nor a run directory with a finished checkpoint"
+    ):
         model_directory(tmp_path)
 
 
 @pytest.mark.parametrize("recipe", ["demo_vqa.json", "demo_classification.json"])
 def test_the_demo_steps_after_captioning_say_to_train_the_caption_model_first(recipe, small_demo, tmp_path, capsys):
-    missing = ["--set", f"model.checkpoint={tmp_path / 'runs' / 'demo_caption'}", "--set", f"output_dir={tmp_path / 'out'}"]
+    missing = [
+        "--set",
+        f"model.checkpoint={tmp_path / 'runs' / 'demo_caption'}",
+        "--set",
+        f"output_dir={tmp_path / 'out'}",
+    ]
     assert main(["run", str(RECIPES / recipe), *missing]) == 2
     err = capsys.readouterr().err
-    assert "model.checkpoint" in err and "not found" in err and "python -m ofa_core run recipes/demo_caption.json" in err
+    assert (
+        "model.checkpoint" in err and "not found" in err and "python -m ofa_core run recipes/demo_caption.json" in err
+    )
     (tmp_path / "runs" / "demo_caption").mkdir(parents=True)  # started, but no checkpoint yet
     assert main(["run", str(RECIPES / recipe), *missing]) == 2
     err = capsys.readouterr().err
-    assert "no config.json" in err and "python -m ofa_core run recipes/demo_caption.json" in err and "Traceback" not in err
+    assert (
+        "no config.json" in err and "python -m ofa_core run recipes/demo_caption.json" in err and "Traceback" not in err
+    )

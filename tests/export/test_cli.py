@@ -45,8 +45,13 @@ def test_export_writes_a_self_contained_checked_folder(tmp_path, cn_model, capsy
     for name in ("config.json", "generation_config.json", "tokenizer.json", "processor_config.json"):
         assert (out / name).is_file(), name
     graph = onnx.load(str(out / "decoder_step.onnx"), load_external_data=False)
-    inputs = {value.name: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim] for value in graph.graph.input}
-    assert inputs["input_ids"] == ["rows", 1] and inputs["past_key.0"][0] == "rows" and inputs["past_key.0"][2] == "past"
+    inputs = {
+        value.name: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in graph.graph.input
+    }
+    assert (
+        inputs["input_ids"] == ["rows", 1] and inputs["past_key.0"][0] == "rows" and inputs["past_key.0"][2] == "past"
+    )
     assert inputs["cross_key.0"][0] == "batch" and inputs["cross_key.0"][2] == "source"
 
 
@@ -72,8 +77,11 @@ def test_export_errors_are_one_line(tmp_path, cn_model, cn_exported, capsys, cas
     assert main(["export", "onnx", "--model", model, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    expected = {"missing model": "no such directory", "existing out": "--overwrite",
-                "exported as model": "already an exported folder"}[case]
+    expected = {
+        "missing model": "no such directory",
+        "existing out": "--overwrite",
+        "exported as model": "already an exported folder",
+    }[case]
     assert expected in err
     if case == "existing out":
         assert (out / "notes.txt").read_text() == "mine"
@@ -89,15 +97,25 @@ def test_predict_onnxruntime_matches_torch_with_the_source_gone(tmp_path, cn_mod
     assert main(["export", "onnx", "--model", str(source), "--out", str(exported)]) == 0
     assert main(["predict", "--model", str(source), *PREDICT, str(photos), "-o", str(tmp_path / "torch.jsonl")]) == 0
     shutil.move(source, tmp_path / "moved-away")
-    argv = ["predict", "--backend", "onnxruntime", "--model", str(exported), *PREDICT, str(photos), "-o",
-            str(tmp_path / "ort.jsonl")]
+    argv = [
+        "predict",
+        "--backend",
+        "onnxruntime",
+        "--model",
+        str(exported),
+        *PREDICT,
+        str(photos),
+        "-o",
+        str(tmp_path / "ort.jsonl"),
+    ]
     script = (
         "import json, sys\n"
         "from ofa_core.cli.main import main\n"
         f"code = main({argv!r})\n"
         "network = [name for name in sys.modules if name.startswith('ofa_core.model.modeling.')\n"
         "           and name not in ('ofa_core.model.modeling.beam_search', 'ofa_core.model.modeling.outputs')]\n"
-        "print(json.dumps({'code': code, 'network': network, 'export': 'ofa_core.export' in sys.modules}))\n")
+        "print(json.dumps({'code': code, 'network': network, 'export': 'ofa_core.export' in sys.modules}))\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"code": 0, "network": [], "export": False}, result.stderr
@@ -110,14 +128,41 @@ def test_predict_onnxruntime_matches_torch_with_the_source_gone(tmp_path, cn_mod
 
 def test_predict_int8_graphs(tmp_path, cn_exported, photos):
     out = tmp_path / "int8.jsonl"
-    assert main(["predict", "--backend", "onnxruntime", "--precision", "int8", "--model", str(cn_exported), *PREDICT,
-                 str(photos), "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--backend",
+                "onnxruntime",
+                "--precision",
+                "int8",
+                "--model",
+                str(cn_exported),
+                *PREDICT,
+                str(photos),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(out.read_bytes().splitlines()) == 3
     assert orjson.loads((tmp_path / "int8.jsonl.meta.json").read_bytes())["precision"] == "int8"
 
 
-@pytest.mark.parametrize("case", ["changed graph", "edited manifest hash", "missing graph", "other format version",
-                                  "not exported", "torch on exported", "bf16", "no int8"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "changed graph",
+        "edited manifest hash",
+        "missing graph",
+        "other format version",
+        "not exported",
+        "torch on exported",
+        "bf16",
+        "no int8",
+    ],
+)
 def test_backend_refusals_are_one_line(tmp_path, cn_model, cn_exported, photos, capsys, case):
     folder, extra, backend = tmp_path / "copy", [], "onnxruntime"
     shutil.copytree(cn_exported, folder)
@@ -148,10 +193,16 @@ def test_backend_refusals_are_one_line(tmp_path, cn_model, cn_exported, photos, 
     assert main(["predict", "--backend", backend, "--model", str(folder), *PREDICT, *extra, str(photos)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
-    expected = {"changed graph": "sha256 does not match", "edited manifest hash": "sha256 does not match",
-                "missing graph": "missing, but", "other format version": "field format_version",
-                "not exported": "ofa export onnx",
-                "torch on exported": "--backend onnxruntime", "bf16": "fp32 or int8", "no int8": "--int8"}[case]
+    expected = {
+        "changed graph": "sha256 does not match",
+        "edited manifest hash": "sha256 does not match",
+        "missing graph": "missing, but",
+        "other format version": "field format_version",
+        "not exported": "ofa export onnx",
+        "torch on exported": "--backend onnxruntime",
+        "bf16": "fp32 or int8",
+        "no int8": "--int8",
+    }[case]
     assert expected in err
 
 
@@ -164,9 +215,27 @@ def test_serve_onnxruntime_answers(cn_exported):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "ofa_core", "serve", "--backend", "onnxruntime", "--model",
-                               str(cn_exported), "--task", "caption", "--port", str(port), "--log-level", "warning"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ofa_core",
+            "serve",
+            "--backend",
+            "onnxruntime",
+            "--model",
+            str(cn_exported),
+            "--task",
+            "caption",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -181,8 +250,11 @@ def test_serve_onnxruntime_answers(cn_exported):
         assert health.json()["precision"] == "fp32"
         image = io.BytesIO()
         fake_image(0).save(image, format="PNG")
-        answer = httpx.post(f"{url}/v1/predict", json={"task": "caption", "lang": "en",
-                                                       "image": base64.b64encode(image.getvalue()).decode()}, timeout=30)
+        answer = httpx.post(
+            f"{url}/v1/predict",
+            json={"task": "caption", "lang": "en", "image": base64.b64encode(image.getvalue()).decode()},
+            timeout=30,
+        )
         assert answer.status_code == 200 and answer.json()["prediction"]
     finally:
         server.send_signal(signal.SIGINT)
@@ -199,8 +271,9 @@ def test_serve_onnxruntime_answers(cn_exported):
 def test_pipeline_onnxruntime(cn_model, cn_exported):
     import ofa_core
 
-    exported = ofa_core.pipeline("caption", model=cn_exported, backend="onnxruntime", lang="en",
-                                 generation={"max_new_tokens": 6})
+    exported = ofa_core.pipeline(
+        "caption", model=cn_exported, backend="onnxruntime", lang="en", generation={"max_new_tokens": 6}
+    )
     reference = ofa_core.pipeline("caption", model=cn_model, device="cpu", lang="en", generation={"max_new_tokens": 6})
     images = [fake_image(seed) for seed in range(3)]
     assert exported(images) == reference(images)
@@ -225,16 +298,35 @@ def test_eval_onnxruntime_scores_as_torch(tmp_path, cn_model, cn_exported, capsy
         jsonl.append(orjson.dumps({"image_id": str(index), "text": [caption]}).decode())
     (folder / "IC_valid.tsv").write_text("\n".join(tsv) + "\n")
     (folder / "IC_valid.jsonl").write_text("\n".join(jsonl) + "\n")
-    recipe = {"name": "eval_onnx", "model": {"checkpoint": str(cn_model)}, "task": {"name": "caption", "lang": "en"},
-              "data": {"reader": {"name": "muge", "folder": str(folder)}}, "metrics": [{"name": "caption"}],
-              "generation": {"num_beams": 3, "max_new_tokens": 6},
-              "training": {"per_device_eval_batch_size": 2, "report_to": "none"}, "output_dir": str(tmp_path / "run")}
+    recipe = {
+        "name": "eval_onnx",
+        "model": {"checkpoint": str(cn_model)},
+        "task": {"name": "caption", "lang": "en"},
+        "data": {"reader": {"name": "muge", "folder": str(folder)}},
+        "metrics": [{"name": "caption"}],
+        "generation": {"num_beams": 3, "max_new_tokens": 6},
+        "training": {"per_device_eval_batch_size": 2, "report_to": "none"},
+        "output_dir": str(tmp_path / "run"),
+    }
     (tmp_path / "recipe.json").write_bytes(orjson.dumps(recipe))
     results = {}
     for backend, model in (("torch", cn_model), ("onnxruntime", cn_exported)):
         out = tmp_path / f"{backend}.jsonl"
-        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model), "--backend", backend,
-                     "--predictions", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    str(tmp_path / "recipe.json"),
+                    "--checkpoint",
+                    str(model),
+                    "--backend",
+                    backend,
+                    "--predictions",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         results[backend] = orjson.loads(capsys.readouterr().out)
         results[backend]["rows"] = [orjson.loads(line) for line in out.read_bytes().splitlines()]
         assert orjson.loads((tmp_path / f"{backend}.jsonl.meta.json").read_bytes())["backend"] == backend

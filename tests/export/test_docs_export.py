@@ -56,9 +56,31 @@ def test_the_page_s_commands_and_snippet_run(tmp_path, cn_model, monkeypatch):
     with contextlib.redirect_stdout(printed):
         exec(compile(snippet, str(PAGE), "exec"), {"__name__": "__snippet__"})
     greedy = tmp_path / "greedy.jsonl"
-    assert main(["predict", "--backend", "onnxruntime", "--model", "exported/demo_caption", "--task", "caption",
-                 "--lang", "zh", "photos/photo0.png", "--generation", "num_beams=1", "--generation",
-                 "no_repeat_ngram_size=0", "--generation", "max_new_tokens=17", "-o", str(greedy)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--backend",
+                "onnxruntime",
+                "--model",
+                "exported/demo_caption",
+                "--task",
+                "caption",
+                "--lang",
+                "zh",
+                "photos/photo0.png",
+                "--generation",
+                "num_beams=1",
+                "--generation",
+                "no_repeat_ngram_size=0",
+                "--generation",
+                "max_new_tokens=17",
+                "-o",
+                str(greedy),
+            ]
+        )
+        == 0
+    )
     expected = orjson.loads(greedy.read_bytes().splitlines()[0])["text"]
     assert printed.getvalue().strip() == expected and expected
 

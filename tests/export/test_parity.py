@@ -9,17 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from ofa_core.exported.runtime import ExportedModel
 from ofa_core.export.onnx import export_onnx
+from ofa_core.exported.runtime import ExportedModel
 from ofa_core.inference.loading import load_model
 from ofa_core.inference.predictor import Predictor
 from ofa_core.inference.task_choice import choose_task
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.modeling.beam_search import TorchBackend
 from ofa_core.model.search import special_token_ids
-from ofa_core.testing import fake_image, tiny_processor
 from ofa_core.registry import load_plugins
-
+from ofa_core.testing import fake_image, tiny_processor
 from tests.convert.conftest import run_cli
 from tests.convert.fixtures import CN_BASE_NARROW, TINY, save_fairseq_checkpoint
 
@@ -103,8 +102,13 @@ def test_beams_identical(pair):
     config = official_generation_config("caption", **special_token_ids(model.config))
     config.update(num_return_sequences=5, max_new_tokens=10, min_new_tokens=2, return_dict_in_generate=True)
     expected = model.generate(**inputs, generation_config=config)
-    found = exported.generate(inputs["input_ids"], generation_config=config, attention_mask=inputs["attention_mask"],
-                              patch_images=inputs["patch_images"], patch_masks=inputs["patch_masks"])
+    found = exported.generate(
+        inputs["input_ids"],
+        generation_config=config,
+        attention_mask=inputs["attention_mask"],
+        patch_images=inputs["patch_images"],
+        patch_masks=inputs["patch_masks"],
+    )
     assert torch.equal(found, expected.sequences)
 
 
@@ -116,8 +120,10 @@ def predictors(cn_model, cn_exported):
 
     def build(task: str, options: dict, prompt_type: str | None = None, generation: dict | None = None):
         spec, prompt, built = choose_task(registry, task, "en", options, caller="the test", prompt_type=prompt_type)
-        return (Predictor(model, processor, spec, prompt, built, generation),
-                Predictor(exported, processor, spec, prompt, built, generation))
+        return (
+            Predictor(model, processor, spec, prompt, built, generation),
+            Predictor(exported, processor, spec, prompt, built, generation),
+        )
 
     return build
 
@@ -126,13 +132,16 @@ IMAGES = [fake_image(seed, (48 + 8 * seed, 40)) for seed in range(6)]
 LABELS = ["cat", "dog", "red car", "the image", "what", "region"]
 
 
-@pytest.mark.parametrize("task, options, prompt_type, fields", [
-    ("caption", {}, None, {}),
-    ("classification", {"labels": LABELS, "top_k": 3}, None, {}),
-    ("classification", {"labels": LABELS, "inference": "beam"}, None, {}),
-    ("vqa", {}, "prev_output", {"question": "what is in the image?"}),
-    ("vqa", {"answers": LABELS, "top_k": 6}, "prev_output", {"question": "which region?"}),
-])
+@pytest.mark.parametrize(
+    "task, options, prompt_type, fields",
+    [
+        ("caption", {}, None, {}),
+        ("classification", {"labels": LABELS, "top_k": 3}, None, {}),
+        ("classification", {"labels": LABELS, "inference": "beam"}, None, {}),
+        ("vqa", {}, "prev_output", {"question": "what is in the image?"}),
+        ("vqa", {"answers": LABELS, "top_k": 6}, "prev_output", {"question": "which region?"}),
+    ],
+)
 def test_answers_and_rankings_identical(predictors, task, options, prompt_type, fields):
     torch_predictor, ort_predictor = predictors(task, options, prompt_type, {"max_new_tokens": 8})
     records = [{"id": str(index), "image": image, **fields} for index, image in enumerate(IMAGES)]
@@ -150,8 +159,14 @@ def test_int8_graphs_run_the_same_search(predictors, cn_exported):
     int8 = ExportedModel.load(cn_exported, "int8")
     assert int8.precision == "int8"
     torch_predictor, _ = predictors("caption", {}, None, {"max_new_tokens": 6})
-    quantized = Predictor(int8, torch_predictor.processor, torch_predictor.task, torch_predictor.prompt,
-                          torch_predictor.options, {"max_new_tokens": 6})
+    quantized = Predictor(
+        int8,
+        torch_predictor.processor,
+        torch_predictor.task,
+        torch_predictor.prompt,
+        torch_predictor.options,
+        {"max_new_tokens": 6},
+    )
     rows = quantized([{"id": "0", "image": IMAGES[0]}])
     assert rows[0]["text"] and rows[0]["id"] == "0"
 
@@ -191,8 +206,13 @@ def test_search_runs_on_one_torch_thread_and_restores_the_setting(cn_model, cn_e
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        exported.generate(inputs["input_ids"], generation_config=config, attention_mask=inputs["attention_mask"],
-                          patch_images=inputs["patch_images"], patch_masks=inputs["patch_masks"])
+        exported.generate(
+            inputs["input_ids"],
+            generation_config=config,
+            attention_mask=inputs["attention_mask"],
+            patch_images=inputs["patch_images"],
+            patch_masks=inputs["patch_masks"],
+        )
         assert seen and set(seen) == {runtime.SEARCH_THREADS} and torch.get_num_threads() == 2
         with pytest.raises(RuntimeError), runtime.torch_threads(1):
             raise RuntimeError

@@ -13,8 +13,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from ofa_core.plugin import hookimpl
-from ofa_core.plugin import MetricSpec, NoOptions, PromptTemplate, ReaderSpec, TaskSpec, path_option
+from ofa_core.plugin import MetricSpec, NoOptions, PromptTemplate, ReaderSpec, TaskSpec, hookimpl, path_option
 
 REPO = Path(__file__).parents[2]
 COUNTING = REPO / "plugins" / "ofa-plugin-counting"
@@ -48,8 +47,17 @@ class Toy:
 
     @hookimpl
     def ofa_register_tasks(register):
-        register("toy", TaskSpec(prompts={"en": "toy.en"}, reader="toy_reader", loss="label_smoothed_cross_entropy",
-                                 metrics=("count",), generation="caption", description="a toy"))
+        register(
+            "toy",
+            TaskSpec(
+                prompts={"en": "toy.en"},
+                reader="toy_reader",
+                loss="label_smoothed_cross_entropy",
+                metrics=("count",),
+                generation="caption",
+                description="a toy",
+            ),
+        )
 
     @hookimpl
     def ofa_register_prompts(register):

@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from ofa_core.cli.main import COMMANDS, main
-from ofa_core.registry.discovery import import_path
 from ofa_core.recipe.docs import json_schema
+from ofa_core.registry.discovery import import_path
 from ofa_core.testing import fake_image, registry_with, tiny_checkpoint
 
 
@@ -26,7 +26,9 @@ def test_every_verb_has_help(capsys, verb):
 
 def test_tasks_and_plugins_list_providers(capsys, counting_installed):
     code, out, _ = run(capsys, "tasks")
-    assert code == 0 and "counting  [counting 0.1.0, entrypoint]" in out and "grounding  [grounding 0.1.0, builtin]" in out
+    assert (
+        code == 0 and "counting  [counting 0.1.0, entrypoint]" in out and "grounding  [grounding 0.1.0, builtin]" in out
+    )
     code, out, _ = run(capsys, "tasks", "--all", "--json")
     listing = json.loads(out)
     [loss] = [entry for entry in listing["losses"] if entry["name"] == "label_smoothed_cross_entropy"]
@@ -43,7 +45,8 @@ def test_plugins_reports_failures_and_adds_plugin_verbs(capsys, tmp_path):
         "@hookimpl\n"
         "def ofa_register_commands(subparsers):\n"
         "    parser = subparsers.add_parser('hello', help='say hello')\n"
-        "    parser.set_defaults(run=lambda args: print('hello from a plugin') or 0)\n")
+        "    parser.set_defaults(run=lambda args: print('hello from a plugin') or 0)\n"
+    )
     code, out, err = run(capsys, "--plugins-dir", str(tmp_path), "plugins", "--errors")
     assert code == 1  # the listing is complete, and CI sees the broken plugin
     assert "core 0.1.0 (builtin)" in out and "hello (plugins-dir)" in out
@@ -70,8 +73,15 @@ def test_recipe_errors_are_one_line_exit_2_and_debug_raises(capsys, tmp_path):
 def test_recipe_show_schema_and_run_dry_run(capsys, tmp_path):
     (tmp_path / "train.jsonl").write_text("")
     recipe = tmp_path / "r.json"
-    recipe.write_bytes(orjson.dumps({"task": "grounding", "model": {"checkpoint": "."},
-                                     "data": {"reader": {"name": "grounding_jsonl", "train": "train.jsonl"}}}))
+    recipe.write_bytes(
+        orjson.dumps(
+            {
+                "task": "grounding",
+                "model": {"checkpoint": "."},
+                "data": {"reader": {"name": "grounding_jsonl", "train": "train.jsonl"}},
+            }
+        )
+    )
     code, out, _ = run(capsys, "recipe", "show", str(recipe), "--set", "training.seed=3")
     assert code == 0
     assert "training.seed" in out and "= 3  # --set" in out and "# default" in out and "# this file" in out
@@ -87,7 +97,9 @@ def test_recipe_show_schema_and_run_dry_run(capsys, tmp_path):
     code, out, _ = run(capsys, "recipe", "schema")
     assert json.loads(out) == json_schema()
     code, out, err = run(capsys, "run", str(recipe), "--dry-run")  # what `show` accepts, a run cannot start from
-    assert code == 2 and "model.checkpoint: " in err and f"data.reader.train: {tmp_path / 'train.jsonl'} is empty" in err
+    assert (
+        code == 2 and "model.checkpoint: " in err and f"data.reader.train: {tmp_path / 'train.jsonl'} is empty" in err
+    )
 
 
 def test_new_plugin_scaffold_works_and_never_overwrites(capsys, tmp_path, monkeypatch):
@@ -119,12 +131,31 @@ def test_predict_writes_jsonl_for_images_folders_and_tsv(capsys, tmp_path):
     tsv = tmp_path / "inputs.tsv"
     tsv.write_text("id\timage\ttext\nq1\timages/0.png\ta red car\n")
     output = tmp_path / "out.jsonl"
-    code, _, err = run(capsys, "predict", "--model", str(model), "--task", "grounding", "--lang", "zh",
-                       "--field", "text=a dog", "--batch-size", "2", str(images), str(tsv), "-o", str(output))
+    code, _, err = run(
+        capsys,
+        "predict",
+        "--model",
+        str(model),
+        "--task",
+        "grounding",
+        "--lang",
+        "zh",
+        "--field",
+        "text=a dog",
+        "--batch-size",
+        "2",
+        str(images),
+        str(tsv),
+        "-o",
+        str(output),
+    )
     assert code == 0, err
     rows = [orjson.loads(line) for line in output.read_bytes().splitlines()]
     assert [row["id"] for row in rows] == ["0", "1", "2", "q1"]
-    assert rows[0]["source"] == '这段文字" a dog "描述的是哪个区域？' and rows[3]["source"] == '这段文字" a red car "描述的是哪个区域？'
+    assert (
+        rows[0]["source"] == '这段文字" a dog "描述的是哪个区域？'
+        and rows[3]["source"] == '这段文字" a red car "描述的是哪个区域？'
+    )
     assert all((row["prediction"] is None or len(row["prediction"]) == 4) and "text" in row for row in rows)  # boxes
     code, _, err = run(capsys, "predict", "--model", str(model), "--task", "grounding", str(images), "-o", str(output))
     assert code == 2 and "already exists; pass --overwrite" in err
@@ -158,6 +189,7 @@ def test_the_process_entry_point_returns_mains_code_and_skips_the_final_collecti
     assert cli_main.run_command() == 2 and events == ["main", "freeze"]
     scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["ofa"] == "ofa_core.cli:run_command"
-    done = subprocess.run([sys.executable, "-m", "ofa_core", "recipe", "validate", "no-such-recipe.json"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ofa_core", "recipe", "validate", "no-such-recipe.json"], capture_output=True, text=True
+    )
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr

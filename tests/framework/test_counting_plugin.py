@@ -14,8 +14,11 @@ from .conftest import COUNTING
 
 
 def test_the_plugins_own_tests_pass(counting_installed):
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:warnings", "-p", "no:cacheprovider",
-                             str(COUNTING / "tests")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:warnings", "-p", "no:cacheprovider", str(COUNTING / "tests")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -26,8 +29,9 @@ def counting_data(tmp_path) -> dict:
     lines = []
     for index in range(4):
         fake_image(index, (48, 32)).save(tmp_path / "images" / f"{index}.png")
-        lines.append({"id": str(index), "image": f"images/{index}.png", "object": ["cars", "dogs"][index % 2],
-                      "count": index})
+        lines.append(
+            {"id": str(index), "image": f"images/{index}.png", "object": ["cars", "dogs"][index % 2], "count": index}
+        )
     (tmp_path / "train.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
     (tmp_path / "valid.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines[:2]))
     tiny_checkpoint(tmp_path / "model")
@@ -36,8 +40,15 @@ def counting_data(tmp_path) -> dict:
         "model": {"checkpoint": "model"},
         "task": {"name": "counting", "lang": "en", "options": {"max_count": 5}},
         "data": {"reader": {"name": "counting_jsonl", "train": "train.jsonl", "valid": "valid.jsonl"}},
-        "training": {"per_device_train_batch_size": 2, "per_device_eval_batch_size": 2, "learning_rate": 1e-3,
-                     "logging_steps": 1, "save_steps": 2, "report_to": [], "seed": 0},
+        "training": {
+            "per_device_train_batch_size": 2,
+            "per_device_eval_batch_size": 2,
+            "learning_rate": 1e-3,
+            "logging_steps": 1,
+            "save_steps": 2,
+            "report_to": [],
+            "seed": 0,
+        },
     }
 
 

@@ -42,7 +42,7 @@ for old in sys.argv[1:]:
 print(json.dumps(found))
 """
 
-OLD_STYLE_PLUGIN = '''
+OLD_STYLE_PLUGIN = """
 import attrs
 
 from ofa_core.errors import OFAError
@@ -78,7 +78,7 @@ def ofa_register_prompts(register):
 @hookimpl
 def ofa_register_readers(register):
     register("old_style_reader", ReaderSpec(Options, open_split, "nothing"))
-'''
+"""
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -96,7 +96,9 @@ def warned() -> dict[str, list[list[str]]]:
 def test_each_old_module_warns_once_naming_the_plugin_api_and_the_release_that_removes_it(old, warned):
     [(category, message, filename)] = [w for w in warned[old] if w[0] == "DeprecationWarning" and old in w[1]]
     assert category == "DeprecationWarning"
-    assert message == f"{old} is deprecated; import from ofa_core.plugin. The old path will be removed in release 0.2.0."
+    assert (
+        message == f"{old} is deprecated; import from ofa_core.plugin. The old path will be removed in release 0.2.0."
+    )
     assert filename == "<string>", "the warning should point at the importing line"
 
 
@@ -116,10 +118,12 @@ def test_each_old_module_re_exports_its_new_module(old):
 
 
 def test_old_paths_do_not_import_torch():
-    code = ("import sys, warnings; warnings.simplefilter('ignore')\n"
-            "import ofa_core.hookspecs, ofa_core.specs, ofa_core.records, ofa_core.tsv, ofa_core.errors, "
-                "ofa_core.answer_lists\n"
-            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore')\n"
+        "import ofa_core.hookspecs, ofa_core.specs, ofa_core.records, ofa_core.tsv, ofa_core.errors, "
+        "ofa_core.answer_lists\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     done = run("-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]

@@ -49,4 +49,5 @@ def test_doctor_exits_1_and_names_a_failed_plugin(capsys, monkeypatch, tmp_path)
     code, out, _ = run(capsys, "doctor", "--json", "--plugins-dir", str(tmp_path))
     assert code == 1
     assert json.loads(out)["failures"] == [
-        {"name": "broken", "origin": "plugins-dir", "error": "RuntimeError: half-written plugin"}]
+        {"name": "broken", "origin": "plugins-dir", "error": "RuntimeError: half-written plugin"}
+    ]

@@ -18,7 +18,9 @@ def test_every_hook_is_documented_with_its_signature_and_docstring():
     documented = dict(re.findall(r"^### `(ofa_\w+)(\(.*\) -> .*)`$", text, flags=re.M))
     assert set(documented) == set(hooks()), "docs/plugin-hooks.md and ofa_core/plugin/_hooks.py list different hooks"
     for name, fn in hooks().items():
-        assert documented[name] == str(inspect.signature(fn)).replace("'", ""), f"{name}: signature differs from the docs"
+        assert documented[name] == str(inspect.signature(fn)).replace("'", ""), (
+            f"{name}: signature differs from the docs"
+        )
         assert inspect.getdoc(fn) in text, f"{name}: its one-line docstring is not in the docs"
 
 

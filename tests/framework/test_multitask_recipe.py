@@ -9,12 +9,12 @@ import jsonschema
 import orjson
 import pytest
 
-from ofa_core.cli import main
 from ofa_core import OFAError
-from ofa_core.testing import fake_image, registry_with, run_recipe, tiny_checkpoint
+from ofa_core.cli import main
 from ofa_core.recipe import load, resolve, resolve_tasks
 from ofa_core.recipe.docs import json_schema
 from ofa_core.recipe.show import resolved_values
+from ofa_core.testing import fake_image, registry_with, run_recipe, tiny_checkpoint
 
 from .conftest import Toy
 
@@ -43,11 +43,17 @@ def mixture(folder: Path, **top) -> Path:
 
 
 def test_a_mixture_resolves_every_task_with_its_own_sections(folder):
-    path = mixture(folder, tasks=[toy_entry(label="a", weight=3), toy_entry(label="b", metrics=[], generation="vqa")],
-                   mixture={"temperature": 2})
+    path = mixture(
+        folder,
+        tasks=[toy_entry(label="a", weight=3), toy_entry(label="b", metrics=[], generation="vqa")],
+        mixture={"temperature": 2},
+    )
     recipe = load(path)
     tasks = resolve_tasks(recipe, registry_with(Toy, installed=True))
-    assert [(t.label, t.weight, t.generation, len(t.metrics)) for t in tasks] == [("a", 3.0, "caption", 1), ("b", 1.0, "vqa", 0)]
+    assert [(t.label, t.weight, t.generation, len(t.metrics)) for t in tasks] == [
+        ("a", 3.0, "caption", 1),
+        ("b", 1.0, "vqa", 0),
+    ]
     assert recipe.spec.mixture.temperature == 2.0 and recipe.training.output_dir == str(folder / "runs" / "mix")
     with pytest.raises(OFAError, match="use resolve_tasks"):
         resolve(recipe, registry_with(Toy, installed=True))
@@ -63,30 +69,48 @@ def test_a_single_task_recipe_resolves_as_one_unlabelled_task(folder):
     assert (task.label, task.weight, task.task_name) == ("", 1.0, "toy")
 
 
-@pytest.mark.parametrize(("top", "message"), [
-    ({"task": "toy", "tasks": [toy_entry()]}, "task: both task and tasks given"),
-    ({}, "task: neither task nor tasks given"),
-    ({"tasks": []}, "tasks: the list is empty"),
-    ({"tasks": [toy_entry(), toy_entry()]}, "tasks[1].label: 'toy' is also the label of tasks[0]"),
-    ({"tasks": [toy_entry(label="a/b")]}, "tasks[0].label: 'a/b' contains '/'"),
-    ({"tasks": [toy_entry()], "loss": "label_smoothed_cross_entropy"}, "loss: a multi-task recipe sets it per task"),
-    ({"tasks": [toy_entry()], "data": {"max_source_length": 10}}, "data: a multi-task recipe sets data per task"),
-    ({"tasks": [toy_entry(weight=0)]}, "tasks[0].weight"),
-    ({"tasks": [toy_entry(label="x"), toy_entry(wieght=2)]}, "tasks[1].wieght: unknown key (did you mean 'weight'?"),
-])
+@pytest.mark.parametrize(
+    ("top", "message"),
+    [
+        ({"task": "toy", "tasks": [toy_entry()]}, "task: both task and tasks given"),
+        ({}, "task: neither task nor tasks given"),
+        ({"tasks": []}, "tasks: the list is empty"),
+        ({"tasks": [toy_entry(), toy_entry()]}, "tasks[1].label: 'toy' is also the label of tasks[0]"),
+        ({"tasks": [toy_entry(label="a/b")]}, "tasks[0].label: 'a/b' contains '/'"),
+        (
+            {"tasks": [toy_entry()], "loss": "label_smoothed_cross_entropy"},
+            "loss: a multi-task recipe sets it per task",
+        ),
+        ({"tasks": [toy_entry()], "data": {"max_source_length": 10}}, "data: a multi-task recipe sets data per task"),
+        ({"tasks": [toy_entry(weight=0)]}, "tasks[0].weight"),
+        (
+            {"tasks": [toy_entry(label="x"), toy_entry(wieght=2)]},
+            "tasks[1].wieght: unknown key (did you mean 'weight'?",
+        ),
+    ],
+)
 def test_mixture_mistakes_name_the_json_path(folder, top, message):
     with pytest.raises(OFAError) as error:
         load(mixture(folder, **top))
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    (toy_entry(data={"reader": {"name": "toy_redaer", "train": "train.txt"}}), "tasks[1].data.reader: unknown reader 'toy_redaer' (did you mean 'toy_reader'?"),
-    (toy_entry(task={"name": "toy", "lang": "fr"}), "tasks[1].task.lang: task 'toy' has no 'fr' prompt"),
-    (toy_entry(data={"reader": {"name": "toy_reader", "train": "missing.txt"}}), "tasks[1].data.reader.train:"),
-    (toy_entry(generation="captoin"), "tasks[1].generation: unknown official search 'captoin' (did you mean 'caption'?"),
-    (toy_entry(metrics=["cuont"]), "tasks[1].metrics[0]: unknown metric 'cuont' (did you mean 'count'"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            toy_entry(data={"reader": {"name": "toy_redaer", "train": "train.txt"}}),
+            "tasks[1].data.reader: unknown reader 'toy_redaer' (did you mean 'toy_reader'?",
+        ),
+        (toy_entry(task={"name": "toy", "lang": "fr"}), "tasks[1].task.lang: task 'toy' has no 'fr' prompt"),
+        (toy_entry(data={"reader": {"name": "toy_reader", "train": "missing.txt"}}), "tasks[1].data.reader.train:"),
+        (
+            toy_entry(generation="captoin"),
+            "tasks[1].generation: unknown official search 'captoin' (did you mean 'caption'?",
+        ),
+        (toy_entry(metrics=["cuont"]), "tasks[1].metrics[0]: unknown metric 'cuont' (did you mean 'count'"),
+    ],
+)
 def test_a_bad_component_names_its_entry(folder, entry, message):
     recipe = load(mixture(folder, tasks=[toy_entry(label="first"), {**entry, "label": "second"}]))
     with pytest.raises(OFAError) as error:
@@ -119,23 +143,47 @@ def mixed_data(tmp_path) -> dict:
         path = tmp_path / "images" / f"{index}.png"
         path.parent.mkdir(exist_ok=True)
         fake_image(index, (48, 32)).save(path)
-        lines.append({"id": str(index), "image": f"images/{index}.png", "object": ["红色", "狗"][index % 2],
-                      "count": index})
+        lines.append(
+            {"id": str(index), "image": f"images/{index}.png", "object": ["红色", "狗"][index % 2], "count": index}
+        )
     (tmp_path / "counting.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
     (tmp_path / "labels.txt").write_text("红色\n狗\n", encoding="utf-8")
-    (tmp_path / "classes.jsonl").write_bytes(b"\n".join(orjson.dumps({"id": str(i), "image": f"images/{i}.png",
-                                                                       "label": ["红色", "狗"][i % 2]}) for i in range(4)))
+    (tmp_path / "classes.jsonl").write_bytes(
+        b"\n".join(
+            orjson.dumps({"id": str(i), "image": f"images/{i}.png", "label": ["红色", "狗"][i % 2]}) for i in range(4)
+        )
+    )
     tiny_checkpoint(tmp_path / "model")
     return {
-        "name": "mixed", "model": {"checkpoint": "model"},
+        "name": "mixed",
+        "model": {"checkpoint": "model"},
         "tasks": [
-            {"label": "counting", "task": {"name": "counting", "lang": "zh", "options": {"max_count": 4}}, "weight": 1,
-             "data": {"reader": {"name": "counting_jsonl", "train": "counting.jsonl", "valid": "counting.jsonl"}}},
-            {"label": "classification", "task": {"name": "classification", "lang": "zh", "options": {"labels_file": "labels.txt"}},
-             "weight": 1, "data": {"reader": {"name": "classification_jsonl", "train": "classes.jsonl", "valid": "classes.jsonl"}}},
+            {
+                "label": "counting",
+                "task": {"name": "counting", "lang": "zh", "options": {"max_count": 4}},
+                "weight": 1,
+                "data": {"reader": {"name": "counting_jsonl", "train": "counting.jsonl", "valid": "counting.jsonl"}},
+            },
+            {
+                "label": "classification",
+                "task": {"name": "classification", "lang": "zh", "options": {"labels_file": "labels.txt"}},
+                "weight": 1,
+                "data": {
+                    "reader": {"name": "classification_jsonl", "train": "classes.jsonl", "valid": "classes.jsonl"}
+                },
+            },
         ],
-        "training": {"per_device_train_batch_size": 2, "per_device_eval_batch_size": 2, "learning_rate": 1e-3,
-                     "logging_steps": 1, "save_steps": 4, "eval_strategy": "steps", "eval_steps": 4, "report_to": [], "seed": 0},
+        "training": {
+            "per_device_train_batch_size": 2,
+            "per_device_eval_batch_size": 2,
+            "learning_rate": 1e-3,
+            "logging_steps": 1,
+            "save_steps": 4,
+            "eval_strategy": "steps",
+            "eval_steps": 4,
+            "report_to": [],
+            "seed": 0,
+        },
     }
 
 

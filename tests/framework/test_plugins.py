@@ -7,14 +7,14 @@ import pytest
 from ofa_core import OFAError
 from ofa_core.registry.discovery import PluginLoader, load_plugins
 
-PLUGIN = '''
+PLUGIN = """
 from ofa_core.plugin import hookimpl
 from ofa_core.plugin import PromptTemplate
 
 @hookimpl
 def ofa_register_prompts(register):
     register("{name}.en", PromptTemplate("{name}.en", "en", " {name}", "{{x}}"))
-'''
+"""
 
 
 def install_fake(site: Path, distribution: str, entry: str, module: str, source: str) -> None:
@@ -51,7 +51,9 @@ def test_discovery_order_builtin_entrypoints_folder_recipe(site, tmp_path, capsy
     entrypoints = [name for name, origin in origins if origin == "entrypoint"]
     assert entrypoints == sorted(entrypoints) and {"alpha", "zeta"} <= set(entrypoints)
     assert origins[-2:] == [("local_one", "plugins-dir"), ("recipe_plugin", "recipe")]
-    assert [o for _, o in origins] == sorted((o for _, o in origins), key=["builtin", "entrypoint", "plugins-dir", "recipe"].index)
+    assert [o for _, o in origins] == sorted(
+        (o for _, o in origins), key=["builtin", "entrypoint", "plugins-dir", "recipe"].index
+    )
     registry = plugins.registry()
     assert registry.prompts.entry("alpha.en").version == "1.0"
     assert registry.prompts.entry("local.en").origin == "plugins-dir"
@@ -62,10 +64,16 @@ def test_a_broken_plugin_is_isolated_and_reported(site, capsys):
     registry = plugins.registry()
     assert "alpha.en" in registry.prompts and "zeta.en" in registry.prompts
     [failure] = [f for f in registry.failures if f.name == "broken"]
-    assert failure.origin == "entrypoint" and "ModuleNotFoundError" in failure.error and "jieba_not_installed" in failure.error
+    assert (
+        failure.origin == "entrypoint"
+        and "ModuleNotFoundError" in failure.error
+        and "jieba_not_installed" in failure.error
+    )
     warning = [line for line in capsys.readouterr().err.splitlines() if "broken" in line]
-    assert warning == ["warning: plugin 'broken' (entrypoint) failed to load: ModuleNotFoundError: "
-                       "No module named 'jieba_not_installed' (disable with OFA_DISABLE_PLUGINS=broken)"]
+    assert warning == [
+        "warning: plugin 'broken' (entrypoint) failed to load: ModuleNotFoundError: "
+        "No module named 'jieba_not_installed' (disable with OFA_DISABLE_PLUGINS=broken)"
+    ]
 
 
 def test_environment_toggles(site, capsys):

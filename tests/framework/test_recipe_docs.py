@@ -5,10 +5,9 @@ from pathlib import Path
 import attrs
 
 from ofa_core.cli import main
-from ofa_core.recipe.docs import json_schema
-from ofa_core.recipe.sections import DataSection
-from ofa_core.recipe.docs import COMMAND, render
+from ofa_core.recipe.docs import COMMAND, json_schema, render
 from ofa_core.recipe.schema import field_docstrings
+from ofa_core.recipe.sections import DataSection
 from ofa_core.recipe.training import TrainingConfig
 
 DOC = Path(__file__).parents[2] / "docs" / "recipe-reference.md"
@@ -26,7 +25,9 @@ def rows() -> dict[str, list[str]]:
 
 def test_committed_reference_is_what_the_code_generates(capsys):
     assert main(["recipe", "docs"]) == 0
-    assert capsys.readouterr().out == DOC.read_text(encoding="utf-8"), f"docs/recipe-reference.md is stale: run `{COMMAND}`"
+    assert capsys.readouterr().out == DOC.read_text(encoding="utf-8"), (
+        f"docs/recipe-reference.md is stale: run `{COMMAND}`"
+    )
 
 
 def test_every_key_has_its_type_default_and_the_description_the_code_carries():
@@ -38,7 +39,10 @@ def test_every_key_has_its_type_default_and_the_description_the_code_carries():
             assert table[f"training.{field.name}"][2] == " ".join(docs[field.name].split()), field.name
     for field in attrs.fields(DataSection):
         assert table[f"data.{field.name}"][2] == field.metadata["help"]
-    assert table["training.lr_scheduler_type"][:2] == ['one of `"linear"`, `"cosine"`, `"constant"`, `"polynomial"`', '`"linear"`']
+    assert table["training.lr_scheduler_type"][:2] == [
+        'one of `"linear"`, `"cosine"`, `"constant"`, `"polynomial"`',
+        '`"linear"`',
+    ]
     assert table["training.fsdp"][0] == 'one of `false`, `true`, `"full_shard"`, `"shard_grad_op"`'
     assert table["training.report_to"][:2] == ["string or list of string or null", '`["tensorboard"]`']
     assert table["model.checkpoint"][1] == "*required*"

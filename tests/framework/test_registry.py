@@ -3,10 +3,9 @@
 import pytest
 
 from ofa_core import OFAError
-from ofa_core.plugin import hookimpl
-from ofa_core.registry.discovery import PluginLoader
+from ofa_core.plugin import NoOptions, PromptTemplate, TaskSpec, hookimpl
 from ofa_core.registry.components import DuplicateComponent, InvalidSpec, UnknownComponent
-from ofa_core.plugin import NoOptions, PromptTemplate, TaskSpec
+from ofa_core.registry.discovery import PluginLoader
 from ofa_core.testing import registry_with
 
 from .conftest import Toy
@@ -80,7 +79,10 @@ def test_wrong_spec_type_names_the_plugin_and_drops_only_it(capsys):
     plugins.add(Toy, "toy", "entrypoint")
     registry = plugins.registry()
     assert registry.tasks.names() == ["toy"]
-    assert "plugin 'wrong-plugin' registered task 'bad' as dict; expected ofa_core.plugin.TaskSpec" in registry.failures[0].error
+    assert (
+        "plugin 'wrong-plugin' registered task 'bad' as dict; expected ofa_core.plugin.TaskSpec"
+        in registry.failures[0].error
+    )
     assert "wrong-plugin" in capsys.readouterr().err
     with pytest.raises(InvalidSpec):
         registry_with(Wrong)
@@ -106,7 +108,9 @@ def test_spec_validation_happens_in_the_spec_classes():
         TaskSpec(prompts={"en": "x"}, reader="r", loss="l", metrics=(), generation="caption", options=dict)
     with pytest.raises(ValueError, match="name must not be empty"):
         PromptTemplate("", "en", "", "")
-    assert TaskSpec(prompts={"en": "x"}, reader="r", loss="l", metrics=["m"], generation={}, options=NoOptions).metrics == ("m",)
+    assert TaskSpec(
+        prompts={"en": "x"}, reader="r", loss="l", metrics=["m"], generation={}, options=NoOptions
+    ).metrics == ("m",)
 
 
 def test_misspelled_or_unmarked_hooks_are_reported():

@@ -16,8 +16,10 @@ def test_tiny_dataset_writes_images_and_records(tmp_path):
 def test_tiny_processor_tokenizes_english_and_chinese_prompts_without_unknowns():
     processor = tiny_processor()
     assert len(tiny_vocabulary()) == len(set(tiny_vocabulary()))
-    encoded = processor(text=[' which region does the text " a red car " describe?', '这段文字" a dog "描述的是哪个区域？'],
-                        images=[fake_image(0), None])
+    encoded = processor(
+        text=[' which region does the text " a red car " describe?', '这段文字" a dog "描述的是哪个区域？'],
+        images=[fake_image(0), None],
+    )
     assert processor.tokenizer.unk_token_id not in encoded["input_ids"].flatten().tolist()
     assert processor.tokenizer.convert_tokens_to_ids("[UNK]") not in encoded["input_ids"].flatten().tolist()
     assert encoded["patch_masks"].tolist() == [True, False]
@@ -44,4 +46,6 @@ class MeanOnly:
 
 def test_check_metric_catches_states_that_do_not_add_up():
     with pytest.raises(AssertionError, match="state\\(\\) must add up"):
-        check_metric(MetricSpec(NoOptions, MeanOnly, higher_is_better=True), ["a", "b", "c", "d"], [["a"], ["x"], ["x"], ["x"]])
+        check_metric(
+            MetricSpec(NoOptions, MeanOnly, higher_is_better=True), ["a", "b", "c", "d"], [["a"], ["x"], ["x"], ["x"]]
+        )

@@ -5,8 +5,7 @@ import os
 import subprocess
 import sys
 
-from ofa_core.plugin import hookimpl
-from ofa_core.plugin import PromptTemplate
+from ofa_core.plugin import PromptTemplate, hookimpl
 from ofa_core.registry.discovery import PluginLoader, load_plugins
 
 from .conftest import REPO, Toy
@@ -17,8 +16,14 @@ BUILTINS = ("caption", "classification", "core", "vqa")
 def ofa_tasks(tmp_path, **environ: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("OFA_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", "ofa_core", "tasks"], cwd=tmp_path, env={**env, **environ},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ofa_core", "tasks"],
+        cwd=tmp_path,
+        env={**env, **environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_trace_shows_every_builtin_plugins_hook_calls(tmp_path):
@@ -68,8 +73,11 @@ def test_a_failing_plugin_is_traced_and_isolated(capsys):
     err = capsys.readouterr().err
     registers = [line.strip() for line in err.splitlines() if line.strip().startswith("register: ")]
     # in registration order, the broken plugin's call traced too
-    assert registers[-3:] == ["register: <register of plugin 'toy'>", "register: <register of plugin 'broken'>",
-                              "register: <register of plugin 'other'>"]
+    assert registers[-3:] == [
+        "register: <register of plugin 'toy'>",
+        "register: <register of plugin 'broken'>",
+        "register: <register of plugin 'other'>",
+    ]
 
 
 def test_commands_go_through_pluggy_one_plugin_at_a_time(capsys):

@@ -40,7 +40,10 @@ def test_every_mistake_is_listed_one_line_each(verb, recipe, tmp_path, capsys):
     assert code == 2 and out == ""
     assert len(lines) == len(EXPECTED), lines
     for expected in EXPECTED:
-        assert sum(line.startswith(f"error: {tmp_path / 'recipe.json'}: {expected}") for line in lines) == 1, (expected, lines)
+        assert sum(line.startswith(f"error: {tmp_path / 'recipe.json'}: {expected}") for line in lines) == 1, (
+            expected,
+            lines,
+        )
 
 
 def test_a_bad_value_is_reported_and_its_default_used_so_later_checks_still_run(recipe, tmp_path, capsys):
@@ -49,7 +52,9 @@ def test_a_bad_value_is_reported_and_its_default_used_so_later_checks_still_run(
     del recipe["data"]["reader"]["valid"]
     code, _, lines = validate(tmp_path, recipe, capsys)
     assert code == 2 and [line.split(": ", 2)[2].split(":")[0] for line in lines] == [
-        "training.eval_strategy", "training.learning_rate"]  # its default, "no", reads no valid split
+        "training.eval_strategy",
+        "training.learning_rate",
+    ]  # its default, "no", reads no valid split
     del recipe["training"]["eval_strategy"]
     code, _, lines = validate(tmp_path, recipe, capsys)
     assert [line.split(": ", 2)[2].split(":")[0] for line in lines] == ["training.learning_rate"]
@@ -62,18 +67,24 @@ def test_a_wrong_component_does_not_hide_the_checks_of_the_rest_of_its_task(reci
     (tmp_path / "data" / "valid.jsonl").write_text("")
     code, _, lines = validate(tmp_path, recipe, capsys)
     assert code == 2 and [line.split(": ", 2)[2].split(":")[0] for line in lines] == [
-        "metrics[0]", "task.options", "data.reader.train", "data.reader.valid"], lines
+        "metrics[0]",
+        "task.options",
+        "data.reader.train",
+        "data.reader.valid",
+    ], lines
 
 
 def test_load_raises_them_together_and_names_where_a_value_came_from(recipe, tmp_path):
     path = tmp_path / "recipe.json"
     path.write_bytes(orjson.dumps({**recipe, "trainig": {}}))
     with pytest.raises(RecipeProblems) as raised:
-        load(path, ["training.seed=\"one\"", "training.max_steps=1.5"])
+        load(path, ['training.seed="one"', "training.max_steps=1.5"])
     problems = [str(problem) for problem in raised.value.problems]
-    assert problems == [f"{path}: trainig: unknown key (did you mean 'training'?)",
-                        f"{path}: training.max_steps: expected integer, got number 1.5 (value from --set)",
-                        f"{path}: training.seed: expected integer, got string 'one' (value from --set)"]
+    assert problems == [
+        f"{path}: trainig: unknown key (did you mean 'training'?)",
+        f"{path}: training.max_steps: expected integer, got number 1.5 (value from --set)",
+        f"{path}: training.seed: expected integer, got string 'one' (value from --set)",
+    ]
     assert str(raised.value) == "; ".join(problems) and "\n" not in str(raised.value)
 
 

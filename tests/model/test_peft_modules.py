@@ -6,15 +6,16 @@ import json
 
 import pytest
 import torch
+from test_modeling import VOCAB, make_inputs, reference_beam_search
 
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.testing import tiny_model
-from test_modeling import VOCAB, make_inputs, reference_beam_search
 
 PREFIX = dict(encoder_prompt=True, decoder_prompt=True, encoder_prompt_length=3, decoder_prompt_length=2)
-PROJECTED = dict(PREFIX, encoder_prompt_projection=True, decoder_prompt_projection=True, encoder_prompt_dim=8,
-                 decoder_prompt_dim=6)
+PROJECTED = dict(
+    PREFIX, encoder_prompt_projection=True, decoder_prompt_projection=True, encoder_prompt_dim=8, decoder_prompt_dim=6
+)
 FIRST_LAYER = dict(PREFIX, encoder_prompt_type="prompt", decoder_prompt_type="prompt")
 ADAPTER = dict(adapter=True, adapter_dim=5)
 COMBINATIONS = {
@@ -23,8 +24,9 @@ COMBINATIONS = {
     "prompt-type": FIRST_LAYER,
     "adapter": ADAPTER,
     "encoder-only": dict(encoder_prompt=True, encoder_prompt_length=4),
-    "decoder-only-projection-adapter": dict(decoder_prompt=True, decoder_prompt_length=3,
-                                            decoder_prompt_projection=True, **ADAPTER),
+    "decoder-only-projection-adapter": dict(
+        decoder_prompt=True, decoder_prompt_length=3, decoder_prompt_projection=True, **ADAPTER
+    ),
     "all": dict(PROJECTED, **ADAPTER),
 }
 
@@ -65,8 +67,10 @@ def test_parameter_names_and_shapes_are_the_official_ones(models):
             assert shapes[f"model.{stack}.layers.{index}.adapter.down_proj.weight"] == (5, d)
             assert shapes[f"model.{stack}.layers.{index}.adapter.up_proj.weight"] == (d, 5)
     prefix = {name: tuple(value.shape) for name, value in models["prefix"].state_dict().items() if "prompt" in name}
-    assert prefix == {"model.encoder.encoder_prompt_encoder.embedding.weight": (3, layers * 2 * d),
-                      "model.decoder.decoder_prompt_encoder.embedding.weight": (2, layers * 2 * d)}
+    assert prefix == {
+        "model.encoder.encoder_prompt_encoder.embedding.weight": (3, layers * 2 * d),
+        "model.decoder.decoder_prompt_encoder.embedding.weight": (2, layers * 2 * d),
+    }
     first = {name: tuple(value.shape) for name, value in models["prompt-type"].state_dict().items() if "prompt" in name}
     assert set(first.values()) == {(3, 2 * d), (2, 2 * d)}
 
@@ -109,18 +113,28 @@ def test_incremental_decoding_and_official_search_match_full_recomputation(model
         encoder_outputs = model.get_encoder()(ids, patch_images=images)
         cache, steps = None, []
         for position in range(decoder_ids.shape[1]):
-            out = model(encoder_outputs=encoder_outputs, decoder_input_ids=decoder_ids[:, position:position + 1],
-                        cache=cache, use_cache=True)
+            out = model(
+                encoder_outputs=encoder_outputs,
+                decoder_input_ids=decoder_ids[:, position : position + 1],
+                cache=cache,
+                use_cache=True,
+            )
             cache = out.cache
             steps.append(out.logits)
     assert (torch.cat(steps, dim=1) - full).abs().max() <= 1e-5
     beam = 3
-    out = model.generate(input_ids=ids, patch_images=images, num_beams=beam, max_new_tokens=4,
-                         num_return_sequences=beam, return_dict_in_generate=True)
+    out = model.generate(
+        input_ids=ids,
+        patch_images=images,
+        num_beams=beam,
+        max_new_tokens=4,
+        num_return_sequences=beam,
+        return_dict_in_generate=True,
+    )
     # The second row's beams, searched beside the first's, against a plain search of that row alone.
     expected = reference_beam_search(model, ids[1:], images[1:], beam, 3)
     for rank, (tokens, score) in enumerate(expected):
-        assert out.sequences[beam + rank][1:1 + len(tokens)].tolist() == tokens, (name, rank)
+        assert out.sequences[beam + rank][1 : 1 + len(tokens)].tolist() == tokens, (name, rank)
         assert abs(float(out.sequences_scores[beam + rank]) - score) < 1e-4
 
 
@@ -170,11 +184,14 @@ def test_save_and_load_keep_the_modules(models, tmp_path):
     assert torch.equal(expected, actual)
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("encoder_prompt_type", "instance", "encoder_prompt_type 'instance' is not one of prefix, prompt"),
-    ("decoder_prompt_length", 0, "decoder_prompt_length must be at least 1"),
-    ("adapter_dim", 0, "adapter_dim must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("encoder_prompt_type", "instance", "encoder_prompt_type 'instance' is not one of prefix, prompt"),
+        ("decoder_prompt_length", 0, "decoder_prompt_length must be at least 1"),
+        ("adapter_dim", 0, "adapter_dim must be at least 1"),
+    ],
+)
 def test_bad_settings_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
         OFAConfig.from_preset("tiny-test", **{field: value})

@@ -22,8 +22,16 @@ from ofa_core.testing import randomize_
 
 from .cases import Case, TokenWeights, Weights
 
-SIZES = {"d_model": 64, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128, "encoder_layers": 2, "decoder_layers": 2,
-         "encoder_attention_heads": 4, "decoder_attention_heads": 4, "resnet_type": "resnet50"}
+SIZES = {
+    "d_model": 64,
+    "encoder_ffn_dim": 128,
+    "decoder_ffn_dim": 128,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "resnet_type": "resnet50",
+}
 PRESETS = {"en": "ofa-tiny", "zh": "ofa-cn-base"}  # the official vocabulary sizes of each language
 EOS = 2
 

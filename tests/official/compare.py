@@ -28,7 +28,9 @@ def _by_id(golden: dict, lines: list[dict]) -> list[tuple[dict, dict]]:
 
 def check_metric(golden: dict, result: dict) -> None:
     for key, official in golden["metric"].items():
-        assert abs(result[key] - official) <= METRIC_TOLERANCE, f"{key}: ofa eval {result[key]!r}, official {official!r}"
+        assert abs(result[key] - official) <= METRIC_TOLERANCE, (
+            f"{key}: ofa eval {result[key]!r}, official {official!r}"
+        )
 
 
 def caption(golden: dict, lines: list[dict], result: dict) -> None:
@@ -42,6 +44,7 @@ def caption(golden: dict, lines: list[dict], result: dict) -> None:
 def caption_zh(golden: dict, lines: list[dict], result: dict) -> None:
     """Chinese captions: as English ones, and without white space (OFA's BERT decoding puts a space between
     characters, ours joins them; the MUGE metric ignores spaces). The golden keeps OFA's text, spaces included."""
+
     def joined(text: str) -> str:
         return re.sub(r"\s+", "", text.translate(_PUNCTUATION))
 
@@ -62,15 +65,19 @@ def glue(golden: dict, lines: list[dict], result: dict) -> None:
     (log_softmax: logit - logsumexp), which keeps their order and differences."""
     for row, line in _by_id(golden, lines):
         assert line["prediction"] == row["prediction"], (
-            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}"
+        )
         ours = {entry["answer"]: entry["score"] for entry in line["ranking"]}
-        assert ours.keys() == row["candidates"].keys(), f"row {row['id']}: answers {sorted(ours)} vs {sorted(row['candidates'])}"
+        assert ours.keys() == row["candidates"].keys(), (
+            f"row {row['id']}: answers {sorted(ours)} vs {sorted(row['candidates'])}"
+        )
         top = max(row["candidates"].values())
         total = top + math.log(sum(math.exp(value - top) for value in row["candidates"].values()))
         for answer, logit in row["candidates"].items():
             official = logit - total
             assert abs(ours[answer] - official) <= SCORE_TOLERANCE, (
-                f"row {row['id']}, answer {answer!r}: ofa eval {ours[answer]!r}, official {official!r}")
+                f"row {row['id']}, answer {answer!r}: ofa eval {ours[answer]!r}, official {official!r}"
+            )
     check_metric(golden, result)
 
 
@@ -80,7 +87,8 @@ def exact_text(golden: dict, lines: list[dict], result: dict) -> None:
     decoded, stripped, spaces removed)."""
     for row, line in _by_id(golden, lines):
         assert line["prediction"] == row["prediction"], (
-            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}"
+        )
     check_metric(golden, result)
 
 
@@ -95,7 +103,9 @@ def box(golden: dict, lines: list[dict], result: dict) -> None:
         ours, official = line["prediction"], row["prediction"]
         assert ours is not None and len(ours) == 4, f"row {row['id']}: ofa eval {ours!r}, official box {official!r}"
         worst = max(abs(mine - theirs) for mine, theirs in zip(ours, official))
-        assert worst <= BOX_TOLERANCE, f"row {row['id']}: ofa eval {ours!r}, official {official!r} ({worst:.3g} px apart)"
+        assert worst <= BOX_TOLERANCE, (
+            f"row {row['id']}: ofa eval {ours!r}, official {official!r} ({worst:.3g} px apart)"
+        )
     check_metric(golden, result)
 
 
@@ -106,13 +116,16 @@ def closed_set(golden: dict, lines: list[dict], result: dict) -> None:
     space."""
     for row, line in _by_id(golden, lines):
         assert line["prediction"] == row["prediction"], (
-            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}"
+        )
         ours = {entry["answer"]: entry["score"] for entry in line["ranking"]}
         assert ours.keys() == row["candidates"].keys(), (
-            f"row {row['id']}: answers {sorted(ours)} vs {sorted(row['candidates'])}")
+            f"row {row['id']}: answers {sorted(ours)} vs {sorted(row['candidates'])}"
+        )
         for answer, official in row["candidates"].items():
             assert abs(ours[answer] - official) <= SCORE_TOLERANCE, (
-                f"row {row['id']}, answer {answer!r}: ofa eval {ours[answer]!r}, official {official!r}")
+                f"row {row['id']}, answer {answer!r}: ofa eval {ours[answer]!r}, official {official!r}"
+            )
     check_metric(golden, result)
 
 
@@ -121,7 +134,8 @@ def answer(golden: dict, lines: list[dict], result: dict) -> None:
     stripped) against ours, exactly."""
     for row, line in _by_id(golden, lines):
         assert line["prediction"] == row["prediction"], (
-            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}")
+            f"row {row['id']}: ofa eval {line['prediction']!r}, official {row['prediction']!r}"
+        )
     check_metric(golden, result)
 
 

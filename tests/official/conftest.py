@@ -28,14 +28,28 @@ def built(tmp_path_factory):
     cache: dict[tuple, Built] = {}
 
     def get(case: Case) -> Built:
-        key = (case.cfg, case.language, orjson.dumps(case.config, option=orjson.OPT_SORT_KEYS), case.weights,
-               case.convert)
+        key = (
+            case.cfg,
+            case.language,
+            orjson.dumps(case.config, option=orjson.OPT_SORT_KEYS),
+            case.weights,
+            case.convert,
+        )
         if key not in cache:
             directory = tmp_path_factory.mktemp(case.recipe)
             checkpoint = build(case, directory)
             converted = directory / "converted"
-            code = main(["convert", "fairseq", str(checkpoint), "--out", str(converted), *case.tokenizer_arguments(),
-                         *case.convert])
+            code = main(
+                [
+                    "convert",
+                    "fairseq",
+                    str(checkpoint),
+                    "--out",
+                    str(converted),
+                    *case.tokenizer_arguments(),
+                    *case.convert,
+                ]
+            )
             assert code == 0, f"convert fairseq {checkpoint} exited {code}"
             cache[key] = Built(checkpoint, digest(checkpoint), converted)
         return cache[key]

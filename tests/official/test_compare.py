@@ -27,8 +27,9 @@ def agreeing_output(golden: dict) -> tuple[list[dict], dict]:
             if golden["case"]["compare"] == "glue":  # GLUE goldens hold logits, ofa eval log-probabilities
                 top = max(row["candidates"].values())
                 total = top + math.log(sum(math.exp(value - top) for value in row["candidates"].values()))
-            ranked = sorted(((answer, value - total) for answer, value in row["candidates"].items()),
-                            key=lambda item: -item[1])
+            ranked = sorted(
+                ((answer, value - total) for answer, value in row["candidates"].items()), key=lambda item: -item[1]
+            )
             line["ranking"] = [{"answer": answer, "score": score} for answer, score in ranked]
     return lines, {**golden["metric"], "examples": len(lines)}
 

@@ -33,14 +33,19 @@ def sha256(path) -> str:
 
 def load_golden(recipe: str) -> tuple[Case, dict]:
     case = CASES.get(recipe)
-    assert case is not None, (f"recipes/official/{recipe}.json has no parity case: add one to tests/official/cases.py "
-                              "(tests/official/README.md says how)")
+    assert case is not None, (
+        f"recipes/official/{recipe}.json has no parity case: add one to tests/official/cases.py "
+        "(tests/official/README.md says how)"
+    )
     assert case.recipe_path.is_file(), f"case {recipe}: {case.recipe_path.relative_to(REPO)} does not exist"
-    assert case.golden_path.is_file(), (f"{case.golden_path.relative_to(REPO)} is missing: make it with "
-                                        f"tools/reference/make_goldens.py {recipe} (tools/reference/README.md)")
+    assert case.golden_path.is_file(), (
+        f"{case.golden_path.relative_to(REPO)} is missing: make it with "
+        f"tools/reference/make_goldens.py {recipe} (tools/reference/README.md)"
+    )
     golden = orjson.loads(case.golden_path.read_bytes())
-    assert golden["case"] == record(case), (f"tests/official/cases.py's {recipe} case changed since its golden "
-                                            "was made: make the golden again")
+    assert golden["case"] == record(case), (
+        f"tests/official/cases.py's {recipe} case changed since its golden was made: make the golden again"
+    )
     assert golden["rows_sha256"] == sha256(case.rows_path), f"{case.rows_path.name} changed since the golden was made"
     return case, golden
 
@@ -53,7 +58,8 @@ def test_the_recipe_evaluates_as_the_official_code(recipe, tmp_path, capsys, bui
     model = built(case)
     assert model.digest == golden["checkpoint_sha256"], (
         "the checkpoint built by tests/official/checkpoints.py is not the one the golden was made on (the builder, "
-        "the model code or convert to-fairseq changed what it writes): make the golden again")
+        "the model code or convert to-fairseq changed what it writes): make the golden again"
+    )
     # A copy of the recipes, so that the run's output_dir (relative to the recipe) lands in tmp_path.
     recipes = shutil.copytree(REPO / "recipes", tmp_path / "recipes")
     for task_file in case.files:  # where the recipe's setup puts them, relative to the project folder (tmp_path)
@@ -62,8 +68,22 @@ def test_the_recipe_evaluates_as_the_official_code(recipe, tmp_path, capsys, bui
     predictions = tmp_path / "predictions.jsonl"
     capsys.readouterr()
     sets = [argument for setting in case.sets for argument in ("--set", setting)]
-    assert main(["eval", str(recipes / "official" / f"{case.recipe}.json"), "--checkpoint", str(model.converted),
-                 "--set", f"data.reader.valid={case.rows_path}", *sets, "--predictions", str(predictions)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(recipes / "official" / f"{case.recipe}.json"),
+                "--checkpoint",
+                str(model.converted),
+                "--set",
+                f"data.reader.valid={case.rows_path}",
+                *sets,
+                "--predictions",
+                str(predictions),
+            ]
+        )
+        == 0
+    )
     result = orjson.loads(capsys.readouterr().out)
     assert result["examples"] == len(golden["predictions"]) and result["precision"] == "fp32"  # as the official run
     lines = [orjson.loads(line) for line in predictions.read_bytes().splitlines()]

@@ -26,9 +26,17 @@ from .cases import DATA, GOLDENS, REPO, SPEC, Weights
 from .checkpoints import digest, tiny_official_model
 
 GOLDEN = GOLDENS / "peft_logits.json"
-CONFIG = {"patch_image_size": 128, "encoder_prompt": True, "encoder_prompt_projection": True,
-          "encoder_prompt_length": 7, "encoder_prompt_dim": 48, "decoder_prompt": True, "decoder_prompt_length": 5,
-          "adapter": True, "adapter_dim": 16}
+CONFIG = {
+    "patch_image_size": 128,
+    "encoder_prompt": True,
+    "encoder_prompt_projection": True,
+    "encoder_prompt_length": 7,
+    "encoder_prompt_dim": 48,
+    "decoder_prompt": True,
+    "decoder_prompt_length": 5,
+    "adapter": True,
+    "adapter_dim": 16,
+}
 SEARCH = {"beam": 5, "max_len_b": 6, "no_repeat_ngram_size": 3}
 # Text, image-code and location-bin rows of the English vocabulary (59457 entries).
 TOKEN_IDS = [2, 3, 10, 100, 1000, 20000, 50264, 50265, 52000, 58456, 58457, 59000, 59456]
@@ -100,17 +108,25 @@ def test_logits_and_beams_match_the_official_model(converted):
     config = model.config
     assert config.encoder_prompt_projection and not config.decoder_prompt_projection and config.adapter_dim == 16
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=ids.ne(1).long(), patch_images=images,
-                       decoder_input_ids=decoder).logits.double()
+        logits = model(
+            input_ids=ids, attention_mask=ids.ne(1).long(), patch_images=images, decoder_input_ids=decoder
+        ).logits.double()
     assert (logits.logsumexp(-1) - torch.tensor(golden["logsumexp"])).abs().max() <= TOLERANCE
     assert (logits[:, :, golden["token_ids"]] - torch.tensor(golden["logits"])).abs().max() <= TOLERANCE
     search = golden["search"]
-    out = model.generate(input_ids=ids, attention_mask=ids.ne(1).long(), patch_images=images,
-                         num_beams=search["beam"], max_new_tokens=search["max_len_b"] + 1, min_new_tokens=1,
-                         no_repeat_ngram_size=search["no_repeat_ngram_size"], num_return_sequences=2,
-                         return_dict_in_generate=True)
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=ids.ne(1).long(),
+        patch_images=images,
+        num_beams=search["beam"],
+        max_new_tokens=search["max_len_b"] + 1,
+        min_new_tokens=1,
+        no_repeat_ngram_size=search["no_repeat_ngram_size"],
+        num_return_sequences=2,
+        return_dict_in_generate=True,
+    )
     for row, beams in enumerate(golden["beams"]):
         for rank, beam in enumerate(beams):
             ours = out.sequences[row * 2 + rank].tolist()[1:]
-            assert ours[:len(beam["tokens"])] == beam["tokens"], (row, rank)
+            assert ours[: len(beam["tokens"])] == beam["tokens"], (row, rank)
             assert abs(float(out.sequences_scores[row * 2 + rank]) - beam["score"]) <= TOLERANCE, (row, rank)

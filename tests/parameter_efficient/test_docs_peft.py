@@ -41,6 +41,8 @@ def test_the_delta_commands_run_and_agree(data, tmp_path, monkeypatch):
     assert len(commands) == 3
     for line in commands:
         assert main(shlex.split(line)[1:]) == 0, line
-    delta, merged = ([orjson.loads(row)["text"] for row in Path(name).read_bytes().splitlines()]
-                     for name in ("delta.jsonl", "merged.jsonl"))
+    delta, merged = (
+        [orjson.loads(row)["text"] for row in Path(name).read_bytes().splitlines()]
+        for name in ("delta.jsonl", "merged.jsonl")
+    )
     assert len(delta) == 1 and delta == merged

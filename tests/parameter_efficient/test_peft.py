@@ -4,6 +4,7 @@ to their base (refusing a changed base), `ofa merge` folds LoRA and BitFit into 
 from __future__ import annotations
 
 import base64
+
 import orjson
 import pytest
 import torch
@@ -11,9 +12,9 @@ from safetensors import safe_open
 
 from ofa_core.cli import main
 from ofa_core.inference.loading import load_model
-from ofa_core.testing import fake_image, run_recipe, tiny_checkpoint
 from ofa_core.recipe.peft import PeftSection, trains
 from ofa_core.recipe.schema import RecipeError, build
+from ofa_core.testing import fake_image, run_recipe, tiny_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +26,22 @@ def one_thread():
 
 
 def recipe(peft: dict | None, output: str, **training) -> dict:
-    return {"model": {"checkpoint": "model"}, "task": {"name": "caption", "lang": "zh"},
-            "data": {"reader": {"name": "muge", "folder": "MUGE"}},
-            "generation": {"num_beams": 2, "max_new_tokens": 4}, **({"peft": peft} if peft else {}),
-            "training": {"per_device_train_batch_size": 4, "save_steps": 1, "logging_steps": 1, "report_to": [],
-                         "learning_rate": 1e-2, "output_dir": output, **training}}
+    return {
+        "model": {"checkpoint": "model"},
+        "task": {"name": "caption", "lang": "zh"},
+        "data": {"reader": {"name": "muge", "folder": "MUGE"}},
+        "generation": {"num_beams": 2, "max_new_tokens": 4},
+        **({"peft": peft} if peft else {}),
+        "training": {
+            "per_device_train_batch_size": 4,
+            "save_steps": 1,
+            "logging_steps": 1,
+            "report_to": [],
+            "learning_rate": 1e-2,
+            "output_dir": output,
+            **training,
+        },
+    }
 
 
 def tensors(path) -> dict[str, torch.Tensor]:
@@ -39,19 +51,28 @@ def tensors(path) -> dict[str, torch.Tensor]:
 
 def logits(model, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    inputs = {"input_ids": torch.tensor([[0, 5, 6, 7, 2]]), "patch_images": torch.rand(1, 3, 64, 64, generator=generator),
-              "decoder_input_ids": torch.tensor([[0, 8, 9]])}
+    inputs = {
+        "input_ids": torch.tensor([[0, 5, 6, 7, 2]]),
+        "patch_images": torch.rand(1, 3, 64, 64, generator=generator),
+        "decoder_input_ids": torch.tensor([[0, 8, 9]]),
+    }
     with torch.no_grad():
         return model.eval()(**inputs).logits
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"method": "lora", "adapter_dim": 8}, "peft.adapter_dim: adapter_dim belongs to 'adapter' only, not to 'lora'"),
-    ({"method": "bitfit", "r": 4}, "peft.r: r belongs to 'lora' only, not to 'bitfit'"),
-    ({"method": "prefix", "encoder_prompt": False, "decoder_prompt": False}, "both false"),
-    ({"method": "lorra"}, "(did you mean 'lora'?)"),
-    ({"method": "lora", "targets": []}, "peft.targets: targets must list one module pattern"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"method": "lora", "adapter_dim": 8},
+            "peft.adapter_dim: adapter_dim belongs to 'adapter' only, not to 'lora'",
+        ),
+        ({"method": "bitfit", "r": 4}, "peft.r: r belongs to 'lora' only, not to 'bitfit'"),
+        ({"method": "prefix", "encoder_prompt": False, "decoder_prompt": False}, "both false"),
+        ({"method": "lorra"}, "(did you mean 'lora'?)"),
+        ({"method": "lora", "targets": []}, "peft.targets: targets must list one module pattern"),
+    ],
+)
 def test_the_section_refuses_what_its_method_does_not_take(section, message):
     with pytest.raises(RecipeError) as error:
         build(PeftSection, section, "peft")
@@ -62,14 +83,20 @@ def test_bitfit_trains_the_official_biases_only():
     settings = PeftSection("bitfit").settings()
     assert trains(settings, "model.encoder.layers.0.fc1.bias") and trains(settings, "model.decoder.layer_norm.bias")
     assert trains(settings, "model.decoder.layers.1.cross_attn_layer_norm.bias")  # fairseq: encoder_attn_layer_norm
-    for frozen in ("model.encoder.layers.0.fc1.weight", "model.encoder.layers.0.ffn_layer_norm.bias",
-                   "model.encoder.layers.0.self_attn_mid_layer_norm.bias", "model.encoder.layernorm_embedding.bias",
-                   "model.encoder.layers.0.self_attn.q_proj.bias"):
+    for frozen in (
+        "model.encoder.layers.0.fc1.weight",
+        "model.encoder.layers.0.ffn_layer_norm.bias",
+        "model.encoder.layers.0.self_attn_mid_layer_norm.bias",
+        "model.encoder.layernorm_embedding.bias",
+        "model.encoder.layers.0.self_attn.q_proj.bias",
+    ):
         assert not trains(settings, frozen), frozen
 
 
 def test_a_lora_run_saves_a_delta_that_loads_merges_and_predicts_as_its_merged_model(data, capsys):
-    summary = run_recipe(recipe({"method": "lora", "r": 4, "targets": ["q_proj", "v_proj", "fc1"]}, "lora"), data, max_steps=2)
+    summary = run_recipe(
+        recipe({"method": "lora", "r": 4, "targets": ["q_proj", "v_proj", "fc1"]}, "lora"), data, max_steps=2
+    )
     assert summary["peft"] == "lora" and 0 < summary["trainable_parameters"] < 0.2 * summary["frozen_parameters"]
     checkpoint = data / "lora" / "checkpoint-2"
     assert not (checkpoint / "model.safetensors").exists() and (checkpoint / "adapter_config.json").is_file()
@@ -88,8 +115,23 @@ def test_a_lora_run_saves_a_delta_that_loads_merges_and_predicts_as_its_merged_m
 
     fake_image(7).save(data / "photo.png")
     for model, out in ((data / "lora", "delta.jsonl"), (data / "merged", "merged.jsonl")):
-        assert main(["predict", "--model", str(model), "--task", "caption", "--lang", "zh", str(data / "photo.png"),
-                     "-o", str(data / out)]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--model",
+                    str(model),
+                    "--task",
+                    "caption",
+                    "--lang",
+                    "zh",
+                    str(data / "photo.png"),
+                    "-o",
+                    str(data / out),
+                ]
+            )
+            == 0
+        )
     delta_rows = [orjson.loads(line) for line in (data / "delta.jsonl").read_bytes().splitlines()]
     merged_rows = [orjson.loads(line) for line in (data / "merged.jsonl").read_bytes().splitlines()]
     assert len(delta_rows) == 1 and [r["text"] for r in delta_rows] == [r["text"] for r in merged_rows]
@@ -121,11 +163,17 @@ def test_a_peft_run_resumes_to_the_weights_of_an_uninterrupted_one(data):
 
 def test_prefix_and_adapter_deltas_hold_their_modules_only_and_are_not_merged(data, capsys):
     for method, part in (("prefix", "prompt_encoder"), ("adapter", ".adapter.")):
-        peft = {"method": method, **({"encoder_prompt_length": 4, "decoder_prompt_length": 4} if method == "prefix"
-                                      else {"adapter_dim": 8})}
+        peft = {
+            "method": method,
+            **({"encoder_prompt_length": 4, "decoder_prompt_length": 4} if method == "prefix" else {"adapter_dim": 8}),
+        }
         summary = run_recipe(recipe(peft, method), data, max_steps=1)
         saved = tensors(data / method / "checkpoint-1" / "adapter_model.safetensors")
-        assert saved and all(part in key for key in saved) and sum(t.numel() for t in saved.values()) == summary["trainable_parameters"]
+        assert (
+            saved
+            and all(part in key for key in saved)
+            and sum(t.numel() for t in saved.values()) == summary["trainable_parameters"]
+        )
         model, _ = load_model(data / method)
         assert all(torch.equal(dict(model.named_parameters())[key], value) for key, value in saved.items())
         capsys.readouterr()
@@ -147,22 +195,31 @@ def test_the_pipeline_and_serving_s_loader_apply_a_delta(data):
 
     from ofa_core.inference.loading import load_for_inference
     from ofa_core.inference.pipeline import pipeline
-    from ofa_core.testing import registry_with
     from ofa_core.serving.app import ServeSettings, create_app
     from ofa_core.serving.requests import served_tasks
+    from ofa_core.testing import registry_with
 
     run_recipe(recipe({"method": "lora", "r": 4}, "served"), data, max_steps=1)
     fake_image(3).save(data / "served.png")
     loaded = load_for_inference(data / "served", "fp32", "cpu")
     merged, _ = load_model(data / "served")
     assert torch.equal(logits(loaded.model), logits(merged))
-    caption = pipeline("caption", data / "served", device="cpu", lang="zh", generation={"num_beams": 2, "max_new_tokens": 6})
-    app = create_app(loaded.model, loaded.processor, served_tasks(registry_with(installed=True), ["caption"]),
-                     ServeSettings(max_wait_ms=1), model_name="served")
+    caption = pipeline(
+        "caption", data / "served", device="cpu", lang="zh", generation={"num_beams": 2, "max_new_tokens": 6}
+    )
+    app = create_app(
+        loaded.model,
+        loaded.processor,
+        served_tasks(registry_with(installed=True), ["caption"]),
+        ServeSettings(max_wait_ms=1),
+        model_name="served",
+    )
     image = base64.b64encode((data / "served.png").read_bytes()).decode()
     with TestClient(app) as client:
-        response = client.post("/v1/predict", json={"task": "caption", "lang": "zh", "image": image,
-                                                    "generation": {"num_beams": 2, "max_new_tokens": 6}})
+        response = client.post(
+            "/v1/predict",
+            json={"task": "caption", "lang": "zh", "image": image, "generation": {"num_beams": 2, "max_new_tokens": 6}},
+        )
     assert response.status_code == 200, response.text
     served, local = response.json(), caption(str(data / "served.png"))
     assert served["prediction"] == local["prediction"], (served, local)

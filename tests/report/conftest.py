@@ -23,20 +23,35 @@ def grounding(tmp_path_factory) -> dict[str, Path]:
     lines = []
     for index, (key, (reference, _)) in enumerate(BOXES.items()):
         Image.new("RGB", (64, 48), (40 * index, 120, 200 - 40 * index)).save(root / f"{key}.jpg", quality=90)
-        lines.append({"id": key, "image": f"{key}.jpg", "text": f"the {['red', 'green', 'blue', 'grey'][index]} block",
-                      "box": reference})
+        lines.append(
+            {
+                "id": key,
+                "image": f"{key}.jpg",
+                "text": f"the {['red', 'green', 'blue', 'grey'][index]} block",
+                "box": reference,
+            }
+        )
     (root / "valid.jsonl").write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
-    recipe = {"model": {"checkpoint": "model"}, "task": {"name": "grounding", "lang": "en"},
-              "data": {"reader": {"name": "grounding_jsonl", "valid": "valid.jsonl"}},
-              "training": {"output_dir": "run", "report_to": "none"}}
+    recipe = {
+        "model": {"checkpoint": "model"},
+        "task": {"name": "grounding", "lang": "en"},
+        "data": {"reader": {"name": "grounding_jsonl", "valid": "valid.jsonl"}},
+        "training": {"output_dir": "run", "report_to": "none"},
+    }
     (root / "recipe.json").write_bytes(orjson.dumps(recipe))
     predictions = root / "predictions.jsonl"
-    predictions.write_bytes(b"".join(orjson.dumps({"id": key, "prediction": predicted, "references": [reference]}) + b"\n"
-                                     for key, (reference, predicted) in BOXES.items()))
+    predictions.write_bytes(
+        b"".join(
+            orjson.dumps({"id": key, "prediction": predicted, "references": [reference]}) + b"\n"
+            for key, (reference, predicted) in BOXES.items()
+        )
+    )
     run = root / "run"
     run.mkdir()
-    log = [{"step": step, "split": "train", "time": step / 10, "loss": 5.0 / step, "lr": 1e-4 * step / 40, "epoch": 0.1}
-           for step in range(10, 50, 10)]
+    log = [
+        {"step": step, "split": "train", "time": step / 10, "loss": 5.0 / step, "lr": 1e-4 * step / 40, "epoch": 0.1}
+        for step in range(10, 50, 10)
+    ]
     log += [{"step": 40, "split": "eval", "acc@0.5": 50.0, "miou": 61.2, "dropped": 0.0, "precision": "fp32"}]
     (run / "log.jsonl").write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in log))
     return {"root": root, "recipe": root / "recipe.json", "predictions": predictions, "run": run}

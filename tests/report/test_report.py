@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from ofa_core.cli import main
-from ofa_core.testing import fake_image, tiny_checkpoint
 from ofa_core.report import build
 from ofa_core.report.cards import probabilities
 from ofa_core.report.curves import read_curves
+from ofa_core.testing import fake_image, tiny_checkpoint
 from tests.report.conftest import BOXES
 
 
@@ -23,8 +23,18 @@ def _cards(html: str) -> list[dict[str, str]]:
 
 def test_ofa_report_scores_rows_draws_boxes_and_curves(grounding, tmp_path, capsys) -> None:
     out = tmp_path / "report.html"
-    code = main(["report", str(grounding["predictions"]), "--recipe", str(grounding["recipe"]),
-                 "--run", str(grounding["run"]), "--out", str(out)])
+    code = main(
+        [
+            "report",
+            str(grounding["predictions"]),
+            "--recipe",
+            str(grounding["recipe"]),
+            "--run",
+            str(grounding["run"]),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0 and capsys.readouterr().out.strip() == str(out)
     html = out.read_text()
     cards = _cards(html)
@@ -43,20 +53,36 @@ def test_ofa_report_scores_rows_draws_boxes_and_curves(grounding, tmp_path, caps
 
 def test_report_limit_keeps_the_worst_and_states_the_counts(grounding, tmp_path, capsys) -> None:
     out = tmp_path / "two.html"
-    assert main(["report", str(grounding["predictions"]), "--recipe", str(grounding["recipe"]), "--out", str(out),
-                 "--report-limit", "2"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(grounding["predictions"]),
+                "--recipe",
+                str(grounding["recipe"]),
+                "--out",
+                str(out),
+                "--report-limit",
+                "2",
+            ]
+        )
+        == 0
+    )
     html = out.read_text()
     assert [card["id"] for card in _cards(html)] == ["g3", "g1"]
     assert "2 of 4 examples shown" in html and "the other 2 are in the predictions file" in html
     assert '<svg class="curve"' not in html  # no --run
 
 
-@pytest.mark.parametrize(("arguments", "expected"), [
-    (["missing.jsonl"], "missing.jsonl: PREDICTIONS: no such file"),
-    (["PREDICTIONS", "--report-limit", "0"], "--report-limit: 0 shows no example"),
-    (["PREDICTIONS", "--run", "nowhere"], "nowhere: --run: no log.jsonl"),
-    (["BROKEN"], "line 2 is not JSON"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["missing.jsonl"], "missing.jsonl: PREDICTIONS: no such file"),
+        (["PREDICTIONS", "--report-limit", "0"], "--report-limit: 0 shows no example"),
+        (["PREDICTIONS", "--run", "nowhere"], "nowhere: --run: no log.jsonl"),
+        (["BROKEN"], "line 2 is not JSON"),
+    ],
+)
 def test_bad_input_is_one_line_with_exit_2(grounding, tmp_path, capsys, arguments, expected) -> None:
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "g0", "prediction": [1, 2, 3, 4], "references": []}\nnot json\n')
@@ -74,14 +100,26 @@ def test_ofa_eval_report_shows_every_example_with_its_top_answers(tmp_path, caps
         folder.mkdir(parents=True)
         Image.new("RGB", (24, 24), (80 * index, 40, 200 - 60 * index)).save(folder / "0.png")
     tiny_checkpoint(tmp_path / "model")
-    recipe = {"model": {"checkpoint": "model"},
-              "task": {"name": "classification", "lang": "en", "options": {"labels": labels}},
-              "data": {"reader": {"name": "image_folder", "root": "squares"}},
-              "training": {"output_dir": "run", "report_to": "none", "per_device_eval_batch_size": 4}}
+    recipe = {
+        "model": {"checkpoint": "model"},
+        "task": {"name": "classification", "lang": "en", "options": {"labels": labels}},
+        "data": {"reader": {"name": "image_folder", "root": "squares"}},
+        "training": {"output_dir": "run", "report_to": "none", "per_device_eval_batch_size": 4},
+    }
     (tmp_path / "recipe.json").write_bytes(orjson.dumps(recipe))
     out, predictions = tmp_path / "report.html", tmp_path / "predictions.jsonl"
-    code = main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(tmp_path / "model"),
-                 "--predictions", str(predictions), "--report", str(out)])
+    code = main(
+        [
+            "eval",
+            str(tmp_path / "recipe.json"),
+            "--checkpoint",
+            str(tmp_path / "model"),
+            "--predictions",
+            str(predictions),
+            "--report",
+            str(out),
+        ]
+    )
     result = orjson.loads(capsys.readouterr().out)
     assert code == 0 and result["report"] == str(out)
     rows = [orjson.loads(line) for line in predictions.read_bytes().splitlines()]
@@ -105,13 +143,24 @@ def test_probabilities_are_a_softmax_over_every_answer() -> None:
 
 def test_a_mixture_gets_one_section_per_task_and_text_only_rows_show_their_text(tmp_path) -> None:
     image = fake_image(1, (40, 30))
-    caption = build.Section(label="caption", task="caption", prompt=" what does the image describe?",
-                            rows=[{"id": 1, "prediction": "a cat", "references": ["a cat"], "score": 80.0}],
-                            records={"1": {"id": 1, "image": image}}, scores={"cider": 80.0}, score_name="caption: cider")
-    summary = build.Section(label="summary", task="summarization", prompt=' what is the summary of article " {source} "?',
-                            rows=[{"id": "s", "prediction": "storm hits", "references": ["rain"], "score": 0.0}],
-                            records={"s": {"id": "s", "source": "a storm hit the coast", "image": None}},
-                            scores={"rougeL": 0.0}, score_name="rouge: rougeL")
+    caption = build.Section(
+        label="caption",
+        task="caption",
+        prompt=" what does the image describe?",
+        rows=[{"id": 1, "prediction": "a cat", "references": ["a cat"], "score": 80.0}],
+        records={"1": {"id": 1, "image": image}},
+        scores={"cider": 80.0},
+        score_name="caption: cider",
+    )
+    summary = build.Section(
+        label="summary",
+        task="summarization",
+        prompt=' what is the summary of article " {source} "?',
+        rows=[{"id": "s", "prediction": "storm hits", "references": ["rain"], "score": 0.0}],
+        records={"s": {"id": "s", "source": "a storm hit the coast", "image": None}},
+        scores={"rougeL": 0.0},
+        score_name="rouge: rougeL",
+    )
     html = build.write([caption, summary], tmp_path / "mixture.html").read_text()
     assert html.count('<section class="task"') == 2 and "summarization" in html
     assert "a storm hit the coast" in html and html.count("data:image/jpeg;base64,") == 1
@@ -119,6 +168,8 @@ def test_a_mixture_gets_one_section_per_task_and_text_only_rows_show_their_text(
 
 def test_curves_skip_bookkeeping_and_cut_lines(tmp_path) -> None:
     log = tmp_path / "log.jsonl"
-    log.write_bytes(b'{"step": 1, "split": "train", "loss": 2.0, "lr": 0.1, "samples_per_s": 9.0}\n'
-                    b'{"step": 2, "split": "eval", "cider": 10.0, "class/x/f1": 3.0, "precision": "fp32"}\n{"step": 3, "spl')
+    log.write_bytes(
+        b'{"step": 1, "split": "train", "loss": 2.0, "lr": 0.1, "samples_per_s": 9.0}\n'
+        b'{"step": 2, "split": "eval", "cider": 10.0, "class/x/f1": 3.0, "precision": "fp32"}\n{"step": 3, "spl'
+    )
     assert [curve.title for curve in read_curves(log)] == ["train loss", "train lr", "eval cider"]

@@ -21,19 +21,36 @@ from tests.serving.test_page import browser_paths, driver  # noqa: F401  (the pa
 @pytest.fixture(scope="module")
 def report(grounding, tmp_path_factory):
     out = tmp_path_factory.mktemp("report-page") / "report.html"
-    assert main(["report", str(grounding["predictions"]), "--recipe", str(grounding["recipe"]),
-                 "--run", str(grounding["run"]), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(grounding["predictions"]),
+                "--recipe",
+                str(grounding["recipe"]),
+                "--run",
+                str(grounding["run"]),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def _ids(driver) -> list[str]:
-    return driver.execute_script("return Array.from(document.querySelectorAll('section.task article'))"
-                                 ".filter(card => !card.hidden).map(card => card.dataset.id);")
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('section.task article'))"
+        ".filter(card => !card.hidden).map(card => card.dataset.id);"
+    )
 
 
 def _scores(driver) -> list[float]:
-    return driver.execute_script("return Array.from(document.querySelectorAll('section.task article'))"
-                                 ".map(card => parseFloat(card.dataset.score));")
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('section.task article'))"
+        ".map(card => parseFloat(card.dataset.score));"
+    )
 
 
 def test_report_page_decodes_sorts_filters_without_console_errors(driver, report, tmp_path) -> None:

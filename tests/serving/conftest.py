@@ -41,8 +41,9 @@ def make_app(loaded, tasks):
     from ofa_core.serving.app import ServeSettings, create_app
 
     def make(predictor_factory=None, **settings):
-        return create_app(*loaded, tasks, ServeSettings(**settings), model_name="tiny",
-                          predictor_factory=predictor_factory)
+        return create_app(
+            *loaded, tasks, ServeSettings(**settings), model_name="tiny", predictor_factory=predictor_factory
+        )
 
     return make
 
@@ -76,8 +77,10 @@ async def async_client(app):
     """An httpx.AsyncClient on the app, with its lifespan (startup and shutdown) run around it."""
     import httpx
 
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60) as client,
+    ):
         yield client
 
 

@@ -27,8 +27,13 @@ def client(make_app):
 def test_health(client):
     answer = client.get("/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "model": "tiny", "precision": "fp32", "language": "zh",
-                             "tasks": ["caption", "vqa", "classification"]}
+    assert answer.json() == {
+        "status": "ok",
+        "model": "tiny",
+        "precision": "fp32",
+        "language": "zh",
+        "tasks": ["caption", "vqa", "classification"],
+    }
 
 
 def test_the_models_recorded_language_wins_over_its_tokenizers(loaded, tasks, client):
@@ -59,8 +64,13 @@ def test_metrics_and_openapi(client):
     client.post("/v1/predict", json={"task": "caption", "image": b64(png_bytes()), "generation": FAST})
     answer = client.get("/metrics")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
-    for name in ("ofa_requests_total", "ofa_errors_total", "ofa_request_latency_seconds_bucket",
-                 "ofa_batch_size_bucket", "ofa_queue_depth"):
+    for name in (
+        "ofa_requests_total",
+        "ofa_errors_total",
+        "ofa_request_latency_seconds_bucket",
+        "ofa_batch_size_bucket",
+        "ofa_queue_depth",
+    ):
         assert name in answer.text
     assert metric(answer.text, "ofa_requests_total", task="caption", status="200") >= 1
     spec = client.get("/openapi.json").json()
@@ -86,23 +96,49 @@ def _check_answer(answer, task, request_id=None):
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_caption(client, lang):
-    body = _check_answer(client.post("/v1/predict", json={"task": "caption", "image": b64(png_bytes(1)), "lang": lang,
-                                                          "id": "c1", "generation": FAST}), "caption", "c1")
+    body = _check_answer(
+        client.post(
+            "/v1/predict",
+            json={"task": "caption", "image": b64(png_bytes(1)), "lang": lang, "id": "c1", "generation": FAST},
+        ),
+        "caption",
+        "c1",
+    )
     assert "ranking" not in body
 
 
 def test_vqa_open_and_closed(client):
-    open_ = _check_answer(client.post("/v1/predict", json={"task": "vqa", "image": b64(png_bytes(2)),
-                                                           "question": "what is it?", "generation": FAST}), "vqa")
+    open_ = _check_answer(
+        client.post(
+            "/v1/predict",
+            json={"task": "vqa", "image": b64(png_bytes(2)), "question": "what is it?", "generation": FAST},
+        ),
+        "vqa",
+    )
     assert "ranking" not in open_
-    closed = _check_answer(client.post("/v1/predict", json={
-        "task": "vqa", "image": b64(png_bytes(2)), "question": "is it red?", "options": {"answers": ["yes", "no"]}}), "vqa")
+    closed = _check_answer(
+        client.post(
+            "/v1/predict",
+            json={
+                "task": "vqa",
+                "image": b64(png_bytes(2)),
+                "question": "is it red?",
+                "options": {"answers": ["yes", "no"]},
+            },
+        ),
+        "vqa",
+    )
     assert closed["prediction"] in ("yes", "no")
 
 
 def test_zero_shot_classification(client):
-    body = _check_answer(client.post("/v1/predict", json={"task": "classification", "image": b64(png_bytes(3)),
-                                                          "options": {"labels": LABELS, "top_k": 3}}), "classification")
+    body = _check_answer(
+        client.post(
+            "/v1/predict",
+            json={"task": "classification", "image": b64(png_bytes(3)), "options": {"labels": LABELS, "top_k": 3}},
+        ),
+        "classification",
+    )
     assert body["prediction"] in LABELS
     assert [entry["answer"] for entry in body["ranking"]][0] == body["prediction"]
     assert sorted(entry["answer"] for entry in body["ranking"]) == sorted(LABELS)
@@ -112,23 +148,32 @@ def test_zero_shot_classification(client):
 
 def test_multipart_equals_json(client):
     image = png_bytes(4, (50, 20))
-    as_json = client.post("/v1/predict", json={"task": "classification", "image": b64(image), "id": "same",
-                                               "options": {"labels": LABELS}}).json()
-    as_form = client.post("/v1/predict", files={"image": ("x.png", image, "image/png")},
-                          data={"task": "classification", "id": "same", "options": '{"labels": ["cat", "dog", "red car"]}'})
+    as_json = client.post(
+        "/v1/predict", json={"task": "classification", "image": b64(image), "id": "same", "options": {"labels": LABELS}}
+    ).json()
+    as_form = client.post(
+        "/v1/predict",
+        files={"image": ("x.png", image, "image/png")},
+        data={"task": "classification", "id": "same", "options": '{"labels": ["cat", "dog", "red car"]}'},
+    )
     body = _check_answer(as_form, "classification", "same")
     assert body["prediction"] == as_json["prediction"]
     for a, b in zip(body["ranking"], as_json["ranking"]):
         assert a["answer"] == b["answer"] and abs(a["score"] - b["score"]) < 1e-5
-    vqa = client.post("/v1/predict", files={"image": ("x.jpg", png_bytes(5, fmt="JPEG"), "image/jpeg")},
-                      data={"task": "vqa", "question": "what is it?", "generation": '{"max_new_tokens": 4}'})
+    vqa = client.post(
+        "/v1/predict",
+        files={"image": ("x.jpg", png_bytes(5, fmt="JPEG"), "image/jpeg")},
+        data={"task": "vqa", "question": "what is it?", "generation": '{"max_new_tokens": 4}'},
+    )
     _check_answer(vqa, "vqa")
 
 
 def _stub(text):
     """A predictor factory whose predictions are `text` (no model)."""
+
     def factory(model, processor, spec, prompt, options, generation):
         return lambda records: [{"id": r["id"], "text": text, "prediction": text} for r in records]
+
     return factory
 
 
@@ -143,10 +188,25 @@ def test_box_in_original_pixels(make_app):
 
 def _requests():
     """Requests that can share batches: open-ended VQA and zero-shot classification, several images each."""
-    vqa = [{"task": "vqa", "image": b64(png_bytes(10 + i, (30 + 9 * i, 40))), "question": q, "id": f"v{i}",
-            "generation": FAST} for i, q in enumerate(["what is it?", "what color is the car?", "is it a cat?", "where?"])]
-    labels = [{"task": "classification", "image": b64(png_bytes(20 + i, (40, 25 + 7 * i))), "id": f"c{i}",
-               "options": {"labels": LABELS}} for i in range(4)]
+    vqa = [
+        {
+            "task": "vqa",
+            "image": b64(png_bytes(10 + i, (30 + 9 * i, 40))),
+            "question": q,
+            "id": f"v{i}",
+            "generation": FAST,
+        }
+        for i, q in enumerate(["what is it?", "what color is the car?", "is it a cat?", "where?"])
+    ]
+    labels = [
+        {
+            "task": "classification",
+            "image": b64(png_bytes(20 + i, (40, 25 + 7 * i))),
+            "id": f"c{i}",
+            "options": {"labels": LABELS},
+        }
+        for i in range(4)
+    ]
     return vqa + labels
 
 
@@ -193,9 +253,25 @@ def test_cli_serves_and_stops(model_dir):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "ofa_core", "serve", "--model", str(model_dir), "--task",
-                               "classification", "--port", str(port), "--log-level", "warning"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ofa_core",
+            "serve",
+            "--model",
+            str(model_dir),
+            "--task",
+            "classification",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -208,8 +284,11 @@ def test_cli_serves_and_stops(model_dir):
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
         assert health.json()["tasks"] == ["classification"]
-        answer = httpx.post(f"{url}/v1/predict", json={"task": "classification", "image": b64(png_bytes()),
-                                                       "options": {"labels": LABELS}}, timeout=30)
+        answer = httpx.post(
+            f"{url}/v1/predict",
+            json={"task": "classification", "image": b64(png_bytes()), "options": {"labels": LABELS}},
+            timeout=30,
+        )
         assert answer.status_code == 200 and answer.json()["prediction"] in LABELS
     finally:
         server.send_signal(signal.SIGINT)

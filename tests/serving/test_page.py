@@ -84,7 +84,11 @@ def server(tmp_path_factory):
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "ofa_core", "serve", "--model", str(model), "--port", str(port)],
-            cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, log)
@@ -103,10 +107,18 @@ def driver(browser_paths, tmp_path_factory):
     chromium, chromedriver = browser_paths
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read by the tests
     os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium-manager: no usage statistics
@@ -142,8 +154,11 @@ def _open(driver, server: str):
 def _choose(driver, task: str, image: Path) -> None:
     Select(driver.find_element(By.ID, "task")).select_by_value(task)
     driver.find_element(By.ID, "image").send_keys(str(image))
-    WebDriverWait(driver, 10).until(lambda d: d.execute_script(
-        "const img = document.getElementById('preview'); return img.complete && img.naturalWidth > 0;"))
+    WebDriverWait(driver, 10).until(
+        lambda d: d.execute_script(
+            "const img = document.getElementById('preview'); return img.complete && img.naturalWidth > 0;"
+        )
+    )
 
 
 def _send_and_wait(driver) -> None:
@@ -151,7 +166,8 @@ def _send_and_wait(driver) -> None:
     driver.execute_script("document.getElementById('latency').textContent = '';")
     driver.find_element(By.ID, "send").click()
     WebDriverWait(driver, PREDICT_S).until(
-        lambda d: d.find_element(By.ID, "latency").text or d.find_element(By.ID, "error").is_displayed())
+        lambda d: d.find_element(By.ID, "latency").text or d.find_element(By.ID, "error").is_displayed()
+    )
 
 
 def _error(driver) -> str:
@@ -222,7 +238,8 @@ def test_page_captions_ranks_labels_and_draws_a_box(driver, server, image, tmp_p
     rows = driver.find_elements(By.CSS_SELECTOR, "#ranking li")
     assert len(rows) >= 1
     widths = driver.execute_script(
-        "return Array.from(document.querySelectorAll('#ranking .fill')).map(el => parseFloat(el.style.width));")
+        "return Array.from(document.querySelectorAll('#ranking .fill')).map(el => parseFloat(el.style.width));"
+    )
     if len(rows) == 3:  # the server honoured top_k: the bars are a softmax over the three labels
         assert sum(widths) == pytest.approx(100, abs=0.5)
     assert "log-prob" in rows[0].text
@@ -236,8 +253,13 @@ def test_page_captions_ranks_labels_and_draws_a_box(driver, server, image, tmp_p
 
     # A box: a stubbed answer rendered by the page's render function, drawn over the preview.
     Select(driver.find_element(By.ID, "task")).select_by_value("caption")
-    stub = {"id": "stub", "task": "grounding", "prediction": [12.0, 8.0, 36.0, 24.0], "box": [12, 8, 36, 24],
-            "latency_ms": 5.0}  # as the API answers grounding: the box as numbers, in pixels of the image sent
+    stub = {
+        "id": "stub",
+        "task": "grounding",
+        "prediction": [12.0, 8.0, 36.0, 24.0],
+        "box": [12, 8, 36, 24],
+        "latency_ms": 5.0,
+    }  # as the API answers grounding: the box as numbers, in pixels of the image sent
     driver.execute_script("window.OFAPage.render(arguments[0]);", stub)
     assert driver.find_element(By.ID, "box-block").is_displayed()
     assert driver.find_element(By.ID, "prediction").text == "[12,8,36,24]"

@@ -18,6 +18,7 @@ LABELS = ["cat", "dog"]
 
 def huge_png(width: int = 20000, height: int = 20000) -> bytes:
     """A valid single-colour 1-bit PNG of width x height: a few tens of KB on disk, 400 megapixels decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -45,7 +46,18 @@ def malformed_cases() -> list[tuple[str, dict, int]]:
     def add(what, status, **post):
         cases.append((what, post, status))
 
-    for text in ["not base64!", "abc", "====", "a" * 5, "%%%%", "YWJj*", "\u00e9t\u00e9", "data:image/png;base64,@@", "Zm9v=YmFy", "QQ"]:
+    for text in [
+        "not base64!",
+        "abc",
+        "====",
+        "a" * 5,
+        "%%%%",
+        "YWJj*",
+        "\u00e9t\u00e9",
+        "data:image/png;base64,@@",
+        "Zm9v=YmFy",
+        "QQ",
+    ]:
         add(f"bad base64 {text[:10]!r}", 400, json={**ok, "image": text})
     for cut in [10, 50, 100, 200, 300, 400, 500, len(jpeg) // 2, len(jpeg) - 200, len(jpeg) - 40]:
         add(f"JPEG truncated at {cut}", 400, json={**ok, "image": b64(jpeg[:cut])})
@@ -56,11 +68,27 @@ def malformed_cases() -> list[tuple[str, dict, int]]:
     add("PNG with corrupted data", 400, json={**ok, "image": b64(bytes(corrupt))})
     big = huge_png()
     add("20000x20000 PNG", 413, json={**ok, "image": b64(big)})
-    add("20000x20000 PNG, multipart", 413, files={"image": ("big.png", big, "image/png")},
-        data={"task": "vqa", "question": "q"})
-    add("7000x7000 PNG (over --max-pixels, under PIL's own limit)", 413, json={**ok, "image": b64(huge_png(7000, 7000))})
-    for blob in [b"hello world", b"\x00" * 64, b"%PDF-1.4\n", b"GIF89a", b"\x89PNG\r\n\x1a\n", b"<svg></svg>",
-                 b'{"json": true}', bytes(range(256)), b"BM" + b"\x00" * 20, b"RIFF\x00\x00\x00\x00WEBP"]:
+    add(
+        "20000x20000 PNG, multipart",
+        413,
+        files={"image": ("big.png", big, "image/png")},
+        data={"task": "vqa", "question": "q"},
+    )
+    add(
+        "7000x7000 PNG (over --max-pixels, under PIL's own limit)", 413, json={**ok, "image": b64(huge_png(7000, 7000))}
+    )
+    for blob in [
+        b"hello world",
+        b"\x00" * 64,
+        b"%PDF-1.4\n",
+        b"GIF89a",
+        b"\x89PNG\r\n\x1a\n",
+        b"<svg></svg>",
+        b'{"json": true}',
+        bytes(range(256)),
+        b"BM" + b"\x00" * 20,
+        b"RIFF\x00\x00\x00\x00WEBP",
+    ]:
         add(f"non-image bytes {blob[:8]!r}", 400, json={**ok, "image": b64(blob)})
     add("empty image", 400, json={**ok, "image": ""})
     for task in ["captoin", "VQA", "nope", "", "grounding-x", "classification ", "a" * 500]:
@@ -79,36 +107,100 @@ def malformed_cases() -> list[tuple[str, dict, int]]:
     for request_id in [[1], {"a": 1}, True, 1.5]:
         add(f"id {request_id!r}", 400, json={**ok, "id": request_id})
     classification = {"task": "classification", "image": ok["image"]}
-    for options in [None, {}, {"labels": []}, {"labels": "cat"}, {"labels": ["cat", "cat"]}, {"labels": ["cat", ""]},
-                    {"labels": LABELS, "inference": "magic"}, {"labels": LABELS, "top_k": 0},
-                    {"labels": LABELS, "top_k": "3"}, {"labels": LABELS, "colour": "red"},
-                    {"labels_file": "/etc/passwd"}, {"labels": LABELS, "labels_file": "x.txt"}, [1, 2], "not json{"]:
+    for options in [
+        None,
+        {},
+        {"labels": []},
+        {"labels": "cat"},
+        {"labels": ["cat", "cat"]},
+        {"labels": ["cat", ""]},
+        {"labels": LABELS, "inference": "magic"},
+        {"labels": LABELS, "top_k": 0},
+        {"labels": LABELS, "top_k": "3"},
+        {"labels": LABELS, "colour": "red"},
+        {"labels_file": "/etc/passwd"},
+        {"labels": LABELS, "labels_file": "x.txt"},
+        [1, 2],
+        "not json{",
+    ]:
         add(f"classification options {str(options)[:30]}", 400, json={**classification, "options": options})
     for options in [{"answers_file": "/etc/hosts"}, {"top_k": 3}, {"inference": "beam"}, {"answers": 7}]:
         add(f"vqa options {options}", 400, json={**ok, "options": options})
     add("caption options", 400, json={"task": "caption", "image": ok["image"], "options": {"labels": LABELS}})
-    for generation in [{"max_new_tokens": 65}, {"max_new_tokens": 10**9}, {"max_length": 1000}, {"num_beams": 9},
-                       {"num_beams": 100}, {"num_beam_groups": 50}, {"max_new_tokens": -1}, {"max_new_tokens": "5"},
-                       {"num_beams": 2.5}, {"num_beams": True}, {"num_return_sequences": 2}, {"not_a_setting": 1},
-                       {"temperature": [1]}, {"max_new_tokens": {"a": 1}}, "[]", [1], {"length_penalty": "long"},
-                       {"num_beams": 2, "num_beam_groups": 2, "diversity_penalty": 0.0, "do_sample": True}]:
+    for generation in [
+        {"max_new_tokens": 65},
+        {"max_new_tokens": 10**9},
+        {"max_length": 1000},
+        {"num_beams": 9},
+        {"num_beams": 100},
+        {"num_beam_groups": 50},
+        {"max_new_tokens": -1},
+        {"max_new_tokens": "5"},
+        {"num_beams": 2.5},
+        {"num_beams": True},
+        {"num_return_sequences": 2},
+        {"not_a_setting": 1},
+        {"temperature": [1]},
+        {"max_new_tokens": {"a": 1}},
+        "[]",
+        [1],
+        {"length_penalty": "long"},
+        {"num_beams": 2, "num_beam_groups": 2, "diversity_penalty": 0.0, "do_sample": True},
+    ]:
         add(f"generation {str(generation)[:30]}", 400, json={**ok, "generation": generation})
-    for body in [b"", b" ", b"{", b"{'task': 'vqa'}", b"[]", b"null", b"42", b'"vqa"', b"\xff\xfe", b'{"task": "vqa",}']:
+    for body in [
+        b"",
+        b" ",
+        b"{",
+        b"{'task': 'vqa'}",
+        b"[]",
+        b"null",
+        b"42",
+        b'"vqa"',
+        b"\xff\xfe",
+        b'{"task": "vqa",}',
+    ]:
         add(f"body {body[:10]!r}", 400, content=body, headers={"content-type": "application/json"})
     for content_type in ["text/plain", "application/xml", "image/png", "application/x-www-form-urlencoded", ""]:
-        add(f"content type {content_type!r}", 415, content=json.dumps(ok).encode(), headers={"content-type": content_type})
-    add("huge JSON over the limit", 413, content=b'{"task": "vqa", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}',
-        headers={"content-type": "application/json"})
+        add(
+            f"content type {content_type!r}",
+            415,
+            content=json.dumps(ok).encode(),
+            headers={"content-type": content_type},
+        )
+    add(
+        "huge JSON over the limit",
+        413,
+        content=b'{"task": "vqa", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+        headers={"content-type": "application/json"},
+    )
     add("multipart without boundary", 400, content=b"--x\r\n", headers={"content-type": "multipart/form-data"})
     add("multipart, broken", 400, content=b"garbage", headers={"content-type": "multipart/form-data; boundary=zz"})
-    add("multipart, options not JSON", 400, files={"image": ("a.png", good_png, "image/png")},
-        data={"task": "classification", "options": "{labels: cat}"})
-    add("multipart, generation over the limit", 400, files={"image": ("a.png", good_png, "image/png")},
-        data={"task": "caption", "generation": '{"num_beams": 64}'})
+    add(
+        "multipart, options not JSON",
+        400,
+        files={"image": ("a.png", good_png, "image/png")},
+        data={"task": "classification", "options": "{labels: cat}"},
+    )
+    add(
+        "multipart, generation over the limit",
+        400,
+        files={"image": ("a.png", good_png, "image/png")},
+        data={"task": "caption", "generation": '{"num_beams": 64}'},
+    )
     add("multipart, image missing", 422, data={"task": "vqa", "question": "q", "x": "1"}, files={"other": ("a", b"1")})
-    add("multipart, not an image", 400, files={"image": ("a.png", b"not an image", "image/png")}, data={"task": "caption"})
-    add("multipart, question twice", 400, files=[("image", ("a.png", good_png, "image/png"))],
-        data={"task": "vqa", "question": ["a", "b"]})
+    add(
+        "multipart, not an image",
+        400,
+        files={"image": ("a.png", b"not an image", "image/png")},
+        data={"task": "caption"},
+    )
+    add(
+        "multipart, question twice",
+        400,
+        files=[("image", ("a.png", good_png, "image/png"))],
+        data={"task": "vqa", "question": ["a", "b"]},
+    )
     return cases
 
 
@@ -121,14 +213,20 @@ def test_malformed_requests_get_4xx_json_errors(make_app):
         for what, post, status in cases:
             answer = client.post("/v1/predict", **post)
             body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else None
-            if (answer.status_code != status or not isinstance(body, dict) or set(body) != {"error"}
-                    or ("\n" not in body["error"] and "Traceback" in body["error"]) or "\n" in body["error"]):
+            if (
+                answer.status_code != status
+                or not isinstance(body, dict)
+                or set(body) != {"error"}
+                or ("\n" not in body["error"] and "Traceback" in body["error"])
+                or "\n" in body["error"]
+            ):
                 wrong.append(f"{what}: {answer.status_code} {answer.text[:200]}")
         growth = rss_mb() - before
         assert not wrong, "\n".join(wrong)
         # still answering
-        good = client.post("/v1/predict", json={"task": "vqa", "image": b64(png_bytes(9)), "question": "what?",
-                                                "generation": FAST})
+        good = client.post(
+            "/v1/predict", json={"task": "vqa", "image": b64(png_bytes(9)), "question": "what?", "generation": FAST}
+        )
         assert good.status_code == 200 and good.json()["task"] == "vqa"
         text = client.get("/metrics").text
     assert growth < 300, f"RSS grew by {growth:.0f} MB"
@@ -151,7 +249,9 @@ def _slow(seconds, calls=None):
                 calls.append(len(records))
             time.sleep(seconds)
             return [{"id": r["id"], "text": "slow", "prediction": "slow"} for r in records]
+
         return predict
+
     return factory
 
 
@@ -190,12 +290,17 @@ def test_a_failing_request_does_not_fail_its_batch(make_app):
             if any(r["question"] == "boom" for r in records):
                 raise OFAError("question 'boom' is not allowed")
             return [{"id": r["id"], "text": r["question"], "prediction": r["question"]} for r in records]
+
         return predict
 
     async def mixed():
         async with async_client(make_app(factory, max_batch=4, max_wait_ms=200)) as client:
-            return await asyncio.gather(*(client.post("/v1/predict", json={
-                "task": "vqa", "image": b64(png_bytes()), "question": q}) for q in ["a", "boom", "c", "d"]))
+            return await asyncio.gather(
+                *(
+                    client.post("/v1/predict", json={"task": "vqa", "image": b64(png_bytes()), "question": q})
+                    for q in ["a", "boom", "c", "d"]
+                )
+            )
 
     answers = run_async(mixed())
     assert [a.status_code for a in answers] == [200, 400, 200, 200]
@@ -207,6 +312,7 @@ def test_internal_error_is_500_without_traceback(make_app):
     def factory(model, processor, spec, prompt, options, generation):
         def predict(records):
             raise RuntimeError("secret detail\nTraceback (most recent call last)")
+
         return predict
 
     with TestClient(make_app(factory), raise_server_exceptions=False) as client:

@@ -52,10 +52,14 @@ def test_cider_d_perfect_match_on_disjoint_images_is_ten():
     # cosine 1 for every n and no length penalty, so CIDEr-D = 10 (reported x100).
     result = scores(["红色鞋子", "蓝色帽子"], [["红色鞋子"], ["蓝色帽子"]], "zh")
     assert result["cider"] == pytest.approx(1000.0, abs=1e-6)
-    english = scores(["a red running shoe", "two blue baseball hats"], [["a red running shoe"], ["two blue baseball hats"]], "en")
+    english = scores(
+        ["a red running shoe", "two blue baseball hats"], [["a red running shoe"], ["two blue baseball hats"]], "en"
+    )
     assert english["cider"] == pytest.approx(1000.0, abs=1e-6)
     # Three tokens have no 4-gram: that order contributes 0, so the mean over n = 1..4 is 7.5.
-    assert scores(["a red shoe", "blue hats here"], [["a red shoe"], ["blue hats here"]], "en")["cider"] == pytest.approx(750.0)
+    assert scores(["a red shoe", "blue hats here"], [["a red shoe"], ["blue hats here"]], "en")[
+        "cider"
+    ] == pytest.approx(750.0)
 
 
 def test_cider_d_rewards_the_better_caption():

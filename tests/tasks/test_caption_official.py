@@ -39,9 +39,11 @@ def test_official_text_cleaning_drops_ascii_punctuation_only() -> None:
 def test_training_rows_use_the_uniq_id_and_evaluation_rows_the_image_id(tmp_path: Path) -> None:
     """OFA reads training TSVs as cols 0,4,2 and evaluation ones as 1,4,2; captions lose ASCII punctuation."""
     path = tmp_path / "caption.tsv"
-    path.write_text(f"17\t391895\tA man, riding a horse!\thorse&&man\t{png((200, 30, 30))}\n"
-                    f"18\t522418\tA woman cutting cake.&& a  cake on a table ...&&!!\t\t{png((30, 30, 200))}\n",
-                    encoding="utf-8")
+    path.write_text(
+        f"17\t391895\tA man, riding a horse!\thorse&&man\t{png((200, 30, 30))}\n"
+        f"18\t522418\tA woman cutting cake.&& a  cake on a table ...&&!!\t\t{png((30, 30, 200))}\n",
+        encoding="utf-8",
+    )
     options = OfaCaptionTsvOptions(train=str(path), valid=str(path))
     train = list(read_ofa_caption_tsv(options, "train"))
     valid = list(read_ofa_caption_tsv(options, "valid"))
@@ -61,9 +63,18 @@ def model_and_data(tmp_path_factory) -> tuple[Path, Path]:
 
 def overrides(model: Path, tsv: Path, train: bool = True) -> list[str]:
     """The converted model and one TSV in place of the official ones (validation checks the training split too)."""
-    return ["--set", f"model.checkpoint={model}", "--set", f"data.reader.valid={tsv}", "--set",
-            f"data.reader.train={tsv if train else 'null'}", "--set", "data.reader.test=null", "--set",
-            'training.mixed_precision="no"']
+    return [
+        "--set",
+        f"model.checkpoint={model}",
+        "--set",
+        f"data.reader.valid={tsv}",
+        "--set",
+        f"data.reader.train={tsv if train else 'null'}",
+        "--set",
+        "data.reader.test=null",
+        "--set",
+        'training.mixed_precision="no"',
+    ]
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
@@ -74,7 +85,11 @@ def test_recipe_shows_its_setup_until_weights_and_data_exist(name: str, model_an
     assert recipe["metrics"] == [{"name": "caption", "tokenize": tokenize}]
     config = official_generation_config(search)
     assert (config.num_beams, config.max_new_tokens, config.min_new_tokens, config.no_repeat_ngram_size) == (
-        beams, new_tokens, 1, no_repeat)
+        beams,
+        new_tokens,
+        1,
+        no_repeat,
+    )
     assert main(["recipe", "validate", str(OFFICIAL / name)]) == 2
     err = capsys.readouterr().err
     assert "To set up this recipe: download" in err and checkpoint in err
@@ -97,6 +112,18 @@ def test_muge_recipe_can_read_muges_own_files_instead(model_and_data, tmp_path: 
     """The setup's alternative: replace the reader with `muge` on a folder (here an empty one)."""
     model, _ = model_and_data
     reader = orjson.dumps({"name": "muge", "folder": str(tmp_path)}).decode()
-    assert main(["recipe", "validate", str(OFFICIAL / "caption_muge.json"), "--set", f"model.checkpoint={model}",
-                 "--set", f"data.reader={reader}"]) == 2
+    assert (
+        main(
+            [
+                "recipe",
+                "validate",
+                str(OFFICIAL / "caption_muge.json"),
+                "--set",
+                f"model.checkpoint={model}",
+                "--set",
+                f"data.reader={reader}",
+            ]
+        )
+        == 2
+    )
     assert f"data.reader.folder: {tmp_path / 'IC_train.jsonl'} not found" in capsys.readouterr().err

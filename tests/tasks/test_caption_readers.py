@@ -11,15 +11,9 @@ import orjson
 import pytest
 from PIL import Image
 
-from ofa_core.plugin import TsvIndex
+from ofa_core.plugin import BadRecordError, TsvIndex
 from ofa_core.plugin._tsv import INDEX_SUFFIX
-from ofa_core.plugin import BadRecordError
-from ofa_tasks.caption.readers import (
-    MugeOptions,
-    OfaCaptionTsvOptions,
-    read_muge,
-    read_ofa_caption_tsv,
-)
+from ofa_tasks.caption.readers import MugeOptions, OfaCaptionTsvOptions, read_muge, read_ofa_caption_tsv
 
 
 def encoded(mode: str = "RGB", fmt: str = "JPEG", urlsafe: bool = False) -> str:

@@ -53,9 +53,16 @@ def muge_recipe(tmp_path) -> dict:
         "data": {"reader": {"name": "muge", "folder": "muge"}, "max_target_length": 16},
         "metrics": [{"name": "caption", "tokenize": "zh"}],
         "generation": {"num_beams": 2, "max_new_tokens": 8, "no_repeat_ngram_size": 3},
-        "training": {"per_device_train_batch_size": 8, "per_device_eval_batch_size": 3, "learning_rate": 3e-3,
-                     "lr_scheduler_type": "constant", "logging_steps": 10, "save_steps": 1000, "report_to": [],
-                     "seed": 0},
+        "training": {
+            "per_device_train_batch_size": 8,
+            "per_device_eval_batch_size": 3,
+            "learning_rate": 3e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 10,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
     }
 
 
@@ -79,7 +86,9 @@ def test_training_on_muge_data_beats_the_untrained_model(muge_recipe, tmp_path, 
     muge_recipe["training"].update(eval_strategy="steps", eval_steps=60, num_sample_predictions=2)
     run_recipe(muge_recipe, tmp_path, max_steps=60)
     shown = capsys.readouterr().err
-    assert "step 60 eval: cider=" in shown and " | " in shown.split("step 60 eval:")[1], "evaluation shows scores and samples"
+    assert "step 60 eval: cider=" in shown and " | " in shown.split("step 60 eval:")[1], (
+        "evaluation shows scores and samples"
+    )
     recipe_path = tmp_path / "recipe.json"
     before = evaluate(recipe_path, tmp_path / "model", capsys)
     checkpoint = sorted((tmp_path / "run").glob("checkpoint-*"))[-1]
@@ -94,18 +103,29 @@ def test_muge_recipe_resolves_once_weights_and_data_exist(muge_recipe, tmp_path,
 
     recipe = Path(__file__).resolve().parents[2] / "recipes" / "muge_caption.json"
     settings = orjson.loads(recipe.read_bytes())["training"]
-    assert (settings["per_device_train_batch_size"], settings["learning_rate"], settings["warmup_steps"]) == (128, 5e-5, 3000)
+    assert (settings["per_device_train_batch_size"], settings["learning_rate"], settings["warmup_steps"]) == (
+        128,
+        5e-5,
+        3000,
+    )
     assert settings["lr_scheduler_type"] == "cosine" and settings["freeze_encoder"] is True
-    overrides = ["--set", f'model.checkpoint="{tmp_path / "model"}"', "--set", f'data.reader.folder="{tmp_path / "muge"}"']
+    overrides = [
+        "--set",
+        f'model.checkpoint="{tmp_path / "model"}"',
+        "--set",
+        f'data.reader.folder="{tmp_path / "muge"}"',
+    ]
     assert main(["run", str(recipe), "--dry-run", *overrides]) == 0
     assert main(["run", str(recipe)]) == 2
     assert "model.checkpoint" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("lang, search", [("zh", "caption-zh"), ("en", "caption")])
-def test_without_a_generation_key_captions_decode_with_the_languages_official_search(muge_recipe, tmp_path, lang, search):
-    from ofa_core.trainer import plugin as builtins
+def test_without_a_generation_key_captions_decode_with_the_languages_official_search(
+    muge_recipe, tmp_path, lang, search
+):
     from ofa_core.recipe import load, resolve
+    from ofa_core.trainer import plugin as builtins
     from ofa_tasks.caption import plugin
 
     recipe = {**muge_recipe, "task": {"name": "caption", "lang": lang}}

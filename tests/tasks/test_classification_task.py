@@ -11,20 +11,16 @@ import orjson
 import pytest
 from PIL import Image
 
-from ofa_core.cli import main
 from ofa_core import OFAError
+from ofa_core.cli import main
 from ofa_core.model.image_processing import load_image
+from ofa_core.plugin import BadRecordError, ClosedSet
 from ofa_core.recipe import build_options
 from ofa_core.recipe.schema import RecipeError
-from ofa_core.plugin import BadRecordError
-from ofa_core.plugin import ClosedSet
 from ofa_core.testing import check_metric, registry_with, run_recipe, tiny_checkpoint
 from ofa_tasks.classification import plugin
 from ofa_tasks.classification.labels import ClassificationOptions
-from ofa_tasks.classification.metrics import (
-    ClassificationMetricOptions,
-    ClassificationScores,
-)
+from ofa_tasks.classification.metrics import ClassificationMetricOptions, ClassificationScores
 from ofa_tasks.classification.readers import (
     ClassificationJsonlOptions,
     ImageFolderOptions,
@@ -49,6 +45,7 @@ def write(path: Path, data: bytes) -> Path:
 
 # ---- registration, options, labels -----------------------------------------------------------------
 
+
 def test_components_are_registered_with_the_official_caption_prompt():
     registry = registry_with(plugin)
     assert registry.prompts.get("classification.en").source == " what does the image describe?"
@@ -61,16 +58,19 @@ def test_components_are_registered_with_the_official_caption_prompt():
     assert closed == ClosedSet(answers=("猫", "dog"), inference="beam", top_k=2, restrict_loss=True)  # top_k capped
 
 
-@pytest.mark.parametrize(("values", "expected"), [
-    ({}, "task.options: neither labels nor labels_file given; set exactly one"),
-    ({"labels": ["a"], "labels_file": "labels.txt"}, "task.options.labels_file: both labels and labels_file given"),
-    ({"labels": ["cat", "dog", "cat"]}, "task.options.labels: labels[2] 'cat' repeats labels[0]"),
-    ({"labels": ["cat", " "]}, "task.options.labels: labels[1] is ' '; every label must be non-empty text"),
-    ({"labels": "cat,dog"}, "task.options.labels: labels must be a list of strings"),
-    ({"labels": []}, "task.options.labels: labels is an empty list"),
-    ({"labels_file": "missing.txt"}, "task.options.labels_file: "),
-    ({"labels": ["a"], "inference": "greedy"}, "task.options.inference: 'greedy' is not one of 'rank', 'beam'"),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, "task.options: neither labels nor labels_file given; set exactly one"),
+        ({"labels": ["a"], "labels_file": "labels.txt"}, "task.options.labels_file: both labels and labels_file given"),
+        ({"labels": ["cat", "dog", "cat"]}, "task.options.labels: labels[2] 'cat' repeats labels[0]"),
+        ({"labels": ["cat", " "]}, "task.options.labels: labels[1] is ' '; every label must be non-empty text"),
+        ({"labels": "cat,dog"}, "task.options.labels: labels must be a list of strings"),
+        ({"labels": []}, "task.options.labels: labels is an empty list"),
+        ({"labels_file": "missing.txt"}, "task.options.labels_file: "),
+        ({"labels": ["a"], "inference": "greedy"}, "task.options.inference: 'greedy' is not one of 'rank', 'beam'"),
+    ],
+)
 def test_option_errors_name_the_field(tmp_path, values, expected):
     (tmp_path / "labels.txt").write_text("a\n", encoding="utf-8")
     with pytest.raises(RecipeError) as error:
@@ -84,16 +84,26 @@ def test_labels_file_is_resolved_against_the_recipe_and_read_as_utf8(tmp_path):
     write(tmp_path / "data" / "labels.txt", "\ufeff金毛犬\r\n golden retriever \n猫\n\n\n".encode())
     options = build_options(ClassificationOptions, {"labels_file": "data/labels.txt"}, "task.options", tmp_path)
     assert options.labels_file == str(tmp_path / "data" / "labels.txt")
-    assert plugin.closed_set(options).answers == ("金毛犬", "golden retriever", "猫")  # BOM, CRLF, spaces, trailing blanks
+    assert plugin.closed_set(options).answers == (
+        "金毛犬",
+        "golden retriever",
+        "猫",
+    )  # BOM, CRLF, spaces, trailing blanks
     write(tmp_path / "labels.json", orjson.dumps({"tabby cat": 0, "金毛犬": 1}))  # OFA's label-to-index maps, exported
-    assert plugin.closed_set(ClassificationOptions(labels_file=str(tmp_path / "labels.json"))).answers == ("tabby cat", "金毛犬")
+    assert plugin.closed_set(ClassificationOptions(labels_file=str(tmp_path / "labels.json"))).answers == (
+        "tabby cat",
+        "金毛犬",
+    )
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ("猫\n狗\n猫\n".encode(), r"labels\.txt: task\.options\.labels_file: line 3 repeats '猫' \(line 1\)"),
-    (b"\n\n", r"labels\.txt: task\.options\.labels_file: no answers in the file"),
-    ("红色\n".encode("gbk"), r"labels\.txt: task\.options\.labels_file: not UTF-8 text .*save it as UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("猫\n狗\n猫\n".encode(), r"labels\.txt: task\.options\.labels_file: line 3 repeats '猫' \(line 1\)"),
+        (b"\n\n", r"labels\.txt: task\.options\.labels_file: no answers in the file"),
+        ("红色\n".encode("gbk"), r"labels\.txt: task\.options\.labels_file: not UTF-8 text .*save it as UTF-8"),
+    ],
+)
 def test_labels_file_errors_name_file_and_line(tmp_path, data, expected):
     options = ClassificationOptions(labels_file=str(write(tmp_path / "labels.txt", data)))
     with pytest.raises(OFAError, match=expected):
@@ -122,6 +132,7 @@ def test_a_label_outside_the_set_is_an_error_naming_the_record_and_the_fix(tmp_p
 
 # ---- readers ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def image_tree(tmp_path) -> Path:
     root = tmp_path / "images"
@@ -140,7 +151,10 @@ def test_image_folder_reads_classes_from_folder_names_and_skips_bad_files(image_
     with caplog.at_level(logging.WARNING):
         records = list(read_image_folder(ImageFolderOptions(root=str(image_tree)), "train"))
     assert [(r["id"], r["label"]) for r in records] == [
-        ("red car/c.JPEG", "red car"), ("红色/a.png", "红色"), ("红色/b.webp", "红色")]
+        ("red car/c.JPEG", "red car"),
+        ("红色/a.png", "红色"),
+        ("红色/b.webp", "红色"),
+    ]
     assert records[1]["references"] == ["红色"] and records[1]["image"] == str(image_tree / "train" / "红色" / "a.png")
     assert [load_image(r["image"]).mode for r in records] == ["RGB", "RGB", "RGB"]  # RGBA PNG and WebP decode to RGB
     text = caplog.text
@@ -154,7 +168,9 @@ def test_image_folder_errors(image_tree):
     strict = ImageFolderOptions(root=str(image_tree), bad_records="error")
     with pytest.raises(BadRecordError, match=r"red car/notes\.txt: image: not a readable image.*bad_records"):
         list(read_image_folder(strict, "train"))
-    with pytest.raises(OFAError, match=r"data\.reader\.root: no test folder in .*expected .*/test/<class name>/<images>"):
+    with pytest.raises(
+        OFAError, match=r"data\.reader\.root: no test folder in .*expected .*/test/<class name>/<images>"
+    ):
         list(read_image_folder(strict, "test"))
     (image_tree / "valid").mkdir()
     with pytest.raises(OFAError, match=r"both .*valid and .*val exist; keep one folder for the valid split"):
@@ -163,7 +179,9 @@ def test_image_folder_errors(image_tree):
 
 def test_jsonl_reader_accepts_paths_base64_and_tsv_ids(tmp_path, caplog):
     write(tmp_path / "imgs" / "cat.png", image_bytes((10, 10, 10, 0), "RGBA"))
-    tsv = write(tmp_path / "images.tsv", b"img7\t" + base64.urlsafe_b64encode(image_bytes((0, 0, 255), fmt="WEBP")) + b"\n")
+    tsv = write(
+        tmp_path / "images.tsv", b"img7\t" + base64.urlsafe_b64encode(image_bytes((0, 0, 255), fmt="WEBP")) + b"\n"
+    )
     lines = [
         orjson.dumps({"id": "p1", "image": "imgs/cat.png", "label": "猫"}),
         orjson.dumps({"image": base64.b64encode(image_bytes((0, 255, 0), fmt="JPEG")).decode(), "label": "dog"}),
@@ -178,7 +196,10 @@ def test_jsonl_reader_accepts_paths_base64_and_tsv_ids(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         records = list(read_classification_jsonl(options, "valid"))
     assert [(r["id"], r["label"], r["references"]) for r in records] == [
-        ("p1", "猫", ["猫"]), ("valid:2", "dog", ["dog"]), ("3", "猫", ["猫"])]  # a missing id becomes file:line
+        ("p1", "猫", ["猫"]),
+        ("valid:2", "dog", ["dog"]),
+        ("3", "猫", ["猫"]),
+    ]  # a missing id becomes file:line
     assert records[0]["image"] == str(tmp_path / "imgs" / "cat.png")
     assert Image.open(io.BytesIO(records[1]["image"])).format == "JPEG"
     assert Image.open(io.BytesIO(records[2]["image"])).format == "WEBP"
@@ -201,6 +222,7 @@ def test_jsonl_test_split_may_omit_labels_and_missing_split_files_are_named(tmp_
 
 # ---- metric ----------------------------------------------------------------------------------------
 
+
 def test_metric_hand_computed_in_chinese_and_merged_across_processes():
     spec = registry_with(plugin).metrics.get("classification")
     predictions = ["猫", "猫", "狗", "狗", "鸟", "猫"]
@@ -211,7 +233,9 @@ def test_metric_hand_computed_in_chinese_and_merged_across_processes():
     f1_cat, f1_dog = 2 / 3, 2 * 1 * (2 / 3) / (1 + 2 / 3)
     assert scores["accuracy"] == pytest.approx(100 * 4 / 6)
     assert scores["macro_f1"] == pytest.approx(100 * (f1_cat + f1_dog + 0) / 3)
-    assert scores["class/狗/precision"] == pytest.approx(100.0) and scores["class/狗/recall"] == pytest.approx(100 * 2 / 3)
+    assert scores["class/狗/precision"] == pytest.approx(100.0) and scores["class/狗/recall"] == pytest.approx(
+        100 * 2 / 3
+    )
     assert scores["class/猫/f1"] == pytest.approx(100 * f1_cat) and scores["class/猫/support"] == 3.0
     assert (scores["class/鸟/precision"], scores["class/鸟/support"]) == (0.0, 0.0)
     assert next(iter(scores)) == "accuracy"  # the default metric_for_best_model
@@ -259,9 +283,16 @@ def squares_recipe(tmp_path) -> dict:
         "model": {"checkpoint": "model"},
         "task": {"name": "classification", "lang": "zh", "options": {"labels_file": "labels.txt", "top_k": 2}},
         "data": {"reader": {"name": "image_folder", "root": "squares"}},
-        "training": {"per_device_train_batch_size": 6, "per_device_eval_batch_size": 6, "learning_rate": 5e-3,
-                     "lr_scheduler_type": "constant", "logging_steps": 10, "save_steps": 1000, "report_to": [],
-                     "seed": 0},
+        "training": {
+            "per_device_train_batch_size": 6,
+            "per_device_eval_batch_size": 6,
+            "learning_rate": 5e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 10,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
     }
 
 
@@ -293,8 +324,14 @@ def test_classification_recipe_validates_once_weights_and_data_exist(squares_rec
     assert recipe["model"] == muge["model"] and recipe["loss"] == muge["loss"]
     assert recipe["task"]["lang"] == "zh" and recipe["data"]["reader"]["name"] == "image_folder"
     assert recipe["training"]["metric_for_best_model"] == "accuracy"
-    overrides = ["--set", f'model.checkpoint="{tmp_path / "model"}"', "--set", f'data.reader.root="{tmp_path / "squares"}"',
-                 "--set", f'task.options.labels_file="{tmp_path / "labels.txt"}"']
+    overrides = [
+        "--set",
+        f'model.checkpoint="{tmp_path / "model"}"',
+        "--set",
+        f'data.reader.root="{tmp_path / "squares"}"',
+        "--set",
+        f'task.options.labels_file="{tmp_path / "labels.txt"}"',
+    ]
     assert main(["recipe", "validate", str(RECIPES / "classification.json"), *overrides]) == 0
     assert main(["recipe", "validate", str(RECIPES / "classification.json")]) == 2
     assert "model.checkpoint" in capsys.readouterr().err

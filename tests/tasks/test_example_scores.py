@@ -9,24 +9,39 @@ import pytest
 from ofa_core.plugin._scores import score_rows
 from ofa_core.testing import registry_with
 
-CAPTIONS = [("一只红色的杯子", ["一只红色的杯子", "红色的杯子放在桌上"]),
-            ("蓝色的鞋", ["一双蓝色的鞋子", "蓝色运动鞋"]),
-            ("桌子", ["一个绿色的包", "绿色的手提包"]),
-            ("a red cup on a table", ["a red cup on the table", "a red mug"])]
+CAPTIONS = [
+    ("一只红色的杯子", ["一只红色的杯子", "红色的杯子放在桌上"]),
+    ("蓝色的鞋", ["一双蓝色的鞋子", "蓝色运动鞋"]),
+    ("桌子", ["一个绿色的包", "绿色的手提包"]),
+    ("a red cup on a table", ["a red cup on the table", "a red mug"]),
+]
 SAMPLES = {
     "caption": CAPTIONS,
     "cider_d": CAPTIONS,
     "vqa": [("red", ["red", "0.3|!+blue"]), ("blue", ["red", "0.3|!+blue"]), ("green", ["red"])],
     "classification": [("cat", ["cat"]), ("dog", ["cat"]), ("dog", ["dog"])],
-    "grounding": [([10, 10, 50, 50], [[12, 10, 50, 52]]), ([0, 0, 5, 5], [[20, 20, 40, 40]]),
-                  ([10, 10, 30, 30], [[10, 10, 50, 50]]), (None, [[1, 1, 2, 2]])],
+    "grounding": [
+        ([10, 10, 50, 50], [[12, 10, 50, 52]]),
+        ([0, 0, 5, 5], [[20, 20, 40, 40]]),
+        ([10, 10, 30, 30], [[10, 10, 50, 50]]),
+        (None, [[1, 1, 2, 2]]),
+    ],
     "snli_ve": [("yes", ["yes"]), ("no", ["maybe"]), ("maybe", ["maybe"])],
     "ocr": [("你好世界", ["你好世界"]), ("你好", ["你好世界"]), ("", ["abc"])],
-    "rouge": [("police arrest man in city", ["police arrested a man in the city"]), ("storm hits coast", ["rain falls"])],
+    "rouge": [
+        ("police arrest man in city", ["police arrested a man in the city"]),
+        ("storm hits coast", ["rain falls"]),
+    ],
     "glue": [("yes", ["yes"]), ("no", ["yes"]), ("no", ["no"])],
 }
-FLAG_SHARE = {"vqa": "exact_match", "classification": "accuracy", "grounding": "acc@0.5", "snli_ve": "accuracy",
-              "ocr": "accuracy", "glue": "accuracy"}
+FLAG_SHARE = {
+    "vqa": "exact_match",
+    "classification": "accuracy",
+    "grounding": "acc@0.5",
+    "snli_ve": "accuracy",
+    "ocr": "accuracy",
+    "glue": "accuracy",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +60,10 @@ def test_every_builtin_metric_with_example_scores_is_sampled(metrics):
 def test_mean_of_example_scores_is_the_reported_metric(metrics, name):
     spec = metrics[name]
     options = spec.options()
-    rows = [{"id": str(index), "prediction": prediction, "references": references}
-            for index, (prediction, references) in enumerate(SAMPLES[name])]
+    rows = [
+        {"id": str(index), "prediction": prediction, "references": references}
+        for index, (prediction, references) in enumerate(SAMPLES[name])
+    ]
     source = score_rows([(name, spec, options)], rows)
     assert source.metric == name and source.key == spec.example_score
     metric = spec.build(options)
@@ -59,14 +76,17 @@ def test_mean_of_example_scores_is_the_reported_metric(metrics, name):
         correct = [row["correct"] for row in rows]
         assert 100 * sum(correct) / len(rows) == pytest.approx(metric.compute()[FLAG_SHARE[name]])
 
+
 def test_caption_scores_use_the_whole_split_document_frequencies(metrics):
     """A caption's CIDEr-D depends on the other references of the split (document frequencies): scoring it alone
     gives another number, and the per-example scores of the split average to the split's CIDEr-D."""
     spec = metrics["caption"]
     rows = [{"id": str(i), "prediction": p, "references": r} for i, (p, r) in enumerate(CAPTIONS)]
     score_rows([("caption", spec, spec.options())], rows)
-    alone = [{"id": "0", "prediction": CAPTIONS[0][0], "references": CAPTIONS[0][1]},
-             {"id": "1", "prediction": CAPTIONS[1][0], "references": CAPTIONS[1][1]}]
+    alone = [
+        {"id": "0", "prediction": CAPTIONS[0][0], "references": CAPTIONS[0][1]},
+        {"id": "1", "prediction": CAPTIONS[1][0], "references": CAPTIONS[1][1]},
+    ]
     score_rows([("caption", spec, spec.options())], alone)
     assert alone[0]["score"] != pytest.approx(rows[0]["score"])
 

@@ -20,7 +20,12 @@ from ofa_core.plugin import OFAError
 from ofa_core.testing import check_metric, fake_image, registry_with, tiny_checkpoint, tiny_processor
 from ofa_tasks.grounding.metrics import GroundingAccuracy, GroundingMetricOptions
 from ofa_tasks.grounding.plugin import PROMPTS, GroundingOptions, allowed_tokens, postprocess, preprocess
-from ofa_tasks.grounding.readers import GroundingJsonlOptions, GroundingTsvOptions, read_grounding_jsonl, read_grounding_tsv
+from ofa_tasks.grounding.readers import (
+    GroundingJsonlOptions,
+    GroundingTsvOptions,
+    read_grounding_jsonl,
+    read_grounding_tsv,
+)
 from ofa_tasks.grounding.text import clean_expression
 
 SPEC = Path(__file__).resolve().parents[2].parent / "shared/spec"
@@ -58,7 +63,13 @@ def test_components_are_registered_with_the_official_prompts_and_search():
     assert (task.reader, task.metrics, task.generation) == ("grounding_tsv", ("grounding",), "grounding")
     assert "grounding_tsv" in registry.readers and "grounding_jsonl" in registry.readers
     search = OFFICIAL_SEARCH["grounding"]
-    assert (search.beam, search.min_len, search.max_len_b, search.max_len_a, search.no_repeat_ngram_size) == (5, 4, 4, 0, 3)
+    assert (search.beam, search.min_len, search.max_len_b, search.max_len_a, search.no_repeat_ngram_size) == (
+        5,
+        4,
+        4,
+        0,
+        3,
+    )
 
 
 def test_expression_clean_up_is_the_official_caption_clean_up():
@@ -69,8 +80,9 @@ def test_expression_clean_up_is_the_official_caption_clean_up():
 
 
 def test_english_source_and_target_ids_with_the_official_vocabulary(en):
-    record = preprocess({"id": "1", "image": png((640, 480)), "text": "Man in RED", "box": [100, 50, 300, 410]},
-                        "train", OPTIONS)
+    record = preprocess(
+        {"id": "1", "image": png((640, 480)), "text": "Man in RED", "box": [100, 50, 300, 410]}, "train", OPTIONS
+    )
     example = RecordEncoder(en, PROMPTS["en"]).encode(record)
     # Every word is one GPT-2 token: Ġwhich Ġregion Ġdoes Ġthe Ġtext Ġ" Ġman Ġin Ġred Ġ" Ġdescribe ?,
     # each id its line in dict.txt + 4 (encoder.json gives the GPT-2 id that dict.txt lists).
@@ -81,7 +93,9 @@ def test_english_source_and_target_ids_with_the_official_vocabulary(en):
 
 
 def test_chinese_source_ids_with_the_official_vocabulary(zh):
-    record = preprocess({"id": "1", "image": png((64, 64)), "text": "红色的车", "box": [0, 0, 64, 64]}, "train", OPTIONS)
+    record = preprocess(
+        {"id": "1", "image": png((64, 64)), "text": "红色的车", "box": [0, 0, 64, 64]}, "train", OPTIONS
+    )
     example = RecordEncoder(zh, PROMPTS["zh"]).encode(record)
     lines = BERT_CN_VOCAB.read_text(encoding="utf-8").split("\n")
     # BERT splits CJK and punctuation into characters and drops spaces; fairseq id = vocab.txt line + 4.
@@ -90,15 +104,18 @@ def test_chinese_source_ids_with_the_official_vocabulary(zh):
     assert example.labels == (29325, 29325, 29325 + 999, 29325 + 999, 2)
 
 
-@pytest.mark.parametrize("size, box, options, bins", [
-    # round(v / w * 999) when patch_image_size == max_image_size: 156.09, 104.06, 468.28, 853.31
-    ((640, 480), [100, 50, 300, 410], OPTIONS, (156, 104, 468, 853)),
-    ((300, 600), [0, 0, 300, 600], OPTIONS, (0, 0, 999, 999)),
-    # a tall image is squashed: 30/60*999 = 499.5 -> 500 (x), 300/1200*999 = 249.75 -> 250 (y)
-    ((60, 1200), [30, 300, 45, 900], OPTIONS, (500, 250, 749, 749)),
-    # official zero-shot: 480 px square, boxes still divided by 512: 240*480/480/512*999 = 468.28, 937.08
-    ((480, 480), [240, 120, 480, 480], GroundingOptions(patch_image_size=480), (468, 234, 937, 937)),
-])
+@pytest.mark.parametrize(
+    "size, box, options, bins",
+    [
+        # round(v / w * 999) when patch_image_size == max_image_size: 156.09, 104.06, 468.28, 853.31
+        ((640, 480), [100, 50, 300, 410], OPTIONS, (156, 104, 468, 853)),
+        ((300, 600), [0, 0, 300, 600], OPTIONS, (0, 0, 999, 999)),
+        # a tall image is squashed: 30/60*999 = 499.5 -> 500 (x), 300/1200*999 = 249.75 -> 250 (y)
+        ((60, 1200), [30, 300, 45, 900], OPTIONS, (500, 250, 749, 749)),
+        # official zero-shot: 480 px square, boxes still divided by 512: 240*480/480/512*999 = 468.28, 937.08
+        ((480, 480), [240, 120, 480, 480], GroundingOptions(patch_image_size=480), (468, 234, 937, 937)),
+    ],
+)
 def test_target_bins_hand_computed(size, box, options, bins):
     record = preprocess({"id": "r", "image": png(size), "text": "x", "box": box}, "valid", options)
     assert record["region"] == " ".join(f"<bin_{b}>" for b in bins)
@@ -137,17 +154,23 @@ def test_acc_at_half_counts_as_the_official_evaluation():
     metric = GroundingAccuracy(GroundingMetricOptions())
     metric.update(
         ["0 0 10 10", "0 0 10 10", "0 0 10 10", "0 0 10 10", "10 10 0 0", "", "1 1 9 9"],
-        [["0 0 10 10"], ["0 0 10 6"], ["0 0 10 5"], ["10 0 20 10"], ["0 0 10 10"], ["0 0 10 10"], ["0,0,10,10"]])
+        [["0 0 10 10"], ["0 0 10 6"], ["0 0 10 5"], ["10 0 20 10"], ["0 0 10 10"], ["0 0 10 10"], ["0,0,10,10"]],
+    )
     # IoU 1 hit; 0.6 hit; 50 / (100 + 50 - 50 + 1e-6) just under 0.5: miss; touching (zero width): miss;
     # inverted prediction (negative intersection): miss; no box: miss; 64 / 100 hit.
     assert metric.hits == 3 and metric.count == 7
     assert metric.compute() == pytest.approx({"acc@0.5": 300 / 7, "miou": 100 * (1 + 0.6 + 0.5 + 0.64) / 7}, abs=1e-4)
     registry = registry_with(installed=True)
-    scores = check_metric(registry.metrics.get("grounding"), ["0 0 10 10", "junk", "0 0 10 6", "5 5 9 9"],
-                          [["0 0 10 10"], ["0 0 10 10"], ["0 0 10 10"], ["0 0 1 1"]])
+    scores = check_metric(
+        registry.metrics.get("grounding"),
+        ["0 0 10 10", "junk", "0 0 10 6", "5 5 9 9"],
+        [["0 0 10 10"], ["0 0 10 10"], ["0 0 10 10"], ["0 0 1 1"]],
+    )
     assert scores["acc@0.5"] == 50.0
     as_numbers = GroundingAccuracy(GroundingMetricOptions())  # what the task gives: lists / None, reference tuples
-    as_numbers.update([[0.0, 0.0, 10.0, 6.0], None, [1, 1, 9, 9]], [[(0, 0, 10, 10)], [(0, 0, 10, 10)], [(0, 0, 10, 10)]])
+    as_numbers.update(
+        [[0.0, 0.0, 10.0, 6.0], None, [1, 1, 9, 9]], [[(0, 0, 10, 10)], [(0, 0, 10, 10)], [(0, 0, 10, 10)]]
+    )
     assert as_numbers.compute() == pytest.approx({"acc@0.5": 200 / 3, "miou": 100 * (0.6 + 0.64) / 3}, abs=1e-4)
     strict = GroundingAccuracy(GroundingMetricOptions(iou_threshold=0.7))
     strict.update(["0 0 10 6"], [["0 0 10 10"]])
@@ -155,29 +178,46 @@ def test_acc_at_half_counts_as_the_official_evaluation():
 
 
 def test_official_tsv_layouts_english_and_chinese(tmp_path, caplog):
-    image, other = (base64.urlsafe_b64encode(png(size, seed)).decode() for seed, size in ((0, (640, 480)), (1, (30, 20))))
+    image, other = (
+        base64.urlsafe_b64encode(png(size, seed)).decode() for seed, size in ((0, (640, 480)), (1, (30, 20)))
+    )
     english = tmp_path / "refcoco_val.tsv"  # uniq-id, image-id, text, box, image: selected_cols 0,4,2,3
-    english.write_text(f"7\t42\tleft man\t1.5,2,300.25,400\t{image}\n8\t42\tright man\t10,20,30,40\t{image}\n"
-                       f"9\t43\tdog\t1,2,3\t{other}\n10\t44\tcat\t1,2,3,4\tnot-an-image\n", encoding="utf-8")
+    english.write_text(
+        f"7\t42\tleft man\t1.5,2,300.25,400\t{image}\n8\t42\tright man\t10,20,30,40\t{image}\n"
+        f"9\t43\tdog\t1,2,3\t{other}\n10\t44\tcat\t1,2,3,4\tnot-an-image\n",
+        encoding="utf-8",
+    )
     with caplog.at_level(logging.WARNING):
         records = list(read_grounding_tsv(GroundingTsvOptions(valid=str(english)), "valid"))
     assert [(r["id"], r["text"], r["box"], r["width"], r["height"]) for r in records] == [
-        ("7", "left man", [1.5, 2.0, 300.25, 400.0], 640, 480), ("8", "right man", [10.0, 20.0, 30.0, 40.0], 640, 480)]
+        ("7", "left man", [1.5, 2.0, 300.25, 400.0], 640, 480),
+        ("8", "right man", [10.0, 20.0, 30.0, 40.0], 640, 480),
+    ]
     assert records[0]["references"] == [(1.5, 2.0, 300.25, 400.0)] and records[0]["image"] is records[1]["image"]
-    assert f"{english}:3: column 3: a box is 4 numbers" in caplog.text and f"{english}:4: column 4 (image)" in caplog.text
+    assert (
+        f"{english}:3: column 3: a box is 4 numbers" in caplog.text and f"{english}:4: column 4 (image)" in caplog.text
+    )
     chinese = tmp_path / "refcoco_cn_val.tsv"  # uniq-id, text, box, image: selected_cols 0,3,1,2
     chinese.write_text(f"c1\t左边的人\t1,2,3,4\t{other}\n", encoding="utf-8")
     [record] = read_grounding_tsv(GroundingTsvOptions(valid=str(chinese), columns=[0, 3, 1, 2]), "valid")
-    assert (record["id"], record["text"], record["box"], record["width"]) == ("c1", "左边的人", [1.0, 2.0, 3.0, 4.0], 30)
+    assert (record["id"], record["text"], record["box"], record["width"]) == (
+        "c1",
+        "左边的人",
+        [1.0, 2.0, 3.0, 4.0],
+        30,
+    )
     with pytest.raises(ValueError, match="4 distinct column numbers"):
         GroundingTsvOptions(columns=[0, 3, 3, 2])
 
 
 def test_jsonl_reader_paths_base64_and_unlabelled_test_lines(tmp_path, caplog):
     fake_image(0, (40, 30)).save(tmp_path / "a.png")
-    lines = [{"id": "x", "image": "a.png", "text": "a car", "box": [1, 2, 30, 20]},
-             {"image": base64.b64encode(png((20, 10))).decode(), "text": "a dog", "box": [0, 0, 10, 5]},
-             {"image": "a.png", "text": "no box"}, {"image": "a.png", "text": "bad", "box": [1, 2]}]
+    lines = [
+        {"id": "x", "image": "a.png", "text": "a car", "box": [1, 2, 30, 20]},
+        {"image": base64.b64encode(png((20, 10))).decode(), "text": "a dog", "box": [0, 0, 10, 5]},
+        {"image": "a.png", "text": "no box"},
+        {"image": "a.png", "text": "bad", "box": [1, 2]},
+    ]
     (tmp_path / "data.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
     options = GroundingJsonlOptions(train=str(tmp_path / "data.jsonl"), test=str(tmp_path / "data.jsonl"))
     with caplog.at_level(logging.WARNING):
@@ -211,7 +251,10 @@ def test_official_recipes_validate_once_weights_and_data_exist(tmp_path, capsys,
     path = RECIPES / f"{name}.json"
     recipe = orjson.loads(path.read_bytes())
     assert (recipe["task"], recipe["data"]["reader"]["columns"], recipe["generation"]) == (
-        {"name": "grounding", "lang": lang}, columns, "grounding")
+        {"name": "grounding", "lang": lang},
+        columns,
+        "grounding",
+    )
     assert recipe["training"]["per_device_train_batch_size"] * recipe["training"]["gradient_accumulation_steps"] == 128
     tiny_checkpoint(tmp_path / "model")
     row = [""] * 5

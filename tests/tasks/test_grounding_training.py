@@ -33,8 +33,16 @@ def boxes_recipe(tmp_path) -> dict:
         "model": {"checkpoint": "model"},
         "task": {"name": "grounding", "lang": "en"},
         "data": {"reader": {"name": "grounding_jsonl", "train": "boxes.jsonl", "valid": "boxes.jsonl"}},
-        "training": {"per_device_train_batch_size": 4, "per_device_eval_batch_size": 4, "learning_rate": 5e-3,
-                     "lr_scheduler_type": "constant", "logging_steps": 20, "save_steps": 1000, "report_to": [], "seed": 0},
+        "training": {
+            "per_device_train_batch_size": 4,
+            "per_device_eval_batch_size": 4,
+            "learning_rate": 5e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 20,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
     }
 
 
@@ -60,8 +68,24 @@ def test_training_on_generated_boxes_beats_the_untrained_model(boxes_recipe, tmp
 def predict(tmp_path: Path, name: str, *argv: str) -> list[dict]:
     images = [str(tmp_path / f"{index}.png") for index in range(len(SIZES))]
     out = tmp_path / f"{name}.jsonl"
-    assert main(["predict", "--model", str(tmp_path / "model"), "--task", "grounding", "--field", "text=the red box",
-                 *argv, *images, "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "model"),
+                "--task",
+                "grounding",
+                "--field",
+                "text=the red box",
+                *argv,
+                *images,
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return [orjson.loads(line) for line in out.read_bytes().splitlines()]
 
 
@@ -79,28 +103,42 @@ def test_predict_in_batches_matches_one_at_a_time_and_stays_on_the_bins(boxes_re
 def _is_box_on(box, size) -> bool:
     """Four floats inside an image of `size`: a box a program can use without parsing text."""
     width, height = size
-    return (len(box) == 4 and all(isinstance(value, float) for value in box)
-            and max(box[0], box[2]) <= width and max(box[1], box[3]) <= height and min(box) >= 0)
+    return (
+        len(box) == 4
+        and all(isinstance(value, float) for value in box)
+        and max(box[0], box[2]) <= width
+        and max(box[1], box[3]) <= height
+        and min(box) >= 0
+    )
 
 
 def test_the_pipeline_and_the_http_api_answer_with_boxes_as_numbers(boxes_recipe, tmp_path):
-    import ofa_core
     from fastapi.testclient import TestClient
 
+    import ofa_core
     from ofa_core.inference.loading import load_model
     from ofa_core.registry import load_plugins
     from ofa_core.serving.app import ServeSettings, create_app
     from ofa_core.serving.requests import served_tasks
 
     images = [str(tmp_path / f"{index}.png") for index in range(len(SIZES))]
-    answers = ofa_core.pipeline("grounding", model=tmp_path / "model", lang="en")(images, text=["the red box"] * len(images))
+    answers = ofa_core.pipeline("grounding", model=tmp_path / "model", lang="en")(
+        images, text=["the red box"] * len(images)
+    )
     for answer, size in zip(answers, SIZES):
         assert _is_box_on(answer["prediction"], size), answer
-    app = create_app(*load_model(tmp_path / "model"), served_tasks(load_plugins().registry(), ["grounding"]),
-                     ServeSettings(), model_name="tiny")
+    app = create_app(
+        *load_model(tmp_path / "model"),
+        served_tasks(load_plugins().registry(), ["grounding"]),
+        ServeSettings(),
+        model_name="tiny",
+    )
     with TestClient(app) as client:
-        body = client.post("/v1/predict", files={"image": ("0.png", Path(images[0]).read_bytes(), "image/png")},
-                           data={"task": "grounding", "expression": "the red box", "lang": "en"}).json()
+        body = client.post(
+            "/v1/predict",
+            files={"image": ("0.png", Path(images[0]).read_bytes(), "image/png")},
+            data={"task": "grounding", "expression": "the red box", "lang": "en"},
+        ).json()
     assert "prediction" in body, body
     assert _is_box_on(body["prediction"], SIZES[0]), body
     assert body["box"] == pytest.approx(body["prediction"], abs=0.01), body  # the task's own box, rounded

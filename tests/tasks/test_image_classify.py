@@ -53,7 +53,10 @@ def test_the_reader_takes_image_and_label_words_and_numbers_rows_from_0(tmp_path
     path = tmp_path / "imagenet_1k_val.tsv"
     path.write_text(f"{png((1, 2, 3))}\t1\tgoldfish\n{png((4, 5, 6))}\t0\ttench \n", encoding="utf-8")
     records = list(read_image_classify_tsv(ImageClassifyTsvOptions(valid=str(path)), "valid"))
-    assert [(r["id"], r["label"], r["references"]) for r in records] == [("0", "goldfish", ["goldfish"]), ("1", "tench", ["tench"])]
+    assert [(r["id"], r["label"], r["references"]) for r in records] == [
+        ("0", "goldfish", ["goldfish"]),
+        ("1", "tench", ["tench"]),
+    ]
     assert OFFICIAL["data"]["reader"]["columns"] == [0, 2] == list(ImageClassifyTsvOptions().columns)
 
 
@@ -64,17 +67,24 @@ def test_prompt_and_space_prefixed_target_are_ofas_token_ids(en):
     example = RecordEncoder(en, prompt).encode(record)
     assert example.source_ids == (0, 99, 473, 5, 2274, 6190, 116, 2)  # ' what does the image describe?'
     assert example.decoder_input_ids == (0, 1637, 9106) and example.labels == (1637, 9106, 2)  # ' goldfish'
-    assert record["references"] == ["goldfish"] and postprocess(" goldfish", record, options(labels=["goldfish"])) == "goldfish"
+    assert (
+        record["references"] == ["goldfish"]
+        and postprocess(" goldfish", record, options(labels=["goldfish"])) == "goldfish"
+    )
     assert closed_set(options(labels=["goldfish", "tench"])).answers == (" goldfish", " tench")
 
 
 def test_imagenet_mean_and_std_normalise_as_torchvision_would():
-    config = OFAConfig.from_preset("tiny-test", patch_image_size=32, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
+    config = OFAConfig.from_preset(
+        "tiny-test", patch_image_size=32, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD)
+    )
     processor = OFAImageProcessor.from_config(config)
     image = fake_image(3, (50, 41)).convert("RGBA")
     # Resize((32, 32), BICUBIC) -> ToTensor -> Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
     pixels = np.asarray(image.convert("RGB").resize((32, 32), Image.BICUBIC), dtype=np.float32) / 255
-    expected = (torch.from_numpy(pixels).permute(2, 0, 1) - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+    expected = (torch.from_numpy(pixels).permute(2, 0, 1) - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(
+        IMAGENET_STD
+    )[:, None, None]
     torch.testing.assert_close(processor(image)["patch_images"][0], expected)
     assert not torch.allclose(OFAImageProcessor(patch_image_size=32)(image)["patch_images"][0], expected)
 
@@ -100,17 +110,21 @@ def official_scores(model, encoder_outputs, answers: list[list[int]], bos: int, 
     masks = torch.ones(len(answers), width, vocab, dtype=torch.bool)
     for row, ids in enumerate(answers):
         previous = [bos, *ids]
-        targets[row, :len(ids) + 1] = torch.tensor([*ids, eos])
-        inputs[row, :len(ids) + 1] = torch.tensor(previous)
+        targets[row, : len(ids) + 1] = torch.tensor([*ids, eos])
+        inputs[row, : len(ids) + 1] = torch.tensor(previous)
         for position in range(len(previous)):
             masks[row, position] = False
-            masks[row, position, next_layer(previous[:position + 1])] = True
+            masks[row, position, next_layer(previous[: position + 1])] = True
     batch = encoder_outputs.last_hidden_state.shape[0]
     repeat = torch.arange(batch).repeat_interleave(len(answers))
-    encoder = OFAEncoderOutput(last_hidden_state=encoder_outputs.last_hidden_state.index_select(0, repeat),
-                               padding_mask=encoder_outputs.padding_mask.index_select(0, repeat),
-                               position_embeddings=encoder_outputs.position_embeddings.index_select(0, repeat))
-    hidden = model.model(decoder_input_ids=inputs.repeat(batch, 1), encoder_outputs=encoder, use_cache=False).last_hidden_state
+    encoder = OFAEncoderOutput(
+        last_hidden_state=encoder_outputs.last_hidden_state.index_select(0, repeat),
+        padding_mask=encoder_outputs.padding_mask.index_select(0, repeat),
+        position_embeddings=encoder_outputs.position_embeddings.index_select(0, repeat),
+    )
+    hidden = model.model(
+        decoder_input_ids=inputs.repeat(batch, 1), encoder_outputs=encoder, use_cache=False
+    ).last_hidden_state
     logits = model.lm_head(hidden).float().masked_fill(~masks.repeat(batch, 1, 1), float("-inf"))
     lprobs = torch.log_softmax(logits, dim=-1)
     picked = lprobs.gather(-1, targets.repeat(batch, 1)[:, :, None]).squeeze(-1)
@@ -125,8 +139,12 @@ def test_every_label_is_scored_as_eval_image_classify_does():
     labels = ["cat", "car", "cart", "dog", "红色"]  # shared prefixes exercise the trie masks
     decoder = ClosedSetDecoder(closed_set(options(labels=labels)), tok)
     inputs = processor(text=[" what does the image describe?"] * 2, images=[fake_image(0), fake_image(1)])
-    encoder_outputs = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                                          patch_images=inputs["patch_images"], patch_masks=inputs["patch_masks"])
+    encoder_outputs = model.get_encoder()(
+        input_ids=inputs["input_ids"],
+        attention_mask=inputs["attention_mask"],
+        patch_images=inputs["patch_images"],
+        patch_masks=inputs["patch_masks"],
+    )
     answers = [tok(" " + label, add_special_tokens=False)["input_ids"] for label in labels]
     expected = official_scores(model, encoder_outputs, answers, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
     torch.testing.assert_close(decoder.score(model, encoder_outputs), expected, atol=1e-4, rtol=1e-4)
@@ -144,12 +162,26 @@ def test_training_in_the_official_form_beats_the_untrained_model(tmp_path, capsy
     (tmp_path / "class2label.json").write_bytes(orjson.dumps({label: index for index, label in enumerate(COLOURS)}))
     tiny_checkpoint(tmp_path / "model")
     task = {**OFFICIAL["task"], "options": {**OFFICIAL["task"]["options"], "labels_file": "class2label.json"}}
-    recipe = {"model": {"checkpoint": "model"}, "task": task,
-              "data": {**OFFICIAL["data"], "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv",
-                                                      "test": "valid.tsv"}},
-              "loss": OFFICIAL["loss"], "metrics": OFFICIAL["metrics"],
-              "training": {"per_device_train_batch_size": 6, "per_device_eval_batch_size": 3, "learning_rate": 5e-3,
-                           "lr_scheduler_type": "constant", "logging_steps": 10, "save_steps": 1000, "report_to": [], "seed": 0}}
+    recipe = {
+        "model": {"checkpoint": "model"},
+        "task": task,
+        "data": {
+            **OFFICIAL["data"],
+            "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv", "test": "valid.tsv"},
+        },
+        "loss": OFFICIAL["loss"],
+        "metrics": OFFICIAL["metrics"],
+        "training": {
+            "per_device_train_batch_size": 6,
+            "per_device_eval_batch_size": 3,
+            "learning_rate": 5e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 10,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
+    }
     run_recipe(recipe, tmp_path, max_steps=30)
     scores = []
     for model in (tmp_path / "model", max((tmp_path / "run").glob("checkpoint-*"))):
@@ -163,9 +195,11 @@ def test_the_official_recipe_validates_once_its_files_exist(tmp_path, capsys):
     (tmp_path / "imagenet.tsv").write_text(f"{png((1, 2, 3))}\t0\tgoldfish\n", encoding="utf-8")
     (tmp_path / "class2label.json").write_bytes(orjson.dumps({"goldfish": 0, "tench": 1}))
     recipe = Path(__file__).resolve().parents[2] / "recipes/official/imagenet.json"
-    overrides = [f"model.checkpoint={tmp_path / 'model'}", f"task.options.labels_file={tmp_path / 'class2label.json'}",
-                 *[f"data.reader.{split}={tmp_path / 'imagenet.tsv'}" for split in ("train", "valid", "test")]]
+    overrides = [
+        f"model.checkpoint={tmp_path / 'model'}",
+        f"task.options.labels_file={tmp_path / 'class2label.json'}",
+        *[f"data.reader.{split}={tmp_path / 'imagenet.tsv'}" for split in ("train", "valid", "test")],
+    ]
     assert main(["recipe", "validate", str(recipe), *[part for value in overrides for part in ("--set", value)]]) == 0
     assert main(["recipe", "validate", str(recipe)]) == 2
     assert "class2label_new.json" in capsys.readouterr().err  # the setup text says how to make it
-

@@ -18,8 +18,7 @@ from ofa_core.data.encode import RecordEncoder
 from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.search import OFFICIAL_SEARCH
 from ofa_core.model.tokenization import OFATokenizer
-from ofa_core.plugin import OFAError
-from ofa_core.plugin import BadRecordError
+from ofa_core.plugin import BadRecordError, OFAError
 from ofa_core.testing import check_metric, fake_image, registry_with, tiny_checkpoint
 from ofa_tasks.ocr.image import pad_offset, resized_size, square
 from ofa_tasks.ocr.metrics import OcrScores
@@ -55,14 +54,17 @@ def test_components_are_registered_with_the_official_prompt_and_search():
     assert (search.beam, search.max_len_b, search.max_len_a, search.no_repeat_ngram_size) == (5, 64, 0, 0)
 
 
-@pytest.mark.parametrize("size, resized", [
-    ((1000, 200), (480, 96)),    # landscape: 480 * 200/1000 = 96
-    ((200, 1000), (96, 480)),    # portrait
-    ((641, 480), (480, 359)),    # int(359.43...) rounds down
-    ((300, 300), (480, 480)),    # a square fills the square
-    ((480, 30), (480, 64)),      # never shorter than 64
-    ((20, 10), (480, 240)),      # small images are enlarged
-])
+@pytest.mark.parametrize(
+    "size, resized",
+    [
+        ((1000, 200), (480, 96)),  # landscape: 480 * 200/1000 = 96
+        ((200, 1000), (96, 480)),  # portrait
+        ((641, 480), (480, 359)),  # int(359.43...) rounds down
+        ((300, 300), (480, 480)),  # a square fills the square
+        ((480, 30), (480, 64)),  # never shorter than 64
+        ((20, 10), (480, 240)),  # small images are enlarged
+    ],
+)
 def test_the_official_resize_keeps_the_aspect_ratio(size, resized):
     assert resized_size(*size, 480) == resized
 
@@ -74,8 +76,8 @@ def test_evaluation_pads_around_the_centre_with_the_edge_pixels():
     resized = np.asarray(image.resize((480, 96), Image.Resampling.BICUBIC))
     top = pad_offset(96, 480, None)
     assert top == 192  # (480 - 96) // 2
-    assert np.array_equal(out[top:top + 96], resized)
-    assert (out[:top] == resized[0]).all() and (out[top + 96:] == resized[-1]).all()
+    assert np.array_equal(out[top : top + 96], resized)
+    assert (out[:top] == resized[0]).all() and (out[top + 96 :] == resized[-1]).all()
 
 
 def test_portrait_images_are_padded_left_and_right():
@@ -104,12 +106,15 @@ def test_the_processor_leaves_the_padded_square_as_it_is():
     assert np.array_equal(pixels, np.asarray(padded))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("圖片上的文字", "图片上的文字"),          # traditional -> simplified
-    ("ＡＢＣ１２３（中）", "abc123(中)"),      # NFKC folds full-width forms, then lower case
-    ("Hello World", "hello world"),           # spaces stay in the label; scoring removes them
-    ("一二三四五六七八九十" * 4, ("一二三四五六七八九十" * 3)),  # 30 characters
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("圖片上的文字", "图片上的文字"),  # traditional -> simplified
+        ("ＡＢＣ１２３（中）", "abc123(中)"),  # NFKC folds full-width forms, then lower case
+        ("Hello World", "hello world"),  # spaces stay in the label; scoring removes them
+        ("一二三四五六七八九十" * 4, ("一二三四五六七八九十" * 3)),  # 30 characters
+    ],
+)
 def test_label_normalisation(text, expected):
     assert normalise_label(text) == expected
 
@@ -119,10 +124,14 @@ def test_labels_are_cut_before_lower_casing_as_the_official_dataset():
 
 
 def test_records_get_the_square_the_label_and_space_free_references():
-    record = preprocess({"id": "1", "image": png(fake_image(0, (300, 60))), "text": "中文 ABC"}, "valid", OcrOptions(max_chars=5))
+    record = preprocess(
+        {"id": "1", "image": png(fake_image(0, (300, 60))), "text": "中文 ABC"}, "valid", OcrOptions(max_chars=5)
+    )
     assert record["image"].size == (480, 480)
     assert (record["label"], record["references"]) == ("中文 ab", ["中文ab"])
-    small = preprocess({"id": "2", "image": fake_image(0, (30, 60)), "text": "x"}, "train", OcrOptions(patch_image_size=64))
+    small = preprocess(
+        {"id": "2", "image": fake_image(0, (30, 60)), "text": "x"}, "train", OcrOptions(patch_image_size=64)
+    )
     assert small["image"].size == (64, 64)
     unlabelled = preprocess({"id": "3", "image": png(fake_image(0, (30, 60)))}, "test", OcrOptions())
     assert (unlabelled["label"], unlabelled["references"]) == ("", [])
@@ -185,7 +194,10 @@ def test_jsonl_reader_takes_paths_and_leaves_text_out_only_in_test(tmp_path):
 def test_the_official_recipe_validates_with_data_and_a_model(tmp_path):
     recipe = orjson.loads(RECIPE.read_bytes())
     assert (recipe["task"], recipe["data"]["reader"]["columns"], recipe["generation"]) == (
-        {"name": "ocr", "lang": "zh", "options": {"patch_image_size": 480, "max_chars": 30}}, [0, 1, 2], "ocr-zh")
+        {"name": "ocr", "lang": "zh", "options": {"patch_image_size": 480, "max_chars": 30}},
+        [0, 1, 2],
+        "ocr-zh",
+    )
     tiny_checkpoint(tmp_path / "model")
     image = base64.urlsafe_b64encode(png(fake_image(0, (40, 20)))).decode()
     (tmp_path / "split.tsv").write_text(f"1\t{image}\t中文\n", encoding="utf-8")

@@ -12,8 +12,12 @@ from ofa_core.cli import main
 from ofa_core.testing import run_recipe, tiny_checkpoint
 
 # (label, size, colour): landscape and portrait "text lines" the model must tell apart; labels use the tiny vocabulary.
-LINES = [("红色的车", (120, 30), (220, 30, 30)), ("一只猫", (30, 100), (30, 30, 220)),
-         ("狗", (80, 40), (30, 200, 30)), ("大小", (40, 90), (240, 240, 240))]
+LINES = [
+    ("红色的车", (120, 30), (220, 30, 30)),
+    ("一只猫", (30, 100), (30, 30, 220)),
+    ("狗", (80, 40), (30, 200, 30)),
+    ("大小", (40, 90), (240, 240, 240)),
+]
 
 
 def test_training_on_generated_lines_beats_the_untrained_model(tmp_path, capsys):
@@ -29,10 +33,21 @@ def test_training_on_generated_lines_beats_the_untrained_model(tmp_path, capsys)
         "name": "ocr_tiny",
         "model": {"checkpoint": "model"},
         "task": {"name": "ocr", "options": {"patch_image_size": 64}},  # the tiny model's resolution
-        "data": {"reader": {"name": "ocr_jsonl", "train": "lines.jsonl", "valid": "lines.jsonl"}, "max_target_length": 16},
+        "data": {
+            "reader": {"name": "ocr_jsonl", "train": "lines.jsonl", "valid": "lines.jsonl"},
+            "max_target_length": 16,
+        },
         "generation": {"num_beams": 2, "max_new_tokens": 8},
-        "training": {"per_device_train_batch_size": 4, "per_device_eval_batch_size": 4, "learning_rate": 5e-3,
-                     "lr_scheduler_type": "constant", "logging_steps": 100, "save_steps": 1000, "report_to": [], "seed": 0},
+        "training": {
+            "per_device_train_batch_size": 4,
+            "per_device_eval_batch_size": 4,
+            "learning_rate": 5e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 100,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
     }
     run_recipe(recipe, tmp_path, max_steps=30)
 
@@ -46,8 +61,29 @@ def test_training_on_generated_lines_beats_the_untrained_model(tmp_path, capsys)
     assert after["accuracy"] >= before["accuracy"] + 50 and after["ned"] > before["ned"], (before, after)
 
     # predict on an image file, with the recipe's search, reads the line as the evaluation did
-    evaluated = {row["id"]: row["prediction"] for row in map(orjson.loads, Path(after["predictions"]).read_bytes().splitlines())}
+    evaluated = {
+        row["id"]: row["prediction"] for row in map(orjson.loads, Path(after["predictions"]).read_bytes().splitlines())
+    }
     out = tmp_path / "predicted.jsonl"
-    assert main(["predict", "--model", str(checkpoint), "--task", "ocr", "--option", "patch_image_size=64",
-                 "--generation", "num_beams=2", "--generation", "max_new_tokens=8", str(tmp_path / "0.png"), "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(checkpoint),
+                "--task",
+                "ocr",
+                "--option",
+                "patch_image_size=64",
+                "--generation",
+                "num_beams=2",
+                "--generation",
+                "max_new_tokens=8",
+                str(tmp_path / "0.png"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert orjson.loads(out.read_bytes())["prediction"] == evaluated["0"]

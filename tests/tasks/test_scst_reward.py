@@ -90,7 +90,11 @@ def test_unfitted_it_agrees_with_pycocoevalcap_given_the_same_tokens() -> None:
     from pycocoevalcap.cider.cider import Cider
 
     predictions = ["a dog runs", "a cat sits on a mat", "two birds"]
-    references = [["a dog is running", "the dog runs"], ["a cat on a mat", "cat sitting"], ["birds in the sky", "two birds fly"]]
+    references = [
+        ["a dog is running", "the dog runs"],
+        ["a cat on a mat", "cat sitting"],
+        ["birds in the sky", "two birds fly"],
+    ]
     metric = CiderD(CiderDOptions(tokenize="en"))
     metric.update(predictions, references)
     ends = {i: [f"{ref} <eos>" for ref in refs] for i, refs in enumerate(references)}

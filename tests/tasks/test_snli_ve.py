@@ -59,8 +59,14 @@ def test_reader_maps_the_labels_and_refuses_others_naming_the_row(tmp_path):
     path = write_tsv(tmp_path / "snli_ve_dev.tsv", ROWS)
     records = list(read_snli_ve_tsv(SnliVeTsvOptions(valid=str(path)), "valid"))
     assert [(r["id"], r["label"], r["references"]) for r in records] == [
-        ("7", "yes", ["yes"]), ("8", "no", ["no"]), ("9", "maybe", ["maybe"])]
-    assert records[0]["hypothesis"] == "A <person> is Running-fast." and records[0]["premise"] == "Two dogs/cats play  outside"
+        ("7", "yes", ["yes"]),
+        ("8", "no", ["no"]),
+        ("9", "maybe", ["maybe"]),
+    ]
+    assert (
+        records[0]["hypothesis"] == "A <person> is Running-fast."
+        and records[0]["premise"] == "Two dogs/cats play  outside"
+    )
     assert OFFICIAL["data"]["reader"]["columns"] == [0, 2, 3, 4, 5] == list(SnliVeTsvOptions().columns)
     bad = write_tsv(tmp_path / "bad.tsv", [*ROWS[:1], ("10", "i", png((0, 0, 0)), "h", "c", "Entailment")])
     with pytest.raises(OFAError, match=r"bad.tsv:2: column 5 \(label\) is 'Entailment', not entailment"):
@@ -71,9 +77,15 @@ def test_text_is_cleaned_as_pre_caption_and_cut_to_max_words():
     assert clean_caption("A <person> is Running-fast.") == "a person is running fast."
     assert clean_caption(",.Two dogs/cats play  outside\n") == "two dogs cats play outside"
     assert clean_caption(" ".join(f"w{i}" for i in range(100))) == " ".join(f"w{i}" for i in range(80))
-    record = preprocess({"id": 1, "hypothesis": "one two three", "premise": "Four", "label": "neutral"}, "train",
-                        attrs.evolve(OPTIONS, max_words=2))
-    assert record["statement_en"] == ' can image and text1 " four " imply text2 " one two "?' and record["label"] == "maybe"
+    record = preprocess(
+        {"id": 1, "hypothesis": "one two three", "premise": "Four", "label": "neutral"},
+        "train",
+        attrs.evolve(OPTIONS, max_words=2),
+    )
+    assert (
+        record["statement_en"] == ' can image and text1 " four " imply text2 " one two "?'
+        and record["label"] == "maybe"
+    )
 
 
 def test_prompts_decoder_prompt_and_labels_are_ofas_token_ids(tmp_path, en):
@@ -89,7 +101,11 @@ def test_prompts_decoder_prompt_and_labels_are_ofas_token_ids(tmp_path, en):
     assert example.decoder_prompt == prompt and example.decoder_input_ids == (0, *prompt, 4420)  # ' yes'
     assert example.labels == (*[IGNORE_INDEX] * len(prompt), 4420, 2)
     alone = encoder.encode(preprocess(row, "train", attrs.evolve(OPTIONS, add_caption=False)))  # the zero-shot form
-    assert alone.source_ids == (0, *en(' does the image describe " a person is running fast. "?', add_special_tokens=False)["input_ids"], 2)
+    assert alone.source_ids == (
+        0,
+        *en(' does the image describe " a person is running fast. "?', add_special_tokens=False)["input_ids"],
+        2,
+    )
 
 
 def test_candidates_are_no_yes_maybe_with_their_space(en):
@@ -123,12 +139,26 @@ def test_training_beats_the_untrained_model(tmp_path, capsys):
     write_tsv(tmp_path / "train.tsv", rows)
     write_tsv(tmp_path / "valid.tsv", rows[:3])
     tiny_checkpoint(tmp_path / "model")
-    recipe = {"model": {"checkpoint": "model"}, "task": OFFICIAL["task"],
-              "data": {**OFFICIAL["data"], "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv",
-                                                      "test": "valid.tsv"}},
-              "loss": OFFICIAL["loss"], "metrics": OFFICIAL["metrics"],
-              "training": {"per_device_train_batch_size": 6, "per_device_eval_batch_size": 3, "learning_rate": 5e-3,
-                           "lr_scheduler_type": "constant", "logging_steps": 10, "save_steps": 1000, "report_to": [], "seed": 0}}
+    recipe = {
+        "model": {"checkpoint": "model"},
+        "task": OFFICIAL["task"],
+        "data": {
+            **OFFICIAL["data"],
+            "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv", "test": "valid.tsv"},
+        },
+        "loss": OFFICIAL["loss"],
+        "metrics": OFFICIAL["metrics"],
+        "training": {
+            "per_device_train_batch_size": 6,
+            "per_device_eval_batch_size": 3,
+            "learning_rate": 5e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 10,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
+    }
     run_recipe(recipe, tmp_path, max_steps=30)
     scores = []
     for model in (tmp_path / "model", max((tmp_path / "run").glob("checkpoint-*"))):
@@ -141,8 +171,10 @@ def test_the_official_recipe_validates_once_its_files_exist(tmp_path, capsys):
     tiny_checkpoint(tmp_path / "model")
     write_tsv(tmp_path / "snli.tsv", ROWS)
     recipe = Path(__file__).resolve().parents[2] / "recipes/official/snli_ve.json"
-    overrides = [f"model.checkpoint={tmp_path / 'model'}", *[f"data.reader.{split}={tmp_path / 'snli.tsv'}" for split in ("train", "valid", "test")]]
+    overrides = [
+        f"model.checkpoint={tmp_path / 'model'}",
+        *[f"data.reader.{split}={tmp_path / 'snli.tsv'}" for split in ("train", "valid", "test")],
+    ]
     assert main(["recipe", "validate", str(recipe), *[part for value in overrides for part in ("--set", value)]]) == 0
     assert main(["recipe", "validate", str(recipe)]) == 2
     assert "snli_ve_data.zip" in capsys.readouterr().err  # the setup text says where the data comes from
-

@@ -13,8 +13,7 @@ from ofa_core.data.encode import RecordEncoder
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.search import OFFICIAL_SEARCH
 from ofa_core.model.tokenization import OFATokenizer
-from ofa_core.plugin import OFAError
-from ofa_core.plugin import BadRecordError
+from ofa_core.plugin import BadRecordError, OFAError
 from ofa_core.testing import check_metric, registry_with, tiny_checkpoint
 from ofa_tasks.summarization.metrics import Rouge, RougeOptions
 from ofa_tasks.summarization.plugin import PROMPTS, SummarizationOptions, postprocess, preprocess
@@ -42,23 +41,40 @@ def test_components_are_registered_with_the_official_prompt_and_search():
     assert {"summary_tsv", "summary_jsonl"} <= set(registry.readers.names())
     # evaluate_gigaword.sh: --beam 6 --lenpen 0.7 --max-len-b 32 --no-repeat-ngram-size 3
     search = OFFICIAL_SEARCH["summarization"]
-    assert (search.beam, search.lenpen, search.max_len_b, search.max_len_a, search.no_repeat_ngram_size) == (6, 0.7, 32, 0, 3)
+    assert (search.beam, search.lenpen, search.max_len_b, search.max_len_a, search.no_repeat_ngram_size) == (
+        6,
+        0.7,
+        32,
+        0,
+        3,
+    )
     config = official_generation_config("summarization")
-    assert (config.num_beams, config.length_penalty, config.max_new_tokens, config.no_repeat_ngram_size) == (6, 0.7, 33, 3)
+    assert (config.num_beams, config.length_penalty, config.max_new_tokens, config.no_repeat_ngram_size) == (
+        6,
+        0.7,
+        33,
+        3,
+    )
 
 
-@pytest.mark.parametrize("text, words, expected", [
-    ("<unk> Said the U.S.-based firm/group", 512, "unk said the u.s. based firm group"),
-    ("#### people died in  <unk>\n", 512, "people died in unk"),  # leading '#' and ',.!?*:;~' are stripped
-    ("a b c d e", 3, "a b c"),
-])
+@pytest.mark.parametrize(
+    "text, words, expected",
+    [
+        ("<unk> Said the U.S.-based firm/group", 512, "unk said the u.s. based firm group"),
+        ("#### people died in  <unk>\n", 512, "people died in unk"),  # leading '#' and ',.!?*:;~' are stripped
+        ("a b c d e", 3, "a b c"),
+    ],
+)
 def test_clean_up_is_the_official_caption_clean_up_then_unk(text, words, expected):
     assert clean(text, words) == expected
 
 
 def test_source_target_and_reference_with_the_official_vocabulary(en):
-    record = preprocess({"id": "1", "image": None, "source": "Hello  World", "summary": "Police arrest <unk> suspects"},
-                        "train", OPTIONS)
+    record = preprocess(
+        {"id": "1", "image": None, "source": "Hello  World", "summary": "Police arrest <unk> suspects"},
+        "train",
+        OPTIONS,
+    )
     assert record["references"] == ["police arrest <unk> suspects"]  # the raw summary, lower-cased only
     example = RecordEncoder(en, PROMPTS["en"], max_source_length=514, max_target_length=128).encode(record)
     # Ġwhat Ġis Ġthe Ġsummary Ġof Ġarticle Ġ" Ġhello Ġworld Ġ" ? (dict.txt line + 4)
@@ -74,11 +90,17 @@ def test_articles_are_cut_to_512_words_then_512_bpe_tokens(en):
     assert len(record["article"].split()) == 512
     full = en(PROMPTS["en"].source.format(article=record["article"]), add_special_tokens=False)["input_ids"]
     example = RecordEncoder(en, PROMPTS["en"], max_source_length=514).encode(record)
-    assert len(full) == 7 + 512 + 2 and example.source_ids == (0, *full[:512], 2)  # the official encode_text(length=512)
+    assert len(full) == 7 + 512 + 2 and example.source_ids == (
+        0,
+        *full[:512],
+        2,
+    )  # the official encode_text(length=512)
 
 
 def test_summaries_are_cut_to_max_target_words_and_missing_ones_are_errors():
-    record = preprocess({"id": "1", "source": "a", "summary": "one two three"}, "train", SummarizationOptions(max_target_words=2))
+    record = preprocess(
+        {"id": "1", "source": "a", "summary": "one two three"}, "train", SummarizationOptions(max_target_words=2)
+    )
     assert (record["target"], record["references"]) == ("one two", ["one two three"])
     with pytest.raises(OFAError, match="record '2': no summary; every valid record needs one as 'summary'"):
         preprocess({"id": "2", "source": "a"}, "valid", OPTIONS)
@@ -88,22 +110,25 @@ def test_summaries_are_cut_to_max_target_words_and_missing_ones_are_errors():
 
 
 # Expected outputs traced by hand through the official fix_tokenization.
-@pytest.mark.parametrize("text, expected", [
-    ("the ( big ) dog [ x ] { y }", "the -lrb- big -rrb- dog -lsb- x -rsb- -lcb- y -rcb-"),
-    ('he said " hi " and " bye "', "he said `` hi '' and `` bye ''"),
-    ("he didn ' t go", "he did n't go"),
-    ("john ' s car and we ' ll see", "john 's car and we 'll see"),
-    ("' quoted ' word", "` quoted ' word"),
-    ("wait . . . now", "wait ... now"),
-    ("$ 3 , 000 fine", "$ 3,000 fine"),
-    ("3 . 5 percent", "3.5 percent"),
-    ("U . N . chief", "U.N. . chief"),  # the official loop steps by two after joining, so the last '.' stays
-    ("a well - known man", "a well-known man"),
-    ("a - - b", "a -- b"),
-    ("- start end -", "- start end -"),
-    ("x - , y", "x - , y"),
-    ("& < > [UNK]", "&amp; &lt; &gt; UNK"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("the ( big ) dog [ x ] { y }", "the -lrb- big -rrb- dog -lsb- x -rsb- -lcb- y -rcb-"),
+        ('he said " hi " and " bye "', "he said `` hi '' and `` bye ''"),
+        ("he didn ' t go", "he did n't go"),
+        ("john ' s car and we ' ll see", "john 's car and we 'll see"),
+        ("' quoted ' word", "` quoted ' word"),
+        ("wait . . . now", "wait ... now"),
+        ("$ 3 , 000 fine", "$ 3,000 fine"),
+        ("3 . 5 percent", "3.5 percent"),
+        ("U . N . chief", "U.N. . chief"),  # the official loop steps by two after joining, so the last '.' stays
+        ("a well - known man", "a well-known man"),
+        ("a - - b", "a -- b"),
+        ("- start end -", "- start end -"),
+        ("x - , y", "x - , y"),
+        ("& < > [UNK]", "&amp; &lt; &gt; UNK"),
+    ],
+)
 def test_ptb_tokens(text, expected):
     assert ptb_tokens(text) == expected
 
@@ -116,12 +141,16 @@ def test_postprocess_is_the_official_hypothesis_unless_turned_off():
 
 def test_rouge_on_hand_made_cases():
     spec = registry_with(installed=True).metrics.get("rouge")
-    scores = check_metric(spec, ["the cat sat", "cats running", "# people", "nothing here"],
-                          [["the cat sat on the mat"], ["cat runs"], ["# people"], ["completely different"]])
+    scores = check_metric(
+        spec,
+        ["the cat sat", "cats running", "# people", "nothing here"],
+        [["the cat sat on the mat"], ["cat runs"], ["# people"], ["completely different"]],
+    )
     # 1: P 1, R 3/6 -> F1 2/3; bigrams 2 of 5 -> 4/7; LCS 3 -> 2/3.  2: stemmed cat run = cat run -> 1.
     # 3: '#' is not a token for the scorer -> 'people' = 'people' -> 1.  4: 0.
-    assert scores == pytest.approx({"rouge1": 100 * (2 / 3 + 1 + 1) / 4, "rouge2": 100 * (4 / 7 + 1 + 0) / 4,
-                                    "rougeL": 100 * (2 / 3 + 1 + 1) / 4})
+    assert scores == pytest.approx(
+        {"rouge1": 100 * (2 / 3 + 1 + 1) / 4, "rouge2": 100 * (4 / 7 + 1 + 0) / 4, "rougeL": 100 * (2 / 3 + 1 + 1) / 4}
+    )
     unstemmed = Rouge(RougeOptions(stemmer=False))
     unstemmed.update(["cats running"], [["cat runs"]])
     assert unstemmed.compute()["rouge1"] == 0.0
@@ -143,7 +172,10 @@ def test_readers_give_text_only_records(tmp_path):
 def test_the_official_recipe_validates_with_data_and_a_model(tmp_path):
     recipe = orjson.loads(RECIPE.read_bytes())
     assert (recipe["task"], recipe["data"]["reader"]["columns"], recipe["generation"]) == (
-        {"name": "summarization", "lang": "en"}, [0, 1], "summarization")
+        {"name": "summarization", "lang": "en"},
+        [0, 1],
+        "summarization",
+    )
     assert recipe["data"]["max_source_length"] == 514  # 512 BPE tokens, BOS and EOS
     assert recipe["training"]["per_device_train_batch_size"] * recipe["training"]["gradient_accumulation_steps"] == 512
     tiny_checkpoint(tmp_path / "model")

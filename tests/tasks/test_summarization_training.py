@@ -10,8 +10,12 @@ import orjson
 from ofa_core.cli import main
 from ofa_core.testing import run_recipe, tiny_checkpoint
 
-ROWS = [("there was a red car on the road today", "red car"), ("a big dog ran in the park all day", "big dog"),
-        ("the cat slept on a warm mat", "cat sleeps"), ("the sun was hot over the city", "hot sun")]
+ROWS = [
+    ("there was a red car on the road today", "red car"),
+    ("a big dog ran in the park all day", "big dog"),
+    ("the cat slept on a warm mat", "cat sleeps"),
+    ("the sun was hot over the city", "hot sun"),
+]
 
 
 def test_training_on_generated_articles_beats_the_untrained_model(tmp_path, capsys):
@@ -21,11 +25,22 @@ def test_training_on_generated_articles_beats_the_untrained_model(tmp_path, caps
         "name": "summary_tiny",
         "model": {"checkpoint": "model"},
         "task": {"name": "summarization"},
-        "data": {"reader": {"name": "summary_tsv", "train": "train.tsv", "valid": "train.tsv"},
-                 "max_source_length": 128, "max_target_length": 16},
+        "data": {
+            "reader": {"name": "summary_tsv", "train": "train.tsv", "valid": "train.tsv"},
+            "max_source_length": 128,
+            "max_target_length": 16,
+        },
         "generation": {"num_beams": 2, "max_new_tokens": 12, "no_repeat_ngram_size": 3},
-        "training": {"per_device_train_batch_size": 4, "per_device_eval_batch_size": 4, "learning_rate": 5e-3,
-                     "lr_scheduler_type": "constant", "logging_steps": 100, "save_steps": 1000, "report_to": [], "seed": 0},
+        "training": {
+            "per_device_train_batch_size": 4,
+            "per_device_eval_batch_size": 4,
+            "learning_rate": 5e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 100,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
     }
     run_recipe(recipe, tmp_path, max_steps=40)
 
@@ -44,7 +59,25 @@ def test_training_on_generated_articles_beats_the_untrained_model(tmp_path, caps
     (expected,) = [row["prediction"] for row in evaluated if row["references"] == [ROWS[0][1]]]
     (tmp_path / "inputs.tsv").write_text(f"image\tsource\n\t{ROWS[0][0]}\n", encoding="utf-8")
     out = tmp_path / "predicted.jsonl"
-    assert main(["predict", "--model", str(checkpoint), "--task", "summarization", str(tmp_path / "inputs.tsv"),
-                 "--generation", "num_beams=2", "--generation", "max_new_tokens=12", "--generation", "no_repeat_ngram_size=3",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(checkpoint),
+                "--task",
+                "summarization",
+                str(tmp_path / "inputs.tsv"),
+                "--generation",
+                "num_beams=2",
+                "--generation",
+                "max_new_tokens=12",
+                "--generation",
+                "no_repeat_ngram_size=3",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert orjson.loads(out.read_bytes())["prediction"] == expected

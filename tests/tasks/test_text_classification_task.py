@@ -15,8 +15,7 @@ from ofa_core.data.encode import RecordEncoder
 from ofa_core.generation.closed_set import ClosedSetDecoder
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.tokenization import OFATokenizer
-from ofa_core.plugin import OFAError
-from ofa_core.plugin import BadRecordError
+from ofa_core.plugin import BadRecordError, OFAError
 from ofa_core.testing import check_metric, registry_with, tiny_checkpoint, tiny_model
 from ofa_tasks.text_classification.glue import GLUE, clean
 from ofa_tasks.text_classification.metrics import GlueMetricOptions, GlueScores
@@ -48,27 +47,77 @@ def test_components_are_registered_with_a_src_prompt_and_a_restricted_closed_set
     assert {"glue_tsv", "glue_jsonl"} <= set(registry.readers.names())
     labels = task.closed_set(TextClassificationOptions(dataset="mnli"))
     # The official ans2label order, each word with the leading space of the official target " {label}".
-    assert (labels.answers, labels.inference, labels.restrict_loss, labels.noun) == ((" maybe", " yes", " no"), "rank", True, "labels")
+    assert (labels.answers, labels.inference, labels.restrict_loss, labels.noun) == (
+        (" maybe", " yes", " no"),
+        "rank",
+        True,
+        "labels",
+    )
 
 
 # Expected texts written from the official nlu datasets: lower-cased, whitespace collapsed, in the official prompt.
-@pytest.mark.parametrize("dataset, record, prompt, answer", [
-    ("sst2", {"sentence": " A  Great\tFilm ", "label": "1"}, ' is the sentiment of text " a great film " positive or negative?', "positive"),
-    ("sst2", {"sentence": "dull", "label": "0"}, ' is the sentiment of text " dull " positive or negative?', "negative"),
-    ("cola", {"sentence": "Him went.", "label": "0"}, ' is the text " him went. " grammatically correct?', "no"),
-    ("mnli", {"sentence1": "A man sleeps.", "sentence2": "Someone rests.", "label": "1"},
-     ' can text1 " a man sleeps. " imply text2 " someone rests. "?', "yes"),
-    ("mnli", {"sentence1": "a", "sentence2": "b", "label": "0"}, ' can text1 " a " imply text2 " b "?', "maybe"),
-    ("mnli", {"sentence1": "a", "sentence2": "b", "label": "contradiction"}, ' can text1 " a " imply text2 " b "?', "no"),
-    ("mrpc", {"sentence1": "He left.", "sentence2": "He went away.", "label": "1"},
-     ' does text1 " he left. " and text2 " he went away. " have the same semantics?', "yes"),
-    # QNLI's prompt names the sentence first, the question second, although its columns are question, sentence.
-    ("qnli", {"question": "Who left?", "sentence": "Ann left.", "label": "not_entailment"},
-     ' does " ann left. " contain the answer to question " who left? "?', "no"),
-    ("qnli", {"texts": ["Who left?", "Ann left."], "label": "1"}, ' does " ann left. " contain the answer to question " who left? "?', "yes"),
-    ("qqp", {"question1": "How?", "question2": "Why?", "label": "0"}, ' is question " how? " and question " why? " equivalent?', "no"),
-    ("rte", {"sentence1": "X won.", "sentence2": "X lost.", "label": "entailment"}, ' can text1 " x won. " imply text2 " x lost. "?', "yes"),
-])
+@pytest.mark.parametrize(
+    "dataset, record, prompt, answer",
+    [
+        (
+            "sst2",
+            {"sentence": " A  Great\tFilm ", "label": "1"},
+            ' is the sentiment of text " a great film " positive or negative?',
+            "positive",
+        ),
+        (
+            "sst2",
+            {"sentence": "dull", "label": "0"},
+            ' is the sentiment of text " dull " positive or negative?',
+            "negative",
+        ),
+        ("cola", {"sentence": "Him went.", "label": "0"}, ' is the text " him went. " grammatically correct?', "no"),
+        (
+            "mnli",
+            {"sentence1": "A man sleeps.", "sentence2": "Someone rests.", "label": "1"},
+            ' can text1 " a man sleeps. " imply text2 " someone rests. "?',
+            "yes",
+        ),
+        ("mnli", {"sentence1": "a", "sentence2": "b", "label": "0"}, ' can text1 " a " imply text2 " b "?', "maybe"),
+        (
+            "mnli",
+            {"sentence1": "a", "sentence2": "b", "label": "contradiction"},
+            ' can text1 " a " imply text2 " b "?',
+            "no",
+        ),
+        (
+            "mrpc",
+            {"sentence1": "He left.", "sentence2": "He went away.", "label": "1"},
+            ' does text1 " he left. " and text2 " he went away. " have the same semantics?',
+            "yes",
+        ),
+        # QNLI's prompt names the sentence first, the question second, although its columns are question, sentence.
+        (
+            "qnli",
+            {"question": "Who left?", "sentence": "Ann left.", "label": "not_entailment"},
+            ' does " ann left. " contain the answer to question " who left? "?',
+            "no",
+        ),
+        (
+            "qnli",
+            {"texts": ["Who left?", "Ann left."], "label": "1"},
+            ' does " ann left. " contain the answer to question " who left? "?',
+            "yes",
+        ),
+        (
+            "qqp",
+            {"question1": "How?", "question2": "Why?", "label": "0"},
+            ' is question " how? " and question " why? " equivalent?',
+            "no",
+        ),
+        (
+            "rte",
+            {"sentence1": "X won.", "sentence2": "X lost.", "label": "entailment"},
+            ' can text1 " x won. " imply text2 " x lost. "?',
+            "yes",
+        ),
+    ],
+)
 def test_official_prompts_and_label_words(dataset, record, prompt, answer):
     prepared = preprocess({"id": "r", "image": None, **record}, "train", options(dataset))
     assert (prepared["prompt_text"], prepared["answer"], prepared["references"]) == (prompt, f" {answer}", [answer])
@@ -77,7 +126,9 @@ def test_official_prompts_and_label_words(dataset, record, prompt, answer):
 
 def test_texts_are_cut_to_max_words_each():
     assert clean("One two  THREE four", 3) == "one two three"
-    prepared = preprocess({"id": "r", "sentence1": "a b c", "sentence2": "d e f", "label": "1"}, "valid", options("mrpc", max_words=2))
+    prepared = preprocess(
+        {"id": "r", "sentence1": "a b c", "sentence2": "d e f", "label": "1"}, "valid", options("mrpc", max_words=2)
+    )
     assert prepared["prompt_text"] == ' does text1 " a b " and text2 " d e " have the same semantics?'
 
 
@@ -86,7 +137,9 @@ def test_unknown_labels_and_missing_texts_are_one_line_errors():
         preprocess({"id": "r", "sentence": "x", "label": "entailment"}, "train", options("sst2"))
     with pytest.raises(OFAError, match="entailment"):  # RTE has only the words, no codes (as the official dataset)
         preprocess({"id": "r", "sentence1": "x", "sentence2": "y", "label": "1"}, "train", options("rte"))
-    with pytest.raises(OFAError, match=r"needs the text fields sentence1, sentence2 \(missing sentence2\).*--field sentence2="):
+    with pytest.raises(
+        OFAError, match=r"needs the text fields sentence1, sentence2 \(missing sentence2\).*--field sentence2="
+    ):
         preprocess({"id": "r", "sentence1": "x", "label": "1"}, "train", options("rte"))
     with pytest.raises(OFAError, match=r"2 texts, but sst2 has 1 .*official: \[0, 1\]"):
         preprocess({"id": "r", "texts": ["a", "b"], "label": "1"}, "train", options("sst2"))
@@ -132,18 +185,29 @@ def test_ranking_is_the_argmax_of_answer_masked_logits_at_the_last_source_positi
     model = tiny_model(1, vocab_size=len(en))
     task_options = options("mnli")
     decoder = ClosedSetDecoder(closed_set(task_options), en)
-    answer_ids = torch.tensor([en(f" {word}", add_special_tokens=False)["input_ids"][0] for word in GLUE["mnli"].answers])
+    answer_ids = torch.tensor(
+        [en(f" {word}", add_special_tokens=False)["input_ids"][0] for word in GLUE["mnli"].answers]
+    )
     rows = [("a man sleeps", "someone rests"), ("the cat is black", "a dog barks"), ("it rains", "it is dry")]
     for first, second in rows:
         record = preprocess({"id": "r", "sentence1": first, "sentence2": second}, "test", task_options)
         example = RecordEncoder(en, PROMPTS["en"], max_source_length=1000).encode(record)
         source = torch.tensor([example.source_ids])
         with torch.no_grad():
-            encoded = model.get_encoder()(input_ids=source, attention_mask=torch.ones_like(source),
-                                          patch_images=torch.zeros(1, 3, 480, 480), patch_masks=torch.tensor([False]))
+            encoded = model.get_encoder()(
+                input_ids=source,
+                attention_mask=torch.ones_like(source),
+                patch_images=torch.zeros(1, 3, 480, 480),
+                patch_masks=torch.tensor([False]),
+            )
             scores = decoder.score(model, encoded, torch.tensor([example.decoder_prompt]))
-            logits = model(input_ids=source, attention_mask=torch.ones_like(source), patch_images=torch.zeros(1, 3, 480, 480),
-                           patch_masks=torch.tensor([False]), decoder_input_ids=source).logits[0, -1]
+            logits = model(
+                input_ids=source,
+                attention_mask=torch.ones_like(source),
+                patch_images=torch.zeros(1, 3, 480, 480),
+                patch_masks=torch.tensor([False]),
+                decoder_input_ids=source,
+            ).logits[0, -1]
         masked = torch.full_like(logits, -math.inf)
         masked[answer_ids] = logits[answer_ids]
         official = int(masked.argmax())
@@ -171,13 +235,21 @@ def test_scores_hand_computed_and_merged_across_processes():
 
 def test_tsv_reader_takes_the_official_selected_cols_and_an_optional_header(tmp_path):
     path = tmp_path / "qnli.tsv"
-    path.write_text("index\tquestion\tsentence\tlabel\n0\tWho?\tAnn.\tentailment\nshort\n1\tWhy?\tBob.\tnot_entailment\n")
+    path.write_text(
+        "index\tquestion\tsentence\tlabel\n0\tWho?\tAnn.\tentailment\nshort\n1\tWhy?\tBob.\tnot_entailment\n"
+    )
     records = list(read_glue_tsv(GlueTsvOptions(train=str(path), columns=[1, 2, 3], header=True), "train"))
-    assert [(r["texts"], r["label"], r["image"]) for r in records] == [(["Who?", "Ann."], "entailment", None),
-                                                                         (["Why?", "Bob."], "not_entailment", None)]
+    assert [(r["texts"], r["label"], r["image"]) for r in records] == [
+        (["Who?", "Ann."], "entailment", None),
+        (["Why?", "Bob."], "not_entailment", None),
+    ]
     with pytest.raises(BadRecordError, match="qnli.tsv:3: expected 4 tab-separated columns"):
-        list(read_glue_tsv(GlueTsvOptions(train=str(path), columns=[1, 2, 3], header=True, bad_records="error"), "train"))
-    with pytest.raises(OFAError, match=r"data.reader.columns: give the text columns then the label column.*SST-2 \[0, 1\]"):
+        list(
+            read_glue_tsv(GlueTsvOptions(train=str(path), columns=[1, 2, 3], header=True, bad_records="error"), "train")
+        )
+    with pytest.raises(
+        OFAError, match=r"data.reader.columns: give the text columns then the label column.*SST-2 \[0, 1\]"
+    ):
         list(read_glue_tsv(GlueTsvOptions(train=str(path)), "train"))
     with pytest.raises(ValueError, match="distinct column numbers"):
         GlueTsvOptions(columns=[1, 1])
@@ -203,9 +275,19 @@ def test_official_recipes_use_the_official_columns_and_scores(name, tmp_path):
     assert recipe["training"]["metric_for_best_model"] == ("mcc" if name == "cola" else "accuracy")
     tiny_checkpoint(tmp_path / "model")
     row = [""] * (max(GLUE[name].columns) + 1)
-    for column, value in zip(GLUE[name].columns, [*["some text"] * len(GLUE[name].fields), next(iter(GLUE[name].labels))]):
+    for column, value in zip(
+        GLUE[name].columns, [*["some text"] * len(GLUE[name].fields), next(iter(GLUE[name].labels))]
+    ):
         row[column] = value
     (tmp_path / "split.tsv").write_text("\t".join(row) + "\n", encoding="utf-8")
-    overrides = ["--set", f'model.checkpoint="{tmp_path / "model"}"', "--set", 'training.mixed_precision="no"',
-                 "--set", f'data.reader.train="{tmp_path / "split.tsv"}"', "--set", f'data.reader.valid="{tmp_path / "split.tsv"}"']
+    overrides = [
+        "--set",
+        f'model.checkpoint="{tmp_path / "model"}"',
+        "--set",
+        'training.mixed_precision="no"',
+        "--set",
+        f'data.reader.train="{tmp_path / "split.tsv"}"',
+        "--set",
+        f'data.reader.valid="{tmp_path / "split.tsv"}"',
+    ]
     assert main(["recipe", "validate", str(path), *overrides]) == 0

@@ -11,7 +11,14 @@ from ofa_core.cli import main
 from ofa_core.testing import run_recipe, tiny_checkpoint
 
 # SST-2 layout (sentence, label 0/1): the label is decided by one word.
-ROWS = [("i like it", 1), ("i hate it", 0), ("we like this", 1), ("we hate this", 0), ("they like that", 1), ("they hate that", 0)]
+ROWS = [
+    ("i like it", 1),
+    ("i hate it", 0),
+    ("we like this", 1),
+    ("we hate this", 0),
+    ("they like that", 1),
+    ("they hate that", 0),
+]
 
 
 def evaluate(tmp_path: Path, checkpoint: Path, capsys) -> tuple[dict, list[dict]]:
@@ -27,10 +34,20 @@ def test_training_on_generated_sentences_beats_the_untrained_model(tmp_path, cap
         "name": "sst2_tiny",
         "model": {"checkpoint": "model"},
         "task": {"name": "text_classification", "options": {"dataset": "sst2"}},
-        "data": {"reader": {"name": "glue_tsv", "columns": [0, 1], "train": "train.tsv", "valid": "train.tsv"},
-                 "max_source_length": 128},
-        "training": {"per_device_train_batch_size": 6, "per_device_eval_batch_size": 6, "learning_rate": 5e-3,
-                     "lr_scheduler_type": "constant", "logging_steps": 100, "save_steps": 1000, "report_to": [], "seed": 0},
+        "data": {
+            "reader": {"name": "glue_tsv", "columns": [0, 1], "train": "train.tsv", "valid": "train.tsv"},
+            "max_source_length": 128,
+        },
+        "training": {
+            "per_device_train_batch_size": 6,
+            "per_device_eval_batch_size": 6,
+            "learning_rate": 5e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 100,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
     }
     run_recipe(recipe, tmp_path, max_steps=20)
     before, _ = evaluate(tmp_path, tmp_path / "model", capsys)
@@ -43,8 +60,21 @@ def test_training_on_generated_sentences_beats_the_untrained_model(tmp_path, cap
     (tmp_path / "inputs.tsv").write_text("image\tsentence\n\tyou like it\n\tyou hate it\n", encoding="utf-8")
     out = tmp_path / "predicted.jsonl"
     checkpoint = max((tmp_path / "run").glob("checkpoint-*"))
-    assert main(["predict", "--model", str(checkpoint), "--task", "text_classification", str(tmp_path / "inputs.tsv"),
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(checkpoint),
+                "--task",
+                "text_classification",
+                str(tmp_path / "inputs.tsv"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     predicted = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [row["prediction"] for row in predicted] == ["positive", "negative"]
     assert predicted[0]["source"] == ' is the sentiment of text " you like it " positive or negative?'

@@ -90,12 +90,18 @@ def test_question_object_tags_target_and_weight(records):
     two = preprocess(records[0], "train", official_options(max_object_length=2))
     assert two["question_en"].endswith(" object: shirt man")
     plain = preprocess(records[0], "train", VqaOptions())  # the task's defaults are unchanged
-    assert plain["question_en"] == "what color is the t shirt?" and plain["answer"] == "blue" and "loss_weight" not in plain
+    assert (
+        plain["question_en"] == "what color is the t shirt?"
+        and plain["answer"] == "blue"
+        and "loss_weight" not in plain
+    )
 
 
 def test_json_lines_give_objects_as_a_list(tmp_path):
-    lines = [{"id": "a", "image": png((1, 1, 1)), "question": "what?", "answers": ["cat"], "objects": ["cat", "sofa"]},
-             {"id": "b", "image": png((1, 1, 1)), "question": "what?", "answers": ["cat"], "objects": 3}]
+    lines = [
+        {"id": "a", "image": png((1, 1, 1)), "question": "what?", "answers": ["cat"], "objects": ["cat", "sofa"]},
+        {"id": "b", "image": png((1, 1, 1)), "question": "what?", "answers": ["cat"], "objects": 3},
+    ]
     (tmp_path / "train.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
     records = list(read_vqa_jsonl(VqaJsonlOptions(train=str(tmp_path / "train.jsonl")), "train"))
     assert [r["id"] for r in records] == ["a"]  # objects that are not a list or text make a bad row
@@ -103,13 +109,17 @@ def test_json_lines_give_objects_as_a_list(tmp_path):
 
 
 def test_source_prompt_and_labels_are_ofas_token_ids(records, en):
-    encoder = RecordEncoder(en, official_prompt(), OFFICIAL["data"]["max_source_length"], OFFICIAL["data"]["max_target_length"])
+    encoder = RecordEncoder(
+        en, official_prompt(), OFFICIAL["data"]["max_source_length"], OFFICIAL["data"]["max_target_length"]
+    )
     first, second = (encoder.encode(preprocess(record, "train", official_options())) for record in records)
     # OFA encodes ' {question}' and ' object: {objects}' apart and joins them between <s> and </s>.
     question = ids(en, " what color is the t shirt?")
     assert question == [99, 3195, 16, 5, 326, 6399, 116]
     assert first.source_ids == (0, *question, *ids(en, " object: shirt man tree"), 2)
-    assert second.source_ids[-4:] == (*ids(en, " object: "), 2) and second.source_ids[-2] == 1437  # the trailing space token
+    assert (
+        second.source_ids[-4:] == (*ids(en, " object: "), 2) and second.source_ids[-2] == 1437
+    )  # the trailing space token
     prompt = first.source_ids[1:-1]
     assert first.decoder_prompt == prompt
     assert first.decoder_input_ids == (0, *prompt, *ids(en, " blue"))
@@ -164,12 +174,26 @@ def test_training_in_the_official_form_beats_the_untrained_model(tmp_path, capsy
     (tmp_path / "ans2label.json").write_bytes(orjson.dumps({answer: i for i, answer in enumerate(COLOURS)}))
     tiny_checkpoint(tmp_path / "model")
     task = {**OFFICIAL["task"], "options": {**OFFICIAL["task"]["options"], "answers_file": "ans2label.json"}}
-    recipe = {"model": {"checkpoint": "model"}, "task": task,
-              "data": {**OFFICIAL["data"], "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv",
-                                                      "test": "valid.tsv"}},
-              "loss": OFFICIAL["loss"], "metrics": OFFICIAL["metrics"],
-              "training": {"per_device_train_batch_size": 6, "per_device_eval_batch_size": 3, "learning_rate": 3e-3,
-                           "lr_scheduler_type": "constant", "logging_steps": 10, "save_steps": 1000, "report_to": [], "seed": 0}}
+    recipe = {
+        "model": {"checkpoint": "model"},
+        "task": task,
+        "data": {
+            **OFFICIAL["data"],
+            "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv", "test": "valid.tsv"},
+        },
+        "loss": OFFICIAL["loss"],
+        "metrics": OFFICIAL["metrics"],
+        "training": {
+            "per_device_train_batch_size": 6,
+            "per_device_eval_batch_size": 3,
+            "learning_rate": 3e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 10,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
+    }
     run_recipe(recipe, tmp_path, max_steps=40)
     scores = []
     for model in (tmp_path / "model", max((tmp_path / "run").glob("checkpoint-*"))):
@@ -177,8 +201,20 @@ def test_training_in_the_official_form_beats_the_untrained_model(tmp_path, capsy
         scores.append(orjson.loads(capsys.readouterr().out)["vqa_acc"])
     assert scores[1] > scores[0] + 30 and scores[1] > 90, scores
     # evaluate_vqa_beam*.sh: the prompt forced, then beam 5 inside the answers' trie
-    assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(max((tmp_path / "run").glob("checkpoint-*"))),
-                 "--set", "task.options.inference=beam", "--overwrite"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "recipe.json"),
+                "--checkpoint",
+                str(max((tmp_path / "run").glob("checkpoint-*"))),
+                "--set",
+                "task.options.inference=beam",
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     assert orjson.loads(capsys.readouterr().out)["vqa_acc"] > 90
 
 
@@ -189,7 +225,11 @@ def test_the_official_recipe_validates_once_its_files_exist(tmp_path, capsys):
     (tmp_path / "ans2label.json").write_bytes(orjson.dumps({"blue": 0, "red": 1}))
     recipe = Path(__file__).resolve().parents[2] / "recipes/official/vqa.json"
     paths = [f"data.reader.{split}={tmp_path / 'vqa.tsv'}" for split in ("train", "valid", "test")]
-    overrides = [f"model.checkpoint={tmp_path / 'model'}", f"task.options.answers_file={tmp_path / 'ans2label.json'}", *paths]
+    overrides = [
+        f"model.checkpoint={tmp_path / 'model'}",
+        f"task.options.answers_file={tmp_path / 'ans2label.json'}",
+        *paths,
+    ]
     assert main(["recipe", "validate", str(recipe), *[part for value in overrides for part in ("--set", value)]]) == 0
     assert main(["recipe", "validate", str(recipe)]) == 2
     assert "trainval_ans2label.json" in capsys.readouterr().err  # the setup text says how to make it

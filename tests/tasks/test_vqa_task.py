@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import base64
 import io
 import logging
+from pathlib import Path
 
 import orjson
 import pytest
@@ -50,10 +49,18 @@ def test_jsonl_reader_accepts_paths_base64_tsv_ids_and_both_answer_forms(tmp_pat
     tsv = tmp_path / "images.tsv"
     tsv.write_text("img7\t" + base64.b64encode(png((0, 0, 255), "RGBA")).decode() + "\n", encoding="utf-8")
     lines = [
-        {"id": "q1", "image": "red.png", "question": "what colour?", "answers": [{"answer": "red", "confidence": 1.0},
-                                                                             {"answer": "pink", "confidence": 0.3}]},
-        {"id": "q2", "image": base64.b64encode(png((0, 255, 0), fmt="WEBP")).decode(), "question": "colour?",
-         "answers": ["green", "green", "lime"]},
+        {
+            "id": "q1",
+            "image": "red.png",
+            "question": "what colour?",
+            "answers": [{"answer": "red", "confidence": 1.0}, {"answer": "pink", "confidence": 0.3}],
+        },
+        {
+            "id": "q2",
+            "image": base64.b64encode(png((0, 255, 0), fmt="WEBP")).decode(),
+            "question": "colour?",
+            "answers": ["green", "green", "lime"],
+        },
         {"id": "q3", "image": "img7", "question": "colour?", "answers": ["blue"]},
         {"id": "q4", "image": "missing.png", "question": "colour?", "answers": ["x"]},
     ]
@@ -90,8 +97,14 @@ def vqa_recipe(tmp_path) -> dict:
     for index in range(12):
         answer, colour = list(colours.items())[index % 3]
         (tmp_path / f"{index}.png").write_bytes(png(colour))
-        lines.append({"id": str(index), "image": f"{index}.png", "question": "图片中有什么",
-                      "answers": [{"answer": answer, "confidence": 1.0}]})
+        lines.append(
+            {
+                "id": str(index),
+                "image": f"{index}.png",
+                "question": "图片中有什么",
+                "answers": [{"answer": answer, "confidence": 1.0}],
+            }
+        )
     (tmp_path / "train.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
     (tmp_path / "valid.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines[:3]))
     tiny_checkpoint(tmp_path / "model")
@@ -101,9 +114,16 @@ def vqa_recipe(tmp_path) -> dict:
         "task": {"name": "vqa", "lang": "zh"},
         "data": {"reader": {"name": "vqa_jsonl", "train": "train.jsonl", "valid": "valid.jsonl"}},
         "generation": {"num_beams": 2, "max_new_tokens": 4},
-        "training": {"per_device_train_batch_size": 6, "per_device_eval_batch_size": 3, "learning_rate": 3e-3,
-                     "lr_scheduler_type": "constant", "logging_steps": 10, "save_steps": 1000, "report_to": [],
-                     "seed": 0},
+        "training": {
+            "per_device_train_batch_size": 6,
+            "per_device_eval_batch_size": 3,
+            "learning_rate": 3e-3,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 10,
+            "save_steps": 1000,
+            "report_to": [],
+            "seed": 0,
+        },
     }
 
 
@@ -133,7 +153,9 @@ def test_closed_set_evaluation_only_answers_candidates_and_ranks_them(vqa_recipe
     assert len(rows) == 3
     for row in rows:
         assert row["prediction"] in {"红色", "大", "小", "猫"}
-        assert [r["answer"] for r in row["ranking"]][0] == row["prediction"] and len(row["ranking"]) == 4  # every candidate
+        assert [r["answer"] for r in row["ranking"]][0] == row["prediction"] and len(
+            row["ranking"]
+        ) == 4  # every candidate
 
 
 def test_trie_restricted_training_with_beam_inference_learns_the_answers(vqa_recipe, tmp_path, capsys):
@@ -141,13 +163,19 @@ def test_trie_restricted_training_with_beam_inference_learns_the_answers(vqa_rec
     run_recipe(vqa_recipe, tmp_path, max_steps=25)
     before, after = untrained_and_trained(tmp_path, capsys)
     assert after["vqa_acc"] > before["vqa_acc"] + 30, (before, after)
-    assert all(orjson.loads(line)["prediction"] in {"红色", "大", "小", "猫"} for line in Path(after["predictions"]).read_bytes().splitlines())
+    assert all(
+        orjson.loads(line)["prediction"] in {"红色", "大", "小", "猫"}
+        for line in Path(after["predictions"]).read_bytes().splitlines()
+    )
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"answers": ["a"], "answers_file": "answers.txt"}, "either answers or answers_file"),
-    ({"restrict_loss": True}, "need candidate answers"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"answers": ["a"], "answers_file": "answers.txt"}, "either answers or answers_file"),
+        ({"restrict_loss": True}, "need candidate answers"),
+    ],
+)
 def test_contradictory_closed_set_options_fail_in_one_line(vqa_recipe, tmp_path, capsys, options, message):
     (tmp_path / "answers.txt").write_text("a\n", encoding="utf-8")
     vqa_recipe["task"]["options"] = options

@@ -13,8 +13,8 @@ from PIL import Image
 from ofa_core.data import RecordEncoder, encode_records
 from ofa_core.model.image_processing import OFAImageProcessor
 from ofa_core.model.processing import OFAProcessor
-from ofa_core.plugin import PromptTemplate
 from ofa_core.model.tokenization import OFATokenizer
+from ofa_core.plugin import PromptTemplate
 
 CHARS = list("图片描述了什么红绿蓝猫狗")
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", *CHARS]
@@ -42,12 +42,16 @@ def records(images: int, captions_per_image: int, seed: int = 0) -> list[dict]:
         data = png(seed * 1000 + image)
         for caption in range(captions_per_image):
             text = CHARS[image % 4 + 7] + "".join(rng.choice(CHARS) for _ in range(3))
-            out.append({"id": f"{image}-{caption}", "image_id": image, "image": data, "caption": text, "references": [text]})
+            out.append(
+                {"id": f"{image}-{caption}", "image_id": image, "image": data, "caption": text, "references": [text]}
+            )
     return out
 
 
 def examples(processor: OFAProcessor, images: int, captions_per_image: int, seed: int = 0):
-    return encode_records(records(images, captions_per_image, seed), RecordEncoder(processor.tokenizer, TEMPLATE), "train")
+    return encode_records(
+        records(images, captions_per_image, seed), RecordEncoder(processor.tokenizer, TEMPLATE), "train"
+    )
 
 
 KILLED_WHILE_SAVING = """
@@ -77,8 +81,14 @@ def kill_while_saving(factory: str, directory: Path, step: int, **options) -> No
     import sys
 
     module, function = factory.split(":")
-    script = KILLED_WHILE_SAVING.format(tests=str(Path(__file__).parents[1]), module=module, function=function,
-                                        step=step, tmp=str(directory), options=options)
+    script = KILLED_WHILE_SAVING.format(
+        tests=str(Path(__file__).parents[1]),
+        module=module,
+        function=function,
+        step=step,
+        tmp=str(directory),
+        options=options,
+    )
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert process.stdout.readline().strip() == b"SAVING"

@@ -15,12 +15,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from ofa_core.model.search import SearchSettings
 from ofa_core.model.generation_config import as_generation_config
-from ofa_core.model.search import special_token_ids
+from ofa_core.model.search import SearchSettings, special_token_ids
 from ofa_core.testing import tiny_model
 
 from .test_train import make_trainer
+
 
 def model():
     """float64, so the comparison measures the trainer and not float32 rounding that Adam's first
@@ -28,8 +28,14 @@ def model():
     return tiny_model(patch_image_size=32, scale=0.1).double()
 
 
-OPTIONS = {"max_steps": 3, "save_strategy": "steps", "save_steps": 2, "freeze_encoder": True, "weight_decay": 0.01,
-           "gradient_accumulation_steps": 2}
+OPTIONS = {
+    "max_steps": 3,
+    "save_strategy": "steps",
+    "save_steps": 2,
+    "freeze_encoder": True,
+    "weight_decay": 0.01,
+    "gradient_accumulation_steps": 2,
+}
 
 
 def _free_port() -> int:
@@ -39,14 +45,26 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, tmp: str, port: int, fsdp: bool, resume: str | None) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     try:
         eval_options = {"eval_strategy": "steps", "eval_steps": 3} if fsdp else {}  # generation from gathered weights
-        trainer = make_trainer(Path(tmp), model=model(), images=6, captions=3, per_device_train_batch_size=3,
-                               fsdp=fsdp, resume_from_checkpoint=resume, **eval_options, **OPTIONS)
-        trainer.tasks[0].generation_config = as_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1),
-                                                         **special_token_ids(trainer.model.config))
+        trainer = make_trainer(
+            Path(tmp),
+            model=model(),
+            images=6,
+            captions=3,
+            per_device_train_batch_size=3,
+            fsdp=fsdp,
+            resume_from_checkpoint=resume,
+            **eval_options,
+            **OPTIONS,
+        )
+        trainer.tasks[0].generation_config = as_generation_config(
+            SearchSettings(beam=2, max_len_b=3, min_len=1), **special_token_ids(trainer.model.config)
+        )
         trainer.train()
     finally:
         if dist.is_initialized():
@@ -59,8 +77,9 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, fsdp: bool) -> Non
     if fsdp:  # resume a sharded run from its step-2 checkpoint: the gathered state scatters back
         shutil.rmtree(tmp_path / "two" / "run" / "checkpoint-3")
         mp.spawn(_worker, args=(str(tmp_path / "two"), _free_port(), fsdp, "auto"), nprocs=2, join=True)
-    make_trainer(tmp_path / "one", model=model(), images=6, captions=3,
-                 per_device_train_batch_size=6, **OPTIONS).train()
+    make_trainer(
+        tmp_path / "one", model=model(), images=6, captions=3, per_device_train_batch_size=6, **OPTIONS
+    ).train()
     two = load_file(tmp_path / "two" / "run" / "checkpoint-3" / "model.safetensors")
     one = load_file(tmp_path / "one" / "run" / "checkpoint-3" / "model.safetensors")
     start = model().state_dict()

@@ -26,8 +26,17 @@ stored ones bit for bit (CPU kernels round differently for other batch sizes).""
 
 def lit_trainer(directory: Path, **options):
     """A LiT run whose cache is on disk in float32 (tests/trainer/helpers.kill_while_saving builds it by name)."""
-    settings = {**LIT, **ALIGNED, "encoder_cache_memory_mb": 0, "encoder_cache_dtype": "float32", "max_steps": 9,
-                "save_strategy": "steps", "save_steps": 3, "resume_from_checkpoint": "auto", **options}
+    settings = {
+        **LIT,
+        **ALIGNED,
+        "encoder_cache_memory_mb": 0,
+        "encoder_cache_dtype": "float32",
+        "max_steps": 9,
+        "save_strategy": "steps",
+        "save_steps": 3,
+        "resume_from_checkpoint": "auto",
+        **options,
+    }
     return make_trainer(directory, **settings)
 
 
@@ -43,7 +52,9 @@ def test_memory_cache_is_bitwise_the_uncached_run_and_skips_the_encoder(tmp_path
     decoded = []
     cached = make_trainer(tmp_path / "cached", max_steps=12, **LIT, **ALIGNED)
     original = cached.processor.image_processor.to_tensor
-    monkeypatch.setattr(cached.processor.image_processor, "to_tensor", lambda image: decoded.append(1) or original(image))
+    monkeypatch.setattr(
+        cached.processor.image_processor, "to_tensor", lambda image: decoded.append(1) or original(image)
+    )
     cached.train()
     cache = cached.run.encoder_caches[0]
     assert cache.storage.dtype == torch.float32 and cache.files is None
@@ -84,7 +95,9 @@ def test_disk_cache_survives_a_kill_and_rebuilds_a_truncated_or_partial_file(tmp
         cache = trainer.run.encoder_caches[0]
         assert cache.misses == {"kept": 0, "truncated": 6, "partial": 3}[case]
         assert flags.read_bytes() == bytes([1]) * 6
-        resumed = {step: loss for step, loss in losses(run / "run").items() if step > 3}  # the later line of a step counts
+        resumed = {
+            step: loss for step, loss in losses(run / "run").items() if step > 3
+        }  # the later line of a step counts
         assert sorted(resumed) == [4, 5, 6, 7, 8, 9]
         if case == "partial":  # a batch of one stored and one computed image runs the encoder on one row
             assert _worst(resumed, {step: reference[step] for step in resumed}) <= 1e-5
@@ -129,7 +142,9 @@ def test_a_step_trains_the_batch_size_in_examples(tmp_path: Path, capsys) -> Non
     trainer = make_trainer(tmp_path, images=8, captions=5, per_device_train_batch_size=8, max_steps=5, **LIT)
     steps = []
     original = trainer._step
-    trainer._step = lambda micro, index: steps.append(sum(len(batch["examples"]) for batch in micro)) or original(micro, index)
+    trainer._step = lambda micro, index: (
+        steps.append(sum(len(batch["examples"]) for batch in micro)) or original(micro, index)
+    )
     trainer.train()
     assert steps == [8] * 5
     assert "40 examples in 8 groups; 5 steps/epoch; a step trains 8 examples of 2.4 images" in capsys.readouterr().err
@@ -148,12 +163,15 @@ def test_example_batches_cut_groups_and_processes() -> None:
     singles = [[index] for index in range(11)]
     for ranks in (1, 2, 3):  # single-example groups: the packing of epoch_batches, so ungrouped runs are unchanged
         for rank in range(ranks):
-            assert [[g for g, _, _ in batch] for batch in example_batches(singles, 2, ranks, rank, 3, 1)] == \
-                epoch_batches(singles, 2, ranks, rank, 3, 1, shuffle=True, drop_last=True)
+            assert [
+                [g for g, _, _ in batch] for batch in example_batches(singles, 2, ranks, rank, 3, 1)
+            ] == epoch_batches(singles, 2, ranks, rank, 3, 1, shuffle=True, drop_last=True)
 
 
 def _rank(rank: int, tmp: str, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     try:
         lit_trainer(Path(tmp), per_device_train_batch_size=4, save_strategy="no").train()

@@ -90,8 +90,9 @@ def test_an_official_recipe_evaluates_with_only_the_model_and_the_valid_tsv(reci
     path, rows = official_setup(tmp_path, recipe)
     out = tmp_path / "out" / "predictions.jsonl"
     capsys.readouterr()
-    code = main(["eval", str(path), "--checkpoint", str(model), "--set", f"data.reader.valid={rows}",
-                 "--predictions", str(out)])
+    code = main(
+        ["eval", str(path), "--checkpoint", str(model), "--set", f"data.reader.valid={rows}", "--predictions", str(out)]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     result = orjson.loads(captured.out)
@@ -99,7 +100,14 @@ def test_an_official_recipe_evaluates_with_only_the_model_and_the_valid_tsv(reci
     assert len(out.read_bytes().splitlines()) == ROWS
     assert orjson.loads((out.parent / "predictions.jsonl.meta.json").read_bytes())["precision"] == "fp32"
     # nothing but the scores' record (log.jsonl under output_dir) was written beside them
-    assert {p.name for p in tmp_path.iterdir()} == {"recipes", "rows", "out", "runs", *(["data"] if recipe in TASK_FILES else [])}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "recipes",
+        "rows",
+        "out",
+        "runs",
+        *(["data"] if recipe in TASK_FILES else []),
+    }
+
 
 def test_training_still_needs_everything(model, tmp_path, capsys) -> None:
     """`ofa recipe validate` and `ofa run` name the starting model and the train file the evaluation did not need."""
@@ -122,11 +130,28 @@ def test_a_missing_valid_file_is_one_line_naming_it(model, tmp_path, capsys) -> 
 def test_the_split_evaluated_is_the_one_whose_file_is_needed(model, tmp_path, capsys) -> None:
     path, rows = official_setup(tmp_path, "refcoco")
     out = tmp_path / "out" / "test.jsonl"
-    assert main(["eval", str(path), "--checkpoint", str(model), "--split", "test", "--set",
-                 f"data.reader.test={rows}", "--predictions", str(out)]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "eval",
+                str(path),
+                "--checkpoint",
+                str(model),
+                "--split",
+                "test",
+                "--set",
+                f"data.reader.test={rows}",
+                "--predictions",
+                str(out),
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     assert orjson.loads(capsys.readouterr().out)["split"] == "test"
-    assert main(["eval", str(path), "--checkpoint", str(model), "--split", "test", "--set",
-                 f"data.reader.valid={rows}"]) == 2
+    assert (
+        main(["eval", str(path), "--checkpoint", str(model), "--split", "test", "--set", f"data.reader.valid={rows}"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "data.reader.test:" in err and "refcoco_testA.tsv not found" in err
 
@@ -146,9 +171,18 @@ def test_training_settings_are_neither_checked_nor_applied(model, tmp_path, caps
     The settings evaluation reads are still checked, and an unknown key (perhaps a misspelt one of them) too."""
     path, rows = official_setup(tmp_path, "snli_ve")
     base = ["eval", str(path), "--checkpoint", str(model), "--set", f"data.reader.valid={rows}"]
-    training_only = ["--set", "training.learning_rate=-1", "--set", "training.mixed_precision=fp16",
-                     "--set", f"training.resume_from_checkpoint={tmp_path / 'no-run' / 'checkpoint-9'}",
-                     "--set", "loss.name=no_such_loss", "--set", "model.checkpoint=$UNSET_MODEL_DIR/ofa"]
+    training_only = [
+        "--set",
+        "training.learning_rate=-1",
+        "--set",
+        "training.mixed_precision=fp16",
+        "--set",
+        f"training.resume_from_checkpoint={tmp_path / 'no-run' / 'checkpoint-9'}",
+        "--set",
+        "loss.name=no_such_loss",
+        "--set",
+        "model.checkpoint=$UNSET_MODEL_DIR/ofa",
+    ]
     assert main([*base, *training_only, "--predictions", str(tmp_path / "a.jsonl")]) == 0, capsys.readouterr().err
     capsys.readouterr()
     assert main([*base, "--set", "training.per_device_eval_batch_size=0"]) == 2

@@ -21,10 +21,12 @@ def _recipe(tmp_path: Path, **task_options) -> Path:
         for copy in range(2):
             Image.new("RGB", (24, 24), (80 * index, 40 * copy, 200 - 60 * index)).save(folder / f"{copy}.png")
     tiny_checkpoint(tmp_path / "model")
-    recipe = {"model": {"checkpoint": "model"},
-              "task": {"name": "classification", "lang": "zh", "options": {"labels": LABELS, **task_options}},
-              "data": {"reader": {"name": "image_folder", "root": "squares"}},
-              "training": {"output_dir": "run", "report_to": "none", "per_device_eval_batch_size": 4}}
+    recipe = {
+        "model": {"checkpoint": "model"},
+        "task": {"name": "classification", "lang": "zh", "options": {"labels": LABELS, **task_options}},
+        "data": {"reader": {"name": "image_folder", "root": "squares"}},
+        "training": {"output_dir": "run", "report_to": "none", "per_device_eval_batch_size": 4},
+    }
     path = tmp_path / "recipe.json"
     path.write_bytes(orjson.dumps(recipe))
     return path

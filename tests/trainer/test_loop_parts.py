@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ofa_core.data import GroupDataset, group_examples
+from ofa_core.trainer.cadence import due
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
 from ofa_core.trainer.reporting import LogWindow
-from ofa_core.trainer.cadence import due
 from ofa_core.trainer.state import Position, TrainState
 
 from .test_train import make_trainer
@@ -31,7 +31,9 @@ def test_trainer_without_loss_fn_uses_the_configured_label_smoothing(tmp_path: P
     trainer._train_mode()  # as in training
     data = trainer.tasks[0].train_examples
     groups = group_examples(data, by_image=False)
-    batch = trainer.collator([GroupDataset(data, groups, trainer.processor.image_processor)[g] for g in range(len(groups))])
+    batch = trainer.collator(
+        [GroupDataset(data, groups, trainer.processor.image_processor)[g] for g in range(len(groups))]
+    )
     with torch.no_grad():
         output = trainer._forward(batch)
         direct = trainer.tasks[0].loss_fn(output, batch)
@@ -76,17 +78,46 @@ def test_train_state_of_a_mixture_keeps_each_task_s_position() -> None:
 
 def test_log_window_sums_steps_and_keeps_the_latest_norm() -> None:
     window = LogWindow()
-    window.add({"loss_sum": 6.0, "sample_size": 3.0, "nsamples": 2.0, "num_dropped": 1.0, "nll_loss": 3.0, "grad_norm": 5.0})
-    window.add({"loss_sum": 2.0, "sample_size": 1.0, "nsamples": 1.0, "num_dropped": 0.0, "nll_loss": 1.0, "grad_norm": 0.5,
-                "loss_scale": 1024.0})
+    window.add(
+        {"loss_sum": 6.0, "sample_size": 3.0, "nsamples": 2.0, "num_dropped": 1.0, "nll_loss": 3.0, "grad_norm": 5.0}
+    )
+    window.add(
+        {
+            "loss_sum": 2.0,
+            "sample_size": 1.0,
+            "nsamples": 1.0,
+            "num_dropped": 0.0,
+            "nll_loss": 1.0,
+            "grad_norm": 0.5,
+            "loss_scale": 1024.0,
+        }
+    )
     values = window.values(lr=1e-3, epochs={"": 1.5})
-    assert list(values) == ["loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "dropped", "epoch", "nll_loss", "loss_scale"]
+    assert list(values) == [
+        "loss",
+        "lr",
+        "grad_norm",
+        "samples_per_s",
+        "tokens_per_s",
+        "dropped",
+        "epoch",
+        "nll_loss",
+        "loss_scale",
+    ]
     assert (values["loss"], values["nll_loss"], values["grad_norm"], values["loss_scale"]) == (2.0, 1.0, 0.5, 1024.0)
     assert (values["lr"], values["dropped"], values["epoch"]) == (1e-3, 1.0, 1.5)
     assert values["tokens_per_s"] == pytest.approx(4 / 3 * values["samples_per_s"])
     window.reset()
     window.add({"loss_sum": 1.0, "sample_size": 0.0, "nsamples": 0.0, "num_dropped": 2.0, "grad_norm": 1.0})
-    assert set(window.values(0.0, {"": 0.0})) == {"loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "dropped", "epoch"}
+    assert set(window.values(0.0, {"": 0.0})) == {
+        "loss",
+        "lr",
+        "grad_norm",
+        "samples_per_s",
+        "tokens_per_s",
+        "dropped",
+        "epoch",
+    }
     assert window.values(0.0, {"": 0.0})["loss"] == 1.0  # an all-dropped step divides by 1, not 0
 
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ofa_core.data import Collator, GroupDataset, epoch_batches, group_examples
 from ofa_core import OFAError
+from ofa_core.data import Collator, GroupDataset, epoch_batches, group_examples
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
-from ofa_core.trainer.plugin import LABEL_SMOOTHED_CE, LabelSmoothingOptions
 from ofa_core.trainer.optim import lr_factor
+from ofa_core.trainer.plugin import LABEL_SMOOTHED_CE, LabelSmoothingOptions
 
 from .helpers import examples, make_processor
 

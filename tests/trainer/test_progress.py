@@ -23,7 +23,9 @@ from .test_mixture import make_mixture
 from .test_recipe import write_muge
 from .test_train import make_trainer
 
-LINE = re.compile(r"^ofa: step (\d+)/(\d+) \((\d+)%\) loss (\d+\.\d{4})(?: \((.+)\))? lr (\S+) (\d+\.\d) samples/s ETA (\S+)$")
+LINE = re.compile(
+    r"^ofa: step (\d+)/(\d+) \((\d+)%\) loss (\d+\.\d{4})(?: \((.+)\))? lr (\S+) (\d+\.\d) samples/s ETA (\S+)$"
+)
 
 
 def progress(err: str) -> list[re.Match]:
@@ -62,7 +64,9 @@ def test_the_summary_says_where_the_time_went(tmp_path: Path, capsys, monkeypatc
     offset = [0.0]
     real_clock = timing.time.perf_counter
     monkeypatch.setattr(timing.time, "perf_counter", lambda: real_clock() + offset[0])
-    trainer = make_trainer(tmp_path, max_steps=4, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=4)
+    trainer = make_trainer(
+        tmp_path, max_steps=4, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=4
+    )
     evaluate = trainer._evaluate_during_training
 
     def slow_evaluation():
@@ -91,8 +95,9 @@ def test_a_mixture_line_shows_each_task_loss(tmp_path: Path, capsys) -> None:
 
 def test_evaluation_samples_carry_example_ids(tmp_path: Path, capsys) -> None:
     trainer = make_trainer(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=2, num_sample_predictions=2)
-    trainer.tasks[0].generation_config = as_generation_config(SearchSettings(beam=1, max_len_b=2, min_len=1),
-                                                              **special_token_ids(trainer.model.config))
+    trainer.tasks[0].generation_config = as_generation_config(
+        SearchSettings(beam=1, max_len_b=2, min_len=1), **special_token_ids(trainer.model.config)
+    )
     trainer.train()
     err = capsys.readouterr().err
     shown = err.split("ofa: step 2 eval:")[1].splitlines()[1:3]
@@ -105,11 +110,19 @@ def test_final_summary_shows_a_per_class_table(tmp_path: Path, capsys) -> None:
     predictions.write_bytes(orjson.dumps({"id": "v-1", "prediction": "cat", "references": ["cat"]}) + b"\n")
     scores = {"accuracy": 75.0, "macro_f1": 60.0}
     for index in range(12):
-        scores.update({f"class/label{index}/precision": 50.0, f"class/label{index}/recall": 100.0,
-                       f"class/label{index}/f1": 66.67, f"class/label{index}/support": float(index + 1)})
+        scores.update(
+            {
+                f"class/label{index}/precision": 50.0,
+                f"class/label{index}/recall": 100.0,
+                f"class/label{index}/f1": 66.67,
+                f"class/label{index}/support": float(index + 1),
+            }
+        )
     show_samples({**scores, "checkpoint": "run/checkpoint-4", "split": "valid", "predictions": str(predictions)}, 1)
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("ofa: run/checkpoint-4 on valid: accuracy=75.00, macro_f1=60.00;") and "class/" not in err[0]
+    assert (
+        err[0].startswith("ofa: run/checkpoint-4 on valid: accuracy=75.00, macro_f1=60.00;") and "class/" not in err[0]
+    )
     assert err[1].split() == ["class", "precision", "recall", "f1", "support"]
     assert err[2].split() == ["label11", "50.00", "100.00", "66.67", "12"]  # most support first
     assert len(err[2:12]) == 10 and err[12].strip() == "... and 2 more classes"
@@ -121,10 +134,14 @@ def _recipe(tmp_path: Path, **training) -> Path:
     write_muge(tmp_path / "MUGE", "train", 4)
     write_muge(tmp_path / "MUGE", "valid", 2)
     tiny_checkpoint(tmp_path / "model")
-    recipe = {"model": {"checkpoint": "model"}, "task": {"name": "caption", "lang": "zh"},
-              "data": {"reader": {"name": "muge", "folder": "MUGE"}}, "metrics": [{"name": "caption", "tokenize": "zh"}],
-              "generation": {"num_beams": 1, "max_new_tokens": 2},
-              "training": {"output_dir": "run", "per_device_train_batch_size": 2, "logging_steps": 1, **training}}
+    recipe = {
+        "model": {"checkpoint": "model"},
+        "task": {"name": "caption", "lang": "zh"},
+        "data": {"reader": {"name": "muge", "folder": "MUGE"}},
+        "metrics": [{"name": "caption", "tokenize": "zh"}],
+        "generation": {"num_beams": 1, "max_new_tokens": 2},
+        "training": {"output_dir": "run", "per_device_train_batch_size": 2, "logging_steps": 1, **training},
+    }
     path = tmp_path / "recipe.json"
     path.write_bytes(orjson.dumps(recipe))
     return path
@@ -159,9 +176,25 @@ def test_ofa_eval_writes_tensorboard_scalars_and_a_log_line(tmp_path: Path, caps
 def test_under_torchrun_only_rank_0_prints(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=2, save_steps=2, report_to="none")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "-m", "ofa_core", "run", str(recipe)], capture_output=True, text=True, env=env, timeout=120,
-                          cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "ofa_core",
+            "run",
+            str(recipe),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     summary = orjson.loads(done.stdout)  # exactly one JSON document
     assert summary["steps"] == 2 and summary["final_eval"]["examples"] == 2

@@ -10,30 +10,36 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ofa_core.data import Collator, GroupDataset, group_examples
 from ofa_core import OFAError
-from ofa_core.model.search import SearchSettings
+from ofa_core.data import Collator, GroupDataset, group_examples
 from ofa_core.model.generation_config import as_generation_config
-from ofa_core.model.search import special_token_ids
 from ofa_core.model.modeling import OFAForConditionalGeneration
+from ofa_core.model.search import SearchSettings, special_token_ids
+from ofa_core.recipe.training import TrainingConfig
 from ofa_core.testing import tiny_model
 from ofa_core.trainer import checkpointing as ckpt
-from ofa_core.recipe.training import TrainingConfig
-from ofa_core.trainer.optim import build_optimizer
 from ofa_core.trainer.loop import Trainer
+from ofa_core.trainer.optim import build_optimizer
 
 from .helpers import examples, kill_while_saving, make_processor
-
 
 
 def make_trainer(tmp_path: Path, model=None, images: int = 4, captions: int = 2, **options) -> Trainer:
     tmp_path.mkdir(parents=True, exist_ok=True)
     processor = make_processor(tmp_path)
-    settings = {"output_dir": str(tmp_path / "run"), "max_steps": 4, "per_device_train_batch_size": 4,
-                "learning_rate": 3e-3, "logging_steps": 1, "save_strategy": "no", "report_to": "none", **options}
+    settings = {
+        "output_dir": str(tmp_path / "run"),
+        "max_steps": 4,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 3e-3,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        **options,
+    }
     model = model or tiny_model(patch_image_size=32, scale=0.1)
     data = examples(processor, images, captions)
-    return Trainer(model, TrainingConfig(**settings), processor, train_examples=data, eval_examples=data[:: captions])
+    return Trainer(model, TrainingConfig(**settings), processor, train_examples=data, eval_examples=data[::captions])
 
 
 def losses(output_dir: Path) -> dict[int, float]:
@@ -42,14 +48,22 @@ def losses(output_dir: Path) -> dict[int, float]:
 
 
 def test_loss_falls_and_frozen_encoder_stays_bit_identical(tmp_path: Path) -> None:
-    trainer = make_trainer(tmp_path, max_steps=30, lr_scheduler_type="constant", freeze_encoder=True, freeze_patterns=["model.decoder.layers.0.*"])
+    trainer = make_trainer(
+        tmp_path,
+        max_steps=30,
+        lr_scheduler_type="constant",
+        freeze_encoder=True,
+        freeze_patterns=["model.decoder.layers.0.*"],
+    )
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
     result = trainer.train()
     frozen = [n for n in before if n.startswith(("model.encoder.", "model.decoder.layers.0."))]
     trainable = [n for n in before if n not in frozen]
     params = dict(trainer.model.named_parameters())
     assert all(torch.equal(params[n], before[n]) for n in frozen)
-    assert all(not torch.equal(params[n], before[n]) for n in ("model.shared.weight", "model.decoder.layer_norm.weight"))
+    assert all(
+        not torch.equal(params[n], before[n]) for n in ("model.shared.weight", "model.decoder.layer_norm.weight")
+    )
     assert result["trainable_parameters"] == sum(before[n].numel() for n in trainable)
     assert result["frozen_parameters"] == sum(before[n].numel() for n in frozen)
     steps = losses(tmp_path / "run")
@@ -76,20 +90,36 @@ def test_grouped_encoder_pass_gives_the_per_caption_logits(tmp_path: Path) -> No
         dataset = GroupDataset(data, groups, trainer.processor.image_processor)
         batch = collate([dataset[g] for g in range(len(groups))])
         with torch.no_grad():
-            outputs.append(trainer.model(decoder_input_ids=batch["decoder_input_ids"], encoder_outputs=trainer._encode(batch)).logits)
+            outputs.append(
+                trainer.model(
+                    decoder_input_ids=batch["decoder_input_ids"], encoder_outputs=trainer._encode(batch)
+                ).logits
+            )
     assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
 
 
 def test_resume_reproduces_the_uninterrupted_losses(tmp_path: Path) -> None:
-    options = {"max_steps": 6, "per_device_train_batch_size": 3, "gradient_accumulation_steps": 2, "save_strategy": "steps",
-               "save_steps": 3, "warmup_steps": 2, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+    options = {
+        "max_steps": 6,
+        "per_device_train_batch_size": 3,
+        "gradient_accumulation_steps": 2,
+        "save_strategy": "steps",
+        "save_steps": 3,
+        "warmup_steps": 2,
+        "lr_scheduler_type": "cosine",
+        "weight_decay": 0.01,
+    }
     make_trainer(tmp_path / "a", model=tiny_model(patch_image_size=32, dropout=0.1), **options).train()
     full = losses(tmp_path / "a" / "run")
     run = tmp_path / "a" / "run"
     shutil.rmtree(run / "checkpoint-6")
     (run / "log.jsonl").unlink()
-    resumed = make_trainer(tmp_path / "a", model=tiny_model(seed=7, patch_image_size=32, dropout=0.1),
-                           resume_from_checkpoint="auto", **options)
+    resumed = make_trainer(
+        tmp_path / "a",
+        model=tiny_model(seed=7, patch_image_size=32, dropout=0.1),
+        resume_from_checkpoint="auto",
+        **options,
+    )
     resumed.train()
     assert set(losses(run)) == {4, 5, 6}
     assert all(losses(run)[step] == full[step] for step in (4, 5, 6))
@@ -102,7 +132,9 @@ def test_sigkill_while_saving_leaves_the_previous_checkpoint(tmp_path: Path) -> 
     assert list(run.glob(".tmp-checkpoint-4-*"))
     assert ckpt.resolve_resume("auto", run) == run / "checkpoint-2"
     OFAForConditionalGeneration.from_pretrained(run / "checkpoint-2")
-    result = make_trainer(tmp_path, max_steps=4, save_strategy="steps", save_steps=2, resume_from_checkpoint="auto").train()
+    result = make_trainer(
+        tmp_path, max_steps=4, save_strategy="steps", save_steps=2, resume_from_checkpoint="auto"
+    ).train()
     assert result["steps"] == 4 and not list(run.glob(".tmp-checkpoint-*"))
     steps = [orjson.loads(line)["step"] for line in (run / "log.jsonl").read_bytes().splitlines()]
     assert steps == [1, 2, 3, 4, 3, 4]  # the killed run logged 3-4, the resumed run redid them
@@ -133,10 +165,21 @@ class ScriptedMetric:
 
 def test_evaluation_best_checkpoint_and_rotation(tmp_path: Path) -> None:
     ScriptedMetric.calls = 0
-    trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
-                           save_total_limit=1, metric_for_best_model="score", report_to="tensorboard")
+    trainer = make_trainer(
+        tmp_path,
+        max_steps=6,
+        eval_strategy="steps",
+        eval_steps=2,
+        save_strategy="steps",
+        save_steps=2,
+        save_total_limit=1,
+        metric_for_best_model="score",
+        report_to="tensorboard",
+    )
     trainer.tasks[0].metrics = {"scripted": ScriptedMetric}
-    trainer.tasks[0].generation_config = as_generation_config(SearchSettings(beam=2, max_len_b=3, min_len=1), **special_token_ids(trainer.model.config))
+    trainer.tasks[0].generation_config = as_generation_config(
+        SearchSettings(beam=2, max_len_b=3, min_len=1), **special_token_ids(trainer.model.config)
+    )
     result = trainer.train()
     run = tmp_path / "run"
     assert result["best_metric"] == 0.9 and result["best_checkpoint"] == str(run / "checkpoint-4")
@@ -147,14 +190,21 @@ def test_evaluation_best_checkpoint_and_rotation(tmp_path: Path) -> None:
     assert state["best_checkpoint"] == str(run / "checkpoint-4")
     for name in ("optimizer.pt", "scheduler.pt", "rng_state_0.pt"):
         torch.load(run / "checkpoint-6" / name, weights_only=True)
-    assert set(load_file(run / "checkpoint-6" / "model.safetensors")) and (run / "checkpoint-6" / "tokenizer.json").exists()
+    assert (
+        set(load_file(run / "checkpoint-6" / "model.safetensors"))
+        and (run / "checkpoint-6" / "tokenizer.json").exists()
+    )
 
 
 def test_best_checkpoint_follows_the_metrics_direction_by_default(tmp_path: Path) -> None:
     ScriptedMetric.calls = 0
-    trainer = make_trainer(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2)
+    trainer = make_trainer(
+        tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2
+    )
     trainer.tasks[0].metrics, trainer.tasks[0].higher_is_better = {"scripted": ScriptedMetric}, {"scripted": False}
-    trainer.tasks[0].generation_config = as_generation_config(SearchSettings(beam=1, max_len_b=2, min_len=1), **special_token_ids(trainer.model.config))
+    trainer.tasks[0].generation_config = as_generation_config(
+        SearchSettings(beam=1, max_len_b=2, min_len=1), **special_token_ids(trainer.model.config)
+    )
     result = trainer.train()
     assert result["best_metric"] == 0.1 and result["best_checkpoint"].endswith("checkpoint-6")
 
@@ -174,9 +224,17 @@ def test_cached_images_are_decoded_once_and_train_the_same(tmp_path: Path, monke
         processor = trainer.processor.image_processor
         calls = []
         to_tensor = processor.to_tensor
-        monkeypatch.setattr(processor, "to_tensor", lambda image, calls=calls, to_tensor=to_tensor: calls.append(image) or to_tensor(image))
+        monkeypatch.setattr(
+            processor,
+            "to_tensor",
+            lambda image, calls=calls, to_tensor=to_tensor: calls.append(image) or to_tensor(image),
+        )
         trainer.train()
-        runs[cache] = calls, losses(tmp_path / str(cache) / "run"), [p.detach().clone() for p in trainer.model.parameters()]
+        runs[cache] = (
+            calls,
+            losses(tmp_path / str(cache) / "run"),
+            [p.detach().clone() for p in trainer.model.parameters()],
+        )
     (plain_calls, plain_losses, plain_weights), (cached_calls, cached_losses, cached_weights) = runs[False], runs[True]
     assert len(plain_calls) == 24 and len(cached_calls) == 8
     assert cached_losses == plain_losses and len(cached_losses) == 6
@@ -193,7 +251,9 @@ def test_fused_adamw_is_the_same_update_in_one_kernel(tmp_path: Path) -> None:
     generator = torch.Generator().manual_seed(0)
     gradients = [torch.randn(p.shape, generator=generator) for p in models["adamw_torch"].parameters()]
     for optim, model in models.items():
-        optimizer = build_optimizer(model, TrainingConfig(output_dir="", optim=optim, learning_rate=1e-3, weight_decay=0.01))
+        optimizer = build_optimizer(
+            model, TrainingConfig(output_dir="", optim=optim, learning_rate=1e-3, weight_decay=0.01)
+        )
         assert bool(optimizer.defaults["fused"]) == (optim == "adamw_torch_fused")
         for _ in range(3):
             for parameter, gradient in zip(model.parameters(), gradients):

@@ -26,8 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import pickle
 import os
+import pickle
 import shlex
 import subprocess
 import sys
@@ -38,13 +38,23 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-SIZES = ["--encoder-embed-dim=64", "--decoder-embed-dim=64", "--encoder-ffn-embed-dim=128",
-         "--decoder-ffn-embed-dim=128", "--encoder-layers=2", "--decoder-layers=2", "--encoder-attention-heads=4",
-         "--decoder-attention-heads=4", "--resnet-type=resnet50"]
+SIZES = [
+    "--encoder-embed-dim=64",
+    "--decoder-embed-dim=64",
+    "--encoder-ffn-embed-dim=128",
+    "--decoder-ffn-embed-dim=128",
+    "--encoder-layers=2",
+    "--decoder-layers=2",
+    "--encoder-attention-heads=4",
+    "--decoder-attention-heads=4",
+    "--resnet-type=resnet50",
+]
 CHINESE = {"--bpe": "bert", "--bpe-dir": "../../utils/BERT_CN_dict", "--selected-cols": "0,4,2"}
 # language -> (official vocabulary folder in the OFA work tree, the caption evaluate script, its search flags)
-LANGUAGES = {"zh": ("utils/BERT_CN_dict", "generate_caption_cn.sh", ["--beam=8", "--max-len-b=128"]),
-             "en": ("utils/BPE", "evaluate_caption.sh", ["--beam=5", "--max-len-b=16"])}
+LANGUAGES = {
+    "zh": ("utils/BERT_CN_dict", "generate_caption_cn.sh", ["--beam=8", "--max-len-b=128"]),
+    "en": ("utils/BPE", "evaluate_caption.sh", ["--beam=5", "--max-len-b=16"]),
+}
 SEARCH = {"num_beams": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}
 
 
@@ -94,14 +104,25 @@ def origin(work: str, ofa: str) -> None:
         model = tasks.setup_task(cfg.task).build_model(cfg.model)
         cfg.task.eval_cider = eval_cider
         _randomize_official(model, seed=len(language))
-        state = {"args": None, "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-                 "model": {key: value.to(dtype) if value.is_floating_point() else value
-                           for key, value in model.state_dict().items()},
-                 "criterion": None,
-                 "optimizer_history": [{"criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
-                                        "optimizer_name": "FairseqAdam", "lr_scheduler_state": {"best": None},
-                                        "num_updates": 0}],
-                 "task_state": {}, "extra_state": {"train_iterator": {"epoch": 1}, "previous_training_time": 0.0}}
+        state = {
+            "args": None,
+            "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+            "model": {
+                key: value.to(dtype) if value.is_floating_point() else value
+                for key, value in model.state_dict().items()
+            },
+            "criterion": None,
+            "optimizer_history": [
+                {
+                    "criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
+                    "optimizer_name": "FairseqAdam",
+                    "lr_scheduler_state": {"best": None},
+                    "num_updates": 0,
+                }
+            ],
+            "task_state": {},
+            "extra_state": {"train_iterator": {"epoch": 1}, "previous_training_time": 0.0},
+        }
         path = Path(work) / f"origin_{language}.pt"
         checkpoint_utils.torch_persistent_save(state, str(path))
         print(f"origin: {path.name}: {cfg.task._name} {cfg.model.arch}, {len(state['model'])} tensors, {dtype}")
@@ -121,9 +142,14 @@ def _record(model_dir: Path, out: Path, seed: int) -> None:
     decoder[:, 0] = 0
     with torch.no_grad():
         logits = model(input_ids=ids, patch_images=images, decoder_input_ids=decoder).logits
-        beams = model.generate(input_ids=ids, patch_images=images, num_beams=SEARCH["num_beams"],
-                               max_new_tokens=SEARCH["max_len_b"] + 1,
-                               no_repeat_ngram_size=SEARCH["no_repeat_ngram_size"], min_new_tokens=1)
+        beams = model.generate(
+            input_ids=ids,
+            patch_images=images,
+            num_beams=SEARCH["num_beams"],
+            max_new_tokens=SEARCH["max_len_b"] + 1,
+            no_repeat_ngram_size=SEARCH["no_repeat_ngram_size"],
+            min_new_tokens=1,
+        )
     torch.save({"ids": ids, "images": images, "decoder": decoder, "logits": logits, "beams": beams}, out)
 
 
@@ -139,8 +165,11 @@ def _same_directories(a: Path, b: Path) -> int:
     from safetensors.torch import load_file
 
     left, right = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    differing = [key for key in left if key not in right or left[key].dtype != right[key].dtype
-                 or not torch.equal(left[key], right[key])]
+    differing = [
+        key
+        for key in left
+        if key not in right or left[key].dtype != right[key].dtype or not torch.equal(left[key], right[key])
+    ]
     if differing or left.keys() != right.keys() or (a / "config.json").read_text() != (b / "config.json").read_text():
         raise SystemExit(f"ours -> fairseq -> ours: {a} and {b} differ ({', '.join(differing[:5]) or 'config.json'})")
     return len(left)
@@ -154,8 +183,11 @@ def ours(work: str, ofa: str) -> None:
 
     work_dir, ofa_dir = Path(work), Path(ofa)
     for language, (vocabulary, _, _) in LANGUAGES.items():
-        tokenizer = ["--vocab", str(ofa_dir / vocabulary / "vocab.txt")] if language == "zh" else \
-            ["--bpe-dir", str(ofa_dir / vocabulary)]
+        tokenizer = (
+            ["--vocab", str(ofa_dir / vocabulary / "vocab.txt")]
+            if language == "zh"
+            else ["--bpe-dir", str(ofa_dir / vocabulary)]
+        )
         converted, again = work_dir / f"from_{language}", work_dir / f"again_{language}"
         _cli("convert", "fairseq", str(work_dir / f"origin_{language}.pt"), "--out", str(converted), *tokenizer)
         _cli("convert", "to-fairseq", str(converted), "--out", str(work_dir / f"back_{language}.pt"))
@@ -165,16 +197,30 @@ def ours(work: str, ofa: str) -> None:
 
         here = work_dir / f"here_{language}"
         tiny_official_model(language, Weights(seed=3)).save_pretrained(here)
-        _cli("convert", "to-fairseq", str(here), "--out", str(work_dir / f"here_{language}.pt"),
-             "--task", "caption_cn" if language == "zh" else "caption")
+        _cli(
+            "convert",
+            "to-fairseq",
+            str(here),
+            "--out",
+            str(work_dir / f"here_{language}.pt"),
+            "--task",
+            "caption_cn" if language == "zh" else "caption",
+        )
         _record(here, work_dir / f"here_{language}.inputs.pt", seed=6)
 
     from ofa_core.convert.official_cfg import official_cfg, official_tasks
 
     for name in official_tasks():  # every --task entry, on the model made here in the entry's language
         language = "zh" if official_cfg(name)["task"].get("bpe") == "bert" else "en"
-        _cli("convert", "to-fairseq", str(work_dir / f"here_{language}"), "--out", str(work_dir / f"task_{name}.pt"),
-             "--task", name)
+        _cli(
+            "convert",
+            "to-fairseq",
+            str(work_dir / f"here_{language}"),
+            "--out",
+            str(work_dir / f"task_{name}.pt"),
+            "--task",
+            name,
+        )
 
 
 def _plain(value):
@@ -194,8 +240,9 @@ def _cfg_differences(before: dict, after: dict) -> list[str]:
     for group in set(before) & set(after):
         left, right = before[group], after[group]
         if isinstance(left, dict) and isinstance(right, dict):
-            out += [f"{group}.{key}" for key in sorted(set(left) | set(right))
-                    if left.get(key, ...) != right.get(key, ...)]
+            out += [
+                f"{group}.{key}" for key in sorted(set(left) | set(right)) if left.get(key, ...) != right.get(key, ...)
+            ]
         elif left != right:
             out.append(group)
     return out
@@ -204,14 +251,21 @@ def _cfg_differences(before: dict, after: dict) -> list[str]:
 def _compare_with_origin(back: Path, source: Path) -> bool:
     original, written = torch.load(source, weights_only=False), torch.load(back, weights_only=False)
     tensors = original["model"]
-    equal = [key for key, value in tensors.items() if key in written["model"] and
-             written["model"][key].dtype == value.dtype and torch.equal(written["model"][key], value)]
+    equal = [
+        key
+        for key, value in tensors.items()
+        if key in written["model"]
+        and written["model"][key].dtype == value.dtype
+        and torch.equal(written["model"][key], value)
+    ]
     extra = sorted(set(written["model"]) - set(tensors))
     differences = _cfg_differences(original["cfg"], written["cfg"])
     dtypes = sorted({str(value.dtype) for value in tensors.values() if value.is_floating_point()})
-    print(f"{back.name} vs {source.name}: {len(equal)}/{len(tensors)} tensors equal in dtype and bits "
-          f"({', '.join(dtypes)}), {len(extra)} extra; cfg groups {len(written['cfg'])}/{len(original['cfg'])}, "
-          f"differing keys: {', '.join(differences) or 'none'}")
+    print(
+        f"{back.name} vs {source.name}: {len(equal)}/{len(tensors)} tensors equal in dtype and bits "
+        f"({', '.join(dtypes)}), {len(extra)} extra; cfg groups {len(written['cfg'])}/{len(original['cfg'])}, "
+        f"differing keys: {', '.join(differences) or 'none'}"
+    )
     return len(equal) == len(tensors) and not extra and not differences
 
 
@@ -229,18 +283,28 @@ def _load_and_compare(checkpoint: Path, inputs: Path, overrides: dict, beams: bo
     difference = (logits - recorded["logits"]).abs().max().item()
     scale = recorded["logits"].abs().max().item()
     groups = sorted(key for key in cfg.keys() if key != "_name")
-    print(f"{checkpoint.name}: loaded as task {cfg.task._name!r}, arch {cfg.model.arch!r}, {len(groups)} cfg groups; "
-          f"max |logit difference| {difference:.3g} over {logits.numel()} logits up to {scale:.3g} in magnitude")
+    print(
+        f"{checkpoint.name}: loaded as task {cfg.task._name!r}, arch {cfg.model.arch!r}, {len(groups)} cfg groups; "
+        f"max |logit difference| {difference:.3g} over {logits.numel()} logits up to {scale:.3g} in magnitude"
+    )
     if not beams:
         return difference <= 1e-4
-    generator = task.build_generator([model], argparse.Namespace(
-        beam=SEARCH["num_beams"], max_len_b=SEARCH["max_len_b"], min_len=1,
-        no_repeat_ngram_size=SEARCH["no_repeat_ngram_size"]))
+    generator = task.build_generator(
+        [model],
+        argparse.Namespace(
+            beam=SEARCH["num_beams"],
+            max_len_b=SEARCH["max_len_b"],
+            min_len=1,
+            no_repeat_ngram_size=SEARCH["no_repeat_ngram_size"],
+        ),
+    )
     sample = {"net_input": {"src_tokens": ids, "src_lengths": lengths, "patch_images": images, "patch_masks": masks}}
     with torch.no_grad():
         hypos = task.inference_step(generator, [model], sample)
-    same = sum(hypo[0]["tokens"].tolist() == [t for t in recorded["beams"][row].tolist()[1:] if t != 1]
-               for row, hypo in enumerate(hypos))
+    same = sum(
+        hypo[0]["tokens"].tolist() == [t for t in recorded["beams"][row].tolist()[1:] if t != 1]
+        for row, hypo in enumerate(hypos)
+    )
     print(f"{checkpoint.name}: the official beam search's best beams equal ours on {same}/{len(hypos)} rows")
     return difference <= 1e-4 and same == len(hypos)
 
@@ -251,16 +315,33 @@ def _evaluate(checkpoint: Path, language: str, ofa_dir: Path, work_dir: Path) ->
     rows = REPO / "tests/official/data" / f"caption_{language}.tsv"
     results = work_dir / f"results_{checkpoint.stem}"
     overrides = f'{{"data":"{rows}","bpe_dir":"{ofa_dir / vocabulary}","eval_cider":False,"selected_cols":"1,4,2"}}'
-    argv = [sys.executable, str(ofa_dir / "evaluate.py"), str(rows), f"--path={checkpoint}",
-            f"--user-dir={ofa_dir / 'ofa_module'}", "--task=caption", "--batch-size=16", "--log-format=simple",
-            "--log-interval=10", "--seed=7", "--gen-subset=test", f"--results-path={results}", *search,
-            "--no-repeat-ngram-size=3", "--num-workers=0", "--cpu", f"--model-overrides={overrides}"]
+    argv = [
+        sys.executable,
+        str(ofa_dir / "evaluate.py"),
+        str(rows),
+        f"--path={checkpoint}",
+        f"--user-dir={ofa_dir / 'ofa_module'}",
+        "--task=caption",
+        "--batch-size=16",
+        "--log-format=simple",
+        "--log-interval=10",
+        "--seed=7",
+        "--gen-subset=test",
+        f"--results-path={results}",
+        *search,
+        "--no-repeat-ngram-size=3",
+        "--num-workers=0",
+        "--cpu",
+        f"--model-overrides={overrides}",
+    ]
     completed = subprocess.run(argv, capture_output=True, text=True, cwd=ofa_dir / "run_scripts/caption")
     predictions = results / "test_predict.json"
     written = len(json.loads(predictions.read_text())) if predictions.is_file() else 0
     expected = len(rows.read_text(encoding="utf-8").splitlines())
-    print(f"{checkpoint.name}: evaluate.py ({script} flags, --cpu) exited {completed.returncode}, "
-          f"{written}/{expected} captions written")
+    print(
+        f"{checkpoint.name}: evaluate.py ({script} flags, --cpu) exited {completed.returncode}, "
+        f"{written}/{expected} captions written"
+    )
     if completed.returncode != 0:
         print(completed.stderr[-3000:])
     return completed.returncode == 0 and written == expected
@@ -282,8 +363,11 @@ def official(work: str, ofa: str) -> None:
     answers.write_bytes(pickle.dumps({"yes": 0, "no": 1, "two": 2}))
     for checkpoint in sorted(work_dir.glob("task_*.pt")):
         language = "zh" if torch.load(checkpoint, weights_only=False)["cfg"]["task"].get("bpe") == "bert" else "en"
-        overrides = {"bpe_dir": str(ofa_dir / LANGUAGES[language][0]), "eval_cider": False,
-                     "ans2label_file": str(answers)}
+        overrides = {
+            "bpe_dir": str(ofa_dir / LANGUAGES[language][0]),
+            "eval_cider": False,
+            "ans2label_file": str(answers),
+        }
         passed &= _load_and_compare(checkpoint, work_dir / f"here_{language}.inputs.pt", overrides, beams=False)
     print("all checks passed" if passed else "some checks FAILED")
     if not passed:

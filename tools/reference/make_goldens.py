@@ -42,8 +42,11 @@ def sha256(path: Path) -> str:
 def check_tokenizer_files(case: Case, ofa: Path) -> str:
     """The tests read the official tokenizer files from shared/spec; they must be byte for byte OFA's own."""
     official, ours = OFFICIAL_TOKENIZER[case.language]
-    pairs = ([(ofa / official / name, ours / name) for name in ("encoder.json", "vocab.bpe", "dict.txt")]
-             if case.language == "en" else [(ofa / official / "vocab.txt", ours / "BERT_CN_vocab.txt")])
+    pairs = (
+        [(ofa / official / name, ours / name) for name in ("encoder.json", "vocab.bpe", "dict.txt")]
+        if case.language == "en"
+        else [(ofa / official / "vocab.txt", ours / "BERT_CN_vocab.txt")]
+    )
     for theirs, mine in pairs:
         if theirs.read_bytes() != mine.read_bytes():
             raise SystemExit(f"{mine} differs from OFA's {theirs}: the tests would read another vocabulary")
@@ -100,19 +103,25 @@ def muge_caption(predictions: dict[str, str], case: Case) -> dict[str, float]:
 
 
 # The official GLUE datasets' label words (data/nlu_data/<task>_dataset.py), by the label the TSV holds.
-GLUE_LABELS = {"sst2": {"0": "negative", "1": "positive"}, "cola": {"0": "no", "1": "yes"},
-               "mnli": {"0": "maybe", "1": "yes", "2": "no"}, "mrpc": {"0": "no", "1": "yes"},
-               "qqp": {"0": "no", "1": "yes"},
-               "qnli": {"0": "no", "1": "yes", "not_entailment": "no", "entailment": "yes"},
-               "rte": {"not_entailment": "no", "entailment": "yes"}}
+GLUE_LABELS = {
+    "sst2": {"0": "negative", "1": "positive"},
+    "cola": {"0": "no", "1": "yes"},
+    "mnli": {"0": "maybe", "1": "yes", "2": "no"},
+    "mrpc": {"0": "no", "1": "yes"},
+    "qqp": {"0": "no", "1": "yes"},
+    "qnli": {"0": "no", "1": "yes", "not_entailment": "no", "entailment": "yes"},
+    "rte": {"not_entailment": "no", "entailment": "yes"},
+}
 
 
 def glue_accuracy(predictions: dict[str, str], case: Case) -> dict[str, float]:
     """The share of rows whose official answer is the row's label word (its valid_step's acc), x100."""
     labels = GLUE_LABELS[case.cfg.removeprefix("glue_")]
     stem = case.rows_path.stem
-    words = {f"{stem}:{number}": labels[line.split("\t")[-1]]
-             for number, line in enumerate(case.rows_path.read_text(encoding="utf-8").splitlines(), 1)}
+    words = {
+        f"{stem}:{number}": labels[line.split("\t")[-1]]
+        for number, line in enumerate(case.rows_path.read_text(encoding="utf-8").splitlines(), 1)
+    }
     return {"accuracy": 100 * sum(predictions[key] == word for key, word in words.items()) / len(words)}
 
 
@@ -124,11 +133,15 @@ def gigaword_rouge(predictions: dict[str, str], case: Case) -> dict[str, float]:
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     stem = case.rows_path.stem
-    references = {f"{stem}:{number}": line.split("\t")[1].lower()
-                  for number, line in enumerate(case.rows_path.read_text(encoding="utf-8").splitlines(), 1)}
+    references = {
+        f"{stem}:{number}": line.split("\t")[1].lower()
+        for number, line in enumerate(case.rows_path.read_text(encoding="utf-8").splitlines(), 1)
+    }
     scores = [scorer.score(references[key], predictions[key]) for key in references]
-    return {name: 100 * sum(score[name].fmeasure for score in scores) / len(scores)
-            for name in ("rouge1", "rouge2", "rougeL")}
+    return {
+        name: 100 * sum(score[name].fmeasure for score in scores) / len(scores)
+        for name in ("rouge1", "rouge2", "rougeL")
+    }
 
 
 def _tsv_column(case: Case, field: int) -> dict[str, str]:
@@ -154,7 +167,9 @@ def official_hit(box: list[float], reference: list[float]) -> float:
 def refcoco_accuracy(predictions: dict[str, list[float]], case: Case) -> dict[str, float]:
     """Acc@0.5 as evaluate.py sums eval_refcoco's scores (x100): the share of boxes that hit the row's box."""
     references = {key: [float(value) for value in box.split(",")] for key, box in _tsv_column(case, 3).items()}
-    return {"acc@0.5": 100 * sum(official_hit(predictions[key], references[key]) for key in references) / len(references)}
+    return {
+        "acc@0.5": 100 * sum(official_hit(predictions[key], references[key]) for key in references) / len(references)
+    }
 
 
 def ocr_label(text: str) -> str:
@@ -181,8 +196,10 @@ def _rows(case: Case) -> list[list[str]]:
 def vqa_score(predictions: dict[str, str], case: Case) -> dict[str, float]:
     """eval_vqa_gen's score (x100): the confidence the row's answers give the prediction, 0 if none, averaged over
     rows (ref_dict of VqaGenDataset: 'confidence|!+answer' items joined by '&&', column 3 of the TSV)."""
-    references = {row[0]: {item.split("|!+")[1]: float(item.split("|!+")[0]) for item in row[3].split("&&")}
-                  for row in _rows(case)}
+    references = {
+        row[0]: {item.split("|!+")[1]: float(item.split("|!+")[0]) for item in row[3].split("&&")}
+        for row in _rows(case)
+    }
     return {"vqa_acc": 100 * sum(references[key].get(predictions[key], 0) for key in references) / len(references)}
 
 
@@ -215,13 +232,21 @@ METRICS: dict[str, Callable[[dict[str, str], Case], dict[str, float]]] = {
 }
 
 
-def evaluate_arguments(case: Case, checkpoint: Path, bpe_dir: str, ofa: Path, results: Path,
-                       files: dict[str, str] | None = None) -> list[str]:
+def evaluate_arguments(
+    case: Case, checkpoint: Path, bpe_dir: str, ofa: Path, results: Path, files: dict[str, str] | None = None
+) -> list[str]:
     """The run_scripts call of the case with this machine's paths: its flags, --cpu instead of --fp16; `files`: the
     task files' overrides (ans2label_file: the pickle official_run wrote)."""
     overrides = {"data": str(case.rows_path), "bpe_dir": bpe_dir, **case.overrides, **(files or {})}
-    return [str(case.rows_path), f"--path={checkpoint}", f"--user-dir={ofa / 'ofa_module'}", *case.flags, "--cpu",
-            f"--results-path={results}", f"--model-overrides={overrides!r}"]
+    return [
+        str(case.rows_path),
+        f"--path={checkpoint}",
+        f"--user-dir={ofa / 'ofa_module'}",
+        *case.flags,
+        "--cpu",
+        f"--results-path={results}",
+        f"--model-overrides={overrides!r}",
+    ]
 
 
 def official_run(case: Case, checkpoint: Path, ofa: Path, activate: str, work: Path) -> tuple[list, list[str]]:
@@ -230,16 +255,29 @@ def official_run(case: Case, checkpoint: Path, ofa: Path, activate: str, work: P
     files = {}
     for task_file in case.files:  # OFA reads a pickle of the answer -> index map the case's JSON export holds
         pickled = work / f"{Path(task_file.data).stem}.pkl"
-        pickled.write_bytes(pickle.dumps(json.loads((case.rows_path.parent / task_file.data).read_text(encoding="utf-8"))))
+        pickled.write_bytes(
+            pickle.dumps(json.loads((case.rows_path.parent / task_file.data).read_text(encoding="utf-8")))
+        )
         files[task_file.override] = str(pickled)
     arguments = evaluate_arguments(case, checkpoint, bpe_dir, ofa, work / "results", files)
     record = work / "record.json"
-    command = shlex.join(["python", str(REPO / "tools/reference/official_eval.py"),
-                          "--ofa", str(ofa), "--record", str(record), "--", *arguments])
+    command = shlex.join(
+        [
+            "python",
+            str(REPO / "tools/reference/official_eval.py"),
+            "--ofa",
+            str(ofa),
+            "--record",
+            str(record),
+            "--",
+            *arguments,
+        ]
+    )
     completed = subprocess.run(["bash", "-c", f"{activate}\n{command}"], capture_output=True, text=True)
     if completed.returncode != 0:
-        raise SystemExit(f"official evaluate.py failed for {case.recipe}:\n{completed.stdout[-4000:]}\n"
-                         f"{completed.stderr[-4000:]}")
+        raise SystemExit(
+            f"official evaluate.py failed for {case.recipe}:\n{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}"
+        )
     subset = next(flag.split("=", 1)[1] for flag in case.flags if flag.startswith("--gen-subset="))
     saved_file = work / "results" / f"{subset}_predict.json"  # GLUE's evaluation stops before writing it
     saved = json.loads(saved_file.read_text(encoding="utf-8")) if saved_file.is_file() else []
@@ -252,8 +290,15 @@ def caption_rows(saved: list[dict], recorded: list[dict]) -> list[dict]:
     rows = []
     for entry in saved:
         best, *rest = beams[entry["image_id"]]
-        rows.append({"id": entry["image_id"], "prediction": entry["caption"], "tokens": best["tokens"],
-                     "score": best["score"], "runner_up_score": rest[0]["score"] if rest else None})
+        rows.append(
+            {
+                "id": entry["image_id"],
+                "prediction": entry["caption"],
+                "tokens": best["tokens"],
+                "score": best["score"],
+                "runner_up_score": rest[0]["score"] if rest else None,
+            }
+        )
     return rows
 
 
@@ -264,8 +309,14 @@ def glue_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]
     if len(recorded) != len(lines):
         raise SystemExit(f"{case.recipe}: recorded {len(recorded)} rows of {len(lines)}; keep them in one batch")
     stem = case.rows_path.stem
-    return [{"id": f"{stem}:{row['id'] + 1}", "prediction": max(row["candidates"], key=row["candidates"].get),
-             "candidates": row["candidates"]} for row in recorded]
+    return [
+        {
+            "id": f"{stem}:{row['id'] + 1}",
+            "prediction": max(row["candidates"], key=row["candidates"].get),
+            "candidates": row["candidates"],
+        }
+        for row in recorded
+    ]
 
 
 def summary_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
@@ -274,8 +325,10 @@ def summary_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[di
     if len(saved) != len(lines):
         raise SystemExit(f"{case.recipe}: evaluate.py saved {len(saved)} rows of {len(lines)}")
     stem = case.rows_path.stem
-    return [{"id": f"{stem}:{number}", "prediction": entry["hyp"], "reference": entry["ref"]}
-            for number, entry in enumerate(saved, 1)]
+    return [
+        {"id": f"{stem}:{number}", "prediction": entry["hyp"], "reference": entry["ref"]}
+        for number, entry in enumerate(saved, 1)
+    ]
 
 
 def _searched(recorded: list[dict], case: Case) -> list[dict]:
@@ -310,7 +363,9 @@ def ocr_rows(saved: list[dict], recorded: list[dict], case: Case) -> list[dict]:
     rows = []
     for row in _searched(recorded, case):
         if labels[row["id"]] != row["reference"]:
-            raise SystemExit(f"{case.recipe}: row {row['id']}: label {labels[row['id']]!r}, eval_ocr's {row['reference']!r}")
+            raise SystemExit(
+                f"{case.recipe}: row {row['id']}: label {labels[row['id']]!r}, eval_ocr's {row['reference']!r}"
+            )
         rows.append({"id": row["id"], "prediction": row["text"], **_beams(row), "reference": row["reference"]})
     return rows
 
@@ -338,10 +393,18 @@ def closed_set_rows(saved: list[dict], recorded: list[dict], case: Case) -> list
         if max(row["candidates"], key=row["candidates"].get) != answers[row["id"]]:
             raise SystemExit(f"{case.key}: row {row['id']}: saved {answers[row['id']]!r} is not the best candidate")
         if best - second < MIN_MARGIN:
-            raise SystemExit(f"{case.key}: row {row['id']}: the two best candidates lie {best - second:.2e} apart; "
-                             "change the case's weights")
-        rows.append({"id": row["id"], "prediction": answers[row["id"]], "candidates": row["candidates"],
-                     "margin": best - second})
+            raise SystemExit(
+                f"{case.key}: row {row['id']}: the two best candidates lie {best - second:.2e} apart; "
+                "change the case's weights"
+            )
+        rows.append(
+            {
+                "id": row["id"],
+                "prediction": answers[row["id"]],
+                "candidates": row["candidates"],
+                "margin": best - second,
+            }
+        )
     return rows
 
 
@@ -382,9 +445,15 @@ def make_golden(case: Case, ofa: Path, activate: str, commit: str) -> Path:
             "case": record(case),
             "checkpoint_sha256": digest(checkpoint),
             "rows_sha256": sha256(case.rows_path),
-            "official": {"repository": "OFA-Sys/OFA", "commit": commit, "script": case.script,
-                         "evaluate_py": [portable(argument, {directory: "<tmp>", str(ofa): "<OFA>", str(REPO): "<repo>"})
-                                         for argument in arguments]},
+            "official": {
+                "repository": "OFA-Sys/OFA",
+                "commit": commit,
+                "script": case.script,
+                "evaluate_py": [
+                    portable(argument, {directory: "<tmp>", str(ofa): "<OFA>", str(REPO): "<repo>"})
+                    for argument in arguments
+                ],
+            },
             "predictions": rows,
             "metric": METRICS[case.metric]({row["id"]: row["prediction"] for row in rows}, case),
         }
@@ -395,9 +464,15 @@ def make_golden(case: Case, ofa: Path, activate: str, commit: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipes to make goldens for (default: every case)")
-    parser.add_argument("--ready", type=Path, default=Path("/work/ref/READY"),
-                        help="file whose text activates the official environment in bash")
+    parser.add_argument(
+        "recipes", nargs="*", metavar="RECIPE", help="recipes to make goldens for (default: every case)"
+    )
+    parser.add_argument(
+        "--ready",
+        type=Path,
+        default=Path("/work/ref/READY"),
+        help="file whose text activates the official environment in bash",
+    )
     parser.add_argument("--ofa", type=Path, default=Path("/work/ref/OFA"), help="the OFA work tree")
     parser.add_argument("--commit", help="the OFA commit of that tree, recorded in the goldens (default: its git HEAD)")
     args = parser.parse_args()
@@ -405,8 +480,12 @@ def main() -> None:
     if unknown:
         parser.error(f"no case for {', '.join(unknown)} in tests/official/cases.py")
     activate = args.ready.read_text(encoding="utf-8")
-    commit = args.commit or subprocess.run(["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True,
-                                           text=True).stdout.strip()
+    commit = (
+        args.commit
+        or subprocess.run(
+            ["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    )
     if not re.fullmatch(r"[0-9a-f]{40}", commit):
         parser.error(f"{args.ofa} is not a git work tree: name its OFA commit with --commit")
     for recipe in args.recipes or list(CASES):

@@ -45,14 +45,20 @@ def official(checkpoint: str, inputs: str, ofa: str, out: str) -> None:
     lengths, masks = ids.ne(1).sum(1), torch.ones(len(ids), dtype=torch.bool)
     with torch.no_grad():
         logits, _ = model(ids, lengths, decoder, patch_images=images, patch_masks=masks)
-        generator = task.build_generator([model], argparse.Namespace(
-            beam=search["beam"], max_len_b=search["max_len_b"], min_len=1,
-            no_repeat_ngram_size=search["no_repeat_ngram_size"]))
-        sample = {"net_input": {"src_tokens": ids, "src_lengths": lengths, "patch_images": images,
-                                "patch_masks": masks}}
+        generator = task.build_generator(
+            [model],
+            argparse.Namespace(
+                beam=search["beam"],
+                max_len_b=search["max_len_b"],
+                min_len=1,
+                no_repeat_ngram_size=search["no_repeat_ngram_size"],
+            ),
+        )
+        sample = {
+            "net_input": {"src_tokens": ids, "src_lengths": lengths, "patch_images": images, "patch_masks": masks}
+        }
         hypos = task.inference_step(generator, [model], sample)
-    beams = [[{"tokens": hypo["tokens"].tolist(), "score": float(hypo["score"])} for hypo in row[:2]]
-             for row in hypos]
+    beams = [[{"tokens": hypo["tokens"].tolist(), "score": float(hypo["score"])} for hypo in row[:2]] for row in hypos]
     torch.save({"logits": logits, "beams": beams}, out)
 
 
@@ -65,8 +71,12 @@ def main() -> None:
     parser.add_argument("--ofa", type=Path, default=Path("/work/ref/OFA"))
     parser.add_argument("--commit", help="the OFA commit of that tree, recorded in the golden (default: its git HEAD)")
     args = parser.parse_args()
-    commit = args.commit or subprocess.run(["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True,
-                                           text=True).stdout.strip()
+    commit = (
+        args.commit
+        or subprocess.run(
+            ["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    )
     if not re.fullmatch(r"[0-9a-f]{40}", commit):
         parser.error(f"{args.ofa} is not a git work tree: name its OFA commit with --commit")
     activate = args.ready.read_text(encoding="utf-8").strip()
@@ -75,8 +85,17 @@ def main() -> None:
         checkpoint = build_checkpoint(work)
         ids, images, decoder = peft_inputs()
         torch.save({"ids": ids, "images": images, "decoder": decoder, "search": SEARCH}, work / "inputs.pt")
-        command = shlex.join(["python", str(Path(__file__).resolve()), "official", str(checkpoint),
-                              str(work / "inputs.pt"), str(args.ofa.resolve()), str(work / "official.pt")])
+        command = shlex.join(
+            [
+                "python",
+                str(Path(__file__).resolve()),
+                "official",
+                str(checkpoint),
+                str(work / "inputs.pt"),
+                str(args.ofa.resolve()),
+                str(work / "official.pt"),
+            ]
+        )
         if subprocess.run(["bash", "-c", f"{activate}\n{command}"]).returncode != 0:
             raise SystemExit("the official step failed")
         result = torch.load(work / "official.pt")

@@ -45,17 +45,38 @@ def photo(name: str, crop: tuple[int, int, int, int] | None = None) -> str:
 
 # (photo, image id, English captions, Chinese captions, object labels)
 CAPTIONS = [
-    ("astronaut", "391895", ["an astronaut in a white space suit holding a helmet",
-                             "a woman astronaut posing in front of an american flag",
-                             "a smiling astronaut in a spacesuit"],
-     ["身穿白色宇航服的宇航员站在国旗前", "一位女宇航员手拿头盔微笑"], "person&&flag&&helmet"),
-    ("chelsea", "522418", ["a tabby cat sitting and looking to the side", "an orange and brown cat on a grey floor"],
-     ["一只橘色的虎斑猫坐在地上", "虎斑猫侧着头看向一旁"], "cat"),
-    ("coffee", "184613", ["a cup of coffee on a saucer with a spoon", "a white coffee cup on a red table"],
-     ["红色桌子上放着一杯咖啡", "白色咖啡杯和勺子"], "cup&&spoon&&dining table"),
-    ("camera", "318219", ["a black and white photo of a man with a camera on a tripod",
-                          "a photographer standing in a field"],
-     ["黑白照片里一个男人在草地上用相机拍照"], ""),
+    (
+        "astronaut",
+        "391895",
+        [
+            "an astronaut in a white space suit holding a helmet",
+            "a woman astronaut posing in front of an american flag",
+            "a smiling astronaut in a spacesuit",
+        ],
+        ["身穿白色宇航服的宇航员站在国旗前", "一位女宇航员手拿头盔微笑"],
+        "person&&flag&&helmet",
+    ),
+    (
+        "chelsea",
+        "522418",
+        ["a tabby cat sitting and looking to the side", "an orange and brown cat on a grey floor"],
+        ["一只橘色的虎斑猫坐在地上", "虎斑猫侧着头看向一旁"],
+        "cat",
+    ),
+    (
+        "coffee",
+        "184613",
+        ["a cup of coffee on a saucer with a spoon", "a white coffee cup on a red table"],
+        ["红色桌子上放着一杯咖啡", "白色咖啡杯和勺子"],
+        "cup&&spoon&&dining table",
+    ),
+    (
+        "camera",
+        "318219",
+        ["a black and white photo of a man with a camera on a tripod", "a photographer standing in a field"],
+        ["黑白照片里一个男人在草地上用相机拍照"],
+        "",
+    ),
 ]
 
 
@@ -70,37 +91,61 @@ def caption_rows(language: str) -> list[list[str]]:
 
 # GLUE rows: (texts, label as the official file writes it), per task; the texts are written by hand.
 GLUE = {
-    "sst2": [(["a gripping , beautifully acted film"], "1"), (["the plot is thin and the jokes fall flat"], "0"),
-             (["an utterly forgettable sequel"], "0"), (["warm , funny and surprisingly wise"], "1"),
-             (["it never finds its footing"], "0")],
-    "cola": [(["the cat sat on the mat ."], "1"), (["the cat sat mat the on ."], "0"),
-             (["she has been reading all morning ."], "1"), (["him went to the store yesterday ."], "0")],
-    "rte": [(["a man is playing a guitar on stage .", "a person plays music ."], "entailment"),
-            (["the company reported record profits this year .", "the company lost money ."], "not_entailment"),
-            (["two dogs run across a snowy field .", "animals are outside ."], "entailment"),
-            (["the museum opens at nine .", "the museum is closed all week ."], "not_entailment")],
-    "mrpc": [(["the storm knocked out power to thousands of homes .",
-               "thousands of homes lost power in the storm ."], "1"),
-             (["shares rose two percent on monday .", "the minister resigned on monday ."], "0"),
-             (["he was born in a small village .", "his birthplace was a small village ."], "1"),
-             (["the bridge will reopen next spring .", "the school hired ten new teachers ."], "0")],
-    "qnli": [(["what colour is the sky ?", "on a clear day the sky looks blue ."], "entailment"),
-             (["who wrote the novel ?", "the film was shot in three months ."], "not_entailment"),
-             (["how tall is the tower ?", "the tower rises 300 metres above the city ."], "entailment"),
-             (["when did the war end ?", "the river floods every spring ."], "not_entailment")],
-    "qqp": [(["how do i learn to cook ?", "what is the best way to learn cooking ?"], "1"),
-            (["why is the sea salty ?", "how do airplanes fly ?"], "0"),
-            (["what is a good laptop for students ?", "which laptop should a student buy ?"], "1"),
-            (["where can i watch old movies ?", "how do i fix a flat tyre ?"], "0")],
-    "mnli": [(["a woman is slicing tomatoes in a kitchen .", "someone is preparing food ."], "1"),
-             (["the children are asleep .", "the children are playing football ."], "2"),
-             (["a man is reading a newspaper on a bench .", "the man is waiting for a friend ."], "0"),
-             (["the shop sells fresh bread every morning .", "bread is sold at the shop ."], "1")],
+    "sst2": [
+        (["a gripping , beautifully acted film"], "1"),
+        (["the plot is thin and the jokes fall flat"], "0"),
+        (["an utterly forgettable sequel"], "0"),
+        (["warm , funny and surprisingly wise"], "1"),
+        (["it never finds its footing"], "0"),
+    ],
+    "cola": [
+        (["the cat sat on the mat ."], "1"),
+        (["the cat sat mat the on ."], "0"),
+        (["she has been reading all morning ."], "1"),
+        (["him went to the store yesterday ."], "0"),
+    ],
+    "rte": [
+        (["a man is playing a guitar on stage .", "a person plays music ."], "entailment"),
+        (["the company reported record profits this year .", "the company lost money ."], "not_entailment"),
+        (["two dogs run across a snowy field .", "animals are outside ."], "entailment"),
+        (["the museum opens at nine .", "the museum is closed all week ."], "not_entailment"),
+    ],
+    "mrpc": [
+        (["the storm knocked out power to thousands of homes .", "thousands of homes lost power in the storm ."], "1"),
+        (["shares rose two percent on monday .", "the minister resigned on monday ."], "0"),
+        (["he was born in a small village .", "his birthplace was a small village ."], "1"),
+        (["the bridge will reopen next spring .", "the school hired ten new teachers ."], "0"),
+    ],
+    "qnli": [
+        (["what colour is the sky ?", "on a clear day the sky looks blue ."], "entailment"),
+        (["who wrote the novel ?", "the film was shot in three months ."], "not_entailment"),
+        (["how tall is the tower ?", "the tower rises 300 metres above the city ."], "entailment"),
+        (["when did the war end ?", "the river floods every spring ."], "not_entailment"),
+    ],
+    "qqp": [
+        (["how do i learn to cook ?", "what is the best way to learn cooking ?"], "1"),
+        (["why is the sea salty ?", "how do airplanes fly ?"], "0"),
+        (["what is a good laptop for students ?", "which laptop should a student buy ?"], "1"),
+        (["where can i watch old movies ?", "how do i fix a flat tyre ?"], "0"),
+    ],
+    "mnli": [
+        (["a woman is slicing tomatoes in a kitchen .", "someone is preparing food ."], "1"),
+        (["the children are asleep .", "the children are playing football ."], "2"),
+        (["a man is reading a newspaper on a bench .", "the man is waiting for a friend ."], "0"),
+        (["the shop sells fresh bread every morning .", "bread is sold at the shop ."], "1"),
+    ],
 }
 
 # Where the official selected_cols put each task's texts and label (run_scripts/glue/train_<task>.sh).
-GLUE_COLUMNS = {"sst2": (0, 1), "cola": (1, 2), "rte": (1, 2, 3), "mrpc": (0, 1, 2), "qnli": (1, 2, 3),
-                "qqp": (3, 4, 5), "mnli": (0, 1, 2)}
+GLUE_COLUMNS = {
+    "sst2": (0, 1),
+    "cola": (1, 2),
+    "rte": (1, 2, 3),
+    "mrpc": (0, 1, 2),
+    "qnli": (1, 2, 3),
+    "qqp": (3, 4, 5),
+    "mnli": (0, 1, 2),
+}
 
 
 def glue_rows(task: str) -> list[list[str]]:
@@ -117,14 +162,22 @@ def glue_rows(task: str) -> list[list[str]]:
 
 # Gigaword rows (article, headline), written by hand in the dataset's lower-cased, tokenized style.
 GIGAWORD = [
-    ("the city council approved a new budget on tuesday that raises spending on schools and roads by ## percent .",
-     "council approves budget with more for schools and roads"),
-    ("heavy rain caused flooding in several northern towns , forcing hundreds of residents to leave their homes .",
-     "floods force hundreds from homes in north"),
-    ("the national football team beat its rivals #-# in a friendly match played in front of a full stadium .",
-     "national team wins friendly match"),
-    ("oil prices fell sharply on monday after reports that production would increase next month .",
-     "oil prices fall on production reports"),
+    (
+        "the city council approved a new budget on tuesday that raises spending on schools and roads by ## percent .",
+        "council approves budget with more for schools and roads",
+    ),
+    (
+        "heavy rain caused flooding in several northern towns , forcing hundreds of residents to leave their homes .",
+        "floods force hundreds from homes in north",
+    ),
+    (
+        "the national football team beat its rivals #-# in a friendly match played in front of a full stadium .",
+        "national team wins friendly match",
+    ),
+    (
+        "oil prices fell sharply on monday after reports that production would increase next month .",
+        "oil prices fall on production reports",
+    ),
 ]
 
 
@@ -132,12 +185,21 @@ GIGAWORD = [
 # the stored photo)]); the boxes were drawn by hand on the 192-pixel photos. Each row repeats its image, as the official
 # files do, so six rows keep the files near 55 KB.
 REGIONS = [
-    ("astronaut", "391895", [("the woman in the orange space suit", "穿橙色宇航服的女人", "8,5,138,192"),
-                             ("the black helmet on the right", "右边的黑色头盔", "110,128,192,192")]),
+    (
+        "astronaut",
+        "391895",
+        [
+            ("the woman in the orange space suit", "穿橙色宇航服的女人", "8,5,138,192"),
+            ("the black helmet on the right", "右边的黑色头盔", "110,128,192,192"),
+        ],
+    ),
     ("chelsea", "522418", [("the cat's left eye", "猫的左眼", "57,35,90,62")]),
     ("coffee", "184613", [("the spoon next to the cup", "杯子旁边的勺子", "100,20,128,105")]),
-    ("camera", "318219", [("the man with the camera", "拿着相机的男人", "0,25,125,192"),
-                          ("the tripod", "三脚架", "85,70,150,192")]),
+    (
+        "camera",
+        "318219",
+        [("the man with the camera", "拿着相机的男人", "0,25,125,192"), ("the tripod", "三脚架", "85,70,150,192")],
+    ),
 ]
 
 
@@ -149,7 +211,9 @@ def refcoco_rows(language: str) -> list[list[str]]:
         image = photo(name)
         for number, (english, chinese, box) in enumerate(regions):
             uniq_id = f"{image_id}_{number}"
-            rows.append([uniq_id, image_id, english, box, image] if language == "en" else [uniq_id, chinese, box, image])
+            rows.append(
+                [uniq_id, image_id, english, box, image] if language == "en" else [uniq_id, chinese, box, image]
+            )
     return rows
 
 
@@ -189,28 +253,52 @@ VQA = [
 
 def vqa_rows() -> list[list[str]]:
     """OFA's VQA TSV: question-id, image-id, question, answers, objects, image (selected_cols 0,5,2,3,4)."""
-    return [[f"{image_id}{index:03d}", image_id, question, answers, objects, photo(name)]
-            for index, (name, image_id, question, answers, objects) in enumerate(VQA)]
+    return [
+        [f"{image_id}{index:03d}", image_id, question, answers, objects, photo(name)]
+        for index, (name, image_id, question, answers, objects) in enumerate(VQA)
+    ]
 
 
 # SNLI-VE rows: (photo, image id, hypothesis, premise caption, label), in OFA's snli_ve_dev.tsv layout; the texts
 # carry the punctuation and hyphens OFA's pre_caption removes. The labels are the true ones.
 SNLI_VE = [
-    ("chelsea", "522418", "A cat is sitting on the floor.", "A tabby cat sitting and looking to the side.",
-     "entailment"),
-    ("coffee", "184613", "Someone is drinking tea, in a garden!", "A cup of coffee on a saucer with a spoon.",
-     "contradiction"),
-    ("astronaut", "391895", "The astronaut is about to fly to the moon.", "A smiling astronaut in a space-suit.",
-     "neutral"),
-    ("camera", "318219", "A man is taking a photograph.",
-     "A black and white photo of a man with a camera on a tripod.", "entailment"),
+    (
+        "chelsea",
+        "522418",
+        "A cat is sitting on the floor.",
+        "A tabby cat sitting and looking to the side.",
+        "entailment",
+    ),
+    (
+        "coffee",
+        "184613",
+        "Someone is drinking tea, in a garden!",
+        "A cup of coffee on a saucer with a spoon.",
+        "contradiction",
+    ),
+    (
+        "astronaut",
+        "391895",
+        "The astronaut is about to fly to the moon.",
+        "A smiling astronaut in a space-suit.",
+        "neutral",
+    ),
+    (
+        "camera",
+        "318219",
+        "A man is taking a photograph.",
+        "A black and white photo of a man with a camera on a tripod.",
+        "entailment",
+    ),
 ]
 
 
 def snli_ve_rows() -> list[list[str]]:
     """OFA's SNLI-VE TSV: uniq-id, image-id, image, hypothesis, caption, label (selected_cols 0,2,3,4,5)."""
-    return [[str(index), image_id, photo(name), hypothesis, caption, label]
-            for index, (name, image_id, hypothesis, caption, label) in enumerate(SNLI_VE)]
+    return [
+        [str(index), image_id, photo(name), hypothesis, caption, label]
+        for index, (name, image_id, hypothesis, caption, label) in enumerate(SNLI_VE)
+    ]
 
 
 # ImageNet rows: (photo, label words) in OFA's imagenet_1k_val.tsv layout. The labels file (data/imagenet_labels.json,
@@ -219,8 +307,13 @@ def snli_ve_rows() -> list[list[str]]:
 # random model's scores, by a few tenths, less than most labels' scores lie apart; the names were picked from 72 so
 # that the photo decides between the three best (cheetah, coffeepot, loggerhead: 0.047 to 0.19 apart) and every
 # other name scores lower on every photo. The rows' labels fit their photos.
-IMAGENET = [("chelsea", "tabby cat"), ("coffee", "coffeepot"), ("astronaut", "military uniform"), ("camera", "tripod"),
-            ("rocket", "missile")]
+IMAGENET = [
+    ("chelsea", "tabby cat"),
+    ("coffee", "coffeepot"),
+    ("astronaut", "military uniform"),
+    ("camera", "tripod"),
+    ("rocket", "missile"),
+]
 
 
 def imagenet_rows() -> list[list[str]]:
@@ -267,7 +360,9 @@ def add_echoes(name: str, rows: list[list[str]], golden: Path) -> list[list[str]
     Gigaword's single headline (rows numbered as its reader does), in place of it; for RefCOCO, a box around the
     official one in place of the row's box (kept where the official box has no area). OCR's metric is an exact match:
     every row whose official text fits a label (30 characters, the recipe's max_chars) gets it as its label."""
-    predictions = {row["id"]: row["prediction"] for row in json.loads(golden.read_text(encoding="utf-8"))["predictions"]}
+    predictions = {
+        row["id"]: row["prediction"] for row in json.loads(golden.read_text(encoding="utf-8"))["predictions"]
+    }
     if name == "ocr_zh":
         for row in rows:
             row[2] = predictions[row[0]] if len(predictions[row[0]]) <= 30 else row[2]
@@ -290,9 +385,15 @@ def write(path: Path, rows: list[list[str]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"row sets to write (default: all): {', '.join(ROW_SETS)}")
-    parser.add_argument("--echo", type=Path, metavar="GOLDEN",
-                        help="write the row set again with echo references from this golden's predictions")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"row sets to write (default: all): {', '.join(ROW_SETS)}"
+    )
+    parser.add_argument(
+        "--echo",
+        type=Path,
+        metavar="GOLDEN",
+        help="write the row set again with echo references from this golden's predictions",
+    )
     args = parser.parse_args()
     names = args.names or list(ROW_SETS)
     unknown = sorted(set(names) - set(ROW_SETS))

@@ -28,31 +28,59 @@ from pathlib import Path
 # name -> (train script, flags replacing or adding to the script's, what it derives from when not the script)
 ENTRIES: dict[str, tuple[str, dict[str, str | None], str]] = {
     "caption": ("caption/train_caption_stage1_base.sh", {}, ""),
-    "caption_cn": ("caption/train_caption_stage1_base.sh",
-                   {"--bpe": "bert", "--bpe-dir": "../../utils/BERT_CN_dict", "--selected-cols": "0,4,2",
-                    "--eval-args": '{"beam":8,"max_len_b":128,"no_repeat_ngram_size":3}'},
-                   "caption/train_caption_stage1_base.sh with the Chinese vocabulary and generate_caption_cn.sh's search"),
+    "caption_cn": (
+        "caption/train_caption_stage1_base.sh",
+        {
+            "--bpe": "bert",
+            "--bpe-dir": "../../utils/BERT_CN_dict",
+            "--selected-cols": "0,4,2",
+            "--eval-args": '{"beam":8,"max_len_b":128,"no_repeat_ngram_size":3}',
+        },
+        "caption/train_caption_stage1_base.sh with the Chinese vocabulary and generate_caption_cn.sh's search",
+    ),
     "vqa_gen": ("vqa/train_vqa_base_distributed.sh", {}, ""),
     "refcoco": ("refcoco/train_refcoco_base.sh", {}, ""),
-    "refcoco_cn": ("refcoco/train_refcoco_base.sh",
-                   {"--bpe": "bert", "--bpe-dir": "../../utils/BERT_CN_dict", "--selected-cols": "0,3,1,2"},
-                   "refcoco/train_refcoco_base.sh with the Chinese vocabulary and evaluate_refcoco_cn.sh's columns"),
+    "refcoco_cn": (
+        "refcoco/train_refcoco_base.sh",
+        {"--bpe": "bert", "--bpe-dir": "../../utils/BERT_CN_dict", "--selected-cols": "0,3,1,2"},
+        "refcoco/train_refcoco_base.sh with the Chinese vocabulary and evaluate_refcoco_cn.sh's columns",
+    ),
     "snli_ve": ("snli_ve/train_snli_ve_base.sh", {}, ""),
     "image_classify": ("image_classify/train_imagenet_distributed.sh", {}, ""),
-    "ocr": ("caption/train_caption_stage1_base.sh",
-            {"--task": "ocr", "--bpe": "bert", "--bpe-dir": "../../utils/BERT_CN_dict", "--selected-cols": "0,1,2",
-             "--max-tgt-length": "64", "--eval-args": '{"beam":5,"max_len_b":64,"no_repeat_ngram_size":0}',
-             "--eval-cider": None, "--eval-cider-cached-tokens": None},
-            "caption/train_caption_stage1_base.sh as task ocr (branch feature/add_text_recognition) with the Chinese "
-            "vocabulary and run_scripts/ocr/evaluate_ocr_base.sh's columns and search"),
+    "ocr": (
+        "caption/train_caption_stage1_base.sh",
+        {
+            "--task": "ocr",
+            "--bpe": "bert",
+            "--bpe-dir": "../../utils/BERT_CN_dict",
+            "--selected-cols": "0,1,2",
+            "--max-tgt-length": "64",
+            "--eval-args": '{"beam":5,"max_len_b":64,"no_repeat_ngram_size":0}',
+            "--eval-cider": None,
+            "--eval-cider-cached-tokens": None,
+        },
+        "caption/train_caption_stage1_base.sh as task ocr (branch feature/add_text_recognition) with the Chinese "
+        "vocabulary and run_scripts/ocr/evaluate_ocr_base.sh's columns and search",
+    ),
     "gigaword": ("gigaword/train_gigaword.sh", {}, ""),
-    **{f"glue_{name}": (f"glue/train_{name}.sh", {}, "") for name in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")},
+    **{
+        f"glue_{name}": (f"glue/train_{name}.sh", {}, "")
+        for name in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")
+    },
 }
 
 # Sizes of the throwaway model that completes the arguments (they only decide the shapes of its weights).
-SHRUNK = {"encoder_embed_dim": 16, "decoder_embed_dim": 16, "encoder_ffn_embed_dim": 16, "decoder_ffn_embed_dim": 16,
-          "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 1, "decoder_attention_heads": 1,
-          "resnet_type": "resnet50"}
+SHRUNK = {
+    "encoder_embed_dim": 16,
+    "decoder_embed_dim": 16,
+    "encoder_ffn_embed_dim": 16,
+    "decoder_ffn_embed_dim": 16,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_attention_heads": 1,
+    "decoder_attention_heads": 1,
+    "resnet_type": "resnet50",
+}
 
 RECORDER = """#!/usr/bin/env bash
 printf '%s\\0' "$@" > "$OFA_RECORDED_ARGV"
@@ -72,11 +100,18 @@ def recorded_argv(ofa: Path, script: str) -> list[str]:
         run_dir = scratch / "run_scripts" / Path(script).parent
         run_dir.mkdir(parents=True)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OFA_RECORDED_ARGV": str(record)}
-        subprocess.run(["bash", str(ofa / "run_scripts" / script)], cwd=run_dir, env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        subprocess.run(
+            ["bash", str(ofa / "run_scripts" / script)],
+            cwd=run_dir,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
         argv = record.read_bytes().decode().split("\0")[:-1]
     start = next(index for index, value in enumerate(argv) if value.endswith("train.py"))
-    return argv[start + 1:]
+    return argv[start + 1 :]
 
 
 def override(argv: list[str], flags: dict[str, str | None]) -> list[str]:
@@ -159,11 +194,19 @@ def main() -> None:
         argv = override(recorded_argv(ofa, script), flags)
         cfg = cfg_for(argv)
         base = base or cfg
-        entries[name] = {"script": f"run_scripts/{script}", "derived_from": derived or None, "argv": argv,
-                         "changes": changes(base, cfg)}
+        entries[name] = {
+            "script": f"run_scripts/{script}",
+            "derived_from": derived or None,
+            "argv": argv,
+            "changes": changes(base, cfg),
+        }
         print(f"{name}: {len(argv)} arguments", file=sys.stderr)
-    document = {"format": 1, "source": "OFA-Sys/OFA main: run_scripts/*/train_*.sh read by fairseq's training parser",
-                "base": base, "entries": entries}
+    document = {
+        "format": 1,
+        "source": "OFA-Sys/OFA main: run_scripts/*/train_*.sh read by fairseq's training parser",
+        "base": base,
+        "entries": entries,
+    }
     out.write_text(json.dumps(document, indent=0, sort_keys=True) + "\n")
 
 

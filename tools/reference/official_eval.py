@@ -25,9 +25,15 @@ from typing import Any
 
 def _hypotheses(hypos: list, ids: list) -> list[dict[str, Any]]:
     """Beam search output: per row, every finished hypothesis in the order the generator ranked them."""
-    return [{"id": str(row_id), "beams": [{"tokens": [int(t) for t in hypo["tokens"].tolist()],
-                                          "score": float(hypo["score"])} for hypo in row]}
-            for row_id, row in zip(ids, hypos)]
+    return [
+        {
+            "id": str(row_id),
+            "beams": [
+                {"tokens": [int(t) for t in hypo["tokens"].tolist()], "score": float(hypo["score"])} for hypo in row
+            ],
+        }
+        for row_id, row in zip(ids, hypos)
+    ]
 
 
 def _candidates(scores, names: list[str] | None, ids: list) -> list[dict[str, Any]]:
@@ -43,8 +49,11 @@ def _glue_rows(logits, task, start: int) -> list[dict[str, Any]]:
     answer text. GLUE batches carry no ids: rows are numbered in the order evaluate.py read them."""
     rows = []
     for offset, values in enumerate(logits.tolist()):
-        allowed = {task.bpe.decode(task.src_dict[index]).strip(): value
-                   for index, value in enumerate(values) if value != float("-inf")}
+        allowed = {
+            task.bpe.decode(task.src_dict[index]).strip(): value
+            for index, value in enumerate(values)
+            if value != float("-inf")
+        }
         rows.append({"id": start + offset, "candidates": allowed})
     return rows
 
@@ -77,6 +86,7 @@ def _ocr_rows(local: dict, ids: list, decode_fn) -> list[dict[str, Any]]:
 
 def recorder(records: list[dict[str, Any]]):
     """A sys.setprofile hook that reads eval_utils' eval_* locals when such a function returns."""
+
     def hook(frame, event, arg):
         code = frame.f_code
         if event != "return" or not code.co_name.startswith("eval_") or not code.co_filename.endswith("eval_utils.py"):
@@ -104,6 +114,7 @@ def recorder(records: list[dict[str, Any]]):
             names = getattr(task, "index2ans", None)
             names = [names[i] for i in range(len(names))] if names is not None else None
             records.extend(_candidates(local["valid_result"], names, ids))
+
     return hook
 
 
@@ -121,10 +132,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ofa", type=Path, required=True, help="the OFA work tree (evaluate.py, utils/, fairseq/)")
     parser.add_argument("--record", type=Path, required=True, help="JSON file for the recorded rows")
-    parser.add_argument("--ocr-offsets", choices=("centre", "random"), default="centre",
-                        help="OFA's OCR dataset pads each image at an offset drawn from Python's unseeded random: "
-                             "'centre' fixes the draw at the middle of its range (the offset ofa eval uses), "
-                             "'random' leaves it as it is")
+    parser.add_argument(
+        "--ocr-offsets",
+        choices=("centre", "random"),
+        default="centre",
+        help="OFA's OCR dataset pads each image at an offset drawn from Python's unseeded random: "
+        "'centre' fixes the draw at the middle of its range (the offset ofa eval uses), "
+        "'random' leaves it as it is",
+    )
     parser.add_argument("evaluate_args", nargs=argparse.REMAINDER, help="-- then evaluate.py's arguments")
     args = parser.parse_args()
     evaluate_args = args.evaluate_args[1:] if args.evaluate_args[:1] == ["--"] else args.evaluate_args
@@ -159,8 +174,11 @@ def main() -> None:
         # and eval_ocr at `if sample["target"]`, both after the search: the recorder has read the first batch.
         where = traceback.extract_tb(error.__traceback__)[-1]
         stops = {("evaluate.py", "main"), ("eval_utils.py", "eval_ocr")}
-        if "more than one value is ambiguous" not in str(error) or (Path(where.filename).name, where.name) not in stops \
-                or not records:
+        if (
+            "more than one value is ambiguous" not in str(error)
+            or (Path(where.filename).name, where.name) not in stops
+            or not records
+        ):
             raise
         print(f"evaluate.py stopped in {where.name} after the first batch's search ({error}); recorded rows kept")
     finally:

@@ -106,12 +106,7 @@ class OFAAttention(nn.Module):
         if key_padding_mask is not None:
             mask = mask + padding_to_additive(key_padding_mask, query.dtype)
         output = F.scaled_dot_product_attention(
-            query,
-            keys,
-            values,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            scale=self.scaling,
+            query, keys, values, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, scale=self.scaling
         )
         if groups > 1:
             output = output.view(-1, self.num_heads, groups, length, self.head_dim).transpose(1, 2)

@@ -44,13 +44,19 @@ class SearchBackend(Protocol):
 
     config: Any
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-               patch_images: torch.Tensor | None, patch_masks: torch.Tensor | None) -> Any: ...
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        patch_images: torch.Tensor | None,
+        patch_masks: torch.Tensor | None,
+    ) -> Any: ...
 
     def start(self, encoder_outputs: Any, max_len: int) -> DecoderSteps: ...
 
-    def answer_logits(self, decoder_input_ids: torch.Tensor, encoder_outputs: Any, per_image: int,
-                      positions: torch.Tensor) -> torch.Tensor:
+    def answer_logits(
+        self, decoder_input_ids: torch.Tensor, encoder_outputs: Any, per_image: int, positions: torch.Tensor
+    ) -> torch.Tensor:
         """`[R, P, V]` logits at `positions` (`[R, P]`) of teacher-forced `decoder_input_ids` (`[R, L]`), whose
         rows come `per_image` at a time for each encoder row."""
         ...
@@ -64,20 +70,25 @@ class TorchBackend:
         self.config = model.config
 
     def encode(self, input_ids, attention_mask, patch_images, patch_masks) -> OFAEncoderOutput:
-        return self.model.get_encoder()(input_ids, attention_mask=attention_mask, patch_images=patch_images,
-                                        patch_masks=patch_masks)
+        return self.model.get_encoder()(
+            input_ids, attention_mask=attention_mask, patch_images=patch_images, patch_masks=patch_masks
+        )
 
     def start(self, encoder_outputs: OFAEncoderOutput, max_len: int) -> _DecoderState:
         return _DecoderState(self.model, encoder_outputs, max_len)
 
     def answer_logits(self, decoder_input_ids, encoder_outputs, per_image, positions) -> torch.Tensor:
-        index = torch.arange(encoder_outputs.last_hidden_state.shape[0],
-                             device=decoder_input_ids.device).repeat_interleave(per_image)
-        selected = OFAEncoderOutput(last_hidden_state=encoder_outputs.last_hidden_state.index_select(0, index),
-                                    padding_mask=encoder_outputs.padding_mask.index_select(0, index),
-                                    position_embeddings=encoder_outputs.position_embeddings.index_select(0, index))
-        hidden = self.model.model(decoder_input_ids=decoder_input_ids, encoder_outputs=selected,
-                                  use_cache=False).last_hidden_state
+        index = torch.arange(
+            encoder_outputs.last_hidden_state.shape[0], device=decoder_input_ids.device
+        ).repeat_interleave(per_image)
+        selected = OFAEncoderOutput(
+            last_hidden_state=encoder_outputs.last_hidden_state.index_select(0, index),
+            padding_mask=encoder_outputs.padding_mask.index_select(0, index),
+            position_embeddings=encoder_outputs.position_embeddings.index_select(0, index),
+        )
+        hidden = self.model.model(
+            decoder_input_ids=decoder_input_ids, encoder_outputs=selected, use_cache=False
+        ).last_hidden_state
         hidden = hidden.gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
         return self.model.lm_head(hidden)
 
@@ -116,10 +127,7 @@ class BeamSearch:
     """One search over a batch; `run()` returns, per input, its hypotheses best first."""
 
     def __init__(
-        self,
-        backend: SearchBackend,
-        settings: SearchSettings,
-        allowed_tokens_fn: AllowedTokensFn | None = None,
+        self, backend: SearchBackend, settings: SearchSettings, allowed_tokens_fn: AllowedTokensFn | None = None
     ) -> None:
         config = backend.config
         self.backend = backend
@@ -136,8 +144,14 @@ class BeamSearch:
             raise ValueError(f"min_len {settings.min_len} is larger than the maximum length {max_len}")
         return max_len
 
-    def _log_probs(self, tokens: torch.Tensor, step: int, state: DecoderSteps, sentences: torch.Tensor,
-                   prompt_lengths: list[int] | None):
+    def _log_probs(
+        self,
+        tokens: torch.Tensor,
+        step: int,
+        state: DecoderSteps,
+        sentences: torch.Tensor,
+        prompt_lengths: list[int] | None,
+    ):
         logits = state.step(tokens[:, step : step + 1], step)
         if self.allowed_tokens_fn is not None:
             # OFA masks disallowed tokens before normalising, so the allowed ones share all the mass. A row still
@@ -155,8 +169,9 @@ class BeamSearch:
             logits = logits.masked_fill(~allowed, float("-inf"))
         return F.log_softmax(logits.float(), dim=-1)
 
-    def _constrain(self, lprobs: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int,
-                   forced: torch.Tensor | None) -> torch.Tensor:
+    def _constrain(
+        self, lprobs: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int, forced: torch.Tensor | None
+    ) -> torch.Tensor:
         """fairseq's per-step rules; `forced` ([rows], pad = free) are this step's prompt tokens."""
         settings = self.settings
         lprobs[lprobs != lprobs] = float("-inf")
@@ -201,7 +216,9 @@ class BeamSearch:
         if decoder_prompt_ids is not None and decoder_prompt_ids.shape[1]:
             decoder_prompt_ids = decoder_prompt_ids.to(device)
             if bool(decoder_prompt_ids.eq(self.eos).any()):
-                raise ValueError("a decoder prompt that holds EOS (prompt type 'src') is read by ranking answers, not by generation")
+                raise ValueError(
+                    "a decoder prompt that holds EOS (prompt type 'src') is read by ranking answers, not by generation"
+                )
             prompt_lengths = decoder_prompt_ids.ne(self.pad).sum(1).tolist()
         else:
             decoder_prompt_ids = None
@@ -332,7 +349,6 @@ class _DecoderState:
             self.padding = self.padding.index_select(0, kept_sentences)
 
 
-
 def official_search(
     backend: SearchBackend,
     settings: SearchSettings,
@@ -371,9 +387,7 @@ def _pack(
     """
     eos = config.eos_token_id
     empty = Hypothesis(torch.tensor([eos], device=device), float("-inf"), torch.zeros(1, device=device))
-    chosen = [
-        (hypotheses[:per_input] + [empty] * per_input)[:per_input] for hypotheses in finalized
-    ]
+    chosen = [(hypotheses[:per_input] + [empty] * per_input)[:per_input] for hypotheses in finalized]
     chosen = [hypothesis for row in chosen for hypothesis in row]
     width = 1 + max(len(hypothesis.tokens) for hypothesis in chosen)
     sequences = torch.full((len(chosen), width), config.pad_token_id, dtype=torch.long, device=device)

@@ -58,9 +58,13 @@ class OFADecoder(OFATransformerBase):
         self.decoder_prompt_encoder = None
         if config.decoder_prompt:
             self.decoder_prompt_encoder = OFAPromptEncoder(
-                length=config.decoder_prompt_length, layers=config.prompt_layers("decoder"),
-                heads=config.decoder_attention_heads, d_model=d, projection=config.decoder_prompt_projection,
-                proj_dim=config.decoder_prompt_dim)
+                length=config.decoder_prompt_length,
+                layers=config.prompt_layers("decoder"),
+                heads=config.decoder_attention_heads,
+                d_model=d,
+                projection=config.decoder_prompt_projection,
+                proj_dim=config.decoder_prompt_dim,
+            )
 
     def prompt_key_values(self, rows: int = 1) -> PromptKeyValues:
         """The learned self-attention prompts (none without `decoder_prompt`); a search computes them once."""
@@ -75,7 +79,10 @@ class OFADecoder(OFATransformerBase):
         return self._heads(self.cross_pos_k_linear(encoder_position_embeddings[0]))
 
     def position_bias(
-        self, start: int, length: int, encoder_position_embeddings: torch.Tensor | None,
+        self,
+        start: int,
+        length: int,
+        encoder_position_embeddings: torch.Tensor | None,
         cross_keys: torch.Tensor | None = None,
     ) -> DecoderPositionBias:
         """Biases for query positions `start .. start+length-1` over keys `0 .. start+length-1`.

@@ -11,8 +11,8 @@ from ofa_core.model.modeling.drop_path import drop_path_rates
 from ofa_core.model.modeling.layers import OFAEncoderLayer
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
 from ofa_core.model.modeling.peft import OFAPromptEncoder
-from ofa_core.model.modeling.resnet import ResNetTrunk
 from ofa_core.model.modeling.positions import image_position_ids, image_relative_buckets, text_relative_buckets
+from ofa_core.model.modeling.resnet import ResNetTrunk
 from ofa_core.model.modeling.transformer_base import OFATransformerBase, head_bias
 
 RESNET_CHANNELS = 1024
@@ -33,9 +33,13 @@ class OFAEncoder(OFATransformerBase):
         self.encoder_prompt_encoder = None
         if config.encoder_prompt:
             self.encoder_prompt_encoder = OFAPromptEncoder(
-                length=config.encoder_prompt_length, layers=config.prompt_layers("encoder"),
-                heads=config.encoder_attention_heads, d_model=d, projection=config.encoder_prompt_projection,
-                proj_dim=config.encoder_prompt_dim)
+                length=config.encoder_prompt_length,
+                layers=config.prompt_layers("encoder"),
+                heads=config.encoder_attention_heads,
+                d_model=d,
+                projection=config.encoder_prompt_projection,
+                proj_dim=config.encoder_prompt_dim,
+            )
 
     def _embed_text(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         x = self.embed_scale * self.embed_tokens(input_ids)
@@ -83,9 +87,7 @@ class OFAEncoder(OFATransformerBase):
     ) -> OFAEncoderOutput:
         batch, text_len = input_ids.shape
         device = input_ids.device
-        text_padding = (
-            input_ids.eq(self.config.pad_token_id) if attention_mask is None else ~attention_mask.bool()
-        )
+        text_padding = input_ids.eq(self.config.pad_token_id) if attention_mask is None else ~attention_mask.bool()
         text_positions = self.embed_positions(torch.arange(text_len, device=device))
         x = self._embed_text(input_ids, text_positions)
         positions = self.pos_ln(text_positions)

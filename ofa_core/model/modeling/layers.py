@@ -65,8 +65,13 @@ class OFAEncoderLayer(_LayerBase):
         self.self_attn_layer_norm = nn.LayerNorm(d)
         self.self_attn_mid_layer_norm = nn.LayerNorm(d) if config.scale_attn else None
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, padding_mask: torch.Tensor | None,
-                prompt: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        bias: torch.Tensor,
+        padding_mask: torch.Tensor | None,
+        prompt: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         attended = self.self_attn(self.self_attn_layer_norm(x), bias, padding_mask, prompt=prompt)
         if self.self_attn_mid_layer_norm is not None:
             attended = self.self_attn_mid_layer_norm(attended)
@@ -103,8 +108,9 @@ class OFADecoderLayer(_LayerBase):
         prompt: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """`prompt` extends self-attention only; the official decoder gives cross-attention none."""
-        attended = self.self_attn(self.self_attn_layer_norm(x), self_bias, self_padding_mask, cache=cache,
-                                  prompt=prompt)
+        attended = self.self_attn(
+            self.self_attn_layer_norm(x), self_bias, self_padding_mask, cache=cache, prompt=prompt
+        )
         if self.self_attn_mid_layer_norm is not None:
             attended = self.self_attn_mid_layer_norm(attended)
         x = self.add(x, attended)

@@ -17,16 +17,15 @@ from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from ofa_core.model.configuration import OFAConfig
-from ofa_core.model.labels import IGNORE_INDEX
-from ofa_core.model.modeling.beam_search import AllowedTokensFn, TorchBackend, official_search
 from ofa_core.model.generation_config import official_generation_config
-from ofa_core.model.search import SearchSettings, special_token_ids
+from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.modeling.attention import OFAAttention
+from ofa_core.model.modeling.beam_search import AllowedTokensFn, TorchBackend, official_search
 from ofa_core.model.modeling.decoder import DecoderPositionBias, OFADecoder
 from ofa_core.model.modeling.encoder import OFAEncoder
 from ofa_core.model.modeling.layers import _LayerBase
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
-
+from ofa_core.model.search import SearchSettings, special_token_ids
 
 
 class OFAPreTrainedModel(PreTrainedModel):
@@ -259,12 +258,11 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
         hf_only = any(model_inputs.get(name) is not None for name in self._HF_ONLY_OPTIONS)
         if search == "transformers" or config.do_sample or hf_only:
             if decoder_prompt_ids is not None:
-                raise ValueError("decoder_prompt_ids are forced by the official search only; use search='official' without sampling")
+                raise ValueError(
+                    "decoder_prompt_ids are forced by the official search only; use search='official' without sampling"
+                )
             return super().generate(
-                input_ids,
-                generation_config=config,
-                prefix_allowed_tokens_fn=prefix_allowed_tokens_fn,
-                **model_inputs,
+                input_ids, generation_config=config, prefix_allowed_tokens_fn=prefix_allowed_tokens_fn, **model_inputs
             )
         settings = SearchSettings.from_generation_config(config)
         sequences, scores = official_search(

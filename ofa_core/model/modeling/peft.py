@@ -23,14 +23,14 @@ class OFAPromptEncoder(nn.Module):
     embedding of `length` rows, optionally widened by a two-layer MLP (`projection`), split per layer and head.
     """
 
-    def __init__(self, *, length: int, layers: int, heads: int, d_model: int, projection: bool, proj_dim: int
-                 ) -> None:
+    def __init__(self, *, length: int, layers: int, heads: int, d_model: int, projection: bool, proj_dim: int) -> None:
         super().__init__()
         self.layers, self.heads, self.head_dim = layers, heads, d_model // heads
         width = layers * 2 * d_model
         self.embedding = nn.Embedding(length, d_model if projection else width)
-        self.trans = (nn.Sequential(nn.Linear(d_model, proj_dim), nn.ReLU(), nn.Linear(proj_dim, width))
-                      if projection else None)
+        self.trans = (
+            nn.Sequential(nn.Linear(d_model, proj_dim), nn.ReLU(), nn.Linear(proj_dim, width)) if projection else None
+        )
         self.dropout = nn.Dropout(PROMPT_DROPOUT)
 
     def forward(self, rows: int = 1) -> PromptKeyValues:

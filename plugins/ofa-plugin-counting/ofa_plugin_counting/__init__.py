@@ -46,8 +46,10 @@ def preprocess(record: dict, split: str, options: CountingOptions) -> dict:
             raise OFAError(f"record {record.get('id')!r}: no count; every {split} record needs one")
         return {**record, "count": "", "references": []}
     if count > options.max_count:
-        raise OFAError(f"record {record.get('id')!r}: count {count} is above task.options.max_count "
-                       f"({options.max_count}); raise max_count or drop the record")
+        raise OFAError(
+            f"record {record.get('id')!r}: count {count} is above task.options.max_count "
+            f"({options.max_count}); raise max_count or drop the record"
+        )
     return {**record, "count": str(count), "references": [str(count)]}
 
 
@@ -58,15 +60,33 @@ PROMPTS = (
 
 COMPONENTS = Components(
     prompts=PROMPTS,
-    readers={"counting_jsonl": ReaderSpec(
-        options=ReaderOptions, open=open_split,
-        description="JSON lines: image (path or base64), object, count (a whole number)")},
-    metrics={"counting": MetricSpec(
-        options=CountingMetricOptions, build=CountingAccuracy, higher_is_better=True,
-        description="exact count accuracy and accuracy within one, x100")},
-    tasks={"counting": TaskSpec(
-        prompts={"en": "counting.en", "zh": "counting.zh"}, reader="counting_jsonl", loss="label_smoothed_cross_entropy",
-        metrics=("counting",), generation="vqa", options=CountingOptions, preprocess=preprocess, closed_set=closed_set,
-        description="count the objects of a kind in an image (0..max_count)")},
+    readers={
+        "counting_jsonl": ReaderSpec(
+            options=ReaderOptions,
+            open=open_split,
+            description="JSON lines: image (path or base64), object, count (a whole number)",
+        )
+    },
+    metrics={
+        "counting": MetricSpec(
+            options=CountingMetricOptions,
+            build=CountingAccuracy,
+            higher_is_better=True,
+            description="exact count accuracy and accuracy within one, x100",
+        )
+    },
+    tasks={
+        "counting": TaskSpec(
+            prompts={"en": "counting.en", "zh": "counting.zh"},
+            reader="counting_jsonl",
+            loss="label_smoothed_cross_entropy",
+            metrics=("counting",),
+            generation="vqa",
+            options=CountingOptions,
+            preprocess=preprocess,
+            closed_set=closed_set,
+            description="count the objects of a kind in an image (0..max_count)",
+        )
+    },
 )
 COMPONENTS.install(globals())  # the ofa_register_* hooks pluggy calls, each registering its part

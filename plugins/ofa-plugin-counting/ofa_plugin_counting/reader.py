@@ -32,5 +32,10 @@ def open_split(options: ReaderOptions, split: str) -> Iterator[dict]:
         except ValueError as error:
             bad(where, f"image: {error}")
             continue
-        yield {"id": str(row.get("id", f"{path.stem}:{number}")), "image": image, "object": row["object"], "count": count}
+        yield {
+            "id": str(row.get("id", f"{path.stem}:{number}")),
+            "image": image,
+            "object": row["object"],
+            "count": count,
+        }
     bad.summarise(path, split)

@@ -3,14 +3,14 @@
 import base64
 import io
 
+import ofa_plugin_counting
 import orjson
 import pytest
-
-import ofa_plugin_counting
-from ofa_core.plugin import OFAError
-from ofa_core.testing import check_metric, fake_image, registry_with
 from ofa_plugin_counting import CountingOptions, closed_set, preprocess
 from ofa_plugin_counting.reader import ReaderOptions, open_split
+
+from ofa_core.plugin import OFAError
+from ofa_core.testing import check_metric, fake_image, registry_with
 
 
 def test_registers_a_task_whose_names_resolve():
@@ -26,10 +26,12 @@ def test_reader_paths_base64_and_bad_lines(tmp_path, caplog):
     fake_image(0, (40, 30)).save(tmp_path / "a.png")
     buffer = io.BytesIO()
     fake_image(1, (20, 10)).save(buffer, format="PNG")
-    lines = [{"id": "x", "image": "a.png", "object": "cars", "count": 3},
-             {"image": base64.b64encode(buffer.getvalue()).decode(), "object": "dogs", "count": 0},
-             {"image": "a.png", "object": "cats", "count": -1},
-             {"image": "a.png", "object": "cats", "count": 2.5}]
+    lines = [
+        {"id": "x", "image": "a.png", "object": "cars", "count": 3},
+        {"image": base64.b64encode(buffer.getvalue()).decode(), "object": "dogs", "count": 0},
+        {"image": "a.png", "object": "cats", "count": -1},
+        {"image": "a.png", "object": "cats", "count": 2.5},
+    ]
     (tmp_path / "train.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
     records = list(open_split(ReaderOptions(train=str(tmp_path / "train.jsonl")), "train"))
     assert [(r["id"], r["object"], r["count"]) for r in records] == [("x", "cars", 3), ("train:2", "dogs", 0)]
