@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.cli.common import quiet_transformers
     from ofa_core.convert.writer import atomic_directory, check_output_dir
     from ofa_core.inference import delta
-    from ofa_core.inference.loading import model_directory
+    from ofa_core.inference.loading import load_processor, model_directory
 
     source = model_directory(args.delta)
     if not delta.is_delta(source):
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         )
     check_output_dir(args.out)
     quiet_transformers()
-    model, processor, config = delta.load(source)
-    base = delta.base_directory(source, config)
+    model, base, _config = delta.load(source)
+    processor = load_processor(base)
     with atomic_directory(args.out) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         processor.save_pretrained(staging)

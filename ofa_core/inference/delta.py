@@ -19,10 +19,9 @@ from typing import Any
 import orjson
 
 from ofa_core._errors import OFAError
-from ofa_core.inference.loading import DELTA_CONFIG, _processor
 from ofa_core.recipe.peft import model_settings, target_regex, trains
 
-CONFIG_FILE = DELTA_CONFIG
+CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 FORMAT = "ofa-peft-1"
 MERGEABLE = ("lora", "bitfit")
@@ -180,8 +179,8 @@ def base_directory(directory: Path, config: dict[str, Any]) -> Path:
     )
 
 
-def load(directory: Path, overrides: dict | None = None, merge: bool = True) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, processor, config) of a delta: the base with the delta applied; LoRA merged when `merge`.
+def load(directory: Path, overrides: dict | None = None, merge: bool = True) -> tuple[Any, Path, dict[str, Any]]:
+    """(model, base directory, config) of a delta: the base with the delta applied; LoRA merged when `merge`.
 
     The base model's weights must hash as they did when the delta was trained."""
     from ofa_core.model.modeling import OFAForConditionalGeneration
@@ -202,4 +201,4 @@ def load(directory: Path, overrides: dict | None = None, merge: bool = True) -> 
     load_weights(model, read_weights(directory), settings, directory)
     if merge and wrapper is not model:
         model = wrapper.merge_and_unload()
-    return model, _processor(base), config
+    return model, base, config

@@ -14,6 +14,7 @@ import orjson
 
 from ofa_core._errors import OFAError
 from ofa_core.exported.manifest import is_exported
+from ofa_core.inference.delta import CONFIG_FILE as DELTA_CONFIG
 
 BACKENDS = ("torch", "onnxruntime")
 """What runs the network: PyTorch, or the graphs `ofa export onnx` wrote, in onnxruntime (CPU)."""
@@ -21,8 +22,6 @@ BACKEND_HELP = (
     "torch (default): the PyTorch model; onnxruntime: a folder written by `ofa export onnx`, on the CPU, "
     "--precision fp32 or int8 (with --int8 exported); see docs/export.md"
 )
-DELTA_CONFIG = "adapter_config.json"
-"""Marks a parameter-efficient delta directory (ofa_core.inference.delta)."""
 STATE_FILE = "trainer_state.json"
 """Written last into each `checkpoint-<step>/`: a checkpoint without it is incomplete."""
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -86,18 +85,18 @@ def load_model(directory: str | Path, overrides: dict | None = None) -> tuple[An
     if (directory / DELTA_CONFIG).is_file():
         from ofa_core.inference import delta
 
-        model, processor, _ = delta.load(directory, overrides)
-        return model, processor
+        model, base, _ = delta.load(directory, overrides)
+        return model, load_processor(base)
     if is_exported(directory):
         raise OFAError(
             f"{directory}: an exported ONNX folder; run it with --backend onnxruntime "
             f"(backend='onnxruntime' in Python), or give the PyTorch model it was exported from"
         )
-    processor = _processor(directory)
+    processor = load_processor(directory)
     return OFAForConditionalGeneration.from_pretrained(directory, **dict(overrides or {})), processor
 
 
-def _processor(directory: Path) -> Any:
+def load_processor(directory: Path) -> Any:
     from ofa_core.model.processing import OFAProcessor
 
     try:
@@ -168,4 +167,4 @@ def _load_exported(directory: Path, precision: str, device: Any, option: str) ->
             f"torch backend modes"
         )
     model = ExportedModel.load(directory, precision)
-    return Loaded(model, _processor(directory), Applied(precision, precision))
+    return Loaded(model, load_processor(directory), Applied(precision, precision))

@@ -326,6 +326,13 @@ def training_problems(
     if resume is not None:
         labels = [entry.name if recipe.spec.multitask else "" for entry in recipe.spec.entries]
         problems += resume_problems(resume, labels, world_size)
+        if (resume / "adapter_config.json").is_file() != (recipe.spec.peft is not None):
+            problems.append(
+                f"training.resume_from_checkpoint: {resume} was written by a run "
+                f"{'with' if recipe.spec.peft is None else 'without'} a peft section, this recipe has "
+                f"{'none' if recipe.spec.peft is None else 'one'}; resume with the recipe that wrote it or start a "
+                f"new output_dir"
+            )
         if files is not None and files.parameters is not None:
             problems += _weight_problems(resume, files.parameters)
     return problems

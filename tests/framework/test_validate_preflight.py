@@ -339,6 +339,14 @@ RUN_ERRORS = [
         "was written for the tasks ['x']",
     ),
     RunError(
+        at(LOOP, "was written by a run "),
+        lambda recipe, folder: (
+            checkpoint({})(recipe, folder),
+            (folder / "run" / "checkpoint-1" / "adapter_config.json").write_text("{}"),
+        ),
+        "was written by a run with a peft section, this recipe has none",
+    ),
+    RunError(
         at(LOOP, "model weights do not match this model"),
         checkpoint({}, {"other.weight": np.zeros(2, dtype=np.float32)}),
         "holds the weights of another model",
