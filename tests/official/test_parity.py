@@ -24,7 +24,29 @@ from .cases import CASES, DATA, RECIPES, REPO, SPEC, Case, record
 from .compare import COMPARISONS
 
 OFFICIAL_RECIPES = sorted(path.stem for path in RECIPES.glob("*.json"))
-PARITY_RUNS = sorted(set(OFFICIAL_RECIPES) | set(CASES))  # every recipe, and every further case of one
+TRAINING_ONLY = {"$schema", "name", "description", "setup", "extends", "model", "training", "peft", "output_dir"}
+
+
+def training_variant(recipe: str) -> str | None:
+    """The recipe a parameter-efficient training recipe extends, when it changes nothing evaluation reads but the
+    modules its `peft` section adds (which the base's `#prefix` / `#adapter` cases check), else None."""
+    data = orjson.loads((RECIPES / f"{recipe}.json").read_bytes())
+    if "extends" in data and "peft" in data and set(data) <= TRAINING_ONLY:
+        return str(data["extends"]).removesuffix(".json")
+    return None
+
+
+VARIANTS = {recipe: base for recipe in OFFICIAL_RECIPES if (base := training_variant(recipe)) is not None}
+# every recipe, and every further case of one; a training variant is checked through its base's cases
+PARITY_RUNS = sorted((set(OFFICIAL_RECIPES) - set(VARIANTS)) | set(CASES))
+
+
+@pytest.mark.parametrize("recipe", sorted(VARIANTS))
+def test_a_parameter_efficient_recipe_is_covered_by_its_base_s_cases(recipe) -> None:
+    base, method = VARIANTS[recipe], orjson.loads((RECIPES / f"{recipe}.json").read_bytes())["peft"]["method"]
+    assert base in CASES, f"{recipe}: its base recipe {base} has no parity case"
+    if method != "bitfit":  # BitFit trains biases only: its checkpoint is an ordinary one, the base case
+        assert f"{base}#{method}" in CASES, f"{recipe}: add a {base}#{method} case to tests/official/cases.py"
 
 
 def sha256(path) -> str:
