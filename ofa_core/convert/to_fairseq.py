@@ -35,6 +35,7 @@ from ofa_core.convert.official_cfg import NAMESPACE_MARK, entry_for, official_cf
 from ofa_core.convert.writer import atomic_file
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.task_config import TASK_CONFIG_FILE, TaskConfigError, read_checkpoint_task
+from ofa_core.recipe.peft import DELTA_CONFIG_FILE
 
 # Written into converted directories: the fairseq model args and task settings they came from.
 ORIGIN_FILE = "fairseq_origin.json"
@@ -176,7 +177,7 @@ def _read_origin(directory: Path) -> dict[str, Any]:
 
 def _unrepresentable(directory: Path, config: OFAConfig) -> None:
     """Refuse, in one line, what a fairseq OFA checkpoint has no place for."""
-    if (directory / "adapter_config.json").is_file():
+    if (directory / DELTA_CONFIG_FILE).is_file():
         raise ExportError(
             f"{directory}: holds a parameter-efficient delta (adapter_config.json) that fairseq cannot "
             "represent; merge it into the base weights first and export the merged directory"

@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 
 from ofa_core._errors import OFAError
+from ofa_core.recipe.peft import DELTA_CONFIG_FILE as CONFIG_FILE
 from ofa_core.recipe.peft import model_settings, target_regex, trains
 
-CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 FORMAT = "ofa-peft-1"
 MERGEABLE = ("lora", "bitfit")

@@ -9,6 +9,9 @@ from typing import Any, Literal
 import attrs
 from attrs import validators as v
 
+DELTA_CONFIG_FILE = "adapter_config.json"
+"""What marks a directory as a parameter-efficient delta (its method, settings and base model)."""
+
 METHODS = ("prefix", "prompt", "adapter", "bitfit", "lora")
 
 _PROMPT = (

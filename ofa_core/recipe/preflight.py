@@ -24,6 +24,7 @@ from ofa_core.exported.manifest import is_exported
 from ofa_core.generation.answer_tokens import JsonTokenizer, answer_ids
 from ofa_core.plugin import PromptTemplate
 from ofa_core.plugin._specs import PATH_METADATA
+from ofa_core.recipe.peft import DELTA_CONFIG_FILE
 from ofa_core.recipe.sections import Recipe
 
 PATCH = 16
@@ -326,7 +327,7 @@ def training_problems(
     if resume is not None:
         labels = [entry.name if recipe.spec.multitask else "" for entry in recipe.spec.entries]
         problems += resume_problems(resume, labels, world_size)
-        if (resume / "adapter_config.json").is_file() != (recipe.spec.peft is not None):
+        if (resume / DELTA_CONFIG_FILE).is_file() != (recipe.spec.peft is not None):
             problems.append(
                 f"training.resume_from_checkpoint: {resume} was written by a run "
                 f"{'with' if recipe.spec.peft is None else 'without'} a peft section, this recipe has "
