@@ -46,7 +46,8 @@ CHARS = "这段文字描述的是哪个区域图片中有什么一只猫狗红�
 
 
 def write_muge(folder: Path, images: int, captions: int) -> Path:
-    """IC_train.jsonl + IC_train.tsv as MUGE ships them: 32-hex-digit image ids, random 256 px JPEGs, 15-character captions."""
+    """IC_train.jsonl + IC_train.tsv as MUGE ships them: 32-hex-digit image ids, random 256 px JPEGs,
+    15-character captions."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     with open(folder / "IC_train.jsonl", "wb") as lines, open(folder / "IC_train.tsv", "w") as rows:

@@ -119,7 +119,8 @@ def test_lit_update_share(benchmark, report):
         f"LiT update, CN-base shape ({count / 1e6:.1f} M trainable parameters, {len(params)} tensors), batch {batch}, "
         f"fp32, CPU 2 threads: forward+backward {step * 1000:.0f} ms; update now {now_s * 1000:.0f} ms "
         f"({100 * now_s / (step + now_s):.0f}% of the step), before {before_s * 1000:.0f} ms "
-        f"({100 * before_s / (step + before_s):.0f}%), {before_s / now_s:.1f}x; in two flat tensors {flat_s * 1000:.0f} ms "
+        f"({100 * before_s / (step + before_s):.0f}%), {before_s / now_s:.1f}x; "
+        f"in two flat tensors {flat_s * 1000:.0f} ms "
         f"({100 * flat_s / (step + flat_s):.0f}%)"
     )
     report(

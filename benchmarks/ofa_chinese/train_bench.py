@@ -2,7 +2,8 @@
 
 Runs in OFA-Chinese's environment (its checkout and a venv with its transformers), not the project's:
 
-    OFA_CHINESE_BENCH="/path/to/ofa-chinese-venv/bin/python benchmarks/ofa_chinese/train_bench.py --checkout /path/to/OFA-Chinese"
+    OFA_CHINESE_BENCH="/path/to/ofa-chinese-venv/bin/python benchmarks/ofa_chinese/train_bench.py \\
+        --checkout /path/to/OFA-Chinese"
 
 bench_lit.py sets OFA_BENCH_DATA (IC_train.jsonl + IC_train.tsv), OFA_BENCH_PORT, OFA_BENCH_PRECISION (fp32|bf16),
 OFA_BENCH_BATCH and OFA_BENCH_EPOCHS. The model is OFA_BENCH_PORT (an OFA-Chinese port directory) or, when that is
@@ -25,9 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
-CN_BASE = {"vocab_size": 30325, "d_model": 768, "encoder_layers": 6, "decoder_layers": 6, "encoder_ffn_dim": 3072,
-           "decoder_ffn_dim": 3072, "encoder_attention_heads": 12, "decoder_attention_heads": 12,
-           "resnet_type": "resnet101"}
+CN_BASE = {
+    "vocab_size": 30325,
+    "d_model": 768,
+    "encoder_layers": 6,
+    "decoder_layers": 6,
+    "encoder_ffn_dim": 3072,
+    "decoder_ffn_dim": 3072,
+    "encoder_attention_heads": 12,
+    "decoder_attention_heads": 12,
+    "resnet_type": "resnet101",
+}
 
 
 def random_port(checkout: Path, folder: Path) -> Path:
@@ -44,12 +53,23 @@ def random_port(checkout: Path, folder: Path) -> Path:
 def train_args(checkout: Path, data: Path, port: Path, out: Path) -> Path:
     args = json.loads((checkout / "train_args" / "train_ofa.json").read_text())
     bf16 = os.environ.get("OFA_BENCH_PRECISION", "fp32") == "bf16"
-    args.update(output_dir=str(out / "output"), model_name_or_path=str(port),
-                train_caption_file=str(data / "IC_train.jsonl"), train_image_file=str(data / "IC_train.tsv"),
-                num_train_epochs=int(os.environ.get("OFA_BENCH_EPOCHS", 2)),
-                per_device_train_batch_size=int(os.environ.get("OFA_BENCH_BATCH", 8)),
-                warmup_steps=1, logging_steps=100000, save_strategy="no", fp16=False, bf16=bf16, no_cuda=True,
-                dataloader_num_workers=0, report_to="none", disable_tqdm=True)
+    args.update(
+        output_dir=str(out / "output"),
+        model_name_or_path=str(port),
+        train_caption_file=str(data / "IC_train.jsonl"),
+        train_image_file=str(data / "IC_train.tsv"),
+        num_train_epochs=int(os.environ.get("OFA_BENCH_EPOCHS", 2)),
+        per_device_train_batch_size=int(os.environ.get("OFA_BENCH_BATCH", 8)),
+        warmup_steps=1,
+        logging_steps=100000,
+        save_strategy="no",
+        fp16=False,
+        bf16=bf16,
+        no_cuda=True,
+        dataloader_num_workers=0,
+        report_to="none",
+        disable_tqdm=True,
+    )
     path = out / "train_args.json"
     path.write_text(json.dumps(args))
     return path
@@ -57,16 +77,17 @@ def train_args(checkout: Path, data: Path, port: Path, out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkout", type=Path, required=True, help="OFA-Chinese's work tree (train.py, component/, vocab/)")
+    parser.add_argument(
+        "--checkout", type=Path, required=True, help="OFA-Chinese's work tree (train.py, component/, vocab/)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     options = parser.parse_args()
     checkout = options.checkout.resolve()
     data = Path(os.environ["OFA_BENCH_DATA"]).resolve()
     sys.path.insert(0, str(checkout))
     import torch
-    import transformers
-
     import train  # OFA-Chinese's train.py
+    import transformers
 
     torch.set_num_threads(options.threads)
     epochs: list[tuple[float, int]] = []
