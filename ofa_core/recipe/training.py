@@ -159,7 +159,8 @@ class TrainingConfig:
     """auto: in memory, the encoder output's own dtype (its values bit for bit); on disk, float16 (half of float32;
     later epochs' losses move by fp16 rounding)."""
     fsdp: bool | str = attrs.field(default=False, validator=v.in_((False, True, "full_shard", "shard_grad_op")))
-    """False, True / 'full_shard', or 'shard_grad_op': shard the model with FSDP when distributed (no effect on one process)."""
+    """False, True / 'full_shard', or 'shard_grad_op': shard the model with FSDP when distributed (no effect on one
+    process)."""
     report_to: tuple[str, ...] = attrs.field(default=("tensorboard",), converter=_report_to, validator=_backends)
     """Where metrics go besides `log.jsonl`: 'tensorboard' (also 'all'), 'none', or a list, as in transformers."""
     dataloader_num_workers: int = attrs.field(default=0, validator=[v.instance_of(int), _non_negative])

@@ -38,8 +38,9 @@ def build_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Ada
 def scale_and_clip_(parameters: list[torch.Tensor], scale: float, max_norm: float) -> torch.Tensor:
     """Multiply the gradients by `scale`, clipped to total norm `max_norm`, in one pass; return the scaled norm.
 
-    The same result as `grad.mul_(scale)` then `clip_grad_norm_`, which walk the gradients three times; this walks them twice: the norm
-    is taken of the raw gradients (scaled as a number) and one multiplication applies both factors. Gradients
+    The same result as `grad.mul_(scale)` then `clip_grad_norm_`, which walk the gradients three times; this walks
+    them twice: the norm is taken of the raw gradients (scaled as a number) and one multiplication applies both
+    factors. Gradients
     differ from the two-pass result by float rounding (one product instead of two).
     """
     grads = [p.grad for p in parameters if p.grad is not None]
