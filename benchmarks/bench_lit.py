@@ -46,7 +46,8 @@ CHARS = "这段文字描述的是哪个区域图片中有什么一只猫狗红�
 
 
 def write_muge(folder: Path, images: int, captions: int) -> Path:
-    """IC_train.jsonl + IC_train.tsv as MUGE ships them: random 256 px JPEGs, 15-character captions."""
+    """IC_train.jsonl + IC_train.tsv as MUGE ships them: 32-hex-digit image ids, random 256 px JPEGs,
+    15-character captions."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     with open(folder / "IC_train.jsonl", "wb") as lines, open(folder / "IC_train.tsv", "w") as rows:
@@ -54,9 +55,9 @@ def write_muge(folder: Path, images: int, captions: int) -> Path:
             pixels = np.random.default_rng(image).integers(0, 256, (RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
             buffer = io.BytesIO()
             Image.fromarray(pixels).save(buffer, format="JPEG")
-            rows.write(f"{image}\t{base64.b64encode(buffer.getvalue()).decode()}\n")
+            rows.write(f"{image:032x}\t{base64.b64encode(buffer.getvalue()).decode()}\n")
             texts = ["".join(rng.choice(CHARS) for _ in range(15)) for _ in range(captions)]
-            lines.write(orjson.dumps({"image_id": image, "text": texts}) + b"\n")
+            lines.write(orjson.dumps({"image_id": f"{image:032x}", "text": texts}) + b"\n")
     return folder
 
 

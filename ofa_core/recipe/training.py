@@ -96,11 +96,11 @@ class TrainingConfig:
     adam_beta2: float = attrs.field(default=0.999, converter=float, validator=_probability)
     adam_epsilon: float = attrs.field(default=1e-8, converter=float, validator=_positive)
     optim: Literal["adamw_torch", "adamw_torch_fused"] = attrs.field(
-        default="adamw_torch", validator=v.in_(("adamw_torch", "adamw_torch_fused"))
+        default="adamw_torch_fused", validator=v.in_(("adamw_torch", "adamw_torch_fused"))
     )
-    """AdamW as torch runs it by default, or its fused kernel (transformers' names): one pass over the weights
-    instead of several (3.2x faster on the demo model, 2 CPU threads: benchmarks/bench_optimizer.py); the updates
-    agree to float rounding, not bit for bit."""
+    """AdamW in torch's fused kernel, one pass over weights, gradients and moments (transformers' default name
+    with torch >= 2.8), or as torch runs it unfused (per tensor on a CPU, foreach on CUDA), which walks them
+    several times. The two agree to float rounding, not bit for bit (docs/training.md)."""
     lr_scheduler_type: Literal["linear", "cosine", "constant", "polynomial"] = attrs.field(
         default="linear", validator=v.in_(("linear", "cosine", "constant", "polynomial"))
     )
