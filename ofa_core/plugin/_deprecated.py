@@ -1,7 +1,8 @@
 """Old import paths kept until release 0.2.0: each old module re-exports its new home and warns once.
 
-`ofa_core/specs.py` and its siblings are one call each, `moved(globals(), "ofa_core.plugin._specs")`: the old
-module keeps every name it had, and its warning names `ofa_core.plugin`, the one import plugins should use.
+`ofa_core/specs.py`, `ofa_core/plugin/specs.py` and their siblings are one call each, `moved(globals(),
+"ofa_core.plugin._specs")`: the old module keeps every name it had, and its warning names `ofa_core.plugin`, the one
+import plugins should use (`ofa_core.testing` for the old `ofa_core.plugin.testing`).
 Python caches modules, so the warning comes once per process, pointing at the line that imported the old path.
 Delete the old modules (and this one) in release 0.2.0.
 """
@@ -16,8 +17,9 @@ REMOVED_IN = "0.2.0"
 """The release that deletes the old import paths."""
 
 
-def moved(namespace: dict[str, Any], new: str) -> None:
-    """Make the module whose globals are `namespace` an alias of module `new`, and warn to use `ofa_core.plugin`.
+def moved(namespace: dict[str, Any], new: str, instead: str = "ofa_core.plugin") -> None:
+    """Make the module whose globals are `namespace` an alias of module `new`, and warn to import from `instead`
+    (the public path: `ofa_core.plugin`, or `ofa_core.testing` for the test kit).
 
     Every public name of `new` is copied (so `from old import Name` and `from old import *` behave as
     before); any other attribute is looked up in `new` on access.
@@ -37,7 +39,7 @@ def moved(namespace: dict[str, Any], new: str) -> None:
     namespace["__getattr__"] = __getattr__
     # stacklevel 3: past this function and the old module, to the importer (import machinery frames are skipped).
     warnings.warn(
-        f"{old} is deprecated; import from ofa_core.plugin. The old path will be removed in release {REMOVED_IN}.",
+        f"{old} is deprecated; import from {instead}. The old path will be removed in release {REMOVED_IN}.",
         DeprecationWarning,
         stacklevel=3,
     )
