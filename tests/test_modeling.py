@@ -79,10 +79,8 @@ def test_save_load_round_trip_is_bit_identical(model, tmp_path):
     assert loaded.generation_config.num_beams == model.generation_config.num_beams
 
 
-def test_incremental_decoding_matches_full_recomputation(model):
-    ids, images = make_inputs(seed=1)
-    decoder_ids = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(3))
-    decoder_ids[:, 0] = 0
+def incremental_and_full_logits(model, ids, images, decoder_ids) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's logits computed one token at a time with the cache, and all at once without it."""
     with torch.no_grad():
         full = model(input_ids=ids, patch_images=images, decoder_input_ids=decoder_ids, use_cache=False).logits
         encoder_outputs = model.get_encoder()(ids, patch_images=images)
@@ -96,7 +94,14 @@ def test_incremental_decoding_matches_full_recomputation(model):
             )
             cache = out.cache
             steps.append(out.logits)
-    incremental = torch.cat(steps, dim=1)
+    return torch.cat(steps, dim=1), full
+
+
+def test_incremental_decoding_matches_full_recomputation(model):
+    ids, images = make_inputs(seed=1)
+    decoder_ids = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(3))
+    decoder_ids[:, 0] = 0
+    incremental, full = incremental_and_full_logits(model, ids, images, decoder_ids)
     assert (incremental - full).abs().max() <= 1e-5
 
 
