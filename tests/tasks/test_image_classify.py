@@ -182,7 +182,7 @@ def test_training_in_the_official_form_beats_the_untrained_model(tmp_path, capsy
             "seed": 0,
         },
     }
-    run_recipe(recipe, tmp_path, max_steps=30)
+    run_recipe(recipe, tmp_path, max_steps=60)
     scores = []
     for model in (tmp_path / "model", max((tmp_path / "run").glob("checkpoint-*"))):
         assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
