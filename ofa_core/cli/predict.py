@@ -23,12 +23,6 @@ HELP = "run a model on images, a folder of images or a TSV for a task, writing J
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
-    _add_what_to_run(parser)
-    _add_how_to_run(parser)
-
-
-def _add_what_to_run(parser: argparse.ArgumentParser) -> None:
-    """The inputs, the model, and the task with its prompt, record fields, options and search."""
     parser.add_argument(
         "inputs",
         nargs="*",
@@ -77,10 +71,6 @@ def _add_what_to_run(parser: argparse.ArgumentParser) -> None:
         help="a generation setting over the task's official search (JSON value), "
         "e.g. --generation num_beams=3 --generation max_new_tokens=20",
     )
-
-
-def _add_how_to_run(parser: argparse.ArgumentParser) -> None:
-    """Where the rows go, batching, resuming, bad inputs, device, precision, backend and progress."""
     parser.add_argument("--output", "-o", metavar="FILE", help="JSONL file to write (default: stdout)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--batch-size", type=int, default=8)

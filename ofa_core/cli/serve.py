@@ -10,7 +10,6 @@ import argparse
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 from ofa_core import auto_registration
 from ofa_core._errors import OFAError
@@ -98,19 +97,6 @@ def _check_port(host: str, port: int) -> None:
             raise OFAError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
 
 
-def _device(name: str) -> Any:
-    """The torch device `--device` names, refused in one line when it is malformed or absent here."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as error:
-        raise OFAError(f"--device {name}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OFAError(f"--device {name}: CUDA is not available here; use --device cpu")
-    return device
-
-
 def run(args: argparse.Namespace) -> int:
     from ofa_core.serving.requests import served_tasks
 
@@ -123,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.backend == "onnxruntime":
         auto_registration.suspend()  # exported graphs only: no model class is imported to register it
-    import uvicorn  # heavy imports (uvicorn, torch in _device): only once there is something to serve
+    import torch  # heavy imports: only once there is something to serve
+    import uvicorn
 
     from ofa_core.cli.common import quiet_transformers
     from ofa_core.inference.loading import load_for_inference
@@ -131,9 +118,22 @@ def run(args: argparse.Namespace) -> int:
     from ofa_core.model.task_config import read_checkpoint_task
     from ofa_core.serving.app import ServeSettings, create_app
 
-    limits = ("max_batch", "max_wait_ms", "max_queue", "timeout_s", "max_upload_mb", "max_new_tokens", "max_beams")
-    settings = ServeSettings(max_pixels=int(args.max_pixels), **{name: getattr(args, name) for name in limits}).check()
-    device = _device(args.device)
+    settings = ServeSettings(
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        timeout_s=args.timeout_s,
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=int(args.max_pixels),
+        max_new_tokens=args.max_new_tokens,
+        max_beams=args.max_beams,
+    ).check()
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError) as error:
+        raise OFAError(f"--device {args.device}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OFAError(f"--device {args.device}: CUDA is not available here; use --device cpu")
     if args.backend == "torch":
         check(args.precision, device)
     quiet_transformers()

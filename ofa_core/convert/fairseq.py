@@ -8,7 +8,6 @@ settings from `cfg['task']`. A setting absent from the file takes the value fair
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -221,37 +220,6 @@ def _check_supported(a: FairseqArgs, args: dict[str, Any], path: Path) -> None:
         )
 
 
-def _as_is(value: Any) -> Any:
-    return value
-
-
-# fairseq model arguments that are OFAConfig fields of the same name, with the type the config holds.
-SAME_NAMES: dict[str, Callable[[Any], Any]] = {
-    "resnet_drop_path_rate": float,
-    "token_bucket_size": _as_is,
-    "image_bucket_size": _as_is,
-    "attn_scale_factor": float,
-    "code_image_size": _as_is,
-    "entangle_position_embedding": bool,
-    "disable_entangle": bool,
-    "interpolate_position": bool,
-    "orig_patch_image_size": _as_is,
-    "scale_attn": bool,
-    "scale_fc": bool,
-    "scale_heads": bool,
-    "scale_resids": bool,
-    "layernorm_embedding": bool,
-    "patch_layernorm_embedding": bool,
-    "code_layernorm_embedding": bool,
-    "add_type_embedding": bool,
-    "dropout": float,
-    "attention_dropout": float,
-    "activation_dropout": float,
-    "encoder_drop_path_rate": float,
-    "decoder_drop_path_rate": float,
-}
-
-
 def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, language: str, path: Path) -> OFAConfig:
     """Every OFAConfig field from the checkpoint's own settings."""
     a = FairseqArgs(args)
@@ -285,8 +253,29 @@ def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, l
         activation_function=a.get("activation_fn"),
         max_position_embeddings=a.get("max_source_positions"),
         resnet_type=resnet_type,
+        resnet_drop_path_rate=float(a.get("resnet_drop_path_rate")),
+        token_bucket_size=a.get("token_bucket_size"),
+        image_bucket_size=a.get("image_bucket_size"),
+        attn_scale_factor=float(a.get("attn_scale_factor")),
+        code_image_size=a.get("code_image_size"),
+        entangle_position_embedding=bool(a.get("entangle_position_embedding")),
+        disable_entangle=bool(a.get("disable_entangle")),
+        interpolate_position=bool(a.get("interpolate_position")),
+        orig_patch_image_size=a.get("orig_patch_image_size"),
+        scale_attn=bool(a.get("scale_attn")),
+        scale_fc=bool(a.get("scale_fc")),
+        scale_heads=bool(a.get("scale_heads")),
+        scale_resids=bool(a.get("scale_resids")),
+        layernorm_embedding=bool(a.get("layernorm_embedding")),
+        patch_layernorm_embedding=bool(a.get("patch_layernorm_embedding")),
+        code_layernorm_embedding=bool(a.get("code_layernorm_embedding")),
+        add_type_embedding=bool(a.get("add_type_embedding")),
         scale_embedding=not a.get("no_scale_embedding"),
-        **{name: convert(a.get(name)) for name, convert in SAME_NAMES.items()},
+        dropout=float(a.get("dropout")),
+        attention_dropout=float(a.get("attention_dropout")),
+        activation_dropout=float(a.get("activation_dropout")),
+        encoder_drop_path_rate=float(a.get("encoder_drop_path_rate")),
+        decoder_drop_path_rate=float(a.get("decoder_drop_path_rate")),
         **peft_settings(a),
         language=language,
         code_dict_size=int(setting("code_dict_size", 8192)),

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ofa_core._errors import OFAError
-from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN, IMAGENET_STD, SAME_NAMES, derive_config
+from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN, IMAGENET_STD, derive_config
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
     FAIRSEQ_POSITION_TAIL,
@@ -45,19 +45,6 @@ class ExportError(OFAError):
     """The directory cannot be exported to fairseq."""
 
 
-# fairseq model arguments named differently from the OFAConfig field that gives them.
-RENAMED = {
-    "decoder_embed_dim": "d_model",
-    "decoder_input_dim": "d_model",
-    "decoder_output_dim": "d_model",
-    "encoder_ffn_embed_dim": "encoder_ffn_dim",
-    "decoder_ffn_embed_dim": "decoder_ffn_dim",
-    "activation_fn": "activation_function",
-    "max_source_positions": "max_position_embeddings",
-    "max_target_positions": "max_position_embeddings",
-}
-
-
 def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """fairseq model arguments reproducing `config`, layered over the original ones when known."""
     sizes = {
@@ -76,11 +63,39 @@ def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[st
         **sizes,
         "arch": arch,
         "_name": arch,
-        **{name: getattr(config, name) for name in SAME_NAMES},
-        "vocab_size": config.vocab_size,
-        **{name: getattr(config, attribute) for name, attribute in RENAMED.items()},
+        "decoder_embed_dim": config.d_model,
+        "decoder_input_dim": config.d_model,
+        "decoder_output_dim": config.d_model,
+        "encoder_ffn_embed_dim": config.encoder_ffn_dim,
+        "decoder_ffn_embed_dim": config.decoder_ffn_dim,
+        "activation_fn": config.activation_function,
+        "max_source_positions": config.max_position_embeddings,
+        "max_target_positions": config.max_position_embeddings,
+        "resnet_drop_path_rate": config.resnet_drop_path_rate,
+        "token_bucket_size": config.token_bucket_size,
+        "image_bucket_size": config.image_bucket_size,
+        "attn_scale_factor": config.attn_scale_factor,
+        "code_image_size": config.code_image_size,
+        "entangle_position_embedding": config.entangle_position_embedding,
+        "disable_entangle": config.disable_entangle,
+        "interpolate_position": config.interpolate_position,
+        "orig_patch_image_size": config.orig_patch_image_size,
+        "scale_attn": config.scale_attn,
+        "scale_fc": config.scale_fc,
+        "scale_heads": config.scale_heads,
+        "scale_resids": config.scale_resids,
+        "layernorm_embedding": config.layernorm_embedding,
+        "patch_layernorm_embedding": config.patch_layernorm_embedding,
+        "code_layernorm_embedding": config.code_layernorm_embedding,
+        "add_type_embedding": config.add_type_embedding,
         "no_scale_embedding": not config.scale_embedding,
+        "dropout": config.dropout,
+        "attention_dropout": config.attention_dropout,
+        "activation_dropout": config.activation_dropout,
+        "encoder_drop_path_rate": config.encoder_drop_path_rate,
+        "decoder_drop_path_rate": config.decoder_drop_path_rate,
         "share_decoder_input_output_embed": True,
+        "vocab_size": config.vocab_size,
         **peft_args(config),
         **task_settings(config),
     }
@@ -239,37 +254,6 @@ def _base_cfg(directory: Path, config: Any, origin: dict, task: str | None) -> t
     return cfg, source
 
 
-def _in_original_dtype(state: OrderedDict, origin: dict[str, Any]) -> OrderedDict:
-    """The weights back in the float dtype the original fairseq file stored, where that loses nothing."""
-    dtype = getattr(torch, str(origin.get("fairseq_dtype") or ""), None)
-    if not isinstance(dtype, torch.dtype) or not _exact_in(dtype, state):
-        return state
-    return OrderedDict((key, value.to(dtype) if value.is_floating_point() else value) for key, value in state.items())
-
-
-def _checkpoint(cfg: dict[str, Any], state: OrderedDict) -> dict[str, Any]:
-    """A fairseq checkpoint as `checkpoint_utils.load_model_ensemble_and_task` reads it, with the EMA copy
-    `evaluate.py --ema-eval` reads when the cfg stores one."""
-    extra_state: dict[str, Any] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "val_loss": None}
-    if (cfg.get("ema") or {}).get("store_ema"):
-        extra_state["ema"] = OrderedDict((key, value.clone()) for key, value in state.items())
-    history = {
-        "criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
-        "optimizer_name": "FairseqAdam",
-        "lr_scheduler_state": {},
-        "num_updates": 0,
-    }
-    return {
-        "args": None,
-        "cfg": cfg,
-        "model": state,
-        "criterion": None,
-        "optimizer_history": [history],
-        "task_state": {},
-        "extra_state": extra_state,
-    }
-
-
 def export_fairseq(directory: str | Path, out: str | Path, task: str | None = None) -> dict[str, Any]:
     """Write `out` (atomically) from the model directory; returns a summary for the report.
 
@@ -308,8 +292,31 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
         cfg["task"] = task_settings(config, cfg.get("task") or {})
     cfg["model"] = argparse.Namespace(**args)
     state = fairseq_state_dict(config, weights, frozen_batch_norm=bool(args.get("freeze_resnet")))
-    state = _in_original_dtype(state, origin)
-    atomic_file(out, lambda temp: torch.save(_checkpoint(cfg, state), temp))
+    dtype = getattr(torch, str(origin.get("fairseq_dtype") or ""), None)
+    if isinstance(dtype, torch.dtype) and _exact_in(dtype, state):  # back in the dtype the original file stored
+        state = OrderedDict(
+            (key, value.to(dtype) if value.is_floating_point() else value) for key, value in state.items()
+        )
+    extra_state: dict[str, Any] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "val_loss": None}
+    if (cfg.get("ema") or {}).get("store_ema"):  # evaluate.py --ema-eval reads the weights from here
+        extra_state["ema"] = OrderedDict((key, value.clone()) for key, value in state.items())
+    checkpoint = {
+        "args": None,
+        "cfg": cfg,
+        "model": state,
+        "criterion": None,
+        "optimizer_history": [
+            {
+                "criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
+                "optimizer_name": "FairseqAdam",
+                "lr_scheduler_state": {},
+                "num_updates": 0,
+            }
+        ],
+        "task_state": {},
+        "extra_state": extra_state,
+    }
+    atomic_file(out, lambda temp: torch.save(checkpoint, temp))
     return {
         "keys": len(state),
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -6,7 +6,7 @@ Unknown names and bad options fail here, before any model loads, with the file a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,72 +144,40 @@ class _Failed:
 FAILED = _Failed()
 
 
-@attrs.define
-class _Attempts:
-    """Runs the steps of resolving one recipe entry, collecting what fails in `problems` instead of stopping."""
-
-    recipe: Recipe
-    index: int
-    problems: list[OFAError]
-
-    def field(self, name: str) -> str:
-        return self.recipe.spec.field(self.index, name)
-
-    def __call__(self, function: Callable, *args: Any, prefixed: bool = False) -> Any:
-        """function(*args), or FAILED with its error in `problems` (`prefixed`: the message lacks the task's path)."""
-        recipe = self.recipe
-        try:
-            return function(*args)
-        except MissingPathError as error:
-            self.problems.append(recipe.missing(str(error), error.path))
-        except RecipeError as error:
-            prefix = self.field("") if prefixed and recipe.spec.multitask else ""
-            self.problems.append(recipe.error(f"{prefix}{error}"))
-        except OFAError as error:
-            self.problems.append(error)
-        return FAILED
-
-    def lookup(self, namespace: Any, name: str, at: str) -> Any:
-        """The registered component, or FAILED with the namespace's message for an unknown name."""
-
-        def get() -> Any:
-            if name not in namespace:
-                raise self.recipe.error(f"{self.field(at)}: {namespace.unknown_message(name)}")
-            return namespace.get(name)
-
-        return self(get)
-
-
-def ok(*values: Any) -> bool:
-    return not any(value is FAILED for value in values)
-
-
-def _resolve_metrics(attempt: _Attempts, registry: Registry, entry: TaskEntry, task: Any) -> list[tuple]:
-    """(name, spec, options) of each metric the entry names, or its task's metrics."""
-    base = attempt.recipe.base_dir
-    refs = entry.metrics if entry.metrics is not None else [Component(m) for m in task.metrics] if ok(task) else []
-    metrics = []
-    for i, ref in enumerate(refs):
-        metric = attempt.lookup(registry.metrics, ref.name, f"metrics[{i}]")
-        where = attempt.field(f"metrics[{i}]")
-        options = attempt(build_options, metric.options, ref.options, where, base) if ok(metric) else FAILED
-        metrics.append((ref.name, metric, options))
-    return metrics
-
-
 def _resolve_entry(
     recipe: Recipe, registry: Registry, index: int, entry: TaskEntry, problems: list[OFAError], purpose: Purpose
 ) -> dict[str, Any]:
     """The entry's resolved parts by `Resolved` field name (all of them when nothing is wrong)."""
     base = recipe.base_dir
-    attempt = _Attempts(recipe, index, problems)
-    field, lookup = attempt.field, attempt.lookup
+
+    def field(name: str) -> str:
+        return recipe.spec.field(index, name)
+
+    def attempt(function, *args, prefixed: bool = False) -> Any:
+        """function(*args), or FAILED with its error in `problems` (`prefixed`: the message lacks the task's path)."""
+        try:
+            return function(*args)
+        except MissingPathError as error:
+            problems.append(recipe.missing(str(error), error.path))
+        except RecipeError as error:
+            problems.append(recipe.error(f"{field('')}{error}" if prefixed and recipe.spec.multitask else str(error)))
+        except OFAError as error:
+            problems.append(error)
+        return FAILED
+
+    def lookup(namespace, name: str, at: str):
+        if name not in namespace:
+            raise recipe.error(f"{field(at)}: {namespace.unknown_message(name)}")
+        return namespace.get(name)
+
+    def ok(*values: Any) -> bool:
+        return not any(value is FAILED for value in values)
 
     section = entry.task
-    task = lookup(registry.tasks, section.name, "task.name")
+    task = attempt(lookup, registry.tasks, section.name, "task.name")
     prompt = attempt(_prompt, recipe, registry, task, section, field) if ok(task) else FAILED
     reader_ref = entry.data.reader or (Component(task.reader) if ok(task) else None)
-    reader = lookup(registry.readers, reader_ref.name, "data.reader") if reader_ref else FAILED
+    reader = attempt(lookup, registry.readers, reader_ref.name, "data.reader") if reader_ref else FAILED
     reader_options = (
         attempt(build_options, reader.options, reader_ref.options, field("data.reader"), base, purpose.splits)
         if ok(reader)
@@ -218,11 +186,20 @@ def _resolve_entry(
     loss, loss_options = None, None
     if purpose.trains:
         loss_ref = entry.loss or (Component(task.loss) if ok(task) else None)
-        loss = lookup(registry.losses, loss_ref.name, "loss") if loss_ref else FAILED
+        loss = attempt(lookup, registry.losses, loss_ref.name, "loss") if loss_ref else FAILED
         loss_options = (
             attempt(build_options, loss.options, loss_ref.options, field("loss"), base) if ok(loss) else FAILED
         )
-    metrics = _resolve_metrics(attempt, registry, entry, task)
+    metric_refs = (
+        entry.metrics if entry.metrics is not None else [Component(m) for m in task.metrics] if ok(task) else []
+    )
+    metrics = []
+    for i, ref in enumerate(metric_refs):
+        metric = attempt(lookup, registry.metrics, ref.name, f"metrics[{i}]")
+        options = (
+            attempt(build_options, metric.options, ref.options, field(f"metrics[{i}]"), base) if ok(metric) else FAILED
+        )
+        metrics.append((ref.name, metric, options))
     task_options = (
         attempt(build_options, task.options, section.options, field("task.options"), base) if ok(task) else FAILED
     )

@@ -248,10 +248,11 @@ def check_generation(generation: dict, limits: Limits) -> dict:
     return generation
 
 
-def _served_task(name: Any, tasks: Mapping[str, ServedTask]) -> ServedTask:
-    """The task a request names: missing (422), not text (400) or not served here (404) is refused."""
-    if name is None:
+def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], limits: Limits) -> PredictRequest:
+    """A request's names and values (JSON object or form) -> a checked `PredictRequest` (the image still encoded)."""
+    if values.get("task") is None:
         raise ApiError(422, f"missing field 'task'; one of: {', '.join(tasks)}")
+    name = values["task"]
     if not isinstance(name, str):
         raise ApiError(400, f"task: expected text, got {type(name).__name__}")
     if name not in tasks:
@@ -260,24 +261,7 @@ def _served_task(name: Any, tasks: Mapping[str, ServedTask]) -> ServedTask:
             f"task '{one_line(name, 60)}' is not served here{did_you_mean(name, tasks)}; "
             f"served: {', '.join(tasks)} (GET /v1/tasks)",
         )
-    return tasks[name]
-
-
-def _image_bytes(image: Any) -> bytes:
-    """The uploaded image's bytes: a form file as it is, a JSON string decoded from base64; empty is refused."""
-    if isinstance(image, str):
-        image = decode_base64(image)
-    elif not isinstance(image, (bytes, bytearray)):
-        raise ApiError(400, f"image: expected a base64 string, got {type(image).__name__}")
-    if not image:
-        raise ApiError(400, "image: empty")
-    return bytes(image)
-
-
-def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], limits: Limits) -> PredictRequest:
-    """A request's names and values (JSON object or form) -> a checked `PredictRequest` (the image still encoded)."""
-    task = _served_task(values.get("task"), tasks)
-    name = values["task"]
+    task = tasks[name]
     accepted = (*RESERVED, *task.fields)
     unknown = [key for key in values if key not in accepted]
     if unknown:
@@ -311,9 +295,16 @@ def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], li
             f"inline (e.g. labels or answers as a list)",
         )
     generation = check_generation(_json_object(values.get("generation"), "generation"), limits)
+    image = values["image"]
+    if isinstance(image, str):
+        image = decode_base64(image)
+    elif not isinstance(image, (bytes, bytearray)):
+        raise ApiError(400, f"image: expected a base64 string, got {type(image).__name__}")
+    if not image:
+        raise ApiError(400, "image: empty")
     return PredictRequest(
         task=task,
-        image=_image_bytes(values["image"]),
+        image=bytes(image),
         id=None if request_id is None else str(request_id),
         lang=lang,
         options=options,

@@ -48,16 +48,6 @@ def merge_states(states: Sequence[dict]) -> dict:
     return merged
 
 
-def _prediction_rows(
-    label: str, examples: Sequence[Example], found: list[str], references: list[list[str]], rankings: list | None
-) -> list[dict]:
-    """The predictions file's rows of one batch: id, prediction, references, the closed set's ranking, the task."""
-    rows = [{"id": e.id, "prediction": p, "references": r} for e, p, r in zip(examples, found, references)]
-    for row, ranking in zip(rows, rankings or ()):
-        row["ranking"] = [{"answer": answer, "score": score} for answer, score in ranking]
-    return [{"task": label, **row} for row in rows] if label else rows
-
-
 def _shown(value: Any) -> str:
     """A prediction or reference as a sample line shows it: text as it is, a structured value (a box) as JSON."""
     return value if isinstance(value, str) else orjson.dumps(value).decode()
@@ -195,7 +185,15 @@ class Evaluator:
                         [[answer for answer, _ in ranking[:top_k]] for ranking in rankings], references
                     )
             if predictions is not None:
-                predictions.extend(_prediction_rows(task.label, batch["examples"], found, references, rankings))
+                rows = [
+                    {"id": e.id, "prediction": p, "references": r}
+                    for e, p, r in zip(batch["examples"], found, references)
+                ]
+                for row, ranking in zip(rows, rankings or ()):
+                    row["ranking"] = [{"answer": answer, "score": score} for answer, score in ranking]
+                if task.label:
+                    rows = [{"task": task.label, **row} for row in rows]
+                predictions.extend(rows)
             samples.extend(
                 f"{e.id}: {_shown(p)} | {' / '.join(map(_shown, r[:2]))}"
                 for e, p, r in zip(batch["examples"], found, references)

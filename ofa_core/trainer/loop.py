@@ -103,33 +103,6 @@ class TrainingRun:
     times: PhaseTimes | None = None
 
 
-def _task_list(tasks: Sequence[TaskParts], single: TaskParts, label_smoothing: float) -> list[TaskParts]:
-    """The tasks a trainer runs (`tasks`, or the one given as keyword arguments), checked, with the default loss
-    and postprocess filled in."""
-    if tasks and single != TaskParts():
-        raise ValueError("give the parts of one task as keyword arguments, or `tasks`, not both")
-    found = list(tasks) or [single]
-    if len({task.label for task in found}) != len(found) or (len(found) > 1 and not all(task.label for task in found)):
-        raise ValueError("the tasks of a mixture need distinct, non-empty labels")
-    for task in found:
-        task.loss_fn = task.loss_fn or functools.partial(_default_loss, epsilon=label_smoothing)
-        task.postprocess = task.postprocess or _unchanged
-    return found
-
-
-def _check_run(config: TrainingConfig, tasks: Sequence[TaskParts]) -> None:
-    """What a run refuses before it sets anything up: per-epoch cadences in a mixture, a task without examples."""
-    if len(tasks) > 1 and "epoch" in (config.eval_strategy, config.save_strategy):
-        raise OFAError(
-            "training.eval_strategy / save_strategy: 'epoch' has no single meaning when several tasks "
-            "share the steps; use 'steps' with eval_steps / save_steps"
-        )
-    for task in tasks:
-        if not task.train_examples:
-            where = f" of task '{task.label}'" if task.label else ""
-            raise OFAError(f"training: the train split{where} has no examples; check its data.reader and files")
-
-
 class Trainer:
     """Trains and evaluates an OFA model on tokenized examples (see `ofa_core.data.encode_records`).
 
@@ -177,7 +150,16 @@ class Trainer:
             postprocess=postprocess,
             closed_set=closed_set,
         )
-        self.tasks = _task_list(tasks, single, config.label_smoothing)
+        if tasks and single != TaskParts():
+            raise ValueError("give the parts of one task as keyword arguments, or `tasks`, not both")
+        self.tasks: list[TaskParts] = list(tasks) or [single]
+        if len({task.label for task in self.tasks}) != len(self.tasks) or (
+            len(self.tasks) > 1 and not all(task.label for task in self.tasks)
+        ):
+            raise ValueError("the tasks of a mixture need distinct, non-empty labels")
+        for task in self.tasks:
+            task.loss_fn = task.loss_fn or functools.partial(_default_loss, epsilon=config.label_smoothing)
+            task.postprocess = task.postprocess or _unchanged
         self.decoders = [
             ClosedSetDecoder(task.closed_set, processor.tokenizer) if task.closed_set else None for task in self.tasks
         ]
@@ -481,7 +463,16 @@ class Trainer:
     def _prepare(self) -> None:
         """Everything a run sets up before its first step: seeds, freezing, data, optimizer, resumed state, reporter."""
         config, world = self.config, self.world
-        _check_run(config, self.tasks)
+        mixture = len(self.tasks) > 1
+        if mixture and "epoch" in (config.eval_strategy, config.save_strategy):
+            raise OFAError(
+                "training.eval_strategy / save_strategy: 'epoch' has no single meaning when several tasks "
+                "share the steps; use 'steps' with eval_steps / save_steps"
+            )
+        for task in self.tasks:
+            if not task.train_examples:
+                where = f" of task '{task.label}'" if task.label else ""
+                raise OFAError(f"training: the train split{where} has no examples; check its data.reader and files")
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.run.freezing = apply_freezing(
@@ -530,27 +521,22 @@ class Trainer:
         )
         if resume is not None:
             _say(world, f"resumed from {resume} at step {self.run.state.step}")
-        self._say_what_a_step_holds(steps_per_epoch)
+        for index, (task, groups, steps) in enumerate(zip(self.tasks, self.run.groups, steps_per_epoch)):
+            share = f" ({task.label}, {task.probability:.0%} of steps)" if mixture else ""
+            batches = self._epoch_batches(index, 0)
+            images = sum(map(len, batches)) / len(batches) * config.gradient_accumulation_steps
+            _say(
+                world,
+                f"{len(task.train_examples)} examples in {len(groups)} groups; {steps} steps/epoch{share}; a step "
+                f"trains {config.per_device_train_batch_size * config.gradient_accumulation_steps} examples of "
+                f"{images:.1f} images (encoder inputs) on average per process",
+            )
+        _say(world, f"{self.run.total_steps} steps")
         self.run.reporter = Reporter(
             self.output_dir, config.report_to, self.run.total_steps, self.run.state.step, world.is_main
         )
         self.run.start_step, self.run.saved_at, self.run.last_metrics = self.run.state.step, -1, {}
         self.run.times = PhaseTimes(self.device)
-
-    def _say_what_a_step_holds(self, steps_per_epoch: list[int]) -> None:
-        """One line per task: its examples, groups and steps per epoch, and the examples and images of a step."""
-        config, accumulation = self.config, self.config.gradient_accumulation_steps
-        for index, (task, groups, steps) in enumerate(zip(self.tasks, self.run.groups, steps_per_epoch)):
-            share = f" ({task.label}, {task.probability:.0%} of steps)" if len(self.tasks) > 1 else ""
-            batches = self._epoch_batches(index, 0)
-            images = sum(map(len, batches)) / len(batches) * accumulation
-            _say(
-                self.world,
-                f"{len(task.train_examples)} examples in {len(groups)} groups; {steps} steps/epoch{share}; a step "
-                f"trains {config.per_device_train_batch_size * accumulation} examples of "
-                f"{images:.1f} images (encoder inputs) on average per process",
-            )
-        _say(self.world, f"{self.run.total_steps} steps")
 
     def _remove_unfinished_checkpoints(self) -> None:
         """`.tmp-checkpoint-*` directories a killed run left behind."""
