@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, OFAError, PerSplitFiles, ReaderSpec, columns_option, decode_image, tsv_rows
+from ofa_core.plugin import OFAError, PerSplitFiles, ReaderSpec, SplitRow, columns_option, tsv_records
 from ofa_tasks.snli_ve.text import LABEL_WORDS
 
 OFFICIAL_COLUMNS = (0, 2, 3, 4, 5)
@@ -26,23 +26,19 @@ class SnliVeTsvOptions(PerSplitFiles):
 def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
     """Records with `hypothesis`, `premise`, and `label` as yes/no/maybe; any other label is an error naming the row,
     as OFA refuses it (an empty one is allowed in the test split)."""
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
     id_column, image_column, hypothesis_column, premise_column, label_column = options.columns
-    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
+
+    def record(row: SplitRow) -> dict:
+        fields = row.values
         label = fields[label_column].strip()
         if label not in LABEL_WORDS and not (split == "test" and not label):
             raise OFAError(
-                f"{path}:{number}: column {label_column} (label) is {label[:40]!r}, not entailment, "
+                f"{row.where}: column {label_column} (label) is {label[:40]!r}, not entailment, "
                 f"contradiction or neutral; fix the row or data.reader.columns"
             )
-        try:
-            image = decode_image(fields[image_column])
-        except ValueError as error:
-            bad(f"{path}:{number}", f"column {image_column} (image): {error}; check data.reader.columns")
-            continue
+        image = row.image_column(image_column)
         word = LABEL_WORDS.get(label)
-        yield {
+        return {
             "id": fields[id_column],
             "image": image,
             "hypothesis": fields[hypothesis_column],
@@ -50,7 +46,8 @@ def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
             "label": word,
             "references": [word] if word else [],
         }
-    bad.summarise(path, split)
+
+    yield from tsv_records(options, split, record)
 
 
 READERS = {

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, PerSplitFiles, ReaderSpec, columns_option, jsonl_rows, tsv_rows
+from ofa_core.plugin import PerSplitFiles, ReaderSpec, SplitRow, UnusableRow, columns_option, jsonl_records, tsv_records
 
 OFFICIAL_COLUMNS = (0, 1)
 """article, summary: `selected_cols` of the official Gigaword scripts."""
@@ -21,17 +21,13 @@ class SummaryTsvOptions(PerSplitFiles):
 
 
 def read_summary_tsv(options: SummaryTsvOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
     source_column, summary_column = options.columns
-    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
-        yield {
-            "id": f"{path.stem}:{number}",
-            "image": None,
-            "source": fields[source_column],
-            "summary": fields[summary_column],
-        }
-    bad.summarise(path, split)
+
+    def record(row: SplitRow) -> dict:
+        fields = row.values
+        return {"id": row.default_id, "image": None, "source": fields[source_column], "summary": fields[summary_column]}
+
+    yield from tsv_records(options, split, record)
 
 
 @attrs.frozen
@@ -40,21 +36,16 @@ class SummaryJsonlOptions(PerSplitFiles):
 
 
 def read_summary_jsonl(options: SummaryJsonlOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
-    for number, row in jsonl_rows(path, bad):
-        summary = row.get("summary")
-        if not isinstance(row.get("source"), str) or not (
+    def record(row: SplitRow) -> dict:
+        values, summary = row.values, row.values.get("summary")
+        if not isinstance(values.get("source"), str) or not (
             isinstance(summary, str) or (summary is None and split == "test")
         ):
-            bad(
-                f"{path}:{number}",
-                "each line needs source and summary (strings; summary may be left out in the test split)",
-            )
-            continue
-        record = {"id": str(row.get("id", f"{path.stem}:{number}")), "image": None, "source": row["source"]}
-        yield record if summary is None else {**record, "summary": summary}
-    bad.summarise(path, split)
+            raise UnusableRow("each line needs source and summary (strings; summary may be left out in the test split)")
+        made = {"id": str(values.get("id", row.default_id)), "image": None, "source": values["source"]}
+        return made if summary is None else {**made, "summary": summary}
+
+    yield from jsonl_records(options, split, record)
 
 
 READERS = {
