@@ -14,7 +14,7 @@ from typing import Any
 
 from ofa_core._errors import OFAError
 from ofa_core.plugin._answer_lists import read_answer_list
-from ofa_core.plugin._components import Components
+from ofa_core.plugin._components import Components, Readers
 from ofa_core.plugin._hooks import PROJECT, Register, hookimpl, hookspec
 from ofa_core.plugin._records import (
     BAD_RECORD_POLICIES,
@@ -74,6 +74,7 @@ __all__ = [
     "PerSplitFiles",
     "PromptTemplate",
     "ReaderSpec",
+    "Readers",
     "Register",
     "SplitFilesOptions",
     "SplitRow",

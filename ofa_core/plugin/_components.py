@@ -7,13 +7,46 @@ the ones with something to register into the plugin module, where pluggy looks f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import inspect
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
 from ofa_core.plugin._hooks import Register, hookimpl
 from ofa_core.plugin._specs import LossSpec, MetricSpec, PromptTemplate, ReaderSpec, TaskSpec
+
+OpenSplit = TypeVar("OpenSplit", bound=Callable[..., Any])
+
+
+class Readers(dict[str, ReaderSpec]):
+    """A plugin's readers by name, each declared where its function is: `@READERS.add("name", "description")` above
+    `def read_x(options: XOptions, split: str)`. The options class is the one the function's first parameter names,
+    so it is said once; `Components(readers=READERS)` registers them."""
+
+    def add(self, name: str, description: str) -> Callable[[OpenSplit], OpenSplit]:
+        def declare(open_split: OpenSplit) -> OpenSplit:
+            if name in self:
+                raise ValueError(
+                    f"reader {name!r} is declared twice ({self[name].open.__name__}, {open_split.__name__})"
+                )
+            self[name] = ReaderSpec(options=_options_of(open_split), open=open_split, description=description)
+            return open_split
+
+        return declare
+
+
+def _options_of(open_split: Callable[..., Any]) -> type:
+    """The class annotated on a reader function's first parameter (`options: XOptions`)."""
+    first = next(iter(inspect.signature(open_split).parameters), None)
+    options = typing.get_type_hints(open_split).get(first) if first is not None else None
+    if not isinstance(options, type):
+        raise TypeError(
+            f"{open_split.__qualname__}: annotate its first parameter with the reader's options class "
+            "(options: XOptions), which Readers.add registers with it"
+        )
+    return options
 
 
 def _templates(value: Iterable[PromptTemplate]) -> tuple[PromptTemplate, ...]:

@@ -17,7 +17,7 @@ from ofa_core.plugin import (
     BadRows,
     OFAError,
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     SplitFilesOptions,
     SplitRow,
     UnusableRow,
@@ -27,6 +27,9 @@ from ofa_core.plugin import (
     tsv_records,
     verified_image_file,
 )
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val"), "test": ("test",)}
 """Folder names accepted for each split, in `<root>/<split>/<class>/<image>`."""
@@ -65,6 +68,7 @@ def _visible(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
 
 
+@READERS.add("image_folder", "folder tree <root>/<train|valid|val|test>/<label>/<image files>")
 def read_image_folder(options: ImageFolderOptions, split: str) -> Iterator[dict]:
     """One record per image file, classes and files in sorted order; ids are `<class>/<file name>`."""
     folder = options.split_folder(split)
@@ -105,6 +109,7 @@ def _label(row: dict, split: str) -> str | None:
     return str(value).strip()
 
 
+@READERS.add("classification_jsonl", "JSON lines: image (path, base64 or TSV id), label")
 def read_classification_jsonl(options: ClassificationJsonlOptions, split: str) -> Iterator[dict]:
     def record(row: SplitRow) -> dict:
         values = row.values
@@ -136,6 +141,9 @@ class ImageClassifyTsvOptions(PerSplitFiles):
     """Where the image (base64) and the label words are: [0, 2] in OFA's files."""
 
 
+@READERS.add(
+    "image_classify_tsv", "official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)"
+)
 def read_image_classify_tsv(options: ImageClassifyTsvOptions, split: str) -> Iterator[dict]:
     """One record per row; its id is the row's index from 0, as OFA's `image_classify` numbers them."""
     image_column, label_column = options.columns
@@ -147,23 +155,3 @@ def read_image_classify_tsv(options: ImageClassifyTsvOptions, split: str) -> Ite
         return _record(str(row.number - 1), row.image_column(image_column), label or None)
 
     yield from tsv_records(options, split, record)
-
-
-READERS = {
-    "image_folder": ReaderSpec(
-        options=ImageFolderOptions,
-        open=read_image_folder,
-        description="folder tree <root>/<train|valid|val|test>/<label>/<image files>",
-    ),
-    "classification_jsonl": ReaderSpec(
-        options=ClassificationJsonlOptions,
-        open=read_classification_jsonl,
-        description="JSON lines: image (path, base64 or TSV id), label",
-    ),
-    "image_classify_tsv": ReaderSpec(
-        options=ImageClassifyTsvOptions,
-        open=read_image_classify_tsv,
-        description="official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)",
-    ),
-}
-"""The readers this task registers, by name."""

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ofa_core.plugin import (
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     SplitFilesOptions,
     SplitRow,
     UnusableRow,
@@ -25,6 +25,9 @@ from ofa_core.plugin import (
     jsonl_records,
     tsv_records,
 )
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 4, 2, 3)
 """uniq-id, image, expression, box: `selected_cols` of the official RefCOCO/+/g scripts (RefCOCO-CN: 0,3,1,2)."""
@@ -71,6 +74,9 @@ class GroundingTsvOptions(PerSplitFiles):
     1, 2] for RefCOCO-CN."""
 
 
+@READERS.add(
+    "grounding_tsv", "official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)"
+)
 def read_grounding_tsv(options: GroundingTsvOptions, split: str) -> Iterator[dict]:
     id_column, image_column, text_column, box_column = options.columns
     images: dict[bytes, tuple[bytes, tuple[int, int]]] = {}
@@ -97,6 +103,7 @@ class GroundingJsonlOptions(SplitFilesOptions):
     `box` [x0, y0, x1, y1] in pixels (optional in the test split), `id`."""
 
 
+@READERS.add("grounding_jsonl", "JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels")
 def read_grounding_jsonl(options: GroundingJsonlOptions, split: str) -> Iterator[dict]:
     def record(row: SplitRow) -> dict:
         values = row.values
@@ -120,18 +127,3 @@ def read_grounding_jsonl(options: GroundingJsonlOptions, split: str) -> Iterator
         return _record(str(values.get("id", row.default_id)), image, size, values["text"], box)
 
     yield from jsonl_records(options, split, record)
-
-
-READERS = {
-    "grounding_tsv": ReaderSpec(
-        options=GroundingTsvOptions,
-        open=read_grounding_tsv,
-        description="official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)",
-    ),
-    "grounding_jsonl": ReaderSpec(
-        options=GroundingJsonlOptions,
-        open=read_grounding_jsonl,
-        description="JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels",
-    ),
-}
-"""The readers this task registers, by name."""

@@ -8,7 +8,7 @@ import attrs
 
 from ofa_core.plugin import (
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     SplitFilesOptions,
     SplitRow,
     UnusableRow,
@@ -16,6 +16,9 @@ from ofa_core.plugin import (
     jsonl_records,
     tsv_records,
 )
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 1, 2)
 """uniq-id, image, text: `selected_cols` of the official OCR evaluation scripts."""
@@ -29,6 +32,7 @@ class OcrTsvOptions(PerSplitFiles):
     """Where uniq-id, image (base64) and text are: [0, 1, 2] in the official files."""
 
 
+@READERS.add("ocr_tsv", "official OFA-OCR TSV (uniq-id, base64 image, text; columns as selected_cols)")
 def read_ocr_tsv(options: OcrTsvOptions, split: str) -> Iterator[dict]:
     id_column, image_column, text_column = options.columns
 
@@ -45,6 +49,7 @@ class OcrJsonlOptions(SplitFilesOptions):
     (may be left out in the test split), `id`."""
 
 
+@READERS.add("ocr_jsonl", "JSON lines: image (path, base64 or TSV id), text")
 def read_ocr_jsonl(options: OcrJsonlOptions, split: str) -> Iterator[dict]:
     def record(row: SplitRow) -> dict:
         text = row.values.get("text")
@@ -54,16 +59,3 @@ def read_ocr_jsonl(options: OcrJsonlOptions, split: str) -> Iterator[dict]:
         return made if text is None else {**made, "text": text}
 
     yield from jsonl_records(options, split, record)
-
-
-READERS = {
-    "ocr_tsv": ReaderSpec(
-        options=OcrTsvOptions,
-        open=read_ocr_tsv,
-        description="official OFA-OCR TSV (uniq-id, base64 image, text; columns as selected_cols)",
-    ),
-    "ocr_jsonl": ReaderSpec(
-        options=OcrJsonlOptions, open=read_ocr_jsonl, description="JSON lines: image (path, base64 or TSV id), text"
-    ),
-}
-"""The readers this task registers, by name."""

@@ -6,8 +6,11 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import OFAError, PerSplitFiles, ReaderSpec, SplitRow, columns_option, tsv_records
+from ofa_core.plugin import OFAError, PerSplitFiles, Readers, SplitRow, columns_option, tsv_records
 from ofa_tasks.snli_ve.text import LABEL_WORDS
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 2, 3, 4, 5)
 """uniq-id, image, hypothesis, caption, label: `selected_cols` of the official SNLI-VE scripts."""
@@ -23,6 +26,9 @@ class SnliVeTsvOptions(PerSplitFiles):
     """Where uniq-id, image (base64), hypothesis, premise caption and label are: [0, 2, 3, 4, 5] in OFA's files."""
 
 
+@READERS.add(
+    "snli_ve_tsv", "official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)"
+)
 def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
     """Records with `hypothesis`, `premise`, and `label` as yes/no/maybe; any other label is an error naming the row,
     as OFA refuses it (an empty one is allowed in the test split)."""
@@ -48,13 +54,3 @@ def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
         }
 
     yield from tsv_records(options, split, record)
-
-
-READERS = {
-    "snli_ve_tsv": ReaderSpec(
-        options=SnliVeTsvOptions,
-        open=read_snli_ve_tsv,
-        description="official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)",
-    )
-}
-"""The readers this task registers, by name."""

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import PerSplitFiles, ReaderSpec, SplitRow, UnusableRow, columns_option, jsonl_records, tsv_records
+from ofa_core.plugin import PerSplitFiles, Readers, SplitRow, UnusableRow, columns_option, jsonl_records, tsv_records
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 1)
 """article, summary: `selected_cols` of the official Gigaword scripts."""
@@ -20,6 +23,7 @@ class SummaryTsvOptions(PerSplitFiles):
     """Where the article and the summary are: [0, 1] in the official files."""
 
 
+@READERS.add("summary_tsv", "official OFA Gigaword TSV (article, summary; columns as selected_cols)")
 def read_summary_tsv(options: SummaryTsvOptions, split: str) -> Iterator[dict]:
     source_column, summary_column = options.columns
 
@@ -35,6 +39,7 @@ class SummaryJsonlOptions(PerSplitFiles):
     """One JSONL per split: `source` (the article), `summary` (may be left out in the test split), `id`."""
 
 
+@READERS.add("summary_jsonl", "JSON lines: source (the article), summary")
 def read_summary_jsonl(options: SummaryJsonlOptions, split: str) -> Iterator[dict]:
     def record(row: SplitRow) -> dict:
         values, summary = row.values, row.values.get("summary")
@@ -46,16 +51,3 @@ def read_summary_jsonl(options: SummaryJsonlOptions, split: str) -> Iterator[dic
         return made if summary is None else {**made, "summary": summary}
 
     yield from jsonl_records(options, split, record)
-
-
-READERS = {
-    "summary_tsv": ReaderSpec(
-        options=SummaryTsvOptions,
-        open=read_summary_tsv,
-        description="official OFA Gigaword TSV (article, summary; columns as selected_cols)",
-    ),
-    "summary_jsonl": ReaderSpec(
-        options=SummaryJsonlOptions, open=read_summary_jsonl, description="JSON lines: source (the article), summary"
-    ),
-}
-"""The readers this task registers, by name."""

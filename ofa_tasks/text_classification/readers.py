@@ -13,13 +13,16 @@ import attrs
 from ofa_core.plugin import (
     OFAError,
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     SplitRow,
     UnusableRow,
     columns_option,
     jsonl_records,
     tsv_records,
 )
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 
 @attrs.frozen
@@ -33,6 +36,7 @@ class GlueTsvOptions(PerSplitFiles):
     """Skip the first line (GLUE's own files have a header; OFA's do not)."""
 
 
+@READERS.add("glue_tsv", "tab-separated texts and label (GLUE / OFA's GLUE files; columns as selected_cols)")
 def read_glue_tsv(options: GlueTsvOptions, split: str) -> Iterator[dict]:
     if options.columns is None:
         raise OFAError(
@@ -61,6 +65,7 @@ class GlueJsonlOptions(PerSplitFiles):
     `question1`, `question2`) or `texts` (a list), `label` (may be left out in the test split), `id`."""
 
 
+@READERS.add("glue_jsonl", "JSON lines: the dataset's text fields (or texts), label")
 def read_glue_jsonl(options: GlueJsonlOptions, split: str) -> Iterator[dict]:
     def record(row: SplitRow) -> dict:
         label = row.values.get("label")
@@ -70,18 +75,3 @@ def read_glue_jsonl(options: GlueJsonlOptions, split: str) -> Iterator[dict]:
         return made if label is None else {**made, "label": str(label)}
 
     yield from jsonl_records(options, split, record)
-
-
-READERS = {
-    "glue_tsv": ReaderSpec(
-        options=GlueTsvOptions,
-        open=read_glue_tsv,
-        description="tab-separated texts and label (GLUE / OFA's GLUE files; columns as selected_cols)",
-    ),
-    "glue_jsonl": ReaderSpec(
-        options=GlueJsonlOptions,
-        open=read_glue_jsonl,
-        description="JSON lines: the dataset's text fields (or texts), label",
-    ),
-}
-"""The readers this task registers, by name."""

@@ -8,7 +8,7 @@ import attrs
 
 from ofa_core.plugin import (
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     SplitFilesOptions,
     SplitRow,
     UnusableRow,
@@ -17,6 +17,9 @@ from ofa_core.plugin import (
     tsv_records,
 )
 from ofa_tasks.vqa.answers import encode, parse_official
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 
 def _record(record_id: str, image: bytes | str, question: str, scored: dict[str, float], objects=None) -> dict:
@@ -52,6 +55,7 @@ def _answers(value) -> dict[str, float]:
     return scored
 
 
+@READERS.add("vqa_jsonl", "JSON lines: image (path, base64 or TSV id), question, answers")
 def read_vqa_jsonl(options: VqaJsonlOptions, split: str) -> Iterator[dict]:
     def record(row: SplitRow) -> dict:
         values = row.values
@@ -85,6 +89,9 @@ class VqaTsvOptions(PerSplitFiles):
     [0, 5, 2, 3, 4] in OFA's vqa_train/val/test TSVs."""
 
 
+@READERS.add(
+    "vqa_tsv", "official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)"
+)
 def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
     id_column, image_column, question_column, answers_column, objects_column = options.columns
 
@@ -101,18 +108,3 @@ def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
         return _record(fields[id_column], image, fields[question_column], answers, fields[objects_column])
 
     yield from tsv_records(options, split, record)
-
-
-READERS = {
-    "vqa_jsonl": ReaderSpec(
-        options=VqaJsonlOptions,
-        open=read_vqa_jsonl,
-        description="JSON lines: image (path, base64 or TSV id), question, answers",
-    ),
-    "vqa_tsv": ReaderSpec(
-        options=VqaTsvOptions,
-        open=read_vqa_tsv,
-        description="official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)",
-    ),
-}
-"""The readers this task registers, by name."""

@@ -10,6 +10,8 @@ import pytest
 from ofa_core.plugin import (
     BadRecordError,
     PerSplitFiles,
+    Readers,
+    ReaderSpec,
     SplitFilesOptions,
     SplitRow,
     UnusableRow,
@@ -72,3 +74,17 @@ def test_tsv_records_need_every_column_and_name_a_bad_image_column(tmp_path, cap
     assert [r["text"] for r in tsv_records(options, "valid", record)] == ["one"]
     assert "valid.tsv:2: expected 3 tab-separated columns, found 1" in caplog.text
     assert "valid.tsv:3: column 2 (image):" in caplog.text and "check data.reader.columns" in caplog.text
+
+
+def test_readers_declared_on_their_functions_take_the_options_class_from_the_signature():
+    readers = Readers()
+
+    @readers.add("words_tsv", "two columns")
+    def read_words(options: TsvOptions, split: str):
+        yield from ()
+
+    assert readers == {"words_tsv": ReaderSpec(options=TsvOptions, open=read_words, description="two columns")}
+    with pytest.raises(ValueError, match="'words_tsv' is declared twice"):
+        readers.add("words_tsv", "again")(read_words)
+    with pytest.raises(TypeError, match="annotate its first parameter"):
+        readers.add("bare", "no annotation")(lambda options, split: iter(()))

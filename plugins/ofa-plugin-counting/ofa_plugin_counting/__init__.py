@@ -16,12 +16,11 @@ from ofa_core.plugin import (
     MetricSpec,
     OFAError,
     PromptTemplate,
-    ReaderSpec,
     TaskSpec,
     closed_set_fields_last,
 )
 from ofa_plugin_counting.metric import CountingAccuracy, CountingMetricOptions
-from ofa_plugin_counting.reader import ReaderOptions, open_split
+from ofa_plugin_counting.reader import READERS
 
 __version__ = "0.1.0"
 
@@ -60,13 +59,7 @@ PROMPTS = (
 
 COMPONENTS = Components(
     prompts=PROMPTS,
-    readers={
-        "counting_jsonl": ReaderSpec(
-            options=ReaderOptions,
-            open=open_split,
-            description="JSON lines: image (path or base64), object, count (a whole number)",
-        )
-    },
+    readers=READERS,
     metrics={
         "counting": MetricSpec(
             options=CountingMetricOptions,

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import PerSplitFiles, SplitRow, UnusableRow, jsonl_records
+from ofa_core.plugin import PerSplitFiles, Readers, SplitRow, UnusableRow, jsonl_records
+
+READERS = Readers()
+"""This plugin's one reader, declared above its function."""
 
 
 @attrs.frozen
@@ -14,6 +17,7 @@ class ReaderOptions(PerSplitFiles):
     """One JSONL file per split (`train`, `valid`, `test`); image paths inside are relative to their JSONL file."""
 
 
+@READERS.add("counting_jsonl", "JSON lines: image (path or base64), object, count (a whole number)")
 def open_split(options: ReaderOptions, split: str) -> Iterator[dict]:
     """Records with `id`, `image` (a path or decoded bytes), `object` and `count` (None in unlabelled test data)."""
 
