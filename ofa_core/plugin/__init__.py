@@ -14,7 +14,7 @@ from typing import Any
 
 from ofa_core._errors import OFAError
 from ofa_core.plugin._answer_lists import read_answer_list
-from ofa_core.plugin._components import Components, Readers
+from ofa_core.plugin._components import DEFAULT_LOSS, TASK_HOOKS, Components, Metrics, Readers, Task
 from ofa_core.plugin._hooks import PROJECT, Register, hookimpl, hookspec
 from ofa_core.plugin._records import (
     BAD_RECORD_POLICIES,
@@ -57,8 +57,10 @@ from ofa_core.plugin._tsv import TsvError, TsvIndex
 __all__ = [
     "BAD_RECORD_POLICIES",
     "CLOSED_SET_FIELDS",
+    "DEFAULT_LOSS",
     "IGNORE_INDEX",
     "PROJECT",
+    "TASK_HOOKS",
     "BadRecordError",
     "BadRows",
     "ClosedSet",
@@ -69,6 +71,7 @@ __all__ = [
     "LossSpec",
     "Metric",
     "MetricSpec",
+    "Metrics",
     "NoOptions",
     "OFAError",
     "PerSplitFiles",
@@ -78,6 +81,7 @@ __all__ = [
     "Register",
     "SplitFilesOptions",
     "SplitRow",
+    "Task",
     "TaskSpec",
     "TsvError",
     "TsvIndex",
