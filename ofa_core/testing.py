@@ -63,6 +63,34 @@ def tiny_model(
     return randomize_(model, seed, scale).eval()
 
 
+def incremental_and_full_logits(
+    model: OFAForConditionalGeneration,
+    input_ids: torch.Tensor,
+    patch_images: torch.Tensor,
+    decoder_input_ids: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's logits computed one token at a time through the cache, and in one pass without it.
+
+    Search relies on the two agreeing; a cache that drops or misplaces a position shows up as a gap between them.
+    """
+    with torch.no_grad():
+        full = model(
+            input_ids=input_ids, patch_images=patch_images, decoder_input_ids=decoder_input_ids, use_cache=False
+        ).logits
+        encoder_outputs = model.get_encoder()(input_ids, patch_images=patch_images)
+        cache, steps = None, []
+        for position in range(decoder_input_ids.shape[1]):
+            out = model(
+                encoder_outputs=encoder_outputs,
+                decoder_input_ids=decoder_input_ids[:, position : position + 1],
+                cache=cache,
+                use_cache=True,
+            )
+            cache = out.cache
+            steps.append(out.logits)
+    return torch.cat(steps, dim=1), full
+
+
 # ---- helpers for plugin authors -----------------------------------------------------------------
 
 _TINY_CJK = "这段文字描述的是哪个区域图片中有什么一只猫狗红色的车在上下左右大小人"

@@ -10,7 +10,7 @@ import ofa_core  # noqa: F401  (registers the Auto classes)
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
 from ofa_core.model.modeling.positions import image_bucket_table, image_relative_buckets, text_relative_buckets
-from ofa_core.testing import tiny_model
+from ofa_core.testing import incremental_and_full_logits, tiny_model
 
 VOCAB = 300
 
@@ -83,21 +83,27 @@ def test_incremental_decoding_matches_full_recomputation(model):
     ids, images = make_inputs(seed=1)
     decoder_ids = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(3))
     decoder_ids[:, 0] = 0
-    with torch.no_grad():
-        full = model(input_ids=ids, patch_images=images, decoder_input_ids=decoder_ids, use_cache=False).logits
-        encoder_outputs = model.get_encoder()(ids, patch_images=images)
-        cache, steps = None, []
-        for position in range(decoder_ids.shape[1]):
-            out = model(
-                encoder_outputs=encoder_outputs,
-                decoder_input_ids=decoder_ids[:, position : position + 1],
-                cache=cache,
-                use_cache=True,
-            )
-            cache = out.cache
-            steps.append(out.logits)
-    incremental = torch.cat(steps, dim=1)
+    incremental, full = incremental_and_full_logits(model, ids, images, decoder_ids)
+    assert incremental.shape == full.shape == (2, 7, model.config.vocab_size)
     assert (incremental - full).abs().max() <= 1e-5
+
+
+def test_the_incremental_check_sees_a_cache_that_loses_positions(model):
+    """The shared check must fail a model whose cache forgets earlier tokens, or it proves nothing."""
+    ids, images = make_inputs(seed=1)
+    decoder_ids = torch.randint(4, VOCAB, (2, 5), generator=torch.Generator().manual_seed(3))
+    decoder_ids[:, 0] = 0
+    forward = model.forward
+
+    def forgetful(**kwargs):
+        return forward(**{**kwargs, "cache": None})
+
+    model.forward = forgetful
+    try:
+        incremental, full = incremental_and_full_logits(model, ids, images, decoder_ids)
+    finally:
+        del model.forward
+    assert (incremental - full).abs().max() > 1e-3
 
 
 def test_encoder_runs_once_and_beams_share_cross_keys(model):

@@ -48,29 +48,23 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
         help="what the decoder sees before the answer, as OFA's "
         "--prompt-type (default: the checkpoint's, else the task prompt's)",
     )
-    parser.add_argument(
-        "--field",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a record field for every input, e.g. --field text='a red car'",
-    )
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a task option, as a recipe's task.options has them (JSON or plain text), "
-        "e.g. --option labels_file=labels.txt or --option top_k=3",
-    )
-    parser.add_argument(
-        "--generation",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a generation setting over the task's official search (JSON value), "
-        "e.g. --generation num_beams=3 --generation max_new_tokens=20",
-    )
+    for flag, help_text in ASSIGNMENTS.items():
+        parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=help_text)
+    _add_running_arguments(parser)
+
+
+ASSIGNMENTS = {
+    "--field": "a record field for every input, e.g. --field text='a red car'",
+    "--option": "a task option, as a recipe's task.options has them (JSON or plain text), "
+    "e.g. --option labels_file=labels.txt or --option top_k=3",
+    "--generation": "a generation setting over the task's official search (JSON value), "
+    "e.g. --generation num_beams=3 --generation max_new_tokens=20",
+}
+"""The repeatable KEY=VALUE flags and their help."""
+
+
+def _add_running_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the rows go and how the run goes: output, resume, errors, device, precision, backend, progress."""
     parser.add_argument("--output", "-o", metavar="FILE", help="JSONL file to write (default: stdout)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--batch-size", type=int, default=8)

@@ -10,6 +10,7 @@ import argparse
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from ofa_core import auto_registration
 from ofa_core._errors import OFAError
@@ -97,6 +98,23 @@ def _check_port(host: str, port: int) -> None:
             raise OFAError(f"--host {host} --port {port}: cannot listen there ({error.strerror})") from None
 
 
+def _device(name: str, backend: str, precision: str) -> Any:
+    """The torch device `--device` names, checked to exist and to run `--precision` with the torch backend."""
+    import torch
+
+    from ofa_core.model.precision import check
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as error:
+        raise OFAError(f"--device {name}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OFAError(f"--device {name}: CUDA is not available here; use --device cpu")
+    if backend == "torch":
+        check(precision, device)
+    return device
+
+
 def run(args: argparse.Namespace) -> int:
     from ofa_core.serving.requests import served_tasks
 
@@ -109,12 +127,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.backend == "onnxruntime":
         auto_registration.suspend()  # exported graphs only: no model class is imported to register it
-    import torch  # heavy imports: only once there is something to serve
-    import uvicorn
+    import uvicorn  # heavy imports: only once there is something to serve
 
     from ofa_core.cli.common import quiet_transformers
     from ofa_core.inference.loading import load_for_inference
-    from ofa_core.model.precision import check
     from ofa_core.model.task_config import read_checkpoint_task
     from ofa_core.serving.app import ServeSettings, create_app
 
@@ -128,14 +144,7 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         max_beams=args.max_beams,
     ).check()
-    try:
-        device = torch.device(args.device)
-    except (RuntimeError, ValueError) as error:
-        raise OFAError(f"--device {args.device}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OFAError(f"--device {args.device}: CUDA is not available here; use --device cpu")
-    if args.backend == "torch":
-        check(args.precision, device)
+    device = _device(args.device, args.backend, args.precision)
     quiet_transformers()
     loaded = load_for_inference(model_dir, args.precision, device, backend=args.backend)
     if loaded.precision.notice:

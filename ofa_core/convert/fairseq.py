@@ -8,6 +8,7 @@ settings from `cfg['task']`. A setting absent from the file takes the value fair
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,12 +221,51 @@ def _check_supported(a: FairseqArgs, args: dict[str, Any], path: Path) -> None:
         )
 
 
-def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, language: str, path: Path) -> OFAConfig:
-    """Every OFAConfig field from the checkpoint's own settings."""
-    a = FairseqArgs(args)
-    _check_supported(a, args, path)
-    resnet_type = a.get("resnet_type")
+def _as_is(value: Any) -> Any:
+    return value
 
+
+SAME_SETTINGS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("d_model", "encoder_embed_dim", _as_is),
+    ("encoder_layers", "encoder_layers", _as_is),
+    ("decoder_layers", "decoder_layers", _as_is),
+    ("encoder_attention_heads", "encoder_attention_heads", _as_is),
+    ("decoder_attention_heads", "decoder_attention_heads", _as_is),
+    ("resnet_type", "resnet_type", _as_is),
+    ("encoder_ffn_dim", "encoder_ffn_embed_dim", _as_is),
+    ("decoder_ffn_dim", "decoder_ffn_embed_dim", _as_is),
+    ("activation_function", "activation_fn", _as_is),
+    ("max_position_embeddings", "max_source_positions", _as_is),
+    ("resnet_drop_path_rate", "resnet_drop_path_rate", float),
+    ("token_bucket_size", "token_bucket_size", _as_is),
+    ("image_bucket_size", "image_bucket_size", _as_is),
+    ("attn_scale_factor", "attn_scale_factor", float),
+    ("code_image_size", "code_image_size", _as_is),
+    ("entangle_position_embedding", "entangle_position_embedding", bool),
+    ("disable_entangle", "disable_entangle", bool),
+    ("interpolate_position", "interpolate_position", bool),
+    ("orig_patch_image_size", "orig_patch_image_size", _as_is),
+    ("scale_attn", "scale_attn", bool),
+    ("scale_fc", "scale_fc", bool),
+    ("scale_heads", "scale_heads", bool),
+    ("scale_resids", "scale_resids", bool),
+    ("layernorm_embedding", "layernorm_embedding", bool),
+    ("patch_layernorm_embedding", "patch_layernorm_embedding", bool),
+    ("code_layernorm_embedding", "code_layernorm_embedding", bool),
+    ("add_type_embedding", "add_type_embedding", bool),
+    ("dropout", "dropout", float),
+    ("attention_dropout", "attention_dropout", float),
+    ("activation_dropout", "activation_dropout", float),
+    ("encoder_drop_path_rate", "encoder_drop_path_rate", float),
+    ("decoder_drop_path_rate", "decoder_drop_path_rate", float),
+)
+"""(OFAConfig field, fairseq model argument, how the argument's value reads as the field's) for the settings both
+sides hold once, in fairseq's order: `derive_config` reads them, `to_fairseq.model_args` writes the config's values
+back as they are."""
+
+
+def _check_prompt_types(a: FairseqArgs, path: Path) -> None:
+    """Official OFA builds only 'prefix' prompts; another recorded type cannot come from a working checkpoint."""
     for side in ("encoder", "decoder"):
         kind = a.get(f"{side}_prompt_type")
         if a.get(f"{side}_prompt") and kind != "prefix":
@@ -235,6 +275,13 @@ def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, l
                 f"converted; retrain with --{side}-prompt-type prefix"
             )
 
+
+def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, language: str, path: Path) -> OFAConfig:
+    """Every OFAConfig field from the checkpoint's own settings."""
+    a = FairseqArgs(args)
+    _check_supported(a, args, path)
+    _check_prompt_types(a, path)
+
     def setting(name: str, default: Any) -> Any:
         """Task settings live in cfg['task']; older files only have them in the model args."""
         value = task.get(name, args.get(name))
@@ -243,39 +290,8 @@ def derive_config(args: dict[str, Any], task: dict[str, Any], vocab_size: int, l
     imagenet_stats = bool(setting("imagenet_default_mean_and_std", False))
     return OFAConfig(
         vocab_size=vocab_size,
-        d_model=a.get("encoder_embed_dim"),
-        encoder_layers=a.get("encoder_layers"),
-        decoder_layers=a.get("decoder_layers"),
-        encoder_attention_heads=a.get("encoder_attention_heads"),
-        decoder_attention_heads=a.get("decoder_attention_heads"),
-        encoder_ffn_dim=a.get("encoder_ffn_embed_dim"),
-        decoder_ffn_dim=a.get("decoder_ffn_embed_dim"),
-        activation_function=a.get("activation_fn"),
-        max_position_embeddings=a.get("max_source_positions"),
-        resnet_type=resnet_type,
-        resnet_drop_path_rate=float(a.get("resnet_drop_path_rate")),
-        token_bucket_size=a.get("token_bucket_size"),
-        image_bucket_size=a.get("image_bucket_size"),
-        attn_scale_factor=float(a.get("attn_scale_factor")),
-        code_image_size=a.get("code_image_size"),
-        entangle_position_embedding=bool(a.get("entangle_position_embedding")),
-        disable_entangle=bool(a.get("disable_entangle")),
-        interpolate_position=bool(a.get("interpolate_position")),
-        orig_patch_image_size=a.get("orig_patch_image_size"),
-        scale_attn=bool(a.get("scale_attn")),
-        scale_fc=bool(a.get("scale_fc")),
-        scale_heads=bool(a.get("scale_heads")),
-        scale_resids=bool(a.get("scale_resids")),
-        layernorm_embedding=bool(a.get("layernorm_embedding")),
-        patch_layernorm_embedding=bool(a.get("patch_layernorm_embedding")),
-        code_layernorm_embedding=bool(a.get("code_layernorm_embedding")),
-        add_type_embedding=bool(a.get("add_type_embedding")),
+        **{field: read(a.get(arg)) for field, arg, read in SAME_SETTINGS},
         scale_embedding=not a.get("no_scale_embedding"),
-        dropout=float(a.get("dropout")),
-        attention_dropout=float(a.get("attention_dropout")),
-        activation_dropout=float(a.get("activation_dropout")),
-        encoder_drop_path_rate=float(a.get("encoder_drop_path_rate")),
-        decoder_drop_path_rate=float(a.get("decoder_drop_path_rate")),
         **peft_settings(a),
         language=language,
         code_dict_size=int(setting("code_dict_size", 8192)),

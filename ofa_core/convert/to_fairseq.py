@@ -20,7 +20,14 @@ from typing import Any
 import torch
 
 from ofa_core._errors import OFAError
-from ofa_core.convert.fairseq import ARCH_DEFAULTS, ARCH_SIZES, IMAGENET_MEAN, IMAGENET_STD, derive_config
+from ofa_core.convert.fairseq import (
+    ARCH_DEFAULTS,
+    ARCH_SIZES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SAME_SETTINGS,
+    derive_config,
+)
 from ofa_core.convert.keys import (
     FAIRSEQ_EMBEDDINGS,
     FAIRSEQ_POSITION_TAIL,
@@ -47,53 +54,21 @@ class ExportError(OFAError):
 
 def model_args(config: OFAConfig, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """fairseq model arguments reproducing `config`, layered over the original ones when known."""
-    sizes = {
-        "encoder_embed_dim": config.d_model,
-        "encoder_layers": config.encoder_layers,
-        "decoder_layers": config.decoder_layers,
-        "encoder_attention_heads": config.encoder_attention_heads,
-        "decoder_attention_heads": config.decoder_attention_heads,
-        "resnet_type": config.resnet_type,
-    }
+    same = {arg: getattr(config, field) for field, arg, _ in SAME_SETTINGS}
+    sizes = {name: same[name] for name in ARCH_SIZES["ofa_base"]}  # the settings an arch fixes (all set the same)
     # fairseq fills unset sizes from the arch; every size is set explicitly, so the name only needs to exist.
     arch = (base or {}).get("arch") or next(
         (name for name, values in ARCH_SIZES.items() if values == sizes), "ofa_large"
     )
     derived = {
-        **sizes,
+        **same,
         "arch": arch,
         "_name": arch,
         "decoder_embed_dim": config.d_model,
         "decoder_input_dim": config.d_model,
         "decoder_output_dim": config.d_model,
-        "encoder_ffn_embed_dim": config.encoder_ffn_dim,
-        "decoder_ffn_embed_dim": config.decoder_ffn_dim,
-        "activation_fn": config.activation_function,
-        "max_source_positions": config.max_position_embeddings,
         "max_target_positions": config.max_position_embeddings,
-        "resnet_drop_path_rate": config.resnet_drop_path_rate,
-        "token_bucket_size": config.token_bucket_size,
-        "image_bucket_size": config.image_bucket_size,
-        "attn_scale_factor": config.attn_scale_factor,
-        "code_image_size": config.code_image_size,
-        "entangle_position_embedding": config.entangle_position_embedding,
-        "disable_entangle": config.disable_entangle,
-        "interpolate_position": config.interpolate_position,
-        "orig_patch_image_size": config.orig_patch_image_size,
-        "scale_attn": config.scale_attn,
-        "scale_fc": config.scale_fc,
-        "scale_heads": config.scale_heads,
-        "scale_resids": config.scale_resids,
-        "layernorm_embedding": config.layernorm_embedding,
-        "patch_layernorm_embedding": config.patch_layernorm_embedding,
-        "code_layernorm_embedding": config.code_layernorm_embedding,
-        "add_type_embedding": config.add_type_embedding,
         "no_scale_embedding": not config.scale_embedding,
-        "dropout": config.dropout,
-        "attention_dropout": config.attention_dropout,
-        "activation_dropout": config.activation_dropout,
-        "encoder_drop_path_rate": config.encoder_drop_path_rate,
-        "decoder_drop_path_rate": config.decoder_drop_path_rate,
         "share_decoder_input_output_embed": True,
         "vocab_size": config.vocab_size,
         **peft_args(config),
@@ -254,6 +229,30 @@ def _base_cfg(directory: Path, config: Any, origin: dict, task: str | None) -> t
     return cfg, source
 
 
+def _training_checkpoint(cfg: dict[str, Any], state: OrderedDict) -> dict[str, Any]:
+    """The dict fairseq's `checkpoint_utils` saves, with empty training bookkeeping (and the EMA copy
+    `evaluate.py --ema-eval` reads where the cfg keeps one)."""
+    extra_state: dict[str, Any] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "val_loss": None}
+    if (cfg.get("ema") or {}).get("store_ema"):
+        extra_state["ema"] = OrderedDict((key, value.clone()) for key, value in state.items())
+    return {
+        "args": None,
+        "cfg": cfg,
+        "model": state,
+        "criterion": None,
+        "optimizer_history": [
+            {
+                "criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
+                "optimizer_name": "FairseqAdam",
+                "lr_scheduler_state": {},
+                "num_updates": 0,
+            }
+        ],
+        "task_state": {},
+        "extra_state": extra_state,
+    }
+
+
 def export_fairseq(directory: str | Path, out: str | Path, task: str | None = None) -> dict[str, Any]:
     """Write `out` (atomically) from the model directory; returns a summary for the report.
 
@@ -297,25 +296,7 @@ def export_fairseq(directory: str | Path, out: str | Path, task: str | None = No
         state = OrderedDict(
             (key, value.to(dtype) if value.is_floating_point() else value) for key, value in state.items()
         )
-    extra_state: dict[str, Any] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "val_loss": None}
-    if (cfg.get("ema") or {}).get("store_ema"):  # evaluate.py --ema-eval reads the weights from here
-        extra_state["ema"] = OrderedDict((key, value.clone()) for key, value in state.items())
-    checkpoint = {
-        "args": None,
-        "cfg": cfg,
-        "model": state,
-        "criterion": None,
-        "optimizer_history": [
-            {
-                "criterion_name": "AdjustLabelSmoothedCrossEntropyCriterion",
-                "optimizer_name": "FairseqAdam",
-                "lr_scheduler_state": {},
-                "num_updates": 0,
-            }
-        ],
-        "task_state": {},
-        "extra_state": extra_state,
-    }
+    checkpoint = _training_checkpoint(cfg, state)
     atomic_file(out, lambda temp: torch.save(checkpoint, temp))
     return {
         "keys": len(state),

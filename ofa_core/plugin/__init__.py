@@ -14,7 +14,7 @@ from typing import Any
 
 from ofa_core._errors import OFAError
 from ofa_core.plugin._answer_lists import read_answer_list
-from ofa_core.plugin._components import Components
+from ofa_core.plugin._components import DEFAULT_LOSS, TASK_HOOKS, Components, Metrics, Readers, Task
 from ofa_core.plugin._hooks import PROJECT, Register, hookimpl, hookspec
 from ofa_core.plugin._records import (
     BAD_RECORD_POLICIES,
@@ -22,10 +22,14 @@ from ofa_core.plugin._records import (
     BadRows,
     PerSplitFiles,
     SplitFilesOptions,
+    SplitRow,
+    UnusableRow,
     columns_option,
     decode_image,
     image_reference,
+    jsonl_records,
     jsonl_rows,
+    tsv_records,
     tsv_rows,
     verified_image,
     verified_image_file,
@@ -53,8 +57,10 @@ from ofa_core.plugin._tsv import TsvError, TsvIndex
 __all__ = [
     "BAD_RECORD_POLICIES",
     "CLOSED_SET_FIELDS",
+    "DEFAULT_LOSS",
     "IGNORE_INDEX",
     "PROJECT",
+    "TASK_HOOKS",
     "BadRecordError",
     "BadRows",
     "ClosedSet",
@@ -65,16 +71,21 @@ __all__ = [
     "LossSpec",
     "Metric",
     "MetricSpec",
+    "Metrics",
     "NoOptions",
     "OFAError",
     "PerSplitFiles",
     "PromptTemplate",
     "ReaderSpec",
+    "Readers",
     "Register",
     "SplitFilesOptions",
+    "SplitRow",
+    "Task",
     "TaskSpec",
     "TsvError",
     "TsvIndex",
+    "UnusableRow",
     "closed_set_fields_last",
     "columns_option",
     "decode_image",
@@ -82,9 +93,11 @@ __all__ = [
     "hookspec",
     "image_reference",
     "is_options_class",
+    "jsonl_records",
     "jsonl_rows",
     "path_option",
     "read_answer_list",
+    "tsv_records",
     "tsv_rows",
     "verified_image",
     "verified_image_file",

@@ -12,7 +12,7 @@ import base64
 import binascii
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -193,3 +193,85 @@ def tsv_rows(path: Path, columns: int, bad: BadRows) -> Iterator[tuple[int, list
                 bad(f"{path}:{number}", f"expected {columns} tab-separated columns, found {len(fields)}")
                 continue
             yield number, fields
+
+
+class UnusableRow(Exception):
+    """Raised by a reader's row function for a row it cannot make a record of; the message says why, and the
+    bad-record policy skips the row (counted, with a warning naming file and line) or stops the run."""
+
+
+@attrs.frozen
+class SplitRow:
+    """One row of a split's file as `jsonl_records` and `tsv_records` hand it to a reader's row function."""
+
+    path: Path
+    number: int
+    """The row's line number, from 1."""
+    values: Any
+    """The line's JSON object, or its tab-separated fields."""
+    images: TsvIndex | None = None
+    """The options' TSV of images a JSON line may name by id."""
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.number}"
+
+    @property
+    def default_id(self) -> str:
+        """The record id of a row that gives none: the file's name and the line number."""
+        return f"{self.path.stem}:{self.number}"
+
+    def image(self, value: str) -> str | bytes:
+        """A JSON line's image: a file beside the JSONL, base64 data, or an id in the options' `images`."""
+        try:
+            return image_reference(value, self.path.parent, self.images)
+        except ValueError as error:
+            raise UnusableRow(f"image: {error}") from None
+
+    def image_column(self, column: int) -> bytes:
+        """The base64 image in TSV column `column`."""
+        try:
+            return decode_image(self.values[column])
+        except ValueError as error:
+            raise UnusableRow(f"column {column} (image): {error}; check data.reader.columns") from None
+
+
+RowFunction = Callable[[SplitRow], "dict | None"]
+"""A reader's own part: one row -> its record (None: nothing to read there), or `UnusableRow`."""
+
+
+def jsonl_records(options: PerSplitFiles, split: str, record: RowFunction) -> Iterator[dict]:
+    """The records `record` makes of the lines of `split`'s JSON-lines file, with the bad-record policy applied and
+    summarised; lines may name images in the options' `images` TSV (`SplitFilesOptions`)."""
+    path = options.split_file(split)
+    images = options.image_index() if isinstance(options, SplitFilesOptions) else None
+    bad = BadRows(options.bad_records)
+    try:
+        yield from _records(jsonl_rows(path, bad), path, images, bad, record)
+    finally:
+        if images is not None:
+            images.close()
+    bad.summarise(path, split)
+
+
+def tsv_records(options: PerSplitFiles, split: str, record: RowFunction) -> Iterator[dict]:
+    """The records `record` makes of the rows of `split`'s TSV, which need every column of the options' `columns`
+    (`columns_option`); the bad-record policy is applied and summarised."""
+    path = options.split_file(split)
+    bad = BadRows(options.bad_records)
+    yield from _records(tsv_rows(path, max(options.columns) + 1, bad), path, None, bad, record)
+    bad.summarise(path, split)
+
+
+def _records(
+    rows: Iterable[tuple[int, Any]], path: Path, images: TsvIndex | None, bad: BadRows, record: RowFunction
+) -> Iterator[dict]:
+    for number, values in rows:
+        row = SplitRow(path, number, values, images)
+        try:
+            made = record(row)
+        except UnusableRow as problem:
+            bad(row.where, str(problem))
+            continue
+        if made is not None:
+            yield made

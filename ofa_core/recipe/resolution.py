@@ -144,62 +144,73 @@ class _Failed:
 FAILED = _Failed()
 
 
+@attrs.frozen
+class _Checks:
+    """Runs one entry's resolution steps, keeping each step's problem instead of stopping at the first, so a recipe's
+    problems are all reported at once."""
+
+    recipe: Recipe
+    index: int
+    problems: list[OFAError]
+
+    def field(self, name: str) -> str:
+        return self.recipe.spec.field(self.index, name)
+
+    def attempt(self, function, *args, prefixed: bool = False) -> Any:
+        """function(*args), or FAILED with its error in `problems` (`prefixed`: the message lacks the task's path)."""
+        recipe = self.recipe
+        try:
+            return function(*args)
+        except MissingPathError as error:
+            self.problems.append(recipe.missing(str(error), error.path))
+        except RecipeError as error:
+            prefix = self.field("") if prefixed and recipe.spec.multitask else ""
+            self.problems.append(recipe.error(f"{prefix}{error}"))
+        except OFAError as error:
+            self.problems.append(error)
+        return FAILED
+
+    def lookup(self, namespace, name: str, at: str):
+        if name not in namespace:
+            raise self.recipe.error(f"{self.field(at)}: {namespace.unknown_message(name)}")
+        return namespace.get(name)
+
+    def component(self, namespace, ref: Component | None, at: str, *extra: Any) -> tuple[Any, Any]:
+        """The registered component a recipe's reference at `at` names, and its options built (FAILED where not)."""
+        spec = self.attempt(self.lookup, namespace, ref.name, at) if ref else FAILED
+        if not _ok(spec):
+            return spec, FAILED
+        return spec, self.attempt(
+            build_options, spec.options, ref.options, self.field(at), self.recipe.base_dir, *extra
+        )
+
+
+def _ok(*values: Any) -> bool:
+    return not any(value is FAILED for value in values)
+
+
 def _resolve_entry(
     recipe: Recipe, registry: Registry, index: int, entry: TaskEntry, problems: list[OFAError], purpose: Purpose
 ) -> dict[str, Any]:
     """The entry's resolved parts by `Resolved` field name (all of them when nothing is wrong)."""
     base = recipe.base_dir
-
-    def field(name: str) -> str:
-        return recipe.spec.field(index, name)
-
-    def attempt(function, *args, prefixed: bool = False) -> Any:
-        """function(*args), or FAILED with its error in `problems` (`prefixed`: the message lacks the task's path)."""
-        try:
-            return function(*args)
-        except MissingPathError as error:
-            problems.append(recipe.missing(str(error), error.path))
-        except RecipeError as error:
-            problems.append(recipe.error(f"{field('')}{error}" if prefixed and recipe.spec.multitask else str(error)))
-        except OFAError as error:
-            problems.append(error)
-        return FAILED
-
-    def lookup(namespace, name: str, at: str):
-        if name not in namespace:
-            raise recipe.error(f"{field(at)}: {namespace.unknown_message(name)}")
-        return namespace.get(name)
-
-    def ok(*values: Any) -> bool:
-        return not any(value is FAILED for value in values)
-
+    checks = _Checks(recipe, index, problems)
+    attempt, field, ok = checks.attempt, checks.field, _ok
     section = entry.task
-    task = attempt(lookup, registry.tasks, section.name, "task.name")
+    task = attempt(checks.lookup, registry.tasks, section.name, "task.name")
     prompt = attempt(_prompt, recipe, registry, task, section, field) if ok(task) else FAILED
     reader_ref = entry.data.reader or (Component(task.reader) if ok(task) else None)
-    reader = attempt(lookup, registry.readers, reader_ref.name, "data.reader") if reader_ref else FAILED
-    reader_options = (
-        attempt(build_options, reader.options, reader_ref.options, field("data.reader"), base, purpose.splits)
-        if ok(reader)
-        else FAILED
-    )
+    reader, reader_options = checks.component(registry.readers, reader_ref, "data.reader", purpose.splits)
     loss, loss_options = None, None
     if purpose.trains:
         loss_ref = entry.loss or (Component(task.loss) if ok(task) else None)
-        loss = attempt(lookup, registry.losses, loss_ref.name, "loss") if loss_ref else FAILED
-        loss_options = (
-            attempt(build_options, loss.options, loss_ref.options, field("loss"), base) if ok(loss) else FAILED
-        )
+        loss, loss_options = checks.component(registry.losses, loss_ref, "loss")
     metric_refs = (
         entry.metrics if entry.metrics is not None else [Component(m) for m in task.metrics] if ok(task) else []
     )
-    metrics = []
-    for i, ref in enumerate(metric_refs):
-        metric = attempt(lookup, registry.metrics, ref.name, f"metrics[{i}]")
-        options = (
-            attempt(build_options, metric.options, ref.options, field(f"metrics[{i}]"), base) if ok(metric) else FAILED
-        )
-        metrics.append((ref.name, metric, options))
+    metrics = [
+        (ref.name, *checks.component(registry.metrics, ref, f"metrics[{i}]")) for i, ref in enumerate(metric_refs)
+    ]
     task_options = (
         attempt(build_options, task.options, section.options, field("task.options"), base) if ok(task) else FAILED
     )

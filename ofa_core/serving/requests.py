@@ -248,8 +248,8 @@ def check_generation(generation: dict, limits: Limits) -> dict:
     return generation
 
 
-def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], limits: Limits) -> PredictRequest:
-    """A request's names and values (JSON object or form) -> a checked `PredictRequest` (the image still encoded)."""
+def _served_task(values: Mapping[str, Any], tasks: Mapping[str, ServedTask]) -> ServedTask:
+    """The served task the request's `task` names (422 when absent, 404 when not served here)."""
     if values.get("task") is None:
         raise ApiError(422, f"missing field 'task'; one of: {', '.join(tasks)}")
     name = values["task"]
@@ -261,7 +261,11 @@ def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], li
             f"task '{one_line(name, 60)}' is not served here{did_you_mean(name, tasks)}; "
             f"served: {', '.join(tasks)} (GET /v1/tasks)",
         )
-    task = tasks[name]
+    return tasks[name]
+
+
+def _check_fields(values: Mapping[str, Any], task: ServedTask, name: str) -> None:
+    """Only the task's fields and the reserved ones; the image and every task field present, the fields as text."""
     accepted = (*RESERVED, *task.fields)
     unknown = [key for key in values if key not in accepted]
     if unknown:
@@ -280,6 +284,24 @@ def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], li
     for key in task.fields:
         if not isinstance(values[key], str) or not values[key].strip():
             raise ApiError(400, f"{key}: expected non-empty text")
+
+
+def _image_bytes(image: Any) -> bytes:
+    """The uploaded image's bytes: a form's file, or a JSON body's base64 text."""
+    if isinstance(image, str):
+        image = decode_base64(image)
+    elif not isinstance(image, (bytes, bytearray)):
+        raise ApiError(400, f"image: expected a base64 string, got {type(image).__name__}")
+    if not image:
+        raise ApiError(400, "image: empty")
+    return bytes(image)
+
+
+def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], limits: Limits) -> PredictRequest:
+    """A request's names and values (JSON object or form) -> a checked `PredictRequest` (the image still encoded)."""
+    task = _served_task(values, tasks)
+    name = values["task"]
+    _check_fields(values, task, name)
     request_id = values.get("id")
     if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
         raise ApiError(400, f"id: expected text, got {type(request_id).__name__}")
@@ -295,16 +317,10 @@ def parse_predict(values: Mapping[str, Any], tasks: Mapping[str, ServedTask], li
             f"inline (e.g. labels or answers as a list)",
         )
     generation = check_generation(_json_object(values.get("generation"), "generation"), limits)
-    image = values["image"]
-    if isinstance(image, str):
-        image = decode_base64(image)
-    elif not isinstance(image, (bytes, bytearray)):
-        raise ApiError(400, f"image: expected a base64 string, got {type(image).__name__}")
-    if not image:
-        raise ApiError(400, "image: empty")
+    image = _image_bytes(values["image"])
     return PredictRequest(
         task=task,
-        image=bytes(image),
+        image=image,
         id=None if request_id is None else str(request_id),
         lang=lang,
         options=options,

@@ -281,6 +281,27 @@ def _open_files(
     return (*_mapped(folder, size, dtype, width, torch.zeros(slots, dtype=torch.uint8)), note)
 
 
+def _probe(encoder: EncoderFn, first: Example, side: int) -> torch.Tensor:
+    """The encoder's output for one row (a blank image): its length and dtype size the cache."""
+    return encoder(
+        {
+            "input_ids": torch.tensor([first.source_ids]),
+            "attention_mask": torch.ones(1, len(first.source_ids), dtype=torch.long),
+            "patch_images": torch.zeros(1, 3, side, side),
+            "patch_masks": torch.tensor([True]),
+        }
+    ).last_hidden_state
+
+
+def _remove_stale(folder: Path, key: str, rank: int) -> None:
+    """This rank's caches of another model, preprocessing or data: their rows are of no use."""
+    for stale in folder.glob(f"*/rank-{rank}"):
+        if stale.parent.name != key:
+            shutil.rmtree(stale, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the other processes' folders may still be there
+                stale.parent.rmdir()
+
+
 def open_cache(
     examples: Sequence[Example],
     encoder: EncoderFn,
@@ -299,17 +320,8 @@ def open_cache(
 
     One encoder row is run first to learn the output's length and dtype."""
     keys = list(dict.fromkeys(slot_key(example) for example in examples))
-    first = examples[0]
-    probe = encoder(
-        {
-            "input_ids": torch.tensor([first.source_ids]),
-            "attention_mask": torch.ones(1, len(first.source_ids), dtype=torch.long),
-            "patch_images": torch.zeros(1, 3, image_processor.patch_image_size, image_processor.patch_image_size),
-            "patch_masks": torch.tensor([True]),
-        }
-    )
-    hidden = probe.last_hidden_state
-    image_len, width = hidden.shape[1] - len(first.source_ids), hidden.shape[2]
+    hidden = _probe(encoder, examples[0], image_processor.patch_image_size)
+    image_len, width = hidden.shape[1] - len(examples[0].source_ids), hidden.shape[2]
     rows = sum(image_len + len(source_ids) for _, source_ids in keys)
     in_memory = rows * width * DTYPES.get(dtype_name, hidden.dtype).itemsize <= memory_mb * 2**20
     dtype = DTYPES.get(dtype_name, hidden.dtype if in_memory else torch.float16)
@@ -328,11 +340,7 @@ def open_cache(
             None,
         )
     key = fingerprint(encoder_module, model_config, image_processor.to_dict(), precision, dtype_name_of(dtype), keys)
-    for stale in folder.glob(f"*/rank-{rank}"):
-        if stale.parent.name != key:  # another model, preprocessing or data: its rows are of no use
-            shutil.rmtree(stale, ignore_errors=True)
-            with contextlib.suppress(OSError):  # the other processes' folders may still be there
-                stale.parent.rmdir()
+    _remove_stale(folder, key, rank)
     folder = folder / key / f"rank-{rank}"
     meta = {
         "format": FORMAT,

@@ -154,22 +154,10 @@ class Evaluator:
         predictions: list | None,
     ) -> tuple[dict[str, float], list[str]]:
         """One task's scores (unprefixed, with `dropped`) and sample lines."""
-        task, world, config = self.tasks[index], self.world, self.config
-        groups = group_examples(examples, by_image=False)
-        dataset = GroupDataset(examples, groups, self.processor.image_processor, config.bad_images)
-        batches = epoch_batches(
-            groups, config.per_device_eval_batch_size, world.size, world.rank, 0, 0, shuffle=False, drop_last=False
-        )
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_sampler=batches,
-            collate_fn=self.collator,
-            num_workers=config.dataloader_num_workers,
-            generator=loader_generator(),
-        )
+        task, world = self.tasks[index], self.world
         metrics = {name: factory() for name, factory in task.metrics.items()}
         samples, dropped = [], 0
-        for batch in loader:
+        for batch in self._loader(examples):
             dropped += batch["num_dropped"]
             if "input_ids" not in batch:
                 continue
@@ -185,15 +173,7 @@ class Evaluator:
                         [[answer for answer, _ in ranking[:top_k]] for ranking in rankings], references
                     )
             if predictions is not None:
-                rows = [
-                    {"id": e.id, "prediction": p, "references": r}
-                    for e, p, r in zip(batch["examples"], found, references)
-                ]
-                for row, ranking in zip(rows, rankings or ()):
-                    row["ranking"] = [{"answer": answer, "score": score} for answer, score in ranking]
-                if task.label:
-                    rows = [{"task": task.label, **row} for row in rows]
-                predictions.extend(rows)
+                predictions.extend(_prediction_rows(task.label, batch["examples"], found, references, rankings))
             samples.extend(
                 f"{e.id}: {_shown(p)} | {' / '.join(map(_shown, r[:2]))}"
                 for e, p, r in zip(batch["examples"], found, references)
@@ -209,3 +189,29 @@ class Evaluator:
             )
         scores["dropped"] = float(sum(gather_objects(dropped, world)))
         return scores, samples[:return_samples]
+
+    def _loader(self, examples: Sequence[Example]) -> torch.utils.data.DataLoader:
+        """This process's share of the split, in order, one image group after another."""
+        config, world = self.config, self.world
+        groups = group_examples(examples, by_image=False)
+        dataset = GroupDataset(examples, groups, self.processor.image_processor, config.bad_images)
+        batches = epoch_batches(
+            groups, config.per_device_eval_batch_size, world.size, world.rank, 0, 0, shuffle=False, drop_last=False
+        )
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=batches,
+            collate_fn=self.collator,
+            num_workers=config.dataloader_num_workers,
+            generator=loader_generator(),
+        )
+
+
+def _prediction_rows(
+    label: str, examples: Sequence[Example], found: list, references: list[list], rankings: list | None
+) -> list[dict]:
+    """The predictions file's rows of a batch: id, prediction, references, the ranking of a closed set, the task."""
+    rows = [{"id": e.id, "prediction": p, "references": r} for e, p, r in zip(examples, found, references)]
+    for row, ranking in zip(rows, rankings or ()):
+        row["ranking"] = [{"answer": answer, "score": score} for answer, score in ranking]
+    return [{"task": label, **row} for row in rows] if label else rows

@@ -170,12 +170,7 @@ def evaluate(
     files = prediction_files(recipe, tasks, checkpoint, split, predictions_path)
     if not overwrite:
         refuse_existing(files)
-    if backend == "onnxruntime":  # an exported folder (docs/export.md): its graphs behind the same search
-        loaded = load_for_inference(checkpoint, precision, "cpu", backend=backend)
-        model, processor, applied = loaded.model, loaded.processor, loaded.precision
-    else:
-        model, processor = load_model(checkpoint, recipe.spec.model.overrides)
-        model, applied = apply_precision(model, precision, default_device(), "--precision")
+    model, processor, applied = _evaluated_model(recipe, checkpoint, precision, backend)
     # The numbers are computed in `precision` alone: the recipe's training precision (autocast) stays out.
     trainer = _trainer(recipe, tasks, model, processor, {"eval": split}, mixed_precision="no")
     if applied.notice and trainer.world.is_main:
@@ -184,27 +179,7 @@ def evaluate(
     scores, _ = trainer.evaluate(predictions=rows)
     rows = [row for part in gather_objects(rows, trainer.world) for row in part]
     if trainer.world.is_main:
-        metadata = {
-            "checkpoint": str(checkpoint),
-            "split": split,
-            "precision": applied.precision,
-            "requested_precision": applied.requested,
-            "backend": backend,
-            "machine": machine.describe(),
-        }
-        for label, out in files.items():
-            resolved = next(resolved for resolved in tasks if resolved.label == label)
-            task_rows = [row for row in rows if row.get("task", "") == label]
-            source = score_rows(resolved.metrics, task_rows)
-            _write_rows(out, task_rows)
-            scored = {"score": attrs.asdict(source)} if source is not None else {}
-            out.with_name(out.name + ".meta.json").write_bytes(
-                orjson.dumps(
-                    {**metadata, "task": resolved.task_name, "scores": task_scores(scores, label), **scored},
-                    option=orjson.OPT_INDENT_2,
-                )
-                + b"\n"
-            )
+        _write_predictions(files, tasks, rows, scores, _how_made(checkpoint, split, applied, backend))
     predictions = str(files[""]) if list(files) == [""] else {label: str(out) for label, out in files.items()}
     if report and trainer.world.is_main:
         log_evaluation(
@@ -225,6 +200,48 @@ def evaluate(
         "predictions": predictions,
         "precision": applied.precision,
     }
+
+
+def _evaluated_model(recipe: Recipe, checkpoint: Path, precision: str, backend: str) -> tuple[Any, Any, Any]:
+    """The model, processor and applied precision to evaluate: an exported folder's graphs behind the same search
+    (docs/export.md) with `backend="onnxruntime"`, else the checkpoint in transformers at `precision`."""
+    if backend == "onnxruntime":
+        loaded = load_for_inference(checkpoint, precision, "cpu", backend=backend)
+        return loaded.model, loaded.processor, loaded.precision
+    model, processor = load_model(checkpoint, recipe.spec.model.overrides)
+    model, applied = apply_precision(model, precision, default_device(), "--precision")
+    return model, processor, applied
+
+
+def _how_made(checkpoint: Path, split: str, applied: Any, backend: str) -> dict[str, Any]:
+    """What each predictions file's meta file records of its making, so files made differently are told apart."""
+    return {
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "precision": applied.precision,
+        "requested_precision": applied.requested,
+        "backend": backend,
+        "machine": machine.describe(),
+    }
+
+
+def _write_predictions(
+    files: dict[str, Path], tasks: Sequence[Resolved], rows: list[dict], scores: dict[str, Any], metadata: dict
+) -> None:
+    """Each task's rows with their per-example scores, and beside them `<file>.meta.json`: how they were made."""
+    for label, out in files.items():
+        resolved = next(resolved for resolved in tasks if resolved.label == label)
+        task_rows = [row for row in rows if row.get("task", "") == label]
+        source = score_rows(resolved.metrics, task_rows)
+        _write_rows(out, task_rows)
+        scored = {"score": attrs.asdict(source)} if source is not None else {}
+        out.with_name(out.name + ".meta.json").write_bytes(
+            orjson.dumps(
+                {**metadata, "task": resolved.task_name, "scores": task_scores(scores, label), **scored},
+                option=orjson.OPT_INDENT_2,
+            )
+            + b"\n"
+        )
 
 
 def task_scores(scores: dict[str, Any], label: str) -> dict[str, float]:

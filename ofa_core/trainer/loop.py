@@ -103,6 +103,21 @@ class TrainingRun:
     times: PhaseTimes | None = None
 
 
+def _task_list(single: TaskParts, tasks: Sequence[TaskParts], label_smoothing: float) -> list[TaskParts]:
+    """The mixture's tasks, or the one task given as keywords, each with a loss and a postprocess."""
+    if tasks and single != TaskParts():
+        raise ValueError("give the parts of one task as keyword arguments, or `tasks`, not both")
+    chosen = list(tasks) or [single]
+    if len({task.label for task in chosen}) != len(chosen) or (
+        len(chosen) > 1 and not all(task.label for task in chosen)
+    ):
+        raise ValueError("the tasks of a mixture need distinct, non-empty labels")
+    for task in chosen:
+        task.loss_fn = task.loss_fn or functools.partial(_default_loss, epsilon=label_smoothing)
+        task.postprocess = task.postprocess or _unchanged
+    return chosen
+
+
 class Trainer:
     """Trains and evaluates an OFA model on tokenized examples (see `ofa_core.data.encode_records`).
 
@@ -150,16 +165,7 @@ class Trainer:
             postprocess=postprocess,
             closed_set=closed_set,
         )
-        if tasks and single != TaskParts():
-            raise ValueError("give the parts of one task as keyword arguments, or `tasks`, not both")
-        self.tasks: list[TaskParts] = list(tasks) or [single]
-        if len({task.label for task in self.tasks}) != len(self.tasks) or (
-            len(self.tasks) > 1 and not all(task.label for task in self.tasks)
-        ):
-            raise ValueError("the tasks of a mixture need distinct, non-empty labels")
-        for task in self.tasks:
-            task.loss_fn = task.loss_fn or functools.partial(_default_loss, epsilon=config.label_smoothing)
-            task.postprocess = task.postprocess or _unchanged
+        self.tasks: list[TaskParts] = _task_list(single, tasks, config.label_smoothing)
         self.decoders = [
             ClosedSetDecoder(task.closed_set, processor.tokenizer) if task.closed_set else None for task in self.tasks
         ]
@@ -463,8 +469,36 @@ class Trainer:
     def _prepare(self) -> None:
         """Everything a run sets up before its first step: seeds, freezing, data, optimizer, resumed state, reporter."""
         config, world = self.config, self.world
-        mixture = len(self.tasks) > 1
-        if mixture and "epoch" in (config.eval_strategy, config.save_strategy):
+        self._check_trainable_setup()
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        self._freeze_and_shard()
+        self._build_datasets()
+        steps_per_epoch = self._steps_per_epoch()
+        total = sum(steps_per_epoch)
+        self.run.total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * total)
+        self.run.probabilities = [task.probability for task in self.tasks]
+        self.run.optimizer = build_optimizer(self.model, config)
+        self.run.scheduler = build_scheduler(self.run.optimizer, config, self.run.total_steps)
+        self.run.scaler = torch.amp.GradScaler("cuda") if config.mixed_precision == "fp16" else None
+        self._remove_unfinished_checkpoints()
+        resume = ckpt.resolve_resume(config.resume_from_checkpoint, self.output_dir)
+        self.run.state = (
+            self._resume(resume) if resume is not None else TrainState.start([task.label for task in self.tasks])
+        )
+        if resume is not None:
+            _say(world, f"resumed from {resume} at step {self.run.state.step}")
+        self._say_plan(steps_per_epoch)
+        self.run.reporter = Reporter(
+            self.output_dir, config.report_to, self.run.total_steps, self.run.state.step, world.is_main
+        )
+        self.run.start_step, self.run.saved_at, self.run.last_metrics = self.run.state.step, -1, {}
+        self.run.times = PhaseTimes(self.device)
+
+    def _check_trainable_setup(self) -> None:
+        """Refuse what cannot train before touching the model: epoch cadence in a mixture, an empty train split."""
+        config = self.config
+        if len(self.tasks) > 1 and "epoch" in (config.eval_strategy, config.save_strategy):
             raise OFAError(
                 "training.eval_strategy / save_strategy: 'epoch' has no single meaning when several tasks "
                 "share the steps; use 'steps' with eval_steps / save_steps"
@@ -473,16 +507,22 @@ class Trainer:
             if not task.train_examples:
                 where = f" of task '{task.label}'" if task.label else ""
                 raise OFAError(f"training: the train split{where} has no examples; check its data.reader and files")
-        torch.manual_seed(config.seed)
-        random.seed(config.seed)
+
+    def _freeze_and_shard(self) -> None:
+        """Freeze what the recipe (or the PEFT plan) keeps fixed, shard with FSDP, and list what trains."""
+        config = self.config
         self.run.freezing = apply_freezing(
             self.model, config, self.peft.trains if self.peft else None, self.peft.method if self.peft else None
         )
-        _say(world, str(self.run.freezing))
+        _say(self.world, str(self.run.freezing))
         if self.sharded:
             sharding.shard(self.model, reshard_after_forward=config.fsdp != "shard_grad_op")
         self.run.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self._train_mode()
+
+    def _build_datasets(self) -> None:
+        """Each task's image groups, encoder cache and dataset; the epoch's batches are drawn later."""
+        config = self.config
         by_image = config.freeze_encoder and config.group_by_image
         self.run.groups = [group_examples(task.train_examples, by_image) for task in self.tasks]
         self.run.encoder_caches = self._open_encoder_caches()
@@ -498,45 +538,36 @@ class Trainer:
             for task, groups, cache in zip(self.tasks, self.run.groups, self.run.encoder_caches)
         ]
         self.run.epoch_cache, self.run.streams = {}, [None] * len(self.tasks)
+
+    def _steps_per_epoch(self) -> list[int]:
+        """Optimizer steps in one epoch of each task; a task too small to make one batch is an error."""
         steps_per_epoch = [
-            math.ceil(len(self._epoch_batches(index, 0)) / config.gradient_accumulation_steps)
+            math.ceil(len(self._epoch_batches(index, 0)) / self.config.gradient_accumulation_steps)
             for index in range(len(self.tasks))
         ]
         for task, steps in zip(self.tasks, steps_per_epoch):
             if steps == 0:
                 where = f"task '{task.label}': " if task.label else ""
                 raise OFAError(
-                    f"training: {where}{len(task.train_examples)} examples make no batch for {world.size} processes"
+                    f"training: {where}{len(task.train_examples)} examples make no batch for {self.world.size} "
+                    "processes"
                 )
-        total = sum(steps_per_epoch)
-        self.run.total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.num_train_epochs * total)
-        self.run.probabilities = [task.probability for task in self.tasks]
-        self.run.optimizer = build_optimizer(self.model, config)
-        self.run.scheduler = build_scheduler(self.run.optimizer, config, self.run.total_steps)
-        self.run.scaler = torch.amp.GradScaler("cuda") if config.mixed_precision == "fp16" else None
-        self._remove_unfinished_checkpoints()
-        resume = ckpt.resolve_resume(config.resume_from_checkpoint, self.output_dir)
-        self.run.state = (
-            self._resume(resume) if resume is not None else TrainState.start([task.label for task in self.tasks])
-        )
-        if resume is not None:
-            _say(world, f"resumed from {resume} at step {self.run.state.step}")
+        return steps_per_epoch
+
+    def _say_plan(self, steps_per_epoch: list[int]) -> None:
+        """One line per task: examples, groups, steps per epoch and what a step trains; then the total steps."""
+        config, mixture = self.config, len(self.tasks) > 1
         for index, (task, groups, steps) in enumerate(zip(self.tasks, self.run.groups, steps_per_epoch)):
             share = f" ({task.label}, {task.probability:.0%} of steps)" if mixture else ""
             batches = self._epoch_batches(index, 0)
             images = sum(map(len, batches)) / len(batches) * config.gradient_accumulation_steps
             _say(
-                world,
+                self.world,
                 f"{len(task.train_examples)} examples in {len(groups)} groups; {steps} steps/epoch{share}; a step "
                 f"trains {config.per_device_train_batch_size * config.gradient_accumulation_steps} examples of "
                 f"{images:.1f} images (encoder inputs) on average per process",
             )
-        _say(world, f"{self.run.total_steps} steps")
-        self.run.reporter = Reporter(
-            self.output_dir, config.report_to, self.run.total_steps, self.run.state.step, world.is_main
-        )
-        self.run.start_step, self.run.saved_at, self.run.last_metrics = self.run.state.step, -1, {}
-        self.run.times = PhaseTimes(self.device)
+        _say(self.world, f"{self.run.total_steps} steps")
 
     def _remove_unfinished_checkpoints(self) -> None:
         """`.tmp-checkpoint-*` directories a killed run left behind."""

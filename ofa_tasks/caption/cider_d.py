@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.plugin import OFAError
+from ofa_core.plugin import Metrics, OFAError
 from ofa_tasks.caption.metrics import CollectedCaptions
 from ofa_tasks.caption.text import TOKENIZERS, is_chinese
 
@@ -28,6 +28,10 @@ END = "<eos>"
 MAX_N = 4
 SIGMA = 6.0
 CACHE_FORMAT = "ofa-cider-d-document-frequency/1"
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
+
 
 Vector = tuple[list[dict[str, float]], list[float], int]
 
@@ -116,6 +120,9 @@ def cached_document_frequency(
     return frequency
 
 
+@METRICS.add(
+    "cider_d", "CIDEr-D per caption with training-set document frequencies: the scst reward", example_score="cider_d"
+)
 class CiderD(CollectedCaptions):
     """CIDEr-D with document frequencies from `fit` (the training references) or, unfitted, from the
     references scored; `compute()` reports the mean x100 as `cider_d`, `rewards()` each caption's raw score."""

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import attrs
 
+from ofa_core.plugin import Metrics
 from ofa_tasks.caption.text import TOKENIZERS, is_chinese
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
 
 
 @attrs.frozen
@@ -44,6 +48,7 @@ class CollectedCaptions:
         self.references = [list(r) for r in merged["references"]]
 
 
+@METRICS.add("caption", "CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'", example_score="cider")
 class CaptionScores(CollectedCaptions):
     """CIDEr-D, BLEU-4 and ROUGE-L of the collected captions."""
 

@@ -7,17 +7,24 @@ shorter "图片描述了什么?" differs).
 
 from __future__ import annotations
 
-from ofa_core.plugin import Components, MetricSpec, PromptTemplate, TaskSpec
-from ofa_tasks.caption.cider_d import CiderD, CiderDOptions
-from ofa_tasks.caption.metrics import CaptionMetricOptions, CaptionScores
+from ofa_core.plugin import Components, PromptTemplate, Task
+from ofa_tasks.caption.cider_d import METRICS as CIDER_D_METRICS
+from ofa_tasks.caption.metrics import METRICS as CAPTION_METRICS
 from ofa_tasks.caption.readers import READERS
 
-PROMPTS = {
-    "en": PromptTemplate(name="caption.en", lang="en", source=" what does the image describe?", target="{caption}"),
+PROMPTS = {  # Chinese first: the task's default language
     "zh": PromptTemplate(name="caption.zh", lang="zh", source="图片描述了什么内容?", target="{caption}"),
+    "en": PromptTemplate(name="caption.en", lang="en", source=" what does the image describe?", target="{caption}"),
 }
 
 
+TASK = Task(
+    "caption", "describe an image (MUGE in Chinese, COCO-style in English)", generation="caption", metrics=("caption",)
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def preprocess(record: dict, split: str, options: None) -> dict | None:
     """Training rows need a caption; evaluation rows keep every reference."""
     caption = str(record.get("caption", "")).strip()
@@ -26,35 +33,5 @@ def preprocess(record: dict, split: str, options: None) -> dict | None:
     return {**record, "caption": caption}
 
 
-COMPONENTS = Components(
-    prompts=PROMPTS.values(),
-    readers=READERS,
-    metrics={
-        "caption": MetricSpec(
-            options=CaptionMetricOptions,
-            build=CaptionScores,
-            higher_is_better=True,
-            description="CIDEr-D, BLEU-4, ROUGE-L (x100); tokenize 'zh' (per character) or 'en'",
-            example_score="cider",
-        ),
-        "cider_d": MetricSpec(
-            options=CiderDOptions,
-            build=CiderD,
-            higher_is_better=True,
-            description="CIDEr-D per caption with training-set document frequencies: the scst reward",
-            example_score="cider_d",
-        ),
-    },
-    tasks={
-        "caption": TaskSpec(
-            prompts={"zh": "caption.zh", "en": "caption.en"},
-            reader="muge",
-            loss="label_smoothed_cross_entropy",
-            metrics=("caption",),
-            generation="caption",
-            preprocess=preprocess,
-            description="describe an image (MUGE in Chinese, COCO-style in English)",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=CAPTION_METRICS | CIDER_D_METRICS, task=TASK)
 COMPONENTS.install(globals())

@@ -16,13 +16,16 @@ from ofa_core.plugin import (
     BadRows,
     OFAError,
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     TsvIndex,
     decode_image,
     path_option,
     tsv_rows,
 )
 from ofa_tasks.caption.text import official_caption
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 
 @attrs.frozen
@@ -43,6 +46,7 @@ class MugeOptions:
         return captions, images
 
 
+@READERS.add("muge", "MUGE folder: IC_<split>.jsonl captions + IC_<split>.tsv base64 images")
 def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
     """Training: one record per (image, caption), captions of an image adjacent; otherwise one per image."""
     bad = BadRows(options.bad_records)
@@ -100,6 +104,7 @@ class OfaCaptionTsvOptions(PerSplitFiles):
     """
 
 
+@READERS.add("ofa_caption_tsv", "official OFA caption TSV (uniq-id, image-id, caption, objects, image)")
 def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[dict]:
     """One record per row; references are the '&&'-separated captions of the row, cleaned as OFA's dataset does."""
     path = options.split_file(split)
@@ -120,18 +125,3 @@ def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[
             "references": references,
         }
     bad.summarise(path, split)
-
-
-READERS = {
-    "muge": ReaderSpec(
-        options=MugeOptions,
-        open=read_muge,
-        description="MUGE folder: IC_<split>.jsonl captions + IC_<split>.tsv base64 images",
-    ),
-    "ofa_caption_tsv": ReaderSpec(
-        options=OfaCaptionTsvOptions,
-        open=read_ofa_caption_tsv,
-        description="official OFA caption TSV (uniq-id, image-id, caption, objects, image)",
-    ),
-}
-"""The readers this task registers, by name."""

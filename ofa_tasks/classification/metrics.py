@@ -11,7 +11,10 @@ from collections import Counter
 
 import attrs
 
-from ofa_core.plugin import OFAError
+from ofa_core.plugin import Metrics, OFAError
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
 
 
 @attrs.frozen
@@ -33,6 +36,11 @@ def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
+@METRICS.add(
+    "classification",
+    "accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)",
+    example_score="accuracy",
+)
 class ClassificationScores:
     """Accuracy from `update`; `top{k}_accuracy` from `update_rankings` (k = the ranking length)."""
 

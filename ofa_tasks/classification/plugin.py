@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import ClosedSet, Components, MetricSpec, OFAError, PromptTemplate, TaskSpec
+from ofa_core.plugin import ClosedSet, Components, OFAError, PromptTemplate, Task
 from ofa_tasks.classification.labels import ClassificationOptions, label_set
-from ofa_tasks.classification.metrics import ClassificationMetricOptions, ClassificationScores
+from ofa_tasks.classification.metrics import METRICS
 from ofa_tasks.classification.readers import READERS
 
 PROMPTS = {
@@ -23,6 +23,16 @@ PROMPTS = {
 }
 
 
+TASK = Task(
+    "classification",
+    "label an image from a fixed set (labels or labels_file); rank or trie-constrained beam inference",
+    generation={"normalize_scores": False},
+    options=ClassificationOptions,
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def preprocess(record: dict, split: str, options: ClassificationOptions) -> dict:
     """Every label must be one of the task's labels: a stray one means the data and the label set disagree.
 
@@ -39,43 +49,18 @@ def preprocess(record: dict, split: str, options: ClassificationOptions) -> dict
     return {**record, "label": " " + label if options.answer_space else label, "references": [label]}
 
 
+@TASK.hook
 def postprocess(text: str, record: dict, options: ClassificationOptions) -> str:
     """The label without the space `answer_space` puts before candidates."""
     return text.strip()
 
 
+@TASK.hook
 def closed_set(options: ClassificationOptions) -> ClosedSet:
     labels = label_set(options).labels
     answers = tuple(" " + label for label in labels) if options.answer_space else labels
     return attrs.evolve(options.closed_set(answers, top_k=min(options.top_k, len(labels))), noun="labels")
 
 
-COMPONENTS = Components(
-    prompts=PROMPTS.values(),
-    readers=READERS,
-    metrics={
-        "classification": MetricSpec(
-            options=ClassificationMetricOptions,
-            build=ClassificationScores,
-            higher_is_better=True,
-            description="accuracy, top-k accuracy, macro-F1 and per-class precision/recall/F1/support (x100)",
-            example_score="accuracy",
-        )
-    },
-    tasks={
-        "classification": TaskSpec(
-            prompts={"zh": "classification.zh", "en": "classification.en"},
-            reader="image_folder",
-            loss="label_smoothed_cross_entropy",
-            metrics=("classification",),
-            generation={"normalize_scores": False},
-            options=ClassificationOptions,
-            preprocess=preprocess,
-            postprocess=postprocess,
-            closed_set=closed_set,
-            description="label an image from a fixed set (labels or labels_file); rank or trie-constrained beam "
-            "inference",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

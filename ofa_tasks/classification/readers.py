@@ -17,16 +17,19 @@ from ofa_core.plugin import (
     BadRows,
     OFAError,
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     SplitFilesOptions,
+    SplitRow,
+    UnusableRow,
     columns_option,
-    decode_image,
-    image_reference,
-    jsonl_rows,
+    jsonl_records,
     path_option,
-    tsv_rows,
+    tsv_records,
     verified_image_file,
 )
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val"), "test": ("test",)}
 """Folder names accepted for each split, in `<root>/<split>/<class>/<image>`."""
@@ -65,6 +68,7 @@ def _visible(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
 
 
+@READERS.add("image_folder", "folder tree <root>/<train|valid|val|test>/<label>/<image files>")
 def read_image_folder(options: ImageFolderOptions, split: str) -> Iterator[dict]:
     """One record per image file, classes and files in sorted order; ids are `<class>/<file name>`."""
     folder = options.split_folder(split)
@@ -105,30 +109,24 @@ def _label(row: dict, split: str) -> str | None:
     return str(value).strip()
 
 
+@READERS.add("classification_jsonl", "JSON lines: image (path, base64 or TSV id), label")
 def read_classification_jsonl(options: ClassificationJsonlOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    images = options.image_index()
-    bad = BadRows(options.bad_records)
-    for number, row in jsonl_rows(path, bad):
-        where = f"{path}:{number}"
+    def record(row: SplitRow) -> dict:
+        values = row.values
         try:
-            image_value = row["image"]
+            image_value = values["image"]
             if not isinstance(image_value, str):
                 raise TypeError(f"image is {image_value!r:.40}, not a string")
-            label = _label(row, split)
+            label = _label(values, split)
         except (KeyError, TypeError, ValueError) as error:
-            bad(where, f"not a classification line ({error.__class__.__name__}: {error}); needs image and label")
-            continue
-        try:
-            image = image_reference(image_value, path.parent, images)
-        except ValueError as error:
-            bad(where, f"image: {error}")
-            continue
-        record_id = row.get("id")
-        yield _record(f"{path.stem}:{number}" if record_id is None else str(record_id), image, label)
-    if images is not None:
-        images.close()
-    bad.summarise(path, split)
+            raise UnusableRow(
+                f"not a classification line ({error.__class__.__name__}: {error}); needs image and label"
+            ) from None
+        image = row.image(image_value)
+        record_id = values.get("id")
+        return _record(row.default_id if record_id is None else str(record_id), image, label)
+
+    yield from jsonl_records(options, split, record)
 
 
 OFFICIAL_COLUMNS = (0, 2)
@@ -143,40 +141,17 @@ class ImageClassifyTsvOptions(PerSplitFiles):
     """Where the image (base64) and the label words are: [0, 2] in OFA's files."""
 
 
+@READERS.add(
+    "image_classify_tsv", "official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)"
+)
 def read_image_classify_tsv(options: ImageClassifyTsvOptions, split: str) -> Iterator[dict]:
     """One record per row; its id is the row's index from 0, as OFA's `image_classify` numbers them."""
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
     image_column, label_column = options.columns
-    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
-        label = fields[label_column].strip()
+
+    def record(row: SplitRow) -> dict:
+        label = row.values[label_column].strip()
         if not label and split != "test":
-            bad(f"{path}:{number}", f"column {label_column} (label words) is empty; check data.reader.columns")
-            continue
-        try:
-            image = decode_image(fields[image_column])
-        except ValueError as error:
-            bad(f"{path}:{number}", f"column {image_column} (image): {error}; check data.reader.columns")
-            continue
-        yield _record(str(number - 1), image, label or None)
-    bad.summarise(path, split)
+            raise UnusableRow(f"column {label_column} (label words) is empty; check data.reader.columns")
+        return _record(str(row.number - 1), row.image_column(image_column), label or None)
 
-
-READERS = {
-    "image_folder": ReaderSpec(
-        options=ImageFolderOptions,
-        open=read_image_folder,
-        description="folder tree <root>/<train|valid|val|test>/<label>/<image files>",
-    ),
-    "classification_jsonl": ReaderSpec(
-        options=ClassificationJsonlOptions,
-        open=read_classification_jsonl,
-        description="JSON lines: image (path, base64 or TSV id), label",
-    ),
-    "image_classify_tsv": ReaderSpec(
-        options=ImageClassifyTsvOptions,
-        open=read_image_classify_tsv,
-        description="official OFA ImageNet TSV (image, label index, label words; columns as selected_cols)",
-    ),
-}
-"""The readers this task registers, by name."""
+    yield from tsv_records(options, split, record)

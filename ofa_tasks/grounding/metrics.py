@@ -12,6 +12,12 @@ from collections.abc import Sequence
 
 import attrs
 
+from ofa_core.plugin import Metrics
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
+
+
 Box = tuple[float, float, float, float]
 
 
@@ -48,6 +54,9 @@ def overlap(prediction: Box, reference: Box) -> tuple[float, bool]:
     return intersection / (area_prediction + area_reference - intersection + 1e-6), width > 0 and height > 0
 
 
+@METRICS.add(
+    "grounding", "Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100", example_score="miou"
+)
 class GroundingAccuracy:
     """State: hits, examples and the IoU sum; all three add up across processes."""
 

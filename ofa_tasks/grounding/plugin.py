@@ -10,17 +10,8 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import (
-    Components,
-    MetricSpec,
-    OFAError,
-    PromptTemplate,
-    TaskSpec,
-    bin_token,
-    box_to_text,
-    text_to_box,
-)
-from ofa_tasks.grounding.metrics import GroundingAccuracy, GroundingMetricOptions
+from ofa_core.plugin import Components, OFAError, PromptTemplate, Task, bin_token, box_to_text, text_to_box
+from ofa_tasks.grounding.metrics import METRICS
 from ofa_tasks.grounding.readers import READERS, image_size
 from ofa_tasks.grounding.text import OFFICIAL_MAX_WORDS, clean_expression
 
@@ -65,6 +56,16 @@ class GroundingOptions:
         }
 
 
+TASK = Task(
+    "grounding",
+    "locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box",
+    generation="grounding",
+    options=GroundingOptions,
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
     """The cleaned `expression`, the original image size, and for labelled records the target `region`."""
     where = f"record {record.get('id')!r}"
@@ -97,6 +98,7 @@ def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
     return prepared
 
 
+@TASK.hook
 def postprocess(text: str, record: dict, options: GroundingOptions) -> list[float] | None:
     """[x0, y0, x1, y1] in pixels of the original image from the first four `<bin_*>` tokens; None when there are fewer.
 
@@ -106,6 +108,7 @@ def postprocess(text: str, record: dict, options: GroundingOptions) -> list[floa
     return None if box is None else [float(value) for value in box]
 
 
+@TASK.hook
 def allowed_tokens(options: GroundingOptions, tokenizer) -> list[int]:
     """The ids of `<bin_0>` .. `<bin_{num_bins-1}>`; every id of the vocabulary when `restrict_to_bins` is off."""
     if not options.restrict_to_bins:
@@ -126,31 +129,5 @@ def allowed_tokens(options: GroundingOptions, tokenizer) -> list[int]:
     return list(ids)
 
 
-COMPONENTS = Components(
-    prompts=PROMPTS.values(),
-    readers=READERS,
-    metrics={
-        "grounding": MetricSpec(
-            options=GroundingMetricOptions,
-            build=GroundingAccuracy,
-            higher_is_better=True,
-            description="Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100",
-            example_score="miou",
-        )
-    },
-    tasks={
-        "grounding": TaskSpec(
-            prompts={"en": "grounding.en", "zh": "grounding.zh"},
-            reader="grounding_tsv",
-            loss="label_smoothed_cross_entropy",
-            metrics=("grounding",),
-            generation="grounding",
-            options=GroundingOptions,
-            preprocess=preprocess,
-            postprocess=postprocess,
-            allowed_tokens=allowed_tokens,
-            description="locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

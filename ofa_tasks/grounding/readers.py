@@ -16,16 +16,18 @@ import attrs
 from PIL import Image
 
 from ofa_core.plugin import (
-    BadRows,
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     SplitFilesOptions,
+    SplitRow,
+    UnusableRow,
     columns_option,
-    decode_image,
-    image_reference,
-    jsonl_rows,
-    tsv_rows,
+    jsonl_records,
+    tsv_records,
 )
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 4, 2, 3)
 """uniq-id, image, expression, box: `selected_cols` of the official RefCOCO/+/g scripts (RefCOCO-CN: 0,3,1,2)."""
@@ -72,29 +74,27 @@ class GroundingTsvOptions(PerSplitFiles):
     1, 2] for RefCOCO-CN."""
 
 
+@READERS.add(
+    "grounding_tsv", "official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)"
+)
 def read_grounding_tsv(options: GroundingTsvOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
     id_column, image_column, text_column, box_column = options.columns
     images: dict[bytes, tuple[bytes, tuple[int, int]]] = {}
-    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
-        where = f"{path}:{number}"
+
+    def record(row: SplitRow) -> dict:
+        fields = row.values
         try:
             box = parse_box(fields[box_column].strip().split(","))
         except ValueError as error:
-            bad(where, f"column {box_column}: {error}; check data.reader.columns")
-            continue
+            raise UnusableRow(f"column {box_column}: {error}; check data.reader.columns") from None
         digest = hashlib.blake2b(fields[image_column].encode(), digest_size=16).digest()
         if digest not in images:
-            try:
-                data = decode_image(fields[image_column])
-            except ValueError as error:
-                bad(where, f"column {image_column} (image): {error}; check data.reader.columns")
-                continue
+            data = row.image_column(image_column)
             images[digest] = (data, image_size(data))
         image, size = images[digest]
-        yield _record(fields[id_column], image, size, fields[text_column], box)
-    bad.summarise(path, split)
+        return _record(fields[id_column], image, size, fields[text_column], box)
+
+    yield from tsv_records(options, split, record)
 
 
 @attrs.frozen
@@ -103,42 +103,27 @@ class GroundingJsonlOptions(SplitFilesOptions):
     `box` [x0, y0, x1, y1] in pixels (optional in the test split), `id`."""
 
 
+@READERS.add("grounding_jsonl", "JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels")
 def read_grounding_jsonl(options: GroundingJsonlOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    images = options.image_index()
-    bad = BadRows(options.bad_records)
-    for number, row in jsonl_rows(path, bad):
-        where = f"{path}:{number}"
-        if not isinstance(row.get("text"), str) or "image" not in row or (row.get("box") is None and split != "test"):
-            bad(where, "each line needs image, text and box [x0, y0, x1, y1] (box may be left out in the test split)")
-            continue
+    def record(row: SplitRow) -> dict:
+        values = row.values
+        if (
+            not isinstance(values.get("text"), str)
+            or "image" not in values
+            or (values.get("box") is None and split != "test")
+        ):
+            raise UnusableRow(
+                "each line needs image, text and box [x0, y0, x1, y1] (box may be left out in the test split)"
+            )
         try:
-            box = parse_box(row["box"]) if row.get("box") is not None else None
+            box = parse_box(values["box"]) if values.get("box") is not None else None
         except (TypeError, ValueError) as error:
-            bad(where, f"box: {error}")
-            continue
+            raise UnusableRow(f"box: {error}") from None
+        image = row.image(str(values["image"]))
         try:
-            image = image_reference(str(row["image"]), path.parent, images)
             size = image_size(image)
         except (ValueError, OSError) as error:
-            bad(where, f"image: {error}")
-            continue
-        yield _record(str(row.get("id", f"{path.stem}:{number}")), image, size, row["text"], box)
-    if images is not None:
-        images.close()
-    bad.summarise(path, split)
+            raise UnusableRow(f"image: {error}") from None
+        return _record(str(values.get("id", row.default_id)), image, size, values["text"], box)
 
-
-READERS = {
-    "grounding_tsv": ReaderSpec(
-        options=GroundingTsvOptions,
-        open=read_grounding_tsv,
-        description="official OFA RefCOCO TSV (uniq-id, image, text, box x0,y0,x1,y1; columns chosen as selected_cols)",
-    ),
-    "grounding_jsonl": ReaderSpec(
-        options=GroundingJsonlOptions,
-        open=read_grounding_jsonl,
-        description="JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels",
-    ),
-}
-"""The readers this task registers, by name."""
+    yield from jsonl_records(options, split, record)

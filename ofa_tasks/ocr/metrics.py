@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import Levenshtein
 
+from ofa_core.plugin import Metrics, NoOptions
 from ofa_tasks.ocr.text import without_spaces
 
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
 
+
+@METRICS.add("ocr", "exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)", example_score="ned")
 class OcrScores:
     """State: hits, the normalised-distance sum and the count; all add up across processes."""
 
-    def __init__(self, options) -> None:
+    def __init__(self, options: NoOptions) -> None:
         self.hits = 0
         self.distance_sum = 0.0
         self.count = 0

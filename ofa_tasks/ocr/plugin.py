@@ -12,9 +12,9 @@ import random
 
 import attrs
 
-from ofa_core.plugin import Components, MetricSpec, NoOptions, OFAError, PromptTemplate, TaskSpec
+from ofa_core.plugin import Components, OFAError, PromptTemplate, Task
 from ofa_tasks.ocr.image import MIN_SIDE, open_image, square
-from ofa_tasks.ocr.metrics import OcrScores
+from ofa_tasks.ocr.metrics import METRICS
 from ofa_tasks.ocr.readers import READERS
 from ofa_tasks.ocr.text import OFFICIAL_MAX_CHARS, normalise_label, without_spaces
 
@@ -37,6 +37,16 @@ class OcrOptions:
     """Seed of the training images' padding offsets (drawn once per record from the seed and the record id)."""
 
 
+TASK = Task(
+    "ocr",
+    "read the Chinese text in an image (OFA-OCR): aspect-keeping resize, edge padding, exact match",
+    generation="ocr-zh",
+    options=OcrOptions,
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def preprocess(record: dict, split: str, options: OcrOptions) -> dict:
     """The image as a padded square (a random offset in training, centred otherwise), the normalised `label`
     and, when the record has text, its `references`."""
@@ -56,35 +66,11 @@ def preprocess(record: dict, split: str, options: OcrOptions) -> dict:
     return {**record, "image": square(image, options.patch_image_size, rng), "label": label, "references": references}
 
 
+@TASK.hook
 def postprocess(text: str, record: dict, options: OcrOptions) -> str:
     """The decoded text without spaces, as the official evaluation compares it."""
     return without_spaces(text)
 
 
-COMPONENTS = Components(
-    prompts=PROMPTS.values(),
-    readers=READERS,
-    metrics={
-        "ocr": MetricSpec(
-            options=NoOptions,
-            build=OcrScores,
-            higher_is_better=True,
-            description="exact-match accuracy and 1 - normalised edit distance, spaces removed (x100)",
-            example_score="ned",
-        )
-    },
-    tasks={
-        "ocr": TaskSpec(
-            prompts={"zh": "ocr.zh"},
-            reader="ocr_tsv",
-            loss="label_smoothed_cross_entropy",
-            metrics=("ocr",),
-            generation="ocr-zh",
-            options=OcrOptions,
-            preprocess=preprocess,
-            postprocess=postprocess,
-            description="read the Chinese text in an image (OFA-OCR): aspect-keeping resize, edge padding, exact match",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

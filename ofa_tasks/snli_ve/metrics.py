@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import attrs
 
+from ofa_core.plugin import Metrics
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
+
 
 @attrs.frozen
 class SnliVeMetricOptions:
     """No options: the prediction and the label are compared after stripping surrounding spaces."""
 
 
+@METRICS.add("snli_ve", "accuracy of yes/no/maybe against the label (OFA's snli_score), x100", example_score="accuracy")
 class SnliVeAccuracy:
     """Sum-mergeable counts of hits and examples."""
 

@@ -15,13 +15,12 @@ from ofa_core.plugin import (
     ClosedSet,
     ClosedSetOptions,
     Components,
-    MetricSpec,
     OFAError,
     PromptTemplate,
-    TaskSpec,
+    Task,
     closed_set_fields_last,
 )
-from ofa_tasks.snli_ve.metrics import SnliVeAccuracy, SnliVeMetricOptions
+from ofa_tasks.snli_ve.metrics import METRICS
 from ofa_tasks.snli_ve.readers import READERS
 from ofa_tasks.snli_ve.text import ANSWERS, LABEL_WORDS, OFFICIAL_MAX_WORDS, clean_caption
 
@@ -47,11 +46,22 @@ class SnliVeOptions(ClosedSetOptions):
     """Words kept of the premise and of the hypothesis (OFA's `--max-src-length`, 80 in its scripts)."""
 
 
+TASK = Task(
+    "snli_ve",
+    "visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no or maybe",
+    generation="default",
+    options=SnliVeOptions,
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def closed_set(options: SnliVeOptions) -> ClosedSet:
     """' no', ' yes', ' maybe': tokenized as the targets are, in OFA's candidate order."""
     return options.closed_set(tuple(" " + answer for answer in ANSWERS))
 
 
+@TASK.hook
 def preprocess(record: dict, split: str, options: SnliVeOptions) -> dict:
     """`statement_en`, OFA's source from the cleaned premise and hypothesis, and `label` as yes/no/maybe (SNLI's
     words are mapped)."""
@@ -85,37 +95,11 @@ def preprocess(record: dict, split: str, options: SnliVeOptions) -> dict:
     return {**prepared, "label": label, "references": [label]}
 
 
+@TASK.hook
 def postprocess(text: str, record: dict, options: SnliVeOptions) -> str:
     """The answer without the space the candidates carry."""
     return text.strip()
 
 
-COMPONENTS = Components(
-    prompts=PROMPTS,
-    readers=READERS,
-    metrics={
-        "snli_ve": MetricSpec(
-            options=SnliVeMetricOptions,
-            build=SnliVeAccuracy,
-            higher_is_better=True,
-            description="accuracy of yes/no/maybe against the label (OFA's snli_score), x100",
-            example_score="accuracy",
-        )
-    },
-    tasks={
-        "snli_ve": TaskSpec(
-            prompts={"en": "snli_ve.en"},
-            reader="snli_ve_tsv",
-            loss="label_smoothed_cross_entropy",
-            metrics=("snli_ve",),
-            generation="default",
-            options=SnliVeOptions,
-            preprocess=preprocess,
-            postprocess=postprocess,
-            closed_set=closed_set,
-            description="visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no "
-            "or maybe",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS, readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

@@ -6,8 +6,11 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, OFAError, PerSplitFiles, ReaderSpec, columns_option, decode_image, tsv_rows
+from ofa_core.plugin import OFAError, PerSplitFiles, Readers, SplitRow, columns_option, tsv_records
 from ofa_tasks.snli_ve.text import LABEL_WORDS
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 2, 3, 4, 5)
 """uniq-id, image, hypothesis, caption, label: `selected_cols` of the official SNLI-VE scripts."""
@@ -23,26 +26,25 @@ class SnliVeTsvOptions(PerSplitFiles):
     """Where uniq-id, image (base64), hypothesis, premise caption and label are: [0, 2, 3, 4, 5] in OFA's files."""
 
 
+@READERS.add(
+    "snli_ve_tsv", "official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)"
+)
 def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
     """Records with `hypothesis`, `premise`, and `label` as yes/no/maybe; any other label is an error naming the row,
     as OFA refuses it (an empty one is allowed in the test split)."""
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
     id_column, image_column, hypothesis_column, premise_column, label_column = options.columns
-    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
+
+    def record(row: SplitRow) -> dict:
+        fields = row.values
         label = fields[label_column].strip()
         if label not in LABEL_WORDS and not (split == "test" and not label):
             raise OFAError(
-                f"{path}:{number}: column {label_column} (label) is {label[:40]!r}, not entailment, "
+                f"{row.where}: column {label_column} (label) is {label[:40]!r}, not entailment, "
                 f"contradiction or neutral; fix the row or data.reader.columns"
             )
-        try:
-            image = decode_image(fields[image_column])
-        except ValueError as error:
-            bad(f"{path}:{number}", f"column {image_column} (image): {error}; check data.reader.columns")
-            continue
+        image = row.image_column(image_column)
         word = LABEL_WORDS.get(label)
-        yield {
+        return {
             "id": fields[id_column],
             "image": image,
             "hypothesis": fields[hypothesis_column],
@@ -50,14 +52,5 @@ def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
             "label": word,
             "references": [word] if word else [],
         }
-    bad.summarise(path, split)
 
-
-READERS = {
-    "snli_ve_tsv": ReaderSpec(
-        options=SnliVeTsvOptions,
-        open=read_snli_ve_tsv,
-        description="official OFA SNLI-VE TSV (uniq-id, image, hypothesis, caption, label; columns as selected_cols)",
-    )
-}
-"""The readers this task registers, by name."""
+    yield from tsv_records(options, split, record)

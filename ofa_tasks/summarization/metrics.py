@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import attrs
 
+from ofa_core.plugin import Metrics
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
+
+
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
@@ -19,6 +25,9 @@ class RougeOptions:
     stemmer: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
 
+@METRICS.add(
+    "rouge", "ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100", example_score="rougeL"
+)
 class Rouge:
     """State: the F-measure sums of each ROUGE type and the count; all add up across processes."""
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import Components, MetricSpec, OFAError, PromptTemplate, TaskSpec
-from ofa_tasks.summarization.metrics import Rouge, RougeOptions
+from ofa_core.plugin import Components, OFAError, PromptTemplate, Task
+from ofa_tasks.summarization.metrics import METRICS
 from ofa_tasks.summarization.readers import READERS
 from ofa_tasks.summarization.text import OFFICIAL_SOURCE_WORDS, OFFICIAL_TARGET_WORDS, clean, official_hypothesis
 
@@ -37,6 +37,16 @@ class SummarizationOptions:
     scoring, as the official evaluation; off for other data, whose references are plain text."""
 
 
+TASK = Task(
+    "summarization",
+    "summarise an article in one sentence (Gigaword), text only; ROUGE",
+    generation="summarization",
+    options=SummarizationOptions,
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def preprocess(record: dict, split: str, options: SummarizationOptions) -> dict:
     """The cleaned `article`, the cleaned training `target`, and the lower-cased summary as the reference."""
     where = f"record {record.get('id')!r}"
@@ -54,34 +64,10 @@ def preprocess(record: dict, split: str, options: SummarizationOptions) -> dict:
     return {**prepared, "target": clean(summary, options.max_target_words), "references": [summary.lower()]}
 
 
+@TASK.hook
 def postprocess(text: str, record: dict, options: SummarizationOptions) -> str:
     return official_hypothesis(text) if options.official_postprocess else text.strip()
 
 
-COMPONENTS = Components(
-    prompts=PROMPTS.values(),
-    readers=READERS,
-    metrics={
-        "rouge": MetricSpec(
-            options=RougeOptions,
-            build=Rouge,
-            higher_is_better=True,
-            description="ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100",
-            example_score="rougeL",
-        )
-    },
-    tasks={
-        "summarization": TaskSpec(
-            prompts={"en": "summarization.en"},
-            reader="summary_tsv",
-            loss="label_smoothed_cross_entropy",
-            metrics=("rouge",),
-            generation="summarization",
-            options=SummarizationOptions,
-            preprocess=preprocess,
-            postprocess=postprocess,
-            description="summarise an article in one sentence (Gigaword), text only; ROUGE",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, PerSplitFiles, ReaderSpec, columns_option, jsonl_rows, tsv_rows
+from ofa_core.plugin import PerSplitFiles, Readers, SplitRow, UnusableRow, columns_option, jsonl_records, tsv_records
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 1)
 """article, summary: `selected_cols` of the official Gigaword scripts."""
@@ -20,18 +23,15 @@ class SummaryTsvOptions(PerSplitFiles):
     """Where the article and the summary are: [0, 1] in the official files."""
 
 
+@READERS.add("summary_tsv", "official OFA Gigaword TSV (article, summary; columns as selected_cols)")
 def read_summary_tsv(options: SummaryTsvOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
     source_column, summary_column = options.columns
-    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
-        yield {
-            "id": f"{path.stem}:{number}",
-            "image": None,
-            "source": fields[source_column],
-            "summary": fields[summary_column],
-        }
-    bad.summarise(path, split)
+
+    def record(row: SplitRow) -> dict:
+        fields = row.values
+        return {"id": row.default_id, "image": None, "source": fields[source_column], "summary": fields[summary_column]}
+
+    yield from tsv_records(options, split, record)
 
 
 @attrs.frozen
@@ -39,32 +39,15 @@ class SummaryJsonlOptions(PerSplitFiles):
     """One JSONL per split: `source` (the article), `summary` (may be left out in the test split), `id`."""
 
 
+@READERS.add("summary_jsonl", "JSON lines: source (the article), summary")
 def read_summary_jsonl(options: SummaryJsonlOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
-    for number, row in jsonl_rows(path, bad):
-        summary = row.get("summary")
-        if not isinstance(row.get("source"), str) or not (
+    def record(row: SplitRow) -> dict:
+        values, summary = row.values, row.values.get("summary")
+        if not isinstance(values.get("source"), str) or not (
             isinstance(summary, str) or (summary is None and split == "test")
         ):
-            bad(
-                f"{path}:{number}",
-                "each line needs source and summary (strings; summary may be left out in the test split)",
-            )
-            continue
-        record = {"id": str(row.get("id", f"{path.stem}:{number}")), "image": None, "source": row["source"]}
-        yield record if summary is None else {**record, "summary": summary}
-    bad.summarise(path, split)
+            raise UnusableRow("each line needs source and summary (strings; summary may be left out in the test split)")
+        made = {"id": str(values.get("id", row.default_id)), "image": None, "source": values["source"]}
+        return made if summary is None else {**made, "summary": summary}
 
-
-READERS = {
-    "summary_tsv": ReaderSpec(
-        options=SummaryTsvOptions,
-        open=read_summary_tsv,
-        description="official OFA Gigaword TSV (article, summary; columns as selected_cols)",
-    ),
-    "summary_jsonl": ReaderSpec(
-        options=SummaryJsonlOptions, open=read_summary_jsonl, description="JSON lines: source (the article), summary"
-    ),
-}
-"""The readers this task registers, by name."""
+    yield from jsonl_records(options, split, record)

@@ -7,6 +7,11 @@ import math
 
 import attrs
 
+from ofa_core.plugin import Metrics
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
+
 
 @attrs.frozen
 class GlueMetricOptions:
@@ -20,6 +25,11 @@ class GlueMetricOptions:
     """The positive answer of F1 and MCC ('yes' in every official binary task)."""
 
 
+@METRICS.add(
+    "glue",
+    "accuracy, and on request F1 and Matthews correlation of the positive answer (x100)",
+    example_score="accuracy",
+)
 class GlueScores:
     """State: the confusion counts of the positive answer and the hits; all add up across processes."""
 

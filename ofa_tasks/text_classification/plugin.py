@@ -17,14 +17,13 @@ from ofa_core.plugin import (
     ClosedSet,
     ClosedSetOptions,
     Components,
-    MetricSpec,
     OFAError,
     PromptTemplate,
-    TaskSpec,
+    Task,
     closed_set_fields_last,
 )
 from ofa_tasks.text_classification.glue import GLUE, OFFICIAL_MAX_WORDS, answer_word, clean
-from ofa_tasks.text_classification.metrics import GlueMetricOptions, GlueScores
+from ofa_tasks.text_classification.metrics import METRICS
 from ofa_tasks.text_classification.readers import READERS
 
 PROMPTS = {
@@ -50,6 +49,16 @@ class TextClassificationOptions(ClosedSetOptions):
     """Train with the logits outside the answer words masked, as the official GLUE tasks always do."""
 
 
+TASK = Task(
+    "text_classification",
+    "classify a text or a text pair (GLUE: SST-2, CoLA, MNLI, MRPC, QNLI, QQP, RTE), text only",
+    generation="default",
+    options=TextClassificationOptions,
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def preprocess(record: dict, split: str, options: TextClassificationOptions) -> dict:
     """The official prompt over the cleaned texts (`prompt_text`), the answer word as the target (with the
     leading space the official target has) and as the reference."""
@@ -85,10 +94,12 @@ def preprocess(record: dict, split: str, options: TextClassificationOptions) -> 
     return {**prepared, "answer": f" {word}", "references": [word]}
 
 
+@TASK.hook
 def postprocess(text: str, record: dict, options: TextClassificationOptions) -> str:
     return text.strip()
 
 
+@TASK.hook
 def closed_set(options: TextClassificationOptions) -> ClosedSet:
     """The dataset's answer words, each with its leading space as the targets have it, in the official order."""
     answers = GLUE[options.dataset].answers
@@ -97,31 +108,5 @@ def closed_set(options: TextClassificationOptions) -> ClosedSet:
     )
 
 
-COMPONENTS = Components(
-    prompts=PROMPTS.values(),
-    readers=READERS,
-    metrics={
-        "glue": MetricSpec(
-            options=GlueMetricOptions,
-            build=GlueScores,
-            higher_is_better=True,
-            description="accuracy, and on request F1 and Matthews correlation of the positive answer (x100)",
-            example_score="accuracy",
-        )
-    },
-    tasks={
-        "text_classification": TaskSpec(
-            prompts={"en": "text_classification.en"},
-            reader="glue_tsv",
-            loss="label_smoothed_cross_entropy",
-            metrics=("glue",),
-            generation="default",
-            options=TextClassificationOptions,
-            preprocess=preprocess,
-            postprocess=postprocess,
-            closed_set=closed_set,
-            description="classify a text or a text pair (GLUE: SST-2, CoLA, MNLI, MRPC, QNLI, QQP, RTE), text only",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

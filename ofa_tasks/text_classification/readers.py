@@ -10,7 +10,19 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, OFAError, PerSplitFiles, ReaderSpec, columns_option, jsonl_rows, tsv_rows
+from ofa_core.plugin import (
+    OFAError,
+    PerSplitFiles,
+    Readers,
+    SplitRow,
+    UnusableRow,
+    columns_option,
+    jsonl_records,
+    tsv_records,
+)
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 
 @attrs.frozen
@@ -24,25 +36,27 @@ class GlueTsvOptions(PerSplitFiles):
     """Skip the first line (GLUE's own files have a header; OFA's do not)."""
 
 
+@READERS.add("glue_tsv", "tab-separated texts and label (GLUE / OFA's GLUE files; columns as selected_cols)")
 def read_glue_tsv(options: GlueTsvOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
     if options.columns is None:
         raise OFAError(
             "data.reader.columns: give the text columns then the label column, as the official selected_cols "
             "(SST-2 [0, 1], CoLA [1, 2], MNLI [0, 1, 2], MRPC [0, 1, 2], QNLI [1, 2, 3], QQP [3, 4, 5], RTE [1, 2, 3])"
         )
-    bad = BadRows(options.bad_records)
     *text_columns, label_column = options.columns
-    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
-        if options.header and number == 1:
-            continue
-        yield {
-            "id": f"{path.stem}:{number}",
+
+    def record(row: SplitRow) -> dict | None:
+        if options.header and row.number == 1:
+            return None
+        fields = row.values
+        return {
+            "id": row.default_id,
             "image": None,
             "texts": [fields[c] for c in text_columns],
             "label": fields[label_column],
         }
-    bad.summarise(path, split)
+
+    yield from tsv_records(options, split, record)
 
 
 @attrs.frozen
@@ -51,29 +65,13 @@ class GlueJsonlOptions(PerSplitFiles):
     `question1`, `question2`) or `texts` (a list), `label` (may be left out in the test split), `id`."""
 
 
+@READERS.add("glue_jsonl", "JSON lines: the dataset's text fields (or texts), label")
 def read_glue_jsonl(options: GlueJsonlOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
-    for number, row in jsonl_rows(path, bad):
-        label = row.get("label")
+    def record(row: SplitRow) -> dict:
+        label = row.values.get("label")
         if label is None and split != "test":
-            bad(f"{path}:{number}", "no label; every line needs one (it may be left out in the test split)")
-            continue
-        record = {**row, "id": str(row.get("id", f"{path.stem}:{number}")), "image": None}
-        yield record if label is None else {**record, "label": str(label)}
-    bad.summarise(path, split)
+            raise UnusableRow("no label; every line needs one (it may be left out in the test split)")
+        made = {**row.values, "id": str(row.values.get("id", row.default_id)), "image": None}
+        return made if label is None else {**made, "label": str(label)}
 
-
-READERS = {
-    "glue_tsv": ReaderSpec(
-        options=GlueTsvOptions,
-        open=read_glue_tsv,
-        description="tab-separated texts and label (GLUE / OFA's GLUE files; columns as selected_cols)",
-    ),
-    "glue_jsonl": ReaderSpec(
-        options=GlueJsonlOptions,
-        open=read_glue_jsonl,
-        description="JSON lines: the dataset's text fields (or texts), label",
-    ),
-}
-"""The readers this task registers, by name."""
+    yield from jsonl_records(options, split, record)

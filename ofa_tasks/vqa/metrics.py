@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import attrs
 
+from ofa_core.plugin import Metrics
 from ofa_tasks.vqa.answers import decode
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
 
 
 @attrs.frozen
@@ -12,6 +16,7 @@ class VqaMetricOptions:
     """No options: answers are compared after stripping surrounding spaces, as OFA does."""
 
 
+@METRICS.add("vqa", "soft VQA accuracy (answer confidence) and exact match, x100", example_score="vqa_acc")
 class VqaAccuracy:
     """Sum-mergeable counts: soft score total, exact matches, examples."""
 

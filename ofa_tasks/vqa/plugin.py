@@ -15,16 +15,15 @@ from ofa_core.plugin import (
     ClosedSet,
     ClosedSetOptions,
     Components,
-    MetricSpec,
     OFAError,
     PromptTemplate,
-    TaskSpec,
+    Task,
     closed_set_fields_last,
     path_option,
     read_answer_list,
 )
 from ofa_tasks.vqa.answers import normalise_question, object_tags
-from ofa_tasks.vqa.metrics import VqaAccuracy, VqaMetricOptions
+from ofa_tasks.vqa.metrics import METRICS
 from ofa_tasks.vqa.readers import READERS
 
 PROMPTS = {
@@ -56,6 +55,16 @@ class VqaOptions(ClosedSetOptions):
     """Scale each record's loss by its trained answer's confidence (OFA's `conf`)."""
 
 
+TASK = Task(
+    "vqa",
+    "answer a question about an image (open-ended, or picked from candidate answers)",
+    generation="vqa",
+    options=VqaOptions,
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def closed_set(options: VqaOptions) -> ClosedSet | None:
     if options.answers and options.answers_file:
         raise OFAError("task.options: give either answers or answers_file, not both")
@@ -72,6 +81,7 @@ def closed_set(options: VqaOptions) -> ClosedSet | None:
     return options.closed_set(tuple(" " + answer for answer in answers) if options.answer_space else answers)
 
 
+@TASK.hook
 def preprocess(record: dict, split: str, options: VqaOptions) -> dict | None:
     """`question_en` (with its object tags under `add_object`), and the target and loss weight the options ask for."""
     if split == "train" and not record.get("answer"):
@@ -92,36 +102,11 @@ def preprocess(record: dict, split: str, options: VqaOptions) -> dict | None:
     return prepared
 
 
+@TASK.hook
 def postprocess(text: str, record: dict, options: VqaOptions) -> str:
     """The answer without the space `answer_space` puts before candidates."""
     return text.strip()
 
 
-COMPONENTS = Components(
-    prompts=PROMPTS.values(),
-    readers=READERS,
-    metrics={
-        "vqa": MetricSpec(
-            options=VqaMetricOptions,
-            build=VqaAccuracy,
-            higher_is_better=True,
-            description="soft VQA accuracy (answer confidence) and exact match, x100",
-            example_score="vqa_acc",
-        )
-    },
-    tasks={
-        "vqa": TaskSpec(
-            prompts={"en": "vqa.en", "zh": "vqa.zh"},
-            reader="vqa_jsonl",
-            loss="label_smoothed_cross_entropy",
-            metrics=("vqa",),
-            generation="vqa",
-            options=VqaOptions,
-            preprocess=preprocess,
-            postprocess=postprocess,
-            closed_set=closed_set,
-            description="answer a question about an image (open-ended, or picked from candidate answers)",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

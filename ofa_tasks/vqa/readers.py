@@ -7,17 +7,19 @@ from collections.abc import Iterator
 import attrs
 
 from ofa_core.plugin import (
-    BadRows,
     PerSplitFiles,
-    ReaderSpec,
+    Readers,
     SplitFilesOptions,
+    SplitRow,
+    UnusableRow,
     columns_option,
-    decode_image,
-    image_reference,
-    jsonl_rows,
-    tsv_rows,
+    jsonl_records,
+    tsv_records,
 )
 from ofa_tasks.vqa.answers import encode, parse_official
+
+READERS = Readers()
+"""The readers this task registers, by name, each declared above its function."""
 
 
 def _record(record_id: str, image: bytes | str, question: str, scored: dict[str, float], objects=None) -> dict:
@@ -53,30 +55,23 @@ def _answers(value) -> dict[str, float]:
     return scored
 
 
+@READERS.add("vqa_jsonl", "JSON lines: image (path, base64 or TSV id), question, answers")
 def read_vqa_jsonl(options: VqaJsonlOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    images = options.image_index()
-    bad = BadRows(options.bad_records)
-    for number, row in jsonl_rows(path, bad):
-        where = f"{path}:{number}"
+    def record(row: SplitRow) -> dict:
+        values = row.values
         try:
-            question, image_value = str(row["question"]), str(row["image"])
-            scored = _answers(row.get("answers"))
-            objects = row.get("objects")
+            question, image_value = str(values["question"]), str(values["image"])
+            scored = _answers(values.get("answers"))
+            objects = values.get("objects")
             if objects is not None and not isinstance(objects, (str, list)):
                 raise TypeError(f"objects is {objects!r:.40}, not a list of labels")
         except (KeyError, TypeError, ValueError) as error:
-            bad(where, f"not a VQA line ({error.__class__.__name__}: {error}); needs image, question, answers")
-            continue
-        try:
-            image = image_reference(image_value, path.parent, images)
-        except ValueError as error:
-            bad(where, f"image: {error}")
-            continue
-        yield _record(str(row.get("id", f"{path.stem}:{number}")), image, question, scored, objects)
-    if images is not None:
-        images.close()
-    bad.summarise(path, split)
+            raise UnusableRow(
+                f"not a VQA line ({error.__class__.__name__}: {error}); needs image, question, answers"
+            ) from None
+        return _record(str(values.get("id", row.default_id)), row.image(image_value), question, scored, objects)
+
+    yield from jsonl_records(options, split, record)
 
 
 OFFICIAL_COLUMNS = (0, 5, 2, 3, 4)
@@ -94,39 +89,22 @@ class VqaTsvOptions(PerSplitFiles):
     [0, 5, 2, 3, 4] in OFA's vqa_train/val/test TSVs."""
 
 
+@READERS.add(
+    "vqa_tsv", "official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)"
+)
 def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
     id_column, image_column, question_column, answers_column, objects_column = options.columns
-    for number, fields in tsv_rows(path, max(options.columns) + 1, bad):
+
+    def record(row: SplitRow) -> dict:
+        fields = row.values
         try:
             answers = parse_official(fields[answers_column])
         except ValueError as error:
-            bad(
-                f"{path}:{number}",
+            raise UnusableRow(
                 f"column {answers_column} (answers) {fields[answers_column][:60]!r}: {error}; "
-                f"expected 'confidence|!+answer&&...', or check data.reader.columns",
-            )
-            continue
-        try:
-            image = decode_image(fields[image_column])
-        except ValueError as error:
-            bad(f"{path}:{number}", f"column {image_column} (image): {error}; check data.reader.columns")
-            continue
-        yield _record(fields[id_column], image, fields[question_column], answers, fields[objects_column])
-    bad.summarise(path, split)
+                f"expected 'confidence|!+answer&&...', or check data.reader.columns"
+            ) from None
+        image = row.image_column(image_column)
+        return _record(fields[id_column], image, fields[question_column], answers, fields[objects_column])
 
-
-READERS = {
-    "vqa_jsonl": ReaderSpec(
-        options=VqaJsonlOptions,
-        open=read_vqa_jsonl,
-        description="JSON lines: image (path, base64 or TSV id), question, answers",
-    ),
-    "vqa_tsv": ReaderSpec(
-        options=VqaTsvOptions,
-        open=read_vqa_tsv,
-        description="official OFA VQA TSV (question-id, image, question, answers, objects; columns as selected_cols)",
-    ),
-}
-"""The readers this task registers, by name."""
+    yield from tsv_records(options, split, record)

@@ -10,7 +10,7 @@ from test_modeling import VOCAB, make_inputs, reference_beam_search
 
 from ofa_core.model.configuration import OFAConfig
 from ofa_core.model.modeling import OFAForConditionalGeneration
-from ofa_core.testing import tiny_model
+from ofa_core.testing import incremental_and_full_logits, tiny_model
 
 PREFIX = dict(encoder_prompt=True, decoder_prompt=True, encoder_prompt_length=3, decoder_prompt_length=2)
 PROJECTED = dict(
@@ -108,20 +108,8 @@ def test_incremental_decoding_and_official_search_match_full_recomputation(model
     ids, images = make_inputs(seed=1)
     decoder_ids = torch.randint(4, VOCAB, (2, 6), generator=torch.Generator().manual_seed(3))
     decoder_ids[:, 0] = 0
-    with torch.no_grad():
-        full = model(input_ids=ids, patch_images=images, decoder_input_ids=decoder_ids, use_cache=False).logits
-        encoder_outputs = model.get_encoder()(ids, patch_images=images)
-        cache, steps = None, []
-        for position in range(decoder_ids.shape[1]):
-            out = model(
-                encoder_outputs=encoder_outputs,
-                decoder_input_ids=decoder_ids[:, position : position + 1],
-                cache=cache,
-                use_cache=True,
-            )
-            cache = out.cache
-            steps.append(out.logits)
-    assert (torch.cat(steps, dim=1) - full).abs().max() <= 1e-5
+    incremental, full = incremental_and_full_logits(model, ids, images, decoder_ids)
+    assert (incremental - full).abs().max() <= 1e-5
     beam = 3
     out = model.generate(
         input_ids=ids,

@@ -13,15 +13,13 @@ from ofa_core.plugin import (
     ClosedSet,
     ClosedSetOptions,
     Components,
-    MetricSpec,
     OFAError,
     PromptTemplate,
-    ReaderSpec,
-    TaskSpec,
+    Task,
     closed_set_fields_last,
 )
-from ofa_plugin_counting.metric import CountingAccuracy, CountingMetricOptions
-from ofa_plugin_counting.reader import ReaderOptions, open_split
+from ofa_plugin_counting.metric import METRICS
+from ofa_plugin_counting.reader import READERS
 
 __version__ = "0.1.0"
 
@@ -34,10 +32,18 @@ class CountingOptions(ClosedSetOptions):
     """The largest count the model may answer; answers are 0..max_count."""
 
 
+TASK = Task(
+    "counting", "count the objects of a kind in an image (0..max_count)", generation="vqa", options=CountingOptions
+)
+"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+
+
+@TASK.hook
 def closed_set(options: CountingOptions) -> ClosedSet:
     return options.closed_set([str(count) for count in range(options.max_count + 1)])
 
 
+@TASK.hook
 def preprocess(record: dict, split: str, options: CountingOptions) -> dict:
     """The count as target text; a count the closed set cannot answer is a data error, not a silent miss."""
     count = record.get("count")
@@ -58,35 +64,5 @@ PROMPTS = (
     PromptTemplate(name="counting.zh", lang="zh", source="图片中有几个{object}？", target="{count}"),
 )
 
-COMPONENTS = Components(
-    prompts=PROMPTS,
-    readers={
-        "counting_jsonl": ReaderSpec(
-            options=ReaderOptions,
-            open=open_split,
-            description="JSON lines: image (path or base64), object, count (a whole number)",
-        )
-    },
-    metrics={
-        "counting": MetricSpec(
-            options=CountingMetricOptions,
-            build=CountingAccuracy,
-            higher_is_better=True,
-            description="exact count accuracy and accuracy within one, x100",
-        )
-    },
-    tasks={
-        "counting": TaskSpec(
-            prompts={"en": "counting.en", "zh": "counting.zh"},
-            reader="counting_jsonl",
-            loss="label_smoothed_cross_entropy",
-            metrics=("counting",),
-            generation="vqa",
-            options=CountingOptions,
-            preprocess=preprocess,
-            closed_set=closed_set,
-            description="count the objects of a kind in an image (0..max_count)",
-        )
-    },
-)
+COMPONENTS = Components(prompts=PROMPTS, readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())  # the ofa_register_* hooks pluggy calls, each registering its part

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import attrs
 
+from ofa_core.plugin import Metrics
+
+METRICS = Metrics()
+"""The metrics this module declares, each on its class."""
+
 
 @attrs.frozen
 class CountingMetricOptions:
@@ -16,6 +21,7 @@ def parse_count(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+@METRICS.add("counting", "exact count accuracy and accuracy within one, x100")
 class CountingAccuracy:
     """State: exact hits, hits within one, and examples; all three add across processes."""
 

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import BadRows, PerSplitFiles, image_reference, jsonl_rows
+from ofa_core.plugin import PerSplitFiles, Readers, SplitRow, UnusableRow, jsonl_records
+
+READERS = Readers()
+"""This plugin's one reader, declared above its function."""
 
 
 @attrs.frozen
@@ -14,28 +17,18 @@ class ReaderOptions(PerSplitFiles):
     """One JSONL file per split (`train`, `valid`, `test`); image paths inside are relative to their JSONL file."""
 
 
+@READERS.add("counting_jsonl", "JSON lines: image (path or base64), object, count (a whole number)")
 def open_split(options: ReaderOptions, split: str) -> Iterator[dict]:
     """Records with `id`, `image` (a path or decoded bytes), `object` and `count` (None in unlabelled test data)."""
-    path = options.split_file(split)
-    bad = BadRows(options.bad_records)
-    for number, row in jsonl_rows(path, bad):
-        where = f"{path}:{number}"
-        count = row.get("count")
-        if not isinstance(row.get("object"), str) or "image" not in row:
-            bad(where, "each line needs image, object and count")
-            continue
+
+    def record(row: SplitRow) -> dict:
+        values = row.values
+        count = values.get("count")
+        if not isinstance(values.get("object"), str) or "image" not in values:
+            raise UnusableRow("each line needs image, object and count")
         if not (count is None and split == "test") and (type(count) is not int or count < 0):
-            bad(where, f"count must be a whole number >= 0, got {count!r}")
-            continue
-        try:
-            image = image_reference(str(row["image"]), path.parent)
-        except ValueError as error:
-            bad(where, f"image: {error}")
-            continue
-        yield {
-            "id": str(row.get("id", f"{path.stem}:{number}")),
-            "image": image,
-            "object": row["object"],
-            "count": count,
-        }
-    bad.summarise(path, split)
+            raise UnusableRow(f"count must be a whole number >= 0, got {count!r}")
+        image = row.image(str(values["image"]))
+        return {"id": str(values.get("id", row.default_id)), "image": image, "object": values["object"], "count": count}
+
+    yield from jsonl_records(options, split, record)

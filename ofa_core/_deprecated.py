@@ -10,7 +10,9 @@ Delete the old modules (and this one) in release 0.2.0.
 from __future__ import annotations
 
 import importlib
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 REMOVED_IN = "0.2.0"
@@ -37,9 +39,26 @@ def moved(namespace: dict[str, Any], new: str, instead: str = "ofa_core.plugin")
             raise AttributeError(f"module {old!r} has no attribute {name!r} (it moved to {new})") from None
 
     namespace["__getattr__"] = __getattr__
-    # stacklevel 3: past this function and the old module, to the importer (import machinery frames are skipped).
     warnings.warn(
         f"{old} is deprecated; import from {instead}. The old path will be removed in release {REMOVED_IN}.",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=_importer_level(),
     )
+
+
+def _importer_level() -> int:
+    """The `stacklevel` (counted from `moved`) of the first frame outside ofa_core: the line that imported the old path.
+
+    Frames of ofa_core between them (the old module, the loader `auto_registration` wraps around `ofa_core.model`)
+    are counted; the import machinery's are not, as `warnings` skips them itself.
+    """
+    package = str(Path(__file__).parent)
+    level, frame = 1, sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not ("importlib" in filename and "_bootstrap" in filename):
+            level += 1
+            if not filename.startswith(package):
+                return level
+        frame = frame.f_back
+    return level
