@@ -4,6 +4,7 @@ closed-set model, the page's parts (boxes, answers, curves, sections) and one-li
 from __future__ import annotations
 
 import re
+import shutil
 
 import orjson
 import pytest
@@ -15,6 +16,7 @@ from ofa_core.report.cards import probabilities
 from ofa_core.report.curves import read_curves
 from ofa_core.testing import fake_image, tiny_checkpoint
 from tests.report.conftest import BOXES
+from tests.report.pages import assert_complete_and_worst_first, read_sections
 
 
 def _cards(html: str) -> list[dict[str, str]]:
@@ -81,12 +83,15 @@ def test_report_limit_keeps_the_worst_and_states_the_counts(grounding, tmp_path,
         (["PREDICTIONS", "--report-limit", "0"], "--report-limit: 0 shows no example"),
         (["PREDICTIONS", "--run", "nowhere"], "nowhere: --run: no log.jsonl"),
         (["BROKEN"], "line 2 is not JSON"),
+        (["UNKNOWN"], "1 of the 4 ids to show (e.g. 'g9') are not in the valid split"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_2(grounding, tmp_path, capsys, arguments, expected) -> None:
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "g0", "prediction": [1, 2, 3, 4], "references": []}\nnot json\n')
-    files = {"PREDICTIONS": str(grounding["predictions"]), "BROKEN": str(broken)}
+    unknown = tmp_path / "unknown.jsonl"  # predictions of another split or data file: no image to show
+    unknown.write_bytes(grounding["predictions"].read_bytes().replace(b'"g2"', b'"g9"'))
+    files = {"PREDICTIONS": str(grounding["predictions"]), "BROKEN": str(broken), "UNKNOWN": str(unknown)}
     arguments = [files.get(argument, argument) for argument in arguments]
     code = main(["report", *arguments, "--recipe", str(grounding["recipe"]), "--out", str(tmp_path / "r.html")])
     err = capsys.readouterr().err
@@ -173,3 +178,70 @@ def test_curves_skip_bookkeeping_and_cut_lines(tmp_path) -> None:
         b'{"step": 2, "split": "eval", "cider": 10.0, "class/x/f1": 3.0, "precision": "fp32"}\n{"step": 3, "spl'
     )
     assert [curve.title for curve in read_curves(log)] == ["train loss", "train lr", "eval cider"]
+
+
+SUMMARIES = [  # id: article, reference, prediction; ROUGE-L of the prediction 100, 50 and 0
+    ("s:1", "there was a red car on the road today", "red car", "red car"),
+    ("s:2", "a big dog ran in the park all day", "big dog", "a dog"),
+    ("s:3", "the cat slept on a warm mat", "cat sleeps", "sun"),
+]
+
+
+def test_ofa_report_on_a_mixture_gives_each_task_its_section(grounding, tmp_path, capsys) -> None:
+    folder = tmp_path / "mixture"
+    shutil.copytree(grounding["root"], folder)
+    (folder / "s.tsv").write_text("".join(f"{article}\t{summary}\n" for _, article, summary, _ in SUMMARIES))
+    recipe = orjson.loads(grounding["recipe"].read_bytes())
+    entries = [
+        {"label": "boxes", "task": recipe["task"], "data": recipe["data"]},
+        {
+            "label": "summary",
+            "task": {"name": "summarization"},
+            "data": {"reader": {"name": "summary_tsv", "valid": "s.tsv"}},
+        },
+    ]
+    mixture = {"model": recipe["model"], "training": recipe["training"], "tasks": entries}
+    (folder / "mixture.json").write_bytes(orjson.dumps(mixture))
+    (folder / "run-boxes.jsonl").write_bytes(grounding["predictions"].read_bytes())
+    (folder / "run-summary.jsonl").write_bytes(
+        b"".join(
+            orjson.dumps({"id": key, "prediction": predicted, "references": [summary]}) + b"\n"
+            for key, _, summary, predicted in SUMMARIES
+        )
+    )
+    files = [str(folder / "run-boxes.jsonl"), str(folder / "run-summary.jsonl")]
+    out = folder / "mixture.html"
+    arguments = ["report", *files, "--recipe", str(folder / "mixture.json"), "--out", str(out), "--report-limit", "3"]
+    assert main(arguments) == 0
+    boxes, summary = read_sections(out.read_text())
+    assert (boxes["title"], summary["title"]) == ("boxes", "summary")
+    assert boxes["counts"].startswith("3 of 4 examples shown")
+    assert "the other 1 are in the predictions file (--report-limit 3)" in boxes["counts"]
+    assert summary["counts"].startswith("3 of 3 examples shown, worst first by per-example score (rouge: rougeL)")
+    assert_complete_and_worst_first(boxes)
+    assert_complete_and_worst_first(summary, images=False)  # text only: the article is the card's text
+    assert [card["id"] for card in boxes["cards"]] == ["g3", "g1", "g2"]
+    assert all(card["boxes"] == (1, 1) for card in boxes["cards"])
+    assert [card["id"] for card in summary["cards"]] == ["s:3", "s:2", "s:1"]
+    assert summary["cards"][0]["prompt"] == 'what is the summary of article " the cat slept on a warm mat "?'
+    assert [card["score"] for card in summary["cards"]] == [0.0, pytest.approx(50.0), 100.0]
+    capsys.readouterr()
+
+
+def test_ofa_eval_report_of_a_run_s_checkpoint_shows_its_curves(grounding, tmp_path, capsys) -> None:
+    folder = tmp_path / "work"
+    shutil.copytree(grounding["root"], folder)
+    tiny_checkpoint(folder / "run" / "checkpoint-40")
+    out = folder / "report.html"
+    checkpoint = str(folder / "run" / "checkpoint-40")
+    arguments = ["eval", str(folder / "recipe.json"), "--checkpoint", checkpoint, "--report", str(out)]
+    assert main(arguments) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    page = out.read_text()
+    titles = re.findall(r'<svg class="curve"[^>]* aria-label="([^"]*)"', page)
+    assert titles == ["train loss", "train lr", "eval acc@0.5", "eval miou"], titles
+    assert f"from run {folder / 'run'}" in page
+    (section,) = read_sections(page)
+    assert_complete_and_worst_first(section)
+    assert all(card["boxes"] == (1, 1) for card in section["cards"])  # the model's box and the reference, drawn
+    assert result["report"] == str(out) and len(section["cards"]) == len(BOXES)
