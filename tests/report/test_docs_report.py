@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ofa_core.cli.main import main
 from ofa_core.testing import tiny_checkpoint
+from tests.report.pages import read_sections
 from tests.test_docs import fenced_blocks
 
 PAGE = Path(__file__).parents[2] / "docs" / "report.md"
@@ -25,5 +26,7 @@ def test_the_page_s_commands_run(grounding, tmp_path, monkeypatch, capsys) -> No
     for line in lines:
         assert main(shlex.split(line)[1:]) == 0, line
     capsys.readouterr()
-    assert (folder / "report.html").is_file() and (folder / "predictions.jsonl").is_file()
+    (section,) = read_sections((folder / "report.html").read_text())  # the evaluation's boxes, drawn
+    assert len(section["cards"]) == 4 and all(card["boxes"] == (1, 1) for card in section["cards"])
+    assert (folder / "predictions.jsonl").is_file()
     assert '<svg class="curve"' in (folder / "report-with-curves.html").read_text()
