@@ -180,39 +180,10 @@ def test_curves_skip_bookkeeping_and_cut_lines(tmp_path) -> None:
     assert [curve.title for curve in read_curves(log)] == ["train loss", "train lr", "eval cider"]
 
 
-SUMMARIES = [  # id: article, reference, prediction; ROUGE-L of the prediction 100, 50 and 0
-    ("s:1", "there was a red car on the road today", "red car", "red car"),
-    ("s:2", "a big dog ran in the park all day", "big dog", "a dog"),
-    ("s:3", "the cat slept on a warm mat", "cat sleeps", "sun"),
-]
-
-
-def test_ofa_report_on_a_mixture_gives_each_task_its_section(grounding, tmp_path, capsys) -> None:
-    folder = tmp_path / "mixture"
-    shutil.copytree(grounding["root"], folder)
-    (folder / "s.tsv").write_text("".join(f"{article}\t{summary}\n" for _, article, summary, _ in SUMMARIES))
-    recipe = orjson.loads(grounding["recipe"].read_bytes())
-    entries = [
-        {"label": "boxes", "task": recipe["task"], "data": recipe["data"]},
-        {
-            "label": "summary",
-            "task": {"name": "summarization"},
-            "data": {"reader": {"name": "summary_tsv", "valid": "s.tsv"}},
-        },
-    ]
-    mixture = {"model": recipe["model"], "training": recipe["training"], "tasks": entries}
-    (folder / "mixture.json").write_bytes(orjson.dumps(mixture))
-    (folder / "run-boxes.jsonl").write_bytes(grounding["predictions"].read_bytes())
-    (folder / "run-summary.jsonl").write_bytes(
-        b"".join(
-            orjson.dumps({"id": key, "prediction": predicted, "references": [summary]}) + b"\n"
-            for key, _, summary, predicted in SUMMARIES
-        )
-    )
-    files = [str(folder / "run-boxes.jsonl"), str(folder / "run-summary.jsonl")]
-    out = folder / "mixture.html"
-    arguments = ["report", *files, "--recipe", str(folder / "mixture.json"), "--out", str(out), "--report-limit", "3"]
-    assert main(arguments) == 0
+def test_ofa_report_on_a_mixture_gives_each_task_its_section(mixture, capsys) -> None:
+    out = mixture["root"] / "limited.html"
+    arguments = ["report", *map(str, mixture["files"]), "--recipe", str(mixture["recipe"]), "--out", str(out)]
+    assert main([*arguments, "--report-limit", "3"]) == 0
     boxes, summary = read_sections(out.read_text())
     assert (boxes["title"], summary["title"]) == ("boxes", "summary")
     assert boxes["counts"].startswith("3 of 4 examples shown")
