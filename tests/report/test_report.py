@@ -3,6 +3,7 @@ closed-set model, the page's parts (boxes, answers, curves, sections) and one-li
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
@@ -216,3 +217,35 @@ def test_ofa_eval_report_of_a_run_s_checkpoint_shows_its_curves(grounding, tmp_p
     assert_complete_and_worst_first(section)
     assert all(card["boxes"] == (1, 1) for card in section["cards"])  # the model's box and the reference, drawn
     assert result["report"] == str(out) and len(section["cards"]) == len(BOXES)
+
+
+def test_ofa_report_on_a_run_directory_takes_its_newest_predictions_and_curves(grounding, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(grounding["run"], run)
+    older = run / "predictions-valid-checkpoint-20.jsonl"
+    older.write_bytes(grounding["predictions"].read_bytes().replace(b'"g3"', b'"g9"'))  # would be refused
+    final = run / "predictions-valid-checkpoint-40.jsonl"
+    final.write_bytes(grounding["predictions"].read_bytes())
+    os.utime(older, ns=(1, 1))
+    assert main(["report", str(run), "--recipe", str(grounding["recipe"])]) == 0
+    out = run / "predictions-valid-checkpoint-40.html"
+    assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text()
+    assert page.count('<svg class="curve"') == 4 and f"from run {run}" in page  # the folder's log, without --run
+    (section,) = read_sections(page)
+    assert [card["id"] for card in section["cards"]][0] == "g3"
+
+
+def test_ofa_report_on_a_mixture_s_run_directory_and_a_stray_file(mixture, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for path in mixture["files"]:  # as ofa eval names a mixture's files
+        shutil.copy(path, run / f"predictions-valid-checkpoint-40-{path.stem.split('-')[-1]}.jsonl")
+    assert main(["report", str(run), "--recipe", str(mixture["recipe"]), "--out", str(tmp_path / "r.html")]) == 0
+    assert [section["title"] for section in read_sections((tmp_path / "r.html").read_text())] == ["boxes", "summary"]
+    stray = tmp_path / "predictions.jsonl"
+    stray.write_bytes(mixture["files"][0].read_bytes())
+    code = main(["report", str(mixture["files"][0]), str(stray), "--recipe", str(mixture["recipe"])])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{stray}: PREDICTIONS: not named after a task of the mixture" in err
+    assert len(err.strip().splitlines()) == 1
