@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from types import SimpleNamespace
 
 import orjson
 import pytest
 from PIL import Image
 
 from ofa_core.cli import main
+from ofa_core.cli.report import task_files
 from ofa_core.report import build
 from ofa_core.report.cards import probabilities
 from ofa_core.report.curves import read_curves
@@ -249,3 +251,12 @@ def test_ofa_report_on_a_mixture_s_run_directory_and_a_stray_file(mixture, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and f"{stray}: PREDICTIONS: not named after a task of the mixture" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_mixture_file_fitting_two_labels_goes_to_the_longer(tmp_path) -> None:
+    tasks = [SimpleNamespace(label="zh-vqa"), SimpleNamespace(label="vqa")]
+    paths = [tmp_path / "p-zh-vqa.jsonl", tmp_path / "p-vqa.jsonl"]
+    for path in paths:
+        path.touch()
+    assert task_files(tasks, paths) == {"zh-vqa": paths[0], "vqa": paths[1]}
+    assert task_files(tasks, paths[::-1]) == {"zh-vqa": paths[0], "vqa": paths[1]}
