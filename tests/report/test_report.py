@@ -260,3 +260,18 @@ def test_a_mixture_file_fitting_two_labels_goes_to_the_longer(tmp_path) -> None:
         path.touch()
     assert task_files(tasks, paths) == {"zh-vqa": paths[0], "vqa": paths[1]}
     assert task_files(tasks, paths[::-1]) == {"zh-vqa": paths[0], "vqa": paths[1]}
+
+
+def test_a_box_given_right_corner_first_is_drawn_with_positive_size(tmp_path) -> None:
+    boxes = build.Section(
+        label="",
+        task="grounding",
+        prompt="which region?",
+        rows=[{"id": "r", "prediction": [40.0, 30.0, 8.0, 6.0], "references": [[8, 8, 40, 40]], "score": 0.0}],
+        records={"r": {"id": "r", "image": fake_image(2, (64, 48))}},
+        scores={"miou": 0.0},
+        score_name="grounding: miou",
+    )
+    page = build.write([boxes], tmp_path / "reversed.html").read_text()
+    assert '<rect class="predicted" x="8.0" y="6.0" width="32.0" height="24.0"/>' in page  # the browser draws it
+    assert "[40, 30, 8, 6]" in page  # the prediction as the model gave it
