@@ -36,6 +36,7 @@ class Card:
     has_image: bool
     """Whether the record had an image at all (a text-only task has none; a card with one that failed says so)."""
     predicted_box: Box | None
+    """The boxes as drawn: corners ordered (the prediction and references show the numbers as the row has them)."""
     reference_boxes: tuple[Box, ...]
 
     @property
@@ -55,6 +56,13 @@ def as_box(value: Any) -> Box | None:
     except (TypeError, ValueError):
         return None
     return box if all(math.isfinite(part) for part in box) else None  # type: ignore[return-value]
+
+
+def drawn(box: Box) -> Box:
+    """The box as a rectangle to draw: its corners ordered, since a model may give the right corner first and SVG
+    refuses a negative width (the page would log an error and draw nothing)."""
+    x0, y0, x1, y1 = box
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
 def probabilities(ranking: Sequence[Mapping[str, Any]], top: int = TOP_ANSWERS) -> tuple[tuple[str, float], ...]:
@@ -94,6 +102,6 @@ def card(row: Mapping[str, Any], prompt: str, image: Thumbnail | None, has_image
         answers=probabilities(row.get("ranking") or ()),
         image=image,
         has_image=has_image,
-        predicted_box=predicted if boxes else None,
-        reference_boxes=reference_boxes if boxes else (),
+        predicted_box=drawn(predicted) if boxes and predicted is not None else None,
+        reference_boxes=tuple(map(drawn, reference_boxes)) if boxes else (),
     )

@@ -107,7 +107,14 @@ def section(resolved: Resolved, path: Path, limit: int, split: str | None = None
         score_name=f"{chosen[0].metric}: {chosen[0].key}" if chosen else None,
     )
     wanted = {str(row["id"]) for row in worst_first(draft)[:limit]}
-    records = _records(resolved, split or meta.get("split", "valid"), wanted)
+    split = split or meta.get("split", "valid")
+    records = _records(resolved, split, wanted)
+    missing = sorted(wanted - records.keys())
+    if missing:
+        raise OFAError(
+            f"{path}: {len(missing)} of the {len(wanted)} ids to show (e.g. {missing[0]!r}) are not in the {split} "
+            "split the recipe's reader opens; give the --split and --set flags the evaluation was run with"
+        )
     return attrs.evolve(draft, records=records)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import orjson
 
 from ofa_core.cli import main
+from tests.report.pages import assert_complete_and_worst_first, read_sections
 
 from .conftest import RECIPES
 
@@ -56,7 +57,9 @@ def test_the_demo_trains_captions_from_scratch_then_answers_and_classifies_from_
     assert err.count("<- references:") == 4
     report = runs / "demo_caption" / "report.html"  # every prediction with its photo and score, and the curves
     assert final["report"] == str(report) and f"report in {report}" in err
-    assert report.read_text().count("<article ") == 12 and '<svg class="curve"' in report.read_text()
+    (section,) = read_sections(report.read_text())
+    assert len(section["cards"]) == 12 and '<svg class="curve"' in report.read_text()
+    assert_complete_and_worst_first(section)  # each photo, caption, references and own CIDEr-D, worst first
 
     assert "Loading weights" not in err and "Writing model shards" not in err, "transformers' own bars stay quiet"
 
@@ -103,5 +106,8 @@ def test_the_demo_trains_captions_from_scratch_then_answers_and_classifies_from_
             final["examples"] == examples and (runs / recipe / f"predictions-valid-checkpoint-{count}.jsonl").is_file()
         )
         assert final[metric] > untrained[metric] + 10, (recipe, untrained[metric], final[metric])
+        (section,) = read_sections((runs / recipe / "report.html").read_text())
+        assert len(section["cards"]) == examples
+        assert_complete_and_worst_first(section)
         trained = losses(runs / recipe)
         assert trained[-1] < 0.8 * trained[0], (recipe, trained)

@@ -15,6 +15,7 @@ from ofa_core.recipe import load, resolve, resolve_tasks
 from ofa_core.recipe.docs import json_schema
 from ofa_core.recipe.show import resolved_values
 from ofa_core.testing import fake_image, registry_with, run_recipe, tiny_checkpoint
+from tests.report.pages import assert_complete_and_worst_first, read_sections
 
 from .conftest import Toy
 
@@ -195,9 +196,17 @@ def test_a_third_party_task_trains_in_a_mixture_with_a_built_in_one(counting_ins
     trained = {key.split("/")[0] for row in rows if row["split"] == "train" for key in row if key.endswith("/steps")}
     assert trained == {"counting", "classification"}
     checkpoint = tmp_path / "run" / "checkpoint-4"
-    assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(checkpoint)]) == 0
+    report = tmp_path / "report.html"
+    assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(checkpoint), "--report", str(report)]) == 0
     result = orjson.loads(capsys.readouterr().out)
     assert set(result["predictions"]) == {"counting", "classification"}
     for label, path in result["predictions"].items():
         predictions = [orjson.loads(line) for line in Path(path).read_bytes().splitlines()]
         assert len(predictions) == 4 and {row["task"] for row in predictions} == {label}
+    # the report: a section per task, the plugin's too, and the run's curves (its checkpoint was evaluated)
+    counting, classification = read_sections(report.read_text())
+    assert (counting["title"], classification["title"]) == ("counting", "classification")
+    assert all(card["image"] and card["prediction"] and card["references"] for card in counting["cards"])
+    assert len(counting["cards"]) == 4 and len(classification["cards"]) == 4
+    assert_complete_and_worst_first(classification)
+    assert "eval counting/accuracy" in report.read_text() and "train loss" in report.read_text()

@@ -1,7 +1,9 @@
-"""Shared inputs of the report tests: a grounding recipe with its photos, predictions and a run log, written once."""
+"""Shared inputs of the report tests, written once: a grounding recipe with its photos, predictions and a run log,
+and a mixture of that grounding task with a text-only summarization task, with a predictions file per task."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import orjson
@@ -55,3 +57,43 @@ def grounding(tmp_path_factory) -> dict[str, Path]:
     log += [{"step": 40, "split": "eval", "acc@0.5": 50.0, "miou": 61.2, "dropped": 0.0, "precision": "fp32"}]
     (run / "log.jsonl").write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in log))
     return {"root": root, "recipe": root / "recipe.json", "predictions": predictions, "run": run}
+
+
+SUMMARIES = [  # id: article, reference, prediction; ROUGE-L of the prediction 100, 50 and 0
+    ("s:1", "there was a red car on the road today", "red car", "red car"),
+    ("s:2", "a big dog ran in the park all day", "big dog", "a dog"),
+    ("s:3", "the cat slept on a warm mat", "cat sleeps", "sun"),
+]
+
+
+@pytest.fixture(scope="session")
+def mixture(grounding, tmp_path_factory) -> dict:
+    """A two-task recipe (labels `boxes`: the grounding above, `summary`: summarization of a TSV) and the
+    predictions files a mixture's evaluation writes, one per task (`run-<label>.jsonl`), without scores."""
+    root = tmp_path_factory.mktemp("report-mixture") / "mixture"
+    shutil.copytree(grounding["root"], root)
+    (root / "s.tsv").write_text("".join(f"{article}\t{summary}\n" for _, article, summary, _ in SUMMARIES))
+    single = orjson.loads(grounding["recipe"].read_bytes())
+    tasks = [
+        {"label": "boxes", "task": single["task"], "data": single["data"]},
+        {
+            "label": "summary",
+            "task": {"name": "summarization"},
+            "data": {"reader": {"name": "summary_tsv", "valid": "s.tsv"}},
+        },
+    ]
+    (root / "mixture.json").write_bytes(
+        orjson.dumps({"model": single["model"], "training": single["training"], "tasks": tasks})
+    )
+    (root / "run-boxes.jsonl").write_bytes(grounding["predictions"].read_bytes())
+    (root / "run-summary.jsonl").write_bytes(
+        b"".join(
+            orjson.dumps({"id": key, "prediction": predicted, "references": [summary]}) + b"\n"
+            for key, _, summary, predicted in SUMMARIES
+        )
+    )
+    return {
+        "root": root,
+        "recipe": root / "mixture.json",
+        "files": [root / "run-boxes.jsonl", root / "run-summary.jsonl"],
+    }

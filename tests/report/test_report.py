@@ -3,18 +3,23 @@ closed-set model, the page's parts (boxes, answers, curves, sections) and one-li
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+from types import SimpleNamespace
 
 import orjson
 import pytest
 from PIL import Image
 
 from ofa_core.cli import main
+from ofa_core.cli.report import task_files
 from ofa_core.report import build
 from ofa_core.report.cards import probabilities
 from ofa_core.report.curves import read_curves
 from ofa_core.testing import fake_image, tiny_checkpoint
 from tests.report.conftest import BOXES
+from tests.report.pages import assert_complete_and_worst_first, read_sections
 
 
 def _cards(html: str) -> list[dict[str, str]]:
@@ -81,12 +86,15 @@ def test_report_limit_keeps_the_worst_and_states_the_counts(grounding, tmp_path,
         (["PREDICTIONS", "--report-limit", "0"], "--report-limit: 0 shows no example"),
         (["PREDICTIONS", "--run", "nowhere"], "nowhere: --run: no log.jsonl"),
         (["BROKEN"], "line 2 is not JSON"),
+        (["UNKNOWN"], "1 of the 4 ids to show (e.g. 'g9') are not in the valid split"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_2(grounding, tmp_path, capsys, arguments, expected) -> None:
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "g0", "prediction": [1, 2, 3, 4], "references": []}\nnot json\n')
-    files = {"PREDICTIONS": str(grounding["predictions"]), "BROKEN": str(broken)}
+    unknown = tmp_path / "unknown.jsonl"  # predictions of another split or data file: no image to show
+    unknown.write_bytes(grounding["predictions"].read_bytes().replace(b'"g2"', b'"g9"'))
+    files = {"PREDICTIONS": str(grounding["predictions"]), "BROKEN": str(broken), "UNKNOWN": str(unknown)}
     arguments = [files.get(argument, argument) for argument in arguments]
     code = main(["report", *arguments, "--recipe", str(grounding["recipe"]), "--out", str(tmp_path / "r.html")])
     err = capsys.readouterr().err
@@ -173,3 +181,97 @@ def test_curves_skip_bookkeeping_and_cut_lines(tmp_path) -> None:
         b'{"step": 2, "split": "eval", "cider": 10.0, "class/x/f1": 3.0, "precision": "fp32"}\n{"step": 3, "spl'
     )
     assert [curve.title for curve in read_curves(log)] == ["train loss", "train lr", "eval cider"]
+
+
+def test_ofa_report_on_a_mixture_gives_each_task_its_section(mixture, capsys) -> None:
+    out = mixture["root"] / "limited.html"
+    arguments = ["report", *map(str, mixture["files"]), "--recipe", str(mixture["recipe"]), "--out", str(out)]
+    assert main([*arguments, "--report-limit", "3"]) == 0
+    boxes, summary = read_sections(out.read_text())
+    assert (boxes["title"], summary["title"]) == ("boxes", "summary")
+    assert boxes["counts"].startswith("3 of 4 examples shown")
+    assert "the other 1 are in the predictions file (--report-limit 3)" in boxes["counts"]
+    assert summary["counts"].startswith("3 of 3 examples shown, worst first by per-example score (rouge: rougeL)")
+    assert_complete_and_worst_first(boxes)
+    assert_complete_and_worst_first(summary, images=False)  # text only: the article is the card's text
+    assert [card["id"] for card in boxes["cards"]] == ["g3", "g1", "g2"]
+    assert all(card["boxes"] == (1, 1) for card in boxes["cards"])
+    assert [card["id"] for card in summary["cards"]] == ["s:3", "s:2", "s:1"]
+    assert summary["cards"][0]["prompt"] == 'what is the summary of article " the cat slept on a warm mat "?'
+    assert [card["score"] for card in summary["cards"]] == [0.0, pytest.approx(50.0), 100.0]
+    capsys.readouterr()
+
+
+def test_ofa_eval_report_of_a_run_s_checkpoint_shows_its_curves(grounding, tmp_path, capsys) -> None:
+    folder = tmp_path / "work"
+    shutil.copytree(grounding["root"], folder)
+    tiny_checkpoint(folder / "run" / "checkpoint-40")
+    out = folder / "report.html"
+    checkpoint = str(folder / "run" / "checkpoint-40")
+    arguments = ["eval", str(folder / "recipe.json"), "--checkpoint", checkpoint, "--report", str(out)]
+    assert main(arguments) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    page = out.read_text()
+    titles = re.findall(r'<svg class="curve"[^>]* aria-label="([^"]*)"', page)
+    assert titles == ["train loss", "train lr", "eval acc@0.5", "eval miou"], titles
+    assert f"from run {folder / 'run'}" in page
+    (section,) = read_sections(page)
+    assert_complete_and_worst_first(section)
+    assert all(card["boxes"] == (1, 1) for card in section["cards"])  # the model's box and the reference, drawn
+    assert result["report"] == str(out) and len(section["cards"]) == len(BOXES)
+
+
+def test_ofa_report_on_a_run_directory_takes_its_newest_predictions_and_curves(grounding, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(grounding["run"], run)
+    older = run / "predictions-valid-checkpoint-20.jsonl"
+    older.write_bytes(grounding["predictions"].read_bytes().replace(b'"g3"', b'"g9"'))  # would be refused
+    final = run / "predictions-valid-checkpoint-40.jsonl"
+    final.write_bytes(grounding["predictions"].read_bytes())
+    os.utime(older, ns=(1, 1))
+    assert main(["report", str(run), "--recipe", str(grounding["recipe"])]) == 0
+    out = run / "predictions-valid-checkpoint-40.html"
+    assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text()
+    assert page.count('<svg class="curve"') == 4 and f"from run {run}" in page  # the folder's log, without --run
+    (section,) = read_sections(page)
+    assert [card["id"] for card in section["cards"]][0] == "g3"
+
+
+def test_ofa_report_on_a_mixture_s_run_directory_and_a_stray_file(mixture, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for path in mixture["files"]:  # as ofa eval names a mixture's files
+        shutil.copy(path, run / f"predictions-valid-checkpoint-40-{path.stem.split('-')[-1]}.jsonl")
+    assert main(["report", str(run), "--recipe", str(mixture["recipe"]), "--out", str(tmp_path / "r.html")]) == 0
+    assert [section["title"] for section in read_sections((tmp_path / "r.html").read_text())] == ["boxes", "summary"]
+    stray = tmp_path / "predictions.jsonl"
+    stray.write_bytes(mixture["files"][0].read_bytes())
+    code = main(["report", str(mixture["files"][0]), str(stray), "--recipe", str(mixture["recipe"])])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{stray}: PREDICTIONS: not named after a task of the mixture" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_mixture_file_fitting_two_labels_goes_to_the_longer(tmp_path) -> None:
+    tasks = [SimpleNamespace(label="zh-vqa"), SimpleNamespace(label="vqa")]
+    paths = [tmp_path / "p-zh-vqa.jsonl", tmp_path / "p-vqa.jsonl"]
+    for path in paths:
+        path.touch()
+    assert task_files(tasks, paths) == {"zh-vqa": paths[0], "vqa": paths[1]}
+    assert task_files(tasks, paths[::-1]) == {"zh-vqa": paths[0], "vqa": paths[1]}
+
+
+def test_a_box_given_right_corner_first_is_drawn_with_positive_size(tmp_path) -> None:
+    boxes = build.Section(
+        label="",
+        task="grounding",
+        prompt="which region?",
+        rows=[{"id": "r", "prediction": [40.0, 30.0, 8.0, 6.0], "references": [[8, 8, 40, 40]], "score": 0.0}],
+        records={"r": {"id": "r", "image": fake_image(2, (64, 48))}},
+        scores={"miou": 0.0},
+        score_name="grounding: miou",
+    )
+    page = build.write([boxes], tmp_path / "reversed.html").read_text()
+    assert '<rect class="predicted" x="8.0" y="6.0" width="32.0" height="24.0"/>' in page  # the browser draws it
+    assert "[40, 30, 8, 6]" in page  # the prediction as the model gave it

@@ -1,5 +1,6 @@
 """The report page in headless Chromium, opened from disk: every thumbnail decodes, worst first by default, sorting
-by id and score and the text filter work, boxes are drawn, and the console stays free of errors.
+by id and score and the text filter work, boxes are drawn, and the console stays free of errors; a mixture's page
+sorts and filters each task's section on its own.
 
 Skipped when Chromium or its driver is missing (`.ci/run` installs them), as the serving page's test is.
 """
@@ -83,3 +84,29 @@ def test_report_page_decodes_sorts_filters_without_console_errors(driver, report
     errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
     assert driver.save_screenshot(str(tmp_path / "report.png"))
+
+
+def _section_ids(driver, index: int) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('section.task')[arguments[0]].querySelectorAll('article'))"
+        ".filter(card => !card.hidden).map(card => card.dataset.id);",
+        index,
+    )
+
+
+def test_a_mixture_s_page_sorts_and_filters_each_task_on_its_own(driver, mixture) -> None:
+    out = mixture["root"] / "page.html"
+    arguments = ["report", *map(str, mixture["files"]), "--recipe", str(mixture["recipe"]), "--out", str(out)]
+    assert main(arguments) == 0
+    driver.get_log("browser")
+    driver.get(out.as_uri())
+    assert [title.text for title in driver.find_elements(By.CSS_SELECTOR, "section.task h2")] == ["boxes", "summary"]
+    images = driver.execute_script("return Array.from(document.images).map(img => img.complete && img.naturalWidth);")
+    assert len(images) == len(BOXES) and all(images), images  # the summaries are text: no image, none broken
+    assert _section_ids(driver, 0)[0] == "g3" and _section_ids(driver, 1) == ["s:3", "s:2", "s:1"]  # worst first
+
+    Select(driver.find_elements(By.CSS_SELECTOR, "section.task select.sort")[1]).select_by_value("best")
+    assert _section_ids(driver, 1) == ["s:1", "s:2", "s:3"] and _section_ids(driver, 0)[0] == "g3"
+    driver.find_elements(By.CSS_SELECTOR, "section.task input.filter")[1].send_keys("dog")
+    assert _section_ids(driver, 1) == ["s:2"] and len(_section_ids(driver, 0)) == len(BOXES)
+    assert [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")] == []
