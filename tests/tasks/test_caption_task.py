@@ -8,6 +8,7 @@ import io
 import orjson
 import pytest
 from PIL import Image
+from task_training import quick_training
 
 from ofa_core.cli import main
 from ofa_core.testing import registry_with, run_recipe, tiny_checkpoint
@@ -53,16 +54,7 @@ def muge_recipe(tmp_path) -> dict:
         "data": {"reader": {"name": "muge", "folder": "muge"}, "max_target_length": 16},
         "metrics": [{"name": "caption", "tokenize": "zh"}],
         "generation": {"num_beams": 2, "max_new_tokens": 8, "no_repeat_ngram_size": 3},
-        "training": {
-            "per_device_train_batch_size": 8,
-            "per_device_eval_batch_size": 3,
-            "learning_rate": 3e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 10,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
+        "training": quick_training(learning_rate=3e-3, per_device_train_batch_size=8),
     }
 
 

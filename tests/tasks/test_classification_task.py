@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 from PIL import Image
+from task_training import quick_training
 
 from ofa_core import OFAError
 from ofa_core.cli import main
@@ -283,16 +284,7 @@ def squares_recipe(tmp_path) -> dict:
         "model": {"checkpoint": "model"},
         "task": {"name": "classification", "lang": "zh", "options": {"labels_file": "labels.txt", "top_k": 2}},
         "data": {"reader": {"name": "image_folder", "root": "squares"}},
-        "training": {
-            "per_device_train_batch_size": 6,
-            "per_device_eval_batch_size": 6,
-            "learning_rate": 5e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 10,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
+        "training": quick_training(learning_rate=5e-3, per_device_eval_batch_size=6),
     }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 from PIL import Image, ImageDraw
+from task_training import quick_training
 
 from ofa_core.cli import main
 from ofa_core.testing import run_recipe, tiny_checkpoint
@@ -33,16 +34,9 @@ def boxes_recipe(tmp_path) -> dict:
         "model": {"checkpoint": "model"},
         "task": {"name": "grounding", "lang": "en"},
         "data": {"reader": {"name": "grounding_jsonl", "train": "boxes.jsonl", "valid": "boxes.jsonl"}},
-        "training": {
-            "per_device_train_batch_size": 4,
-            "per_device_eval_batch_size": 4,
-            "learning_rate": 5e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 20,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
+        "training": quick_training(
+            learning_rate=5e-3, per_device_train_batch_size=4, per_device_eval_batch_size=4, logging_steps=20
+        ),
     }
 
 

@@ -13,6 +13,7 @@ import orjson
 import pytest
 import torch
 from PIL import Image
+from task_training import official_recipe, untrained_and_trained
 
 from ofa_core.cli import main
 from ofa_core.data.encode import RecordEncoder
@@ -161,32 +162,9 @@ def test_training_in_the_official_form_beats_the_untrained_model(tmp_path, capsy
     (tmp_path / "valid.tsv").write_text("".join(rows), encoding="utf-8")
     (tmp_path / "class2label.json").write_bytes(orjson.dumps({label: index for index, label in enumerate(COLOURS)}))
     tiny_checkpoint(tmp_path / "model")
-    task = {**OFFICIAL["task"], "options": {**OFFICIAL["task"]["options"], "labels_file": "class2label.json"}}
-    recipe = {
-        "model": {"checkpoint": "model"},
-        "task": task,
-        "data": {
-            **OFFICIAL["data"],
-            "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv", "test": "valid.tsv"},
-        },
-        "loss": OFFICIAL["loss"],
-        "metrics": OFFICIAL["metrics"],
-        "training": {
-            "per_device_train_batch_size": 6,
-            "per_device_eval_batch_size": 3,
-            "learning_rate": 5e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 10,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
-    }
+    recipe = official_recipe(OFFICIAL, {"labels_file": "class2label.json"}, learning_rate=5e-3)
     run_recipe(recipe, tmp_path, max_steps=60)
-    scores = []
-    for model in (tmp_path / "model", max((tmp_path / "run").glob("checkpoint-*"))):
-        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
-        scores.append(orjson.loads(capsys.readouterr().out)["accuracy"])
+    scores = [result["accuracy"] for result in untrained_and_trained(tmp_path, capsys)]
     assert scores[1] == 100.0 and scores[0] < 70, scores
 
 

@@ -11,6 +11,7 @@ import attrs
 import orjson
 import pytest
 from PIL import Image
+from task_training import official_recipe, untrained_and_trained
 
 from ofa_core.cli import main
 from ofa_core.data.encode import RecordEncoder
@@ -139,31 +140,9 @@ def test_training_beats_the_untrained_model(tmp_path, capsys):
     write_tsv(tmp_path / "train.tsv", rows)
     write_tsv(tmp_path / "valid.tsv", rows[:3])
     tiny_checkpoint(tmp_path / "model")
-    recipe = {
-        "model": {"checkpoint": "model"},
-        "task": OFFICIAL["task"],
-        "data": {
-            **OFFICIAL["data"],
-            "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv", "test": "valid.tsv"},
-        },
-        "loss": OFFICIAL["loss"],
-        "metrics": OFFICIAL["metrics"],
-        "training": {
-            "per_device_train_batch_size": 6,
-            "per_device_eval_batch_size": 3,
-            "learning_rate": 5e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 10,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
-    }
+    recipe = official_recipe(OFFICIAL, {}, learning_rate=5e-3)
     run_recipe(recipe, tmp_path, max_steps=30)
-    scores = []
-    for model in (tmp_path / "model", max((tmp_path / "run").glob("checkpoint-*"))):
-        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
-        scores.append(orjson.loads(capsys.readouterr().out)["accuracy"])
+    scores = [result["accuracy"] for result in untrained_and_trained(tmp_path, capsys)]
     assert scores[1] == 100.0 and scores[0] < 70, scores
 
 

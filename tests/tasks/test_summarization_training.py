@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+from task_training import quick_training
 
 from ofa_core.cli import main
 from ofa_core.testing import run_recipe, tiny_checkpoint
@@ -31,16 +32,9 @@ def test_training_on_generated_articles_beats_the_untrained_model(tmp_path, caps
             "max_target_length": 16,
         },
         "generation": {"num_beams": 2, "max_new_tokens": 12, "no_repeat_ngram_size": 3},
-        "training": {
-            "per_device_train_batch_size": 4,
-            "per_device_eval_batch_size": 4,
-            "learning_rate": 5e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 100,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
+        "training": quick_training(
+            learning_rate=5e-3, per_device_train_batch_size=4, per_device_eval_batch_size=4, logging_steps=100
+        ),
     }
     run_recipe(recipe, tmp_path, max_steps=40)
 

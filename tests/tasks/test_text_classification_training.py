@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+from task_training import quick_training
 
 from ofa_core.cli import main
 from ofa_core.testing import run_recipe, tiny_checkpoint
@@ -38,16 +39,7 @@ def test_training_on_generated_sentences_beats_the_untrained_model(tmp_path, cap
             "reader": {"name": "glue_tsv", "columns": [0, 1], "train": "train.tsv", "valid": "train.tsv"},
             "max_source_length": 128,
         },
-        "training": {
-            "per_device_train_batch_size": 6,
-            "per_device_eval_batch_size": 6,
-            "learning_rate": 5e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 100,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
+        "training": quick_training(learning_rate=5e-3, per_device_eval_batch_size=6, logging_steps=100),
     }
     run_recipe(recipe, tmp_path, max_steps=20)
     before, _ = evaluate(tmp_path, tmp_path / "model", capsys)

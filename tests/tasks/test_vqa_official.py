@@ -12,6 +12,7 @@ import attrs
 import orjson
 import pytest
 from PIL import Image
+from task_training import official_recipe, untrained_and_trained
 
 from ofa_core.cli import main
 from ofa_core.data.encode import RecordEncoder
@@ -173,32 +174,9 @@ def test_training_in_the_official_form_beats_the_untrained_model(tmp_path, capsy
     (tmp_path / "valid.tsv").write_text("".join(rows[:3]), encoding="utf-8")
     (tmp_path / "ans2label.json").write_bytes(orjson.dumps({answer: i for i, answer in enumerate(COLOURS)}))
     tiny_checkpoint(tmp_path / "model")
-    task = {**OFFICIAL["task"], "options": {**OFFICIAL["task"]["options"], "answers_file": "ans2label.json"}}
-    recipe = {
-        "model": {"checkpoint": "model"},
-        "task": task,
-        "data": {
-            **OFFICIAL["data"],
-            "reader": {**OFFICIAL["data"]["reader"], "train": "train.tsv", "valid": "valid.tsv", "test": "valid.tsv"},
-        },
-        "loss": OFFICIAL["loss"],
-        "metrics": OFFICIAL["metrics"],
-        "training": {
-            "per_device_train_batch_size": 6,
-            "per_device_eval_batch_size": 3,
-            "learning_rate": 3e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 10,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
-    }
+    recipe = official_recipe(OFFICIAL, {"answers_file": "ans2label.json"}, learning_rate=3e-3)
     run_recipe(recipe, tmp_path, max_steps=40)
-    scores = []
-    for model in (tmp_path / "model", max((tmp_path / "run").glob("checkpoint-*"))):
-        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
-        scores.append(orjson.loads(capsys.readouterr().out)["vqa_acc"])
+    scores = [result["vqa_acc"] for result in untrained_and_trained(tmp_path, capsys)]
     assert scores[1] > scores[0] + 30 and scores[1] > 90, scores
     # evaluate_vqa_beam*.sh: the prompt forced, then beam 5 inside the answers' trie
     assert (

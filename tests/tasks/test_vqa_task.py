@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 from PIL import Image
+from task_training import quick_training, untrained_and_trained
 
 from ofa_core.cli import main
 from ofa_core.testing import registry_with, run_recipe, tiny_checkpoint
@@ -114,27 +115,8 @@ def vqa_recipe(tmp_path) -> dict:
         "task": {"name": "vqa", "lang": "zh"},
         "data": {"reader": {"name": "vqa_jsonl", "train": "train.jsonl", "valid": "valid.jsonl"}},
         "generation": {"num_beams": 2, "max_new_tokens": 4},
-        "training": {
-            "per_device_train_batch_size": 6,
-            "per_device_eval_batch_size": 3,
-            "learning_rate": 3e-3,
-            "lr_scheduler_type": "constant",
-            "logging_steps": 10,
-            "save_steps": 1000,
-            "report_to": [],
-            "seed": 0,
-        },
+        "training": quick_training(learning_rate=3e-3),
     }
-
-
-def untrained_and_trained(tmp_path, capsys) -> tuple[dict, dict]:
-    """`ofa eval` results of the recipe at tmp_path: the starting model, then the run's last checkpoint."""
-    results = []
-    checkpoint = sorted((tmp_path / "run").glob("checkpoint-*"))[-1]
-    for model in (tmp_path / "model", checkpoint):
-        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(model)]) == 0
-        results.append(orjson.loads(capsys.readouterr().out))
-    return results[0], results[1]
 
 
 def test_training_on_generated_vqa_beats_the_untrained_model(vqa_recipe, tmp_path, capsys):
