@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 from PIL import Image, ImageDraw
-from task_training import quick_training
+from task_training import quick_training, untrained_and_trained
 
 from ofa_core.cli import main
 from ofa_core.testing import run_recipe, tiny_checkpoint
@@ -45,12 +45,8 @@ def test_training_on_generated_lines_beats_the_untrained_model(tmp_path, capsys)
     }
     run_recipe(recipe, tmp_path, max_steps=30)
 
-    def evaluate(checkpoint: Path) -> dict:
-        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(checkpoint)]) == 0
-        return orjson.loads(capsys.readouterr().out)
-
     checkpoint = max((tmp_path / "run").glob("checkpoint-*"))
-    before, after = evaluate(tmp_path / "model"), evaluate(checkpoint)
+    before, after = untrained_and_trained(tmp_path, capsys)
     assert after["examples"] == 4 and after["dropped"] == 0
     assert after["accuracy"] >= before["accuracy"] + 50 and after["ned"] > before["ned"], (before, after)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from task_training import quick_training
+from task_training import quick_training, untrained_and_trained
 
 from ofa_core.cli import main
 from ofa_core.testing import run_recipe, tiny_checkpoint
@@ -38,12 +38,8 @@ def test_training_on_generated_articles_beats_the_untrained_model(tmp_path, caps
     }
     run_recipe(recipe, tmp_path, max_steps=40)
 
-    def evaluate(checkpoint: Path) -> dict:
-        assert main(["eval", str(tmp_path / "recipe.json"), "--checkpoint", str(checkpoint)]) == 0
-        return orjson.loads(capsys.readouterr().out)
-
     checkpoint = max((tmp_path / "run").glob("checkpoint-*"))
-    before, after = evaluate(tmp_path / "model"), evaluate(checkpoint)
+    before, after = untrained_and_trained(tmp_path, capsys)
     assert after["examples"] == 4 and after["dropped"] == 0
     for key in ("rouge1", "rougeL"):
         assert after[key] >= before[key] + 40, (before, after)  # 62.5 against 0 when written
