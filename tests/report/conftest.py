@@ -97,3 +97,8 @@ def mixture(grounding, tmp_path_factory) -> dict:
         "recipe": root / "mixture.json",
         "files": [root / "run-boxes.jsonl", root / "run-summary.jsonl"],
     }
+
+
+def report_command(grounding: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    """The `ofa report` arguments for the grounding predictions with their recipe, writing `out`."""
+    return ["report", str(grounding["predictions"]), "--recipe", str(grounding["recipe"]), "--out", str(out), *extra]

@@ -18,7 +18,7 @@ from ofa_core.report import build
 from ofa_core.report.cards import probabilities
 from ofa_core.report.curves import read_curves
 from ofa_core.testing import fake_image, tiny_checkpoint
-from tests.report.conftest import BOXES
+from tests.report.conftest import BOXES, report_command
 from tests.report.pages import assert_complete_and_worst_first, read_sections
 
 
@@ -28,18 +28,7 @@ def _cards(html: str) -> list[dict[str, str]]:
 
 def test_ofa_report_scores_rows_draws_boxes_and_curves(grounding, tmp_path, capsys) -> None:
     out = tmp_path / "report.html"
-    code = main(
-        [
-            "report",
-            str(grounding["predictions"]),
-            "--recipe",
-            str(grounding["recipe"]),
-            "--run",
-            str(grounding["run"]),
-            "--out",
-            str(out),
-        ]
-    )
+    code = main(report_command(grounding, out, "--run", str(grounding["run"])))
     assert code == 0 and capsys.readouterr().out.strip() == str(out)
     html = out.read_text()
     cards = _cards(html)
@@ -58,21 +47,7 @@ def test_ofa_report_scores_rows_draws_boxes_and_curves(grounding, tmp_path, caps
 
 def test_report_limit_keeps_the_worst_and_states_the_counts(grounding, tmp_path, capsys) -> None:
     out = tmp_path / "two.html"
-    assert (
-        main(
-            [
-                "report",
-                str(grounding["predictions"]),
-                "--recipe",
-                str(grounding["recipe"]),
-                "--out",
-                str(out),
-                "--report-limit",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert main(report_command(grounding, out, "--report-limit", "2")) == 0
     html = out.read_text()
     assert [card["id"] for card in _cards(html)] == ["g3", "g1"]
     assert "2 of 4 examples shown" in html and "the other 2 are in the predictions file" in html

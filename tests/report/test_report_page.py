@@ -15,28 +15,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from ofa_core.cli import main
-from tests.report.conftest import BOXES
+from tests.report.conftest import BOXES, report_command
 from tests.serving.test_page import browser_paths, driver  # noqa: F401  (the page test's browser fixtures)
 
 
 @pytest.fixture(scope="module")
 def report(grounding, tmp_path_factory):
     out = tmp_path_factory.mktemp("report-page") / "report.html"
-    assert (
-        main(
-            [
-                "report",
-                str(grounding["predictions"]),
-                "--recipe",
-                str(grounding["recipe"]),
-                "--run",
-                str(grounding["run"]),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(report_command(grounding, out, "--run", str(grounding["run"]))) == 0
     return out
 
 
