@@ -164,32 +164,24 @@ _OCR_WEIGHTS = TokenWeights(eos=2.0, codes=0.3, bins=0.3)
 _CLOSED_SET_WEIGHTS = Weights(attention=1.0, gain=2.0)
 _VQA_FILES = (TaskFile("vqa_ans2label.json", "data/vqa_data/trainval_ans2label.json", "ans2label_file"),)
 
+_CAPTION_COCO = Case(
+    "caption_coco",
+    "caption",
+    "en",
+    "caption_en.tsv",
+    "run_scripts/caption/evaluate_caption_base.sh",
+    (*_CAPTION_FLAGS, "--beam=5", "--max-len-b=16"),
+    _CAPTION_OVERRIDES,
+    "caption",
+    "coco_caption",
+)
+
 CASES: dict[str, Case] = {
     case.key: case
     for case in (
-        Case(
-            "caption_coco",
-            "caption",
-            "en",
-            "caption_en.tsv",
-            "run_scripts/caption/evaluate_caption_base.sh",
-            (*_CAPTION_FLAGS, "--beam=5", "--max-len-b=16"),
-            _CAPTION_OVERRIDES,
-            "caption",
-            "coco_caption",
-        ),
+        _CAPTION_COCO,
         # Stage 2 (SCST) is evaluated by the same script as stage 1: the same checkpoint, rows and golden values.
-        Case(
-            "caption_coco_scst",
-            "caption",
-            "en",
-            "caption_en.tsv",
-            "run_scripts/caption/evaluate_caption_base.sh",
-            (*_CAPTION_FLAGS, "--beam=5", "--max-len-b=16"),
-            _CAPTION_OVERRIDES,
-            "caption",
-            "coco_caption",
-        ),
+        attrs.evolve(_CAPTION_COCO, recipe="caption_coco_scst"),
         Case(
             "caption_muge",
             "caption_cn",
