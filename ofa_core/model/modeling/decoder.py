@@ -55,16 +55,7 @@ class OFADecoder(OFATransformerBase):
         self.cross_pos_k_linear = nn.Linear(d, d)
         rates = drop_path_rates(config.decoder_drop_path_rate, config.decoder_layers)
         self.layers = nn.ModuleList(OFADecoderLayer(config, index, rate) for index, rate in enumerate(rates))
-        self.decoder_prompt_encoder = None
-        if config.decoder_prompt:
-            self.decoder_prompt_encoder = OFAPromptEncoder(
-                length=config.decoder_prompt_length,
-                layers=config.prompt_layers("decoder"),
-                heads=config.decoder_attention_heads,
-                d_model=d,
-                projection=config.decoder_prompt_projection,
-                proj_dim=config.decoder_prompt_dim,
-            )
+        self.decoder_prompt_encoder = OFAPromptEncoder.for_side(config, "decoder")
 
     def prompt_key_values(self, rows: int = 1) -> PromptKeyValues:
         """The learned self-attention prompts (none without `decoder_prompt`); a search computes them once."""

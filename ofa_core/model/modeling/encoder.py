@@ -30,16 +30,7 @@ class OFAEncoder(OFATransformerBase):
         self.pos_k_linear = nn.Linear(d, d)
         rates = drop_path_rates(config.encoder_drop_path_rate, config.encoder_layers)
         self.layers = nn.ModuleList(OFAEncoderLayer(config, rate) for rate in rates)
-        self.encoder_prompt_encoder = None
-        if config.encoder_prompt:
-            self.encoder_prompt_encoder = OFAPromptEncoder(
-                length=config.encoder_prompt_length,
-                layers=config.prompt_layers("encoder"),
-                heads=config.encoder_attention_heads,
-                d_model=d,
-                projection=config.encoder_prompt_projection,
-                proj_dim=config.encoder_prompt_dim,
-            )
+        self.encoder_prompt_encoder = OFAPromptEncoder.for_side(config, "encoder")
 
     def _embed_text(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         x = self.embed_scale * self.embed_tokens(input_ids)

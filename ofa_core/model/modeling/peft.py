@@ -6,6 +6,8 @@ Names match the official checkpoints (`encoder_prompt_encoder.embedding`, `.tran
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -32,6 +34,20 @@ class OFAPromptEncoder(nn.Module):
             nn.Sequential(nn.Linear(d_model, proj_dim), nn.ReLU(), nn.Linear(proj_dim, width)) if projection else None
         )
         self.dropout = nn.Dropout(PROMPT_DROPOUT)
+
+    @classmethod
+    def for_side(cls, config: Any, side: str) -> OFAPromptEncoder | None:
+        """The encoder's or decoder's prompts as `config` sets them (`<side>_prompt*`), or None when it has none."""
+        if not getattr(config, f"{side}_prompt"):
+            return None
+        return cls(
+            length=getattr(config, f"{side}_prompt_length"),
+            layers=config.prompt_layers(side),
+            heads=getattr(config, f"{side}_attention_heads"),
+            d_model=config.d_model,
+            projection=getattr(config, f"{side}_prompt_projection"),
+            proj_dim=getattr(config, f"{side}_prompt_dim"),
+        )
 
     def forward(self, rows: int = 1) -> PromptKeyValues:
         """While training each of `rows` samples gets its own dropout mask, as the official batch of prompts does."""
