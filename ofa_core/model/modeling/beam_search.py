@@ -16,7 +16,7 @@ model (`TorchBackend`) or over exported graphs in onnxruntime (`ofa_core.exporte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -349,29 +349,28 @@ class _DecoderState:
             self.padding = self.padding.index_select(0, kept_sentences)
 
 
+SOURCE_INPUTS = ("attention_mask", "patch_images", "patch_masks", "encoder_outputs")
+"""The `generate()` keyword arguments the search passes on to the encoder (or takes as its output)."""
+
+
 def official_search(
     backend: SearchBackend,
     settings: SearchSettings,
     input_ids: torch.Tensor,
     allowed_tokens_fn: AllowedTokensFn | None = None,
-    attention_mask: torch.Tensor | None = None,
-    patch_images: torch.Tensor | None = None,
-    patch_masks: torch.Tensor | None = None,
-    encoder_outputs: Any = None,
+    model_inputs: Mapping[str, Any] | None = None,
     decoder_prompt_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`[B * n, 1 + L]` ids (start token first, pad after EOS) and their scores, n = `num_return_sequences`: what
-    `generate()` returns for either backend."""
+    `generate()` returns for either backend. `model_inputs` is `generate()`'s keyword arguments: the source's
+    `attention_mask`, `patch_images`, `patch_masks`, or its `encoder_outputs`."""
     if settings.num_return_sequences > settings.beam:
         raise ValueError(
             f"num_return_sequences ({settings.num_return_sequences}) cannot exceed num_beams ({settings.beam})"
         )
     finalized = BeamSearch(backend, settings, allowed_tokens_fn).run(
         input_ids,
-        attention_mask=attention_mask,
-        patch_images=patch_images,
-        patch_masks=patch_masks,
-        encoder_outputs=encoder_outputs,
+        **{name: (model_inputs or {}).get(name) for name in SOURCE_INPUTS},
         decoder_prompt_ids=decoder_prompt_ids,
     )
     return _pack(backend.config, finalized, settings.num_return_sequences, input_ids.device)

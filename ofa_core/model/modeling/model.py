@@ -270,10 +270,7 @@ class OFAForConditionalGeneration(OFAPreTrainedModel, GenerationMixin):
             settings,
             input_ids,
             prefix_allowed_tokens_fn,
-            attention_mask=model_inputs.get("attention_mask"),
-            patch_images=model_inputs.get("patch_images"),
-            patch_masks=model_inputs.get("patch_masks"),
-            encoder_outputs=model_inputs.get("encoder_outputs"),
+            model_inputs=model_inputs,
             decoder_prompt_ids=decoder_prompt_ids,
         )
         if config.return_dict_in_generate:
