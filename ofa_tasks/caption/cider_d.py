@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.plugin import Metrics, OFAError
+from ofa_core import plugin
 from ofa_tasks.caption.metrics import CollectedCaptions
 from ofa_tasks.caption.text import TOKENIZERS, is_chinese
 
@@ -29,7 +29,7 @@ MAX_N = 4
 SIGMA = 6.0
 CACHE_FORMAT = "ofa-cider-d-document-frequency/1"
 
-METRICS = Metrics()
+METRICS = plugin.Metrics()
 """The metrics this module declares, each on its class."""
 
 
@@ -114,7 +114,7 @@ def cached_document_frequency(
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise OFAError(
+        raise plugin.OFAError(
             f"loss.references: cannot write the CIDEr-D cache {path} ({error}); make its folder writable"
         ) from None
     return frequency

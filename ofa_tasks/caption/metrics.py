@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import Metrics
+from ofa_core import plugin
 from ofa_tasks.caption.text import TOKENIZERS, is_chinese
 
-METRICS = Metrics()
+METRICS = plugin.Metrics()
 """The metrics this module declares, each on its class."""
 
 

@@ -7,18 +7,20 @@ shorter "图片描述了什么?" differs).
 
 from __future__ import annotations
 
-from ofa_core.plugin import Components, PromptTemplate, Task
+from ofa_core import plugin
 from ofa_tasks.caption.cider_d import METRICS as CIDER_D_METRICS
 from ofa_tasks.caption.metrics import METRICS as CAPTION_METRICS
 from ofa_tasks.caption.readers import READERS
 
 PROMPTS = {  # Chinese first: the task's default language
-    "zh": PromptTemplate(name="caption.zh", lang="zh", source="图片描述了什么内容?", target="{caption}"),
-    "en": PromptTemplate(name="caption.en", lang="en", source=" what does the image describe?", target="{caption}"),
+    "zh": plugin.PromptTemplate(name="caption.zh", lang="zh", source="图片描述了什么内容?", target="{caption}"),
+    "en": plugin.PromptTemplate(
+        name="caption.en", lang="en", source=" what does the image describe?", target="{caption}"
+    ),
 }
 
 
-TASK = Task(
+TASK = plugin.Task(
     "caption", "describe an image (MUGE in Chinese, COCO-style in English)", generation="caption", metrics=("caption",)
 )
 """The task this plugin registers; its hooks are marked `@TASK.hook` below."""
@@ -33,5 +35,7 @@ def preprocess(record: dict, split: str, options: None) -> dict | None:
     return {**record, "caption": caption}
 
 
-COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=CAPTION_METRICS | CIDER_D_METRICS, task=TASK)
+COMPONENTS = plugin.Components(
+    prompts=PROMPTS.values(), readers=READERS, metrics=CAPTION_METRICS | CIDER_D_METRICS, task=TASK
+)
 COMPONENTS.install(globals())

@@ -11,20 +11,10 @@ from pathlib import Path
 import attrs
 import orjson
 
-from ofa_core.plugin import (
-    BAD_RECORD_POLICIES,
-    BadRows,
-    OFAError,
-    PerSplitFiles,
-    Readers,
-    TsvIndex,
-    decode_image,
-    path_option,
-    tsv_rows,
-)
+from ofa_core import plugin
 from ofa_tasks.caption.text import official_caption
 
-READERS = Readers()
+READERS = plugin.Readers()
 """The readers this task registers, by name, each declared above its function."""
 
 
@@ -32,14 +22,14 @@ READERS = Readers()
 class MugeOptions:
     """A MUGE folder as downloaded: `IC_<split>.jsonl` captions and `IC_<split>.tsv` images per split."""
 
-    folder: str = path_option()
-    bad_records: str = attrs.field(default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES))
+    folder: str = plugin.path_option()
+    bad_records: str = attrs.field(default="skip", validator=attrs.validators.in_(plugin.BAD_RECORD_POLICIES))
 
     def files(self, split: str) -> tuple[Path, Path]:
         captions, images = Path(self.folder) / f"IC_{split}.jsonl", Path(self.folder) / f"IC_{split}.tsv"
         for file in (captions, images):
             if not file.is_file():
-                raise OFAError(
+                raise plugin.OFAError(
                     f"data.reader.folder: {file} not found; MUGE's {split} split needs "
                     f"IC_{split}.jsonl and IC_{split}.tsv in {self.folder}"
                 )
@@ -49,9 +39,9 @@ class MugeOptions:
 @READERS.add("muge", "MUGE folder: IC_<split>.jsonl captions + IC_<split>.tsv base64 images")
 def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
     """Training: one record per (image, caption), captions of an image adjacent; otherwise one per image."""
-    bad = BadRows(options.bad_records)
+    bad = plugin.BadRows(options.bad_records)
     captions_path, images_path = options.files(split)
-    images = TsvIndex(images_path)
+    images = plugin.TsvIndex(images_path)
     with captions_path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             where = f"{captions_path}:{number}"
@@ -70,7 +60,7 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
                 continue
             try:
                 row = images[image_id]
-                image = decode_image(row[1] if len(row) > 1 else "")
+                image = plugin.decode_image(row[1] if len(row) > 1 else "")
             except ValueError as error:
                 bad(f"{images_path}:{images.line_number(image_id)}", f"image {image_id}: {error}")
                 continue
@@ -96,7 +86,7 @@ def read_muge(options: MugeOptions, split: str) -> Iterator[dict]:
 
 
 @attrs.frozen
-class OfaCaptionTsvOptions(PerSplitFiles):
+class OfaCaptionTsvOptions(plugin.PerSplitFiles):
     """The official OFA caption TSV per split: uniq-id, image-id, caption (eval: references joined by '&&'),
     objects, image.
 
@@ -108,10 +98,10 @@ class OfaCaptionTsvOptions(PerSplitFiles):
 def read_ofa_caption_tsv(options: OfaCaptionTsvOptions, split: str) -> Iterator[dict]:
     """One record per row; references are the '&&'-separated captions of the row, cleaned as OFA's dataset does."""
     path = options.split_file(split)
-    bad = BadRows(options.bad_records)
-    for number, fields in tsv_rows(path, 5, bad):
+    bad = plugin.BadRows(options.bad_records)
+    for number, fields in plugin.tsv_rows(path, 5, bad):
         try:
-            image = decode_image(fields[4])
+            image = plugin.decode_image(fields[4])
         except ValueError as error:
             bad(f"{path}:{number}", f"image: {error}")
             continue

@@ -12,7 +12,7 @@ import functools
 
 import attrs
 
-from ofa_core.plugin import ClosedSetOptions, OFAError, closed_set_fields_last, path_option, read_answer_list
+from ofa_core import plugin
 
 
 def _labels_tuple(value: object) -> tuple[str, ...] | None:
@@ -37,20 +37,20 @@ def _check_inline(_instance: object, _attribute: attrs.Attribute, value: tuple |
         seen[label.strip()] = index
 
 
-@attrs.frozen(field_transformer=closed_set_fields_last)
-class ClassificationOptions(ClosedSetOptions):
+@attrs.frozen(field_transformer=plugin.closed_set_fields_last)
+class ClassificationOptions(plugin.ClosedSetOptions):
     """Exactly one of `labels` / `labels_file`; `inference` 'rank' (score every label) or 'beam'
     (the closed-set fields are those of `ClosedSetOptions`, with `top_k` 5 by default)."""
 
     labels: tuple[str, ...] | None = attrs.field(default=None, converter=_labels_tuple, validator=_check_inline)
     """The class labels, as the text the model learns to emit (surrounding spaces are ignored)."""
-    labels_file: str | None = path_option()
+    labels_file: str | None = plugin.path_option()
     """A UTF-8 file with one label per line (.txt) or a JSON list / object keyed by label (.json), relative to the
     recipe."""
     answer_space: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     """Targets and candidates are ' ' + label, the tokens OFA's English ImageNet fine-tune learns and scores (GPT-2
     BPE tokens differ with the space); predictions are reported without it."""
-    top_k: int = attrs.field(default=5, validator=attrs.fields(ClosedSetOptions).top_k.validator)
+    top_k: int = attrs.field(default=5, validator=attrs.fields(plugin.ClosedSetOptions).top_k.validator)
     """Labels ranked per image for `top{k}_accuracy` and the predictions file; capped at the number of labels."""
 
     def __attrs_post_init__(self) -> None:
@@ -77,7 +77,7 @@ class LabelSet:
             return
         close = difflib.get_close_matches(label, self.labels, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise OFAError(
+        raise plugin.OFAError(
             f"record {record_id!r}: label {label!r} is not one of the {len(self.labels)} labels in "
             f"{self.source}{hint}; add it there or correct the record"
         )
@@ -88,6 +88,7 @@ def label_set(options: ClassificationOptions) -> LabelSet:
     """The options' labels, read once per options (records are checked against them one by one)."""
     if options.labels_file is not None:
         return LabelSet(
-            read_answer_list(options.labels_file, "task.options.labels_file"), f"labels_file {options.labels_file}"
+            plugin.read_answer_list(options.labels_file, "task.options.labels_file"),
+            f"labels_file {options.labels_file}",
         )
     return LabelSet(tuple(label.strip() for label in options.labels), "task.options.labels")

@@ -11,9 +11,9 @@ from collections import Counter
 
 import attrs
 
-from ofa_core.plugin import Metrics, OFAError
+from ofa_core import plugin
 
-METRICS = Metrics()
+METRICS = plugin.Metrics()
 """The metrics this module declares, each on its class."""
 
 
@@ -26,7 +26,7 @@ class ClassificationMetricOptions:
 
 def _label(references: list[str], index: int) -> str:
     if not references:
-        raise OFAError(
+        raise plugin.OFAError(
             f"example {index} of the batch has no reference label; evaluate a split whose records have labels"
         )
     return references[0]

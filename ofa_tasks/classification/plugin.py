@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import ClosedSet, Components, OFAError, PromptTemplate, Task
+from ofa_core import plugin
 from ofa_tasks.classification.labels import ClassificationOptions, label_set
 from ofa_tasks.classification.metrics import METRICS
 from ofa_tasks.classification.readers import READERS
 
 PROMPTS = {
-    "zh": PromptTemplate(name="classification.zh", lang="zh", source="图片描述了什么内容?", target="{label}"),
-    "en": PromptTemplate(
+    "zh": plugin.PromptTemplate(name="classification.zh", lang="zh", source="图片描述了什么内容?", target="{label}"),
+    "en": plugin.PromptTemplate(
         name="classification.en", lang="en", source=" what does the image describe?", target="{label}"
     ),
 }
 
 
-TASK = Task(
+TASK = plugin.Task(
     "classification",
     "label an image from a fixed set (labels or labels_file); rank or trie-constrained beam inference",
     generation={"normalize_scores": False},
@@ -43,7 +43,7 @@ def preprocess(record: dict, split: str, options: ClassificationOptions) -> dict
     label = str(record.get("label") or "").strip()
     if not label:
         if split != "test":
-            raise OFAError(f"record {record.get('id')!r}: no label; every {split} record needs one")
+            raise plugin.OFAError(f"record {record.get('id')!r}: no label; every {split} record needs one")
         return {**record, "label": "", "references": []}
     label_set(options).check(label, record.get("id"))
     return {**record, "label": " " + label if options.answer_space else label, "references": [label]}
@@ -56,11 +56,11 @@ def postprocess(text: str, record: dict, options: ClassificationOptions) -> str:
 
 
 @TASK.hook
-def closed_set(options: ClassificationOptions) -> ClosedSet:
+def closed_set(options: ClassificationOptions) -> plugin.ClosedSet:
     labels = label_set(options).labels
     answers = tuple(" " + label for label in labels) if options.answer_space else labels
     return attrs.evolve(options.closed_set(answers, top_k=min(options.top_k, len(labels))), noun="labels")
 
 
-COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
+COMPONENTS = plugin.Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

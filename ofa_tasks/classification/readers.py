@@ -12,23 +12,9 @@ from typing import Literal
 
 import attrs
 
-from ofa_core.plugin import (
-    BAD_RECORD_POLICIES,
-    BadRows,
-    OFAError,
-    PerSplitFiles,
-    Readers,
-    SplitFilesOptions,
-    SplitRow,
-    UnusableRow,
-    columns_option,
-    jsonl_records,
-    path_option,
-    tsv_records,
-    verified_image_file,
-)
+from ofa_core import plugin
 
-READERS = Readers()
+READERS = plugin.Readers()
 """The readers this task registers, by name, each declared above its function."""
 
 SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val"), "test": ("test",)}
@@ -44,20 +30,20 @@ class ImageFolderOptions:
     """`root/<split>/<class name>/<image files>`: train, valid (or val) and test folders; the class folder names are
     the labels."""
 
-    root: str = path_option()
+    root: str = plugin.path_option()
     bad_records: Literal["skip", "error"] = attrs.field(
-        default="skip", validator=attrs.validators.in_(BAD_RECORD_POLICIES)
+        default="skip", validator=attrs.validators.in_(plugin.BAD_RECORD_POLICIES)
     )
 
     def split_folder(self, split: str) -> Path:
         names = SPLIT_FOLDERS.get(split, (split,))
         found = [Path(self.root) / name for name in names if (Path(self.root) / name).is_dir()]
         if len(found) > 1:
-            raise OFAError(
+            raise plugin.OFAError(
                 f"data.reader.root: both {found[0]} and {found[1]} exist; keep one folder for the {split} split"
             )
         if not found:
-            raise OFAError(
+            raise plugin.OFAError(
                 f"data.reader.root: no {' or '.join(names)} folder in {self.root} for the {split} split; "
                 f"expected {self.root}/{names[0]}/<class name>/<images>"
             )
@@ -72,7 +58,7 @@ def _visible(folder: Path) -> list[Path]:
 def read_image_folder(options: ImageFolderOptions, split: str) -> Iterator[dict]:
     """One record per image file, classes and files in sorted order; ids are `<class>/<file name>`."""
     folder = options.split_folder(split)
-    bad = BadRows(options.bad_records)
+    bad = plugin.BadRows(options.bad_records)
     for class_folder in _visible(folder):
         if not class_folder.is_dir():
             bad(str(class_folder), f"not inside a class folder; images go in {folder}/<class name>/")
@@ -86,7 +72,7 @@ def read_image_folder(options: ImageFolderOptions, split: str) -> Iterator[dict]
                 )
                 continue
             try:
-                image = verified_image_file(path)
+                image = plugin.verified_image_file(path)
             except ValueError as error:
                 bad(str(path), f"image: {error}")
                 continue
@@ -95,7 +81,7 @@ def read_image_folder(options: ImageFolderOptions, split: str) -> Iterator[dict]
 
 
 @attrs.frozen
-class ClassificationJsonlOptions(SplitFilesOptions):
+class ClassificationJsonlOptions(plugin.SplitFilesOptions):
     """One JSONL per split: `{"id"?, "image": path relative to the file | base64 | id in images, "label"}`."""
 
 
@@ -111,7 +97,7 @@ def _label(row: dict, split: str) -> str | None:
 
 @READERS.add("classification_jsonl", "JSON lines: image (path, base64 or TSV id), label")
 def read_classification_jsonl(options: ClassificationJsonlOptions, split: str) -> Iterator[dict]:
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         values = row.values
         try:
             image_value = values["image"]
@@ -119,14 +105,14 @@ def read_classification_jsonl(options: ClassificationJsonlOptions, split: str) -
                 raise TypeError(f"image is {image_value!r:.40}, not a string")
             label = _label(values, split)
         except (KeyError, TypeError, ValueError) as error:
-            raise UnusableRow(
+            raise plugin.UnusableRow(
                 f"not a classification line ({error.__class__.__name__}: {error}); needs image and label"
             ) from None
         image = row.image(image_value)
         record_id = values.get("id")
         return _record(row.default_id if record_id is None else str(record_id), image, label)
 
-    yield from jsonl_records(options, split, record)
+    yield from plugin.jsonl_records(options, split, record)
 
 
 OFFICIAL_COLUMNS = (0, 2)
@@ -134,10 +120,10 @@ OFFICIAL_COLUMNS = (0, 2)
 
 
 @attrs.frozen
-class ImageClassifyTsvOptions(PerSplitFiles):
+class ImageClassifyTsvOptions(plugin.PerSplitFiles):
     """The official ImageNet TSV per split (imagenet_1k_train/val.tsv); `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = columns_option("the image and the label words", 2, default=OFFICIAL_COLUMNS)
+    columns: tuple[int, ...] = plugin.columns_option("the image and the label words", 2, default=OFFICIAL_COLUMNS)
     """Where the image (base64) and the label words are: [0, 2] in OFA's files."""
 
 
@@ -148,10 +134,10 @@ def read_image_classify_tsv(options: ImageClassifyTsvOptions, split: str) -> Ite
     """One record per row; its id is the row's index from 0, as OFA's `image_classify` numbers them."""
     image_column, label_column = options.columns
 
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         label = row.values[label_column].strip()
         if not label and split != "test":
-            raise UnusableRow(f"column {label_column} (label words) is empty; check data.reader.columns")
+            raise plugin.UnusableRow(f"column {label_column} (label words) is empty; check data.reader.columns")
         return _record(str(row.number - 1), row.image_column(image_column), label or None)
 
-    yield from tsv_records(options, split, record)
+    yield from plugin.tsv_records(options, split, record)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import attrs
 
-from ofa_core.plugin import Metrics
+from ofa_core import plugin
 
-METRICS = Metrics()
+METRICS = plugin.Metrics()
 """The metrics this module declares, each on its class."""
 
 

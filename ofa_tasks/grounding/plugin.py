@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import Components, OFAError, PromptTemplate, Task, bin_token, box_to_text, text_to_box
+from ofa_core import plugin
 from ofa_tasks.grounding.metrics import METRICS
 from ofa_tasks.grounding.readers import READERS, image_size
 from ofa_tasks.grounding.text import OFFICIAL_MAX_WORDS, clean_expression
 
 PROMPTS = {
-    "en": PromptTemplate(
+    "en": plugin.PromptTemplate(
         name="grounding.en",
         lang="en",
         source=' which region does the text " {expression} " describe?',
         target="{region}",
     ),
-    "zh": PromptTemplate(
+    "zh": plugin.PromptTemplate(
         name="grounding.zh", lang="zh", source='这段文字" {expression} "描述的是哪个区域？', target="{region}"
     ),
 }
@@ -56,7 +56,7 @@ class GroundingOptions:
         }
 
 
-TASK = Task(
+TASK = plugin.Task(
     "grounding",
     "locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box",
     generation="grounding",
@@ -72,19 +72,19 @@ def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
     if not isinstance(record.get("text"), str) and isinstance(record.get("expression"), str):
         record = {**record, "text": record["expression"]}  # the prompt's field, as the HTTP API and its page name it
     if not isinstance(record.get("text"), str):
-        raise OFAError(
+        raise plugin.OFAError(
             f"{where}: grounding needs the field 'text' (the referring expression); with ofa predict "
             f"pass --field text='the man in red' or a 'text' TSV column, else give it in the reader"
         )
     if record.get("image") is None:
-        raise OFAError(f"{where}: no image; grounding needs one per record")
+        raise plugin.OFAError(f"{where}: no image; grounding needs one per record")
     if record.get("width") and record.get("height"):
         size = (int(record["width"]), int(record["height"]))
     else:
         try:
             size = image_size(record["image"])
         except OSError as error:
-            raise OFAError(f"{where}: cannot read the image size ({error}); give a readable image") from None
+            raise plugin.OFAError(f"{where}: cannot read the image size ({error}); give a readable image") from None
     prepared = {
         **record,
         "expression": clean_expression(record["text"], options.max_words),
@@ -92,9 +92,9 @@ def preprocess(record: dict, split: str, options: GroundingOptions) -> dict:
         "height": size[1],
     }
     if record.get("box") is not None:
-        prepared["region"] = box_to_text(record["box"], size, **options.quantisation())
+        prepared["region"] = plugin.box_to_text(record["box"], size, **options.quantisation())
     elif split != "test":
-        raise OFAError(f"{where}: no box; every {split} record needs one ([x0, y0, x1, y1] in pixels)")
+        raise plugin.OFAError(f"{where}: no box; every {split} record needs one ([x0, y0, x1, y1] in pixels)")
     return prepared
 
 
@@ -104,7 +104,7 @@ def postprocess(text: str, record: dict, options: GroundingOptions) -> list[floa
 
     Numbers, not text, so every output (eval and predict JSONL, the pipeline, the HTTP API) carries a box a
     program can use as it is."""
-    box = text_to_box(text, (record["width"], record["height"]), **options.quantisation())
+    box = plugin.text_to_box(text, (record["width"], record["height"]), **options.quantisation())
     return None if box is None else [float(value) for value in box]
 
 
@@ -115,19 +115,19 @@ def allowed_tokens(options: GroundingOptions, tokenizer) -> list[int]:
         return list(range(len(tokenizer)))
     model_bins = getattr(tokenizer, "num_bins", None)
     if model_bins is not None and model_bins != options.num_bins:
-        raise OFAError(
+        raise plugin.OFAError(
             f"task.options.num_bins: {options.num_bins}, but the model's tokenizer has {model_bins} "
             f"location tokens; set num_bins to {model_bins}"
         )
-    ids = tokenizer.convert_tokens_to_ids([bin_token(index) for index in range(options.num_bins)])
+    ids = tokenizer.convert_tokens_to_ids([plugin.bin_token(index) for index in range(options.num_bins)])
     if any(found is None or found == tokenizer.unk_token_id for found in ids):
-        raise OFAError(
-            f"task.options.restrict_to_bins: the model's vocabulary lacks {bin_token(0)} .. "
-            f"{bin_token(options.num_bins - 1)}; use an OFA checkpoint with location tokens, "
+        raise plugin.OFAError(
+            f"task.options.restrict_to_bins: the model's vocabulary lacks {plugin.bin_token(0)} .. "
+            f"{plugin.bin_token(options.num_bins - 1)}; use an OFA checkpoint with location tokens, "
             f"or set restrict_to_bins to false"
         )
     return list(ids)
 
 
-COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
+COMPONENTS = plugin.Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

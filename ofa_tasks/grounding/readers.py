@@ -15,18 +15,9 @@ from collections.abc import Iterator, Sequence
 import attrs
 from PIL import Image
 
-from ofa_core.plugin import (
-    PerSplitFiles,
-    Readers,
-    SplitFilesOptions,
-    SplitRow,
-    UnusableRow,
-    columns_option,
-    jsonl_records,
-    tsv_records,
-)
+from ofa_core import plugin
 
-READERS = Readers()
+READERS = plugin.Readers()
 """The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 4, 2, 3)
@@ -66,10 +57,10 @@ def _record(record_id: str, image, size: tuple[int, int], text: str, box: list[f
 
 
 @attrs.frozen
-class GroundingTsvOptions(PerSplitFiles):
+class GroundingTsvOptions(plugin.PerSplitFiles):
     """The official RefCOCO/+/g or RefCOCO-CN TSV per split; `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = columns_option("uniq-id, image, expression and box", 4, default=OFFICIAL_COLUMNS)
+    columns: tuple[int, ...] = plugin.columns_option("uniq-id, image, expression and box", 4, default=OFFICIAL_COLUMNS)
     """Where uniq-id, image (base64), expression and box (`x0,y0,x1,y1`) are: [0, 4, 2, 3] for RefCOCO/+/g, [0, 3,
     1, 2] for RefCOCO-CN."""
 
@@ -81,12 +72,12 @@ def read_grounding_tsv(options: GroundingTsvOptions, split: str) -> Iterator[dic
     id_column, image_column, text_column, box_column = options.columns
     images: dict[bytes, tuple[bytes, tuple[int, int]]] = {}
 
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         fields = row.values
         try:
             box = parse_box(fields[box_column].strip().split(","))
         except ValueError as error:
-            raise UnusableRow(f"column {box_column}: {error}; check data.reader.columns") from None
+            raise plugin.UnusableRow(f"column {box_column}: {error}; check data.reader.columns") from None
         digest = hashlib.blake2b(fields[image_column].encode(), digest_size=16).digest()
         if digest not in images:
             data = row.image_column(image_column)
@@ -94,36 +85,36 @@ def read_grounding_tsv(options: GroundingTsvOptions, split: str) -> Iterator[dic
         image, size = images[digest]
         return _record(fields[id_column], image, size, fields[text_column], box)
 
-    yield from tsv_records(options, split, record)
+    yield from plugin.tsv_records(options, split, record)
 
 
 @attrs.frozen
-class GroundingJsonlOptions(SplitFilesOptions):
+class GroundingJsonlOptions(plugin.SplitFilesOptions):
     """One JSONL per split: `image` (path relative to the file, base64, or an id in `images`), `text`,
     `box` [x0, y0, x1, y1] in pixels (optional in the test split), `id`."""
 
 
 @READERS.add("grounding_jsonl", "JSON lines: image (path, base64 or TSV id), text, box [x0, y0, x1, y1] in pixels")
 def read_grounding_jsonl(options: GroundingJsonlOptions, split: str) -> Iterator[dict]:
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         values = row.values
         if (
             not isinstance(values.get("text"), str)
             or "image" not in values
             or (values.get("box") is None and split != "test")
         ):
-            raise UnusableRow(
+            raise plugin.UnusableRow(
                 "each line needs image, text and box [x0, y0, x1, y1] (box may be left out in the test split)"
             )
         try:
             box = parse_box(values["box"]) if values.get("box") is not None else None
         except (TypeError, ValueError) as error:
-            raise UnusableRow(f"box: {error}") from None
+            raise plugin.UnusableRow(f"box: {error}") from None
         image = row.image(str(values["image"]))
         try:
             size = image_size(image)
         except (ValueError, OSError) as error:
-            raise UnusableRow(f"image: {error}") from None
+            raise plugin.UnusableRow(f"image: {error}") from None
         return _record(str(values.get("id", row.default_id)), image, size, values["text"], box)
 
-    yield from jsonl_records(options, split, record)
+    yield from plugin.jsonl_records(options, split, record)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import Levenshtein
 
-from ofa_core.plugin import Metrics, NoOptions
+from ofa_core import plugin
 from ofa_tasks.ocr.text import without_spaces
 
-METRICS = Metrics()
+METRICS = plugin.Metrics()
 """The metrics this module declares, each on its class."""
 
 
@@ -16,7 +16,7 @@ METRICS = Metrics()
 class OcrScores:
     """State: hits, the normalised-distance sum and the count; all add up across processes."""
 
-    def __init__(self, options: NoOptions) -> None:
+    def __init__(self, options: plugin.NoOptions) -> None:
         self.hits = 0
         self.distance_sum = 0.0
         self.count = 0

@@ -12,13 +12,13 @@ import random
 
 import attrs
 
-from ofa_core.plugin import Components, OFAError, PromptTemplate, Task
+from ofa_core import plugin
 from ofa_tasks.ocr.image import MIN_SIDE, open_image, square
 from ofa_tasks.ocr.metrics import METRICS
 from ofa_tasks.ocr.readers import READERS
 from ofa_tasks.ocr.text import OFFICIAL_MAX_CHARS, normalise_label, without_spaces
 
-PROMPTS = {"zh": PromptTemplate(name="ocr.zh", lang="zh", source="图片上的文字是什么?", target="{label}")}
+PROMPTS = {"zh": plugin.PromptTemplate(name="ocr.zh", lang="zh", source="图片上的文字是什么?", target="{label}")}
 
 
 @attrs.frozen
@@ -37,7 +37,7 @@ class OcrOptions:
     """Seed of the training images' padding offsets (drawn once per record from the seed and the record id)."""
 
 
-TASK = Task(
+TASK = plugin.Task(
     "ocr",
     "read the Chinese text in an image (OFA-OCR): aspect-keeping resize, edge padding, exact match",
     generation="ocr-zh",
@@ -52,15 +52,15 @@ def preprocess(record: dict, split: str, options: OcrOptions) -> dict:
     and, when the record has text, its `references`."""
     where = f"record {record.get('id')!r}"
     if record.get("image") is None:
-        raise OFAError(f"{where}: no image; ocr reads the text in an image, give one per record")
+        raise plugin.OFAError(f"{where}: no image; ocr reads the text in an image, give one per record")
     try:
         image = open_image(record["image"])
     except (OSError, TypeError, ValueError) as error:
-        raise OFAError(f"{where}: cannot read the image ({error}); give a readable image") from None
+        raise plugin.OFAError(f"{where}: cannot read the image ({error}); give a readable image") from None
     rng = random.Random(f"{options.seed}:{record.get('id')}") if split == "train" else None
     text = record.get("text")
     if not isinstance(text, str) and split != "test":
-        raise OFAError(f"{where}: no text; every {split} record needs the text in its image as 'text'")
+        raise plugin.OFAError(f"{where}: no text; every {split} record needs the text in its image as 'text'")
     label = normalise_label(text, options.max_chars) if isinstance(text, str) else ""
     references = [without_spaces(label)] if isinstance(text, str) else []
     return {**record, "image": square(image, options.patch_image_size, rng), "label": label, "references": references}
@@ -72,5 +72,5 @@ def postprocess(text: str, record: dict, options: OcrOptions) -> str:
     return without_spaces(text)
 
 
-COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
+COMPONENTS = plugin.Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

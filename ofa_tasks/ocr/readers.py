@@ -6,18 +6,9 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import (
-    PerSplitFiles,
-    Readers,
-    SplitFilesOptions,
-    SplitRow,
-    UnusableRow,
-    columns_option,
-    jsonl_records,
-    tsv_records,
-)
+from ofa_core import plugin
 
-READERS = Readers()
+READERS = plugin.Readers()
 """The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 1, 2)
@@ -25,10 +16,10 @@ OFFICIAL_COLUMNS = (0, 1, 2)
 
 
 @attrs.frozen
-class OcrTsvOptions(PerSplitFiles):
+class OcrTsvOptions(plugin.PerSplitFiles):
     """The official OCR TSV per split; `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = columns_option("uniq-id, image and text", 3, default=OFFICIAL_COLUMNS)
+    columns: tuple[int, ...] = plugin.columns_option("uniq-id, image and text", 3, default=OFFICIAL_COLUMNS)
     """Where uniq-id, image (base64) and text are: [0, 1, 2] in the official files."""
 
 
@@ -36,26 +27,28 @@ class OcrTsvOptions(PerSplitFiles):
 def read_ocr_tsv(options: OcrTsvOptions, split: str) -> Iterator[dict]:
     id_column, image_column, text_column = options.columns
 
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         fields = row.values
         return {"id": fields[id_column], "image": row.image_column(image_column), "text": fields[text_column]}
 
-    yield from tsv_records(options, split, record)
+    yield from plugin.tsv_records(options, split, record)
 
 
 @attrs.frozen
-class OcrJsonlOptions(SplitFilesOptions):
+class OcrJsonlOptions(plugin.SplitFilesOptions):
     """One JSONL per split: `image` (path relative to the file, base64, or an id in `images`), `text`
     (may be left out in the test split), `id`."""
 
 
 @READERS.add("ocr_jsonl", "JSON lines: image (path, base64 or TSV id), text")
 def read_ocr_jsonl(options: OcrJsonlOptions, split: str) -> Iterator[dict]:
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         text = row.values.get("text")
         if "image" not in row.values or not (isinstance(text, str) or (text is None and split == "test")):
-            raise UnusableRow("each line needs image and text (a string; text may be left out in the test split)")
+            raise plugin.UnusableRow(
+                "each line needs image and text (a string; text may be left out in the test split)"
+            )
         made = {"id": str(row.values.get("id", row.default_id)), "image": row.image(str(row.values["image"]))}
         return made if text is None else {**made, "text": text}
 
-    yield from jsonl_records(options, split, record)
+    yield from plugin.jsonl_records(options, split, record)

@@ -11,15 +11,7 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import (
-    ClosedSet,
-    ClosedSetOptions,
-    Components,
-    OFAError,
-    PromptTemplate,
-    Task,
-    closed_set_fields_last,
-)
+from ofa_core import plugin
 from ofa_tasks.snli_ve.metrics import METRICS
 from ofa_tasks.snli_ve.readers import READERS
 from ofa_tasks.snli_ve.text import ANSWERS, LABEL_WORDS, OFFICIAL_MAX_WORDS, clean_caption
@@ -30,12 +22,14 @@ WITHOUT_CAPTION = ' does the image describe " {hypothesis} "?'
 """OFA's source without it (its zero-shot script)."""
 
 PROMPTS = (
-    PromptTemplate(name="snli_ve.en", lang="en", source="{statement_en}", target=" {label}", prompt_type="prev_output"),
+    plugin.PromptTemplate(
+        name="snli_ve.en", lang="en", source="{statement_en}", target=" {label}", prompt_type="prev_output"
+    ),
 )
 
 
-@attrs.frozen(field_transformer=closed_set_fields_last)
-class SnliVeOptions(ClosedSetOptions):
+@attrs.frozen(field_transformer=plugin.closed_set_fields_last)
+class SnliVeOptions(plugin.ClosedSetOptions):
     """`task.options` of `snli_ve`: the text clean-up, and how the three answers are used (see `ClosedSetOptions`)."""
 
     add_caption: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
@@ -46,7 +40,7 @@ class SnliVeOptions(ClosedSetOptions):
     """Words kept of the premise and of the hypothesis (OFA's `--max-src-length`, 80 in its scripts)."""
 
 
-TASK = Task(
+TASK = plugin.Task(
     "snli_ve",
     "visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no or maybe",
     generation="default",
@@ -56,7 +50,7 @@ TASK = Task(
 
 
 @TASK.hook
-def closed_set(options: SnliVeOptions) -> ClosedSet:
+def closed_set(options: SnliVeOptions) -> plugin.ClosedSet:
     """' no', ' yes', ' maybe': tokenized as the targets are, in OFA's candidate order."""
     return options.closed_set(tuple(" " + answer for answer in ANSWERS))
 
@@ -67,7 +61,7 @@ def preprocess(record: dict, split: str, options: SnliVeOptions) -> dict:
     words are mapped)."""
     where = f"record {record.get('id')!r}"
     if not isinstance(record.get("hypothesis"), str):
-        raise OFAError(
+        raise plugin.OFAError(
             f"{where}: snli_ve needs the field 'hypothesis' (the text to check); with ofa predict pass "
             f"--field hypothesis='two dogs play' (and --field premise='...' unless add_caption is false)"
         )
@@ -79,7 +73,7 @@ def preprocess(record: dict, split: str, options: SnliVeOptions) -> dict:
             premise=clean_caption(record["premise"], options.max_words), hypothesis=hypothesis
         )
     else:
-        raise OFAError(
+        raise plugin.OFAError(
             f"{where}: snli_ve needs the field 'premise' (the image's caption); with ofa predict pass "
             f"--field premise='...', or set the task option add_caption to false"
         )
@@ -87,7 +81,7 @@ def preprocess(record: dict, split: str, options: SnliVeOptions) -> dict:
     label = LABEL_WORDS.get(record.get("label"), record.get("label"))
     if label not in ANSWERS:
         if split != "test" or label:
-            raise OFAError(
+            raise plugin.OFAError(
                 f"{where}: label {label!r} is not entailment/yes, contradiction/no or neutral/maybe; "
                 f"every {split} record needs one"
             )
@@ -101,5 +95,5 @@ def postprocess(text: str, record: dict, options: SnliVeOptions) -> str:
     return text.strip()
 
 
-COMPONENTS = Components(prompts=PROMPTS, readers=READERS, metrics=METRICS, task=TASK)
+COMPONENTS = plugin.Components(prompts=PROMPTS, readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

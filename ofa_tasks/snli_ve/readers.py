@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import OFAError, PerSplitFiles, Readers, SplitRow, columns_option, tsv_records
+from ofa_core import plugin
 from ofa_tasks.snli_ve.text import LABEL_WORDS
 
-READERS = Readers()
+READERS = plugin.Readers()
 """The readers this task registers, by name, each declared above its function."""
 
 OFFICIAL_COLUMNS = (0, 2, 3, 4, 5)
@@ -17,10 +17,10 @@ OFFICIAL_COLUMNS = (0, 2, 3, 4, 5)
 
 
 @attrs.frozen
-class SnliVeTsvOptions(PerSplitFiles):
+class SnliVeTsvOptions(plugin.PerSplitFiles):
     """The official SNLI-VE TSV per split (snli_ve_train/dev/test.tsv); `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = columns_option(
+    columns: tuple[int, ...] = plugin.columns_option(
         "uniq-id, image, hypothesis, caption and label", 5, default=OFFICIAL_COLUMNS
     )
     """Where uniq-id, image (base64), hypothesis, premise caption and label are: [0, 2, 3, 4, 5] in OFA's files."""
@@ -34,11 +34,11 @@ def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
     as OFA refuses it (an empty one is allowed in the test split)."""
     id_column, image_column, hypothesis_column, premise_column, label_column = options.columns
 
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         fields = row.values
         label = fields[label_column].strip()
         if label not in LABEL_WORDS and not (split == "test" and not label):
-            raise OFAError(
+            raise plugin.OFAError(
                 f"{row.where}: column {label_column} (label) is {label[:40]!r}, not entailment, "
                 f"contradiction or neutral; fix the row or data.reader.columns"
             )
@@ -53,4 +53,4 @@ def read_snli_ve_tsv(options: SnliVeTsvOptions, split: str) -> Iterator[dict]:
             "references": [word] if word else [],
         }
 
-    yield from tsv_records(options, split, record)
+    yield from plugin.tsv_records(options, split, record)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import Components, OFAError, PromptTemplate, Task
+from ofa_core import plugin
 from ofa_tasks.summarization.metrics import METRICS
 from ofa_tasks.summarization.readers import READERS
 from ofa_tasks.summarization.text import OFFICIAL_SOURCE_WORDS, OFFICIAL_TARGET_WORDS, clean, official_hypothesis
 
 PROMPTS = {
-    "en": PromptTemplate(
+    "en": plugin.PromptTemplate(
         name="summarization.en", lang="en", source=' what is the summary of article " {article} "?', target="{target}"
     )
 }
@@ -37,7 +37,7 @@ class SummarizationOptions:
     scoring, as the official evaluation; off for other data, whose references are plain text."""
 
 
-TASK = Task(
+TASK = plugin.Task(
     "summarization",
     "summarise an article in one sentence (Gigaword), text only; ROUGE",
     generation="summarization",
@@ -51,13 +51,13 @@ def preprocess(record: dict, split: str, options: SummarizationOptions) -> dict:
     """The cleaned `article`, the cleaned training `target`, and the lower-cased summary as the reference."""
     where = f"record {record.get('id')!r}"
     if not isinstance(record.get("source"), str):
-        raise OFAError(
+        raise plugin.OFAError(
             f"{where}: summarization needs the field 'source' (the article); with ofa predict pass "
             f"--field source='...' or a 'source' TSV column, else give it in the reader"
         )
     summary = record.get("summary")
     if not isinstance(summary, str) and split != "test":
-        raise OFAError(f"{where}: no summary; every {split} record needs one as 'summary'")
+        raise plugin.OFAError(f"{where}: no summary; every {split} record needs one as 'summary'")
     prepared = {**record, "article": clean(record["source"], options.max_source_words)}
     if not isinstance(summary, str):
         return {**prepared, "target": "", "references": []}
@@ -69,5 +69,5 @@ def postprocess(text: str, record: dict, options: SummarizationOptions) -> str:
     return official_hypothesis(text) if options.official_postprocess else text.strip()
 
 
-COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
+COMPONENTS = plugin.Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

@@ -7,9 +7,9 @@ import math
 
 import attrs
 
-from ofa_core.plugin import Metrics
+from ofa_core import plugin
 
-METRICS = Metrics()
+METRICS = plugin.Metrics()
 """The metrics this module declares, each on its class."""
 
 

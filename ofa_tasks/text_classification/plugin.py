@@ -13,28 +13,20 @@ from typing import Literal
 
 import attrs
 
-from ofa_core.plugin import (
-    ClosedSet,
-    ClosedSetOptions,
-    Components,
-    OFAError,
-    PromptTemplate,
-    Task,
-    closed_set_fields_last,
-)
+from ofa_core import plugin
 from ofa_tasks.text_classification.glue import GLUE, OFFICIAL_MAX_WORDS, answer_word, clean
 from ofa_tasks.text_classification.metrics import METRICS
 from ofa_tasks.text_classification.readers import READERS
 
 PROMPTS = {
-    "en": PromptTemplate(
+    "en": plugin.PromptTemplate(
         name="text_classification.en", lang="en", source="{prompt_text}", target="{answer}", prompt_type="src"
     )
 }
 
 
-@attrs.frozen(field_transformer=closed_set_fields_last)
-class TextClassificationOptions(ClosedSetOptions):
+@attrs.frozen(field_transformer=plugin.closed_set_fields_last)
+class TextClassificationOptions(plugin.ClosedSetOptions):
     """`task.options` of `text_classification`: the GLUE dataset (its prompt and labels) and the word limit."""
 
     dataset: Literal["sst2", "cola", "mnli", "mrpc", "qnli", "qqp", "rte"] = attrs.field(
@@ -49,7 +41,7 @@ class TextClassificationOptions(ClosedSetOptions):
     """Train with the logits outside the answer words masked, as the official GLUE tasks always do."""
 
 
-TASK = Task(
+TASK = plugin.Task(
     "text_classification",
     "classify a text or a text pair (GLUE: SST-2, CoLA, MNLI, MRPC, QNLI, QQP, RTE), text only",
     generation="default",
@@ -68,13 +60,13 @@ def preprocess(record: dict, split: str, options: TextClassificationOptions) -> 
     if texts is None:
         missing = [name for name in dataset.fields if not isinstance(record.get(name), str)]
         if missing:
-            raise OFAError(
+            raise plugin.OFAError(
                 f"{where}: {options.dataset} needs the text fields {', '.join(dataset.fields)} "
                 f"(missing {', '.join(missing)}); with ofa predict pass --field {missing[0]}='...'"
             )
         texts = [record[name] for name in dataset.fields]
     if len(texts) != len(dataset.fields):
-        raise OFAError(
+        raise plugin.OFAError(
             f"{where}: {len(texts)} texts, but {options.dataset} has {len(dataset.fields)} "
             f"({', '.join(dataset.fields)}); check data.reader.columns (official: {list(dataset.columns)})"
         )
@@ -83,11 +75,11 @@ def preprocess(record: dict, split: str, options: TextClassificationOptions) -> 
     raw = record.get("label")
     if raw is None or str(raw).strip() == "":
         if split != "test":
-            raise OFAError(f"{where}: no label; every {split} record needs one")
+            raise plugin.OFAError(f"{where}: no label; every {split} record needs one")
         return {**prepared, "answer": "", "references": []}
     word = answer_word(dataset, str(raw))
     if word is None:
-        raise OFAError(
+        raise plugin.OFAError(
             f"{where}: label {raw!r} is not one of {options.dataset}'s labels "
             f"({', '.join(sorted(dataset.labels))}); check the label column or task.options.dataset"
         )
@@ -100,7 +92,7 @@ def postprocess(text: str, record: dict, options: TextClassificationOptions) -> 
 
 
 @TASK.hook
-def closed_set(options: TextClassificationOptions) -> ClosedSet:
+def closed_set(options: TextClassificationOptions) -> plugin.ClosedSet:
     """The dataset's answer words, each with its leading space as the targets have it, in the official order."""
     answers = GLUE[options.dataset].answers
     return attrs.evolve(
@@ -108,5 +100,5 @@ def closed_set(options: TextClassificationOptions) -> ClosedSet:
     )
 
 
-COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
+COMPONENTS = plugin.Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import Metrics
+from ofa_core import plugin
 from ofa_tasks.vqa.answers import decode
 
-METRICS = Metrics()
+METRICS = plugin.Metrics()
 """The metrics this module declares, each on its class."""
 
 

@@ -11,35 +11,25 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import (
-    ClosedSet,
-    ClosedSetOptions,
-    Components,
-    OFAError,
-    PromptTemplate,
-    Task,
-    closed_set_fields_last,
-    path_option,
-    read_answer_list,
-)
+from ofa_core import plugin
 from ofa_tasks.vqa.answers import normalise_question, object_tags
 from ofa_tasks.vqa.metrics import METRICS
 from ofa_tasks.vqa.readers import READERS
 
 PROMPTS = {
-    "en": PromptTemplate(name="vqa.en", lang="en", source=" {question_en}", target="{answer}"),
-    "zh": PromptTemplate(name="vqa.zh", lang="zh", source="{question}", target="{answer}"),
+    "en": plugin.PromptTemplate(name="vqa.en", lang="en", source=" {question_en}", target="{answer}"),
+    "zh": plugin.PromptTemplate(name="vqa.zh", lang="zh", source="{question}", target="{answer}"),
 }
 
 
-@attrs.frozen(field_transformer=closed_set_fields_last)
-class VqaOptions(ClosedSetOptions):
+@attrs.frozen(field_transformer=plugin.closed_set_fields_last)
+class VqaOptions(plugin.ClosedSetOptions):
     """`task.options` of `vqa`: without answers it is open-ended; with them, closed-set
     (`inference`, `top_k`, `restrict_loss`: see `ClosedSetOptions`)."""
 
     answers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     """Candidate answers, listed in the recipe."""
-    answers_file: str | None = path_option()
+    answers_file: str | None = plugin.path_option()
     """Candidate answers in a file: one per line (.txt), a JSON list / object keyed by answer (.json, e.g. OFA's
     ans2label exported), or `answer<TAB>index` rows (.tsv); candidates keep the file's order."""
     add_object: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
@@ -55,7 +45,7 @@ class VqaOptions(ClosedSetOptions):
     """Scale each record's loss by its trained answer's confidence (OFA's `conf`)."""
 
 
-TASK = Task(
+TASK = plugin.Task(
     "vqa",
     "answer a question about an image (open-ended, or picked from candidate answers)",
     generation="vqa",
@@ -65,16 +55,16 @@ TASK = Task(
 
 
 @TASK.hook
-def closed_set(options: VqaOptions) -> ClosedSet | None:
+def closed_set(options: VqaOptions) -> plugin.ClosedSet | None:
     if options.answers and options.answers_file:
-        raise OFAError("task.options: give either answers or answers_file, not both")
+        raise plugin.OFAError("task.options: give either answers or answers_file, not both")
     if options.answers_file:
-        answers = read_answer_list(options.answers_file, "task.options.answers_file")
+        answers = plugin.read_answer_list(options.answers_file, "task.options.answers_file")
     elif options.answers:
         answers = options.answers
     else:
         if options.restrict_loss or options.top_k > 1 or options.inference != "rank":
-            raise OFAError(
+            raise plugin.OFAError(
                 "task.options: inference, top_k and restrict_loss need candidate answers; add answers or answers_file"
             )
         return None
@@ -87,7 +77,7 @@ def preprocess(record: dict, split: str, options: VqaOptions) -> dict | None:
     if split == "train" and not record.get("answer"):
         return None
     if not isinstance(record.get("question"), str):
-        raise OFAError(
+        raise plugin.OFAError(
             f"record {record.get('id')!r}: no 'question' text; the reader must give one "
             f"(with ofa predict: --field question='...' or a 'question' TSV column)"
         )
@@ -108,5 +98,5 @@ def postprocess(text: str, record: dict, options: VqaOptions) -> str:
     return text.strip()
 
 
-COMPONENTS = Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
+COMPONENTS = plugin.Components(prompts=PROMPTS.values(), readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())

@@ -6,19 +6,10 @@ from collections.abc import Iterator
 
 import attrs
 
-from ofa_core.plugin import (
-    PerSplitFiles,
-    Readers,
-    SplitFilesOptions,
-    SplitRow,
-    UnusableRow,
-    columns_option,
-    jsonl_records,
-    tsv_records,
-)
+from ofa_core import plugin
 from ofa_tasks.vqa.answers import encode, parse_official
 
-READERS = Readers()
+READERS = plugin.Readers()
 """The readers this task registers, by name, each declared above its function."""
 
 
@@ -37,7 +28,7 @@ def _record(record_id: str, image: bytes | str, question: str, scored: dict[str,
 
 
 @attrs.frozen
-class VqaJsonlOptions(SplitFilesOptions):
+class VqaJsonlOptions(plugin.SplitFilesOptions):
     """One JSONL per split: `image` (path relative to the file, base64, or an id in `images`), `question`,
     `answers` as `[{"answer", "confidence"}]` or a plain list (each answer confidence 1), optional `objects`
     (a list of detected object labels, or OFA's 'a&&b' text)."""
@@ -57,7 +48,7 @@ def _answers(value) -> dict[str, float]:
 
 @READERS.add("vqa_jsonl", "JSON lines: image (path, base64 or TSV id), question, answers")
 def read_vqa_jsonl(options: VqaJsonlOptions, split: str) -> Iterator[dict]:
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         values = row.values
         try:
             question, image_value = str(values["question"]), str(values["image"])
@@ -66,12 +57,12 @@ def read_vqa_jsonl(options: VqaJsonlOptions, split: str) -> Iterator[dict]:
             if objects is not None and not isinstance(objects, (str, list)):
                 raise TypeError(f"objects is {objects!r:.40}, not a list of labels")
         except (KeyError, TypeError, ValueError) as error:
-            raise UnusableRow(
+            raise plugin.UnusableRow(
                 f"not a VQA line ({error.__class__.__name__}: {error}); needs image, question, answers"
             ) from None
         return _record(str(values.get("id", row.default_id)), row.image(image_value), question, scored, objects)
 
-    yield from jsonl_records(options, split, record)
+    yield from plugin.jsonl_records(options, split, record)
 
 
 OFFICIAL_COLUMNS = (0, 5, 2, 3, 4)
@@ -79,10 +70,10 @@ OFFICIAL_COLUMNS = (0, 5, 2, 3, 4)
 
 
 @attrs.frozen
-class VqaTsvOptions(PerSplitFiles):
+class VqaTsvOptions(plugin.PerSplitFiles):
     """The official OFA VQA TSV per split; `columns` as the official `selected_cols`."""
 
-    columns: tuple[int, ...] = columns_option(
+    columns: tuple[int, ...] = plugin.columns_option(
         "question-id, image, question, answers and objects", 5, default=OFFICIAL_COLUMNS
     )
     """Where question-id, image (base64), question, answers ('conf|!+ans&&...') and objects ('a&&b') are:
@@ -95,16 +86,16 @@ class VqaTsvOptions(PerSplitFiles):
 def read_vqa_tsv(options: VqaTsvOptions, split: str) -> Iterator[dict]:
     id_column, image_column, question_column, answers_column, objects_column = options.columns
 
-    def record(row: SplitRow) -> dict:
+    def record(row: plugin.SplitRow) -> dict:
         fields = row.values
         try:
             answers = parse_official(fields[answers_column])
         except ValueError as error:
-            raise UnusableRow(
+            raise plugin.UnusableRow(
                 f"column {answers_column} (answers) {fields[answers_column][:60]!r}: {error}; "
                 f"expected 'confidence|!+answer&&...', or check data.reader.columns"
             ) from None
         image = row.image_column(image_column)
         return _record(fields[id_column], image, fields[question_column], answers, fields[objects_column])
 
-    yield from tsv_records(options, split, record)
+    yield from plugin.tsv_records(options, split, record)

@@ -9,37 +9,29 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import (
-    ClosedSet,
-    ClosedSetOptions,
-    Components,
-    OFAError,
-    PromptTemplate,
-    Task,
-    closed_set_fields_last,
-)
+from ofa_core import plugin
 from ofa_plugin_counting.metric import METRICS
 from ofa_plugin_counting.reader import READERS
 
 __version__ = "0.1.0"
 
 
-@attrs.frozen(field_transformer=closed_set_fields_last)
-class CountingOptions(ClosedSetOptions):
+@attrs.frozen(field_transformer=plugin.closed_set_fields_last)
+class CountingOptions(plugin.ClosedSetOptions):
     """`task.options` of `counting`; `inference`, `top_k` and `restrict_loss` as for any closed set."""
 
     max_count: int = attrs.field(default=10, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
     """The largest count the model may answer; answers are 0..max_count."""
 
 
-TASK = Task(
+TASK = plugin.Task(
     "counting", "count the objects of a kind in an image (0..max_count)", generation="vqa", options=CountingOptions
 )
 """The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook
-def closed_set(options: CountingOptions) -> ClosedSet:
+def closed_set(options: CountingOptions) -> plugin.ClosedSet:
     return options.closed_set([str(count) for count in range(options.max_count + 1)])
 
 
@@ -49,10 +41,10 @@ def preprocess(record: dict, split: str, options: CountingOptions) -> dict:
     count = record.get("count")
     if count is None:
         if split != "test":
-            raise OFAError(f"record {record.get('id')!r}: no count; every {split} record needs one")
+            raise plugin.OFAError(f"record {record.get('id')!r}: no count; every {split} record needs one")
         return {**record, "count": "", "references": []}
     if count > options.max_count:
-        raise OFAError(
+        raise plugin.OFAError(
             f"record {record.get('id')!r}: count {count} is above task.options.max_count "
             f"({options.max_count}); raise max_count or drop the record"
         )
@@ -60,9 +52,9 @@ def preprocess(record: dict, split: str, options: CountingOptions) -> dict:
 
 
 PROMPTS = (
-    PromptTemplate(name="counting.en", lang="en", source=" how many {object} are there?", target="{count}"),
-    PromptTemplate(name="counting.zh", lang="zh", source="图片中有几个{object}？", target="{count}"),
+    plugin.PromptTemplate(name="counting.en", lang="en", source=" how many {object} are there?", target="{count}"),
+    plugin.PromptTemplate(name="counting.zh", lang="zh", source="图片中有几个{object}？", target="{count}"),
 )
 
-COMPONENTS = Components(prompts=PROMPTS, readers=READERS, metrics=METRICS, task=TASK)
+COMPONENTS = plugin.Components(prompts=PROMPTS, readers=READERS, metrics=METRICS, task=TASK)
 COMPONENTS.install(globals())  # the ofa_register_* hooks pluggy calls, each registering its part

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import attrs
 
-from ofa_core.plugin import Metrics
+from ofa_core import plugin
 
-METRICS = Metrics()
+METRICS = plugin.Metrics()
 """The metrics this module declares, each on its class."""
 
 

@@ -9,7 +9,7 @@ import pytest
 from ofa_plugin_counting import CountingOptions, closed_set, preprocess
 from ofa_plugin_counting.reader import ReaderOptions, open_split
 
-from ofa_core.plugin import OFAError
+from ofa_core import plugin
 from ofa_core.testing import check_metric, fake_image, registry_with
 
 
@@ -37,7 +37,7 @@ def test_reader_paths_base64_and_bad_lines(tmp_path, caplog):
     assert [(r["id"], r["object"], r["count"]) for r in records] == [("x", "cars", 3), ("train:2", "dogs", 0)]
     assert records[0]["image"] == str(tmp_path / "a.png") and isinstance(records[1]["image"], bytes)
     assert "train.jsonl:3: count must be a whole number >= 0, got -1" in caplog.text and "got 2.5" in caplog.text
-    with pytest.raises(OFAError, match="data.reader.valid: no file"):
+    with pytest.raises(plugin.OFAError, match="data.reader.valid: no file"):
         list(open_split(ReaderOptions(train=str(tmp_path / "train.jsonl")), "valid"))
 
 
@@ -46,9 +46,9 @@ def test_counts_become_targets_inside_the_closed_set():
     assert closed_set(options).answers == ("0", "1", "2", "3", "4")
     assert preprocess({"id": "a", "count": 3}, "train", options)["count"] == "3"
     assert preprocess({"id": "b", "count": None}, "test", options)["references"] == []
-    with pytest.raises(OFAError, match="count 5 is above task.options.max_count"):
+    with pytest.raises(plugin.OFAError, match="count 5 is above task.options.max_count"):
         preprocess({"id": "c", "count": 5}, "train", options)
-    with pytest.raises(OFAError, match="no count"):
+    with pytest.raises(plugin.OFAError, match="no count"):
         preprocess({"id": "d", "count": None}, "valid", options)
 
 
