@@ -52,6 +52,7 @@ from ofa_core.plugin._specs import (
     is_options_class,
     path_option,
 )
+from ofa_core.plugin._summed_metric import SummedMetric
 from ofa_core.plugin._tsv import TsvError, TsvIndex
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "Register",
     "SplitFilesOptions",
     "SplitRow",
+    "SummedMetric",
     "Task",
     "TaskSpec",
     "TsvError",

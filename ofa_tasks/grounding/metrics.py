@@ -57,45 +57,26 @@ def overlap(prediction: Box, reference: Box) -> tuple[float, bool]:
 @METRICS.add(
     "grounding", "Acc@0.5 (IoU >= 0.5, positive intersection, as OFA) and mean IoU, x100", example_score="miou"
 )
-class GroundingAccuracy:
-    """State: hits, examples and the IoU sum; all three add up across processes."""
+class GroundingAccuracy(plugin.SummedMetric):
+    """Totals: the hits and the IoUs. A report row's `score` is the box's IoU x100 (its mean is `miou`), `correct` a
+    hit at the threshold (their share is Acc@t)."""
+
+    TOTALS = ("hits", "iou_sum")
 
     def __init__(self, options: GroundingMetricOptions) -> None:
+        super().__init__(options)
         self.threshold = options.iou_threshold
-        self.hits = 0
-        self.count = 0
-        self.iou_sum = 0.0
-        self.examples: list[dict] = []
 
-    def update(self, predictions: list, references: list[list]) -> None:
-        if len(predictions) != len(references):
-            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
-        for prediction, refs in zip(predictions, references):
-            box = parse_box(prediction)
-            best, hit = 0.0, False
-            for reference in filter(None, map(parse_box, refs)):
-                if box is None:
-                    break
-                iou, intersects = overlap(box, reference)
-                if intersects:
-                    best, hit = max(best, iou), hit or iou >= self.threshold
-            self.hits += hit
-            self.iou_sum += best
-            self.count += 1
-            self.examples.append({"score": 100 * best, "correct": hit})
-
-    def state(self) -> dict:
-        return {"hits": self.hits, "count": self.count, "iou_sum": self.iou_sum}
-
-    def load_state(self, merged: dict) -> None:
-        self.hits, self.count, self.iou_sum = int(merged["hits"]), int(merged["count"]), float(merged["iou_sum"])
-
-    def example_scores(self) -> list[dict]:
-        """Each box's IoU x100 (its mean is `miou`) and `correct`: a hit at the threshold (their share is Acc@t)."""
-        return list(self.examples)
+    def score(self, prediction, references: list) -> tuple[dict[str, float], dict]:
+        box = parse_box(prediction)
+        best, hit = 0.0, False
+        for reference in filter(None, map(parse_box, references)):
+            if box is None:
+                break
+            iou, intersects = overlap(box, reference)
+            if intersects:
+                best, hit = max(best, iou), hit or iou >= self.threshold
+        return {"hits": int(hit), "iou_sum": best}, {"score": 100 * best, "correct": hit}
 
     def compute(self) -> dict[str, float]:
-        key = f"acc@{self.threshold:g}"
-        if not self.count:
-            return {key: 0.0, "miou": 0.0}
-        return {key: 100 * self.hits / self.count, "miou": 100 * self.iou_sum / self.count}
+        return {f"acc@{self.threshold:g}": self.mean("hits"), "miou": self.mean("iou_sum")}

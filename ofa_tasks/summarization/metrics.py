@@ -28,42 +28,22 @@ class RougeOptions:
 @METRICS.add(
     "rouge", "ROUGE-1/2/L F-measure (rouge-score, Porter-stemmed), mean over examples, x100", example_score="rougeL"
 )
-class Rouge:
-    """State: the F-measure sums of each ROUGE type and the count; all add up across processes."""
+class Rouge(plugin.SummedMetric):
+    """Totals: the F-measure of each ROUGE type. A report row's `score` is the summary's ROUGE-L F x100 (its mean is
+    `rougeL`), with its ROUGE-1/2/L by name."""
+
+    TOTALS = ROUGE_TYPES
 
     def __init__(self, options: RougeOptions) -> None:
         from rouge_score import rouge_scorer
 
+        super().__init__(options)
         self.scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=options.stemmer)
-        self.sums = dict.fromkeys(ROUGE_TYPES, 0.0)
-        self.count = 0
-        self.examples: list[dict] = []
 
-    def update(self, predictions: list[str], references: list[list[str]]) -> None:
-        if len(predictions) != len(references):
-            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
-        for prediction, refs in zip(predictions, references):
-            scores = self.scorer.score(refs[0] if refs else "", prediction)  # (target, prediction)
-            for name in ROUGE_TYPES:
-                self.sums[name] += scores[name].fmeasure
-            self.count += 1
-            self.examples.append(
-                {
-                    "score": 100 * scores["rougeL"].fmeasure,
-                    **{name: 100 * scores[name].fmeasure for name in ROUGE_TYPES},
-                }
-            )
-
-    def state(self) -> dict:
-        return {**self.sums, "count": self.count}
-
-    def load_state(self, merged: dict) -> None:
-        self.sums = {name: float(merged[name]) for name in ROUGE_TYPES}
-        self.count = int(merged["count"])
-
-    def example_scores(self) -> list[dict]:
-        """Each summary's ROUGE-L F x100 as `score` (its mean is `rougeL`), and its ROUGE-1/2/L by name."""
-        return list(self.examples)
+    def score(self, prediction: str, references: list[str]) -> tuple[dict[str, float], dict]:
+        scores = self.scorer.score(references[0] if references else "", prediction)  # (target, prediction)
+        measures = {name: scores[name].fmeasure for name in ROUGE_TYPES}
+        return measures, {"score": 100 * measures["rougeL"], **{name: 100 * value for name, value in measures.items()}}
 
     def compute(self) -> dict[str, float]:
-        return {name: 100 * total / self.count if self.count else 0.0 for name, total in self.sums.items()}
+        return {name: self.mean(name) for name in ROUGE_TYPES}

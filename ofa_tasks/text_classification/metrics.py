@@ -30,39 +30,23 @@ class GlueMetricOptions:
     "accuracy, and on request F1 and Matthews correlation of the positive answer (x100)",
     example_score="accuracy",
 )
-class GlueScores:
-    """State: the confusion counts of the positive answer and the hits; all add up across processes."""
+class GlueScores(plugin.SummedMetric):
+    """Totals: the hits and the confusion counts of the positive answer. A report row's `score` is 100 for the right
+    answer, else 0 (the mean is `accuracy`; F1 and MCC are not means)."""
+
+    TOTALS = ("hits", "tp", "fp", "tn", "fn")
 
     def __init__(self, options: GlueMetricOptions) -> None:
-        self.options = options
-        self.counts = {"hits": 0, "count": 0, "tp": 0, "fp": 0, "tn": 0, "fn": 0}
-        self.examples: list[dict] = []
+        super().__init__(options)
 
-    def update(self, predictions: list[str], references: list[list[str]]) -> None:
-        if len(predictions) != len(references):
-            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
-        positive = self.options.positive
-        for prediction, refs in zip(predictions, references):
-            right = prediction in refs
-            self.counts["hits"] += right
-            self.counts["count"] += 1
-            kind = ("t" if right else "f") + ("p" if prediction == positive else "n")
-            self.counts[kind] += 1
-            self.examples.append({"score": 100.0 * right, "correct": right})
-
-    def state(self) -> dict:
-        return dict(self.counts)
-
-    def load_state(self, merged: dict) -> None:
-        self.counts = {key: int(merged[key]) for key in self.counts}
-
-    def example_scores(self) -> list[dict]:
-        """100 for the right answer, else 0 (the mean is `accuracy`; F1 and MCC are not means), with `correct`."""
-        return list(self.examples)
+    def score(self, prediction: str, references: list[str]) -> tuple[dict[str, float], dict]:
+        right = prediction in references
+        kind = ("t" if right else "f") + ("p" if prediction == self.options.positive else "n")
+        return {"hits": int(right), kind: 1}, {"score": 100.0 * right, "correct": right}
 
     def compute(self) -> dict[str, float]:
-        c = self.counts
-        scores = {"accuracy": 100 * c["hits"] / c["count"] if c["count"] else 0.0}
+        c = self.totals
+        scores = {"accuracy": self.mean("hits")}
         if self.options.f1:
             denominator = 2 * c["tp"] + c["fp"] + c["fn"]
             scores["f1"] = 100 * 2 * c["tp"] / denominator if denominator else 0.0

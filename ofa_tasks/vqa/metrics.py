@@ -17,38 +17,21 @@ class VqaMetricOptions:
 
 
 @METRICS.add("vqa", "soft VQA accuracy (answer confidence) and exact match, x100", example_score="vqa_acc")
-class VqaAccuracy:
-    """Sum-mergeable counts: soft score total, exact matches, examples."""
+class VqaAccuracy(plugin.SummedMetric):
+    """Totals: the soft score and the exact matches. A report row's `score` is the answer's VQA score x100 (its
+    mean is `vqa_acc`), `correct` whether it is the best-scored answer."""
+
+    TOTALS = ("soft", "exact")
 
     def __init__(self, options: VqaMetricOptions) -> None:
-        self.soft = 0.0
-        self.exact = 0
-        self.count = 0
-        self.examples: list[dict] = []
+        super().__init__(options)
 
-    def update(self, predictions: list[str], references: list[list[str]]) -> None:
-        if len(predictions) != len(references):
-            raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
-        for prediction, refs in zip(predictions, references):
-            scored = dict(decode(reference) for reference in refs)
-            answer = prediction.strip()
-            self.soft += scored.get(answer, 0.0)
-            best = max(scored, key=scored.get) if scored else None
-            self.exact += int(answer == best)
-            self.count += 1
-            self.examples.append({"score": 100 * scored.get(answer, 0.0), "correct": answer == best})
-
-    def state(self) -> dict:
-        return {"soft": self.soft, "exact": self.exact, "count": self.count}
-
-    def load_state(self, merged: dict) -> None:
-        self.soft, self.exact, self.count = merged["soft"], merged["exact"], merged["count"]
-
-    def example_scores(self) -> list[dict]:
-        """Each answer's VQA score x100 (its mean is `vqa_acc`) and `correct`: it is the best-scored answer."""
-        return list(self.examples)
+    def score(self, prediction: str, references: list[str]) -> tuple[dict[str, float], dict]:
+        scored = dict(decode(reference) for reference in references)
+        answer = prediction.strip()
+        best = max(scored, key=scored.get) if scored else None
+        soft = scored.get(answer, 0.0)
+        return {"soft": soft, "exact": int(answer == best)}, {"score": 100 * soft, "correct": answer == best}
 
     def compute(self) -> dict[str, float]:
-        if not self.count:
-            return {"vqa_acc": 0.0, "exact_match": 0.0}
-        return {"vqa_acc": 100 * self.soft / self.count, "exact_match": 100 * self.exact / self.count}
+        return {"vqa_acc": self.mean("soft"), "exact_match": self.mean("exact")}

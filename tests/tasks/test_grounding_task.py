@@ -158,7 +158,7 @@ def test_acc_at_half_counts_as_the_official_evaluation():
     )
     # IoU 1 hit; 0.6 hit; 50 / (100 + 50 - 50 + 1e-6) just under 0.5: miss; touching (zero width): miss;
     # inverted prediction (negative intersection): miss; no box: miss; 64 / 100 hit.
-    assert metric.hits == 3 and metric.count == 7
+    assert metric.totals["hits"] == 3 and metric.count == 7
     assert metric.compute() == pytest.approx({"acc@0.5": 300 / 7, "miou": 100 * (1 + 0.6 + 0.5 + 0.64) / 7}, abs=1e-4)
     registry = registry_with(installed=True)
     scores = check_metric(

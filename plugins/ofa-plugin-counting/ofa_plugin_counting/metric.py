@@ -21,31 +21,25 @@ def parse_count(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-@METRICS.add("counting", "exact count accuracy and accuracy within one, x100")
-class CountingAccuracy:
-    """State: exact hits, hits within one, and examples; all three add across processes."""
+@METRICS.add("counting", "exact count accuracy and accuracy within one, x100", example_score="accuracy")
+class CountingAccuracy(plugin.SummedMetric):
+    """Totals: exact hits and hits within one."""
+
+    TOTALS = ("exact", "within_one")
 
     def __init__(self, options: CountingMetricOptions) -> None:
-        self.exact = 0
-        self.within_one = 0
-        self.count = 0
+        super().__init__(options)
 
-    def update(self, predictions: list[str], references: list[list[str]]) -> None:
-        for prediction, refs in zip(predictions, references, strict=True):
-            predicted = parse_count(prediction)
-            truths = [value for value in map(parse_count, refs) if value is not None]
-            if predicted is not None and truths:
-                self.exact += predicted in truths
-                self.within_one += any(abs(predicted - truth) <= 1 for truth in truths)
-            self.count += 1
-
-    def state(self) -> dict:
-        return {"exact": self.exact, "within_one": self.within_one, "count": self.count}
-
-    def load_state(self, merged: dict) -> None:
-        self.exact, self.within_one, self.count = int(merged["exact"]), int(merged["within_one"]), int(merged["count"])
+    def score(self, prediction: str, references: list[str]) -> tuple[dict[str, float], dict]:
+        predicted = parse_count(prediction)
+        truths = [value for value in map(parse_count, references) if value is not None]
+        if predicted is None or not truths:
+            return {}, {"score": 0.0, "correct": False}
+        exact = predicted in truths
+        return {"exact": int(exact), "within_one": int(any(abs(predicted - truth) <= 1 for truth in truths))}, {
+            "score": 100.0 * exact,
+            "correct": exact,
+        }
 
     def compute(self) -> dict[str, float]:
-        if not self.count:
-            return {"accuracy": 0.0, "within_one": 0.0}
-        return {"accuracy": 100 * self.exact / self.count, "within_one": 100 * self.within_one / self.count}
+        return {"accuracy": self.mean("exact"), "within_one": self.mean("within_one")}
