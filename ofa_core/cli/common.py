@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from ofa_core._errors import OFAError
+from ofa_core.cli.options import add_overrides_option
 from ofa_core.inference.loading import quiet_transformers as quiet_transformers  # the verbs' import
 from ofa_core.recipe import MissingRecipePath, Recipe, Resolved
 from ofa_core.recipe.loading import load_all
@@ -23,14 +24,7 @@ from ofa_core.recipe.sections import SETUP
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", metavar="RECIPE", help="recipe JSON file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set training.learning_rate=1e-4 (value parsed as JSON)",
-    )
+    add_overrides_option(parser)
 
 
 def prepare(

@@ -14,11 +14,9 @@ from pathlib import Path
 
 from ofa_core._errors import OFAError
 from ofa_core.cli.common import add_recipe_arguments, prepare, print_json, quiet_transformers
+from ofa_core.cli.options import add_engine_options
 from ofa_core.cli.report import add_limit_argument, check_limit
 from ofa_core.cli.run import is_main_process, write_report
-from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
-from ofa_core.model.precision import HELP as PRECISION_HELP
-from ofa_core.model.precision import PRECISIONS
 from ofa_core.recipe.purpose import evaluation
 
 HELP = "evaluate a checkpoint with the recipe's task, data, generation and metrics"
@@ -38,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an existing predictions file (refused otherwise)"
     )
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
-    parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
+    add_engine_options(parser)
     parser.add_argument(
         "--report",
         metavar="REPORT.html",

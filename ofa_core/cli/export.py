@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ofa_core.cli.options import add_model_option
+
 HELP = "export a model (or a run's best checkpoint) as ONNX graphs for onnxruntime"
 
 
@@ -17,12 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
         help="an encoder graph and a decoder-step graph with its "
         "key/value cache, with the tokenizer, processor and generation settings",
     )
-    onnx.add_argument(
-        "--model",
-        required=True,
-        metavar="DIR",
-        help="model directory (with its processor files), or a run directory (its best checkpoint)",
-    )
+    add_model_option(onnx)
     onnx.add_argument("--out", required=True, metavar="DIR", help="folder to write (must not exist, or be empty)")
     onnx.add_argument(
         "--int8",

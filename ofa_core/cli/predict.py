@@ -13,10 +13,8 @@ import orjson
 
 from ofa_core import auto_registration
 from ofa_core._errors import OFAError
+from ofa_core.cli.options import add_engine_options, add_model_option
 from ofa_core.inference.batch_predict import PredictJob, predict
-from ofa_core.inference.loading import BACKEND_HELP, BACKENDS
-from ofa_core.model.precision import HELP as PRECISION_HELP
-from ofa_core.model.precision import PRECISIONS
 from ofa_core.model.task_config import PROMPT_TYPES
 
 HELP = "run a model on images, a folder of images or a TSV for a task, writing JSON lines"
@@ -30,12 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
         help="image files, folders of images, .tsv files with a header (record fields, an optional 'image' "
         "column) or .jsonl files of records; none: one record made of the --field values (text-only tasks)",
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        metavar="DIR",
-        help="model directory (with its processor files), or a run directory (its best checkpoint)",
-    )
+    add_model_option(parser)
     parser.add_argument(
         "--task",
         help="registered task name (see 'ofa tasks'); default: the task a converted official "
@@ -78,9 +71,7 @@ def _add_running_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop with an error at the first unreadable image or TSV row (default: skip and report it)",
     )
-    parser.add_argument("--device", help="torch device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
-    parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
+    add_engine_options(parser, "torch device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
     parser.add_argument(
         "--progress-every",
         type=int,

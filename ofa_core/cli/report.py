@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ofa_core._errors import OFAError
 from ofa_core.cli.common import prepare
+from ofa_core.cli.options import add_overrides_option
 from ofa_core.recipe.purpose import evaluation
 from ofa_core.report import DEFAULT_LIMIT
 
@@ -34,13 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
         "directory: its newest predictions-*.jsonl",
     )
     parser.add_argument("--recipe", required=True, metavar="RECIPE", help="the recipe the predictions were made with")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, as the evaluation did (e.g. --set data.reader.valid=val.tsv)",
+    add_overrides_option(
+        parser, "override a recipe value, as the evaluation did (e.g. --set data.reader.valid=val.tsv)"
     )
     parser.add_argument(
         "--run",

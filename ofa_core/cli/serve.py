@@ -14,20 +14,14 @@ from typing import Any
 
 from ofa_core import auto_registration
 from ofa_core._errors import OFAError
-from ofa_core.inference.loading import BACKEND_HELP, BACKENDS, model_directory
-from ofa_core.model.precision import HELP as PRECISION_HELP
-from ofa_core.model.precision import PRECISIONS
+from ofa_core.cli.options import add_engine_options, add_model_option
+from ofa_core.inference.loading import model_directory
 
 HELP = "serve a model over HTTP: a JSON prediction API with dynamic batching and metrics (docs/serving.md)"
 
 
 def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
-    parser.add_argument(
-        "--model",
-        required=True,
-        metavar="DIR",
-        help="model directory (with its processor files), or a run directory (its best checkpoint)",
-    )
+    add_model_option(parser)
     parser.add_argument(
         "--task",
         action="append",
@@ -39,11 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser, parents: list[argparse.Argume
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
     )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    parser.add_argument(
-        "--device", default="cpu", help="torch device for the model, e.g. cpu, cuda, cuda:1 (default: cpu)"
-    )
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
-    parser.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
+    add_engine_options(parser, "torch device for the model, e.g. cpu, cuda, cuda:1 (default: cpu)", device="cpu")
     batching = parser.add_argument_group("batching")
     batching.add_argument("--max-batch", type=int, default=8, help="most requests in one forward pass (default: 8)")
     batching.add_argument(

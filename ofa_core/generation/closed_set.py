@@ -23,6 +23,12 @@ from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.plugin import ClosedSet
 
 
+def source_inputs(inputs: dict) -> dict:
+    """What `generate()` takes from a processor batch beside `input_ids`: its attention mask, patch images and
+    patch masks, None where the batch has none."""
+    return {name: inputs.get(name) for name in ("attention_mask", "patch_images", "patch_masks")}
+
+
 @attrs.frozen
 class Decoded:
     """One example's answer and, when the closed set asks for top-k, its best answers with their log-probabilities."""
@@ -145,9 +151,7 @@ class ClosedSetDecoder:
     ) -> list[Decoded]:
         """Answers for a batch of processor inputs (`input_ids`, `attention_mask`, `patch_images`, `patch_masks`,
         optionally `decoder_prompts`); `ranking` holds the top_k answers, or with `rank_all` every answer."""
-        encoder_outputs = model.search_backend().encode(
-            inputs["input_ids"], inputs.get("attention_mask"), inputs.get("patch_images"), inputs.get("patch_masks")
-        )
+        encoder_outputs = model.search_backend().encode(inputs["input_ids"], **source_inputs(inputs))
         prompts = inputs.get("decoder_prompts")
         closed_set, rankings = self.closed_set, None
         if closed_set.inference == "rank" or closed_set.top_k > 1 or rank_all:
@@ -166,9 +170,7 @@ class ClosedSetDecoder:
             config.num_return_sequences = 1
             sequences = model.generate(
                 inputs["input_ids"],
-                attention_mask=inputs.get("attention_mask"),
-                patch_images=inputs.get("patch_images"),
-                patch_masks=inputs.get("patch_masks"),
+                **source_inputs(inputs),
                 encoder_outputs=encoder_outputs,
                 generation_config=config,
                 prefix_allowed_tokens_fn=self.trie,
@@ -216,9 +218,7 @@ def decode_batch(
     prompts = inputs.get("decoder_prompts")
     sequences = model.generate(
         inputs["input_ids"],
-        attention_mask=inputs.get("attention_mask"),
-        patch_images=inputs.get("patch_images"),
-        patch_masks=inputs.get("patch_masks"),
+        **source_inputs(inputs),
         generation_config=generation_config,
         decoder_prompt_ids=prompts,
         prefix_allowed_tokens_fn=allowed_tokens,

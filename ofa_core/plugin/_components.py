@@ -88,7 +88,8 @@ class Task:
 
     `Components(task=TASK, ...)` completes what every task would otherwise repeat: the prompts are the Components'
     templates (each language's), the reader its first reader, the metrics its metrics in order, the loss the core's
-    label-smoothed cross-entropy; `reader`, `metrics` and `loss` given here take precedence.
+    label-smoothed cross-entropy, the options class the one the hooks annotate their `options` parameter with;
+    `reader`, `metrics`, `loss` and `options` given here take precedence.
     """
 
     name: str
@@ -96,6 +97,7 @@ class Task:
     generation: str | dict
     """As `TaskSpec.generation`: an official search name or GenerationConfig settings."""
     options: type | None = None
+    """The `task.options` class; by default the annotation of the hooks' `options` parameter."""
     reader: str | None = None
     metrics: tuple[str, ...] | None = None
     loss: str = DEFAULT_LOSS
@@ -107,6 +109,18 @@ class Task:
         self.hooks[function.__name__] = function
         return function
 
+    def hooks_options(self) -> type | None:
+        """The class the hooks annotate `options` with (none: the task has no options); one class for all."""
+        found = {}
+        for function in self.hooks.values():
+            annotation = typing.get_type_hints(function).get("options")
+            if isinstance(annotation, type) and annotation is not type(None):
+                found[function.__name__] = annotation
+        if len(set(found.values())) > 1:
+            named = ", ".join(f"{hook}: {options.__name__}" for hook, options in found.items())
+            raise TypeError(f"task {self.name!r}: its hooks annotate options with different classes ({named})")
+        return next(iter(found.values()), None)
+
     def spec(self, components: Components) -> TaskSpec:
         """The `TaskSpec` this declaration and the plugin's other components make."""
         return TaskSpec(
@@ -115,7 +129,7 @@ class Task:
             loss=self.loss,
             metrics=self.metrics if self.metrics is not None else tuple(components.metrics),
             generation=self.generation,
-            options=self.options,
+            options=self.options if self.options is not None else self.hooks_options(),
             description=self.description,
             **self.hooks,
         )

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ofa_core._errors import OFAError
+from ofa_core.generation.closed_set import source_inputs
 from ofa_core.model.generation_config import official_generation_config
 from ofa_core.model.labels import IGNORE_INDEX
 from ofa_core.model.modeling.outputs import OFAEncoderOutput
@@ -83,12 +84,7 @@ class ScstLoss:
         model.eval()
         with torch.no_grad():
             sequences = model.generate(
-                inputs["input_ids"],
-                attention_mask=inputs["attention_mask"],
-                patch_images=inputs["patch_images"],
-                patch_masks=inputs["patch_masks"],
-                encoder_outputs=encoded,
-                generation_config=config,
+                inputs["input_ids"], **source_inputs(inputs), encoder_outputs=encoded, generation_config=config
             )
         context.train_mode()
         return sequences

@@ -23,7 +23,6 @@ PROMPTS = {  # Chinese first: the task's default language
 TASK = plugin.Task(
     "caption", "describe an image (MUGE in Chinese, COCO-style in English)", generation="caption", metrics=("caption",)
 )
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook

@@ -27,9 +27,7 @@ TASK = plugin.Task(
     "classification",
     "label an image from a fixed set (labels or labels_file); rank or trie-constrained beam inference",
     generation={"normalize_scores": False},
-    options=ClassificationOptions,
 )
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook

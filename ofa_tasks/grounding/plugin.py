@@ -60,9 +60,7 @@ TASK = plugin.Task(
     "grounding",
     "locate the region a referring expression describes (RefCOCO/+/g, RefCOCO-CN), as a box",
     generation="grounding",
-    options=GroundingOptions,
 )
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook

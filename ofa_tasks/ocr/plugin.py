@@ -41,9 +41,7 @@ TASK = plugin.Task(
     "ocr",
     "read the Chinese text in an image (OFA-OCR): aspect-keeping resize, edge padding, exact match",
     generation="ocr-zh",
-    options=OcrOptions,
 )
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook

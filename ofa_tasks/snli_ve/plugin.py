@@ -44,9 +44,7 @@ TASK = plugin.Task(
     "snli_ve",
     "visual entailment (SNLI-VE): does the image and premise imply the hypothesis; yes, no or maybe",
     generation="default",
-    options=SnliVeOptions,
 )
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook

@@ -38,12 +38,8 @@ class SummarizationOptions:
 
 
 TASK = plugin.Task(
-    "summarization",
-    "summarise an article in one sentence (Gigaword), text only; ROUGE",
-    generation="summarization",
-    options=SummarizationOptions,
+    "summarization", "summarise an article in one sentence (Gigaword), text only; ROUGE", generation="summarization"
 )
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook

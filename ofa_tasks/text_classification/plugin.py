@@ -45,9 +45,7 @@ TASK = plugin.Task(
     "text_classification",
     "classify a text or a text pair (GLUE: SST-2, CoLA, MNLI, MRPC, QNLI, QQP, RTE), text only",
     generation="default",
-    options=TextClassificationOptions,
 )
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook

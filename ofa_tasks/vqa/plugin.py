@@ -46,12 +46,8 @@ class VqaOptions(plugin.ClosedSetOptions):
 
 
 TASK = plugin.Task(
-    "vqa",
-    "answer a question about an image (open-ended, or picked from candidate answers)",
-    generation="vqa",
-    options=VqaOptions,
+    "vqa", "answer a question about an image (open-ended, or picked from candidate answers)", generation="vqa"
 )
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
 
 
 @TASK.hook

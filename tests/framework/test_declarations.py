@@ -95,3 +95,33 @@ def test_a_hook_must_be_named_as_taskspec_calls_it_and_a_metric_needs_its_option
         metrics = Metrics()
         metrics.add("hits", "one")(Hits)
         metrics.add("hits", "two")(Hits)
+
+
+@attrs.frozen
+class OtherOptions:
+    pass
+
+
+def test_the_task_options_are_the_class_its_hooks_annotate_unless_given():
+    task = Task("words", "say a word", generation="caption")
+    assert task.hooks_options() is None
+
+    @task.hook
+    def preprocess(record: dict, split: str, options: CountOptions) -> dict:
+        return record
+
+    @task.hook
+    def postprocess(text: str, record: dict, options: CountOptions) -> str:
+        return text
+
+    components = attrs.evolve(_declared()[0], task=task)
+    assert components.all_tasks()["words"].options is CountOptions
+    given = attrs.evolve(task, options=OtherOptions)
+    assert given.spec(components).options is OtherOptions
+
+    @task.hook
+    def closed_set(options: OtherOptions) -> None:
+        return None
+
+    with pytest.raises(TypeError, match=r"task 'words': its hooks annotate options with different classes"):
+        task.spec(components)

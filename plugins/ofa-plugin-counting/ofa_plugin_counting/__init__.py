@@ -24,10 +24,7 @@ class CountingOptions(plugin.ClosedSetOptions):
     """The largest count the model may answer; answers are 0..max_count."""
 
 
-TASK = plugin.Task(
-    "counting", "count the objects of a kind in an image (0..max_count)", generation="vqa", options=CountingOptions
-)
-"""The task this plugin registers; its hooks are marked `@TASK.hook` below."""
+TASK = plugin.Task("counting", "count the objects of a kind in an image (0..max_count)", generation="vqa")
 
 
 @TASK.hook
