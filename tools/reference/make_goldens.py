@@ -35,6 +35,19 @@ from official.checkpoints import build, digest  # noqa: E402
 OFFICIAL_TOKENIZER = {"en": ("utils/BPE", SPEC / "BPE_EN"), "zh": ("utils/BERT_CN_dict", SPEC)}
 
 
+def ofa_commit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The OFA commit a golden records: `--commit`, else the git HEAD of the `--ofa` tree."""
+    commit = (
+        args.commit
+        or subprocess.run(
+            ["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    )
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        parser.error(f"{args.ofa} is not a git work tree: name its OFA commit with --commit")
+    return commit
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -480,14 +493,7 @@ def main() -> None:
     if unknown:
         parser.error(f"no case for {', '.join(unknown)} in tests/official/cases.py")
     activate = args.ready.read_text(encoding="utf-8")
-    commit = (
-        args.commit
-        or subprocess.run(
-            ["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-    )
-    if not re.fullmatch(r"[0-9a-f]{40}", commit):
-        parser.error(f"{args.ofa} is not a git work tree: name its OFA commit with --commit")
+    commit = ofa_commit(args, parser)
     for recipe in args.recipes or list(CASES):
         print(f"{recipe}: wrote {make_golden(CASES[recipe], args.ofa.resolve(), activate, commit)}")
 

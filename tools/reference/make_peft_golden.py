@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 GOLDEN = REPO / "tests/official/goldens/peft_logits.json"
+
+from make_goldens import ofa_commit  # noqa: E402  (this folder, on sys.path when run as a script)
 
 
 def official(checkpoint: str, inputs: str, ofa: str, out: str) -> None:
@@ -71,14 +72,7 @@ def main() -> None:
     parser.add_argument("--ofa", type=Path, default=Path("/work/ref/OFA"))
     parser.add_argument("--commit", help="the OFA commit of that tree, recorded in the golden (default: its git HEAD)")
     args = parser.parse_args()
-    commit = (
-        args.commit
-        or subprocess.run(
-            ["git", "-C", str(args.ofa), "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-    )
-    if not re.fullmatch(r"[0-9a-f]{40}", commit):
-        parser.error(f"{args.ofa} is not a git work tree: name its OFA commit with --commit")
+    commit = ofa_commit(args, parser)
     activate = args.ready.read_text(encoding="utf-8").strip()
     with tempfile.TemporaryDirectory() as temp:
         work = Path(temp)
