@@ -12,17 +12,15 @@ from __future__ import annotations
 
 from ofa_core.model.lazy import lazy_exports
 
-_EXPORTS = {
-    "OFAConfig": "ofa_core.model.configuration",
-    "OFATokenizer": "ofa_core.model.tokenization",
-    "OFAImageProcessor": "ofa_core.model.image_processing",
-    "OFAProcessor": "ofa_core.model.processing",
-    "OFAModel": "ofa_core.model.modeling",
-    "OFAForConditionalGeneration": "ofa_core.model.modeling",
-    "OFAPreTrainedModel": "ofa_core.model.modeling",
-    "register_auto_classes": "ofa_core.model.auto",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ofa_core.model.configuration": ("OFAConfig",),
+        "ofa_core.model.tokenization": ("OFATokenizer",),
+        "ofa_core.model.image_processing": ("OFAImageProcessor",),
+        "ofa_core.model.processing": ("OFAProcessor",),
+        "ofa_core.model.modeling": ("OFAModel", "OFAForConditionalGeneration", "OFAPreTrainedModel"),
+        "ofa_core.model.auto": ("register_auto_classes",),
+    },
+    globals(),
+)

@@ -8,10 +8,11 @@ from typing import Any
 
 
 def lazy_exports(
-    package: str, exports: dict[str, str], namespace: dict[str, Any]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """`__getattr__` and `__dir__` for `package`: `exports` maps a name to the module defining it; a name is
-    imported once and then kept in the package's `namespace`."""
+    package: str, modules: dict[str, tuple[str, ...]], namespace: dict[str, Any]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """`__all__`, `__getattr__` and `__dir__` for `package`: `modules` maps each defining module to the names it
+    exports; a name is imported on first access and then kept in the package's `namespace`."""
+    exports = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         if name not in exports:
@@ -23,4 +24,4 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(set(namespace) | set(exports))
 
-    return __getattr__, __dir__
+    return sorted(exports), __getattr__, __dir__

@@ -9,10 +9,8 @@ Importing this module imports neither torch nor transformers, so listing plugins
 stay fast. The test kit that builds tiny models and runs recipes is `ofa_core.testing` (torch).
 """
 
-import importlib
-from typing import Any
-
 from ofa_core._errors import OFAError
+from ofa_core.model.lazy import lazy_exports
 from ofa_core.plugin._answer_lists import read_answer_list
 from ofa_core.plugin._components import DEFAULT_LOSS, TASK_HOOKS, Components, Metrics, Readers, Task
 from ofa_core.plugin._hooks import PROJECT, Register, hookimpl, hookspec
@@ -105,12 +103,10 @@ __all__ = [
     "verified_image_file",
 ]
 
-_BOX_HELPERS = ("bin_token", "bins_to_box", "box_to_bins", "box_to_text", "text_to_box", "text_to_bins")
+# numpy only for the plugins that handle boxes: the location-token helpers load on first use.
+_BOX_HELPERS, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"ofa_core.model.boxes": ("bin_token", "bins_to_box", "box_to_bins", "box_to_text", "text_to_box", "text_to_bins")},
+    globals(),
+)
 __all__ += _BOX_HELPERS
-
-
-def __getattr__(name: str) -> Any:
-    # numpy only for the plugins that handle boxes.
-    if name not in _BOX_HELPERS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module("ofa_core.model.boxes"), name)

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from ofa_core.model.lazy import lazy_exports
 
-_EXPORTS = {
-    "OFAEncoderOutput": "ofa_core.model.modeling.outputs",
-    "OFAForConditionalGeneration": "ofa_core.model.modeling.model",
-    "OFAModel": "ofa_core.model.modeling.model",
-    "OFAPreTrainedModel": "ofa_core.model.modeling.model",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ofa_core.model.modeling.outputs": ("OFAEncoderOutput",),
+        "ofa_core.model.modeling.model": ("OFAForConditionalGeneration", "OFAModel", "OFAPreTrainedModel"),
+    },
+    globals(),
+)
