@@ -39,7 +39,7 @@ from ofa_core.trainer.encoder_cache import EncoderCache, open_cache
 from ofa_core.trainer.evaluation import Evaluator, autocast, loader_generator, merge_states, to_device
 from ofa_core.trainer.freezing import apply_freezing
 from ofa_core.trainer.losses import label_smoothed_cross_entropy
-from ofa_core.trainer.optim import build_optimizer, build_scheduler, scale_and_clip_
+from ofa_core.trainer.optim import build_optimizer, build_scheduler, scale_and_clip_, scaled_step
 from ofa_core.trainer.reporting import Reporter
 from ofa_core.trainer.state import TrainState
 from ofa_core.trainer.tasks import LossFn, TaskParts, task_for_step
@@ -319,14 +319,14 @@ class Trainer:
             self.run.scaler.unscale_(self.run.optimizer)
         scale = (self.world.size if self.sharded else 1.0) / max(totals["sample_size"], 1.0)
         max_norm = config.max_grad_norm if config.max_grad_norm > 0 else float("inf")
-        norm = scale_and_clip_(params, scale, max_norm)
-        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
         if self.run.scaler:
+            norm = scale_and_clip_(params, scale, max_norm)
             self.run.scaler.step(self.run.optimizer)
             totals["loss_scale"] = float(self.run.scaler.get_scale())
             self.run.scaler.update()
         else:
-            self.run.optimizer.step()
+            norm = scaled_step(self.run.optimizer, params, scale, max_norm)
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
         self.run.scheduler.step()
         totals["grad_norm"] = grad_norm
         return totals
