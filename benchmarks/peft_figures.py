@@ -133,7 +133,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", choices=("vqa", "caption"), default=["vqa", "caption"])
     parser.add_argument(
@@ -154,27 +154,27 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "peft_figures")
     args = parser.parse_args()
     args.work = args.work.resolve()  # a recipe resolves relative paths against its own folder
+    return args
+
+
+def caption_start(args: argparse.Namespace) -> Path:
+    """The captioning runs' common start: `demo_caption.json` for `--caption-start-steps`, trained once."""
+    start_dir = args.work / f"caption-start-{args.caption_start_steps}"
+    if not start_dir.is_dir():
+        steps = args.caption_start_steps
+        overrides = [f"training.max_steps={steps}", "training.eval_strategy=no", f"training.save_steps={steps}"]
+        run(
+            RECIPES / "demo_caption.json", start_dir, [f for value in overrides for f in ("--set", value)], args.threads
+        )
+    return start_dir
+
+
+def main() -> None:
+    args = parse_arguments()
     results = args.work / "results.jsonl"
     args.work.mkdir(parents=True, exist_ok=True)
     done = [orjson.loads(line) for line in results.read_bytes().splitlines()] if results.exists() else []
-    start = None
-    if "caption" in args.tasks:
-        start_dir = args.work / f"caption-start-{args.caption_start_steps}"
-        if not start_dir.is_dir():
-            run(
-                RECIPES / "demo_caption.json",
-                start_dir,
-                [
-                    "--set",
-                    f"training.max_steps={args.caption_start_steps}",
-                    "--set",
-                    "training.eval_strategy=no",
-                    "--set",
-                    f"training.save_steps={args.caption_start_steps}",
-                ],
-                args.threads,
-            )
-        start = start_dir
+    start = caption_start(args) if "caption" in args.tasks else None
     for seed in args.seeds:
         for task in args.tasks:
             for method in args.methods:
@@ -188,15 +188,8 @@ def main() -> None:
                 with results.open("ab") as handle:
                     handle.write(orjson.dumps(row) + b"\n")
                 print(orjson.dumps(row).decode(), file=sys.stderr, flush=True)
-    print(
-        table(
-            [
-                row
-                for row in done
-                if row["steps"] == args.steps and row["task"] in args.tasks and row["method"] in args.methods
-            ]
-        )
-    )
+    shown = [row for row in done if row["steps"] == args.steps and row["task"] in args.tasks]
+    print(table([row for row in shown if row["method"] in args.methods]))
 
 
 if __name__ == "__main__":
