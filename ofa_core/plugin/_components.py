@@ -113,7 +113,13 @@ class Task:
         """The class the hooks annotate `options` with (none: the task has no options); one class for all."""
         found = {}
         for function in self.hooks.values():
-            annotation = typing.get_type_hints(function).get("options")
+            try:
+                annotation = typing.get_type_hints(function).get("options")
+            except (NameError, AttributeError) as error:
+                raise TypeError(
+                    f"task {self.name!r}: cannot read {function.__name__}'s annotations ({error}); "
+                    f"give the options class as Task(..., options=XOptions)"
+                ) from None
             if isinstance(annotation, type) and annotation is not type(None):
                 found[function.__name__] = annotation
         if len(set(found.values())) > 1:

@@ -125,3 +125,15 @@ def test_the_task_options_are_the_class_its_hooks_annotate_unless_given():
 
     with pytest.raises(TypeError, match=r"task 'words': its hooks annotate options with different classes"):
         task.spec(components)
+
+
+def test_unreadable_hook_annotations_ask_for_the_options_class():
+    task = Task("words", "say a word", generation="caption")
+
+    @task.hook
+    def preprocess(record: dict, split: str, options: NotImportedOptions) -> dict:  # noqa: F821
+        return record
+
+    with pytest.raises(TypeError, match=r"cannot read preprocess's annotations .*Task\(\.\.\., options=XOptions\)"):
+        task.hooks_options()
+    assert attrs.evolve(task, options=OtherOptions).spec(_declared()[0]).options is OtherOptions
