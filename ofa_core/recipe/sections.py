@@ -117,6 +117,15 @@ class PluginsSection:
     load: list[str] = attrs.field(factory=list, metadata={"help": "module names or paths relative to the recipe"})
 
 
+TASK_PARTS_HELP = {
+    "loss": "loss name or {name, ...options}; default: the task's",
+    "metrics": "metric names or {name, ...options}; default: the task's",
+    "generation": "an official search name or GenerationConfig kwargs",
+}
+"""The parts of a task a recipe may set (None: the task's own), at the top level of a single-task recipe and in each
+entry of `tasks`."""
+
+
 @attrs.frozen
 class TaskEntry:
     """One task of a multi-task recipe: the same keys as a single-task recipe's task sections, plus its share of
@@ -137,15 +146,9 @@ class TaskEntry:
         },
     )
     data: DataSection = attrs.field(factory=DataSection)
-    loss: Component | None = attrs.field(
-        default=None, metadata={"help": "loss name or {name, ...options}; default: the task's"}
-    )
-    metrics: list[Component] | None = attrs.field(
-        default=None, metadata={"help": "metric names or {name, ...options}; default: the task's"}
-    )
-    generation: str | dict | None = attrs.field(
-        default=None, metadata={"help": "an official search name or GenerationConfig kwargs"}
-    )
+    loss: Component | None = attrs.field(default=None, metadata={"help": TASK_PARTS_HELP["loss"]})
+    metrics: list[Component] | None = attrs.field(default=None, metadata={"help": TASK_PARTS_HELP["metrics"]})
+    generation: str | dict | None = attrs.field(default=None, metadata={"help": TASK_PARTS_HELP["generation"]})
 
     @property
     def name(self) -> str:
@@ -202,15 +205,9 @@ class RecipeFile:
     )
     plugins: PluginsSection = attrs.field(factory=PluginsSection)
     data: DataSection = attrs.field(factory=DataSection)
-    loss: Component | None = attrs.field(
-        default=None, metadata={"help": "loss name or {name, ...options}; default: the task's"}
-    )
-    metrics: list[Component] | None = attrs.field(
-        default=None, metadata={"help": "metric names or {name, ...options}; default: the task's"}
-    )
-    generation: str | dict | None = attrs.field(
-        default=None, metadata={"help": "an official search name or GenerationConfig kwargs"}
-    )
+    loss: Component | None = attrs.field(default=None, metadata={"help": TASK_PARTS_HELP["loss"]})
+    metrics: list[Component] | None = attrs.field(default=None, metadata={"help": TASK_PARTS_HELP["metrics"]})
+    generation: str | dict | None = attrs.field(default=None, metadata={"help": TASK_PARTS_HELP["generation"]})
     peft: PeftSection | None = attrs.field(
         default=None,
         metadata={
