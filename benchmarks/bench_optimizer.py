@@ -118,8 +118,8 @@ def test_lit_update_share(benchmark, report):
 
     report(
         f"LiT update, CN-base shape ({count / 1e6:.1f} M trainable parameters), batch {batch}, fp32, CPU 2 threads: "
-        f"forward+backward {ms['step']:.0f} ms; update now {share('now')}, previous default {share('multiplied')}, "
-        f"per-tensor {share('before')}"
+        f"forward+backward {ms['step']:.0f} ms; update now {share('now')}, "
+        f"gradients multiplied first {share('multiplied')}, per-tensor {share('before')}"
     )
     floors = ", ".join(f"{name} {BYTES[name] * count / 1e9:.2f} GB" for name in BYTES)
     report(
