@@ -200,4 +200,5 @@ def test_under_torchrun_only_rank_0_prints(tmp_path: Path) -> None:
     assert summary["steps"] == 2 and summary["final_eval"]["examples"] == 2
     err = done.stderr
     assert err.count("ofa: 2 steps") == 1 and err.count("ofa: step 2 eval:") == 1 and err.count(" on valid: ") == 1
-    assert [int(m[1]) for m in progress(err)] == [1, 2]  # rank 0 only
+    # rank 0 only; searched anywhere in the text, as rank 1's warnings may land mid-line in the shared stderr
+    assert re.findall(r"ofa: step (\d+)/2 \(", err) == ["1", "2"], err
