@@ -10,7 +10,7 @@ stay fast. The test kit that builds tiny models and runs recipes is `ofa_core.te
 """
 
 from ofa_core._errors import OFAError
-from ofa_core.model.lazy import lazy_exports
+from ofa_core.model.lazy import lazy_exports as _lazy_exports
 from ofa_core.plugin._answer_lists import read_answer_list
 from ofa_core.plugin._components import DEFAULT_LOSS, TASK_HOOKS, Components, Metrics, Readers, Task
 from ofa_core.plugin._hooks import PROJECT, Register, hookimpl, hookspec
@@ -104,7 +104,7 @@ __all__ = [
 ]
 
 # numpy only for the plugins that handle boxes: the location-token helpers load on first use.
-_BOX_HELPERS, __getattr__, __dir__ = lazy_exports(
+_BOX_HELPERS, __getattr__, __dir__ = _lazy_exports(
     __name__,
     {"ofa_core.model.boxes": ("bin_token", "bins_to_box", "box_to_bins", "box_to_text", "text_to_box", "text_to_bins")},
     globals(),
