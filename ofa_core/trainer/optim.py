@@ -39,7 +39,7 @@ def build_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Ada
 def total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     """The gradients' L2 norm. Of fp32 tensors on a CPU: BLAS dot products, summed in float64, which take half the
     time of torch's norm kernel there and come closer to the exact value (3e-7 against 2e-5 relative error on the
-    LiT shape); of any other (a GPU's, FSDP's DTensors), torch's `get_total_norm`."""
+    LiT shape, 2 threads); of any other (a GPU's, FSDP's DTensors), torch's `get_total_norm`."""
     if all(type(grad) is torch.Tensor and grad.device.type == "cpu" and grad.dtype == torch.float32 for grad in grads):
         squares = torch.stack([torch.dot(grad.reshape(-1), grad.reshape(-1)) for grad in grads])
         return squares.double().sum().sqrt().float()
@@ -80,20 +80,16 @@ def scaled_step(
     reciprocal instead of a product). Other optimizers and FSDP's sharded gradients are multiplied first.
     """
     grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
+    if not grads or not optimizer.defaults.get("fused") or hasattr(grads[0], "full_tensor"):  # FSDP's DTensors
+        norm = scale_and_clip_(parameters, scale, max_norm)
         optimizer.step()
-        return torch.zeros(())
+        return norm
     norm, factor = _norm_and_factor(grads, scale, max_norm)
-    if optimizer.defaults.get("fused") and not hasattr(norm, "full_tensor"):  # DTensors: multiplied, as below
-        optimizer.grad_scale = factor.reciprocal().to(torch.float32)
-        try:
-            optimizer.step()
-        finally:
-            del optimizer.grad_scale
-    else:
-        for grad in grads:
-            grad.mul_(factor)
+    optimizer.grad_scale = factor.reciprocal().to(torch.float32)
+    try:
         optimizer.step()
+    finally:
+        del optimizer.grad_scale
     return norm
 
 
