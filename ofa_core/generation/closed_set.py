@@ -20,13 +20,14 @@ import torch
 from ofa_core.generation.answer_tokens import answer_ids
 from ofa_core.generation.trie import CandidateTrie
 from ofa_core.model.labels import IGNORE_INDEX
+from ofa_core.model.modeling.beam_search import PROCESSOR_INPUTS
 from ofa_core.plugin import ClosedSet
 
 
 def source_inputs(inputs: dict) -> dict:
     """What `generate()` takes from a processor batch beside `input_ids`: its attention mask, patch images and
     patch masks, None where the batch has none."""
-    return {name: inputs.get(name) for name in ("attention_mask", "patch_images", "patch_masks")}
+    return {name: inputs.get(name) for name in PROCESSOR_INPUTS}
 
 
 @attrs.frozen

@@ -349,7 +349,9 @@ class _DecoderState:
             self.padding = self.padding.index_select(0, kept_sentences)
 
 
-SOURCE_INPUTS = ("attention_mask", "patch_images", "patch_masks", "encoder_outputs")
+PROCESSOR_INPUTS = ("attention_mask", "patch_images", "patch_masks")
+"""What a processor batch gives the encoder beside `input_ids`."""
+SOURCE_INPUTS = (*PROCESSOR_INPUTS, "encoder_outputs")
 """The `generate()` keyword arguments the search passes on to the encoder (or takes as its output)."""
 
 
