@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from ofa_core.plugin import LossOutput, LossSpec, hookimpl
+from ofa_core.plugin import DEFAULT_LOSS, LossOutput, LossSpec, hookimpl
 from ofa_core.trainer.scst_options import ScstOptions
 
 
@@ -68,5 +68,5 @@ SCST = LossSpec(
 
 @hookimpl
 def ofa_register_losses(register):
-    register("label_smoothed_cross_entropy", LABEL_SMOOTHED_CE)
+    register(DEFAULT_LOSS, LABEL_SMOOTHED_CE)
     register("scst", SCST)
