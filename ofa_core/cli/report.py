@@ -99,23 +99,27 @@ def task_files(tasks, paths: list[Path]) -> dict[str, Path]:
     return files
 
 
-def run_directory(given: str | None, files: dict[str, Path]) -> Path | None:
-    """`--run`, else the folder of the predictions when it holds a run's log.jsonl (`ofa run` and `ofa eval` write
-    their predictions in the run directory)."""
+def given_run_directory(given: str | None) -> Path | None:
+    """`--run`, checked to hold a run's log.jsonl (None when not given)."""
     if given is None:
-        folder = next(iter(files.values())).parent
-        return folder if (folder / "log.jsonl").is_file() else None
+        return None
     run_dir = Path(given)
     if not (run_dir / "log.jsonl").is_file():
         raise OFAError(f"{run_dir}: --run: no log.jsonl in it; give the run's output directory")
     return run_dir
 
 
+def predictions_run_directory(files: dict[str, Path]) -> Path | None:
+    """The folder of the predictions when it holds a run's log.jsonl (`ofa run` and `ofa eval` write their
+    predictions in the run directory)."""
+    folder = next(iter(files.values())).parent
+    return folder if (folder / "log.jsonl").is_file() else None
+
+
 def run(args: argparse.Namespace) -> int:
     check_limit(args.report_limit)
     paths = [Path(path) for path in args.predictions]
-    if args.run_dir is not None:
-        run_directory(args.run_dir, {})  # a wrong --run is said before the recipe is read
+    run_dir = given_run_directory(args.run_dir)  # a wrong --run is said before the recipe is read
     from ofa_core.report.sources import read_meta
 
     first = newest(paths[0]) if paths[0].is_dir() else paths[0]
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     written = build.write(
         sources.sections(tasks, files, args.report_limit, split),
         out,
-        run_dir=run_directory(args.run_dir, files),
+        run_dir=run_dir or predictions_run_directory(files),
         limit=args.report_limit,
     )
     print(written)
